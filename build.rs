@@ -1,1 +1,54 @@
-fn main() {}
+//! Link configuration for rawlink.sys.
+//!
+//! * Linux cross build (`cargo xtask build`): the driver is linked by lld-link with the flags a WDM driver
+//!   needs; nothing else is required from the build machine.
+//! * Windows with the WDK (`--features wdk`, driven by cargo-make): wdk-build supplies the link configuration
+//!   and the bindings are proven against the installed WDK (see `build/wdk.rs`).
+
+#[cfg(feature = "wdk")]
+#[path = "build/wdk.rs"]
+mod wdk;
+
+/// lld-link flags for a kernel-mode driver image, as link.exe/wdk-build use them, plus `/RELEASE` so that the
+/// PE checksum is computed (the Windows loader checks it for boot drivers; tools check it too).
+const DRIVER_LINK_ARGS: &[&str] = &[
+    "/DRIVER",
+    "/SUBSYSTEM:NATIVE,10.0",
+    "/OSVERSION:10.0",
+    "/ENTRY:DriverEntry",
+    "/NODEFAULTLIB",
+    "/INTEGRITYCHECK",
+    "/DYNAMICBASE",
+    "/NXCOMPAT",
+    "/HIGHENTROPYVA",
+    "/OPT:REF,ICF",
+    "/RELEASE",
+    "/MANIFEST:NO",
+    // lld-link marks images terminal-server aware unless told otherwise; link.exe drivers are not.
+    "/TSAWARE:NO",
+    "/DEBUG:FULL",
+];
+
+fn main() {
+    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-env-changed=CARGO_FEATURE_WDK");
+
+    #[cfg(feature = "wdk")]
+    {
+        if let Err(e) = wdk::configure() {
+            println!("cargo:warning=wdk-build configuration failed: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+
+    #[allow(unreachable_code)]
+    {
+        let target = std::env::var("TARGET").unwrap_or_default();
+        if target == "x86_64-pc-windows-msvc" {
+            for arg in DRIVER_LINK_ARGS {
+                println!("cargo:rustc-cdylib-link-arg={arg}");
+            }
+        }
+    }
+}

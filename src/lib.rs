@@ -1,6 +1,42 @@
-//! rawlink: an NDIS 6 protocol driver (placeholder; the driver is being written).
+//! rawlink: an NDIS 6 protocol driver that gives user mode raw Ethernet send and receive on every bound
+//! adapter.
+//!
+//! Layout (Microsoft's ndisprot split, in Rust):
+//! * [`entry`]: DriverEntry / DriverUnload — acquisition and release of everything, in order;
+//! * `protocol`: the ProtocolXxx callbacks and the registration characteristics;
+//! * `dispatch`: IRP dispatch for the control device;
+//! * `kernel`: the thin safe wrappers over kernel and NDIS calls (allocator, panic handler, spin lock, IRP);
+//! * [`error`], [`version`], [`driver`]: plain safe logic, unit-tested on the Linux host.
+//!
+//! The FFI layer is compiled only for the Windows target, where the raw imports exist. On the host the crate
+//! links `std` (for its panic handler and the test harness) but still uses only `core` and `alloc`.
 #![no_std]
 #![deny(unsafe_code)]
 
 #[cfg(not(windows))]
 extern crate std;
+
+extern crate alloc;
+
+pub mod driver;
+pub mod error;
+pub mod version;
+
+#[cfg(windows)]
+mod kernel;
+
+#[cfg(windows)]
+mod dispatch;
+#[cfg(windows)]
+pub mod entry;
+#[cfg(windows)]
+mod protocol;
+
+#[cfg(windows)]
+#[global_allocator]
+static ALLOCATOR: kernel::alloc::PoolAllocator = kernel::alloc::PoolAllocator;
+
+// `_fltused` tells the MSVC toolchain that floating point is used; compiler_builtins references it. It is
+// defined in assembly so that it does not appear in the export table (a `#[no_mangle] static` would).
+#[cfg(windows)]
+core::arch::global_asm!(".globl _fltused", ".section .rdata,\"dr\"", ".p2align 2", "_fltused:", ".long 0", ".text");

@@ -1,0 +1,14 @@
+//! The thin layer of safe wrappers over the kernel and NDIS: the only driver module (with the callback shims
+//! in `protocol` and `dispatch`, and `entry`) where `unsafe` is allowed. Every `unsafe` block states why it
+//! is sound in a `// SAFETY:` line.
+//!
+//! Compiled only for the Windows target: the raw imports exist only there. The protocol logic above this
+//! layer is plain safe Rust and is unit-tested on the host.
+#![allow(unsafe_code)]
+
+pub mod alloc;
+pub mod irp;
+pub mod irql;
+pub mod panic;
+pub mod string;
+pub mod sync;

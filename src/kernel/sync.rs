@@ -1,0 +1,95 @@
+//! A spin lock that owns the data it protects and releases in `Drop`.
+//!
+//! Backed by a `KSPIN_LOCK` (what `NDIS_SPIN_LOCK` wraps; `NdisAcquireSpinLock` is a macro over the same Ke
+//! routines on x64). `lock()` raises to DISPATCH_LEVEL and restores the previous IRQL on release;
+//! `lock_at_dispatch()` is the `NdisDprAcquireSpinLock` form for code already at DISPATCH_LEVEL (receive and
+//! send-complete paths), which skips the IRQL change.
+
+use super::irql::{self, DISPATCH_LEVEL};
+use core::cell::UnsafeCell;
+use core::ops::{Deref, DerefMut};
+use ndis_sys::{
+    KeAcquireSpinLockAtDpcLevel, KeAcquireSpinLockRaiseToDpc, KeReleaseSpinLock, KeReleaseSpinLockFromDpcLevel,
+    KIRQL, KSPIN_LOCK,
+};
+
+/// Data of type `T` behind a kernel spin lock.
+///
+/// # Invariants
+///
+/// `data` is only reached through a [`SpinLockGuard`], which exists only while `lock` is held.
+pub struct SpinLock<T> {
+    lock: UnsafeCell<KSPIN_LOCK>,
+    data: UnsafeCell<T>,
+}
+
+// SAFETY: the lock serialises all access to `data`, so sharing the lock across threads is sound when the
+// data itself may move between threads.
+unsafe impl<T: Send> Sync for SpinLock<T> {}
+// SAFETY: the lock holds no thread affinity; moving it moves the data.
+unsafe impl<T: Send> Send for SpinLock<T> {}
+
+impl<T> SpinLock<T> {
+    /// A new, released lock. (`KeInitializeSpinLock` only stores zero, which this does in Rust.)
+    pub const fn new(data: T) -> Self {
+        Self { lock: UnsafeCell::new(0), data: UnsafeCell::new(data) }
+    }
+
+    /// Acquires the lock from IRQL <= DISPATCH_LEVEL, raising to DISPATCH_LEVEL until the guard drops.
+    pub fn lock(&self) -> SpinLockGuard<'_, T> {
+        // SAFETY: `self.lock` is a valid, initialised KSPIN_LOCK for the life of `self`; callers run at
+        // IRQL <= DISPATCH_LEVEL (every context of this driver).
+        let old = unsafe { KeAcquireSpinLockRaiseToDpc(self.lock.get()) };
+        SpinLockGuard { owner: self, old_irql: Some(old) }
+    }
+
+    /// Acquires the lock when the caller is known to run at DISPATCH_LEVEL (a receive or completion
+    /// callback). Falls back to [`lock`](Self::lock) if that is not so, rather than corrupting the IRQL.
+    pub fn lock_at_dispatch(&self) -> SpinLockGuard<'_, T> {
+        if irql::current() != DISPATCH_LEVEL {
+            return self.lock();
+        }
+        // SAFETY: the caller runs at DISPATCH_LEVEL (checked above); the lock is valid as in `lock`.
+        unsafe { KeAcquireSpinLockAtDpcLevel(self.lock.get()) };
+        SpinLockGuard { owner: self, old_irql: None }
+    }
+
+    /// Mutable access without locking, when the caller owns the lock exclusively.
+    pub fn get_mut(&mut self) -> &mut T {
+        self.data.get_mut()
+    }
+}
+
+/// Proof that a [`SpinLock`] is held; releases it when dropped.
+#[must_use = "the lock is released as soon as the guard is dropped"]
+pub struct SpinLockGuard<'a, T> {
+    owner: &'a SpinLock<T>,
+    /// The IRQL to return to, or `None` when acquired at DISPATCH_LEVEL.
+    old_irql: Option<KIRQL>,
+}
+
+impl<T> Deref for SpinLockGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: the guard exists only while the lock is held (type invariant of SpinLock).
+        unsafe { &*self.owner.data.get() }
+    }
+}
+
+impl<T> DerefMut for SpinLockGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: as in `deref`; `&mut self` makes this the only access through the guard.
+        unsafe { &mut *self.owner.data.get() }
+    }
+}
+
+impl<T> Drop for SpinLockGuard<'_, T> {
+    fn drop(&mut self) {
+        match self.old_irql {
+            // SAFETY: acquired by KeAcquireSpinLockRaiseToDpc, which returned `old`.
+            Some(old) => unsafe { KeReleaseSpinLock(self.owner.lock.get(), old) },
+            // SAFETY: acquired by KeAcquireSpinLockAtDpcLevel; we are still at DISPATCH_LEVEL.
+            None => unsafe { KeReleaseSpinLockFromDpcLevel(self.owner.lock.get()) },
+        }
+    }
+}
