@@ -1,0 +1,8 @@
+//! ndis-host: loads the real `rawlink.sys` into a Linux process and checks it the way Windows would.
+//!
+//! This first part is [`image`]: reading and auditing the PE image as the Windows loader, ApiValidator and
+//! link.exe's driver conventions expect it. The loader and the emulated kernel build on it.
+#![forbid(unsafe_code)]
+
+pub mod image;
+pub mod wdk;
