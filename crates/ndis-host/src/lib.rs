@@ -2,7 +2,9 @@
 //!
 //! This first part is [`image`]: reading and auditing the PE image as the Windows loader, ApiValidator and
 //! link.exe's driver conventions expect it. The loader and the emulated kernel build on it.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod image;
+pub mod loader;
+mod native;
 pub mod wdk;

@@ -1,0 +1,345 @@
+//! The PE loader: maps a driver image, applies base relocations, binds every import to a host function,
+//! applies section protections, and lists the privileged instructions the image contains.
+//!
+//! An import the host does not provide, or one Windows does not export (not an `import` row of WDK
+//! 10.0.16299's function list), fails the load; the error names every such import, not just the first.
+
+use crate::image::{Import, ImageError, ImageInfo, KERNEL_MODULES};
+use crate::native::mapping::{Mapping, Protection};
+use crate::wdk::{FunctionTable, Linkage};
+use iced_x86::{Decoder, DecoderOptions, Formatter, IntelFormatter, Mnemonic, OpKind, Register};
+use object::pe;
+use object::read::pe::{ImageNtHeaders, ImageOptionalHeader, PeFile64};
+use object::LittleEndian as LE;
+use std::fmt;
+
+/// Why a load failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error("imports that Windows does not export (not `import` rows of WDK 10.0.16299): {}", list(.0))]
+    NotExported(Vec<Import>),
+    #[error("imports from modules other than ntoskrnl.exe, HAL.dll and ndis.sys: {}", list(.0))]
+    ForeignModule(Vec<Import>),
+    #[error("imports the host does not provide: {}", list(.0))]
+    Unresolved(Vec<Import>),
+    #[error("malformed image: {0}")]
+    Malformed(String),
+    #[error("mapping the image: {0}")]
+    Map(#[from] std::io::Error),
+}
+
+fn list(imports: &[Import]) -> String {
+    imports.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+}
+
+/// Supplies the address of a host function for an import.
+pub trait Resolver {
+    fn resolve(&self, module: &str, name: &str) -> Option<usize>;
+}
+
+/// A privileged instruction found in an executable section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrivilegedInstruction {
+    pub rva: u32,
+    pub text: String,
+    pub kind: PrivilegedKind,
+}
+
+/// What the host does about a privileged instruction when it executes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrivilegedKind {
+    /// `mov reg, cr8`: KeGetCurrentIrql.
+    ReadCr8,
+    /// `mov cr8, reg`: KeRaiseIrql / KeLowerIrql inlines.
+    WriteCr8,
+    /// A read of KUSER_SHARED_DATA (0xFFFFF78000000000): tick count / interrupt time inlines.
+    SharedUserData,
+    /// Anything else ring-0 only (cli, sti, hlt, rdmsr, other control registers, port I/O, ...):
+    /// not emulated; executing it is reported as a fault.
+    Other,
+}
+
+/// KUSER_SHARED_DATA's kernel-mode address on x64.
+pub const KUSER_SHARED_DATA: u64 = 0xFFFF_F780_0000_0000;
+
+/// A mapped, relocated, bound image.
+#[derive(Debug)]
+pub struct LoadedImage {
+    mapping: Mapping,
+    pub info: ImageInfo,
+    /// Absolute address of the entry point (DriverEntry).
+    pub entry: usize,
+    pub privileged: Vec<PrivilegedInstruction>,
+    /// Every import and the host address it was bound to.
+    pub bindings: Vec<(Import, usize)>,
+}
+
+impl LoadedImage {
+    pub fn base(&self) -> usize {
+        self.mapping.base()
+    }
+
+    pub fn size(&self) -> usize {
+        self.mapping.len()
+    }
+
+    /// Whether `addr` lies inside the image.
+    pub fn contains(&self, addr: usize) -> bool {
+        addr >= self.base() && addr - self.base() < self.size()
+    }
+
+    /// The absolute address of an export.
+    pub fn export(&self, name: &str) -> Option<usize> {
+        self.info.exports.iter().find(|(n, _)| n == name).map(|&(_, rva)| self.base() + rva as usize)
+    }
+}
+
+/// Loads `bytes` as a kernel driver, binding imports through `resolver`.
+pub fn load(bytes: &[u8], resolver: &dyn Resolver, functions: &FunctionTable) -> Result<LoadedImage, LoadError> {
+    let info = ImageInfo::parse(bytes)?;
+    let file = PeFile64::parse(bytes).map_err(|e| LoadError::Malformed(e.to_string()))?;
+    let nt = file.nt_headers();
+    let oh = nt.optional_header();
+
+    // Imports first: refuse before mapping anything.
+    let foreign: Vec<Import> = info
+        .imports
+        .iter()
+        .filter(|i| !KERNEL_MODULES.iter().any(|m| m.eq_ignore_ascii_case(&i.module)))
+        .cloned()
+        .collect();
+    if !foreign.is_empty() {
+        return Err(LoadError::ForeignModule(foreign));
+    }
+    let not_exported: Vec<Import> = info
+        .imports
+        .iter()
+        .filter(|i| functions.linkage(&i.name) != Some(Linkage::Import))
+        .cloned()
+        .collect();
+    if !not_exported.is_empty() {
+        return Err(LoadError::NotExported(not_exported));
+    }
+    let unresolved: Vec<Import> =
+        info.imports.iter().filter(|i| resolver.resolve(&i.module, &i.name).is_none()).cloned().collect();
+    if !unresolved.is_empty() {
+        return Err(LoadError::Unresolved(unresolved));
+    }
+
+    let size = usize::try_from(oh.size_of_image()).map_err(|e| LoadError::Malformed(e.to_string()))?;
+    let mut mapping = Mapping::new(size)?;
+    let headers = usize::try_from(oh.size_of_headers()).unwrap_or(usize::MAX).min(bytes.len()).min(size);
+    mapping.write(0, bytes.get(..headers).unwrap_or_default())?;
+    let sections = file.section_table();
+    for s in sections.iter() {
+        let va = s.virtual_address.get(LE) as usize;
+        let raw = s.pointer_to_raw_data.get(LE) as usize;
+        let raw_len = (s.size_of_raw_data.get(LE) as usize).min(s.virtual_size.get(LE).max(s.size_of_raw_data.get(LE)) as usize);
+        if raw_len == 0 {
+            continue;
+        }
+        let data = bytes
+            .get(raw..raw.saturating_add(raw_len))
+            .ok_or_else(|| LoadError::Malformed(format!("section {} data leaves the file", name(s.raw_name()))))?;
+        mapping.write(va, data)?;
+    }
+
+    // Base relocations.
+    let delta = (mapping.base() as u64).wrapping_sub(oh.image_base());
+    if let Some(mut blocks) = file
+        .data_directories()
+        .relocation_blocks(bytes, &sections)
+        .map_err(|e| LoadError::Malformed(e.to_string()))?
+    {
+        while let Some(block) = blocks.next().map_err(|e| LoadError::Malformed(e.to_string()))? {
+            for r in block {
+                match r.typ {
+                    pe::IMAGE_REL_BASED_ABSOLUTE => {}
+                    pe::IMAGE_REL_BASED_DIR64 => {
+                        let off = r.virtual_address as usize;
+                        let v = u64::from_le_bytes(mapping.read::<8>(off)?);
+                        mapping.write(off, &v.wrapping_add(delta).to_le_bytes())?;
+                    }
+                    other => {
+                        return Err(LoadError::Malformed(format!(
+                            "relocation type {other} at {:#x} (only DIR64 is valid in a PE32+ driver)",
+                            r.virtual_address
+                        )))
+                    }
+                }
+            }
+        }
+    }
+
+    // Imports: write each host address into the IAT.
+    let mut bindings = Vec::new();
+    if let Some(table) = file.import_table().map_err(|e| LoadError::Malformed(e.to_string()))? {
+        let mut descriptors = table.descriptors().map_err(|e| LoadError::Malformed(e.to_string()))?;
+        while let Some(d) = descriptors.next().map_err(|e| LoadError::Malformed(e.to_string()))? {
+            let module = String::from_utf8_lossy(table.name(d.name.get(LE)).map_err(|e| LoadError::Malformed(e.to_string()))?)
+                .into_owned();
+            let lookup = match d.original_first_thunk.get(LE) {
+                0 => d.first_thunk.get(LE),
+                rva => rva,
+            };
+            let mut thunks = table.thunks(lookup).map_err(|e| LoadError::Malformed(e.to_string()))?;
+            let mut iat = d.first_thunk.get(LE) as usize;
+            while let Some(t) = thunks.next::<pe::ImageNtHeaders64>().map_err(|e| LoadError::Malformed(e.to_string()))? {
+                let name = match table.import::<pe::ImageNtHeaders64>(t).map_err(|e| LoadError::Malformed(e.to_string()))? {
+                    object::read::pe::Import::Name(_, n) => String::from_utf8_lossy(n).into_owned(),
+                    object::read::pe::Import::Ordinal(n) => format!("#{n}"),
+                };
+                let imp = Import { module: module.clone(), name };
+                let addr = resolver.resolve(&imp.module, &imp.name).ok_or_else(|| LoadError::Unresolved(vec![imp.clone()]))?;
+                mapping.write(iat, &(addr as u64).to_le_bytes())?;
+                bindings.push((imp, addr));
+                iat += 8;
+            }
+        }
+    }
+
+    // Protections: headers read-only, then each section as its characteristics say.
+    mapping.protect(0, headers.max(1), Protection::ReadOnly)?;
+    let mut privileged = Vec::new();
+    for (s, sec) in sections.iter().zip(&info.sections) {
+        let va = sec.virtual_address as usize;
+        let len = (sec.virtual_size.max(sec.raw_size)) as usize;
+        if len == 0 {
+            continue;
+        }
+        let c = sec.characteristics;
+        let (r, w, x) = (
+            c & pe::IMAGE_SCN_MEM_READ.0 != 0,
+            c & pe::IMAGE_SCN_MEM_WRITE.0 != 0,
+            c & pe::IMAGE_SCN_MEM_EXECUTE.0 != 0,
+        );
+        let prot = match (r || x, w, x) {
+            (_, true, true) => Protection::ReadWriteExecute,
+            (_, false, true) => Protection::ReadExecute,
+            (_, true, false) => Protection::ReadWrite,
+            (true, false, false) => Protection::ReadOnly,
+            (false, false, false) => Protection::NoAccess,
+        };
+        if x {
+            let raw = s.pointer_to_raw_data.get(LE) as usize;
+            let code = bytes.get(raw..raw.saturating_add(sec.raw_size.min(sec.virtual_size) as usize)).unwrap_or_default();
+            privileged.extend(scan_privileged(code, sec.virtual_address));
+        }
+        mapping.protect(va, len, prot)?;
+    }
+
+    let entry = mapping.base() + info.entry_point as usize;
+    Ok(LoadedImage { mapping, info, entry, privileged, bindings })
+}
+
+fn name(raw: &[u8]) -> String {
+    String::from_utf8_lossy(raw).into_owned()
+}
+
+/// Decodes `code` (at image offset `rva`) linearly and lists every instruction that faults in user mode.
+pub fn scan_privileged(code: &[u8], rva: u32) -> Vec<PrivilegedInstruction> {
+    let mut out = Vec::new();
+    let mut decoder = Decoder::with_ip(64, code, u64::from(rva), DecoderOptions::NONE);
+    let mut formatter = IntelFormatter::new();
+    for instr in &mut decoder {
+        if instr.is_invalid() {
+            continue;
+        }
+        let kind = classify(&instr);
+        if let Some(kind) = kind {
+            let mut text = String::new();
+            formatter.format(&instr, &mut text);
+            // CAST: the decoder's IP started at a u32 RVA and advances inside one section.
+            out.push(PrivilegedInstruction { rva: instr.ip() as u32, text, kind });
+        }
+    }
+    out
+}
+
+/// Classifies an instruction that would fault in user mode; `None` for ordinary instructions.
+pub fn classify(instr: &iced_x86::Instruction) -> Option<PrivilegedKind> {
+    let cr = |r: Register| (Register::CR0 as u32..=Register::CR15 as u32).contains(&(r as u32));
+    if instr.mnemonic() == Mnemonic::Mov && instr.op_count() == 2 {
+        let (a, b) = (instr.op0_register(), instr.op1_register());
+        if instr.op0_kind() == OpKind::Register && instr.op1_kind() == OpKind::Register {
+            if b == Register::CR8 {
+                return Some(PrivilegedKind::ReadCr8);
+            }
+            if a == Register::CR8 {
+                return Some(PrivilegedKind::WriteCr8);
+            }
+            if cr(a) || cr(b) {
+                return Some(PrivilegedKind::Other);
+            }
+        }
+    }
+    for i in 0..instr.op_count() {
+        if instr.op_kind(i) == OpKind::Memory
+            && instr.memory_base() == Register::None
+            && instr.memory_index() == Register::None
+            && (instr.memory_displacement64() & !0xFFF) == KUSER_SHARED_DATA
+        {
+            return Some(PrivilegedKind::SharedUserData);
+        }
+    }
+    match instr.mnemonic() {
+        Mnemonic::Cli
+        | Mnemonic::Sti
+        | Mnemonic::Hlt
+        | Mnemonic::Rdmsr
+        | Mnemonic::Wrmsr
+        | Mnemonic::In
+        | Mnemonic::Out
+        | Mnemonic::Insb
+        | Mnemonic::Outsb
+        | Mnemonic::Invlpg
+        | Mnemonic::Swapgs
+        | Mnemonic::Lgdt
+        | Mnemonic::Lidt
+        | Mnemonic::Wbinvd => Some(PrivilegedKind::Other),
+        _ => None,
+    }
+}
+
+impl fmt::Display for PrivilegedInstruction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#010x}: {} ({:?})", self.rva, self.text, self.kind)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_cr8_and_shared_data_reads() {
+        // mov rax, cr8 ; mov cr8, rcx ; mov rax, [0xFFFFF78000000320] ; ret ; cli
+        let code = [
+            0x44, 0x0F, 0x20, 0xC0, // mov rax, cr8
+            0x44, 0x0F, 0x22, 0xC1, // mov cr8, rcx
+            0x48, 0xA1, 0x20, 0x03, 0x00, 0x00, 0x80, 0xF7, 0xFF, 0xFF, // mov rax, [moffs64]
+            0xC3, // ret
+            0xFA, // cli
+        ];
+        let found = scan_privileged(&code, 0x1000);
+        let kinds: Vec<_> = found.iter().map(|p| (p.rva, p.kind)).collect();
+        assert_eq!(
+            kinds,
+            [
+                (0x1000, PrivilegedKind::ReadCr8),
+                (0x1004, PrivilegedKind::WriteCr8),
+                (0x1008, PrivilegedKind::SharedUserData),
+                (0x1013, PrivilegedKind::Other),
+            ]
+        );
+        assert!(found[0].text.contains("cr8"), "{}", found[0].text);
+    }
+
+    #[test]
+    fn ordinary_code_is_not_privileged() {
+        let code = [0x48, 0x89, 0xC8, 0xC3]; // mov rax, rcx ; ret
+        assert!(scan_privileged(&code, 0).is_empty());
+    }
+}

@@ -1,0 +1,6 @@
+//! The host's native layer: the only place in ndis-host that touches raw memory, page protections, signals
+//! and foreign function pointers. Running a PE driver inside a Linux process cannot be done without that;
+//! everything above this module is safe Rust. Every `unsafe` block states why it is sound.
+#![allow(unsafe_code)]
+
+pub mod mapping;
