@@ -1,1 +1,87 @@
-fn main() {}
+//! `cargo xtask`: the one place that knows the toolchains.
+//!
+//! * `build` — cross-builds rawlink.sys with Debian's rustc + build-std and writes the package folder.
+//! * `test`  — `build`, then the whole workspace's tests on the host with the normal stable toolchain.
+//! * `demo`  — `build`, then shows what was built.
+
+mod driver;
+mod inf;
+mod toolchain;
+
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const USAGE: &str = "\
+usage: cargo xtask <command> [args]
+
+commands:
+  build            cross-build rawlink.sys (Debian rustc + build-std) into target/rawlink-package/
+  test [ARGS...]   build, then run every test of the workspace (ARGS go to `cargo test`)
+  demo             build, then show the driver image and its audit
+  toolchain        check (and as root install) the driver toolchain, then print it
+";
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("xtask: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    let cmd = args.next().unwrap_or_default();
+    let rest: Vec<String> = args.collect();
+    let root = workspace_root()?;
+    match cmd.as_str() {
+        "build" => {
+            let pkg = driver::build_and_package(&root)?;
+            println!("xtask: package ready in {}", pkg.dir.display());
+            Ok(())
+        }
+        "test" => {
+            let pkg = driver::build_and_package(&root)?;
+            host_cargo_test(&root, &pkg.dir, &rest)
+        }
+        "demo" => {
+            let pkg = driver::build_and_package(&root)?;
+            driver::describe(&pkg)
+        }
+        "toolchain" => {
+            let tc = toolchain::ensure()?;
+            println!("rustc   {} ({})", tc.rustc.display(), tc.version);
+            println!("cargo   {}", tc.cargo.display());
+            println!("linker  {}", tc.linker.display());
+            Ok(())
+        }
+        "" | "help" | "-h" | "--help" => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => bail!("unknown command `{other}`\n{USAGE}"),
+    }
+}
+
+/// The workspace root: xtask lives in `<root>/xtask`.
+fn workspace_root() -> Result<PathBuf> {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map(Path::to_path_buf).context("xtask has no parent directory")
+}
+
+/// Runs the host test suite with the cargo that started xtask (the normal stable toolchain), pointing the
+/// integration tests at the freshly built package.
+fn host_cargo_test(root: &Path, package_dir: &Path, extra: &[String]) -> Result<()> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(root)
+        .args(["test", "--workspace"])
+        .args(extra)
+        .env("RAWLINK_PACKAGE_DIR", package_dir)
+        .status()
+        .context("running cargo test")?;
+    if !status.success() {
+        bail!("cargo test failed ({status})");
+    }
+    Ok(())
+}
