@@ -3,4 +3,5 @@
 //! everything above this module is safe Rust. Every `unsafe` block states why it is sound.
 #![allow(unsafe_code)]
 
+pub mod cpu;
 pub mod mapping;

@@ -1,0 +1,353 @@
+//! Running driver code: per-thread IRQL, emulation of the privileged instructions header inlines compile to,
+//! and the record of a fatal fault.
+//!
+//! A driver reads its IRQL with `mov reg, cr8` (the x64 `KeGetCurrentIrql` inline) and may read
+//! KUSER_SHARED_DATA at 0xFFFFF78000000000. In user mode both fault. The SIGSEGV handler below decodes the
+//! faulting instruction (iced-x86), emulates it against this thread's IRQL or the host's shared-data page,
+//! and resumes after it — the approach Wine takes. A fault it cannot emulate inside a driver image is fatal
+//! for that "processor": the fault is recorded, and the thread parks for good, as a bugchecked CPU would;
+//! the host thread waiting for the call sees the record. Faults outside driver images go to the previous
+//! handler (Rust's stack-overflow reporter, or the default action).
+
+use iced_x86::{Decoder, DecoderOptions, Instruction, OpKind, Register};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Once;
+
+/// KUSER_SHARED_DATA's kernel address on x64 and the size of the page the host emulates.
+pub const SHARED_DATA_BASE: u64 = 0xFFFF_F780_0000_0000;
+const SHARED_DATA_SIZE: u64 = 0x1000;
+
+thread_local! {
+    /// This thread's IRQL, as the driver sees it through CR8. Const-initialised: safe to touch in a signal
+    /// handler (no lazy allocation).
+    static IRQL: Cell<u8> = const { Cell::new(0) };
+}
+
+/// The current thread's IRQL.
+pub fn irql() -> u8 {
+    IRQL.with(Cell::get)
+}
+
+/// Sets the current thread's IRQL (KeRaiseIrql/KeLowerIrql and the spin lock routines do this).
+pub fn set_irql(level: u8) {
+    IRQL.with(|c| c.set(level));
+}
+
+/// Address ranges of loaded driver images (start, end); 0/0 is a free slot. Fixed-size and atomic so that
+/// the signal handler can read it without locks or allocation.
+const MAX_IMAGES: usize = 64;
+static IMAGES: [(AtomicUsize, AtomicUsize); MAX_IMAGES] =
+    [const { (AtomicUsize::new(0), AtomicUsize::new(0)) }; MAX_IMAGES];
+
+/// The emulated KUSER_SHARED_DATA page, as 8-byte words (InterruptTime at 0x8, SystemTime at 0x14, TickCount
+/// at 0x320, ...). The host updates the clock words; reads come from here.
+static SHARED_DATA: [AtomicU64; (SHARED_DATA_SIZE / 8) as usize] = [const { AtomicU64::new(0) }; 512];
+
+/// Stores a value into the emulated shared-data page (offset must be 8-aligned).
+pub fn set_shared_data_u64(offset: usize, value: u64) {
+    if let Some(w) = SHARED_DATA.get(offset / 8) {
+        w.store(value, Ordering::Relaxed);
+    }
+}
+
+fn shared_data_read(offset: u64, size: usize) -> Option<u64> {
+    let word = usize::try_from(offset / 8).ok()?;
+    let lo = SHARED_DATA.get(word)?.load(Ordering::Relaxed);
+    let hi = SHARED_DATA.get(word + 1).map_or(0, |w| w.load(Ordering::Relaxed));
+    let bytes = [lo.to_le_bytes(), hi.to_le_bytes()].concat();
+    let start = usize::try_from(offset % 8).ok()?;
+    let mut v = [0u8; 8];
+    v.get_mut(..size)?.copy_from_slice(bytes.get(start..start + size)?);
+    Some(u64::from_le_bytes(v))
+}
+
+/// Registers a driver image's address range so its faults are emulated. Returns the slot to release.
+pub fn register_image(start: usize, len: usize) -> Option<usize> {
+    install_handler();
+    for (i, (s, e)) in IMAGES.iter().enumerate() {
+        if s.compare_exchange(0, start, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+            e.store(start + len, Ordering::Release);
+            return Some(i);
+        }
+    }
+    None
+}
+
+/// Forgets a registered image.
+pub fn unregister_image(slot: usize) {
+    if let Some((s, e)) = IMAGES.get(slot) {
+        e.store(0, Ordering::Release);
+        s.store(0, Ordering::Release);
+    }
+}
+
+fn in_driver_image(addr: usize) -> bool {
+    IMAGES.iter().any(|(s, e)| {
+        let (s, e) = (s.load(Ordering::Acquire), e.load(Ordering::Acquire));
+        s != 0 && addr >= s && addr < e
+    })
+}
+
+/// A fault the host could not emulate, recorded by the processor it killed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FatalFault {
+    pub signal: i32,
+    pub rip: usize,
+    pub address: usize,
+}
+
+/// The last fatal fault of this process (rip 0 = none). Waiting host threads poll it.
+static FATAL_RIP: AtomicUsize = AtomicUsize::new(0);
+static FATAL_ADDR: AtomicUsize = AtomicUsize::new(0);
+static FATAL_SIGNAL: AtomicUsize = AtomicUsize::new(0);
+/// Incremented per fatal fault, so a waiter can tell a new one from an old one.
+static FATAL_COUNT: AtomicUsize = AtomicUsize::new(0);
+
+/// How many fatal faults have happened in this process.
+pub fn fatal_count() -> usize {
+    FATAL_COUNT.load(Ordering::Acquire)
+}
+
+/// The most recent fatal fault.
+pub fn last_fatal() -> Option<FatalFault> {
+    let rip = FATAL_RIP.load(Ordering::Acquire);
+    (rip != 0).then(|| FatalFault {
+        // CAST: a signal number fits an i32.
+        signal: FATAL_SIGNAL.load(Ordering::Acquire) as i32,
+        rip,
+        address: FATAL_ADDR.load(Ordering::Acquire),
+    })
+}
+
+/// How the handler would treat one instruction; pure, so it is unit-tested without signals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Emulation {
+    /// Write `value` to general register `reg` (full 64-bit register; 32-bit writes zero-extend).
+    SetRegister { reg: Register, value: u64 },
+    /// Set the IRQL from register `reg`.
+    SetIrql { reg: Register },
+}
+
+/// Decides how to emulate `instr` that faulted accessing `fault_addr` at `irql`.
+pub fn plan(instr: &Instruction, fault_addr: u64, irql: u8) -> Option<Emulation> {
+    use iced_x86::Mnemonic;
+    if instr.mnemonic() == Mnemonic::Mov && instr.op_count() == 2 {
+        if instr.op0_kind() == OpKind::Register && instr.op1_kind() == OpKind::Register {
+            if instr.op1_register() == Register::CR8 {
+                return Some(Emulation::SetRegister { reg: instr.op0_register(), value: u64::from(irql) });
+            }
+            if instr.op0_register() == Register::CR8 {
+                return Some(Emulation::SetIrql { reg: instr.op1_register() });
+            }
+        }
+        if instr.op0_kind() == OpKind::Register
+            && instr.op1_kind() == OpKind::Memory
+            && (SHARED_DATA_BASE..SHARED_DATA_BASE + SHARED_DATA_SIZE).contains(&fault_addr)
+        {
+            let size = instr.memory_size().size();
+            let value = shared_data_read(fault_addr - SHARED_DATA_BASE, size)?;
+            return Some(Emulation::SetRegister { reg: instr.op0_register(), value });
+        }
+    }
+    None
+}
+
+/// Index into `ucontext.uc_mcontext.gregs` of a general register (any width).
+fn greg(reg: Register) -> Option<usize> {
+    let full = reg.full_register();
+    let idx = match full {
+        Register::RAX => libc::REG_RAX,
+        Register::RCX => libc::REG_RCX,
+        Register::RDX => libc::REG_RDX,
+        Register::RBX => libc::REG_RBX,
+        Register::RSP => libc::REG_RSP,
+        Register::RBP => libc::REG_RBP,
+        Register::RSI => libc::REG_RSI,
+        Register::RDI => libc::REG_RDI,
+        Register::R8 => libc::REG_R8,
+        Register::R9 => libc::REG_R9,
+        Register::R10 => libc::REG_R10,
+        Register::R11 => libc::REG_R11,
+        Register::R12 => libc::REG_R12,
+        Register::R13 => libc::REG_R13,
+        Register::R14 => libc::REG_R14,
+        Register::R15 => libc::REG_R15,
+        _ => return None,
+    };
+    usize::try_from(idx).ok()
+}
+
+/// Writes `value` into `reg` with x86 semantics: 64- and 32-bit writes replace (32 zero-extends), 16- and
+/// 8-bit writes merge.
+fn write_reg(gregs: &mut [i64], reg: Register, value: u64) -> Option<()> {
+    let i = greg(reg)?;
+    let old = *gregs.get(i)? as u64;
+    let new = match reg.size() {
+        8 => value,
+        4 => value & 0xFFFF_FFFF,
+        2 => (old & !0xFFFF) | (value & 0xFFFF),
+        1 if !reg.is_gpr8() => return None,
+        1 => (old & !0xFF) | (value & 0xFF),
+        _ => return None,
+    };
+    // CAST: gregs are the raw 64-bit register contents.
+    *gregs.get_mut(i)? = new as i64;
+    Some(())
+}
+
+static PREVIOUS_SEGV: AtomicUsize = AtomicUsize::new(0);
+static INSTALL: Once = Once::new();
+
+/// Installs the fault handler once per process, keeping the previous one for faults that are not ours.
+pub fn install_handler() {
+    INSTALL.call_once(|| {
+        // SAFETY: a zeroed sigaction is a valid starting value; the handler has the SA_SIGINFO signature.
+        let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
+        sa.sa_sigaction = on_fault as *const () as usize;
+        sa.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_NODEFER;
+        // SAFETY: an empty mask initialised by sigemptyset.
+        unsafe { libc::sigemptyset(&mut sa.sa_mask) };
+        // SAFETY: a zeroed sigaction receives the previous disposition.
+        let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: valid pointers to initialised sigaction values.
+        let r = unsafe { libc::sigaction(libc::SIGSEGV, &sa, &mut old) };
+        if r == 0 {
+            let boxed = Box::new(old);
+            PREVIOUS_SEGV.store(Box::into_raw(boxed) as usize, Ordering::Release);
+        }
+    });
+}
+
+extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid ucontext_t to an SA_SIGINFO handler.
+    let uc = unsafe { &mut *ctx.cast::<libc::ucontext_t>() };
+    let gregs = &mut uc.uc_mcontext.gregs;
+    let rip_idx = libc::REG_RIP as usize;
+    // CAST: register contents.
+    let rip = gregs[rip_idx] as usize;
+    // SAFETY: `info` is valid for SA_SIGINFO handlers; si_addr is defined for SIGSEGV.
+    let addr = unsafe { (*info).si_addr() } as usize;
+    if in_driver_image(rip) {
+        // SAFETY: `rip` lies inside a mapped, executable driver image; 15 bytes may run past its end only
+        // when the image ends in a partial instruction, so clamp to the registered range.
+        let code = unsafe { code_at(rip) };
+        let mut decoder = Decoder::with_ip(64, code, rip as u64, DecoderOptions::NONE);
+        let instr = decoder.decode();
+        if !instr.is_invalid() {
+            if let Some(e) = plan(&instr, addr as u64, irql()) {
+                let ok = match e {
+                    Emulation::SetRegister { reg, value } => write_reg(gregs, reg, value),
+                    Emulation::SetIrql { reg } => greg(reg).and_then(|i| gregs.get(i).copied()).map(|v| {
+                        // CAST: CR8 holds the IRQL in its low 4 bits.
+                        set_irql((v & 0xF) as u8)
+                    }),
+                };
+                if ok.is_some() {
+                    gregs[rip_idx] = (rip + instr.len()) as i64;
+                    return;
+                }
+            }
+        }
+        // Fatal: record and park this processor for good.
+        FATAL_SIGNAL.store(sig as usize, Ordering::Release);
+        FATAL_ADDR.store(addr, Ordering::Release);
+        FATAL_RIP.store(rip, Ordering::Release);
+        FATAL_COUNT.fetch_add(1, Ordering::AcqRel);
+        loop {
+            // SAFETY: pause only waits for a signal.
+            unsafe { libc::pause() };
+        }
+    }
+    // Not ours: hand over to the previous handler, or die with the default action.
+    let prev = PREVIOUS_SEGV.load(Ordering::Acquire) as *const libc::sigaction;
+    // SAFETY: set once by install_handler from a leaked Box, never freed.
+    let prev = (!prev.is_null()).then(|| unsafe { &*prev });
+    match prev {
+        Some(p) if p.sa_sigaction != libc::SIG_DFL && p.sa_sigaction != libc::SIG_IGN => {
+            if p.sa_flags & libc::SA_SIGINFO != 0 {
+                // SAFETY: the previous handler was installed with the SA_SIGINFO signature.
+                let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+                    unsafe { std::mem::transmute(p.sa_sigaction) };
+                f(sig, info, ctx);
+            } else {
+                // SAFETY: the previous handler was installed with the plain signature.
+                let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(p.sa_sigaction) };
+                f(sig);
+            }
+        }
+        _ => {
+            // SAFETY: restoring the default action and re-raising terminates with the real signal.
+            unsafe {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+            // SAFETY: as above.
+            unsafe { libc::raise(sig) };
+        }
+    }
+}
+
+/// The up-to-15 code bytes at `rip`, clamped to its image.
+///
+/// # Safety
+///
+/// `rip` lies inside a registered (mapped, readable) driver image.
+unsafe fn code_at(rip: usize) -> &'static [u8] {
+    let end = IMAGES
+        .iter()
+        .map(|(s, e)| (s.load(Ordering::Acquire), e.load(Ordering::Acquire)))
+        .find(|&(s, e)| s != 0 && rip >= s && rip < e)
+        .map_or(rip, |(_, e)| e);
+    let len = (end - rip).min(15);
+    // SAFETY: the caller guarantees rip..end is mapped and readable; len stays inside it.
+    unsafe { std::slice::from_raw_parts(rip as *const u8, len) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode(bytes: &[u8]) -> Instruction {
+        Decoder::with_ip(64, bytes, 0, DecoderOptions::NONE).decode()
+    }
+
+    #[test]
+    fn cr8_read_gives_the_irql() {
+        let i = decode(&[0x44, 0x0F, 0x20, 0xC0]); // mov rax, cr8
+        assert_eq!(plan(&i, 0, 2), Some(Emulation::SetRegister { reg: Register::RAX, value: 2 }));
+    }
+
+    #[test]
+    fn cr8_write_sets_the_irql() {
+        let i = decode(&[0x44, 0x0F, 0x22, 0xC1]); // mov cr8, rcx
+        assert_eq!(plan(&i, 0, 0), Some(Emulation::SetIrql { reg: Register::RCX }));
+    }
+
+    #[test]
+    fn shared_data_reads_come_from_the_emulated_page() {
+        set_shared_data_u64(0x320, 0x1122_3344_5566_7788);
+        let i = decode(&[0x8B, 0x00]); // mov eax, [rax]
+        assert_eq!(
+            plan(&i, SHARED_DATA_BASE + 0x320, 0),
+            Some(Emulation::SetRegister { reg: Register::EAX, value: 0x5566_7788 })
+        );
+        let i = decode(&[0x48, 0x8B, 0x00]); // mov rax, [rax]
+        assert_eq!(
+            plan(&i, SHARED_DATA_BASE + 0x324, 0),
+            Some(Emulation::SetRegister { reg: Register::RAX, value: 0x1122_3344 })
+        );
+        // Outside the page: a real fault.
+        assert_eq!(plan(&i, 0x10, 0), None);
+    }
+
+    #[test]
+    fn register_writes_follow_x86_width_rules() {
+        let mut g = [0i64; 23];
+        g[libc::REG_RAX as usize] = -1;
+        write_reg(&mut g, Register::EAX, 5).unwrap();
+        assert_eq!(g[libc::REG_RAX as usize], 5);
+        g[libc::REG_RCX as usize] = 0x1234;
+        write_reg(&mut g, Register::CL, 0xFF).unwrap();
+        assert_eq!(g[libc::REG_RCX as usize], 0x12FF);
+    }
+}
