@@ -27,10 +27,7 @@ const ARCHITECTURES: &[&str] = &["amd64", "arm64"];
 pub fn stamp(inx: &str, driver_ver_date: &str, driver_version: &str, arch: &str) -> Result<String> {
     check_date(driver_ver_date)?;
     check_version(driver_version)?;
-    ensure!(
-        ARCHITECTURES.contains(&arch),
-        "unsupported architecture `{arch}` (expected one of {ARCHITECTURES:?})"
-    );
+    ensure!(ARCHITECTURES.contains(&arch), "unsupported architecture `{arch}` (expected one of {ARCHITECTURES:?})");
     if let Some((line, c)) =
         inx.lines().enumerate().find_map(|(i, l)| l.chars().find(|c| !c.is_ascii()).map(|c| (i + 1, c)))
     {
@@ -74,10 +71,7 @@ pub fn stamp(inx: &str, driver_ver_date: &str, driver_version: &str, arch: &str)
     if !inx.ends_with('\n') {
         out.truncate(out.len() - eol.len());
     }
-    ensure!(
-        !out.to_ascii_uppercase().contains("$ARCH$"),
-        "a `$ARCH$` placeholder survived stamping"
-    );
+    ensure!(!out.to_ascii_uppercase().contains("$ARCH$"), "a `$ARCH$` placeholder survived stamping");
     Ok(out)
 }
 
@@ -155,6 +149,7 @@ fn check_version(version: &str) -> Result<()> {
 }
 
 #[cfg(test)]
+#[allow(clippy::expect_used, reason = "a test that cannot set up fails loudly")]
 mod tests {
     use super::*;
 
