@@ -18,7 +18,7 @@ usage: cargo xtask <command> [args]
 commands:
   build            cross-build rawlink.sys (Debian rustc + build-std) into target/rawlink-package/
   test [ARGS...]   build, then run every test of the workspace (ARGS go to `cargo test`)
-  demo             build, then show the driver image and its audit
+  demo [--trace]   build, audit the image, then load it in ndis-host: DriverEntry, DriverUnload, verifier report
   toolchain        check (and as root install) the driver toolchain, then print it
 ";
 
@@ -46,7 +46,8 @@ fn run() -> Result<()> {
         }
         "demo" => {
             let pkg = driver::build_and_package(&root)?;
-            driver::describe(&pkg)
+            driver::describe(&pkg)?;
+            demo(&root, &pkg.sys, &rest)
         }
         "toolchain" => {
             let tc = toolchain::ensure()?;
@@ -84,4 +85,27 @@ fn host_cargo_test(root: &Path, package_dir: &Path, extra: &[String]) -> Result<
         bail!("cargo test failed ({status})");
     }
     Ok(())
+}
+
+/// Audits the image, then runs it once in ndis-host (DriverEntry, DriverUnload) and prints the report.
+fn demo(root: &Path, sys: &Path, extra: &[String]) -> Result<()> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let host = |args: &[&std::ffi::OsStr]| -> Result<()> {
+        let status = Command::new(&cargo)
+            .current_dir(root)
+            .args(["run", "--quiet", "--package", "ndis-host", "--"])
+            .args(args)
+            .status()
+            .context("running ndis-host")?;
+        if !status.success() {
+            bail!("ndis-host failed ({status})");
+        }
+        Ok(())
+    };
+    println!("\n== audit ==");
+    host(&["audit".as_ref(), sys.as_os_str()])?;
+    println!("\n== run in ndis-host ==");
+    let mut args: Vec<&std::ffi::OsStr> = vec!["run".as_ref(), "--once".as_ref(), sys.as_os_str()];
+    args.extend(extra.iter().map(std::ffi::OsStr::new));
+    host(&args)
 }
