@@ -27,6 +27,13 @@ const DRIVER_LINK_ARGS: &[&str] = &[
     // lld-link marks images terminal-server aware unless told otherwise; link.exe drivers are not.
     "/TSAWARE:NO",
     "/DEBUG:FULL",
+    // link.exe marks every resident section of a /DRIVER image IMAGE_SCN_MEM_NOT_PAGED; lld-link does not.
+    // `/SECTION` replaces a section's memory attributes, so each one is spelled out in full (E execute,
+    // R read, W write, P not paged).
+    "/SECTION:.text,ERP",
+    "/SECTION:.rdata,RP",
+    "/SECTION:.data,RWP",
+    "/SECTION:.pdata,RP",
 ];
 
 fn main() {

@@ -14,9 +14,12 @@
 //! `NdisDeregisterProtocolDriver` — and DriverEntry returns the failing status. It never returns
 //! STATUS_PENDING. DriverUnload drops the same owners in the same reverse order.
 
+#![allow(unsafe_code)]
+
 use crate::driver::Driver;
 use crate::error::{nt_result, Error, Result};
 use crate::kernel::alloc::{self, try_box};
+use crate::kernel::irql;
 use crate::kernel::string::StaticUnicode;
 use crate::{dispatch, protocol, utf16, version};
 use ::alloc::boxed::Box;
@@ -61,6 +64,11 @@ pub unsafe extern "system" fn driver_entry(driver: PDRIVER_OBJECT, _registry_pat
 }
 
 fn load(driver_object: PDRIVER_OBJECT) -> Result {
+    // Every step below requires PASSIVE_LEVEL; the I/O manager guarantees it, but a wrong caller must get
+    // a status, not a bug check halfway through.
+    if irql::current() != irql::PASSIVE_LEVEL {
+        return Err(Error::INVALID_DEVICE_STATE);
+    }
     alloc::init();
     // SAFETY: NdisGetVersion has no preconditions (any IRQL).
     let os_version = unsafe { NdisGetVersion() };

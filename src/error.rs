@@ -53,6 +53,8 @@ declare_status! {
     BUFFER_TOO_SMALL = 0xC000_0023u32;
     /// `STATUS_DEVICE_NOT_READY`.
     DEVICE_NOT_READY = 0xC000_00A3u32;
+    /// `STATUS_INVALID_DEVICE_STATE`: a routine was called in a state (or at an IRQL) it does not allow.
+    INVALID_DEVICE_STATE = 0xC000_0184u32;
     /// `STATUS_CANCELLED` (= `NDIS_STATUS_REQUEST_ABORTED`).
     CANCELLED = 0xC000_0120u32;
     /// `STATUS_INVALID_BUFFER_SIZE`.

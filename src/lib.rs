@@ -35,8 +35,3 @@ mod protocol;
 #[cfg(windows)]
 #[global_allocator]
 static ALLOCATOR: kernel::alloc::PoolAllocator = kernel::alloc::PoolAllocator;
-
-// `_fltused` tells the MSVC toolchain that floating point is used; compiler_builtins references it. It is
-// defined in assembly so that it does not appear in the export table (a `#[no_mangle] static` would).
-#[cfg(windows)]
-core::arch::global_asm!(".globl _fltused", ".section .rdata,\"dr\"", ".p2align 2", "_fltused:", ".long 0", ".text");

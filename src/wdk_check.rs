@@ -12,6 +12,14 @@
 //! `wdk_ndis.rs` (exact size and alignment, no fields), so for those only size and alignment are compared here,
 //! and ndis-sys's own tests check the bits against `reference/` (computed with libclang from the same headers).
 //!
+//! Coverage: every struct and union of ndis-sys's `types`, `ke`, `io` and `ndis` modules except the helper types of
+//! anonymous and untagged members (`<OUTER>_<member>`), which are covered through their outer type; every C-level
+//! field, i.e. the fields of anonymous members too, with bit-field storage units and ndis-sys's explicit `_padN`
+//! fields left out. Not covered: the `ndis689` layouts (the bindings here are generated for NDIS 6.30), and the
+//! anonymous `NET_BUFFER_DATA`/`NET_BUFFER_LIST_DATA` members of `NET_BUFFER_HEADER`/`NET_BUFFER_LIST_HEADER`,
+//! which the WDK declares with Microsoft's anonymous-typedef extension in C (only the unions' size is compared).
+//! The lists below were derived from ndis-sys's definitions; a type or field added there needs a line here.
+//!
 //! A mismatch is a compile error naming the type and field. Nothing here exists at run time.
 
 /// The NDIS types as bindgen reads them from the installed WDK (plain `#[repr(C)]` data: `build/wdk.rs` refuses
@@ -68,7 +76,7 @@ macro_rules! same_layout {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Kernel types (ntdef.h, wdm.h) against wdk-sys.
+// Kernel types (ntdef.h, wdm.h, ntddk.h, ntifs.h) against wdk-sys.
 
 same_layout!(ndis_sys::UNICODE_STRING => wdk_sys::UNICODE_STRING; fields: [Length, MaximumLength, Buffer]);
 same_layout!(ndis_sys::STRING => wdk_sys::STRING; fields: [Length, MaximumLength, Buffer]);
@@ -76,20 +84,249 @@ same_layout!(ndis_sys::LIST_ENTRY => wdk_sys::LIST_ENTRY; fields: [Flink, Blink]
 same_layout!(ndis_sys::SINGLE_LIST_ENTRY => wdk_sys::SINGLE_LIST_ENTRY; fields: [Next]);
 same_layout!(ndis_sys::SLIST_HEADER => wdk_sys::SLIST_HEADER;
     fields: [HeaderX64];
-    mapped: [s.Alignment => __bindgen_anon_1.Alignment, s.Region => __bindgen_anon_1.Region]);
+    mapped: [s => __bindgen_anon_1, s.Alignment => __bindgen_anon_1.Alignment, s.Region => __bindgen_anon_1.Region]);
 same_layout!(ndis_sys::LARGE_INTEGER => wdk_sys::LARGE_INTEGER;
-    fields: [u.LowPart, u.HighPart, QuadPart];
-    mapped: [s.LowPart => __bindgen_anon_1.LowPart, s.HighPart => __bindgen_anon_1.HighPart]);
+    fields: [u, QuadPart];
+    mapped: [s => __bindgen_anon_1, s.LowPart => __bindgen_anon_1.LowPart, s.HighPart => __bindgen_anon_1.HighPart]);
 same_layout!(ndis_sys::ULARGE_INTEGER => wdk_sys::ULARGE_INTEGER;
-    fields: [u.LowPart, u.HighPart, QuadPart];
-    mapped: [s.LowPart => __bindgen_anon_1.LowPart, s.HighPart => __bindgen_anon_1.HighPart]);
+    fields: [u, QuadPart];
+    mapped: [s => __bindgen_anon_1, s.LowPart => __bindgen_anon_1.LowPart, s.HighPart => __bindgen_anon_1.HighPart]);
 same_layout!(ndis_sys::GUID => wdk_sys::GUID; fields: [Data1, Data2, Data3, Data4]);
 same_layout!(ndis_sys::PROCESSOR_NUMBER => wdk_sys::PROCESSOR_NUMBER; fields: [Group, Number, Reserved]);
 same_layout!(ndis_sys::OBJECT_HANDLE_INFORMATION => wdk_sys::OBJECT_HANDLE_INFORMATION;
     fields: [HandleAttributes, GrantedAccess]);
+same_layout!(ndis_sys::DISPATCHER_HEADER => wdk_sys::DISPATCHER_HEADER;
+    fields: [SignalState, WaitListHead];
+    mapped: [u => __bindgen_anon_1, u.u => __bindgen_anon_1.__bindgen_anon_1,
+        u.u.Lock => __bindgen_anon_1.__bindgen_anon_1.Lock, u.u.LockNV => __bindgen_anon_1.__bindgen_anon_1.LockNV,
+        u.s1 => __bindgen_anon_1.__bindgen_anon_2, u.s1.Type => __bindgen_anon_1.__bindgen_anon_2.Type,
+        u.s1.Signalling => __bindgen_anon_1.__bindgen_anon_2.Signalling,
+        u.s1.Size => __bindgen_anon_1.__bindgen_anon_2.Size,
+        u.s1.Reserved1 => __bindgen_anon_1.__bindgen_anon_2.Reserved1, u.s2 => __bindgen_anon_1.__bindgen_anon_3,
+        u.s2.TimerType => __bindgen_anon_1.__bindgen_anon_3.TimerType,
+        u.s2.u1 => __bindgen_anon_1.__bindgen_anon_3.__bindgen_anon_1,
+        u.s2.u1.TimerControlFlags => __bindgen_anon_1.__bindgen_anon_3.__bindgen_anon_1.TimerControlFlags,
+        u.s2.u1.s => __bindgen_anon_1.__bindgen_anon_3.__bindgen_anon_1.__bindgen_anon_1,
+        u.s2.Hand => __bindgen_anon_1.__bindgen_anon_3.Hand,
+        u.s2.u2 => __bindgen_anon_1.__bindgen_anon_3.__bindgen_anon_2,
+        u.s2.u2.TimerMiscFlags => __bindgen_anon_1.__bindgen_anon_3.__bindgen_anon_2.TimerMiscFlags,
+        u.s2.u2.s => __bindgen_anon_1.__bindgen_anon_3.__bindgen_anon_2.__bindgen_anon_1,
+        u.s3 => __bindgen_anon_1.__bindgen_anon_4, u.s3.Timer2Type => __bindgen_anon_1.__bindgen_anon_4.Timer2Type,
+        u.s3.u => __bindgen_anon_1.__bindgen_anon_4.__bindgen_anon_1,
+        u.s3.u.Timer2Flags => __bindgen_anon_1.__bindgen_anon_4.__bindgen_anon_1.Timer2Flags,
+        u.s3.u.s => __bindgen_anon_1.__bindgen_anon_4.__bindgen_anon_1.__bindgen_anon_1,
+        u.s3.Timer2ComponentId => __bindgen_anon_1.__bindgen_anon_4.Timer2ComponentId,
+        u.s3.Timer2RelativeId => __bindgen_anon_1.__bindgen_anon_4.Timer2RelativeId,
+        u.s4 => __bindgen_anon_1.__bindgen_anon_5, u.s4.QueueType => __bindgen_anon_1.__bindgen_anon_5.QueueType,
+        u.s4.u => __bindgen_anon_1.__bindgen_anon_5.__bindgen_anon_1,
+        u.s4.u.QueueControlFlags => __bindgen_anon_1.__bindgen_anon_5.__bindgen_anon_1.QueueControlFlags,
+        u.s4.u.s => __bindgen_anon_1.__bindgen_anon_5.__bindgen_anon_1.__bindgen_anon_1,
+        u.s4.QueueSize => __bindgen_anon_1.__bindgen_anon_5.QueueSize,
+        u.s4.QueueReserved => __bindgen_anon_1.__bindgen_anon_5.QueueReserved,
+        u.s5 => __bindgen_anon_1.__bindgen_anon_6, u.s5.ThreadType => __bindgen_anon_1.__bindgen_anon_6.ThreadType,
+        u.s5.ThreadReserved => __bindgen_anon_1.__bindgen_anon_6.ThreadReserved,
+        u.s5.u1 => __bindgen_anon_1.__bindgen_anon_6.__bindgen_anon_1,
+        u.s5.u1.ThreadControlFlags => __bindgen_anon_1.__bindgen_anon_6.__bindgen_anon_1.ThreadControlFlags,
+        u.s5.u1.s => __bindgen_anon_1.__bindgen_anon_6.__bindgen_anon_1.__bindgen_anon_1,
+        u.s5.u2 => __bindgen_anon_1.__bindgen_anon_6.__bindgen_anon_2,
+        u.s5.u2.DebugActive => __bindgen_anon_1.__bindgen_anon_6.__bindgen_anon_2.DebugActive,
+        u.s5.u2.s => __bindgen_anon_1.__bindgen_anon_6.__bindgen_anon_2.__bindgen_anon_1,
+        u.s6 => __bindgen_anon_1.__bindgen_anon_7, u.s6.MutantType => __bindgen_anon_1.__bindgen_anon_7.MutantType,
+        u.s6.MutantSize => __bindgen_anon_1.__bindgen_anon_7.MutantSize,
+        u.s6.DpcActive => __bindgen_anon_1.__bindgen_anon_7.DpcActive,
+        u.s6.MutantReserved => __bindgen_anon_1.__bindgen_anon_7.MutantReserved]);
+same_layout!(ndis_sys::KEVENT => wdk_sys::KEVENT; fields: [Header]);
+same_layout!(ndis_sys::KMUTEX => wdk_sys::KMUTEX;
+    fields: [Header, MutantListEntry, OwnerThread, Abandoned, ApcDisable]);
+same_layout!(ndis_sys::KSEMAPHORE => wdk_sys::KSEMAPHORE; fields: [Header, Limit]);
+same_layout!(ndis_sys::KTIMER => wdk_sys::KTIMER; fields: [Header, DueTime, TimerListEntry, Dpc, Processor, Period]);
+same_layout!(ndis_sys::KDPC => wdk_sys::KDPC;
+    fields: [DpcListEntry, ProcessorHistory, DeferredRoutine, DeferredContext, SystemArgument1, SystemArgument2,
+        DpcData];
+    mapped: [u => __bindgen_anon_1, u.TargetInfoAsUlong => __bindgen_anon_1.TargetInfoAsUlong,
+        u.s => __bindgen_anon_1.__bindgen_anon_1, u.s.Type => __bindgen_anon_1.__bindgen_anon_1.Type,
+        u.s.Importance => __bindgen_anon_1.__bindgen_anon_1.Importance,
+        u.s.Number => __bindgen_anon_1.__bindgen_anon_1.Number]);
+same_layout!(ndis_sys::KAPC => wdk_sys::KAPC;
+    fields: [Type, SpareByte0, Size, SpareByte1, SpareLong0, Thread, ApcListEntry, Reserved, NormalContext,
+        SystemArgument1, SystemArgument2, ApcStateIndex, ApcMode, Inserted]);
+same_layout!(ndis_sys::KSPIN_LOCK_QUEUE => wdk_sys::KSPIN_LOCK_QUEUE; fields: [Next, Lock]);
+same_layout!(ndis_sys::KLOCK_QUEUE_HANDLE => wdk_sys::KLOCK_QUEUE_HANDLE; fields: [LockQueue, OldIrql]);
+same_layout!(ndis_sys::FAST_MUTEX => wdk_sys::FAST_MUTEX; fields: [Count, Owner, Contention, Event, OldIrql]);
+same_layout!(ndis_sys::WORK_QUEUE_ITEM => wdk_sys::WORK_QUEUE_ITEM; fields: [List, WorkerRoutine, Parameter]);
+same_layout!(ndis_sys::MDL => wdk_sys::MDL;
+    fields: [Next, Size, MdlFlags, Process, MappedSystemVa, StartVa, ByteCount, ByteOffset]);
+same_layout!(ndis_sys::IO_STATUS_BLOCK => wdk_sys::IO_STATUS_BLOCK;
+    fields: [Information];
+    mapped: [u => __bindgen_anon_1, u.Status => __bindgen_anon_1.Status, u.Pointer => __bindgen_anon_1.Pointer]);
+same_layout!(ndis_sys::DRIVER_EXTENSION => wdk_sys::DRIVER_EXTENSION;
+    fields: [DriverObject, AddDevice, Count, ServiceKeyName]);
+same_layout!(ndis_sys::DRIVER_OBJECT => wdk_sys::DRIVER_OBJECT;
+    fields: [Type, Size, DeviceObject, Flags, DriverStart, DriverSize, DriverSection, DriverExtension, DriverName,
+        HardwareDatabase, FastIoDispatch, DriverInit, DriverStartIo, DriverUnload, MajorFunction]);
+same_layout!(ndis_sys::KDEVICE_QUEUE_ENTRY => wdk_sys::KDEVICE_QUEUE_ENTRY;
+    fields: [DeviceListEntry, SortKey, Inserted]);
+same_layout!(ndis_sys::KDEVICE_QUEUE => wdk_sys::KDEVICE_QUEUE;
+    fields: [Type, Size, DeviceListHead, Lock];
+    mapped: [u => __bindgen_anon_1, u.Busy => __bindgen_anon_1.Busy, u.s => __bindgen_anon_1.__bindgen_anon_1]);
+same_layout!(ndis_sys::WAIT_CONTEXT_BLOCK => wdk_sys::WAIT_CONTEXT_BLOCK;
+    fields: [DeviceRoutine, DeviceContext, NumberOfMapRegisters, DeviceObject, CurrentIrp, BufferChainingDpc];
+    mapped: [u => __bindgen_anon_1, u.WaitQueueEntry => __bindgen_anon_1.WaitQueueEntry,
+        u.s => __bindgen_anon_1.__bindgen_anon_1, u.s.DmaWaitEntry => __bindgen_anon_1.__bindgen_anon_1.DmaWaitEntry,
+        u.s.NumberOfChannels => __bindgen_anon_1.__bindgen_anon_1.NumberOfChannels]);
+same_layout!(ndis_sys::DEVICE_OBJECT => wdk_sys::DEVICE_OBJECT;
+    fields: [Type, Size, ReferenceCount, DriverObject, NextDevice, AttachedDevice, CurrentIrp, Timer, Flags,
+        Characteristics, Vpb, DeviceExtension, DeviceType, StackSize, Queue, AlignmentRequirement, DeviceQueue, Dpc,
+        ActiveThreadCount, SecurityDescriptor, DeviceLock, SectorSize, Spare1, DeviceObjectExtension, Reserved]);
+same_layout!(ndis_sys::FILE_OBJECT => wdk_sys::FILE_OBJECT;
+    fields: [Type, Size, DeviceObject, Vpb, FsContext, FsContext2, SectionObjectPointer, PrivateCacheMap, FinalStatus,
+        RelatedFileObject, LockOperation, DeletePending, ReadAccess, WriteAccess, DeleteAccess, SharedRead,
+        SharedWrite, SharedDelete, Flags, FileName, CurrentByteOffset, Waiters, Busy, LastLock, Lock, Event,
+        CompletionContext, IrpListLock, IrpList, FileObjectExtension]);
+same_layout!(ndis_sys::IRP => wdk_sys::IRP;
+    fields: [Type, Size, MdlAddress, Flags, AssociatedIrp, ThreadListEntry, IoStatus, RequestorMode, PendingReturned,
+        StackCount, CurrentLocation, Cancel, CancelIrql, ApcEnvironment, AllocationFlags, UserIosb, UserEvent,
+        Overlay, CancelRoutine, UserBuffer, Tail]);
+same_layout!(ndis_sys::IO_STACK_LOCATION => wdk_sys::IO_STACK_LOCATION;
+    fields: [MajorFunction, MinorFunction, Flags, Control, Parameters, DeviceObject, FileObject, CompletionRoutine,
+        Context]);
+same_layout!(ndis_sys::SYSTEM_POWER_STATE_CONTEXT => wdk_sys::SYSTEM_POWER_STATE_CONTEXT;
+    fields: [ContextAsUlong];
+    mapped: [s => __bindgen_anon_1]);
+same_layout!(ndis_sys::POWER_STATE => wdk_sys::POWER_STATE; fields: [SystemState, DeviceState]);
+same_layout!(ndis_sys::IO_CSQ => wdk_sys::IO_CSQ;
+    fields: [Type, CsqInsertIrp, CsqRemoveIrp, CsqPeekNextIrp, CsqAcquireLock, CsqReleaseLock, CsqCompleteCanceledIrp,
+        ReservePointer]);
+same_layout!(ndis_sys::IO_CSQ_IRP_CONTEXT => wdk_sys::IO_CSQ_IRP_CONTEXT; fields: [Type, Irp, Csq]);
+same_layout!(ndis_sys::IO_REMOVE_LOCK_COMMON_BLOCK => wdk_sys::IO_REMOVE_LOCK_COMMON_BLOCK;
+    fields: [Removed, Reserved, IoCount, RemoveEvent]);
+same_layout!(ndis_sys::IO_REMOVE_LOCK => wdk_sys::IO_REMOVE_LOCK; fields: [Common]);
 
 // ---------------------------------------------------------------------------------------------------------------
-// Network types (ifdef.h, ndis.h) against our bindgen output.
+// Network types (ifdef.h, ndis.h and its parts) against our bindgen output. Types with bit-fields are opaque there:
+// their offset inside the outer type is compared, their fields are not.
 
-// NET_LUID_LH.Info is all bit-fields: bindgen makes that member's type opaque, its offset is still comparable.
 same_layout!(ndis_sys::NET_LUID_LH => wdk_ndis::NET_LUID_LH; fields: [Value, Info]);
+same_layout!(ndis_sys::NDIS_OBJECT_HEADER => wdk_ndis::NDIS_OBJECT_HEADER; fields: [Type, Revision, Size]);
+same_layout!(ndis_sys::NDIS_SPIN_LOCK => wdk_ndis::NDIS_SPIN_LOCK; fields: [SpinLock, OldIrql]);
+same_layout!(ndis_sys::NDIS_EVENT => wdk_ndis::NDIS_EVENT; fields: [Event]);
+same_layout!(ndis_sys::LOCK_STATE_EX => wdk_ndis::LOCK_STATE_EX; fields: [OldIrql, LockState, Flags]);
+same_layout!(ndis_sys::NDIS_GENERIC_OBJECT => wdk_ndis::NDIS_GENERIC_OBJECT;
+    fields: [Header, Caller, CallersCaller, DriverObject]);
+same_layout!(ndis_sys::NDIS_PROTOCOL_DRIVER_CHARACTERISTICS => wdk_ndis::NDIS_PROTOCOL_DRIVER_CHARACTERISTICS;
+    fields: [Header, MajorNdisVersion, MinorNdisVersion, MajorDriverVersion, MinorDriverVersion, Flags, Name,
+        SetOptionsHandler, BindAdapterHandlerEx, UnbindAdapterHandlerEx, OpenAdapterCompleteHandlerEx,
+        CloseAdapterCompleteHandlerEx, NetPnPEventHandler, UninstallHandler, OidRequestCompleteHandler,
+        StatusHandlerEx, ReceiveNetBufferListsHandler, SendNetBufferListsCompleteHandler,
+        DirectOidRequestCompleteHandler]);
+same_layout!(ndis_sys::NDIS_BIND_PARAMETERS => wdk_ndis::NDIS_BIND_PARAMETERS;
+    fields: [Header, ProtocolSection, AdapterName, PhysicalDeviceObject, MediaType, MtuSize, MaxXmitLinkSpeed,
+        XmitLinkSpeed, MaxRcvLinkSpeed, RcvLinkSpeed, MediaConnectState, MediaDuplexState, LookaheadSize,
+        PowerManagementCapabilities, SupportedPacketFilters, MaxMulticastListSize, MacAddressLength,
+        CurrentMacAddress, PhysicalMediumType, RcvScaleCapabilities, BoundIfNetluid, BoundIfIndex, LowestIfNetluid,
+        LowestIfIndex, AccessType, DirectionType, ConnectionType, IfType, IfConnectorPresent, ActivePorts,
+        DataBackFillSize, ContextBackFillSize, MacOptions, CompartmentId, DefaultOffloadConfiguration,
+        TcpConnectionOffloadCapabilities, BoundAdapterName, HDSplitCurrentConfig, ReceiveFilterCapabilities,
+        PowerManagementCapabilitiesEx, NicSwitchCapabilities, NDKEnabled, NDKCapabilities, SriovCapabilities,
+        NicSwitchArray]);
+same_layout!(ndis_sys::NDIS_OPEN_PARAMETERS => wdk_ndis::NDIS_OPEN_PARAMETERS;
+    fields: [Header, AdapterName, MediumArray, MediumArraySize, SelectedMediumIndex, FrameTypeArray,
+        FrameTypeArraySize]);
+same_layout!(ndis_sys::NDIS_PROTOCOL_RESTART_PARAMETERS => wdk_ndis::NDIS_PROTOCOL_RESTART_PARAMETERS;
+    fields: [Header, FilterModuleNameBuffer, FilterModuleNameBufferLength, RestartAttributes, BoundIfIndex,
+        BoundIfNetluid, Flags]);
+same_layout!(ndis_sys::NDIS_RESTART_ATTRIBUTES => wdk_ndis::NDIS_RESTART_ATTRIBUTES;
+    fields: [Next, Oid, DataLength, Data]);
+same_layout!(ndis_sys::NDIS_RESTART_GENERAL_ATTRIBUTES => wdk_ndis::NDIS_RESTART_GENERAL_ATTRIBUTES;
+    fields: [Header, MtuSize, MaxXmitLinkSpeed, MaxRcvLinkSpeed, LookaheadSize, MacOptions, SupportedPacketFilters,
+        MaxMulticastListSize, RecvScaleCapabilities, AccessType, Flags, ConnectionType, SupportedStatistics,
+        DataBackFillSize, ContextBackFillSize, SupportedOidList, SupportedOidListLength, MaxLookaheadSizeAccessed]);
+same_layout!(ndis_sys::NET_PNP_EVENT => wdk_ndis::NET_PNP_EVENT;
+    fields: [NetEvent, Buffer, BufferLength, NdisReserved, TransportReserved, TdiReserved, TdiClientReserved]);
+same_layout!(ndis_sys::NET_PNP_EVENT_NOTIFICATION => wdk_ndis::NET_PNP_EVENT_NOTIFICATION;
+    fields: [Header, PortNumber, NetPnPEvent, Flags]);
+same_layout!(ndis_sys::NDIS_STATUS_INDICATION => wdk_ndis::NDIS_STATUS_INDICATION;
+    fields: [Header, SourceHandle, PortNumber, StatusCode, Flags, DestinationHandle, RequestId, StatusBuffer,
+        StatusBufferSize, Guid, NdisReserved]);
+same_layout!(ndis_sys::NDIS_LINK_STATE => wdk_ndis::NDIS_LINK_STATE;
+    fields: [Header, MediaConnectState, MediaDuplexState, XmitLinkSpeed, RcvLinkSpeed, PauseFunctions,
+        AutoNegotiationFlags]);
+same_layout!(ndis_sys::NDIS_OID_REQUEST => wdk_ndis::NDIS_OID_REQUEST;
+    fields: [Header, RequestType, PortNumber, Timeout, RequestId, RequestHandle, DATA, NdisReserved, MiniportReserved,
+        SourceReserved, SupportedRevision, Reserved1, Reserved2]);
+same_layout!(ndis_sys::NET_BUFFER_DATA => wdk_ndis::NET_BUFFER_DATA;
+    fields: [Next, CurrentMdl, CurrentMdlOffset, MdlChain, DataOffset];
+    mapped: [u => __bindgen_anon_1, u.DataLength => __bindgen_anon_1.DataLength,
+        u.stDataLength => __bindgen_anon_1.stDataLength]);
+same_layout!(ndis_sys::NET_BUFFER_HEADER => wdk_ndis::NET_BUFFER_HEADER; fields: [Link]);
+same_layout!(ndis_sys::NET_BUFFER => wdk_ndis::NET_BUFFER;
+    fields: [ChecksumBias, Reserved, NdisPoolHandle, NdisReserved, ProtocolReserved, MiniportReserved,
+        DataPhysicalAddress];
+    mapped: [u1 => __bindgen_anon_1, u1.s => __bindgen_anon_1.__bindgen_anon_1,
+        u1.s.Next => __bindgen_anon_1.__bindgen_anon_1.Next,
+        u1.s.CurrentMdl => __bindgen_anon_1.__bindgen_anon_1.CurrentMdl,
+        u1.s.CurrentMdlOffset => __bindgen_anon_1.__bindgen_anon_1.CurrentMdlOffset,
+        u1.s.u => __bindgen_anon_1.__bindgen_anon_1.__bindgen_anon_1,
+        u1.s.u.DataLength => __bindgen_anon_1.__bindgen_anon_1.__bindgen_anon_1.DataLength,
+        u1.s.u.stDataLength => __bindgen_anon_1.__bindgen_anon_1.__bindgen_anon_1.stDataLength,
+        u1.s.MdlChain => __bindgen_anon_1.__bindgen_anon_1.MdlChain,
+        u1.s.DataOffset => __bindgen_anon_1.__bindgen_anon_1.DataOffset, u1.Link => __bindgen_anon_1.Link,
+        u1.NetBufferHeader => __bindgen_anon_1.NetBufferHeader, u2 => __bindgen_anon_2,
+        u2.SharedMemoryInfo => __bindgen_anon_2.SharedMemoryInfo,
+        u2.ScatterGatherList => __bindgen_anon_2.ScatterGatherList]);
+same_layout!(ndis_sys::NET_BUFFER_LIST_DATA => wdk_ndis::NET_BUFFER_LIST_DATA; fields: [Next, FirstNetBuffer]);
+same_layout!(ndis_sys::NET_BUFFER_LIST_HEADER => wdk_ndis::NET_BUFFER_LIST_HEADER; fields: [Link]);
+same_layout!(ndis_sys::NET_BUFFER_LIST_CONTEXT => wdk_ndis::NET_BUFFER_LIST_CONTEXT;
+    fields: [Next, Size, Offset, ContextData]);
+same_layout!(ndis_sys::NET_BUFFER_LIST => wdk_ndis::NET_BUFFER_LIST;
+    fields: [Context, ParentNetBufferList, NdisPoolHandle, NdisReserved, ProtocolReserved, MiniportReserved, Scratch,
+        SourceHandle, NblFlags, ChildRefCount, Flags, NetBufferListInfo];
+    mapped: [u1 => __bindgen_anon_1, u1.s => __bindgen_anon_1.__bindgen_anon_1,
+        u1.s.Next => __bindgen_anon_1.__bindgen_anon_1.Next,
+        u1.s.FirstNetBuffer => __bindgen_anon_1.__bindgen_anon_1.FirstNetBuffer, u1.Link => __bindgen_anon_1.Link,
+        u1.NetBufferListHeader => __bindgen_anon_1.NetBufferListHeader, u2 => __bindgen_anon_2,
+        u2.Status => __bindgen_anon_2.Status, u2.NdisReserved2 => __bindgen_anon_2.NdisReserved2]);
+same_layout!(ndis_sys::NET_BUFFER_LIST_POOL_PARAMETERS => wdk_ndis::NET_BUFFER_LIST_POOL_PARAMETERS;
+    fields: [Header, ProtocolId, fAllocateNetBuffer, ContextSize, PoolTag, DataSize]);
+same_layout!(ndis_sys::NET_BUFFER_POOL_PARAMETERS => wdk_ndis::NET_BUFFER_POOL_PARAMETERS;
+    fields: [Header, PoolTag, DataSize]);
+same_layout!(ndis_sys::NDIS_NET_BUFFER_LIST_8021Q_INFO => wdk_ndis::NDIS_NET_BUFFER_LIST_8021Q_INFO;
+    fields: [TagHeader, WLanTagHeader, Value]);
+same_layout!(ndis_sys::NDIS_TCP_IP_CHECKSUM_NET_BUFFER_LIST_INFO => wdk_ndis::NDIS_TCP_IP_CHECKSUM_NET_BUFFER_LIST_INFO;
+    fields: [Transmit, Receive, Value]);
+same_layout!(ndis_sys::NDIS_RSC_NBL_INFO => wdk_ndis::NDIS_RSC_NBL_INFO; fields: [Info, Value]);
+same_layout!(ndis_sys::NDIS_UDP_RSC_OFFLOAD_NET_BUFFER_LIST_INFO => wdk_ndis::NDIS_UDP_RSC_OFFLOAD_NET_BUFFER_LIST_INFO;
+    mapped: [u => __bindgen_anon_1, u.Receive => __bindgen_anon_1.Receive, u.Value => __bindgen_anon_1.Value]);
+same_layout!(ndis_sys::NDIS_RECEIVE_SCALE_CAPABILITIES => wdk_ndis::NDIS_RECEIVE_SCALE_CAPABILITIES;
+    fields: [Header, CapabilitiesFlags, NumberOfInterruptMessages, NumberOfReceiveQueues,
+        NumberOfIndirectionTableEntries]);
+same_layout!(ndis_sys::NDIS_PM_CAPABILITIES => wdk_ndis::NDIS_PM_CAPABILITIES;
+    fields: [Header, Flags, SupportedWoLPacketPatterns, NumTotalWoLPatterns, MaxWoLPatternSize, MaxWoLPatternOffset,
+        MaxWoLPacketSaveBuffer, SupportedProtocolOffloads, NumArpOffloadIPv4Addresses, NumNSOffloadIPv6Addresses,
+        MinMagicPacketWakeUp, MinPatternWakeUp, MinLinkChangeWakeUp, SupportedWakeUpEvents, MediaSpecificWakeUpEvents]);
+same_layout!(ndis_sys::NDIS_PORT_AUTHENTICATION_PARAMETERS => wdk_ndis::NDIS_PORT_AUTHENTICATION_PARAMETERS;
+    fields: [Header, SendControlState, RcvControlState, SendAuthorizationState, RcvAuthorizationState]);
+same_layout!(ndis_sys::NDIS_OFFLOAD => wdk_ndis::NDIS_OFFLOAD;
+    fields: [Header, Checksum, LsoV1, IPsecV1, LsoV2, Flags, IPsecV2, Rsc, EncapsulatedPacketTaskOffloadGre]);
+same_layout!(ndis_sys::NDIS_TCP_IP_CHECKSUM_OFFLOAD => wdk_ndis::NDIS_TCP_IP_CHECKSUM_OFFLOAD;
+    fields: [IPv4Transmit, IPv4Receive, IPv6Transmit, IPv6Receive]);
+same_layout!(ndis_sys::NDIS_TCP_LARGE_SEND_OFFLOAD_V1 => wdk_ndis::NDIS_TCP_LARGE_SEND_OFFLOAD_V1; fields: [IPv4]);
+same_layout!(ndis_sys::NDIS_IPSEC_OFFLOAD_V1 => wdk_ndis::NDIS_IPSEC_OFFLOAD_V1;
+    fields: [Supported, IPv4AH, IPv4ESP]);
+same_layout!(ndis_sys::NDIS_TCP_LARGE_SEND_OFFLOAD_V2 => wdk_ndis::NDIS_TCP_LARGE_SEND_OFFLOAD_V2;
+    fields: [IPv4, IPv6]);
+same_layout!(ndis_sys::NDIS_IPSEC_OFFLOAD_V2 => wdk_ndis::NDIS_IPSEC_OFFLOAD_V2;
+    fields: [Encapsulation, IPv6Supported, IPv4Options, IPv6NonIPsecExtensionHeaders, Ah, Esp, AhEspCombined,
+        Transport, Tunnel, TransportTunnelCombined, LsoSupported, ExtendedSequenceNumbers, UdpEsp,
+        AuthenticationAlgorithms, EncryptionAlgorithms, SaOffloadCapacity]);
+same_layout!(ndis_sys::NDIS_TCP_RECV_SEG_COALESCE_OFFLOAD => wdk_ndis::NDIS_TCP_RECV_SEG_COALESCE_OFFLOAD;
+    fields: [IPv4, IPv6]);
+// Bit-fields at the top level: bindgen makes the whole type opaque, so size and alignment only.
+same_layout!(ndis_sys::NDIS_ENCAPSULATED_PACKET_TASK_OFFLOAD => wdk_ndis::NDIS_ENCAPSULATED_PACKET_TASK_OFFLOAD);
+same_layout!(ndis_sys::NDIS_STATISTICS_INFO => wdk_ndis::NDIS_STATISTICS_INFO;
+    fields: [Header, SupportedStatistics, ifInDiscards, ifInErrors, ifHCInOctets, ifHCInUcastPkts,
+        ifHCInMulticastPkts, ifHCInBroadcastPkts, ifHCOutOctets, ifHCOutUcastPkts, ifHCOutMulticastPkts,
+        ifHCOutBroadcastPkts, ifOutErrors, ifOutDiscards, ifHCInUcastOctets, ifHCInMulticastOctets,
+        ifHCInBroadcastOctets, ifHCOutUcastOctets, ifHCOutMulticastOctets, ifHCOutBroadcastOctets]);
+same_layout!(ndis_sys::NDIS_TIMER_CHARACTERISTICS => wdk_ndis::NDIS_TIMER_CHARACTERISTICS;
+    fields: [Header, AllocationTag, TimerFunction, FunctionContext]);

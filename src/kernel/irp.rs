@@ -25,7 +25,7 @@ impl Irp {
     /// The current stack location (`IoGetCurrentIrpStackLocation`, a header inline).
     fn stack(&self) -> PIO_STACK_LOCATION {
         // SAFETY: type invariant: a valid dispatched IRP, whose current stack location the I/O manager set.
-        unsafe { (*self.0).Tail.Overlay.CurrentStackLocation }
+        unsafe { (*self.0).Tail.Overlay.s.u.CurrentStackLocation }
     }
 
     /// `IRP_MJ_*` of the request.
@@ -44,7 +44,7 @@ impl Irp {
         }
         // SAFETY: as above.
         unsafe {
-            (*self.0).IoStatus.Status = status;
+            (*self.0).IoStatus.u.Status = status;
         }
         // SAFETY: as above; IofCompleteRequest may be called at IRQL <= DISPATCH_LEVEL.
         unsafe { IofCompleteRequest(self.0, IO_NO_INCREMENT) };

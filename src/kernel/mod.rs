@@ -12,3 +12,7 @@ pub mod irql;
 pub mod panic;
 pub mod string;
 pub mod sync;
+
+// `_fltused` tells the MSVC toolchain that floating point is used; compiler_builtins references it. It is
+// defined in assembly so that it does not appear in the export table (a `#[no_mangle] static` would).
+core::arch::global_asm!(".globl _fltused", ".section .rdata,\"dr\"", ".p2align 2", "_fltused:", ".long 0", ".text");

@@ -242,7 +242,9 @@ pub fn audit(info: &ImageInfo, functions: &FunctionTable) -> Vec<Finding> {
     if info.dll_characteristics & pe::IMAGE_DLLCHARACTERISTICS_TERMINAL_SERVER_AWARE.0 != 0 {
         add("dll-characteristics", "TERMINAL_SERVER_AWARE is set (link.exe drivers do not set it)".into());
     }
-    if info.file_characteristics & pe::IMAGE_FILE_RELOCS_STRIPPED.0 != 0 || !info.has_relocations {
+    // An image whose code has no absolute address needs no relocation entries (lld-link then writes no
+    // .reloc); what must never be set is RELOCS_STRIPPED, which forbids loading anywhere but the link base.
+    if info.file_characteristics & pe::IMAGE_FILE_RELOCS_STRIPPED.0 != 0 {
         add("relocations", "base relocations are stripped; the kernel loads drivers at any address".into());
     }
     if info.check_sum == 0 {

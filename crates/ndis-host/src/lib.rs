@@ -4,7 +4,13 @@
 //! link.exe's driver conventions expect it. The loader and the emulated kernel build on it.
 #![deny(unsafe_code)]
 
+pub mod faults;
+pub mod host;
 pub mod image;
 pub mod loader;
 mod native;
+pub mod trace;
+pub mod verifier;
 pub mod wdk;
+
+pub(crate) use native::exports;

@@ -3,5 +3,8 @@
 //! everything above this module is safe Rust. Every `unsafe` block states why it is sound.
 #![allow(unsafe_code)]
 
+pub mod call;
 pub mod cpu;
+pub mod exports;
 pub mod mapping;
+pub mod memory;

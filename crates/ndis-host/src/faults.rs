@@ -1,0 +1,92 @@
+//! Deterministic fault injection: "fail the Nth call of API X" and "fail every allocation from the Nth on".
+
+use std::collections::HashMap;
+
+/// Exports that allocate memory; `FailAllocationsFrom` counts these together.
+pub const ALLOCATING_APIS: &[&str] = &[
+    "ExAllocatePoolWithTag",
+    "ExAllocatePool2",
+    "NdisAllocateMemoryWithTagPriority",
+    "NdisAllocateNetBufferListPool",
+    "NdisAllocateNetBufferAndNetBufferList",
+    "NdisAllocateNetBufferList",
+    "NdisAllocateMdl",
+    "IoAllocateMdl",
+    "IoAllocateWorkItem",
+];
+
+/// One rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FaultRule {
+    /// The `n`th call (1-based) of `api` fails.
+    FailNth { api: String, n: u64 },
+    /// Every allocating call from the `n`th (1-based, counted across [`ALLOCATING_APIS`]) on fails.
+    FailAllocationsFrom { n: u64 },
+}
+
+/// The rules of one run plus the call counters they are evaluated against.
+#[derive(Debug, Default, Clone)]
+pub struct FaultPlan {
+    rules: Vec<FaultRule>,
+    calls: HashMap<String, u64>,
+    allocations: u64,
+    /// Every injectable call in order: (api, its 1-based count), for building sweeps.
+    pub history: Vec<(String, u64)>,
+    /// Calls this plan failed.
+    pub injected: Vec<(String, u64)>,
+}
+
+impl FaultPlan {
+    pub fn new(rules: Vec<FaultRule>) -> Self {
+        Self { rules, ..Self::default() }
+    }
+
+    /// Counts a call of `api` and says whether it must fail.
+    pub fn should_fail(&mut self, api: &str) -> bool {
+        let n = {
+            let c = self.calls.entry(api.to_owned()).or_insert(0);
+            *c += 1;
+            *c
+        };
+        let alloc_n = if ALLOCATING_APIS.contains(&api) {
+            self.allocations += 1;
+            Some(self.allocations)
+        } else {
+            None
+        };
+        self.history.push((api.to_owned(), n));
+        let fail = self.rules.iter().any(|r| match r {
+            FaultRule::FailNth { api: a, n: k } => a == api && *k == n,
+            FaultRule::FailAllocationsFrom { n: k } => alloc_n.is_some_and(|m| m >= *k),
+        });
+        if fail {
+            self.injected.push((api.to_owned(), n));
+        }
+        fail
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nth_call_fails_once() {
+        let mut p = FaultPlan::new(vec![FaultRule::FailNth { api: "IoCreateDevice".into(), n: 2 }]);
+        assert!(!p.should_fail("IoCreateDevice"));
+        assert!(!p.should_fail("ExAllocatePoolWithTag"));
+        assert!(p.should_fail("IoCreateDevice"));
+        assert!(!p.should_fail("IoCreateDevice"));
+        assert_eq!(p.injected, [("IoCreateDevice".to_owned(), 2)]);
+    }
+
+    #[test]
+    fn allocations_fail_from_n_on_across_apis() {
+        let mut p = FaultPlan::new(vec![FaultRule::FailAllocationsFrom { n: 2 }]);
+        assert!(!p.should_fail("ExAllocatePoolWithTag"));
+        assert!(!p.should_fail("IoCreateDevice"));
+        assert!(p.should_fail("ExAllocatePool2"));
+        assert!(p.should_fail("ExAllocatePoolWithTag"));
+        assert_eq!(p.history.len(), 4);
+    }
+}

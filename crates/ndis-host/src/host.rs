@@ -1,0 +1,566 @@
+//! The emulated machine: one loaded driver, its processors, the kernel and NDIS state it sees, the verifier's
+//! findings, the fault plan and the trace.
+//!
+//! Driver code runs on host "processor" threads ([`Cpu`]); the thread that drives a test hands a call to a
+//! processor and waits for it, so a driver that bug-checks or faults kills only its processor and the waiter
+//! gets an error instead of the test process dying. No host lock is held while driver code runs: every
+//! export takes the state lock for its own bookkeeping only, and calls back into the driver after releasing it.
+
+use crate::faults::{FaultPlan, FaultRule};
+use crate::loader::{self, LoadError, LoadedImage};
+use crate::native::cpu;
+use crate::native::memory::HostBlock;
+use crate::trace::{Direction, TraceEvent};
+use crate::verifier::{Rule, Violation};
+use crate::wdk::FunctionTable;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// `NDIS_RUNTIME_VERSION_689`.
+pub const NDIS_689: u32 = 0x0006_0059;
+
+/// How the emulated Windows behaves.
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    /// What NdisGetVersion reports (`(major << 16) | minor`), 6.30 … 6.89.
+    pub ndis_version: u32,
+    /// Whether MmGetSystemRoutineAddress finds `ExAllocatePool2` (Windows 10 2004 and later).
+    pub ex_allocate_pool2: bool,
+    /// Fault-injection rules for this run.
+    pub faults: Vec<FaultRule>,
+    /// Print every trace event to stderr as it happens.
+    pub echo_trace: bool,
+    /// How long the host waits for one driver call before reporting a hang.
+    pub call_timeout: Duration,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        Self {
+            ndis_version: NDIS_689,
+            ex_allocate_pool2: true,
+            faults: Vec::new(),
+            echo_trace: false,
+            call_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Why a host operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error("{0}")]
+    Load(#[from] LoadError),
+    #[error("reading {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("the driver bug-checked: {0}")]
+    Bugcheck(Bugcheck),
+    #[error("the driver faulted at {rip:#x} (signal {signal}, address {address:#x}){}", .symbol.as_deref().map(|s| format!(" in {s}")).unwrap_or_default())]
+    Fault { rip: usize, address: usize, signal: i32, symbol: Option<String> },
+    #[error("the driver did not return from {call} within {timeout:?}")]
+    Hang { call: String, timeout: Duration },
+    #[error("the machine is down after an earlier bug check or fault")]
+    Down,
+    #[error("{0}")]
+    State(String),
+}
+
+/// A KeBugCheckEx call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bugcheck {
+    pub code: u32,
+    pub params: [u64; 4],
+}
+
+impl std::fmt::Display for Bugcheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let [a, b, c, d] = self.params;
+        write!(f, "BugCheck {:#010x} ({a:#x}, {b:#x}, {c:#x}, {d:#x})", self.code)
+    }
+}
+
+/// A pool block the driver owns.
+#[derive(Debug)]
+pub(crate) struct PoolBlock {
+    pub block: HostBlock,
+    pub tag: u32,
+    pub size: usize,
+    pub api: &'static str,
+}
+
+/// A device object the driver created.
+#[derive(Debug)]
+pub(crate) struct DeviceRec {
+    pub block: HostBlock,
+    pub name: Option<String>,
+}
+
+/// What a protocol registered, copied out of its NDIS_PROTOCOL_DRIVER_CHARACTERISTICS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtocolCharacteristics {
+    pub header_type: u8,
+    pub header_revision: u8,
+    pub header_size: u16,
+    pub major_ndis_version: u8,
+    pub minor_ndis_version: u8,
+    pub major_driver_version: u8,
+    pub minor_driver_version: u8,
+    pub flags: u32,
+    pub name: String,
+    pub set_options: Option<usize>,
+    pub bind_adapter_ex: Option<usize>,
+    pub unbind_adapter_ex: Option<usize>,
+    pub open_adapter_complete_ex: Option<usize>,
+    pub close_adapter_complete_ex: Option<usize>,
+    pub net_pnp_event: Option<usize>,
+    pub uninstall: Option<usize>,
+    pub oid_request_complete: Option<usize>,
+    pub status_ex: Option<usize>,
+    pub receive_net_buffer_lists: Option<usize>,
+    pub send_net_buffer_lists_complete: Option<usize>,
+    pub direct_oid_request_complete: Option<usize>,
+}
+
+impl ProtocolCharacteristics {
+    /// Every handler with its ProtocolXxx name.
+    pub fn handlers(&self) -> [(&'static str, Option<usize>); 12] {
+        [
+            ("ProtocolSetOptions", self.set_options),
+            ("ProtocolBindAdapterEx", self.bind_adapter_ex),
+            ("ProtocolUnbindAdapterEx", self.unbind_adapter_ex),
+            ("ProtocolOpenAdapterCompleteEx", self.open_adapter_complete_ex),
+            ("ProtocolCloseAdapterCompleteEx", self.close_adapter_complete_ex),
+            ("ProtocolNetPnPEvent", self.net_pnp_event),
+            ("ProtocolUninstall", self.uninstall),
+            ("ProtocolOidRequestComplete", self.oid_request_complete),
+            ("ProtocolStatusEx", self.status_ex),
+            ("ProtocolReceiveNetBufferLists", self.receive_net_buffer_lists),
+            ("ProtocolSendNetBufferListsComplete", self.send_net_buffer_lists_complete),
+            ("ProtocolDirectOidRequestComplete", self.direct_oid_request_complete),
+        ]
+    }
+}
+
+/// A registered protocol.
+#[derive(Debug)]
+pub(crate) struct ProtocolRec {
+    /// The opaque NdisProtocolHandle (a host block, so its address is unique and stable).
+    pub handle: HostBlock,
+    pub chars: ProtocolCharacteristics,
+    pub context: usize,
+    pub deregistered: bool,
+}
+
+/// Kernel and NDIS objects, guarded by one lock that is never held across driver code.
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    pub pool: BTreeMap<usize, PoolBlock>,
+    pub devices: Vec<DeviceRec>,
+    pub links: BTreeMap<String, String>,
+    pub protocols: Vec<ProtocolRec>,
+    pub completed_irps: HashMap<usize, u32>,
+    /// Held spin locks: lock address → holder's thread id.
+    pub spin_locks: HashMap<usize, std::thread::ThreadId>,
+}
+
+/// Everything the exports reach through the current processor.
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub config: HostConfig,
+    pub image: LoadedImage,
+    image_slot: Option<usize>,
+    pub state: Mutex<State>,
+    pub trace: Mutex<Vec<TraceEvent>>,
+    seq: AtomicU64,
+    pub violations: Mutex<Vec<Violation>>,
+    pub faults: Mutex<FaultPlan>,
+    pub bugcheck: Mutex<Option<Bugcheck>>,
+    pub down: AtomicBool,
+    /// DRIVER_OBJECT + DRIVER_EXTENSION + name strings, lent to the driver for its lifetime.
+    pub driver_object: HostBlock,
+    pub registry_path: HostBlock,
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Arc<Inner>>> = const { RefCell::new(None) };
+}
+
+/// The machine the calling processor belongs to. Exports run only on processor threads.
+pub(crate) fn current() -> Arc<Inner> {
+    match CURRENT.with(|c| c.borrow().clone()) {
+        Some(i) => i,
+        None => {
+            eprintln!("ndis-host: a kernel export was called outside a host processor thread");
+            std::process::abort();
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Inner {
+    pub fn state(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+
+    /// Records a verifier finding.
+    pub fn violation(&self, rule: Rule, message: impl Into<String>) {
+        let v = Violation { rule, message: message.into() };
+        if self.config.echo_trace {
+            eprintln!("ndis-host: VERIFIER {v}");
+        }
+        lock(&self.violations).push(v);
+    }
+
+    /// Starts a trace event; returns its index for [`Inner::trace_result`].
+    pub fn trace_call(&self, direction: Direction, name: &str, args: Vec<(&'static str, String)>) -> usize {
+        let ev = TraceEvent {
+            seq: self.seq.fetch_add(1, Ordering::Relaxed),
+            direction,
+            name: name.to_owned(),
+            args,
+            result: None,
+            irql: cpu::irql(),
+        };
+        if self.config.echo_trace {
+            eprintln!("{ev}");
+        }
+        let mut t = lock(&self.trace);
+        t.push(ev);
+        t.len() - 1
+    }
+
+    /// Completes a trace event with its result.
+    pub fn trace_result(&self, index: usize, result: String) {
+        if self.config.echo_trace {
+            eprintln!("        -> {result}");
+        }
+        if let Some(ev) = lock(&self.trace).get_mut(index) {
+            ev.result = Some(result);
+        }
+    }
+
+    /// Counts an injectable call and says whether the fault plan fails it.
+    pub fn inject(&self, api: &str) -> bool {
+        lock(&self.faults).should_fail(api)
+    }
+
+    /// Checks that the caller runs at or below `max` IRQL.
+    pub fn require_irql_at_most(&self, api: &str, max: u8) -> bool {
+        let irql = cpu::irql();
+        if irql > max {
+            self.violation(Rule::Irql, format!("{api} called at IRQL {irql}; it requires IRQL <= {max}"));
+            return false;
+        }
+        true
+    }
+
+    /// Checks that the caller runs at exactly `level`.
+    pub fn require_irql(&self, api: &str, level: u8) -> bool {
+        let irql = cpu::irql();
+        if irql != level {
+            self.violation(Rule::Irql, format!("{api} called at IRQL {irql}; it requires IRQL {level}"));
+            return false;
+        }
+        true
+    }
+
+    /// Records a bug check; the calling processor never returns.
+    pub fn bugcheck(&self, b: Bugcheck) -> ! {
+        *lock(&self.bugcheck) = Some(b);
+        self.down.store(true, Ordering::Release);
+        if self.config.echo_trace {
+            eprintln!("ndis-host: *** {b}");
+        }
+        loop {
+            std::thread::park();
+        }
+    }
+
+    /// The image-relative name of a driver address, for messages.
+    pub fn symbolize(&self, addr: usize) -> Option<String> {
+        self.image.contains(addr).then(|| format!("rawlink.sys+{:#x}", addr - self.image.base()))
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(slot) = self.image_slot {
+            cpu::unregister_image(slot);
+        }
+    }
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// A host thread that runs driver code, as one processor.
+#[derive(Debug)]
+struct Cpu {
+    jobs: mpsc::Sender<Job>,
+}
+
+/// Stack for processor threads. The driver's own budget is the kernel's 24 KiB; host exports run on the
+/// same stack, so the thread gets more and the driver's depth is measured separately.
+const CPU_STACK: usize = 1024 * 1024;
+
+impl Cpu {
+    fn start(inner: &Arc<Inner>, index: usize) -> std::io::Result<Self> {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let ctx = Arc::clone(inner);
+        std::thread::Builder::new().name(format!("cpu{index}")).stack_size(CPU_STACK).spawn(move || {
+            CURRENT.with(|c| *c.borrow_mut() = Some(ctx));
+            cpu::set_irql(0);
+            while let Ok(job) = rx.recv() {
+                job();
+            }
+            CURRENT.with(|c| c.borrow_mut().take());
+        })?;
+        Ok(Self { jobs: tx })
+    }
+}
+
+/// A loaded driver in its emulated machine.
+#[derive(Debug)]
+pub struct Host {
+    inner: Arc<Inner>,
+    cpus: Vec<Cpu>,
+    entry_status: Option<i32>,
+    unloaded: bool,
+}
+
+/// Size of the driver-object block: DRIVER_OBJECT, DRIVER_EXTENSION, then string storage.
+const DRIVER_BLOCK: usize = 4096;
+
+impl Host {
+    /// Reads and loads a driver file.
+    pub fn load_file(path: &std::path::Path, config: HostConfig) -> Result<Self, HostError> {
+        let bytes =
+            std::fs::read(path).map_err(|source| HostError::Io { path: path.display().to_string(), source })?;
+        Self::load(&bytes, config)
+    }
+
+    /// Loads a driver image into a new machine (nothing of the driver runs yet).
+    pub fn load(bytes: &[u8], config: HostConfig) -> Result<Self, HostError> {
+        let functions = FunctionTable::wdk_16299();
+        let image = loader::load(bytes, &crate::exports::Exports, &functions)?;
+        let image_slot = cpu::register_image(image.base(), image.size());
+        let driver_object = HostBlock::new(DRIVER_BLOCK, 16).ok_or(HostError::State("out of memory".into()))?;
+        let registry_path = HostBlock::new(512, 16).ok_or(HostError::State("out of memory".into()))?;
+        crate::exports::init_driver_object(&driver_object, &registry_path, &image);
+        let faults = FaultPlan::new(config.faults.clone());
+        let inner = Arc::new(Inner {
+            config,
+            image,
+            image_slot,
+            state: Mutex::new(State::default()),
+            trace: Mutex::new(Vec::new()),
+            seq: AtomicU64::new(0),
+            violations: Mutex::new(Vec::new()),
+            faults: Mutex::new(faults),
+            bugcheck: Mutex::new(None),
+            down: AtomicBool::new(false),
+            driver_object,
+            registry_path,
+        });
+        let cpus = (0..2)
+            .map(|i| Cpu::start(&inner, i))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| HostError::State(format!("starting processor threads: {e}")))?;
+        Ok(Self { inner, cpus, entry_status: None, unloaded: false })
+    }
+
+    /// Runs `f` on processor `cpu` and waits for it.
+    fn run<R: Send + 'static>(&self, cpu: usize, what: &str, f: impl FnOnce(&Inner) -> R + Send + 'static) -> Result<R, HostError> {
+        if self.inner.down.load(Ordering::Acquire) {
+            return Err(HostError::Down);
+        }
+        let (tx, rx) = mpsc::channel();
+        let inner = Arc::clone(&self.inner);
+        let faults_before = cpu::fatal_count();
+        let job: Job = Box::new(move || {
+            let r = f(&inner);
+            let _ = tx.send(r);
+        });
+        let target = self.cpus.get(cpu).ok_or(HostError::State(format!("no processor {cpu}")))?;
+        target.jobs.send(job).map_err(|_| HostError::Down)?;
+        let start = Instant::now();
+        loop {
+            match rx.recv_timeout(Duration::from_millis(5)) {
+                Ok(r) => return Ok(r),
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Err(HostError::Down),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+            }
+            if let Some(b) = *lock(&self.inner.bugcheck) {
+                return Err(HostError::Bugcheck(b));
+            }
+            if cpu::fatal_count() != faults_before {
+                if let Some(f) = cpu::last_fatal().filter(|f| self.inner.image.contains(f.rip)) {
+                    self.inner.down.store(true, Ordering::Release);
+                    return Err(HostError::Fault {
+                        rip: f.rip,
+                        address: f.address,
+                        signal: f.signal,
+                        symbol: self.inner.symbolize(f.rip),
+                    });
+                }
+            }
+            if start.elapsed() > self.inner.config.call_timeout {
+                self.inner.down.store(true, Ordering::Release);
+                return Err(HostError::Hang { call: what.to_owned(), timeout: self.inner.config.call_timeout });
+            }
+        }
+    }
+
+    /// Calls a driver function on processor `cpu` at `irql`, tracing it and checking that the IRQL is
+    /// restored on return.
+    pub(crate) fn call_driver(
+        &self,
+        cpu: usize,
+        irql: u8,
+        name: &str,
+        f: usize,
+        args: Vec<(&'static str, u64)>,
+    ) -> Result<u64, HostError> {
+        let name = name.to_owned();
+        let label = name.clone();
+        self.run(cpu, &label, move |inner| crate::exports::call_into_driver(inner, irql, &name, f, &args))
+    }
+
+    /// Calls DriverEntry at PASSIVE_LEVEL, as the I/O manager does, and returns its status.
+    pub fn driver_entry(&mut self) -> Result<i32, HostError> {
+        self.driver_entry_at(0)
+    }
+
+    /// Calls DriverEntry at `irql` (tests use this to check the driver's own IRQL check).
+    pub fn driver_entry_at(&mut self, irql: u8) -> Result<i32, HostError> {
+        let entry = self.inner.image.entry;
+        let drv = self.inner.driver_object.addr() as u64;
+        let reg = self.inner.registry_path.addr() as u64;
+        let r = self.call_driver(0, irql, "DriverEntry", entry, vec![("DriverObject", drv), ("RegistryPath", reg)])?;
+        // CAST: NTSTATUS is the low 32 bits of RAX.
+        let status = r as u32 as i32;
+        self.entry_status = Some(status);
+        if status == 0x103 {
+            self.inner.violation(Rule::DriverEntry, "DriverEntry returned STATUS_PENDING; it must run synchronously");
+        }
+        if status < 0 {
+            // The driver stays unloaded: it must have released everything.
+            self.check_released("after DriverEntry failed");
+        }
+        Ok(status)
+    }
+
+    /// Calls DriverUnload (when DriverEntry succeeded and set one) and checks that everything was released.
+    pub fn unload(&mut self) -> Result<(), HostError> {
+        if self.unloaded {
+            return Ok(());
+        }
+        self.unloaded = true;
+        if self.entry_status.is_some_and(|s| s >= 0) {
+            let unload = crate::exports::driver_unload_routine(&self.inner);
+            match unload {
+                Some(f) => {
+                    let drv = self.inner.driver_object.addr() as u64;
+                    self.call_driver(0, 0, "DriverUnload", f, vec![("DriverObject", drv)])?;
+                }
+                None => self.inner.violation(Rule::DriverEntry, "DriverEntry succeeded without setting DriverUnload"),
+            }
+            self.check_released("after DriverUnload");
+        }
+        Ok(())
+    }
+
+    /// Verifier checks for a driver that is no longer loaded.
+    fn check_released(&self, when: &str) {
+        let st = self.inner.state();
+        let mut leaks: Vec<String> = st
+            .pool
+            .values()
+            .map(|b| format!("{} bytes tag '{}' ({})", b.size, tag_text(b.tag), b.api))
+            .collect();
+        leaks.sort();
+        let devices: Vec<String> =
+            st.devices.iter().map(|d| d.name.clone().unwrap_or_else(|| "(unnamed)".into())).collect();
+        let links: Vec<String> = st.links.keys().cloned().collect();
+        let protocols: Vec<String> = st.protocols.iter().filter(|p| !p.deregistered).map(|p| p.chars.name.clone()).collect();
+        let held: usize = st.spin_locks.len();
+        drop(st);
+        if !leaks.is_empty() {
+            self.inner.violation(Rule::PoolLeak, format!("{when}: {} pool block(s) leaked: {}", leaks.len(), leaks.join(", ")));
+        }
+        if !devices.is_empty() {
+            self.inner.violation(Rule::ObjectLeak, format!("{when}: device object(s) not deleted: {}", devices.join(", ")));
+        }
+        if !links.is_empty() {
+            self.inner.violation(Rule::ObjectLeak, format!("{when}: symbolic link(s) not deleted: {}", links.join(", ")));
+        }
+        if !protocols.is_empty() {
+            self.inner.violation(Rule::Registration, format!("{when}: protocol(s) still registered: {}", protocols.join(", ")));
+        }
+        if held != 0 {
+            self.inner.violation(Rule::SpinLock, format!("{when}: {held} spin lock(s) still held"));
+        }
+    }
+
+    /// Every verifier finding so far.
+    pub fn violations(&self) -> Vec<Violation> {
+        lock(&self.inner.violations).clone()
+    }
+
+    /// The trace so far.
+    pub fn trace(&self) -> Vec<TraceEvent> {
+        lock(&self.inner.trace).clone()
+    }
+
+    /// The calls the fault plan counted (api, n), in order, and those it failed.
+    pub fn fault_history(&self) -> (Vec<(String, u64)>, Vec<(String, u64)>) {
+        let f = lock(&self.inner.faults);
+        (f.history.clone(), f.injected.clone())
+    }
+
+    /// Registered protocols: what each registered, and whether it is still registered.
+    pub fn protocols(&self) -> Vec<(ProtocolCharacteristics, bool)> {
+        self.inner.state().protocols.iter().map(|p| (p.chars.clone(), !p.deregistered)).collect()
+    }
+
+    /// Names of the device objects that exist.
+    pub fn devices(&self) -> Vec<String> {
+        self.inner.state().devices.iter().filter_map(|d| d.name.clone()).collect()
+    }
+
+    /// Symbolic links that exist (link → target).
+    pub fn symbolic_links(&self) -> BTreeMap<String, String> {
+        self.inner.state().links.clone()
+    }
+
+    /// Pool currently allocated: (tag, size) per block.
+    pub fn pool(&self) -> Vec<(u32, usize)> {
+        self.inner.state().pool.values().map(|b| (b.tag, b.size)).collect()
+    }
+
+    /// The loaded image.
+    pub fn image(&self) -> &LoadedImage {
+        &self.inner.image
+    }
+
+    /// The bug check, if the driver raised one.
+    pub fn bugcheck(&self) -> Option<Bugcheck> {
+        *lock(&self.inner.bugcheck)
+    }
+
+    /// The address of the DRIVER_OBJECT lent to the driver.
+    pub fn driver_object(&self) -> usize {
+        self.inner.driver_object.addr()
+    }
+}
+
+/// A pool tag as WinDbg prints it (`'RwLk'`).
+pub fn tag_text(tag: u32) -> String {
+    tag.to_le_bytes().iter().map(|&b| if b.is_ascii_graphic() { b as char } else { '.' }).collect()
+}

@@ -1,0 +1,160 @@
+//! `ndis-host`: run rawlink.sys in an emulated Windows kernel and report what the verifier saw.
+
+use clap::{Parser, Subcommand};
+use ndis_host::host::{Host, HostConfig};
+use ndis_host::image::{audit, ImageInfo};
+use ndis_host::wdk::FunctionTable;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(name = "ndis-host", version, about = "Runs a Windows NDIS protocol driver in an emulated kernel on Linux")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Load the driver, call DriverEntry, serve until Ctrl-C (or --once), unload, print the verifier's report.
+    Run {
+        /// Path to the driver image (rawlink.sys).
+        driver: PathBuf,
+        /// Print every call across the driver boundary as it happens.
+        #[arg(long)]
+        trace: bool,
+        /// Unload right after DriverEntry instead of waiting for Ctrl-C.
+        #[arg(long)]
+        once: bool,
+        /// The NDIS version the emulated Windows reports, e.g. 6.30 or 6.89.
+        #[arg(long, default_value = "6.89", value_parser = parse_ndis_version)]
+        ndis: u32,
+    },
+    /// Audit a driver image as the Windows loader and ApiValidator would.
+    Audit {
+        /// Path to the driver image.
+        driver: PathBuf,
+    },
+}
+
+fn parse_ndis_version(s: &str) -> Result<u32, String> {
+    let (maj, min) = s.split_once('.').ok_or_else(|| format!("`{s}` is not MAJOR.MINOR"))?;
+    let maj: u32 = maj.parse().map_err(|_| format!("bad major version in `{s}`"))?;
+    let min: u32 = min.parse().map_err(|_| format!("bad minor version in `{s}`"))?;
+    if maj != 6 || !(30..=89).contains(&min) {
+        return Err(format!("NDIS {s} is not emulated (6.30 … 6.89)"));
+    }
+    Ok((maj << 16) | min)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Audit { driver } => audit_cmd(&driver),
+        Command::Run { driver, trace, once, ndis } => run(&driver, trace, once, ndis),
+    }
+}
+
+fn read(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+fn audit_cmd(path: &std::path::Path) -> ExitCode {
+    let bytes = match read(path) {
+        Ok(b) => b,
+        Err(e) => return fail(&e),
+    };
+    let info = match ImageInfo::parse(&bytes) {
+        Ok(i) => i,
+        Err(e) => return fail(&format!("{}: {e}", path.display())),
+    };
+    println!("{}: PE32+ AMD64, subsystem {}, {} bytes", path.display(), info.subsystem, bytes.len());
+    println!("  entry point   {:#x} (DriverEntry)", info.entry_point);
+    println!("  checksum      {:#x} (computed {:#x})", info.check_sum, info.computed_check_sum);
+    println!("  dll flags     {:#06x}", info.dll_characteristics);
+    for s in &info.sections {
+        println!("  section {:<8} rva {:#07x} size {:#07x} flags {:#010x}", s.name, s.virtual_address, s.virtual_size, s.characteristics);
+    }
+    println!("  imports ({}):", info.imports.len());
+    for i in &info.imports {
+        println!("    {i}");
+    }
+    let findings = audit(&info, &FunctionTable::wdk_16299());
+    if findings.is_empty() {
+        println!("audit: clean");
+        ExitCode::SUCCESS
+    } else {
+        for f in &findings {
+            println!("audit: {f}");
+        }
+        ExitCode::FAILURE
+    }
+}
+
+fn run(path: &std::path::Path, trace: bool, once: bool, ndis: u32) -> ExitCode {
+    let config = HostConfig { ndis_version: ndis, echo_trace: trace, ..HostConfig::default() };
+    let mut host = match Host::load_file(path, config) {
+        Ok(h) => h,
+        Err(e) => return fail(&format!("{}: {e}", path.display())),
+    };
+    println!("loaded {} at {:#x} ({} bytes)", path.display(), host.image().base(), host.image().size());
+    for p in &host.image().privileged {
+        println!("  privileged instruction, emulated: {p}");
+    }
+    let status = match host.driver_entry() {
+        Ok(s) => s,
+        Err(e) => return fail(&format!("DriverEntry: {e}")),
+    };
+    // CAST: statuses print as unsigned hex.
+    println!("DriverEntry returned {:#010x}", status as u32);
+    for (c, live) in host.protocols() {
+        println!(
+            "  protocol {} NDIS {}.{} driver {}.{} {}",
+            c.name,
+            c.major_ndis_version,
+            c.minor_ndis_version,
+            c.major_driver_version,
+            c.minor_driver_version,
+            if live { "registered" } else { "deregistered" }
+        );
+    }
+    for d in host.devices() {
+        println!("  device {d}");
+    }
+    for (l, t) in host.symbolic_links() {
+        println!("  link {l} -> {t}");
+    }
+    if status >= 0 && !once {
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = Arc::clone(&stop);
+        if let Err(e) = ctrlc::set_handler(move || s.store(true, Ordering::SeqCst)) {
+            return fail(&format!("cannot install the Ctrl-C handler: {e}"));
+        }
+        println!("serving; press Ctrl-C to unload");
+        while !stop.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    if let Err(e) = host.unload() {
+        return fail(&format!("DriverUnload: {e}"));
+    }
+    println!("unloaded");
+    let violations = host.violations();
+    if violations.is_empty() {
+        println!("verifier: no violations, no leaks");
+        ExitCode::SUCCESS
+    } else {
+        for v in &violations {
+            println!("verifier: {v}");
+        }
+        ExitCode::FAILURE
+    }
+}
+
+fn fail(msg: &str) -> ExitCode {
+    eprintln!("ndis-host: error: {msg}");
+    ExitCode::FAILURE
+}

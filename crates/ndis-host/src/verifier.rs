@@ -1,0 +1,41 @@
+//! What the host checks, Driver Verifier style: each violation is recorded with a rule name and a message.
+
+use std::fmt;
+
+/// The rules the host enforces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Rule {
+    /// Pool still allocated at unload (Driver Verifier bugcheck 0xC4/0x62).
+    PoolLeak,
+    /// A free of memory that was not allocated, or with another tag.
+    BadFree,
+    /// An API called above the IRQL it allows.
+    Irql,
+    /// An API's parameters break its contract.
+    BadParameter,
+    /// A spin lock released without being held, acquired recursively, or held at return.
+    SpinLock,
+    /// An IRP, OID or NBL completed twice.
+    DoubleCompletion,
+    /// A device object or symbolic link left behind at unload.
+    ObjectLeak,
+    /// A call after NdisDeregisterProtocolDriver, or a protocol still registered at unload.
+    Registration,
+    /// DriverEntry broke its contract (returned STATUS_PENDING, ...).
+    DriverEntry,
+    /// The IRQL differs on return from a callback.
+    IrqlNotRestored,
+}
+
+/// One finding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    pub rule: Rule,
+    pub message: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}: {}", self.rule, self.message)
+    }
+}
