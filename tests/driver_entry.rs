@@ -28,32 +28,17 @@ fn driver_entry_registers_the_protocol_with_every_handler() {
     assert_eq!(h.driver_entry().expect("DriverEntry ran"), 0);
     let protocols = h.protocols();
     assert_eq!(protocols.len(), 1, "{protocols:?}");
-    let (name, c, live) = &protocols[0];
-    assert_eq!(name, "RAWLINK");
+    let (c, live) = &protocols[0];
+    assert_eq!(c.name, "RAWLINK");
     assert!(live);
-    assert_eq!(c.Header.Type, 0x95, "NDIS_OBJECT_TYPE_PROTOCOL_DRIVER_CHARACTERISTICS");
-    assert_eq!(c.Header.Revision, 2);
-    assert_eq!(c.Header.Size, 128);
-    assert_eq!((c.MajorNdisVersion, c.MinorNdisVersion), (6, 30), "the OS offers 6.89; the driver implements 6.30");
-    assert_eq!((c.MajorDriverVersion, c.MinorDriverVersion), (0, 1));
-    assert_eq!(c.Flags, 0);
-    assert_eq!(c.Name.Length, 14);
+    assert_eq!(c.header_type, 0x95, "NDIS_OBJECT_TYPE_PROTOCOL_DRIVER_CHARACTERISTICS");
+    assert_eq!(c.header_revision, 2);
+    assert_eq!(c.header_size, 128);
+    assert_eq!((c.major_ndis_version, c.minor_ndis_version), (6, 30), "the OS offers 6.89; the driver implements 6.30");
+    assert_eq!((c.major_driver_version, c.minor_driver_version), (0, 1));
+    assert_eq!(c.flags, 0);
     let image = h.image();
-    let handlers = [
-        ("SetOptions", c.SetOptionsHandler.map(|f| f as usize)),
-        ("BindAdapterEx", c.BindAdapterHandlerEx.map(|f| f as usize)),
-        ("UnbindAdapterEx", c.UnbindAdapterHandlerEx.map(|f| f as usize)),
-        ("OpenAdapterCompleteEx", c.OpenAdapterCompleteHandlerEx.map(|f| f as usize)),
-        ("CloseAdapterCompleteEx", c.CloseAdapterCompleteHandlerEx.map(|f| f as usize)),
-        ("NetPnPEvent", c.NetPnPEventHandler.map(|f| f as usize)),
-        ("Uninstall", c.UninstallHandler.map(|f| f as usize)),
-        ("OidRequestComplete", c.OidRequestCompleteHandler.map(|f| f as usize)),
-        ("StatusEx", c.StatusHandlerEx.map(|f| f as usize)),
-        ("ReceiveNetBufferLists", c.ReceiveNetBufferListsHandler.map(|f| f as usize)),
-        ("SendNetBufferListsComplete", c.SendNetBufferListsCompleteHandler.map(|f| f as usize)),
-        ("DirectOidRequestComplete", c.DirectOidRequestCompleteHandler.map(|f| f as usize)),
-    ];
-    for (n, f) in handlers {
+    for (n, f) in c.handlers() {
         let f = f.unwrap_or_else(|| panic!("{n} not registered"));
         assert!(image.contains(f), "{n} handler {f:#x} is outside the image");
     }
@@ -79,7 +64,7 @@ fn unload_releases_everything_in_reverse_order() {
     assert!(h.pool().is_empty(), "pool left: {:?}", h.pool());
     assert!(h.devices().is_empty());
     assert!(h.symbolic_links().is_empty());
-    assert!(h.protocols().iter().all(|(_, _, live)| !live));
+    assert!(h.protocols().iter().all(|(_, live)| !live));
     let order: Vec<String> = h
         .trace()
         .into_iter()
@@ -105,8 +90,8 @@ fn driver_entry_refuses_ndis_older_than_6_30() {
 fn registers_the_os_version_when_it_is_older_than_the_driver_maximum() {
     let mut h = host(HostConfig { ndis_version: 0x0006_001E, ..HostConfig::default() });
     assert_eq!(h.driver_entry().expect("DriverEntry ran"), 0);
-    let (_, c, _) = h.protocols().remove(0);
-    assert_eq!((c.MajorNdisVersion, c.MinorNdisVersion), (6, 30));
+    let (c, _) = h.protocols().remove(0);
+    assert_eq!((c.major_ndis_version, c.minor_ndis_version), (6, 30));
     h.unload().expect("unload");
     assert_clean(&h);
 }
@@ -147,7 +132,7 @@ fn check_failed_entry(h: &mut Host, what: &str) {
     assert!(h.pool().is_empty(), "{what}: pool leaked: {:?}", h.pool());
     assert!(h.devices().is_empty(), "{what}: device left");
     assert!(h.symbolic_links().is_empty(), "{what}: link left");
-    assert!(h.protocols().iter().all(|(_, _, live)| !live), "{what}: still registered");
+    assert!(h.protocols().iter().all(|(_, live)| !live), "{what}: still registered");
     assert_clean(h);
     let calls_before = h.trace().len();
     h.unload().expect("no unload after a failed DriverEntry");
