@@ -32,6 +32,10 @@ pub mod entry;
 #[cfg(windows)]
 mod protocol;
 
+// Windows builds with the WDK (`--features wdk`): compile-time proof that ndis-sys matches the WDK.
+#[cfg(feature = "wdk")]
+mod wdk_check;
+
 #[cfg(windows)]
 #[global_allocator]
 static ALLOCATOR: kernel::alloc::PoolAllocator = kernel::alloc::PoolAllocator;

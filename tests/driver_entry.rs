@@ -1,4 +1,5 @@
 //! The real rawlink.sys in ndis-host: DriverEntry, DriverUnload, and DriverEntry under every injected failure.
+#![cfg(target_os = "linux")]
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! ndis-host's loader on the real rawlink.sys and on broken copies of it.
+#![cfg(target_os = "linux")]
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! Audits the built rawlink.sys the way the Windows loader, ApiValidator and link.exe conventions would.
+#![cfg(target_os = "linux")]
 
 mod common;
 

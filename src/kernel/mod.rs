@@ -15,4 +15,6 @@ pub mod sync;
 
 // `_fltused` tells the MSVC toolchain that floating point is used; compiler_builtins references it. It is
 // defined in assembly so that it does not appear in the export table (a `#[no_mangle] static` would).
+// With `--features wdk`, wdk-sys defines it instead.
+#[cfg(not(feature = "wdk"))]
 core::arch::global_asm!(".globl _fltused", ".section .rdata,\"dr\"", ".p2align 2", "_fltused:", ".long 0", ".text");
