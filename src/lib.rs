@@ -20,6 +20,7 @@ extern crate alloc;
 
 pub mod driver;
 pub mod error;
+pub mod state;
 pub mod version;
 
 #[cfg(windows)]
