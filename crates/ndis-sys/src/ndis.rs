@@ -186,8 +186,12 @@ pub type PNDIS_GENERIC_OBJECT = *mut NDIS_GENERIC_OBJECT;
 
 /// [`ProtocolSetOptions`](https://learn.microsoft.com/windows-hardware/drivers/ddi/ndis/nc-ndis-set_options):
 /// `(NdisDriverHandle, DriverContext) -> NDIS_STATUS`.
-pub type SET_OPTIONS_HANDLER =
-    Option<unsafe extern "system" fn(NdisDriverHandle: NDIS_HANDLE, DriverContext: NDIS_HANDLE) -> NDIS_STATUS>;
+pub type SET_OPTIONS_HANDLER = Option<
+    unsafe extern "system" fn(
+        NdisDriverHandle: NDIS_HANDLE,
+        DriverContext: NDIS_HANDLE,
+    ) -> NDIS_STATUS,
+>;
 
 /// [`ProtocolBindAdapterEx`](https://learn.microsoft.com/windows-hardware/drivers/ddi/ndis/nc-ndis-protocol_bind_adapter_ex):
 /// `(ProtocolDriverContext, BindContext, BindParameters) -> NDIS_STATUS`.
@@ -201,8 +205,12 @@ pub type BIND_HANDLER_EX = Option<
 
 /// [`ProtocolUnbindAdapterEx`](https://learn.microsoft.com/windows-hardware/drivers/ddi/ndis/nc-ndis-protocol_unbind_adapter_ex):
 /// `(UnbindContext, ProtocolBindingContext) -> NDIS_STATUS`.
-pub type UNBIND_HANDLER_EX =
-    Option<unsafe extern "system" fn(UnbindContext: NDIS_HANDLE, ProtocolBindingContext: NDIS_HANDLE) -> NDIS_STATUS>;
+pub type UNBIND_HANDLER_EX = Option<
+    unsafe extern "system" fn(
+        UnbindContext: NDIS_HANDLE,
+        ProtocolBindingContext: NDIS_HANDLE,
+    ) -> NDIS_STATUS,
+>;
 
 /// [`ProtocolOpenAdapterCompleteEx`](https://learn.microsoft.com/windows-hardware/drivers/ddi/ndis/nc-ndis-protocol_open_adapter_complete_ex):
 /// `(ProtocolBindingContext, Status)`.
@@ -211,7 +219,8 @@ pub type OPEN_ADAPTER_COMPLETE_HANDLER_EX =
 
 /// [`ProtocolCloseAdapterCompleteEx`](https://learn.microsoft.com/windows-hardware/drivers/ddi/ndis/nc-ndis-protocol_close_adapter_complete_ex):
 /// `(ProtocolBindingContext)`.
-pub type CLOSE_ADAPTER_COMPLETE_HANDLER_EX = Option<unsafe extern "system" fn(ProtocolBindingContext: NDIS_HANDLE)>;
+pub type CLOSE_ADAPTER_COMPLETE_HANDLER_EX =
+    Option<unsafe extern "system" fn(ProtocolBindingContext: NDIS_HANDLE)>;
 
 /// [`ProtocolNetPnPEvent`](https://learn.microsoft.com/windows-hardware/drivers/ddi/ndis/nc-ndis-protocol_net_pnp_event):
 /// `(ProtocolBindingContext, NetPnPEventNotification) -> NDIS_STATUS`.
@@ -229,13 +238,20 @@ pub type UNINSTALL_PROTOCOL_HANDLER = Option<unsafe extern "system" fn()>;
 /// [`ProtocolOidRequestComplete`](https://learn.microsoft.com/windows-hardware/drivers/ddi/ndis/nc-ndis-protocol_oid_request_complete):
 /// `(ProtocolBindingContext, OidRequest, Status)`.
 pub type OID_REQUEST_COMPLETE_HANDLER = Option<
-    unsafe extern "system" fn(ProtocolBindingContext: NDIS_HANDLE, OidRequest: PNDIS_OID_REQUEST, Status: NDIS_STATUS),
+    unsafe extern "system" fn(
+        ProtocolBindingContext: NDIS_HANDLE,
+        OidRequest: PNDIS_OID_REQUEST,
+        Status: NDIS_STATUS,
+    ),
 >;
 
 /// [`ProtocolStatusEx`](https://learn.microsoft.com/windows-hardware/drivers/ddi/ndis/nc-ndis-protocol_status_ex):
 /// `(ProtocolBindingContext, StatusIndication)`.
 pub type STATUS_HANDLER_EX = Option<
-    unsafe extern "system" fn(ProtocolBindingContext: NDIS_HANDLE, StatusIndication: PNDIS_STATUS_INDICATION),
+    unsafe extern "system" fn(
+        ProtocolBindingContext: NDIS_HANDLE,
+        StatusIndication: PNDIS_STATUS_INDICATION,
+    ),
 >;
 
 /// [`ProtocolReceiveNetBufferLists`](https://learn.microsoft.com/windows-hardware/drivers/ddi/ndis/nc-ndis-protocol_receive_net_buffer_lists):
@@ -253,13 +269,21 @@ pub type RECEIVE_NET_BUFFER_LISTS_HANDLER = Option<
 /// [`ProtocolSendNetBufferListsComplete`](https://learn.microsoft.com/windows-hardware/drivers/ddi/ndis/nc-ndis-protocol_send_net_buffer_lists_complete):
 /// `(ProtocolBindingContext, NetBufferList, SendCompleteFlags)`.
 pub type SEND_NET_BUFFER_LISTS_COMPLETE_HANDLER = Option<
-    unsafe extern "system" fn(ProtocolBindingContext: NDIS_HANDLE, NetBufferList: PNET_BUFFER_LIST, SendCompleteFlags: ULONG),
+    unsafe extern "system" fn(
+        ProtocolBindingContext: NDIS_HANDLE,
+        NetBufferList: PNET_BUFFER_LIST,
+        SendCompleteFlags: ULONG,
+    ),
 >;
 
 /// [`ProtocolDirectOidRequestComplete`](https://learn.microsoft.com/windows-hardware/drivers/ddi/ndis/nc-ndis-protocol_direct_oid_request_complete):
 /// `(ProtocolBindingContext, OidRequest, Status)`.
 pub type DIRECT_OID_REQUEST_COMPLETE_HANDLER = Option<
-    unsafe extern "system" fn(ProtocolBindingContext: NDIS_HANDLE, OidRequest: PNDIS_OID_REQUEST, Status: NDIS_STATUS),
+    unsafe extern "system" fn(
+        ProtocolBindingContext: NDIS_HANDLE,
+        OidRequest: PNDIS_OID_REQUEST,
+        Status: NDIS_STATUS,
+    ),
 >;
 
 /// [`NDIS_IO_WORKITEM_FUNCTION`](https://learn.microsoft.com/windows-hardware/drivers/ddi/ndis/nc-ndis-ndis_io_workitem_function):
@@ -274,7 +298,12 @@ pub type NDIS_IO_WORKITEM_ROUTINE = NDIS_IO_WORKITEM_FUNCTION;
 /// `(SystemSpecific1, FunctionContext, SystemSpecific2, SystemSpecific3)`, run at DISPATCH_LEVEL. The WDK's
 /// function type and its pointer (`PNDIS_TIMER_FUNCTION`) are the same Rust type.
 pub type NDIS_TIMER_FUNCTION = Option<
-    unsafe extern "system" fn(SystemSpecific1: PVOID, FunctionContext: PVOID, SystemSpecific2: PVOID, SystemSpecific3: PVOID),
+    unsafe extern "system" fn(
+        SystemSpecific1: PVOID,
+        FunctionContext: PVOID,
+        SystemSpecific2: PVOID,
+        SystemSpecific3: PVOID,
+    ),
 >;
 /// `PNDIS_TIMER_FUNCTION`: pointer to an [`NDIS_TIMER_FUNCTION`].
 pub type PNDIS_TIMER_FUNCTION = NDIS_TIMER_FUNCTION;
@@ -282,7 +311,8 @@ pub type PNDIS_TIMER_FUNCTION = NDIS_TIMER_FUNCTION;
 /// `NET_BUFFER_FREE_MDL_HANDLER` (`NdisAdvanceNetBufferDataStart`): `(Mdl)`.
 pub type NET_BUFFER_FREE_MDL_HANDLER = Option<unsafe extern "system" fn(Mdl: PMDL)>;
 /// `NET_BUFFER_ALLOCATE_MDL_HANDLER` (`NdisRetreatNetBufferDataStart`): `(BufferSize) -> PMDL`.
-pub type NET_BUFFER_ALLOCATE_MDL_HANDLER = Option<unsafe extern "system" fn(BufferSize: PULONG) -> PMDL>;
+pub type NET_BUFFER_ALLOCATE_MDL_HANDLER =
+    Option<unsafe extern "system" fn(BufferSize: PULONG) -> PMDL>;
 
 // ---------------------------------------------------------------------------------------------------------
 // Protocol registration and binding.
@@ -849,7 +879,8 @@ pub union NDIS_TCP_IP_CHECKSUM_NET_BUFFER_LIST_INFO {
     pub Value: PVOID,
 }
 /// `NDIS_TCP_IP_CHECKSUM_NET_BUFFER_LIST_INFO *`.
-pub type PNDIS_TCP_IP_CHECKSUM_NET_BUFFER_LIST_INFO = *mut NDIS_TCP_IP_CHECKSUM_NET_BUFFER_LIST_INFO;
+pub type PNDIS_TCP_IP_CHECKSUM_NET_BUFFER_LIST_INFO =
+    *mut NDIS_TCP_IP_CHECKSUM_NET_BUFFER_LIST_INFO;
 
 /// `NDIS_TCP_IP_CHECKSUM_NET_BUFFER_LIST_INFO.Transmit`: bit-fields only.
 #[repr(C)]
@@ -922,7 +953,8 @@ pub struct NDIS_UDP_RSC_OFFLOAD_NET_BUFFER_LIST_INFO {
     pub u: NDIS_UDP_RSC_OFFLOAD_NET_BUFFER_LIST_INFO_u,
 }
 /// `NDIS_UDP_RSC_OFFLOAD_NET_BUFFER_LIST_INFO *`.
-pub type PNDIS_UDP_RSC_OFFLOAD_NET_BUFFER_LIST_INFO = *mut NDIS_UDP_RSC_OFFLOAD_NET_BUFFER_LIST_INFO;
+pub type PNDIS_UDP_RSC_OFFLOAD_NET_BUFFER_LIST_INFO =
+    *mut NDIS_UDP_RSC_OFFLOAD_NET_BUFFER_LIST_INFO;
 
 /// Anonymous member `u` of [`NDIS_UDP_RSC_OFFLOAD_NET_BUFFER_LIST_INFO`].
 #[repr(C)]
