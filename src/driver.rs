@@ -1,9 +1,13 @@
 //! The driver's global state: everything a callback may touch, created before registration.
 
+use crate::binding::{Binding, BindingPtr};
+use crate::error::Result;
+use crate::kernel::sync::SpinLock;
 use crate::version::NdisVersion;
+use alloc::vec::Vec;
 use core::ffi::c_void;
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
 /// Driver-wide state. Lives in one pool block from DriverEntry until DriverUnload; NDIS gets its address as
 /// the ProtocolDriverContext, the control device keeps it in its extension.
@@ -14,11 +18,20 @@ pub struct Driver {
     /// The NdisProtocolHandle. NDIS writes it through [`Driver::protocol_handle_slot`] during
     /// NdisRegisterProtocolDriver, possibly before calling BindAdapterEx from inside that call.
     protocol_handle: AtomicPtr<c_void>,
+    /// Every binding that exists (opening, open, or closing).
+    bindings: SpinLock<Vec<BindingPtr>>,
+    /// NetEventBindsComplete arrived: NDIS has offered every adapter present at registration.
+    pub binds_complete: AtomicBool,
 }
 
 impl Driver {
     pub fn new(version: NdisVersion) -> Self {
-        Self { version, protocol_handle: AtomicPtr::new(ptr::null_mut()) }
+        Self {
+            version,
+            protocol_handle: AtomicPtr::new(ptr::null_mut()),
+            bindings: SpinLock::new(Vec::new()),
+            binds_complete: AtomicBool::new(false),
+        }
     }
 
     /// The handle NDIS assigned at registration (null before it).
@@ -29,5 +42,23 @@ impl Driver {
     /// Where NdisRegisterProtocolDriver stores the handle. `AtomicPtr<T>` has the layout of `*mut T`.
     pub fn protocol_handle_slot(&self) -> *mut *mut c_void {
         self.protocol_handle.as_ptr()
+    }
+
+    /// Adds a binding to the list.
+    pub fn bindings_insert(&self, b: *mut Binding) -> Result {
+        let mut list = self.bindings.lock();
+        list.try_reserve(1)?;
+        list.push(BindingPtr(b));
+        Ok(())
+    }
+
+    /// Removes a binding from the list.
+    pub fn bindings_remove(&self, b: *mut Binding) {
+        self.bindings.lock().retain(|p| p.0 != b);
+    }
+
+    /// How many bindings exist.
+    pub fn binding_count(&self) -> usize {
+        self.bindings.lock().len()
     }
 }

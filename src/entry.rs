@@ -36,6 +36,7 @@ const LINK_NAME: &[u16] = utf16!(rawlink_abi::SYMBOLIC_LINK_NAME);
 const PROTOCOL_NAME: &[u16] = utf16!(rawlink_abi::PROTOCOL_NAME);
 
 /// Everything DriverEntry acquired, in the order `Drop` must release it (fields drop top to bottom).
+#[allow(dead_code, reason = "owners: held to be dropped in this order at unload")]
 struct Loaded {
     registration: Registration,
     link: SymbolicLink,
@@ -83,6 +84,14 @@ fn load(driver_object: PDRIVER_OBJECT) -> Result {
     let loaded = try_box(Loaded { registration, link, device, driver })?;
     LOADED.store(Box::into_raw(loaded), Ordering::Release);
     Ok(())
+}
+
+/// The driver globals, once DriverEntry has finished (for callbacks that carry no context of their own).
+pub fn driver() -> Option<&'static Driver> {
+    let loaded = LOADED.load(Ordering::Acquire);
+    // SAFETY: LOADED points to a live Loaded until DriverUnload swaps it out; NDIS calls no handler after
+    // deregistration, which DriverUnload performs before freeing.
+    (!loaded.is_null()).then(|| unsafe { &*(*loaded).driver })
 }
 
 /// DriverUnload: everything in reverse order of DriverEntry.

@@ -6,7 +6,8 @@
 //! * `protocol`: the ProtocolXxx callbacks and the registration characteristics;
 //! * `dispatch`: IRP dispatch for the control device;
 //! * `kernel`: the thin safe wrappers over kernel and NDIS calls (allocator, panic handler, spin lock, IRP);
-//! * [`error`], [`version`], [`driver`]: plain safe logic, unit-tested on the Linux host.
+//! * `binding`, `driver`: bindings (open, restart, pause, close) and the driver globals;
+//! * [`error`], [`version`], [`state`]: plain safe logic, unit-tested on the Linux host.
 //!
 //! The FFI layer is compiled only for the Windows target, where the raw imports exist. On the host the crate
 //! links `std` (for its panic handler and the test harness) but still uses only `core` and `alloc`.
@@ -18,7 +19,6 @@ extern crate std;
 
 extern crate alloc;
 
-pub mod driver;
 pub mod error;
 pub mod state;
 pub mod version;
@@ -27,7 +27,11 @@ pub mod version;
 mod kernel;
 
 #[cfg(windows)]
+mod binding;
+#[cfg(windows)]
 mod dispatch;
+#[cfg(windows)]
+pub mod driver;
 #[cfg(windows)]
 pub mod entry;
 #[cfg(windows)]

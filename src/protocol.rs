@@ -1,12 +1,13 @@
 //! The ProtocolXxx callbacks NDIS calls, and the characteristics that register them.
 //!
-//! Each callback is an `extern "system"` shim that converts raw pointers and hands over to safe logic.
-//! Bindings are the next layer of the driver; until they exist, BindAdapterEx declines every adapter with
-//! `NDIS_STATUS_NOT_SUPPORTED` (NDIS then simply does not bind rawlink; nothing is allocated, nothing leaks),
-//! and every other handler does what NDIS requires of a protocol with no bindings.
+//! Each callback is an `extern "system"` shim that converts raw pointers and hands over to the binding layer
+//! (`binding`). Handlers for what rawlink does not do yet (OID requests, sends) do what NDIS requires of a
+//! protocol that never issues them.
 #![allow(unsafe_code)]
 
+use crate::driver::Driver;
 use crate::error::{Error, Result};
+use crate::{binding, entry};
 use crate::kernel::string::StaticUnicode;
 use crate::version::NdisVersion;
 use ndis_sys::*;
@@ -50,40 +51,62 @@ unsafe extern "system" fn set_options(_driver_handle: NDIS_HANDLE, _driver_conte
     NDIS_STATUS_SUCCESS
 }
 
-/// ProtocolBindAdapterEx: declined until the binding layer exists; NDIS treats a failure status as "this
-/// protocol does not bind to that adapter".
+/// ProtocolBindAdapterEx: bind to an Ethernet adapter (see `binding::bind`).
 unsafe extern "system" fn bind_adapter_ex(
-    _driver_context: NDIS_HANDLE,
-    _bind_context: NDIS_HANDLE,
-    _bind_parameters: PNDIS_BIND_PARAMETERS,
+    driver_context: NDIS_HANDLE,
+    bind_context: NDIS_HANDLE,
+    bind_parameters: PNDIS_BIND_PARAMETERS,
 ) -> NDIS_STATUS {
-    NDIS_STATUS_NOT_SUPPORTED
+    if driver_context.is_null() {
+        return NDIS_STATUS_FAILURE;
+    }
+    // SAFETY: the ProtocolDriverContext is the Driver registered with NDIS, alive until deregistration.
+    let driver = unsafe { &*driver_context.cast::<Driver>() };
+    binding::bind(driver, bind_context, bind_parameters)
 }
 
-/// ProtocolUnbindAdapterEx: never called while no binding is ever opened; succeeds synchronously.
-unsafe extern "system" fn unbind_adapter_ex(_unbind_context: NDIS_HANDLE, _binding_context: NDIS_HANDLE) -> NDIS_STATUS {
-    NDIS_STATUS_SUCCESS
+/// ProtocolUnbindAdapterEx.
+unsafe extern "system" fn unbind_adapter_ex(unbind_context: NDIS_HANDLE, binding_context: NDIS_HANDLE) -> NDIS_STATUS {
+    // SAFETY: NDIS passes the ProtocolBindingContext of a bound binding.
+    unsafe { binding::unbind(binding_context.cast(), unbind_context) }
 }
 
-/// ProtocolOpenAdapterCompleteEx: only follows an NdisOpenAdapterEx that returned pending; none is issued.
-unsafe extern "system" fn open_adapter_complete_ex(_binding_context: NDIS_HANDLE, _status: NDIS_STATUS) {}
+/// ProtocolOpenAdapterCompleteEx: a pended NdisOpenAdapterEx finished.
+unsafe extern "system" fn open_adapter_complete_ex(binding_context: NDIS_HANDLE, status: NDIS_STATUS) {
+    // SAFETY: the context of the binding whose open pended.
+    unsafe { binding::open_adapter_complete(binding_context.cast(), status) }
+}
 
-/// ProtocolCloseAdapterCompleteEx: only follows a pended NdisCloseAdapterEx; none is issued.
-unsafe extern "system" fn close_adapter_complete_ex(_binding_context: NDIS_HANDLE) {}
+/// ProtocolCloseAdapterCompleteEx: a pended NdisCloseAdapterEx finished.
+unsafe extern "system" fn close_adapter_complete_ex(binding_context: NDIS_HANDLE) {
+    // SAFETY: the context of the binding whose close pended.
+    unsafe { binding::close_adapter_complete(binding_context.cast()) }
+}
 
-/// ProtocolNetPnPEvent: every event is acknowledged (`NDIS_STATUS_SUCCESS`), as NDIS expects of a protocol
-/// with nothing to pause or power down.
-unsafe extern "system" fn net_pnp_event(
-    _binding_context: NDIS_HANDLE,
-    _notification: PNET_PNP_EVENT_NOTIFICATION,
-) -> NDIS_STATUS {
-    NDIS_STATUS_SUCCESS
+/// ProtocolNetPnPEvent. A null binding context addresses the protocol itself (BindsComplete and global
+/// reconfiguration); everything else belongs to one binding.
+unsafe extern "system" fn net_pnp_event(binding_context: NDIS_HANDLE, notification: PNET_PNP_EVENT_NOTIFICATION) -> NDIS_STATUS {
+    if notification.is_null() {
+        return NDIS_STATUS_INVALID_PARAMETER;
+    }
+    if binding_context.is_null() {
+        // SAFETY: NDIS passes a valid notification.
+        let event = unsafe { (*notification).NetPnPEvent.NetEvent };
+        if event == NetEventBindsComplete {
+            if let Some(d) = entry::driver() {
+                d.binds_complete.store(true, core::sync::atomic::Ordering::Release);
+            }
+        }
+        return NDIS_STATUS_SUCCESS;
+    }
+    // SAFETY: a binding's context and a valid notification.
+    unsafe { binding::net_pnp_event(binding_context.cast(), notification) }
 }
 
 /// ProtocolUninstall: nothing to tear down ahead of DriverUnload.
 unsafe extern "system" fn uninstall() {}
 
-/// ProtocolOidRequestComplete: no OID request is issued without a binding.
+/// ProtocolOidRequestComplete: rawlink issues no OID request yet.
 unsafe extern "system" fn oid_request_complete(
     _binding_context: NDIS_HANDLE,
     _request: PNDIS_OID_REQUEST,
@@ -102,23 +125,25 @@ unsafe extern "system" fn direct_oid_request_complete(
 /// ProtocolStatusEx: status indications carry nothing rawlink keeps yet.
 unsafe extern "system" fn status_ex(_binding_context: NDIS_HANDLE, _indication: PNDIS_STATUS_INDICATION) {}
 
-/// ProtocolReceiveNetBufferLists: only a bound protocol receives; with no binding NDIS never calls this.
-/// Should it ever be called with a foreign chain, rawlink cannot return NBLs without a binding handle, so it
-/// touches nothing.
+/// ProtocolReceiveNetBufferLists (see `binding::receive`).
 unsafe extern "system" fn receive_net_buffer_lists(
-    _binding_context: NDIS_HANDLE,
-    _net_buffer_lists: PNET_BUFFER_LIST,
+    binding_context: NDIS_HANDLE,
+    net_buffer_lists: PNET_BUFFER_LIST,
     _port_number: NDIS_PORT_NUMBER,
     _number_of_net_buffer_lists: ULONG,
-    _receive_flags: ULONG,
+    receive_flags: ULONG,
 ) {
+    if binding_context.is_null() {
+        return;
+    }
+    // SAFETY: the context of an open binding and the chain NDIS indicated on it.
+    unsafe { binding::receive(binding_context.cast(), net_buffer_lists, receive_flags) }
 }
 
-/// ProtocolSendNetBufferListsComplete: no send is issued without a binding.
+/// ProtocolSendNetBufferListsComplete: rawlink sends nothing yet.
 unsafe extern "system" fn send_net_buffer_lists_complete(
     _binding_context: NDIS_HANDLE,
     _net_buffer_lists: PNET_BUFFER_LIST,
     _send_complete_flags: ULONG,
 ) {
 }
-

@@ -10,17 +10,16 @@
 use core::alloc::{GlobalAlloc, Layout};
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicUsize, Ordering};
-use ndis_sys::{ExAllocatePoolWithTag, ExFreePoolWithTag, MmGetSystemRoutineAddress, PEX_ALLOCATE_POOL2};
+use ndis_sys::{
+    ExAllocatePoolWithTag, ExFreePoolWithTag, MmGetSystemRoutineAddress, NonPagedPoolNx, PEX_ALLOCATE_POOL2,
+    POOL_FLAG_NON_PAGED,
+};
 
 /// `'RwLk'`: the pool tag of every rawlink allocation (bytes `R w L k` in memory, as WinDbg prints it).
 pub const POOL_TAG: u32 = u32::from_le_bytes(*b"RwLk");
 
 /// What pool gives without extra work on x64.
 const POOL_ALIGN: usize = 16;
-/// `POOL_FLAG_NON_PAGED` (ExAllocatePool2): non-paged, non-executable.
-const POOL_FLAG_NON_PAGED: u64 = 0x0000_0000_0000_0040;
-/// `NonPagedPoolNx` (POOL_TYPE).
-const NON_PAGED_POOL_NX: i32 = 512;
 
 /// `ExAllocatePool2`'s address, or 0 when the OS lacks it (or before [`init`]).
 static EX_ALLOCATE_POOL2: AtomicUsize = AtomicUsize::new(0);
@@ -52,7 +51,7 @@ fn raw_alloc(size: usize) -> *mut u8 {
         }
     }
     // SAFETY: as above; NonPagedPoolNx with a non-zero tag is valid at IRQL <= DISPATCH_LEVEL.
-    unsafe { ExAllocatePoolWithTag(NON_PAGED_POOL_NX, size, POOL_TAG) }.cast()
+    unsafe { ExAllocatePoolWithTag(NonPagedPoolNx, size, POOL_TAG) }.cast()
 }
 
 fn raw_free(p: *mut u8) {

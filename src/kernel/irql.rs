@@ -4,10 +4,7 @@
 //! importing it would stop the driver loading on older Windows 10.
 
 use ndis_sys::KIRQL;
-
-pub const PASSIVE_LEVEL: KIRQL = 0;
-pub const APC_LEVEL: KIRQL = 1;
-pub const DISPATCH_LEVEL: KIRQL = 2;
+pub use ndis_sys::{DISPATCH_LEVEL, PASSIVE_LEVEL};
 
 /// Returns the processor's current IRQL.
 #[inline]

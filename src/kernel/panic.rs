@@ -5,13 +5,10 @@
 //! NUL-terminated), P4 = its length. The message is also printed with DbgPrintEx first.
 
 use core::fmt::Write;
-use ndis_sys::{DbgPrintEx, KeBugCheckEx};
+use ndis_sys::{DbgPrintEx, KeBugCheckEx, DPFLTR_ERROR_LEVEL, DPFLTR_IHVNETWORK_ID};
 
 /// `'RLNK'`, big-endian, so `!analyze -v` shows 524c4e4b.
 pub const RAWLINK_PANIC_BUGCHECK: u32 = u32::from_be_bytes(*b"RLNK");
-
-const DPFLTR_IHVNETWORK_ID: u32 = 0x5D;
-const DPFLTR_ERROR_LEVEL: u32 = 0;
 
 /// A fixed-size, heap-free formatting buffer (the heap may be what failed).
 struct MessageBuffer {

@@ -60,12 +60,25 @@ impl<T> SpinLock<T> {
     }
 }
 
+impl<T> core::fmt::Debug for SpinLock<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        // Printing must not take the lock (it may be held by the caller).
+        f.write_str("SpinLock { .. }")
+    }
+}
+
 /// Proof that a [`SpinLock`] is held; releases it when dropped.
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct SpinLockGuard<'a, T> {
     owner: &'a SpinLock<T>,
     /// The IRQL to return to, or `None` when acquired at DISPATCH_LEVEL.
     old_irql: Option<KIRQL>,
+}
+
+impl<T> core::fmt::Debug for SpinLockGuard<'_, T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("SpinLockGuard { .. }")
+    }
 }
 
 impl<T> Deref for SpinLockGuard<'_, T> {
