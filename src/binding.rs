@@ -62,8 +62,8 @@ pub struct Binding {
     medium_index: u32,
     medium: [NDIS_MEDIUM; 1],
     open_parameters: NDIS_OPEN_PARAMETERS,
-    /// The binding's NBL pool (for sends).
-    nbl_pool: NDIS_HANDLE,
+    /// The binding's NBL pool (for sends); freed when the binding is dropped.
+    nbl_pool: NblPool,
 }
 
 // SAFETY: the raw pointers are NDIS handles and the driver globals, both valid from any thread for the life
@@ -156,10 +156,8 @@ fn try_bind(driver: &Driver, bind_context: NDIS_HANDLE, params: *const NDIS_BIND
         medium: [NdisMedium802_3],
         // SAFETY: NDIS_OPEN_PARAMETERS is plain data; all-zero is valid and filled in below.
         open_parameters: unsafe { core::mem::zeroed() },
-        nbl_pool: pool.0,
+        nbl_pool: pool,
     })?;
-    // The binding owns the pool from here (freed in `destroy`); on the error path above `pool` freed it.
-    let _ = pool.into_raw();
     let raw = Box::into_raw(binding);
     // From here the binding is reachable by NDIS (as the open's context) and by unload (through the list).
     if let Err(e) = driver.bindings_insert(raw) {
@@ -295,7 +293,6 @@ unsafe fn destroy(raw: *mut Binding) {
     // SAFETY: the binding's driver outlives every binding (deregistration unbinds all before unload frees it).
     let driver = unsafe { &*b.driver };
     driver.bindings_remove(raw);
-    drop(NblPool(b.nbl_pool));
     drop(b);
 }
 
@@ -349,6 +346,7 @@ pub unsafe fn receive(raw: *mut Binding, nbls: PNET_BUFFER_LIST, flags: ULONG) {
 }
 
 /// An NBL pool; freed in `Drop`.
+#[derive(Debug)]
 struct NblPool(NDIS_HANDLE);
 
 impl NblPool {
@@ -371,13 +369,6 @@ impl NblPool {
             return Err(Error::INSUFFICIENT_RESOURCES);
         }
         Ok(NblPool(pool))
-    }
-
-    /// Hands the pool to an owner that frees it later.
-    fn into_raw(self) -> NDIS_HANDLE {
-        let p = self.0;
-        core::mem::forget(self);
-        p
     }
 }
 

@@ -165,6 +165,8 @@ pub(crate) struct State {
     pub completed_irps: HashMap<usize, u32>,
     /// Held spin locks: lock address → holder's thread id.
     pub spin_locks: HashMap<usize, std::thread::ThreadId>,
+    /// NDIS: adapters, opens, pools, indications.
+    pub ndis: crate::ndis::NdisState,
 }
 
 /// Everything the exports reach through the current processor.
@@ -376,7 +378,7 @@ impl Host {
     }
 
     /// Runs `f` on processor `cpu` and waits for it.
-    fn run<R: Send + 'static>(&self, cpu: usize, what: &str, f: impl FnOnce(&Inner) -> R + Send + 'static) -> Result<R, HostError> {
+    pub(crate) fn run<R: Send + 'static>(&self, cpu: usize, what: &str, f: impl FnOnce(&Inner) -> R + Send + 'static) -> Result<R, HostError> {
         if self.inner.down.load(Ordering::Acquire) {
             return Err(HostError::Down);
         }
@@ -432,6 +434,11 @@ impl Host {
         self.run(cpu, &label, move |inner| crate::exports::call_into_driver(inner, irql, &name, f, &args))
     }
 
+    /// The machine, for the crate's other modules.
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
+    }
+
     /// Calls DriverEntry at PASSIVE_LEVEL, as the I/O manager does, and returns its status.
     pub fn driver_entry(&mut self) -> Result<i32, HostError> {
         self.driver_entry_at(0)
@@ -452,6 +459,9 @@ impl Host {
         if status < 0 {
             // The driver stays unloaded: it must have released everything.
             self.check_released("after DriverEntry failed");
+        } else {
+            // NDIS offers the adapters present to the new protocol, then says so.
+            self.bind_all()?;
         }
         Ok(status)
     }
@@ -490,7 +500,23 @@ impl Host {
         let links: Vec<String> = st.links.keys().cloned().collect();
         let protocols: Vec<String> = st.protocols.iter().filter(|p| !p.deregistered).map(|p| p.chars.name.clone()).collect();
         let held: usize = st.spin_locks.len();
+        let opens = st.ndis.opens.iter().filter(|o| !o.closed).count();
+        let pools = st.ndis.nbl_pools.len();
+        let ndis_memory = st.ndis.ndis_memory.len();
+        let outstanding = st.ndis.outstanding.len();
         drop(st);
+        if opens != 0 {
+            self.inner.violation(Rule::Ndis, format!("{when}: {opens} adapter open(s) never closed"));
+        }
+        if pools != 0 {
+            self.inner.violation(Rule::Ndis, format!("{when}: {pools} NBL pool(s) never freed"));
+        }
+        if ndis_memory != 0 {
+            self.inner.violation(Rule::Ndis, format!("{when}: {ndis_memory} block(s) of NDIS-allocated memory never freed (NdisFreeMemory)"));
+        }
+        if outstanding != 0 {
+            self.inner.violation(Rule::Ndis, format!("{when}: {outstanding} received NBL(s) never returned"));
+        }
         if !leaks.is_empty() {
             self.inner.violation(Rule::PoolLeak, format!("{when}: {} pool block(s) leaked: {}", leaks.len(), leaks.join(", ")));
         }

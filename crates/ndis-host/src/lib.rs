@@ -8,6 +8,7 @@ pub mod faults;
 pub mod host;
 pub mod image;
 pub mod loader;
+pub mod ndis;
 mod native;
 pub mod trace;
 pub mod verifier;

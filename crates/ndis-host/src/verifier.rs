@@ -21,6 +21,8 @@ pub enum Rule {
     ObjectLeak,
     /// A call after NdisDeregisterProtocolDriver, or a protocol still registered at unload.
     Registration,
+    /// An NDIS rule: the binding lifecycle, completions, NBL ownership, NDIS memory.
+    Ndis,
     /// DriverEntry broke its contract (returned STATUS_PENDING, ...).
     DriverEntry,
     /// The IRQL differs on return from a callback.

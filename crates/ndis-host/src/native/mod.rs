@@ -8,3 +8,4 @@ pub mod cpu;
 pub mod exports;
 pub mod mapping;
 pub mod memory;
+pub mod ndis_objects;
