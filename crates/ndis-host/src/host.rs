@@ -167,6 +167,8 @@ pub(crate) struct State {
     pub spin_locks: HashMap<usize, std::thread::ThreadId>,
     /// NDIS: adapters, opens, pools, indications.
     pub ndis: crate::ndis::NdisState,
+    /// The I/O manager's files, handles, IRPs and MDLs.
+    pub io: crate::io::IoState,
 }
 
 /// Everything the exports reach through the current processor.
@@ -330,7 +332,7 @@ impl Cpu {
 /// A loaded driver in its emulated machine.
 #[derive(Debug)]
 pub struct Host {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
     cpus: Vec<Cpu>,
     entry_status: Option<i32>,
     unloaded: bool,
@@ -473,6 +475,7 @@ impl Host {
         }
         self.unloaded = true;
         if self.entry_status.is_some_and(|s| s >= 0) {
+            self.close_all_before_unload()?;
             let unload = crate::exports::driver_unload_routine(&self.inner);
             match unload {
                 Some(f) => {
@@ -482,6 +485,7 @@ impl Host {
                 None => self.inner.violation(Rule::DriverEntry, "DriverEntry succeeded without setting DriverUnload"),
             }
             self.check_released("after DriverUnload");
+            self.check_io_released("after DriverUnload");
         }
         Ok(())
     }

@@ -7,6 +7,7 @@
 pub mod faults;
 pub mod host;
 pub mod image;
+pub mod io;
 pub mod loader;
 pub mod ndis;
 mod native;

@@ -6,6 +6,7 @@
 pub mod call;
 pub mod cpu;
 pub mod exports;
+pub mod irp;
 pub mod mapping;
 pub mod memory;
 pub mod ndis_objects;

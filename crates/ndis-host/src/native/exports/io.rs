@@ -1,6 +1,8 @@
-//! I/O manager exports: device objects, symbolic links, IRP completion.
+//! I/O manager exports: device objects, symbolic links, IRP completion and cancellation, MDLs; and the
+//! native half of the emulated I/O manager's calls into the driver (dispatch and cancel routines).
 
 use super::*;
+use super::super::irp::{acquire_cancel_lock, release_cancel_lock, MdlBlock};
 
 export_table! {
     "ntoskrnl.exe": IoCreateDevice,
@@ -8,6 +10,13 @@ export_table! {
     "ntoskrnl.exe": IoCreateSymbolicLink,
     "ntoskrnl.exe": IoDeleteSymbolicLink,
     "ntoskrnl.exe": IofCompleteRequest,
+    "ntoskrnl.exe": IoAcquireCancelSpinLock,
+    "ntoskrnl.exe": IoReleaseCancelSpinLock,
+    "ntoskrnl.exe": IoAllocateMdl,
+    "ntoskrnl.exe": IoFreeMdl,
+    "ntoskrnl.exe": MmBuildMdlForNonPagedPool,
+    "ntoskrnl.exe": MmMapLockedPagesSpecifyCache,
+    "ntoskrnl.exe": MmUnmapLockedPages,
 }
 
 // ---------------------------------------------------------------- I/O manager objects
@@ -169,12 +178,217 @@ extern "win64" fn IofCompleteRequest(irp: *mut IRP, boost: i8) {
     let inner = current();
     inner.trace_call(Direction::DriverToHost, "IofCompleteRequest", vec![("Irp", ptr(irp.cast())), ("PriorityBoost", boost.to_string())]);
     inner.require_irql_at_most("IofCompleteRequest", DISPATCH);
-    let mut st = inner.state();
-    let n = st.completed_irps.entry(irp as usize).or_insert(0);
-    *n += 1;
-    if *n > 1 {
-        drop(st);
-        inner.violation(Rule::DoubleCompletion, format!("IRP {} completed twice", ptr(irp.cast())));
+    // The I/O manager's side: checks, PendingReturned, and the signal to whoever waits for the request.
+    crate::io::complete_request(&inner, irp as usize);
+}
+
+// ---------------------------------------------------------------- cancel spin lock
+
+extern "win64" fn IoAcquireCancelSpinLock(irql: *mut u8) {
+    let inner = current();
+    inner.trace_call(Direction::DriverToHost, "IoAcquireCancelSpinLock", vec![("Irql", ptr(irql.cast()))]);
+    inner.require_irql_at_most("IoAcquireCancelSpinLock", DISPATCH);
+    let old = cpu::irql();
+    cpu::set_irql(DISPATCH);
+    acquire_cancel_lock(&inner, "IoAcquireCancelSpinLock");
+    if irql.is_null() {
+        inner.violation(Rule::BadParameter, "IoAcquireCancelSpinLock with a null Irql pointer");
+        return;
+    }
+    // SAFETY: the driver's KIRQL out pointer (non-null, checked).
+    unsafe { write_obj(irql as usize, old) };
+}
+
+extern "win64" fn IoReleaseCancelSpinLock(irql: u8) {
+    let inner = current();
+    inner.trace_call(Direction::DriverToHost, "IoReleaseCancelSpinLock", vec![("Irql", irql.to_string())]);
+    inner.require_irql("IoReleaseCancelSpinLock", DISPATCH);
+    release_cancel_lock(&inner, "IoReleaseCancelSpinLock");
+    if irql > DISPATCH {
+        inner.violation(Rule::Irql, format!("IoReleaseCancelSpinLock to IRQL {irql}, above DISPATCH_LEVEL"));
+    }
+    cpu::set_irql(irql.min(DISPATCH));
+}
+
+// ---------------------------------------------------------------- MDLs
+
+extern "win64" fn IoAllocateMdl(va: *mut c_void, length: u32, secondary: u8, charge_quota: u8, irp: *mut IRP) -> *mut MDL {
+    let inner = current();
+    let idx = inner.trace_call(
+        Direction::DriverToHost,
+        "IoAllocateMdl",
+        vec![
+            ("VirtualAddress", ptr(va)),
+            ("Length", length.to_string()),
+            ("SecondaryBuffer", secondary.to_string()),
+            ("ChargeQuota", charge_quota.to_string()),
+            ("Irp", ptr(irp.cast())),
+        ],
+    );
+    let r = (|| {
+        if !inner.require_irql_at_most("IoAllocateMdl", DISPATCH) {
+            return std::ptr::null_mut();
+        }
+        if length == 0 {
+            inner.violation(Rule::BadParameter, "IoAllocateMdl with Length 0");
+            return std::ptr::null_mut();
+        }
+        if inner.inject("IoAllocateMdl") {
+            return std::ptr::null_mut();
+        }
+        // IoAllocateMdl fails lengths whose MDL would not fit (the documented limit is below 4 GiB - 1 page).
+        let Some(m) = MdlBlock::build(va as usize, length, MDL_ALLOCATED_FIXED_SIZE, false) else { return std::ptr::null_mut() };
+        let addr = m.addr();
+        if !irp.is_null() {
+            // SAFETY: the driver passes an IRP it owns; IoAllocateMdl links the MDL into it.
+            unsafe {
+                if secondary == 0 {
+                    (*irp).MdlAddress = addr as PMDL;
+                } else {
+                    let mut p = (*irp).MdlAddress;
+                    if p.is_null() {
+                        (*irp).MdlAddress = addr as PMDL;
+                    } else {
+                        while !(*p).Next.is_null() {
+                            p = (*p).Next;
+                        }
+                        (*p).Next = addr as PMDL;
+                    }
+                }
+            }
+        }
+        inner.state().io.driver_mdls.insert(addr, m);
+        addr as *mut MDL
+    })();
+    inner.trace_result(idx, ptr(r.cast()));
+    r
+}
+
+extern "win64" fn IoFreeMdl(mdl: *mut MDL) {
+    let inner = current();
+    inner.trace_call(Direction::DriverToHost, "IoFreeMdl", vec![("Mdl", ptr(mdl.cast()))]);
+    inner.require_irql_at_most("IoFreeMdl", DISPATCH);
+    let removed = inner.state().io.driver_mdls.remove(&(mdl as usize));
+    match removed {
+        None => inner.violation(Rule::BadFree, format!("IoFreeMdl({}) frees an MDL IoAllocateMdl did not allocate", ptr(mdl.cast()))),
+        Some(m) => {
+            if m.read().MdlFlags & MDL_PAGES_LOCKED != 0 {
+                inner.violation(Rule::BadFree, format!("IoFreeMdl({}) frees an MDL whose pages are still locked", ptr(mdl.cast())));
+            }
+        }
     }
 }
 
+/// Whether `va..va + len` lies in non-paged memory the driver may describe: its pool, its image, or a
+/// buffer the I/O manager lent it.
+fn is_nonpaged(inner: &Inner, va: usize, len: usize) -> bool {
+    let end = va.saturating_add(len);
+    if inner.image.contains(va) && (len == 0 || inner.image.contains(end - 1)) {
+        return true;
+    }
+    let st = inner.state();
+    st.pool.values().any(|b| va >= b.block.addr() && end <= b.block.addr() + b.size) || st.io.lent_range(va, end)
+}
+
+extern "win64" fn MmBuildMdlForNonPagedPool(mdl: *mut MDL) {
+    let inner = current();
+    inner.trace_call(Direction::DriverToHost, "MmBuildMdlForNonPagedPool", vec![("MemoryDescriptorList", ptr(mdl.cast()))]);
+    inner.require_irql_at_most("MmBuildMdlForNonPagedPool", DISPATCH);
+    let st = inner.state();
+    let Some(m) = st.io.driver_mdls.get(&(mdl as usize)) else {
+        drop(st);
+        inner.violation(Rule::BadParameter, format!("MmBuildMdlForNonPagedPool({}) on an MDL IoAllocateMdl did not allocate", ptr(mdl.cast())));
+        return;
+    };
+    let mut h = m.read();
+    drop(st);
+    let va = h.StartVa as usize + h.ByteOffset as usize;
+    if h.MdlFlags & (MDL_PAGES_LOCKED | MDL_SOURCE_IS_NONPAGED_POOL | MDL_PARTIAL) != 0 {
+        inner.violation(Rule::BadParameter, format!("MmBuildMdlForNonPagedPool on an MDL with flags {:#x}", h.MdlFlags));
+    }
+    if !is_nonpaged(&inner, va, h.ByteCount as usize) {
+        inner.violation(Rule::BadParameter, format!("MmBuildMdlForNonPagedPool on {va:#x}+{}: not non-paged memory", h.ByteCount));
+    }
+    h.MdlFlags |= MDL_SOURCE_IS_NONPAGED_POOL;
+    h.MappedSystemVa = va as PVOID;
+    let st = inner.state();
+    if let Some(m) = st.io.driver_mdls.get(&(mdl as usize)) {
+        m.write(h);
+        m.fill_pfns();
+    }
+}
+
+extern "win64" fn MmMapLockedPagesSpecifyCache(
+    mdl: *mut MDL,
+    access_mode: i8,
+    cache_type: i32,
+    requested: *mut c_void,
+    bugcheck_on_failure: u32,
+    priority: u32,
+) -> *mut c_void {
+    let inner = current();
+    let idx = inner.trace_call(
+        Direction::DriverToHost,
+        "MmMapLockedPagesSpecifyCache",
+        vec![
+            ("MemoryDescriptorList", ptr(mdl.cast())),
+            ("AccessMode", access_mode.to_string()),
+            ("CacheType", cache_type.to_string()),
+            ("RequestedAddress", ptr(requested)),
+            ("BugCheckOnFailure", bugcheck_on_failure.to_string()),
+            ("Priority", hex(priority)),
+        ],
+    );
+    let r = (|| {
+        if access_mode != KernelMode {
+            inner.violation(Rule::BadParameter, "MmMapLockedPagesSpecifyCache into user mode: rawlink maps only into system space");
+            return std::ptr::null_mut();
+        }
+        if !inner.require_irql_at_most("MmMapLockedPagesSpecifyCache", DISPATCH) || mdl.is_null() {
+            return std::ptr::null_mut();
+        }
+        if !requested.is_null() {
+            inner.violation(Rule::BadParameter, "MmMapLockedPagesSpecifyCache with a RequestedAddress in kernel mode");
+        }
+        // SAFETY: the driver passes an MDL it owns (an IRP's or its own).
+        let mut h: MDL = unsafe { read_obj(mdl as usize) };
+        if h.MdlFlags & (MDL_PAGES_LOCKED | MDL_SOURCE_IS_NONPAGED_POOL | MDL_PARTIAL) == 0 {
+            inner.violation(Rule::BadParameter, format!("MmMapLockedPagesSpecifyCache on an MDL whose pages are not locked (flags {:#x})", h.MdlFlags));
+        }
+        if h.MdlFlags & MDL_MAPPED_TO_SYSTEM_VA != 0 {
+            inner.violation(Rule::BadParameter, "MmMapLockedPagesSpecifyCache on an MDL already mapped; use MmGetSystemAddressForMdlSafe");
+            return h.MappedSystemVa;
+        }
+        if inner.inject("MmMapLockedPagesSpecifyCache") {
+            return std::ptr::null_mut();
+        }
+        // One flat address space: the system mapping of the pages is the address they were described at.
+        let va = h.StartVa as usize + h.ByteOffset as usize;
+        h.MappedSystemVa = va as PVOID;
+        h.MdlFlags |= MDL_MAPPED_TO_SYSTEM_VA;
+        // SAFETY: as above.
+        unsafe { write_obj(mdl as usize, h) };
+        va as *mut c_void
+    })();
+    inner.trace_result(idx, ptr(r));
+    r
+}
+
+extern "win64" fn MmUnmapLockedPages(base: *mut c_void, mdl: *mut MDL) {
+    let inner = current();
+    inner.trace_call(Direction::DriverToHost, "MmUnmapLockedPages", vec![("BaseAddress", ptr(base)), ("MemoryDescriptorList", ptr(mdl.cast()))]);
+    inner.require_irql_at_most("MmUnmapLockedPages", DISPATCH);
+    if mdl.is_null() {
+        inner.violation(Rule::BadParameter, "MmUnmapLockedPages with a null MDL");
+        return;
+    }
+    // SAFETY: the driver passes the MDL it mapped.
+    let mut h: MDL = unsafe { read_obj(mdl as usize) };
+    if h.MdlFlags & MDL_MAPPED_TO_SYSTEM_VA == 0 || h.MappedSystemVa != base {
+        inner.violation(Rule::BadParameter, format!("MmUnmapLockedPages({}) of an MDL not mapped at that address", ptr(base)));
+        return;
+    }
+    h.MdlFlags &= !MDL_MAPPED_TO_SYSTEM_VA;
+    // SAFETY: as above.
+    unsafe { write_obj(mdl as usize, h) };
+}
