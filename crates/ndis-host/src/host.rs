@@ -187,6 +187,8 @@ pub(crate) struct Inner {
     /// DRIVER_OBJECT + DRIVER_EXTENSION + name strings, lent to the driver for its lifetime.
     pub driver_object: HostBlock,
     pub registry_path: HostBlock,
+    /// Dispatcher, timers, work items and stack measurements (crate::ke).
+    pub ke: crate::ke::Kernel,
 }
 
 thread_local! {
@@ -320,6 +322,8 @@ impl Cpu {
         std::thread::Builder::new().name(format!("cpu{index}")).stack_size(CPU_STACK).spawn(move || {
             CURRENT.with(|c| *c.borrow_mut() = Some(ctx));
             cpu::set_irql(0);
+            // CAST: two processors.
+            cpu::set_processor(index as u32);
             while let Ok(job) = rx.recv() {
                 job();
             }
@@ -327,6 +331,25 @@ impl Cpu {
         })?;
         Ok(Self { jobs: tx })
     }
+}
+
+/// Starts a system thread of the machine (the work-item worker, the timer/DPC thread): a host thread that
+/// runs driver code as processor `number`, like a [`Cpu`], and leaves when `body` returns.
+pub(crate) fn spawn_system_thread(
+    inner: &Arc<Inner>,
+    name: &str,
+    number: u32,
+    body: impl FnOnce(&Inner) + Send + 'static,
+) -> std::io::Result<()> {
+    let ctx = Arc::clone(inner);
+    std::thread::Builder::new().name(name.to_owned()).stack_size(CPU_STACK).spawn(move || {
+        CURRENT.with(|c| *c.borrow_mut() = Some(Arc::clone(&ctx)));
+        cpu::set_irql(0);
+        cpu::set_processor(number);
+        body(&ctx);
+        CURRENT.with(|c| c.borrow_mut().take());
+    })?;
+    Ok(())
 }
 
 /// A loaded driver in its emulated machine.
@@ -371,7 +394,11 @@ impl Host {
             down: AtomicBool::new(false),
             driver_object,
             registry_path,
+            ke: crate::ke::Kernel::default(),
         });
+        cpu::refresh_shared_clock();
+        crate::exports::start_system_threads(&inner)
+            .map_err(|e| HostError::State(format!("starting system threads: {e}")))?;
         let cpus = (0..2)
             .map(|i| Cpu::start(&inner, i))
             .collect::<Result<Vec<_>, _>>()
@@ -461,6 +488,7 @@ impl Host {
         if status < 0 {
             // The driver stays unloaded: it must have released everything.
             self.check_released("after DriverEntry failed");
+            crate::exports::check_deferred_released(&self.inner, "after DriverEntry failed");
         } else {
             // NDIS offers the adapters present to the new protocol, then says so.
             self.bind_all()?;
@@ -485,6 +513,7 @@ impl Host {
                 None => self.inner.violation(Rule::DriverEntry, "DriverEntry succeeded without setting DriverUnload"),
             }
             self.check_released("after DriverUnload");
+            crate::exports::check_deferred_released(&self.inner, "after DriverUnload");
             self.check_io_released("after DriverUnload");
         }
         Ok(())
@@ -538,6 +567,12 @@ impl Host {
         }
     }
 
+    /// The deepest stack use of every host→driver call name so far, in bytes below the host's frame (driver
+    /// frames plus any host export frames under them); see [`crate::ke::STACK_BUDGET`].
+    pub fn stack_report(&self) -> BTreeMap<String, crate::ke::StackUse> {
+        lock(&self.inner.ke.stack).clone()
+    }
+
     /// Every verifier finding so far.
     pub fn violations(&self) -> Vec<Violation> {
         lock(&self.inner.violations).clone()
@@ -587,6 +622,12 @@ impl Host {
     /// The address of the DRIVER_OBJECT lent to the driver.
     pub fn driver_object(&self) -> usize {
         self.inner.driver_object.addr()
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        self.inner.ke.shutdown();
     }
 }
 

@@ -8,6 +8,7 @@ pub mod faults;
 pub mod host;
 pub mod image;
 pub mod io;
+pub mod ke;
 pub mod loader;
 pub mod ndis;
 mod native;

@@ -27,6 +27,11 @@ pub enum Rule {
     DriverEntry,
     /// The IRQL differs on return from a callback.
     IrqlNotRestored,
+    /// A driver call went deeper than the kernel stack budget (`ke::STACK_BUDGET`).
+    Stack,
+    /// Work still queued or a timer still armed at unload (bugcheck 0xCE on Windows), or a timer object freed
+    /// while armed.
+    PendingOperation,
     /// An IRP handled against the I/O manager's contract: STATUS_PENDING returned without IoMarkIrpPending,
     /// a non-pending return without completion, a returned status that differs from IoStatus.Status,
     /// completion with a cancel routine still set, Information beyond the caller's buffer, files open or

@@ -34,6 +34,79 @@ pub fn set_irql(level: u8) {
     IRQL.with(|c| c.set(level));
 }
 
+thread_local! {
+    /// The processor number this host thread reports (KeGetCurrentProcessorNumberEx).
+    static PROCESSOR: Cell<u32> = const { Cell::new(0) };
+}
+
+/// The processor number of the current thread.
+pub fn processor() -> u32 {
+    PROCESSOR.with(Cell::get)
+}
+
+/// Sets the processor number the current thread reports.
+pub fn set_processor(n: u32) {
+    PROCESSOR.with(|c| c.set(n));
+}
+
+/// The clock interval in 100 ns units (KeQueryTimeIncrement): Windows' default 15.625 ms tick.
+pub const TIME_INCREMENT: u64 = 156_250;
+/// 100 ns intervals between 1601-01-01 and 1970-01-01.
+const EPOCH_1601: u64 = 116_444_736_000_000_000;
+
+fn clock_100ns(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec; it is async-signal-safe, so the fault handler may call it.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    // CAST: both fields are non-negative for these clocks.
+    (ts.tv_sec as u64) * 10_000_000 + (ts.tv_nsec as u64) / 100
+}
+
+/// Interrupt time: 100 ns units since the host booted (CLOCK_MONOTONIC, the clock `Instant` uses).
+pub fn interrupt_time() -> u64 {
+    clock_100ns(libc::CLOCK_MONOTONIC)
+}
+
+/// System time: 100 ns units since 1601-01-01 UTC.
+pub fn system_time() -> u64 {
+    clock_100ns(libc::CLOCK_REALTIME) + EPOCH_1601
+}
+
+/// Stores `bytes` at `offset` of the emulated shared-data page, word by word without locks (signal-safe).
+fn set_shared_data_bytes(offset: usize, bytes: &[u8]) {
+    for (i, &b) in bytes.iter().enumerate() {
+        let at = offset + i;
+        if let Some(w) = SHARED_DATA.get(at / 8) {
+            let shift = (at % 8) * 8;
+            let _ = w.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+                Some((old & !(0xFF << shift)) | (u64::from(b) << shift))
+            });
+        }
+    }
+}
+
+/// Writes a KSYSTEM_TIME (LowPart, High1Time, High2Time) as the kernel does: High2Time first, then LowPart,
+/// then High1Time, so a reader that compares High1Time with High2Time never sees a torn value.
+fn set_ksystem_time(offset: usize, value: u64) {
+    let high = value.to_le_bytes();
+    set_shared_data_bytes(offset + 8, high.get(4..8).unwrap_or_default());
+    set_shared_data_bytes(offset, high.get(0..4).unwrap_or_default());
+    set_shared_data_bytes(offset + 4, high.get(4..8).unwrap_or_default());
+}
+
+/// Brings the clock words of the emulated KUSER_SHARED_DATA up to date: TickCountMultiplier (0x4),
+/// InterruptTime (0x8), SystemTime (0x14), TickCount (0x320), each a KSYSTEM_TIME as on Windows. Called by
+/// the fault handler before it emulates a read of the page, and by the time exports. Async-signal-safe.
+pub fn refresh_shared_clock() {
+    let it = interrupt_time();
+    // TickCountMultiplier = TimeIncrement * 2^24 / 10 000.
+    // CAST: 156250 << 24 / 10000 = 0x0FA0_0000 fits a u32.
+    set_shared_data_bytes(0x4, &(((TIME_INCREMENT << 24) / 10_000) as u32).to_le_bytes());
+    set_ksystem_time(0x8, it);
+    set_ksystem_time(0x14, system_time());
+    set_ksystem_time(0x320, it / TIME_INCREMENT);
+}
+
 /// Address ranges of loaded driver images (start, end); 0/0 is a free slot. Fixed-size and atomic so that
 /// the signal handler can read it without locks or allocation.
 const MAX_IMAGES: usize = 64;
@@ -229,6 +302,9 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut l
     // SAFETY: `info` is valid for SA_SIGINFO handlers; si_addr is defined for SIGSEGV.
     let addr = unsafe { (*info).si_addr() } as usize;
     if in_driver_image(rip) {
+        if (SHARED_DATA_BASE..SHARED_DATA_BASE + SHARED_DATA_SIZE).contains(&(addr as u64)) {
+            refresh_shared_clock();
+        }
         // SAFETY: `rip` lies inside a mapped, executable driver image; 15 bytes may run past its end only
         // when the image ends in a partial instruction, so clamp to the registered range.
         let code = unsafe { code_at(rip) };
@@ -325,19 +401,45 @@ mod tests {
 
     #[test]
     fn shared_data_reads_come_from_the_emulated_page() {
-        set_shared_data_u64(0x320, 0x1122_3344_5566_7788);
+        // An offset outside the clock words, which other tests refresh concurrently.
+        set_shared_data_u64(0x3F0, 0x1122_3344_5566_7788);
         let i = decode(&[0x8B, 0x00]); // mov eax, [rax]
         assert_eq!(
-            plan(&i, SHARED_DATA_BASE + 0x320, 0),
+            plan(&i, SHARED_DATA_BASE + 0x3F0, 0),
             Some(Emulation::SetRegister { reg: Register::EAX, value: 0x5566_7788 })
         );
         let i = decode(&[0x48, 0x8B, 0x00]); // mov rax, [rax]
         assert_eq!(
-            plan(&i, SHARED_DATA_BASE + 0x324, 0),
+            plan(&i, SHARED_DATA_BASE + 0x3F4, 0),
             Some(Emulation::SetRegister { reg: Register::RAX, value: 0x1122_3344 })
         );
         // Outside the page: a real fault.
         assert_eq!(plan(&i, 0x10, 0), None);
+    }
+
+    #[test]
+    fn shared_clock_words_advance_as_ksystem_times() {
+        refresh_shared_clock();
+        let i = decode(&[0x48, 0x8B, 0x00]); // mov rax, [rax]
+        let read = |off: u64| match plan(&i, SHARED_DATA_BASE + off, 0) {
+            Some(Emulation::SetRegister { value, .. }) => value,
+            other => panic!("{other:?}"),
+        };
+        let (it, st, tc) = (read(0x8), read(0x14), read(0x320));
+        assert!(it > 0 && it <= interrupt_time());
+        assert!(st > EPOCH_1601 && st <= system_time());
+        assert_eq!(tc, it / TIME_INCREMENT);
+        // High2Time (0x10 for InterruptTime) mirrors High1Time.
+        let i32r = decode(&[0x8B, 0x00]); // mov eax, [rax]
+        let high2 = match plan(&i32r, SHARED_DATA_BASE + 0x10, 0) {
+            Some(Emulation::SetRegister { value, .. }) => value,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(high2, it >> 32);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        refresh_shared_clock();
+        assert!(read(0x8) >= it + 150_000, "interrupt time advanced by 20 ms");
+        assert!(read(0x320) > tc, "at least one 15.625 ms tick");
     }
 
     #[test]

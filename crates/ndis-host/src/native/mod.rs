@@ -9,4 +9,5 @@ pub mod exports;
 pub mod irp;
 pub mod mapping;
 pub mod memory;
+pub mod stack;
 pub mod ndis_objects;

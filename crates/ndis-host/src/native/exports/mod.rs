@@ -46,10 +46,16 @@ macro_rules! export_table {
 mod io;
 mod ke;
 mod ndis;
+mod sync;
+mod timers;
+#[cfg(test)]
+mod deferred_tests;
+
+pub(crate) use timers::{check_deferred_released, start_system_threads};
 
 /// (module, name, address) of every export the host provides.
 pub fn table() -> Vec<(&'static str, &'static str, usize)> {
-    [io::table(), ke::table(), ndis::table()].concat()
+    [io::table(), ke::table(), ndis::table(), sync::table(), timers::table()].concat()
 }
 
 impl Resolver for Exports {
@@ -92,9 +98,18 @@ pub(crate) fn call_into_driver(inner: &Inner, irql: u8, name: &str, f: usize, ar
     cpu::set_irql(irql);
     let idx = inner.trace_call(Direction::HostToDriver, name, args.iter().map(|(n, v)| (*n, hex(*v))).collect());
     let values: Vec<u64> = args.iter().map(|(_, v)| *v).collect();
+    let probe = super::stack::Probe::begin();
     // SAFETY: `f` is a driver routine the driver registered for exactly this call, with these argument
     // values, all integers or pointers to memory the host lent it.
     let r = unsafe { call::call(f, &values) };
+    let depth = probe.end();
+    inner.ke.record_stack(name, depth);
+    if depth > crate::ke::STACK_BUDGET {
+        inner.violation(
+            Rule::Stack,
+            format!("{name} used {depth} bytes of stack; the budget is {} (24 KiB kernel stack minus {} for host frames)", crate::ke::STACK_BUDGET, crate::ke::HOST_FRAME_ALLOWANCE),
+        );
+    }
     let after = cpu::irql();
     if after != irql {
         inner.violation(Rule::IrqlNotRestored, format!("{name} returned at IRQL {after}; it was called at IRQL {irql}"));
