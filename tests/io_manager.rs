@@ -8,7 +8,10 @@
 mod common;
 
 use ndis_host::host::{Host, HostConfig};
-use ndis_host::io::{ctl_code, nt_error, Access, Handle, ProcessId, STATUS_ACCESS_DENIED, STATUS_INVALID_HANDLE, STATUS_OBJECT_NAME_NOT_FOUND, STATUS_PENDING};
+use ndis_host::io::{
+    ctl_code, nt_error, Access, FakeDispatch, Handle, ProcessId, STATUS_ACCESS_DENIED, STATUS_CANCELLED, STATUS_INVALID_HANDLE,
+    STATUS_OBJECT_NAME_NOT_FOUND, STATUS_PENDING, STATUS_SUCCESS,
+};
 use ndis_host::trace::{Direction, TraceEvent};
 use ndis_host::verifier::Rule;
 use std::time::Duration;
@@ -16,6 +19,8 @@ use std::time::Duration;
 const PATH: &str = "\\\\.\\RawLink";
 /// FILE_DEVICE_NETWORK, as the driver's device.
 const DEVICE_TYPE: u32 = 0x12;
+const IRP_MJ_READ: u8 = 3;
+const IRP_MJ_DEVICE_CONTROL: u8 = 14;
 
 fn started() -> Host {
     let bytes = common::package_file("rawlink.sys");
@@ -53,7 +58,7 @@ fn completions_of_last(h: &Host, major: &str) -> usize {
     trace[pos..]
         .iter()
         .skip(1)
-        .take_while(|e| !(e.direction == Direction::HostToDriver && e.arg("Irp") == Some(irp.as_str())))
+        .take_while(|e| !(e.direction == Direction::HostToDriver && e.name.starts_with("IRP_MJ_") && e.arg("Irp") == Some(irp.as_str())))
         .filter(|e| e.name == "IofCompleteRequest" && e.arg("Irp") == Some(irp.as_str()))
         .count()
 }
@@ -225,4 +230,121 @@ fn unloading_with_files_open_is_reported_and_the_files_are_closed_first() {
     let close = trace.iter().position(|e| e.name == "IRP_MJ_CLOSE").expect("close");
     let unload = trace.iter().position(|e| e.name == "DriverUnload").expect("unload");
     assert!(close < unload, "files are closed before DriverUnload");
+}
+
+// ---------------------------------------------------------------- the I/O manager's own paths, with stand-in dispatch
+// routines (the real driver completes everything synchronously today)
+
+fn irp_findings(h: &Host) -> Vec<String> {
+    findings(h).into_iter().map(|v| format!("{v}")).collect()
+}
+
+#[test]
+fn a_pending_request_is_cancelled_through_its_cancel_routine() {
+    let mut h = started();
+    let handle = h.open(PATH).expect("open");
+    h.install_fake_dispatch(IRP_MJ_READ, FakeDispatch::PendCancelable);
+    {
+        let mut p = h.submit_read(handle, 64).expect("submit");
+        assert!(!p.is_completed());
+        assert_eq!(p.wait(Duration::from_millis(20)).expect("wait"), None, "still pending");
+        assert!(p.cancel().expect("cancel"), "the cancel routine ran");
+        let r = p.wait(Duration::from_secs(5)).expect("wait").expect("completed");
+        assert_eq!(r.status, STATUS_CANCELLED);
+        assert!(r.output.is_empty());
+    }
+    let trace = h.trace();
+    let cancel = trace.iter().find(|e| e.name == "DriverCancel").expect("cancel routine called");
+    assert_eq!(cancel.irql, 2, "cancel routines run at DISPATCH_LEVEL");
+    assert_eq!(cancel.arg("CancelIrql"), Some("0"));
+    assert!(trace.iter().any(|e| e.name == "IoReleaseCancelSpinLock" && e.arg("Irql") == Some("0")));
+    assert_eq!(completions_of_last(&h, "IRP_MJ_READ"), 1);
+    h.close(handle).expect("close");
+    h.unload().expect("unload");
+    assert_clean(&h);
+}
+
+#[test]
+fn a_pending_request_completes_later_and_close_waits_for_it() {
+    let mut h = started();
+    let handle = h.open(PATH).expect("open");
+    h.install_fake_dispatch(IRP_MJ_READ, FakeDispatch::PendCancelable);
+    {
+        let mut p = h.submit_read(handle, 16).expect("submit");
+        // Closing the last handle sends CLEANUP at once; CLOSE waits for the outstanding request.
+        h.close(handle).expect("close");
+        assert_eq!(dispatch_names(&h), ["IRP_MJ_CREATE", "IRP_MJ_READ", "IRP_MJ_CLEANUP"]);
+        assert_eq!(h.complete_fake_queue(STATUS_SUCCESS).expect("drain"), 1);
+        let r = p.wait(Duration::from_secs(5)).expect("wait").expect("completed");
+        assert_eq!(r.status, STATUS_SUCCESS);
+    }
+    assert_eq!(dispatch_names(&h), ["IRP_MJ_CREATE", "IRP_MJ_READ", "IRP_MJ_CLEANUP", "IRP_MJ_CLOSE"]);
+    h.unload().expect("unload");
+    assert_clean(&h);
+}
+
+#[test]
+fn process_exit_cancels_outstanding_requests_before_closing() {
+    let mut h = started();
+    let pid = h.new_process();
+    let handle = h.open_in(pid, PATH, Access::READ_WRITE).expect("open");
+    h.install_fake_dispatch(IRP_MJ_DEVICE_CONTROL, FakeDispatch::PendCancelable);
+    let p = h.submit_ioctl(handle, ctl_code(DEVICE_TYPE, 0x900, 0, 0), &[1], 8).expect("submit");
+    drop(p);
+    h.exit_process(pid).expect("exit");
+    let names: Vec<String> = h.trace().into_iter().map(|e| e.name).collect();
+    let at = |n: &str| names.iter().position(|x| x == n).unwrap_or_else(|| panic!("{n} missing: {names:?}"));
+    assert!(at("DriverCancel") < at("IRP_MJ_CLEANUP") && at("IRP_MJ_CLEANUP") < at("IRP_MJ_CLOSE"));
+    assert!(h.open_handles().is_empty());
+    h.unload().expect("unload");
+    assert_clean(&h);
+}
+
+#[test]
+fn output_is_copied_back_for_every_transfer_type() {
+    let mut h = started();
+    let handle = h.open(PATH).expect("open");
+    h.install_fake_dispatch(IRP_MJ_DEVICE_CONTROL, FakeDispatch::FillOutput { overrun: false });
+    for method in 0..4 {
+        let r = h.device_io_control(handle, ctl_code(DEVICE_TYPE, 0x900, method, 0), &[1, 2, 3], 24).expect("ioctl");
+        assert_eq!((r.status, r.information), (STATUS_SUCCESS, 24), "method {method}");
+        assert_eq!(r.output, vec![0x5A; 24], "method {method}");
+    }
+    // DO_DIRECT_IO read: the driver maps the MDL (MmGetSystemAddressForMdlSafe) and writes through it.
+    h.install_fake_dispatch(IRP_MJ_READ, FakeDispatch::FillOutput { overrun: false });
+    let r = h.read(handle, 5000).expect("read");
+    assert_eq!((r.status, r.output.len()), (STATUS_SUCCESS, 5000));
+    assert!(r.output.iter().all(|&b| b == 0x5A));
+    assert!(h.trace().iter().any(|e| e.name == "MmMapLockedPagesSpecifyCache"));
+    h.close(handle).expect("close");
+    h.unload().expect("unload");
+    assert_clean(&h);
+}
+
+#[test]
+fn the_verifier_catches_dispatch_contract_breaches() {
+    let cases: [(FakeDispatch, &str); 5] = [
+        (FakeDispatch::PendUnmarked, "without IoMarkIrpPending"),
+        (FakeDispatch::ReturnWithoutCompleting, "without completing"),
+        (FakeDispatch::StatusMismatch, "but completed IRP"),
+        (FakeDispatch::CompleteTwice, "completed twice"),
+        (FakeDispatch::FillOutput { overrun: true }, "beyond the caller's"),
+    ];
+    for (b, expected) in cases {
+        let mut h = started();
+        let handle = h.open(PATH).expect("open");
+        h.install_fake_dispatch(IRP_MJ_DEVICE_CONTROL, b);
+        {
+            let mut p = h.submit_ioctl(handle, ctl_code(DEVICE_TYPE, 0x900, 0, 0), &[], 8).expect("submit");
+            if b == FakeDispatch::PendUnmarked {
+                // The request stays queued; complete it so the rest of the run is clean.
+                assert_eq!(h.complete_fake_queue(STATUS_SUCCESS).expect("drain"), 1);
+            }
+            assert!(p.wait(Duration::from_secs(5)).expect("wait").is_some(), "{b:?}");
+        }
+        let f = irp_findings(&h);
+        assert!(f.iter().any(|m| m.contains(expected)), "{b:?}: expected '{expected}' in {f:#?}");
+        h.close(handle).expect("close");
+        h.unload().expect("unload");
+    }
 }

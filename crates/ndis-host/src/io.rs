@@ -817,8 +817,8 @@ impl Host {
                         None => None,
                         Some(b) => {
                             let mdl_flags = MDL_PAGES_LOCKED | if device_writes { MDL_WRITE_OPERATION } else { 0 };
-                            // CAST: buffer lengths were checked to fit a ULONG when the request was built.
-                            let m = MdlBlock::build(b.addr(), b.len() as u32, mdl_flags, true);
+                            // Buffer lengths were checked to fit a ULONG when the request was built.
+                            let m = u32::try_from(b.len()).ok().and_then(|len| MdlBlock::build(b.addr(), len, mdl_flags, true));
                             match m {
                                 Some(m) => Some(m),
                                 None => return Ok(Submitted::Done(IoResult::status_only(STATUS_INSUFFICIENT_RESOURCES))),
@@ -945,13 +945,12 @@ impl Host {
     fn finish_irp(&self, rec: &IrpRec) -> IoResult {
         let (status, information) = rec.completion.unwrap_or((STATUS_PENDING, 0));
         let name = major_name(rec.major);
-        if !matches!(rec.output, Output::None) || rec.major == IRP_MJ_WRITE {
-            if information > rec.info_limit {
-                self.inner.violation(
-                    Rule::Irp,
-                    format!("{name} IRP {:#x} completed with Information {information} beyond the caller's {} bytes", rec.irp.addr(), rec.info_limit),
-                );
-            }
+        let transfers = !matches!(rec.output, Output::None) || rec.major == IRP_MJ_WRITE;
+        if transfers && information > rec.info_limit {
+            self.inner.violation(
+                Rule::Irp,
+                format!("{name} IRP {:#x} completed with Information {information} beyond the caller's {} bytes", rec.irp.addr(), rec.info_limit),
+            );
         }
         let n = information.min(rec.info_limit);
         let output = if nt_error(status) {
@@ -1048,6 +1047,28 @@ impl Host {
         if mdls != 0 {
             self.inner.violation(Rule::PoolLeak, format!("{when}: {mdls} MDL(s) from IoAllocateMdl not freed"));
         }
+    }
+}
+
+/// Test support: dispatch routines that behave like good and bad drivers (see [`Host::install_fake_dispatch`]).
+pub use crate::native::irp::fake_driver::Behaviour as FakeDispatch;
+
+impl Host {
+    /// Test support: replaces the driver's `MajorFunction[major]` with a host routine that behaves as `b`,
+    /// to exercise pending, cancellation, buffer copy-back and the verifier's IRP rules.
+    #[doc(hidden)]
+    pub fn install_fake_dispatch(&self, major: u8, b: FakeDispatch) {
+        crate::native::irp::set_major_function(&self.inner.driver_object, major, crate::native::irp::fake_driver::routine(b));
+    }
+
+    /// Test support: completes every request a [`FakeDispatch::PendCancelable`] or
+    /// [`FakeDispatch::PendUnmarked`] routine queued, with `status`; returns how many.
+    #[doc(hidden)]
+    pub fn complete_fake_queue(&self, status: i32) -> Result<usize, HostError> {
+        let devices: Vec<usize> = self.inner.state().devices.iter().map(|d| d.block.addr()).collect();
+        self.run(0, "fake driver queue drain", move |_inner| {
+            devices.into_iter().map(|d| crate::native::irp::fake_driver::complete_queued(d, status)).sum()
+        })
     }
 }
 

@@ -607,6 +607,242 @@ pub(crate) fn cancel_irp(inner: &Inner, irp: &IrpBlock, device: usize) -> bool {
 }
 
 
+/// Writes `MajorFunction[major]` of the machine's DRIVER_OBJECT (test support: [`fake_driver`] routines
+/// stand in for a driver's dispatch to exercise the I/O manager's pending, cancel and verifier paths).
+pub fn set_major_function(driver_object: &HostBlock, major: u8, f: usize) {
+    let Some(off) = offset_of!(DRIVER_OBJECT, MajorFunction).checked_add(usize::from(major) * size_of::<usize>()) else { return };
+    if major > IRP_MJ_MAXIMUM_FUNCTION {
+        return;
+    }
+    // SAFETY: entry `major` of the MajorFunction table inside the host-owned DRIVER_OBJECT block (checked
+    // against the table's length); the driver writes the table only in DriverEntry.
+    unsafe { write_obj(driver_object.addr() + off, f) };
+}
+
+/// Dispatch routines that behave like (good and bad) drivers, for tests of the I/O manager. They run on
+/// processor threads like driver code and call the kernel exports through the export table, as a driver's
+/// import table would.
+pub mod fake_driver {
+    use super::super::exports::Exports;
+    use super::*;
+    use crate::loader::Resolver;
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    /// What a fake dispatch routine does.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Behaviour {
+        /// IoMarkIrpPending, IoSetCancelRoutine, queue, return STATUS_PENDING; the cancel routine completes
+        /// with STATUS_CANCELLED; [`complete_queued`] completes the rest.
+        PendCancelable,
+        /// Return STATUS_PENDING without IoMarkIrpPending (and keep the IRP queued).
+        PendUnmarked,
+        /// Return STATUS_SUCCESS without completing.
+        ReturnWithoutCompleting,
+        /// Complete with STATUS_SUCCESS, return STATUS_UNSUCCESSFUL.
+        StatusMismatch,
+        /// Complete twice.
+        CompleteTwice,
+        /// Fill the output (system buffer, MDL through MmGetSystemAddressForMdlSafe, or UserBuffer) with
+        /// 0x5A and complete with Information = the output length (+1 with `overrun`).
+        FillOutput { overrun: bool },
+    }
+
+    /// IRPs queued by [`Behaviour::PendCancelable`]/[`Behaviour::PendUnmarked`], per device object.
+    /// (IRP, whether it has a cancel routine).
+    static QUEUED: Mutex<Option<HashMap<usize, Vec<(usize, bool)>>>> = Mutex::new(None);
+
+    fn queue(device: usize, irp: usize, cancelable: bool) {
+        let mut q = QUEUED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        q.get_or_insert_with(HashMap::new).entry(device).or_default().push((irp, cancelable));
+    }
+
+    fn unqueue(device: usize, irp: usize) -> bool {
+        let mut q = QUEUED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(list) = q.get_or_insert_with(HashMap::new).get_mut(&device) else { return false };
+        let before = list.len();
+        list.retain(|&(i, _)| i != irp);
+        list.len() != before
+    }
+
+    fn export(name: &str) -> usize {
+        Exports.resolve("ntoskrnl.exe", name).unwrap_or(0)
+    }
+
+    fn complete(irp: usize, status: i32, information: usize) {
+        // SAFETY: `irp` is an IRP this fake driver owns (dispatched to it, not yet completed).
+        unsafe {
+            write_obj(irp + offset_of!(IRP, IoStatus), status);
+        }
+        // SAFETY: as above.
+        unsafe {
+            write_obj(irp + offset_of!(IRP, IoStatus) + offset_of!(IO_STATUS_BLOCK, Information), information);
+        }
+        let f = export("IofCompleteRequest");
+        // SAFETY: the host's IofCompleteRequest export, (PIRP, CCHAR) in the win64 convention.
+        let g = unsafe { std::mem::transmute::<usize, extern "win64" fn(usize, i8)>(f) };
+        g(irp, 0);
+    }
+
+    fn current_stack(irp: usize) -> usize {
+        // SAFETY: a dispatched IRP; the I/O manager set its current stack location.
+        unsafe { read_obj(irp + offset_of!(IRP, Tail) + offset_of!(IRP_Tail_Overlay, s) + offset_of!(IRP_Tail_Overlay_s, u)) }
+    }
+
+    fn mark_pending(irp: usize) {
+        let c = current_stack(irp) + offset_of!(IO_STACK_LOCATION, Control);
+        // SAFETY: the current stack location of a dispatched IRP (IoMarkIrpPending's inline).
+        let v: u8 = unsafe { read_obj(c) };
+        // SAFETY: as above.
+        unsafe { write_obj(c, v | SL_PENDING_RETURNED) };
+    }
+
+    fn cancel_routine_cell(irp: usize) -> &'static AtomicUsize {
+        // SAFETY: the pointer-aligned CancelRoutine field of a live IRP, written only with interlocked
+        // operations; the reference is used only while the IRP is owned by this driver.
+        unsafe { AtomicUsize::from_ptr((irp + offset_of!(IRP, CancelRoutine)) as *mut usize) }
+    }
+
+    extern "win64" fn cancel(device: usize, irp: usize) {
+        // SAFETY: the IRP being cancelled; CancelIrql was set by IoCancelIrp.
+        let irql: u8 = unsafe { read_obj(irp + offset_of!(IRP, CancelIrql)) };
+        let release = export("IoReleaseCancelSpinLock");
+        // SAFETY: the host's IoReleaseCancelSpinLock export, (KIRQL).
+        let g = unsafe { std::mem::transmute::<usize, extern "win64" fn(u8)>(release) };
+        g(irql);
+        if unqueue(device, irp) {
+            complete(irp, ST_CANCELLED, 0);
+        }
+    }
+
+    const ST_CANCELLED: i32 = 0xC000_0120u32 as i32;
+    const ST_PENDING: i32 = 0x103;
+
+    macro_rules! dispatch_fn {
+        ($name:ident, $b:expr) => {
+            extern "win64" fn $name(device: usize, irp: usize) -> i32 {
+                run(device, irp, $b)
+            }
+        };
+    }
+    dispatch_fn!(d_pend, Behaviour::PendCancelable);
+    dispatch_fn!(d_pend_unmarked, Behaviour::PendUnmarked);
+    dispatch_fn!(d_no_complete, Behaviour::ReturnWithoutCompleting);
+    dispatch_fn!(d_mismatch, Behaviour::StatusMismatch);
+    dispatch_fn!(d_twice, Behaviour::CompleteTwice);
+    dispatch_fn!(d_fill, Behaviour::FillOutput { overrun: false });
+    dispatch_fn!(d_fill_overrun, Behaviour::FillOutput { overrun: true });
+
+    /// The address of the dispatch routine that behaves as `b`.
+    pub fn routine(b: Behaviour) -> usize {
+        let f: extern "win64" fn(usize, usize) -> i32 = match b {
+            Behaviour::PendCancelable => d_pend,
+            Behaviour::PendUnmarked => d_pend_unmarked,
+            Behaviour::ReturnWithoutCompleting => d_no_complete,
+            Behaviour::StatusMismatch => d_mismatch,
+            Behaviour::CompleteTwice => d_twice,
+            Behaviour::FillOutput { overrun: false } => d_fill,
+            Behaviour::FillOutput { overrun: true } => d_fill_overrun,
+        };
+        f as usize
+    }
+
+    fn run(device: usize, irp: usize, b: Behaviour) -> i32 {
+        match b {
+            Behaviour::PendCancelable => {
+                mark_pending(irp);
+                queue(device, irp, true);
+                cancel_routine_cell(irp).store(cancel as *const () as usize, Ordering::SeqCst);
+                ST_PENDING
+            }
+            Behaviour::PendUnmarked => {
+                queue(device, irp, false);
+                ST_PENDING
+            }
+            Behaviour::ReturnWithoutCompleting => 0,
+            Behaviour::StatusMismatch => {
+                complete(irp, 0, 0);
+                0xC000_0001u32 as i32
+            }
+            Behaviour::CompleteTwice => {
+                complete(irp, 0, 0);
+                complete(irp, 0, 0);
+                0
+            }
+            Behaviour::FillOutput { overrun } => {
+                let sl = current_stack(irp);
+                // SAFETY: the current stack location of a dispatched IRP.
+                let s: IO_STACK_LOCATION = unsafe { read_obj(sl) };
+                // SAFETY: as above; the IRP itself.
+                let i: IRP = unsafe { read_obj(irp) };
+                let (len, method) = match s.MajorFunction {
+                    IRP_MJ_READ => {
+                        // SAFETY: a copied union, read as the member the major function selects.
+                        let p = unsafe { s.Parameters.Read };
+                        (p.Length as usize, None)
+                    }
+                    IRP_MJ_DEVICE_CONTROL => {
+                        // SAFETY: as above.
+                        let p = unsafe { s.Parameters.DeviceIoControl };
+                        (p.OutputBufferLength as usize, Some(p.IoControlCode & 3))
+                    }
+                    _ => (0, None),
+                };
+                // SAFETY: reading the SystemBuffer member of a copied union.
+                let system = unsafe { i.AssociatedIrp.SystemBuffer } as usize;
+                let target = match method {
+                    Some(0) => system,
+                    Some(3) => i.UserBuffer as usize,
+                    _ if !i.MdlAddress.is_null() => {
+                        // MmGetSystemAddressForMdlSafe: map unless already mapped.
+                        // SAFETY: the IRP's MDL.
+                        let m: MDL = unsafe { read_obj(i.MdlAddress as usize) };
+                        if m.MdlFlags & (MDL_MAPPED_TO_SYSTEM_VA | MDL_SOURCE_IS_NONPAGED_POOL) != 0 {
+                            m.MappedSystemVa as usize
+                        } else {
+                            let f = export("MmMapLockedPagesSpecifyCache");
+                            // SAFETY: the host's MmMapLockedPagesSpecifyCache export.
+                            let g = unsafe {
+                                std::mem::transmute::<usize, extern "win64" fn(usize, i8, i32, usize, u32, u32) -> usize>(f)
+                            };
+                            g(i.MdlAddress as usize, KernelMode, 1, 0, 0, 0x10 | 0x4000_0000)
+                        }
+                    }
+                    _ if method.is_none() => system,
+                    _ => 0,
+                };
+                if target != 0 {
+                    for k in 0..len {
+                        // SAFETY: the request's output buffer of `len` bytes.
+                        unsafe { write_obj(target + k, 0x5Au8) };
+                    }
+                }
+                complete(irp, 0, len + usize::from(overrun));
+                0
+            }
+        }
+    }
+
+    /// Completes every IRP still queued for `device` with `status` (a driver's queue drain), taking back
+    /// each cancel routine first (a NULL from IoSetCancelRoutine means the cancel routine owns the IRP);
+    /// returns how many it completed. Runs on a processor.
+    pub fn complete_queued(device: usize, status: i32) -> usize {
+        let irps: Vec<(usize, bool)> = {
+            let mut q = QUEUED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            q.get_or_insert_with(HashMap::new).remove(&device).unwrap_or_default()
+        };
+        let mut n = 0;
+        for (irp, cancelable) in irps {
+            if cancelable && cancel_routine_cell(irp).swap(0, Ordering::SeqCst) == 0 {
+                continue;
+            }
+            complete(irp, status, 0);
+            n += 1;
+        }
+        n
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -640,13 +876,15 @@ mod tests {
         assert_eq!(irp.MdlAddress as usize, 0x5000);
         assert_eq!(irp.UserBuffer as usize, 0x4000);
         assert_eq!(irp.UserIosb as usize, 0x6000);
-        // SAFETY: reading union members of a copied value.
-        unsafe {
-            assert_eq!(irp.AssociatedIrp.SystemBuffer as usize, 0x3000);
-            assert_eq!(irp.Tail.Overlay.OriginalFileObject as usize, 0x2000);
-            let cur = irp.Tail.Overlay.s.u.CurrentStackLocation as usize;
-            assert_eq!(cur, b.addr() + size_of::<IRP>() + size_of::<IO_STACK_LOCATION>(), "the last location is current");
-        }
+        // SAFETY: reading a union member of a copied value.
+        let system = unsafe { irp.AssociatedIrp.SystemBuffer } as usize;
+        assert_eq!(system, 0x3000);
+        // SAFETY: as above.
+        let tail = unsafe { irp.Tail.Overlay };
+        assert_eq!(tail.OriginalFileObject as usize, 0x2000);
+        // SAFETY: as above.
+        let cur = unsafe { tail.s.u.CurrentStackLocation } as usize;
+        assert_eq!(cur, b.addr() + size_of::<IRP>() + size_of::<IO_STACK_LOCATION>(), "the last location is current");
         let sl = b.stack();
         assert_eq!(sl.MajorFunction, IRP_MJ_DEVICE_CONTROL);
         assert_eq!(sl.DeviceObject as usize, 0x1000);
@@ -658,18 +896,19 @@ mod tests {
         // Raw offsets, as the WDK has them: OutputBufferLength +8, InputBufferLength +0x10, code +0x18,
         // Type3InputBuffer +0x20 into the stack location.
         let cur = b.current_stack_addr();
-        // SAFETY: inside the block.
-        unsafe {
-            assert_eq!(read_obj::<u32>(cur + 8), 7);
-            assert_eq!(read_obj::<u32>(cur + 0x10), 9);
-            assert_eq!(read_obj::<u32>(cur + 0x18), 0x0022_2004);
-            assert_eq!(read_obj::<usize>(cur + 0x20), 0x7000);
-            // IRP: MdlAddress +8, SystemBuffer +0x18, UserBuffer +0x70, CurrentStackLocation +0xB8.
-            assert_eq!(read_obj::<usize>(b.addr() + 8), 0x5000);
-            assert_eq!(read_obj::<usize>(b.addr() + 0x18), 0x3000);
-            assert_eq!(read_obj::<usize>(b.addr() + 0x70), 0x4000);
-            assert_eq!(read_obj::<usize>(b.addr() + 0xB8), cur);
-        }
+        // SAFETY: every offset below lies inside the IRP block (IRP + 2 stack locations).
+        let u32_at = |a: usize| unsafe { read_obj::<u32>(a) };
+        // SAFETY: as above.
+        let usize_at = |a: usize| unsafe { read_obj::<usize>(a) };
+        assert_eq!(u32_at(cur + 8), 7);
+        assert_eq!(u32_at(cur + 0x10), 9);
+        assert_eq!(u32_at(cur + 0x18), 0x0022_2004);
+        assert_eq!(usize_at(cur + 0x20), 0x7000);
+        // IRP: MdlAddress +8, SystemBuffer +0x18, UserBuffer +0x70, CurrentStackLocation +0xB8.
+        assert_eq!(usize_at(b.addr() + 8), 0x5000);
+        assert_eq!(usize_at(b.addr() + 0x18), 0x3000);
+        assert_eq!(usize_at(b.addr() + 0x70), 0x4000);
+        assert_eq!(usize_at(b.addr() + 0xB8), cur);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use super::*;
 use super::super::irp::{acquire_cancel_lock, release_cancel_lock, MdlBlock};
+use std::mem::offset_of;
 
 export_table! {
     "ntoskrnl.exe": IoCreateDevice,
@@ -64,24 +65,28 @@ extern "win64" fn IoCreateDevice(
         }
         let dev_size = size_of::<DEVICE_OBJECT>();
         let Some(block) = HostBlock::new(dev_size + extension_size as usize, 16) else { return ST_INSUFFICIENT_RESOURCES };
-        let d = block.as_ptr::<DEVICE_OBJECT>();
-        // SAFETY: `block` is a fresh zeroed block large enough for DEVICE_OBJECT + extension; `driver` is
-        // the machine's driver object (checked above); `out` is the driver's out pointer (non-null).
-        unsafe {
-            (*d).Type = 3; // IO_TYPE_DEVICE
-            // CAST: the structure size fits a u16.
-            (*d).Size = (dev_size + extension_size as usize) as u16;
-            (*d).ReferenceCount = 0;
-            (*d).DriverObject = driver;
-            (*d).NextDevice = (*driver).DeviceObject;
-            (*d).Flags = DO_DEVICE_INITIALIZING;
-            (*d).Characteristics = characteristics;
-            (*d).DeviceExtension = if extension_size > 0 { (block.addr() + dev_size) as *mut c_void } else { std::ptr::null_mut() };
-            (*d).DeviceType = device_type;
-            (*d).StackSize = 1;
-            (*driver).DeviceObject = d;
-            *out = d;
-        }
+        let d = block.addr();
+        let list_head = driver as usize + offset_of!(DRIVER_OBJECT, DeviceObject);
+        // SAFETY: `block` is a fresh zeroed block large enough for a DEVICE_OBJECT (valid for any bits).
+        let mut dev: DEVICE_OBJECT = unsafe { read_obj(d) };
+        dev.Type = 3; // IO_TYPE_DEVICE
+        // CAST: the structure size fits a u16.
+        dev.Size = (dev_size + extension_size as usize) as u16;
+        dev.ReferenceCount = 0;
+        dev.DriverObject = driver;
+        // SAFETY: `driver` is the machine's driver object (checked above).
+        dev.NextDevice = unsafe { read_obj(list_head) };
+        dev.Flags = DO_DEVICE_INITIALIZING;
+        dev.Characteristics = characteristics;
+        dev.DeviceExtension = if extension_size > 0 { (d + dev_size) as *mut c_void } else { std::ptr::null_mut() };
+        dev.DeviceType = device_type;
+        dev.StackSize = 1;
+        // SAFETY: as above, the fresh block.
+        unsafe { write_obj(d, dev) };
+        // SAFETY: as above, the machine's driver object.
+        unsafe { write_obj(list_head, d) };
+        // SAFETY: `out` is the driver's out pointer (non-null, checked above).
+        unsafe { write_obj(out as usize, d) };
         st.devices.push(DeviceRec { block, name: n.clone() });
         ST_SUCCESS
     })();
@@ -101,23 +106,25 @@ extern "win64" fn IoDeleteDevice(device: *mut DEVICE_OBJECT) {
     };
     let rec = st.devices.remove(pos);
     // Unlink from the driver object's device list.
-    let drv = inner.driver_object.as_ptr::<DRIVER_OBJECT>();
-    // SAFETY: the driver object and every listed device block are host-owned and alive; the list holds only
-    // devices created by IoCreateDevice.
-    unsafe {
-        let next = (*device).NextDevice;
-        if (*drv).DeviceObject == device {
-            (*drv).DeviceObject = next;
-        } else {
-            let mut p = (*drv).DeviceObject;
-            while !p.is_null() {
-                if (*p).NextDevice == device {
-                    (*p).NextDevice = next;
-                    break;
-                }
-                p = (*p).NextDevice;
-            }
+    // The driver object and every listed device block are host-owned and alive; the list holds only devices
+    // created by IoCreateDevice, so each link below is a live DEVICE_OBJECT's NextDevice.
+    let head = inner.driver_object.addr() + offset_of!(DRIVER_OBJECT, DeviceObject);
+    let link = |dev: usize| dev + offset_of!(DEVICE_OBJECT, NextDevice);
+    // SAFETY: `device` is a live device block (found above).
+    let next: usize = unsafe { read_obj(link(device as usize)) };
+    let mut at = head;
+    loop {
+        // SAFETY: `at` is the list head or a live device's NextDevice (see above).
+        let p: usize = unsafe { read_obj(at) };
+        if p == 0 {
+            break;
         }
+        if p == device as usize {
+            // SAFETY: as above.
+            unsafe { write_obj(at, next) };
+            break;
+        }
+        at = link(p);
     }
     drop(st);
     drop(rec);
@@ -126,7 +133,9 @@ extern "win64" fn IoDeleteDevice(device: *mut DEVICE_OBJECT) {
 extern "win64" fn IoCreateSymbolicLink(link: *mut UNICODE_STRING, target: *mut UNICODE_STRING) -> i32 {
     let inner = current();
     // SAFETY: driver-owned UNICODE_STRINGs per the routine's contract.
-    let (l, t) = unsafe { (unicode(link), unicode(target)) };
+    let l = unsafe { unicode(link) };
+    // SAFETY: as above.
+    let t = unsafe { unicode(target) };
     let (l, t) = (l.unwrap_or_default(), t.unwrap_or_default());
     let idx = inner.trace_call(
         Direction::DriverToHost,
@@ -240,21 +249,26 @@ extern "win64" fn IoAllocateMdl(va: *mut c_void, length: u32, secondary: u8, cha
         let Some(m) = MdlBlock::build(va as usize, length, MDL_ALLOCATED_FIXED_SIZE, false) else { return std::ptr::null_mut() };
         let addr = m.addr();
         if !irp.is_null() {
-            // SAFETY: the driver passes an IRP it owns; IoAllocateMdl links the MDL into it.
-            unsafe {
-                if secondary == 0 {
-                    (*irp).MdlAddress = addr as PMDL;
-                } else {
-                    let mut p = (*irp).MdlAddress;
-                    if p.is_null() {
-                        (*irp).MdlAddress = addr as PMDL;
-                    } else {
-                        while !(*p).Next.is_null() {
-                            p = (*p).Next;
-                        }
-                        (*p).Next = addr as PMDL;
+            // The driver passes an IRP it owns, whose MdlAddress chain holds valid MDLs; IoAllocateMdl
+            // links the new MDL into it.
+            let field = irp as usize + offset_of!(IRP, MdlAddress);
+            // SAFETY: see above.
+            let first: usize = unsafe { read_obj(field) };
+            if secondary == 0 || first == 0 {
+                // SAFETY: see above.
+                unsafe { write_obj(field, addr) };
+            } else {
+                let mut p = first;
+                loop {
+                    // SAFETY: an MDL of the IRP's chain (see above).
+                    let next: usize = unsafe { read_obj(p + offset_of!(MDL, Next)) };
+                    if next == 0 {
+                        break;
                     }
+                    p = next;
                 }
+                // SAFETY: the chain's last MDL.
+                unsafe { write_obj(p + offset_of!(MDL, Next), addr) };
             }
         }
         inner.state().io.driver_mdls.insert(addr, m);
