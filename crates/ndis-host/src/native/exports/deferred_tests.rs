@@ -355,7 +355,11 @@ fn time_and_processor_queries() {
     let out = HostBlock::new(32, 16).expect("memory");
     run(&h, 1, DISPATCH, "Times", times as *const () as usize, &[out.addr() as u64]);
     // SAFETY: the test block, written by the routine.
-    let (st, it, q): (i64, u64, [u32; 4]) = unsafe { (read_obj(out.addr()), read_obj(out.addr() + 8), read_obj(out.addr() + 16)) };
+    let st: i64 = unsafe { read_obj(out.addr()) };
+    // SAFETY: as above.
+    let it: u64 = unsafe { read_obj(out.addr() + 8) };
+    // SAFETY: as above.
+    let q: [u32; 4] = unsafe { read_obj(out.addr() + 16) };
     // CAST: system time is positive.
     let now = cpu::system_time() as i64;
     assert!(st <= now && now - st < 10_000_000, "system time within a second: {st} {now}");
@@ -597,4 +601,80 @@ fn a_runaway_driver_hits_the_guard_page_and_is_reported_as_a_fault() {
         Err(HostError::Fault { rip, .. }) => assert_eq!(rip, f, "the push in the image faulted"),
         other => panic!("expected a fault, got {other:?}"),
     }
+}
+
+// ---------------------------------------------------------------- work items with a device, and at unload
+
+/// Creates an unnamed device, allocates and queues an I/O work item for it; writes [device, item] to `out`.
+extern "win64" fn io_work_with_device(driver: u64, tag: u64, out: u64) -> u64 {
+    let mut dev = 0u64;
+    let st = import!("IoCreateDevice": fn(u64, u32, u64, u32, u32, u8, *mut u64) -> i32)(driver, 0, 0, 0x12, 0, 0, &mut dev);
+    let item = if st == 0 { io_work(dev, tag) } else { 0 };
+    // SAFETY: 16 bytes of test memory.
+    unsafe { write_obj(out as usize, [dev, item]) };
+    0
+}
+
+extern "win64" fn io_cleanup(dev: u64, item: u64) -> u64 {
+    import!("IoFreeWorkItem": fn(u64))(item);
+    import!("IoDeleteDevice": fn(u64))(dev);
+    0
+}
+
+#[test]
+fn io_work_items_run_at_passive_level_with_their_device() {
+    let mut h = machine();
+    let out = HostBlock::new(16, 16).expect("memory");
+    let tag = 0x5000;
+    run(&h, 1, PASSIVE, "IoWork", io_work_with_device as *const () as usize, &[h.driver_object() as u64, tag, out.addr() as u64]);
+    // SAFETY: written by the routine.
+    let [dev, item]: [u64; 2] = unsafe { read_obj(out.addr()) };
+    assert!(dev != 0 && item != 0, "{dev:#x} {item:#x}");
+    assert!(wait_for(|| !seen(tag).is_empty()));
+    assert_eq!(seen(tag), [("io work", PASSIVE, 0)]);
+    let trace = h.trace();
+    let call = trace.iter().find(|t| t.name == "IoWorkItemRoutine").expect("traced");
+    assert_eq!(call.arg("DeviceObject"), Some(format!("{dev:#x}").as_str()));
+    assert_eq!(call.arg("Context"), Some(format!("{tag:#x}").as_str()));
+    run(&h, 0, PASSIVE, "Cleanup", io_cleanup as *const () as usize, &[dev, item]);
+    assert_clean(&h);
+    h.unload().expect("unload");
+    assert_clean(&h);
+}
+
+/// A work routine that blocks the worker until the event at `context` is set.
+extern "win64" fn blocking_work(context: u64, _handle: u64) {
+    note(context, "blocking work");
+    wait_event(context, u64::MAX);
+}
+
+extern "win64" fn queue_blocking_then_more(handle: u64, event: u64, tag: u64) -> u64 {
+    let alloc = import!("NdisAllocateIoWorkItem": fn(u64) -> u64);
+    let queue = import!("NdisQueueIoWorkItem": fn(u64, usize, u64));
+    let a = alloc(handle);
+    queue(a, blocking_work as *const () as usize, event);
+    let b = alloc(handle);
+    queue(b, ndis_work_routine as *const () as usize, tag);
+    // Queueing an item that is already queued.
+    queue(b, ndis_work_routine as *const () as usize, tag);
+    0
+}
+
+#[test]
+fn work_still_queued_at_unload_is_reported_and_never_runs() {
+    let mut h = machine();
+    let ev = object();
+    let e = ev.addr() as u64;
+    let tag = 0x6000;
+    run(&h, 0, PASSIVE, "Init", init_event as *const () as usize, &[e, NotificationEvent as u64, 0]);
+    run(&h, 0, PASSIVE, "Queue", queue_blocking_then_more as *const () as usize, &[1, e, tag]);
+    assert!(has(&h, Rule::BadParameter, "already queued"), "{:#?}", violations(&h));
+    assert!(wait_for(|| !seen(e).is_empty()), "the worker runs the blocking item");
+    h.unload().expect("unload");
+    assert!(has(&h, Rule::PendingOperation, "work item(s) still queued"), "{:#?}", violations(&h));
+    assert!(has(&h, Rule::ObjectLeak, "work item(s) not freed"));
+    // Release the worker: the second item was dropped at unload.
+    run(&h, 0, PASSIVE, "Set", set_event as *const () as usize, &[e]);
+    std::thread::sleep(Duration::from_millis(30));
+    assert!(seen(tag).is_empty(), "no work item runs after unload");
 }
