@@ -510,9 +510,11 @@ pub(crate) fn call_dispatch(inner: &Inner, name: &str, f: usize, device: usize, 
     let mut args = vec![("DeviceObject", hex(device as u64)), ("Irp", hex(irp.addr() as u64))];
     args.extend(details);
     let idx = inner.trace_call(Direction::HostToDriver, name, args);
+    let probe = super::stack::Probe::begin();
     // SAFETY: `f` is the driver's MajorFunction entry, a DRIVER_DISPATCH taking (DEVICE_OBJECT*, IRP*);
     // `device` is its live device object and `irp` a complete IRP the host keeps alive until it is finished.
     let r = unsafe { call::call(f, &[device as u64, irp.addr() as u64]) };
+    check_stack(inner, name, probe.end());
     let after = cpu::irql();
     if after != PASSIVE {
         inner.violation(Rule::IrqlNotRestored, format!("{name} dispatch returned at IRQL {after}; it was called at IRQL 0"));
@@ -522,6 +524,21 @@ pub(crate) fn call_dispatch(inner: &Inner, name: &str, f: usize, device: usize, 
     inner.trace_result(idx, status(st));
     cpu::set_irql(prev);
     st
+}
+
+/// Records a call's stack depth and checks it against the kernel stack budget, as `call_into_driver` does.
+fn check_stack(inner: &Inner, name: &str, depth: usize) {
+    inner.ke.record_stack(name, depth);
+    if depth > crate::ke::STACK_BUDGET {
+        inner.violation(
+            Rule::Stack,
+            format!(
+                "{name} used {depth} bytes of stack; the budget is {} (24 KiB kernel stack minus {} for host frames)",
+                crate::ke::STACK_BUDGET,
+                crate::ke::HOST_FRAME_ALLOWANCE
+            ),
+        );
+    }
 }
 
 /// A stand-in KSPIN_LOCK for the system-wide cancel spin lock; its address is the key in the held-lock table.
@@ -591,9 +608,11 @@ pub(crate) fn cancel_irp(inner: &Inner, irp: &IrpBlock, device: usize) -> bool {
         "DriverCancel",
         vec![("DeviceObject", hex(device as u64)), ("Irp", hex(irp.addr() as u64)), ("CancelIrql", old.to_string())],
     );
+    let probe = super::stack::Probe::begin();
     // SAFETY: `routine` is the DRIVER_CANCEL the driver stored in this IRP with IoSetCancelRoutine; the IRP
     // and the device are alive, and the cancel spin lock is held at DISPATCH_LEVEL as the routine expects.
     unsafe { call::call(routine, &[device as u64, irp.addr() as u64]) };
+    check_stack(inner, "DriverCancel", probe.end());
     inner.trace_result(idx, "returned".into());
     let after = cpu::irql();
     if cancel_lock_held(inner) {
