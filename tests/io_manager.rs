@@ -104,6 +104,24 @@ fn every_spelling_of_the_name_opens_the_device() {
 }
 
 #[test]
+fn cleanup_waits_for_the_last_handle_of_a_file_object() {
+    let mut h = started();
+    let pid = h.new_process();
+    let first = h.open(PATH).expect("open");
+    let dup = h.duplicate_handle(first, pid).expect("duplicate");
+    assert_eq!(dup.pid, pid);
+    h.close(first).expect("close");
+    assert_eq!(dispatch_names(&h), ["IRP_MJ_CREATE"], "another handle still refers to the file object");
+    assert!(h.read(dup, 4).expect("read").status != STATUS_INVALID_HANDLE, "the duplicate still works");
+    h.exit_process(pid).expect("exit");
+    assert_eq!(dispatch_names(&h), ["IRP_MJ_CREATE", "IRP_MJ_READ", "IRP_MJ_CLEANUP", "IRP_MJ_CLOSE"]);
+    let completion = h.trace().into_iter().rfind(|e| e.name == "IofCompleteRequest").expect("completed");
+    assert_eq!(completion.result.as_deref(), Some("IoStatus STATUS_SUCCESS (0x0) / 0"), "the trace shows how it completed");
+    h.unload().expect("unload");
+    assert_clean(&h);
+}
+
+#[test]
 fn unknown_names_fail_without_calling_the_driver() {
     let mut h = started();
     for n in ["\\\\.\\NoSuchDevice", "\\??\\RawLinkX", "\\Device\\Nothing", "\\Device\\RawLinkX"] {

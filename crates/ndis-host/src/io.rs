@@ -307,8 +307,9 @@ impl OpenError {
 
 // ---------------------------------------------------------------- completion (processor threads)
 
-/// IofCompleteRequest's I/O-manager half: records the completion of an IRP the host issued and checks it.
-pub(crate) fn complete_request(inner: &Inner, irp: usize) {
+/// IofCompleteRequest's I/O-manager half: records the completion of an IRP the host issued and checks it;
+/// returns the IoStatus it completed with.
+pub(crate) fn complete_request(inner: &Inner, irp: usize) -> Option<(i32, usize)> {
     let mut st = inner.state();
     let count = {
         let n = st.completed_irps.entry(irp).or_insert(0);
@@ -322,12 +323,12 @@ pub(crate) fn complete_request(inner: &Inner, irp: usize) {
         } else {
             inner.violation(Rule::BadParameter, format!("IofCompleteRequest({irp:#x}) on an IRP the I/O manager did not issue"));
         }
-        return;
+        return None;
     };
     if rec.completion.is_some() || count > 1 {
         drop(st);
         inner.violation(Rule::DoubleCompletion, format!("IRP {irp:#x} completed twice"));
-        return;
+        return None;
     }
     let (s, info) = rec.irp.io_status();
     rec.irp.set_pending_returned(rec.irp.stack_control() & SL_PENDING_RETURNED != 0);
@@ -343,6 +344,7 @@ pub(crate) fn complete_request(inner: &Inner, irp: usize) {
     if s == STATUS_PENDING {
         inner.violation(Rule::Irp, format!("IRP {irp:#x} completed with IoStatus.Status STATUS_PENDING"));
     }
+    Some((s, info))
 }
 
 /// After the dispatch routine returned: the pending/completion contract.
@@ -701,6 +703,19 @@ impl Host {
         self.finish(s)?;
         self.inner.state().io.files.remove(&file_id);
         Ok(())
+    }
+
+    /// DuplicateHandle: a second handle to the same file object, in process `target`. CLEANUP is sent only
+    /// when the file object's last handle is closed.
+    pub fn duplicate_handle(&self, handle: Handle, target: ProcessId) -> Option<Handle> {
+        let mut st = self.inner.state();
+        let file_id = *st.io.handles.get(&handle)?;
+        st.io.files.get_mut(&file_id)?.handles += 1;
+        st.io.processes.insert(target);
+        st.io.next_handle = st.io.next_handle.max(0x40) + 4;
+        let dup = Handle { pid: target, value: st.io.next_handle };
+        st.io.handles.insert(dup, file_id);
+        Some(dup)
     }
 
     /// The handles that are open, by process.

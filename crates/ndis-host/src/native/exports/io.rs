@@ -185,10 +185,12 @@ extern "win64" fn IoDeleteSymbolicLink(link: *mut UNICODE_STRING) -> i32 {
 
 extern "win64" fn IofCompleteRequest(irp: *mut IRP, boost: i8) {
     let inner = current();
-    inner.trace_call(Direction::DriverToHost, "IofCompleteRequest", vec![("Irp", ptr(irp.cast())), ("PriorityBoost", boost.to_string())]);
+    let idx = inner.trace_call(Direction::DriverToHost, "IofCompleteRequest", vec![("Irp", ptr(irp.cast())), ("PriorityBoost", boost.to_string())]);
     inner.require_irql_at_most("IofCompleteRequest", DISPATCH);
     // The I/O manager's side: checks, PendingReturned, and the signal to whoever waits for the request.
-    crate::io::complete_request(&inner, irp as usize);
+    if let Some((s, info)) = crate::io::complete_request(&inner, irp as usize) {
+        inner.trace_result(idx, format!("IoStatus {} / {info}", status(s)));
+    }
 }
 
 // ---------------------------------------------------------------- cancel spin lock
