@@ -431,13 +431,16 @@ impl Host {
                 return Err(HostError::Bugcheck(b));
             }
             if cpu::fatal_count() != faults_before {
-                if let Some(f) = cpu::last_fatal().filter(|f| self.inner.image.contains(f.rip)) {
+                // A stack overflow into the guard page below a driver call counts even in host code.
+                if let Some(f) = cpu::last_fatal().filter(|f| self.inner.image.contains(f.rip) || f.in_stack_guard) {
                     self.inner.down.store(true, Ordering::Release);
                     return Err(HostError::Fault {
                         rip: f.rip,
                         address: f.address,
                         signal: f.signal,
-                        symbol: self.inner.symbolize(f.rip),
+                        symbol: self.inner.symbolize(f.rip).or_else(|| {
+                            f.in_stack_guard.then(|| "host code under the driver's frames: kernel stack overflow".to_owned())
+                        }),
                     });
                 }
             }

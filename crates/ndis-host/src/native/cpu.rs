@@ -11,7 +11,7 @@
 
 use iced_x86::{Decoder, DecoderOptions, Instruction, OpKind, Register};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Once;
 
 /// KUSER_SHARED_DATA's kernel address on x64 and the size of the page the host emulates.
@@ -168,12 +168,15 @@ pub struct FatalFault {
     pub signal: i32,
     pub rip: usize,
     pub address: usize,
+    /// The fault hit the stack guard page below a driver call (possibly in host code under the driver).
+    pub in_stack_guard: bool,
 }
 
 /// The last fatal fault of this process (rip 0 = none). Waiting host threads poll it.
 static FATAL_RIP: AtomicUsize = AtomicUsize::new(0);
 static FATAL_ADDR: AtomicUsize = AtomicUsize::new(0);
 static FATAL_SIGNAL: AtomicUsize = AtomicUsize::new(0);
+static FATAL_GUARD: AtomicBool = AtomicBool::new(false);
 /// Incremented per fatal fault, so a waiter can tell a new one from an old one.
 static FATAL_COUNT: AtomicUsize = AtomicUsize::new(0);
 
@@ -190,6 +193,7 @@ pub fn last_fatal() -> Option<FatalFault> {
         signal: FATAL_SIGNAL.load(Ordering::Acquire) as i32,
         rip,
         address: FATAL_ADDR.load(Ordering::Acquire),
+        in_stack_guard: FATAL_GUARD.load(Ordering::Acquire),
     })
 }
 
@@ -301,7 +305,8 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut l
     let rip = gregs[rip_idx] as usize;
     // SAFETY: `info` is valid for SA_SIGINFO handlers; si_addr is defined for SIGSEGV.
     let addr = unsafe { (*info).si_addr() } as usize;
-    if in_driver_image(rip) {
+    let guard_hit = super::stack::in_guard_page(addr);
+    if in_driver_image(rip) && !guard_hit {
         if (SHARED_DATA_BASE..SHARED_DATA_BASE + SHARED_DATA_SIZE).contains(&(addr as u64)) {
             refresh_shared_clock();
         }
@@ -325,8 +330,13 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut l
                 }
             }
         }
+    }
+    // A fault in a driver image that is not emulated, or a stack overflow into the guard page below a
+    // driver call (in driver code or in a host export under it), is fatal for this processor.
+    if in_driver_image(rip) || guard_hit {
         // Fatal: record and park this processor for good.
         FATAL_SIGNAL.store(sig as usize, Ordering::Release);
+        FATAL_GUARD.store(guard_hit, Ordering::Release);
         FATAL_ADDR.store(addr, Ordering::Release);
         FATAL_RIP.store(rip, Ordering::Release);
         FATAL_COUNT.fetch_add(1, Ordering::AcqRel);

@@ -10,7 +10,8 @@
 //!
 //! The outermost call of each processor also makes the page just below the painted area `PROT_NONE` for the
 //! duration of the call: a driver that recurses without bound faults there, inside its own image, and the
-//! fault handler parks the processor and reports the fault like any other. (The processor threads are std
+//! fault handler parks the processor and reports the fault like any other; a host export that overflows
+//! under the driver's frames hits the same page and is reported the same way ([`in_guard_page`]). (The processor threads are std
 //! threads with 1 MiB stacks; the page lies well inside that mapping and gets its protection back when the
 //! call returns, so the thread's own stack is never left damaged.) The measurement has a granularity of
 //! [`MARGIN`]: the bytes just below the painter's own frame are left alone.
@@ -30,6 +31,15 @@ thread_local! {
     /// The lowest painted address of the outermost call (0 when none): nested calls paint down to it only,
     /// so every byte they scan was painted.
     static FLOOR: Cell<usize> = const { Cell::new(0) };
+    /// This thread's armed guard page (0 when none). Const-initialised: the fault handler reads it.
+    static GUARD_PAGE: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Whether `addr` lies in the current thread's armed guard page (called by the fault handler, so a host
+/// export that overflows under the driver's frames is reported as well, not only driver code).
+pub fn in_guard_page(addr: usize) -> bool {
+    let g = GUARD_PAGE.with(Cell::get);
+    g != 0 && addr >= g && addr < g + PAGE
 }
 
 /// The current stack pointer.
@@ -117,6 +127,7 @@ impl Probe {
             let r = unsafe { libc::mprotect(page as *mut libc::c_void, PAGE, libc::PROT_NONE) };
             if r == 0 {
                 guard = page;
+                GUARD_PAGE.with(|g| g.set(page));
             }
         }
         Self { top, bottom, guard, outermost }
@@ -137,6 +148,7 @@ impl Probe {
             FLOOR.with(|f| f.set(0));
         }
         if self.guard != 0 {
+            GUARD_PAGE.with(|g| g.set(0));
             // SAFETY: the page this probe protected, part of this thread's stack mapping.
             unsafe { libc::mprotect(self.guard as *mut libc::c_void, PAGE, libc::PROT_READ | libc::PROT_WRITE) };
         }
@@ -152,6 +164,18 @@ pub fn use_stack(bytes: usize) {
     // SAFETY: writes one byte below the stack pointer, inside this thread's stack (the tests use at most
     // 32 KiB of a 1 MiB stack); nothing lives below the stack pointer.
     unsafe { std::arch::asm!("mov byte ptr [rsp + {off}], 1", off = in(reg) off, options(nostack)) };
+}
+
+/// Touches the stack every 256 bytes down to `bytes` below the stack pointer, as runaway recursion would
+/// (for tests).
+#[cfg(test)]
+#[inline(never)]
+pub fn touch_stack(bytes: usize) {
+    let mut k = 0;
+    while k < bytes {
+        use_stack(k);
+        k += 256;
+    }
 }
 
 #[cfg(test)]

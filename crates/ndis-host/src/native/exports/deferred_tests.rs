@@ -678,3 +678,17 @@ fn work_still_queued_at_unload_is_reported_and_never_runs() {
     std::thread::sleep(Duration::from_millis(30));
     assert!(seen(tag).is_empty(), "no work item runs after unload");
 }
+
+extern "win64" fn overflow_in_host() -> u64 {
+    crate::native::stack::touch_stack(256 * 1024);
+    0
+}
+
+#[test]
+fn an_overflow_in_host_code_under_the_driver_is_reported_too() {
+    let h = machine();
+    match h.call_driver(0, PASSIVE, "Overflow", overflow_in_host as *const () as usize, vec![]) {
+        Err(HostError::Fault { symbol: Some(s), .. }) => assert!(s.contains("kernel stack overflow"), "{s}"),
+        other => panic!("expected a stack-overflow fault, got {other:?}"),
+    }
+}
