@@ -402,7 +402,10 @@ impl Host {
         let cpus = (0..2)
             .map(|i| Cpu::start(&inner, i))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| HostError::State(format!("starting processor threads: {e}")))?;
+            .map_err(|e| {
+                inner.ke.shutdown();
+                HostError::State(format!("starting processor threads: {e}"))
+            })?;
         Ok(Self { inner, cpus, entry_status: None, unloaded: false })
     }
 

@@ -692,3 +692,13 @@ fn an_overflow_in_host_code_under_the_driver_is_reported_too() {
         other => panic!("expected a stack-overflow fault, got {other:?}"),
     }
 }
+
+#[test]
+fn every_export_added_here_is_an_import_of_wdk_16299() {
+    let functions = crate::wdk::FunctionTable::wdk_16299();
+    let mine: Vec<&str> = super::sync::table().into_iter().chain(super::timers::table()).map(|(_, n, _)| n).collect();
+    assert!(mine.len() >= 35, "{mine:?}");
+    for name in mine {
+        assert_eq!(functions.linkage(name), Some(crate::wdk::Linkage::Import), "{name}");
+    }
+}
