@@ -231,9 +231,9 @@ struct IrpRec {
     system: Option<Buffer>,
     user_in: Option<Buffer>,
     user_out: Option<Buffer>,
-    mdl: Option<MdlBlock>,
+    /// Blocks the IRP points at that only need to live until it is finished (MDL, security context).
+    _lent: (Option<MdlBlock>, Option<SecurityContextBlock>),
     iosb: IosbBlock,
-    security: Option<SecurityContextBlock>,
     output: Output,
     /// The length Information may not exceed (the caller's transfer length).
     info_limit: usize,
@@ -596,7 +596,7 @@ impl Host {
 
     /// Opens `path` in process `pid` asking for `access`: IRP_MJ_CREATE on the device the name resolves to.
     pub fn open_in(&self, pid: ProcessId, path: &str, access: Access) -> Result<Handle, OpenError> {
-        let (device, rest, facts) = {
+        let (device, rest) = {
             let st = self.inner.state();
             let names: Vec<&str> = st.devices.iter().filter_map(|d| d.name.as_deref()).collect();
             let (dev_name, rest) = resolve_name(&st.links, &names, path).map_err(OpenError::Status)?;
@@ -608,11 +608,17 @@ impl Host {
             if facts.flags & DO_EXCLUSIVE != 0 && st.io.files.values().any(|f| f.device == device) {
                 return Err(OpenError::Status(STATUS_ACCESS_DENIED));
             }
-            (device, rest, facts)
+            (device, rest)
         };
-        let _ = facts;
         let fo = FileObjectBlock::build(device, &rest, access.grants(Access::READ), access.grants(Access::WRITE), 0)
             .ok_or(OpenError::Status(STATUS_INSUFFICIENT_RESOURCES))?;
+        // FILE_OPEN disposition, FILE_NON_DIRECTORY_FILE; CreateFile's FILE_ATTRIBUTE_NORMAL and full sharing.
+        // GENERIC_READ/GENERIC_WRITE arrive mapped to FILE_GENERIC_READ (0x120089) / FILE_GENERIC_WRITE (0x120116).
+        const FILE_OPEN: u32 = 1;
+        const FILE_NON_DIRECTORY_FILE: u32 = 0x40;
+        let options = (FILE_OPEN << 24) | FILE_NON_DIRECTORY_FILE;
+        let desired = if access.grants(Access::READ) { 0x0012_0089 } else { 0 } | if access.grants(Access::WRITE) { 0x0012_0116 } else { 0 };
+        let security = SecurityContextBlock::build(desired, options).ok_or(OpenError::Status(STATUS_INSUFFICIENT_RESOURCES))?;
         let file_id = {
             let mut st = self.inner.state();
             st.io.processes.insert(pid);
@@ -624,18 +630,13 @@ impl Host {
             );
             id
         };
-        // FILE_OPEN disposition, FILE_NON_DIRECTORY_FILE; CreateFile's FILE_ATTRIBUTE_NORMAL and full sharing.
-        const FILE_OPEN: u32 = 1;
-        const FILE_NON_DIRECTORY_FILE: u32 = 0x40;
-        let options = (FILE_OPEN << 24) | FILE_NON_DIRECTORY_FILE;
-        let security = SecurityContextBlock::build(access.0, options).ok_or(OpenError::Status(STATUS_INSUFFICIENT_RESOURCES))?;
         let mut req = Request::new(
             IRP_MJ_CREATE,
             StackParameters::Create { security_context: security.addr(), options, file_attributes: 0x80, share_access: 3 },
         );
         req.flags = IRP_CREATE_OPERATION | IRP_SYNCHRONOUS_API;
         req.security = Some(security);
-        req.details = vec![("FileName", rest.clone()), ("DesiredAccess", format!("{:#x}", access.0))];
+        req.details = vec![("FileName", rest.clone()), ("DesiredAccess", format!("{desired:#x}"))];
         let result = self.submit(pid, file_id, req).and_then(|s| self.finish(s));
         let result = match result {
             Ok(r) => r,
@@ -879,9 +880,8 @@ impl Host {
                     system,
                     user_in,
                     user_out,
-                    mdl,
+                    _lent: (mdl, security),
                     iosb,
-                    security,
                     output,
                     info_limit,
                     completion: None,
@@ -945,14 +945,12 @@ impl Host {
             if let Some(f) = st.io.files.get_mut(&rec.file) {
                 f.pending = f.pending.saturating_sub(1);
             }
-            let file = rec_file(&rec);
+            let file = (rec.pid, rec.file);
             (rec, file)
         };
         let result = self.finish_irp(&rec);
         drop(rec);
-        if let Some((pid, file_id)) = file {
-            self.close_if_unreferenced(pid, file_id)?;
-        }
+        self.close_if_unreferenced(file.0, file.1)?;
         Ok(Some(result))
     }
 
@@ -978,7 +976,6 @@ impl Host {
             }
         };
         rec.iosb.set(status, information);
-        let _ = (&rec.security, &rec.mdl, &rec.user_in, rec.pid, rec.device);
         IoResult { status, information, output }
     }
 
@@ -1085,10 +1082,6 @@ impl Host {
             devices.into_iter().map(|d| crate::native::irp::fake_driver::complete_queued(d, status)).sum()
         })
     }
-}
-
-fn rec_file(rec: &IrpRec) -> Option<(ProcessId, u64)> {
-    Some((rec.pid, rec.file))
 }
 
 #[cfg(test)]
