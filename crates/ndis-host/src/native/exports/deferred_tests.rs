@@ -702,3 +702,17 @@ fn every_export_added_here_is_an_import_of_wdk_16299() {
         assert_eq!(functions.linkage(name), Some(crate::wdk::Linkage::Import), "{name}");
     }
 }
+
+#[test]
+fn event_routines_refuse_uninitialised_objects_and_timers() {
+    let h = machine();
+    let (junk, timer, dpc) = (object(), object(), object());
+    // SAFETY: test memory standing in for a driver structure that is not an event.
+    unsafe { write_obj(junk.addr(), 0x77u8) };
+    run(&h, 0, PASSIVE, "Set", set_event as *const () as usize, &[junk.addr() as u64]);
+    assert!(has(&h, Rule::BadParameter, "is not an initialised event or timer"), "{:#?}", violations(&h));
+    run(&h, 0, PASSIVE, "Arm", ke_timer as *const () as usize, &[timer.addr() as u64, dpc.addr() as u64, 0x7000, 0]);
+    run(&h, 0, PASSIVE, "Cancel", cancel_timer as *const () as usize, &[timer.addr() as u64]);
+    run(&h, 0, PASSIVE, "Set", set_event as *const () as usize, &[timer.addr() as u64]);
+    assert!(has(&h, Rule::BadParameter, "on a timer, not an event"), "{:#?}", violations(&h));
+}

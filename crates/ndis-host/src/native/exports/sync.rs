@@ -153,6 +153,18 @@ fn check_waitable(inner: &Inner, api: &str, object: usize) -> bool {
     true
 }
 
+/// Checks that an event routine got an initialised event (not a timer or anything else).
+fn check_event(inner: &Inner, api: &str, object: usize) -> bool {
+    if !check_waitable(inner, api, object) {
+        return false;
+    }
+    if !matches!(object_type(object), EVENT_NOTIFICATION | EVENT_SYNCHRONIZATION) {
+        inner.violation(Rule::BadParameter, format!("{api}({object:#x}) on a timer, not an event"));
+        return false;
+    }
+    true
+}
+
 /// The IRQL rule of every wait: at most DISPATCH_LEVEL, and at most APC_LEVEL unless the timeout is zero.
 fn check_wait_irql(inner: &Inner, api: &str, timeout: Option<u64>) {
     if inner.require_irql_at_most(api, DISPATCH) && timeout != Some(0) {
@@ -200,7 +212,7 @@ extern "win64" fn KeSetEvent(event: *mut KEVENT, increment: i32, wait: u8) -> i3
     );
     // With Wait = TRUE the caller promises to wait next, so it must be able to wait.
     inner.require_irql_at_most(if wait != 0 { "KeSetEvent with Wait = TRUE" } else { "KeSetEvent" }, if wait != 0 { APC } else { DISPATCH });
-    if !check_waitable(&inner, "KeSetEvent", event as usize) {
+    if !check_event(&inner, "KeSetEvent", event as usize) {
         return 0;
     }
     let prev = signal(&inner, event as usize);
@@ -212,7 +224,7 @@ extern "win64" fn KeResetEvent(event: *mut KEVENT) -> i32 {
     let inner = current();
     let idx = inner.trace_call(Direction::DriverToHost, "KeResetEvent", vec![("Event", ptr(event.cast()))]);
     inner.require_irql_at_most("KeResetEvent", DISPATCH);
-    if !check_waitable(&inner, "KeResetEvent", event as usize) {
+    if !check_event(&inner, "KeResetEvent", event as usize) {
         return 0;
     }
     let prev = reset(&inner, event as usize);
@@ -224,7 +236,7 @@ extern "win64" fn KeClearEvent(event: *mut KEVENT) {
     let inner = current();
     inner.trace_call(Direction::DriverToHost, "KeClearEvent", vec![("Event", ptr(event.cast()))]);
     inner.require_irql_at_most("KeClearEvent", DISPATCH);
-    if check_waitable(&inner, "KeClearEvent", event as usize) {
+    if check_event(&inner, "KeClearEvent", event as usize) {
         reset(&inner, event as usize);
     }
 }
@@ -233,7 +245,7 @@ extern "win64" fn KeReadStateEvent(event: *mut KEVENT) -> i32 {
     let inner = current();
     let idx = inner.trace_call(Direction::DriverToHost, "KeReadStateEvent", vec![("Event", ptr(event.cast()))]);
     inner.require_irql_at_most("KeReadStateEvent", DISPATCH);
-    if !check_waitable(&inner, "KeReadStateEvent", event as usize) {
+    if !check_event(&inner, "KeReadStateEvent", event as usize) {
         return 0;
     }
     let s = {
@@ -366,7 +378,7 @@ extern "win64" fn NdisSetEvent(event: *mut NDIS_EVENT) {
     let inner = current();
     inner.trace_call(Direction::DriverToHost, "NdisSetEvent", vec![("Event", ptr(event.cast()))]);
     inner.require_irql_at_most("NdisSetEvent", DISPATCH);
-    if check_waitable(&inner, "NdisSetEvent", event as usize) {
+    if check_event(&inner, "NdisSetEvent", event as usize) {
         signal(&inner, event as usize);
     }
 }
@@ -375,7 +387,7 @@ extern "win64" fn NdisResetEvent(event: *mut NDIS_EVENT) {
     let inner = current();
     inner.trace_call(Direction::DriverToHost, "NdisResetEvent", vec![("Event", ptr(event.cast()))]);
     inner.require_irql_at_most("NdisResetEvent", DISPATCH);
-    if check_waitable(&inner, "NdisResetEvent", event as usize) {
+    if check_event(&inner, "NdisResetEvent", event as usize) {
         reset(&inner, event as usize);
     }
 }
@@ -388,7 +400,7 @@ extern "win64" fn NdisWaitEvent(event: *mut NDIS_EVENT, ms: u32) -> u8 {
         vec![("Event", ptr(event.cast())), ("MsToWait", if ms == 0 { "0 (infinite)".into() } else { ms.to_string() })],
     );
     inner.require_irql("NdisWaitEvent", PASSIVE);
-    let r = check_waitable(&inner, "NdisWaitEvent", event as usize)
+    let r = check_event(&inner, "NdisWaitEvent", event as usize)
         && wait(&inner, &[event as usize], false, (ms != 0).then(|| u64::from(ms) * 10_000)).is_some();
     inner.trace_result(idx, if r { "TRUE".into() } else { "FALSE".into() });
     u8::from(r)
