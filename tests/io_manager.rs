@@ -364,3 +364,25 @@ fn the_verifier_catches_dispatch_contract_breaches() {
         h.unload().expect("unload");
     }
 }
+
+#[test]
+fn mdls_a_driver_builds_for_its_pool_are_checked_and_must_be_freed() {
+    let mut h = started();
+    let handle = h.open(PATH).expect("open");
+    h.install_fake_dispatch(IRP_MJ_DEVICE_CONTROL, FakeDispatch::MdlRoundTrip { leak: false });
+    let r = h.device_io_control(handle, ctl_code(DEVICE_TYPE, 0x900, 0, 0), &[], 0).expect("ioctl");
+    assert_eq!(r.status, STATUS_SUCCESS, "the MDL described the pool block and was mapped to it");
+    let names: Vec<String> = h.trace().into_iter().map(|e| e.name).collect();
+    for n in ["IoAllocateMdl", "MmBuildMdlForNonPagedPool", "IoFreeMdl"] {
+        assert!(names.iter().any(|x| x == n), "{n} traced");
+    }
+    assert_clean(&h);
+    h.install_fake_dispatch(IRP_MJ_DEVICE_CONTROL, FakeDispatch::MdlRoundTrip { leak: true });
+    let r = h.device_io_control(handle, ctl_code(DEVICE_TYPE, 0x900, 0, 0), &[], 0).expect("ioctl");
+    assert_eq!(r.status, STATUS_SUCCESS);
+    h.close(handle).expect("close");
+    h.unload().expect("unload");
+    let f = irp_findings(&h);
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert!(f[0].contains("MDL(s) from IoAllocateMdl not freed"), "{f:#?}");
+}

@@ -665,6 +665,10 @@ pub mod fake_driver {
         /// Fill the output (system buffer, MDL through MmGetSystemAddressForMdlSafe, or UserBuffer) with
         /// 0x5A and complete with Information = the output length (+1 with `overrun`).
         FillOutput { overrun: bool },
+        /// ExAllocatePoolWithTag, IoAllocateMdl over it, MmBuildMdlForNonPagedPool, check the mapping,
+        /// then IoFreeMdl (unless `leak`) and ExFreePoolWithTag; complete with STATUS_SUCCESS when the MDL
+        /// described the pool block, STATUS_UNSUCCESSFUL otherwise.
+        MdlRoundTrip { leak: bool },
     }
 
     /// IRPs queued by [`Behaviour::PendCancelable`]/[`Behaviour::PendUnmarked`], per device object.
@@ -751,6 +755,8 @@ pub mod fake_driver {
     dispatch_fn!(d_twice, Behaviour::CompleteTwice);
     dispatch_fn!(d_fill, Behaviour::FillOutput { overrun: false });
     dispatch_fn!(d_fill_overrun, Behaviour::FillOutput { overrun: true });
+    dispatch_fn!(d_mdl, Behaviour::MdlRoundTrip { leak: false });
+    dispatch_fn!(d_mdl_leak, Behaviour::MdlRoundTrip { leak: true });
 
     /// The address of the dispatch routine that behaves as `b`.
     pub fn routine(b: Behaviour) -> usize {
@@ -762,6 +768,8 @@ pub mod fake_driver {
             Behaviour::CompleteTwice => d_twice,
             Behaviour::FillOutput { overrun: false } => d_fill,
             Behaviour::FillOutput { overrun: true } => d_fill_overrun,
+            Behaviour::MdlRoundTrip { leak: false } => d_mdl,
+            Behaviour::MdlRoundTrip { leak: true } => d_mdl_leak,
         };
         f as usize
     }
@@ -839,7 +847,47 @@ pub mod fake_driver {
                 complete(irp, 0, len + usize::from(overrun));
                 0
             }
+            Behaviour::MdlRoundTrip { leak } => {
+                let st = mdl_round_trip(leak);
+                complete(irp, st, 0);
+                st
+            }
         }
+    }
+
+    fn mdl_round_trip(leak: bool) -> i32 {
+        const TAG: u32 = u32::from_le_bytes(*b"Fake");
+        // SAFETY: the host's exports, with their WDK signatures in the win64 convention.
+        let alloc = unsafe { std::mem::transmute::<usize, extern "win64" fn(i32, usize, u32) -> usize>(export("ExAllocatePoolWithTag")) };
+        // SAFETY: as above.
+        let free = unsafe { std::mem::transmute::<usize, extern "win64" fn(usize, u32)>(export("ExFreePoolWithTag")) };
+        // SAFETY: as above.
+        let io_alloc = unsafe { std::mem::transmute::<usize, extern "win64" fn(usize, u32, u8, u8, usize) -> usize>(export("IoAllocateMdl")) };
+        // SAFETY: as above.
+        let build = unsafe { std::mem::transmute::<usize, extern "win64" fn(usize)>(export("MmBuildMdlForNonPagedPool")) };
+        // SAFETY: as above.
+        let io_free = unsafe { std::mem::transmute::<usize, extern "win64" fn(usize)>(export("IoFreeMdl")) };
+        let buf = alloc(512, 256, TAG); // NonPagedPoolNx, 256 bytes
+        if buf == 0 {
+            return 0xC000_009Au32 as i32;
+        }
+        let va = buf + 10;
+        let mdl = io_alloc(va, 100, 0, 0, 0);
+        let mut ok = mdl != 0;
+        if ok {
+            build(mdl);
+            // SAFETY: the MDL IoAllocateMdl just returned.
+            let m: MDL = unsafe { read_obj(mdl) };
+            ok = m.MappedSystemVa as usize == va
+                && m.MdlFlags & MDL_SOURCE_IS_NONPAGED_POOL != 0
+                && m.StartVa as usize + m.ByteOffset as usize == va
+                && m.ByteCount == 100;
+            if !leak {
+                io_free(mdl);
+            }
+        }
+        free(buf, TAG);
+        if ok { 0 } else { 0xC000_0001u32 as i32 }
     }
 
     /// Completes every IRP still queued for `device` with `status` (a driver's queue drain), taking back
