@@ -320,6 +320,7 @@ impl Cpu {
         let (tx, rx) = mpsc::channel::<Job>();
         let ctx = Arc::clone(inner);
         std::thread::Builder::new().name(format!("cpu{index}")).stack_size(CPU_STACK).spawn(move || {
+            cpu::set_machine(Arc::as_ptr(&ctx) as usize);
             CURRENT.with(|c| *c.borrow_mut() = Some(ctx));
             cpu::set_irql(0);
             // CAST: two processors.
@@ -343,6 +344,7 @@ pub(crate) fn spawn_system_thread(
 ) -> std::io::Result<()> {
     let ctx = Arc::clone(inner);
     std::thread::Builder::new().name(name.to_owned()).stack_size(CPU_STACK).spawn(move || {
+        cpu::set_machine(Arc::as_ptr(&ctx) as usize);
         CURRENT.with(|c| *c.borrow_mut() = Some(Arc::clone(&ctx)));
         cpu::set_irql(0);
         cpu::set_processor(number);
@@ -414,6 +416,13 @@ impl Host {
         if self.inner.down.load(Ordering::Acquire) {
             return Err(HostError::Down);
         }
+        // A fault in this image that no call reported came from a system thread (a DPC, a timer callback, a
+        // work item): the machine is down from then on.
+        let mine = Arc::as_ptr(&self.inner) as usize;
+        if let Some(f) = cpu::last_fatal().filter(|f| f.machine == mine && self.inner.image.contains(f.rip)) {
+            self.inner.down.store(true, Ordering::Release);
+            return Err(HostError::Fault { rip: f.rip, address: f.address, signal: f.signal, symbol: self.inner.symbolize(f.rip) });
+        }
         let (tx, rx) = mpsc::channel();
         let inner = Arc::clone(&self.inner);
         let faults_before = cpu::fatal_count();
@@ -435,7 +444,9 @@ impl Host {
             }
             if cpu::fatal_count() != faults_before {
                 // A stack overflow into the guard page below a driver call counts even in host code.
-                if let Some(f) = cpu::last_fatal().filter(|f| self.inner.image.contains(f.rip) || f.in_stack_guard) {
+                if let Some(f) =
+                    cpu::last_fatal().filter(|f| f.machine == mine && (self.inner.image.contains(f.rip) || f.in_stack_guard))
+                {
                     self.inner.down.store(true, Ordering::Release);
                     return Err(HostError::Fault {
                         rip: f.rip,

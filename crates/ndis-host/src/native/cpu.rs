@@ -39,6 +39,17 @@ thread_local! {
     static PROCESSOR: Cell<u32> = const { Cell::new(0) };
 }
 
+thread_local! {
+    /// Which machine this processor thread belongs to (an address identifying it; 0 = none). Const: the
+    /// fault handler reads it.
+    static MACHINE: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Marks the current thread as a processor of machine `id`.
+pub fn set_machine(id: usize) {
+    MACHINE.with(|c| c.set(id));
+}
+
 /// The processor number of the current thread.
 pub fn processor() -> u32 {
     PROCESSOR.with(Cell::get)
@@ -170,6 +181,8 @@ pub struct FatalFault {
     pub address: usize,
     /// The fault hit the stack guard page below a driver call (possibly in host code under the driver).
     pub in_stack_guard: bool,
+    /// The machine of the processor that faulted ([`set_machine`]).
+    pub machine: usize,
 }
 
 /// The last fatal fault of this process (rip 0 = none). Waiting host threads poll it.
@@ -177,6 +190,7 @@ static FATAL_RIP: AtomicUsize = AtomicUsize::new(0);
 static FATAL_ADDR: AtomicUsize = AtomicUsize::new(0);
 static FATAL_SIGNAL: AtomicUsize = AtomicUsize::new(0);
 static FATAL_GUARD: AtomicBool = AtomicBool::new(false);
+static FATAL_MACHINE: AtomicUsize = AtomicUsize::new(0);
 /// Incremented per fatal fault, so a waiter can tell a new one from an old one.
 static FATAL_COUNT: AtomicUsize = AtomicUsize::new(0);
 
@@ -194,6 +208,7 @@ pub fn last_fatal() -> Option<FatalFault> {
         rip,
         address: FATAL_ADDR.load(Ordering::Acquire),
         in_stack_guard: FATAL_GUARD.load(Ordering::Acquire),
+        machine: FATAL_MACHINE.load(Ordering::Acquire),
     })
 }
 
@@ -337,6 +352,7 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut l
         // Fatal: record and park this processor for good.
         FATAL_SIGNAL.store(sig as usize, Ordering::Release);
         FATAL_GUARD.store(guard_hit, Ordering::Release);
+        FATAL_MACHINE.store(MACHINE.with(Cell::get), Ordering::Release);
         FATAL_ADDR.store(addr, Ordering::Release);
         FATAL_RIP.store(rip, Ordering::Release);
         FATAL_COUNT.fetch_add(1, Ordering::AcqRel);

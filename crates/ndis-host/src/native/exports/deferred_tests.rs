@@ -716,3 +716,23 @@ fn event_routines_refuse_uninitialised_objects_and_timers() {
     run(&h, 0, PASSIVE, "Set", set_event as *const () as usize, &[timer.addr() as u64]);
     assert!(has(&h, Rule::BadParameter, "on a timer, not an event"), "{:#?}", violations(&h));
 }
+
+#[test]
+fn a_fault_in_a_dpc_takes_the_machine_down_and_the_next_call_reports_it() {
+    let h = machine();
+    let (timer, dpc) = (object(), object());
+    let runaway = h.image().base() + 0x1000 + RUNAWAY;
+    extern "win64" fn arm_with(timer: u64, dpc: u64, routine: u64) -> u64 {
+        import!("KeInitializeDpc": fn(u64, usize, u64))(dpc, routine as usize, 0);
+        import!("KeInitializeTimer": fn(u64))(timer);
+        u64::from(import!("KeSetTimer": fn(u64, i64, u64) -> u8)(timer, -10_000, dpc))
+    }
+    run(&h, 0, PASSIVE, "Arm", arm_with as *const () as usize, &[timer.addr() as u64, dpc.addr() as u64, runaway as u64]);
+    assert!(wait_for(|| h.trace().iter().any(|t| t.name == "DeferredRoutine")), "the DPC ran");
+    std::thread::sleep(Duration::from_millis(50));
+    match h.call_driver(0, PASSIVE, "After", delay as *const () as usize, vec![("ms", 0)]) {
+        Err(HostError::Fault { rip, .. }) => assert_eq!(rip, runaway),
+        other => panic!("expected the DPC's fault, got {other:?}"),
+    }
+    assert!(matches!(h.call_driver(0, PASSIVE, "Again", delay as *const () as usize, vec![("ms", 0)]), Err(HostError::Down)));
+}
