@@ -386,3 +386,35 @@ fn mdls_a_driver_builds_for_its_pool_are_checked_and_must_be_freed() {
     assert_eq!(f.len(), 1, "{f:#?}");
     assert!(f[0].contains("MDL(s) from IoAllocateMdl not freed"), "{f:#?}");
 }
+
+#[test]
+fn cancel_safe_queues_pend_cancel_and_drain() {
+    let mut h = started();
+    let pid = h.new_process();
+    let handle = h.open_in(pid, PATH, Access::READ_WRITE).expect("open");
+    h.install_fake_dispatch(IRP_MJ_READ, FakeDispatch::CsqPend);
+    {
+        let mut a = h.submit_read(handle, 10).expect("submit");
+        let mut b = h.submit_read(handle, 10).expect("submit");
+        let mut c = h.submit_read(handle, 10).expect("submit");
+        assert_eq!(a.wait(Duration::from_millis(10)).expect("wait"), None);
+        // IoCancelIrp runs the library's cancel routine, which takes the IRP off the driver's queue.
+        assert!(b.cancel().expect("cancel"));
+        assert_eq!(b.wait(Duration::from_secs(5)).expect("wait").map(|r| r.status), Some(STATUS_CANCELLED));
+        // The driver drains the rest with IoCsqRemoveNextIrp.
+        assert_eq!(h.complete_fake_queue(STATUS_SUCCESS).expect("drain"), 2);
+        assert_eq!(a.wait(Duration::from_secs(5)).expect("wait").map(|r| r.status), Some(STATUS_SUCCESS));
+        assert_eq!(c.wait(Duration::from_secs(5)).expect("wait").map(|r| r.status), Some(STATUS_SUCCESS));
+        // A request queued at process exit is cancelled through the queue.
+        let d = h.submit_read(handle, 10).expect("submit");
+        drop(d);
+    }
+    h.exit_process(pid).expect("exit");
+    let names: Vec<String> = h.trace().into_iter().map(|e| e.name).collect();
+    for n in ["IoCsqInitialize", "IoCsqInsertIrp", "CsqInsertIrp", "CsqRemoveIrp", "CsqCompleteCanceledIrp", "IoCsqRemoveNextIrp"] {
+        assert!(names.iter().any(|x| x == n), "{n} traced");
+    }
+    assert_eq!(names.iter().filter(|n| *n == "DriverCancel").count(), 2);
+    h.unload().expect("unload");
+    assert_clean(&h);
+}

@@ -669,6 +669,9 @@ pub mod fake_driver {
         /// then IoFreeMdl (unless `leak`) and ExFreePoolWithTag; complete with STATUS_SUCCESS when the MDL
         /// described the pool block, STATUS_UNSUCCESSFUL otherwise.
         MdlRoundTrip { leak: bool },
+        /// Queue the IRP in a cancel-safe queue (IoCsqInitialize once per device, IoCsqInsertIrp) and return
+        /// STATUS_PENDING; [`complete_queued`] drains it with IoCsqRemoveNextIrp.
+        CsqPend,
     }
 
     /// IRPs queued by [`Behaviour::PendCancelable`]/[`Behaviour::PendUnmarked`], per device object.
@@ -757,6 +760,7 @@ pub mod fake_driver {
     dispatch_fn!(d_fill_overrun, Behaviour::FillOutput { overrun: true });
     dispatch_fn!(d_mdl, Behaviour::MdlRoundTrip { leak: false });
     dispatch_fn!(d_mdl_leak, Behaviour::MdlRoundTrip { leak: true });
+    dispatch_fn!(d_csq, Behaviour::CsqPend);
 
     /// The address of the dispatch routine that behaves as `b`.
     pub fn routine(b: Behaviour) -> usize {
@@ -770,6 +774,7 @@ pub mod fake_driver {
             Behaviour::FillOutput { overrun: true } => d_fill_overrun,
             Behaviour::MdlRoundTrip { leak: false } => d_mdl,
             Behaviour::MdlRoundTrip { leak: true } => d_mdl_leak,
+            Behaviour::CsqPend => d_csq,
         };
         f as usize
     }
@@ -852,6 +857,14 @@ pub mod fake_driver {
                 complete(irp, st, 0);
                 st
             }
+            Behaviour::CsqPend => {
+                let csq = csq_for(device);
+                let f = export("IoCsqInsertIrp");
+                // SAFETY: the host's IoCsqInsertIrp export, (PIO_CSQ, PIRP, PIO_CSQ_IRP_CONTEXT).
+                let g = unsafe { std::mem::transmute::<usize, extern "win64" fn(usize, usize, usize)>(f) };
+                g(csq, irp, 0);
+                ST_PENDING
+            }
         }
     }
 
@@ -890,6 +903,75 @@ pub mod fake_driver {
         if ok { 0 } else { 0xC000_0001u32 as i32 }
     }
 
+    /// One cancel-safe queue per device: the IO_CSQ, then its KSPIN_LOCK at +64; its IRPs in CSQ_IRPS.
+    static CSQS: Mutex<Option<HashMap<usize, HostBlock>>> = Mutex::new(None);
+    static CSQ_IRPS: Mutex<Option<HashMap<usize, Vec<usize>>>> = Mutex::new(None);
+    const CSQ_LOCK: usize = 64;
+
+    fn csq_irps<R>(f: impl FnOnce(&mut HashMap<usize, Vec<usize>>) -> R) -> R {
+        let mut q = CSQ_IRPS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(q.get_or_insert_with(HashMap::new))
+    }
+
+    /// The device's queue, initialised with IoCsqInitialize on first use (on a processor).
+    fn csq_for(device: usize) -> usize {
+        let mut m = CSQS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let m = m.get_or_insert_with(HashMap::new);
+        if let Some(b) = m.get(&device) {
+            return b.addr();
+        }
+        let Some(b) = HostBlock::new(CSQ_LOCK + 8, 16) else { return 0 };
+        let addr = b.addr();
+        m.insert(device, b);
+        let f = export("IoCsqInitialize");
+        // SAFETY: the host's IoCsqInitialize export with the seven win64 arguments it declares.
+        let g = unsafe { std::mem::transmute::<usize, extern "win64" fn(usize, usize, usize, usize, usize, usize, usize) -> i32>(f) };
+        g(
+            addr,
+            csq_insert as *const () as usize,
+            csq_remove as *const () as usize,
+            csq_peek as *const () as usize,
+            csq_acquire as *const () as usize,
+            csq_release as *const () as usize,
+            csq_complete_canceled as *const () as usize,
+        );
+        addr
+    }
+
+    extern "win64" fn csq_insert(csq: usize, irp: usize) {
+        csq_irps(|q| q.entry(csq).or_default().push(irp));
+    }
+
+    extern "win64" fn csq_remove(csq: usize, irp: usize) {
+        csq_irps(|q| q.entry(csq).or_default().retain(|&i| i != irp));
+    }
+
+    extern "win64" fn csq_peek(csq: usize, irp: usize, _ctx: usize) -> usize {
+        csq_irps(|q| {
+            let list = q.entry(csq).or_default();
+            let next = if irp == 0 { Some(0) } else { list.iter().position(|&i| i == irp).map(|p| p + 1) };
+            next.and_then(|n| list.get(n).copied()).unwrap_or(0)
+        })
+    }
+
+    extern "win64" fn csq_acquire(csq: usize, irql: usize) {
+        // SAFETY: the host's KeAcquireSpinLockRaiseToDpc export, (PKSPIN_LOCK) -> KIRQL.
+        let g = unsafe { std::mem::transmute::<usize, extern "win64" fn(usize) -> u8>(export("KeAcquireSpinLockRaiseToDpc")) };
+        let old = g(csq + CSQ_LOCK);
+        // SAFETY: the KIRQL out pointer the csq library passes.
+        unsafe { write_obj(irql, old) };
+    }
+
+    extern "win64" fn csq_release(csq: usize, irql: u8) {
+        // SAFETY: the host's KeReleaseSpinLock export, (PKSPIN_LOCK, KIRQL).
+        let g = unsafe { std::mem::transmute::<usize, extern "win64" fn(usize, u8)>(export("KeReleaseSpinLock")) };
+        g(csq + CSQ_LOCK, irql);
+    }
+
+    extern "win64" fn csq_complete_canceled(_csq: usize, irp: usize) {
+        complete(irp, ST_CANCELLED, 0);
+    }
+
     /// Completes every IRP still queued for `device` with `status` (a driver's queue drain), taking back
     /// each cancel routine first (a NULL from IoSetCancelRoutine means the cancel routine owns the IRP);
     /// returns how many it completed. Runs on a processor.
@@ -905,6 +987,19 @@ pub mod fake_driver {
             }
             complete(irp, status, 0);
             n += 1;
+        }
+        let csq = CSQS.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref().and_then(|m| m.get(&device).map(HostBlock::addr));
+        if let Some(csq) = csq {
+            // SAFETY: the host's IoCsqRemoveNextIrp export, (PIO_CSQ, PVOID) -> PIRP.
+            let next = unsafe { std::mem::transmute::<usize, extern "win64" fn(usize, usize) -> usize>(export("IoCsqRemoveNextIrp")) };
+            loop {
+                let irp = next(csq, 0);
+                if irp == 0 {
+                    break;
+                }
+                complete(irp, status, 0);
+                n += 1;
+            }
         }
         n
     }

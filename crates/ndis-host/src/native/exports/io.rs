@@ -18,6 +18,10 @@ export_table! {
     "ntoskrnl.exe": MmBuildMdlForNonPagedPool,
     "ntoskrnl.exe": MmMapLockedPagesSpecifyCache,
     "ntoskrnl.exe": MmUnmapLockedPages,
+    "ntoskrnl.exe": IoCsqInitialize,
+    "ntoskrnl.exe": IoCsqInsertIrp,
+    "ntoskrnl.exe": IoCsqRemoveIrp,
+    "ntoskrnl.exe": IoCsqRemoveNextIrp,
 }
 
 // ---------------------------------------------------------------- I/O manager objects
@@ -407,4 +411,247 @@ extern "win64" fn MmUnmapLockedPages(base: *mut c_void, mdl: *mut MDL) {
     h.MdlFlags &= !MDL_MAPPED_TO_SYSTEM_VA;
     // SAFETY: as above.
     unsafe { write_obj(mdl as usize, h) };
+}
+
+// ---------------------------------------------------------------- cancel-safe queues (the kernel's csq library)
+
+const IO_TYPE_CSQ_IRP_CONTEXT: u32 = 1;
+const IO_TYPE_CSQ: u32 = 2;
+/// `Tail.Overlay.DriverContext[3]`, where the library keeps the IRP's queue or context.
+const DRIVER_CONTEXT_3: usize = std::mem::offset_of!(IRP, Tail) + std::mem::offset_of!(IRP_Tail_Overlay, u) + 3 * size_of::<usize>();
+/// `Tail.Overlay.CurrentStackLocation`.
+const CURRENT_STACK: usize =
+    std::mem::offset_of!(IRP, Tail) + std::mem::offset_of!(IRP_Tail_Overlay, s) + std::mem::offset_of!(IRP_Tail_Overlay_s, u);
+
+/// Calls one of the driver's IO_CSQ callbacks (nested, on this processor). The lock callbacks change the
+/// IRQL on purpose, so only the trace is kept here; the spin lock routines they call check the IRQL.
+fn csq_call(inner: &Inner, name: &str, f: usize, args: &[u64]) -> u64 {
+    let idx = inner.trace_call(Direction::HostToDriver, name, args.iter().map(|a| ("Arg", hex(*a))).collect());
+    // SAFETY: `f` is a callback the driver registered with IoCsqInitialize for exactly this call; every
+    // argument is the driver's IO_CSQ, one of its IRPs, its peek context or a KIRQL (pointer).
+    let r = unsafe { call::call(f, args) };
+    inner.trace_result(idx, hex(r));
+    r
+}
+
+/// A copy of the driver's IO_CSQ; `None` (and a violation) when it was not initialised.
+fn csq_of(inner: &Inner, api: &str, csq: *mut IO_CSQ) -> Option<IO_CSQ> {
+    if csq.is_null() {
+        inner.violation(Rule::BadParameter, format!("{api} with a null IO_CSQ"));
+        return None;
+    }
+    // SAFETY: the driver's IO_CSQ (the routine's contract).
+    let q: IO_CSQ = unsafe { read_obj(csq as usize) };
+    if q.Type != IO_TYPE_CSQ || q.CsqInsertIrp.is_none() || q.CsqRemoveIrp.is_none() || q.CsqPeekNextIrp.is_none() || q.CsqAcquireLock.is_none() || q.CsqReleaseLock.is_none() || q.CsqCompleteCanceledIrp.is_none() {
+        inner.violation(Rule::BadParameter, format!("{api}({}) on an IO_CSQ that IoCsqInitialize did not set up", ptr(csq.cast())));
+        return None;
+    }
+    Some(q)
+}
+
+fn fnaddr<T>(f: Option<T>) -> usize
+where
+    T: Copy,
+{
+    // SAFETY: `T` is one of the IO_CSQ callback pointer types, each a plain function pointer.
+    f.map_or(0, |g| unsafe { std::mem::transmute_copy::<T, usize>(&g) })
+}
+
+/// CsqAcquireLock(Csq, &Irql); returns the IRQL to hand back to CsqReleaseLock.
+fn csq_lock(inner: &Inner, q: &IO_CSQ, csq: usize) -> u8 {
+    let mut irql = 0u8;
+    let p = std::ptr::addr_of_mut!(irql) as u64;
+    csq_call(inner, "CsqAcquireLock", fnaddr(q.CsqAcquireLock), &[csq as u64, p]);
+    irql
+}
+
+fn csq_unlock(inner: &Inner, q: &IO_CSQ, csq: usize, irql: u8) {
+    csq_call(inner, "CsqReleaseLock", fnaddr(q.CsqReleaseLock), &[csq as u64, u64::from(irql)]);
+}
+
+fn cancel_cell(irp: usize) -> &'static std::sync::atomic::AtomicUsize {
+    // SAFETY: the pointer-aligned CancelRoutine field of an IRP the driver owns, written only with
+    // interlocked operations (IoSetCancelRoutine); used only while the IRP is queued.
+    unsafe { std::sync::atomic::AtomicUsize::from_ptr((irp + std::mem::offset_of!(IRP, CancelRoutine)) as *mut usize) }
+}
+
+extern "win64" fn IoCsqInitialize(
+    csq: *mut IO_CSQ,
+    insert: PIO_CSQ_INSERT_IRP,
+    remove: PIO_CSQ_REMOVE_IRP,
+    peek: PIO_CSQ_PEEK_NEXT_IRP,
+    acquire: PIO_CSQ_ACQUIRE_LOCK,
+    release: PIO_CSQ_RELEASE_LOCK,
+    complete_canceled: PIO_CSQ_COMPLETE_CANCELED_IRP,
+) -> i32 {
+    let inner = current();
+    let idx = inner.trace_call(Direction::DriverToHost, "IoCsqInitialize", vec![("Csq", ptr(csq.cast()))]);
+    let r = if csq.is_null() {
+        inner.violation(Rule::BadParameter, "IoCsqInitialize with a null IO_CSQ");
+        ST_INVALID_PARAMETER
+    } else {
+        let q = IO_CSQ {
+            Type: IO_TYPE_CSQ,
+            CsqInsertIrp: insert,
+            CsqRemoveIrp: remove,
+            CsqPeekNextIrp: peek,
+            CsqAcquireLock: acquire,
+            CsqReleaseLock: release,
+            CsqCompleteCanceledIrp: complete_canceled,
+            ReservePointer: std::ptr::null_mut(),
+        };
+        // SAFETY: the driver's IO_CSQ storage (non-null).
+        unsafe { write_obj(csq as usize, q) };
+        ST_SUCCESS
+    };
+    inner.trace_result(idx, status(r));
+    r
+}
+
+/// The cancel routine IoCsqInsertIrp installs (`IopCsqCancelRoutine`).
+extern "win64" fn csq_cancel_routine(_device: *mut DEVICE_OBJECT, irp: *mut IRP) {
+    let inner = current();
+    let irp = irp as usize;
+    // SAFETY: the IRP being cancelled; IoCancelIrp set CancelIrql.
+    let cancel_irql: u8 = unsafe { read_obj(irp + std::mem::offset_of!(IRP, CancelIrql)) };
+    IoReleaseCancelSpinLock(cancel_irql);
+    // SAFETY: the IRP's DriverContext[3], where IoCsqInsertIrp put its queue or context.
+    let ctx: usize = unsafe { read_obj(irp + DRIVER_CONTEXT_3) };
+    if ctx == 0 {
+        inner.violation(Rule::Irp, format!("IRP {irp:#x} queued with IoCsqInsertIrp lost its DriverContext[3]"));
+        return;
+    }
+    // SAFETY: DriverContext[3] points at the driver's IO_CSQ or IO_CSQ_IRP_CONTEXT, both starting with Type.
+    let ty: u32 = unsafe { read_obj(ctx) };
+    let csq = if ty == IO_TYPE_CSQ_IRP_CONTEXT {
+        // SAFETY: an IO_CSQ_IRP_CONTEXT (Type checked).
+        let c: IO_CSQ_IRP_CONTEXT = unsafe { read_obj(ctx) };
+        c.Csq as usize
+    } else {
+        ctx
+    };
+    let Some(q) = csq_of(&inner, "IoCsq cancel routine", csq as *mut IO_CSQ) else { return };
+    let irql = csq_lock(&inner, &q, csq);
+    csq_call(&inner, "CsqRemoveIrp", fnaddr(q.CsqRemoveIrp), &[csq as u64, irp as u64]);
+    if ty == IO_TYPE_CSQ_IRP_CONTEXT {
+        // SAFETY: the IO_CSQ_IRP_CONTEXT's Irp field.
+        unsafe { write_obj(ctx + std::mem::offset_of!(IO_CSQ_IRP_CONTEXT, Irp), 0usize) };
+    }
+    // SAFETY: the IRP's DriverContext[3].
+    unsafe { write_obj(irp + DRIVER_CONTEXT_3, 0usize) };
+    csq_unlock(&inner, &q, csq, irql);
+    csq_call(&inner, "CsqCompleteCanceledIrp", fnaddr(q.CsqCompleteCanceledIrp), &[csq as u64, irp as u64]);
+}
+
+extern "win64" fn IoCsqInsertIrp(csq: *mut IO_CSQ, irp: *mut IRP, context: *mut IO_CSQ_IRP_CONTEXT) {
+    let inner = current();
+    inner.trace_call(
+        Direction::DriverToHost,
+        "IoCsqInsertIrp",
+        vec![("Csq", ptr(csq.cast())), ("Irp", ptr(irp.cast())), ("Context", ptr(context.cast()))],
+    );
+    inner.require_irql_at_most("IoCsqInsertIrp", DISPATCH);
+    let Some(q) = csq_of(&inner, "IoCsqInsertIrp", csq) else { return };
+    if irp.is_null() {
+        inner.violation(Rule::BadParameter, "IoCsqInsertIrp with a null IRP");
+        return;
+    }
+    let (csq, irp) = (csq as usize, irp as usize);
+    let irql = csq_lock(&inner, &q, csq);
+    if context.is_null() {
+        // SAFETY: the driver's IRP (it owns it in its dispatch routine).
+        unsafe { write_obj(irp + DRIVER_CONTEXT_3, csq) };
+    } else {
+        let c = IO_CSQ_IRP_CONTEXT { Type: IO_TYPE_CSQ_IRP_CONTEXT, Irp: irp as PIRP, Csq: csq as PIO_CSQ };
+        // SAFETY: the driver's IO_CSQ_IRP_CONTEXT (non-null).
+        unsafe { write_obj(context as usize, c) };
+        // SAFETY: as above, the IRP.
+        unsafe { write_obj(irp + DRIVER_CONTEXT_3, context as usize) };
+    }
+    csq_call(&inner, "CsqInsertIrp", fnaddr(q.CsqInsertIrp), &[csq as u64, irp as u64]);
+    // IoMarkIrpPending.
+    // SAFETY: the IRP's current stack location, set by the I/O manager.
+    let sl: usize = unsafe { read_obj(irp + CURRENT_STACK) };
+    if sl != 0 {
+        let control = sl + std::mem::offset_of!(IO_STACK_LOCATION, Control);
+        // SAFETY: the current stack location's Control byte.
+        let c: u8 = unsafe { read_obj(control) };
+        // SAFETY: as above.
+        unsafe { write_obj(control, c | SL_PENDING_RETURNED) };
+    }
+    let old = cancel_cell(irp).swap(csq_cancel_routine as *const () as usize, std::sync::atomic::Ordering::SeqCst);
+    if old != 0 {
+        inner.violation(Rule::Irp, format!("IoCsqInsertIrp({irp:#x}) on an IRP that already has a cancel routine"));
+    }
+    // SAFETY: the IRP's Cancel flag.
+    let cancelled: u8 = unsafe { read_obj(irp + std::mem::offset_of!(IRP, Cancel)) };
+    if cancelled != 0 && cancel_cell(irp).swap(0, std::sync::atomic::Ordering::SeqCst) != 0 {
+        // Cancelled before the routine was set: take it back out and complete it here.
+        csq_call(&inner, "CsqRemoveIrp", fnaddr(q.CsqRemoveIrp), &[csq as u64, irp as u64]);
+        if !context.is_null() {
+            // SAFETY: the context's Irp field.
+            unsafe { write_obj(context as usize + std::mem::offset_of!(IO_CSQ_IRP_CONTEXT, Irp), 0usize) };
+        }
+        // SAFETY: the IRP's DriverContext[3].
+        unsafe { write_obj(irp + DRIVER_CONTEXT_3, 0usize) };
+        csq_unlock(&inner, &q, csq, irql);
+        csq_call(&inner, "CsqCompleteCanceledIrp", fnaddr(q.CsqCompleteCanceledIrp), &[csq as u64, irp as u64]);
+        return;
+    }
+    csq_unlock(&inner, &q, csq, irql);
+}
+
+/// Takes `irp` off the queue if its cancel routine has not started (under the queue's lock).
+fn csq_take(inner: &Inner, q: &IO_CSQ, csq: usize, irp: usize) -> bool {
+    if cancel_cell(irp).swap(0, std::sync::atomic::Ordering::SeqCst) == 0 {
+        return false;
+    }
+    csq_call(inner, "CsqRemoveIrp", fnaddr(q.CsqRemoveIrp), &[csq as u64, irp as u64]);
+    // SAFETY: the IRP's DriverContext[3] (the IRP is queued, so the driver owns it).
+    let ctx: usize = unsafe { read_obj(irp + DRIVER_CONTEXT_3) };
+    if ctx != 0 && ctx != csq {
+        // SAFETY: DriverContext[3] holds the IO_CSQ_IRP_CONTEXT IoCsqInsertIrp filled.
+        unsafe { write_obj(ctx + std::mem::offset_of!(IO_CSQ_IRP_CONTEXT, Irp), 0usize) };
+    }
+    // SAFETY: as above.
+    unsafe { write_obj(irp + DRIVER_CONTEXT_3, 0usize) };
+    true
+}
+
+extern "win64" fn IoCsqRemoveIrp(csq: *mut IO_CSQ, context: *mut IO_CSQ_IRP_CONTEXT) -> *mut IRP {
+    let inner = current();
+    let idx = inner.trace_call(Direction::DriverToHost, "IoCsqRemoveIrp", vec![("Csq", ptr(csq.cast())), ("Context", ptr(context.cast()))]);
+    inner.require_irql_at_most("IoCsqRemoveIrp", DISPATCH);
+    let Some(q) = csq_of(&inner, "IoCsqRemoveIrp", csq) else { return std::ptr::null_mut() };
+    if context.is_null() {
+        inner.violation(Rule::BadParameter, "IoCsqRemoveIrp with a null context");
+        return std::ptr::null_mut();
+    }
+    let csq = csq as usize;
+    let irql = csq_lock(&inner, &q, csq);
+    // SAFETY: the driver's IO_CSQ_IRP_CONTEXT (non-null).
+    let c: IO_CSQ_IRP_CONTEXT = unsafe { read_obj(context as usize) };
+    let irp = c.Irp as usize;
+    let got = irp != 0 && csq_take(&inner, &q, csq, irp);
+    csq_unlock(&inner, &q, csq, irql);
+    let r = if got { irp } else { 0 };
+    inner.trace_result(idx, hex(r as u64));
+    r as *mut IRP
+}
+
+extern "win64" fn IoCsqRemoveNextIrp(csq: *mut IO_CSQ, peek_context: *mut c_void) -> *mut IRP {
+    let inner = current();
+    let idx = inner.trace_call(Direction::DriverToHost, "IoCsqRemoveNextIrp", vec![("Csq", ptr(csq.cast())), ("PeekContext", ptr(peek_context))]);
+    inner.require_irql_at_most("IoCsqRemoveNextIrp", DISPATCH);
+    let Some(q) = csq_of(&inner, "IoCsqRemoveNextIrp", csq) else { return std::ptr::null_mut() };
+    let csq = csq as usize;
+    let irql = csq_lock(&inner, &q, csq);
+    let mut irp = csq_call(&inner, "CsqPeekNextIrp", fnaddr(q.CsqPeekNextIrp), &[csq as u64, 0, peek_context as u64]) as usize;
+    while irp != 0 && !csq_take(&inner, &q, csq, irp) {
+        // Its cancel routine owns it: skip to the next one.
+        irp = csq_call(&inner, "CsqPeekNextIrp", fnaddr(q.CsqPeekNextIrp), &[csq as u64, irp as u64, peek_context as u64]) as usize;
+    }
+    csq_unlock(&inner, &q, csq, irql);
+    inner.trace_result(idx, hex(irp as u64));
+    irp as *mut IRP
 }
