@@ -419,7 +419,7 @@ impl Host {
         // A fault in this image that no call reported came from a system thread (a DPC, a timer callback, a
         // work item): the machine is down from then on.
         let mine = Arc::as_ptr(&self.inner) as usize;
-        if let Some(f) = cpu::last_fatal().filter(|f| f.machine == mine && self.inner.image.contains(f.rip)) {
+        if let Some(f) = cpu::last_fatal_of(mine).filter(|f| self.inner.image.contains(f.rip)) {
             self.inner.down.store(true, Ordering::Release);
             return Err(HostError::Fault { rip: f.rip, address: f.address, signal: f.signal, symbol: self.inner.symbolize(f.rip) });
         }
@@ -444,9 +444,7 @@ impl Host {
             }
             if cpu::fatal_count() != faults_before {
                 // A stack overflow into the guard page below a driver call counts even in host code.
-                if let Some(f) =
-                    cpu::last_fatal().filter(|f| f.machine == mine && (self.inner.image.contains(f.rip) || f.in_stack_guard))
-                {
+                if let Some(f) = cpu::last_fatal_of(mine).filter(|f| self.inner.image.contains(f.rip) || f.in_stack_guard) {
                     self.inner.down.store(true, Ordering::Release);
                     return Err(HostError::Fault {
                         rip: f.rip,

@@ -185,31 +185,70 @@ pub struct FatalFault {
     pub machine: usize,
 }
 
-/// The last fatal fault of this process (rip 0 = none). Waiting host threads poll it.
-static FATAL_RIP: AtomicUsize = AtomicUsize::new(0);
-static FATAL_ADDR: AtomicUsize = AtomicUsize::new(0);
-static FATAL_SIGNAL: AtomicUsize = AtomicUsize::new(0);
-static FATAL_GUARD: AtomicBool = AtomicBool::new(false);
-static FATAL_MACHINE: AtomicUsize = AtomicUsize::new(0);
 /// Incremented per fatal fault, so a waiter can tell a new one from an old one.
 static FATAL_COUNT: AtomicUsize = AtomicUsize::new(0);
+
+/// One recorded fatal fault; `seq` (its 1-based number, 0 = empty) is written last.
+struct FatalSlot {
+    seq: AtomicUsize,
+    machine: AtomicUsize,
+    rip: AtomicUsize,
+    address: AtomicUsize,
+    signal: AtomicUsize,
+    in_stack_guard: AtomicBool,
+}
+
+/// The most recent fatal faults of this process, a ring of fixed slots (lock-free, so the fault handler
+/// can write it), so faults of different machines at the same moment never overwrite each other.
+const FATAL_SLOTS: usize = 64;
+static FATALS: [FatalSlot; FATAL_SLOTS] = [const {
+    FatalSlot {
+        seq: AtomicUsize::new(0),
+        machine: AtomicUsize::new(0),
+        rip: AtomicUsize::new(0),
+        address: AtomicUsize::new(0),
+        signal: AtomicUsize::new(0),
+        in_stack_guard: AtomicBool::new(false),
+    }
+}; FATAL_SLOTS];
+
+fn record_fatal(signal: i32, rip: usize, address: usize, in_stack_guard: bool) {
+    let n = FATAL_COUNT.fetch_add(1, Ordering::AcqRel) + 1;
+    if let Some(s) = FATALS.get(n % FATAL_SLOTS) {
+        s.seq.store(0, Ordering::Release);
+        s.machine.store(MACHINE.with(Cell::get), Ordering::Release);
+        s.rip.store(rip, Ordering::Release);
+        s.address.store(address, Ordering::Release);
+        // CAST: a signal number is small and positive.
+        s.signal.store(signal as usize, Ordering::Release);
+        s.in_stack_guard.store(in_stack_guard, Ordering::Release);
+        s.seq.store(n, Ordering::Release);
+    }
+}
 
 /// How many fatal faults have happened in this process.
 pub fn fatal_count() -> usize {
     FATAL_COUNT.load(Ordering::Acquire)
 }
 
-/// The most recent fatal fault.
-pub fn last_fatal() -> Option<FatalFault> {
-    let rip = FATAL_RIP.load(Ordering::Acquire);
-    (rip != 0).then(|| FatalFault {
+fn fatal_where(pred: impl Fn(usize) -> bool) -> Option<FatalFault> {
+    let s = FATALS
+        .iter()
+        .filter(|s| s.seq.load(Ordering::Acquire) != 0 && pred(s.machine.load(Ordering::Acquire)))
+        .max_by_key(|s| s.seq.load(Ordering::Acquire))?;
+    Some(FatalFault {
         // CAST: a signal number fits an i32.
-        signal: FATAL_SIGNAL.load(Ordering::Acquire) as i32,
-        rip,
-        address: FATAL_ADDR.load(Ordering::Acquire),
-        in_stack_guard: FATAL_GUARD.load(Ordering::Acquire),
-        machine: FATAL_MACHINE.load(Ordering::Acquire),
+        signal: s.signal.load(Ordering::Acquire) as i32,
+        rip: s.rip.load(Ordering::Acquire),
+        address: s.address.load(Ordering::Acquire),
+        in_stack_guard: s.in_stack_guard.load(Ordering::Acquire),
+        machine: s.machine.load(Ordering::Acquire),
     })
+}
+
+/// The most recent fatal fault of a processor of machine `id` ([`set_machine`]).
+pub fn last_fatal_of(id: usize) -> Option<FatalFault> {
+    fatal_where(|m| m == id)
 }
 
 /// How the handler would treat one instruction; pure, so it is unit-tested without signals.
@@ -350,12 +389,7 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut l
     // driver call (in driver code or in a host export under it), is fatal for this processor.
     if in_driver_image(rip) || guard_hit {
         // Fatal: record and park this processor for good.
-        FATAL_SIGNAL.store(sig as usize, Ordering::Release);
-        FATAL_GUARD.store(guard_hit, Ordering::Release);
-        FATAL_MACHINE.store(MACHINE.with(Cell::get), Ordering::Release);
-        FATAL_ADDR.store(addr, Ordering::Release);
-        FATAL_RIP.store(rip, Ordering::Release);
-        FATAL_COUNT.fetch_add(1, Ordering::AcqRel);
+        record_fatal(sig, rip, addr, guard_hit);
         loop {
             // SAFETY: pause only waits for a signal.
             unsafe { libc::pause() };
