@@ -50,11 +50,25 @@ fn an_import_windows_does_not_export_is_named() {
 #[test]
 fn an_import_the_host_does_not_provide_is_named() {
     let mut b = bytes();
-    // A real ndis.sys export that rawlink does not use and the host does not emulate.
-    rename_import(&mut b, "NdisGetVersion", "NdisWaitEvent");
+    // A real ndis.sys export (an `import` row of WDK 10.0.16299) that the host does not emulate.
+    let provided = ndis_host::provided_exports();
+    let table = ndis_host::wdk::FunctionTable::wdk_16299();
+    let tsv = include_str!("../reference/wdk-10.0.16299/functions.tsv");
+    let name = tsv
+        .lines()
+        .filter_map(|l| l.split('\t').next())
+        .find(|n| {
+            n.starts_with("Ndis")
+                && n.len() <= "NdisGetVersion".len()
+                && table.header(n) == Some("km/ndis.h")
+                && table.linkage(n) == Some(ndis_host::wdk::Linkage::Import)
+                && !provided.iter().any(|(_, p)| p == n)
+        })
+        .expect("an NDIS export the host lacks");
+    rename_import(&mut b, "NdisGetVersion", name);
     let e = load_err(&b);
     assert!(matches!(e, HostError::Load(LoadError::Unresolved(_))), "{e}");
-    assert_eq!(e.to_string(), "imports the host does not provide: ndis.sys!NdisWaitEvent");
+    assert_eq!(e.to_string(), format!("imports the host does not provide: ndis.sys!{name}"));
 }
 
 #[test]

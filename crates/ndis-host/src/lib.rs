@@ -17,3 +17,8 @@ pub mod verifier;
 pub mod wdk;
 
 pub(crate) use native::exports;
+
+/// Every kernel export the host provides, as (module, name).
+pub fn provided_exports() -> Vec<(&'static str, &'static str)> {
+    exports::table().into_iter().map(|(m, n, _)| (m, n)).collect()
+}

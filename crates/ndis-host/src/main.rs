@@ -29,6 +29,9 @@ enum Command {
         /// Unload right after DriverEntry instead of waiting for Ctrl-C.
         #[arg(long)]
         once: bool,
+        /// How many virtual Ethernet adapters NDIS offers the driver.
+        #[arg(long, default_value_t = 2)]
+        adapters: u8,
         /// The NDIS version the emulated Windows reports, e.g. 6.30 or 6.89.
         #[arg(long, default_value = "6.89", value_parser = parse_ndis_version)]
         ndis: u32,
@@ -54,7 +57,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Audit { driver } => audit_cmd(&driver),
-        Command::Run { driver, trace, once, ndis } => run(&driver, trace, once, ndis),
+        Command::Run { driver, trace, once, adapters, ndis } => run(&driver, trace, once, adapters, ndis),
     }
 }
 
@@ -94,13 +97,21 @@ fn audit_cmd(path: &std::path::Path) -> ExitCode {
     }
 }
 
-fn run(path: &std::path::Path, trace: bool, once: bool, ndis: u32) -> ExitCode {
+fn run(path: &std::path::Path, trace: bool, once: bool, adapters: u8, ndis: u32) -> ExitCode {
     let config = HostConfig { ndis_version: ndis, echo_trace: trace, ..HostConfig::default() };
     let mut host = match Host::load_file(path, config) {
         Ok(h) => h,
         Err(e) => return fail(&format!("{}: {e}", path.display())),
     };
     println!("loaded {} at {:#x} ({} bytes)", path.display(), host.image().base(), host.image().size());
+    for n in 1..=adapters {
+        let a = ndis_host::ndis::AdapterConfig::ethernet(n);
+        let mac: Vec<String> = a.mac.iter().map(|b| format!("{b:02x}")).collect();
+        println!("  adapter {} ({}) {} MTU {}", a.name, a.friendly_name, mac.join(":"), a.mtu);
+        if let Err(e) = host.add_adapter(a) {
+            return fail(&format!("adding adapter {n}: {e}"));
+        }
+    }
     for p in &host.image().privileged {
         println!("  privileged instruction, emulated: {p}");
     }
@@ -120,6 +131,9 @@ fn run(path: &std::path::Path, trace: bool, once: bool, ndis: u32) -> ExitCode {
             c.minor_driver_version,
             if live { "registered" } else { "deregistered" }
         );
+    }
+    for b in host.bindings() {
+        println!("  binding to adapter {} {:?}", b.adapter, b.state);
     }
     for d in host.devices() {
         println!("  device {d}");

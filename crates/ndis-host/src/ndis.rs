@@ -91,6 +91,8 @@ pub(crate) struct OpenRec {
 /// A bind or unbind in progress, keyed by its context address.
 #[derive(Debug)]
 pub(crate) struct Pending {
+    /// Keeps the context's address unique while the operation is in progress.
+    #[allow(dead_code, reason = "held for its address")]
     pub block: HostBlock,
     pub adapter: usize,
     /// The status NdisCompleteBindAdapterEx gave (binds), or `Some(0)` once NdisCompleteUnbindAdapterEx ran.

@@ -128,7 +128,8 @@ static IMAGES: [(AtomicUsize, AtomicUsize); MAX_IMAGES] =
 /// at 0x320, ...). The host updates the clock words; reads come from here.
 static SHARED_DATA: [AtomicU64; (SHARED_DATA_SIZE / 8) as usize] = [const { AtomicU64::new(0) }; 512];
 
-/// Stores a value into the emulated shared-data page (offset must be 8-aligned).
+/// Stores a value into the emulated shared-data page (offset must be 8-aligned). Tests use it to plant values.
+#[cfg(test)]
 pub fn set_shared_data_u64(offset: usize, value: u64) {
     if let Some(w) = SHARED_DATA.get(offset / 8) {
         w.store(value, Ordering::Relaxed);
