@@ -4,6 +4,7 @@
 //! link.exe's driver conventions expect it. The loader and the emulated kernel build on it.
 #![deny(unsafe_code)]
 
+pub mod backend;
 pub mod faults;
 pub mod host;
 pub mod image;

@@ -1,0 +1,73 @@
+//! Where a virtual adapter's frames go and come from.
+//!
+//! A [`Backend`] is the far side of an adapter's cable: what the driver sends through the adapter is
+//! [`Backend::transmit`]ted; what arrives is collected with [`Backend::poll`] and indicated to the driver.
+//! Backends: [`Wire`] (an in-process cable between two adapters, or an adapter and a test acting as the
+//! peer) and, on Linux, a TAP device (frames reach the real network stack, e.g. in a network namespace).
+
+use std::collections::VecDeque;
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex};
+
+/// The far side of an adapter.
+pub trait Backend: Send + Sync + Debug {
+    /// Carries one frame the adapter transmitted.
+    fn transmit(&self, frame: &[u8]);
+    /// Takes the frames that arrived for the adapter since the last call (never blocks).
+    fn poll(&self) -> Vec<Vec<u8>>;
+}
+
+/// Frames in flight in one direction of a wire.
+#[derive(Debug, Default)]
+struct Lane {
+    frames: Mutex<VecDeque<Vec<u8>>>,
+}
+
+impl Lane {
+    fn push(&self, f: &[u8]) {
+        self.frames.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push_back(f.to_vec());
+    }
+    fn drain(&self) -> Vec<Vec<u8>> {
+        self.frames.lock().unwrap_or_else(std::sync::PoisonError::into_inner).drain(..).collect()
+    }
+}
+
+/// One end of an in-process cable: what one end transmits, the other end polls.
+#[derive(Debug, Clone)]
+pub struct Wire {
+    tx: Arc<Lane>,
+    rx: Arc<Lane>,
+}
+
+impl Wire {
+    /// A cable with two ends.
+    pub fn pair() -> (Wire, Wire) {
+        let (a, b) = (Arc::new(Lane::default()), Arc::new(Lane::default()));
+        (Wire { tx: Arc::clone(&a), rx: Arc::clone(&b) }, Wire { tx: b, rx: a })
+    }
+}
+
+impl Backend for Wire {
+    fn transmit(&self, frame: &[u8]) {
+        self.tx.push(frame);
+    }
+    fn poll(&self) -> Vec<Vec<u8>> {
+        self.rx.drain()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wire_carries_frames_both_ways_in_order() {
+        let (a, b) = Wire::pair();
+        a.transmit(&[1]);
+        a.transmit(&[2, 2]);
+        b.transmit(&[3]);
+        assert_eq!(b.poll(), [vec![1], vec![2, 2]]);
+        assert!(b.poll().is_empty());
+        assert_eq!(a.poll(), [vec![3]]);
+    }
+}
