@@ -1,4 +1,8 @@
 //! The contract between rawlink.sys and user mode: device names, IOCTL codes and wire structs.
+//!
+//! Wire structs are little-endian byte layouts read and written through checked views (the smoltcp way):
+//! [`QueryBinding::new_checked`] / [`BindingRecord::parse`] verify lengths once, after which no accessor can
+//! panic. The same code runs in the driver (to write replies) and in user mode (to read them).
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -8,3 +12,306 @@ pub const DEVICE_NAME: &str = "\\Device\\RawLink";
 pub const SYMBOLIC_LINK_NAME: &str = "\\DosDevices\\Global\\RawLink";
 /// Protocol name registered with NDIS; also the service name in the INF.
 pub const PROTOCOL_NAME: &str = "RAWLINK";
+
+/// `FILE_DEVICE_NETWORK`.
+pub const FILE_DEVICE_NETWORK: u32 = 0x12;
+/// `METHOD_BUFFERED`.
+pub const METHOD_BUFFERED: u32 = 0;
+/// `FILE_READ_ACCESS | FILE_WRITE_ACCESS`.
+pub const FILE_READ_WRITE_ACCESS: u32 = 0x3;
+
+/// `CTL_CODE(DeviceType, Function, Method, Access)`.
+pub const fn ctl_code(device_type: u32, function: u32, method: u32, access: u32) -> u32 {
+    (device_type << 16) | (access << 14) | (function << 2) | method
+}
+
+const fn net_ioctl(function: u32) -> u32 {
+    ctl_code(FILE_DEVICE_NETWORK, function, METHOD_BUFFERED, FILE_READ_WRITE_ACCESS)
+}
+
+/// NDISPROT's codes, so existing NDISPROT programs work unchanged.
+pub mod ndisprot {
+    use super::net_ioctl;
+    /// Binds the handle to an adapter (input: the adapter name, UTF-16 `\DEVICE\{GUID}`).
+    pub const IOCTL_NDISPROT_OPEN_DEVICE: u32 = net_ioctl(0x200);
+    /// `{ULONG Oid; ULONG PortNumber; UCHAR Data[]}`.
+    pub const IOCTL_NDISPROT_QUERY_OID_VALUE: u32 = net_ioctl(0x201);
+    /// Enumerates bindings: [`crate::QueryBinding`] in, the same plus two strings out.
+    pub const IOCTL_NDISPROT_QUERY_BINDING: u32 = net_ioctl(0x203);
+    /// Waits (at most 5 s) until NDIS has offered every adapter present.
+    pub const IOCTL_NDISPROT_BIND_WAIT: u32 = net_ioctl(0x204);
+    /// `{ULONG Oid; ULONG PortNumber; UCHAR Data[]}`, allow-listed OIDs only.
+    pub const IOCTL_NDISPROT_SET_OID_VALUE: u32 = net_ioctl(0x205);
+}
+
+/// rawlink's own codes (functions 0x900 and up).
+pub mod rawlink {
+    use super::net_ioctl;
+    /// Input: a little-endian `u32` binding index. Output: a [`crate::BindingRecord`].
+    pub const IOCTL_RAWLINK_QUERY_BINDING: u32 = net_ioctl(0x900);
+}
+
+/// Reads a little-endian u32 at `at` (callers checked the length).
+fn get_u32(b: &[u8], at: usize) -> u32 {
+    let mut v = [0u8; 4];
+    if let Some(s) = b.get(at..at + 4) {
+        v.copy_from_slice(s);
+    }
+    u32::from_le_bytes(v)
+}
+
+fn put_u32(b: &mut [u8], at: usize, v: u32) {
+    if let Some(s) = b.get_mut(at..at + 4) {
+        s.copy_from_slice(&v.to_le_bytes());
+    }
+}
+
+/// The buffer is too short for what must go in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooShort {
+    pub needed: usize,
+}
+
+/// NDISPROT_QUERY_BINDING: `{ULONG BindingIndex, DeviceNameOffset, DeviceNameLength, DeviceDescrOffset,
+/// DeviceDescrLength}`, followed in the reply by the two NUL-terminated UTF-16 strings. Offsets are from the
+/// start of the struct; lengths are in bytes without the NUL.
+#[derive(Debug, Clone, Copy)]
+pub struct QueryBinding<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> QueryBinding<T> {
+    /// Size of the fixed part.
+    pub const LEN: usize = 20;
+
+    /// Wraps a buffer at least [`Self::LEN`] bytes long.
+    pub fn new_checked(buffer: T) -> Result<Self, TooShort> {
+        if buffer.as_ref().len() < Self::LEN {
+            return Err(TooShort { needed: Self::LEN });
+        }
+        Ok(Self { buffer })
+    }
+
+    pub fn binding_index(&self) -> u32 {
+        get_u32(self.buffer.as_ref(), 0)
+    }
+    pub fn device_name_offset(&self) -> u32 {
+        get_u32(self.buffer.as_ref(), 4)
+    }
+    pub fn device_name_length(&self) -> u32 {
+        get_u32(self.buffer.as_ref(), 8)
+    }
+    pub fn device_descr_offset(&self) -> u32 {
+        get_u32(self.buffer.as_ref(), 12)
+    }
+    pub fn device_descr_length(&self) -> u32 {
+        get_u32(self.buffer.as_ref(), 16)
+    }
+
+    /// The string at (`offset`, `length` bytes), if it lies inside the buffer.
+    fn string(&self, offset: u32, length: u32) -> Option<impl Iterator<Item = u16> + '_> {
+        let (o, l) = (usize::try_from(offset).ok()?, usize::try_from(length).ok()?);
+        let bytes = self.buffer.as_ref().get(o..o.checked_add(l)?)?;
+        Some(bytes.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])))
+    }
+
+    /// The adapter name of a reply (`\DEVICE\{GUID}`), as UTF-16 units.
+    pub fn device_name(&self) -> Option<impl Iterator<Item = u16> + '_> {
+        self.string(self.device_name_offset(), self.device_name_length())
+    }
+
+    /// The adapter description (friendly name) of a reply.
+    pub fn device_descr(&self) -> Option<impl Iterator<Item = u16> + '_> {
+        self.string(self.device_descr_offset(), self.device_descr_length())
+    }
+}
+
+/// Writes a QUERY_BINDING reply into `out` (which starts with the request): the fixed part, then both
+/// strings NUL-terminated. Returns the bytes used.
+pub fn emit_query_binding(out: &mut [u8], index: u32, name: &[u16], descr: &[u16]) -> Result<usize, TooShort> {
+    let name_off = QueryBinding::<&[u8]>::LEN;
+    let descr_off = name_off + name.len() * 2 + 2;
+    let total = descr_off + descr.len() * 2 + 2;
+    if out.len() < total {
+        return Err(TooShort { needed: total });
+    }
+    let (n_len, d_len) = (name.len() * 2, descr.len() * 2);
+    // CAST: `total` fits `out`, whose length the I/O manager bounds to u32.
+    put_u32(out, 0, index);
+    put_u32(out, 4, name_off as u32);
+    put_u32(out, 8, n_len as u32);
+    put_u32(out, 12, descr_off as u32);
+    put_u32(out, 16, d_len as u32);
+    write_utf16z(out, name_off, name);
+    write_utf16z(out, descr_off, descr);
+    Ok(total)
+}
+
+fn write_utf16z(out: &mut [u8], at: usize, s: &[u16]) {
+    for (i, u) in s.iter().chain(core::iter::once(&0u16)).enumerate() {
+        if let Some(d) = out.get_mut(at + i * 2..at + i * 2 + 2) {
+            d.copy_from_slice(&u.to_le_bytes());
+        }
+    }
+}
+
+/// States of a binding as rawlink reports them.
+pub mod binding_state {
+    pub const OPENING: u32 = 1;
+    pub const PAUSED: u32 = 2;
+    pub const RESTARTING: u32 = 3;
+    pub const RUNNING: u32 = 4;
+    pub const PAUSING: u32 = 5;
+    pub const CLOSING: u32 = 6;
+}
+
+/// The fixed part of a rawlink binding record (IOCTL_RAWLINK_QUERY_BINDING's reply):
+///
+/// ```text
+///  0 u32 index            4 u32 state (binding_state)   8 u32 mtu        12 u32 flags (bit 0: link up)
+/// 16 u64 link speed (bit/s)                             24 [u8; 6] MAC    30 u16 reserved
+/// 32 u32 name offset     36 u32 name length (bytes)    40 u32 friendly-name offset   44 u32 its length
+/// 48 …  the names, UTF-16LE, each NUL-terminated
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BindingRecord {
+    pub index: u32,
+    pub state: u32,
+    pub mtu: u32,
+    pub link_up: bool,
+    pub link_speed: u64,
+    pub mac: [u8; 6],
+}
+
+impl BindingRecord {
+    /// Size of the fixed part.
+    pub const LEN: usize = 48;
+
+    /// Writes the record and both names into `out`; returns the bytes used.
+    pub fn emit(&self, out: &mut [u8], name: &[u16], friendly: &[u16]) -> Result<usize, TooShort> {
+        let name_off = Self::LEN;
+        let friendly_off = name_off + name.len() * 2 + 2;
+        let total = friendly_off + friendly.len() * 2 + 2;
+        if out.len() < total {
+            return Err(TooShort { needed: total });
+        }
+        put_u32(out, 0, self.index);
+        put_u32(out, 4, self.state);
+        put_u32(out, 8, self.mtu);
+        put_u32(out, 12, u32::from(self.link_up));
+        if let Some(d) = out.get_mut(16..24) {
+            d.copy_from_slice(&self.link_speed.to_le_bytes());
+        }
+        if let Some(d) = out.get_mut(24..30) {
+            d.copy_from_slice(&self.mac);
+        }
+        if let Some(d) = out.get_mut(30..32) {
+            d.fill(0);
+        }
+        // CAST: bounded by `out.len()`, a u32 buffer length.
+        put_u32(out, 32, name_off as u32);
+        put_u32(out, 36, (name.len() * 2) as u32);
+        put_u32(out, 40, friendly_off as u32);
+        put_u32(out, 44, (friendly.len() * 2) as u32);
+        write_utf16z(out, name_off, name);
+        write_utf16z(out, friendly_off, friendly);
+        Ok(total)
+    }
+
+    /// Reads a record; the names are returned as byte ranges of `b` (UTF-16LE), checked to lie inside it.
+    pub fn parse(b: &[u8]) -> Result<(Self, core::ops::Range<usize>, core::ops::Range<usize>), TooShort> {
+        if b.len() < Self::LEN {
+            return Err(TooShort { needed: Self::LEN });
+        }
+        let range = |off: usize, len: usize| -> Result<core::ops::Range<usize>, TooShort> {
+            let (o, l) = (get_u32(b, off) as usize, get_u32(b, len) as usize);
+            let end = o.checked_add(l).ok_or(TooShort { needed: usize::MAX })?;
+            if end > b.len() || l % 2 != 0 {
+                return Err(TooShort { needed: end });
+            }
+            Ok(o..end)
+        };
+        let mut speed = [0u8; 8];
+        speed.copy_from_slice(b.get(16..24).unwrap_or(&[0; 8]));
+        let mut mac = [0u8; 6];
+        mac.copy_from_slice(b.get(24..30).unwrap_or(&[0; 6]));
+        let rec = Self {
+            index: get_u32(b, 0),
+            state: get_u32(b, 4),
+            mtu: get_u32(b, 8),
+            link_up: get_u32(b, 12) & 1 != 0,
+            link_speed: u64::from_le_bytes(speed),
+            mac,
+        };
+        Ok((rec, range(32, 36)?, range(40, 44)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::vec;
+    use std::vec::Vec;
+
+    #[test]
+    fn ndisprot_codes_are_ndisprots() {
+        assert_eq!(ndisprot::IOCTL_NDISPROT_OPEN_DEVICE, 0x0012_C800);
+        assert_eq!(ndisprot::IOCTL_NDISPROT_QUERY_OID_VALUE, 0x0012_C804);
+        assert_eq!(ndisprot::IOCTL_NDISPROT_QUERY_BINDING, 0x0012_C80C);
+        assert_eq!(ndisprot::IOCTL_NDISPROT_BIND_WAIT, 0x0012_C810);
+        assert_eq!(ndisprot::IOCTL_NDISPROT_SET_OID_VALUE, 0x0012_C814);
+        assert_eq!(rawlink::IOCTL_RAWLINK_QUERY_BINDING & 0x3, METHOD_BUFFERED);
+    }
+
+    fn utf16(s: &str) -> Vec<u16> {
+        s.encode_utf16().collect()
+    }
+
+    #[test]
+    fn query_binding_round_trip() {
+        let (name, descr) = (utf16("\\DEVICE\\{X}"), utf16("Adapter #1"));
+        let mut out = vec![0u8; 128];
+        let n = emit_query_binding(&mut out, 3, &name, &descr).unwrap();
+        assert_eq!(n, 20 + (11 + 1) * 2 + (10 + 1) * 2);
+        let q = QueryBinding::new_checked(&out[..n]).unwrap();
+        assert_eq!(q.binding_index(), 3);
+        assert_eq!(q.device_name_length(), 22);
+        assert_eq!(q.device_name().unwrap().collect::<Vec<_>>(), name);
+        assert_eq!(q.device_descr().unwrap().collect::<Vec<_>>(), descr);
+        // NUL terminators are in place.
+        assert_eq!(&out[20 + 22..20 + 24], &[0, 0]);
+    }
+
+    #[test]
+    fn short_buffers_are_refused_with_the_size_needed() {
+        assert_eq!(QueryBinding::new_checked(&[0u8; 19][..]).unwrap_err(), TooShort { needed: 20 });
+        let mut out = [0u8; 30];
+        assert_eq!(emit_query_binding(&mut out, 0, &utf16("abc"), &utf16("d")).unwrap_err(), TooShort { needed: 32 });
+    }
+
+    #[test]
+    fn out_of_range_strings_are_not_read() {
+        let mut out = vec![0u8; 20];
+        put_u32(&mut out, 4, 18);
+        put_u32(&mut out, 8, 100);
+        let q = QueryBinding::new_checked(&out[..]).unwrap();
+        assert!(q.device_name().is_none());
+    }
+
+    #[test]
+    fn binding_record_round_trip_and_bounds() {
+        let r = BindingRecord { index: 1, state: binding_state::RUNNING, mtu: 1500, link_up: true, link_speed: 10_000_000_000, mac: [2, 0, 0, 0, 0, 7] };
+        let mut out = vec![0u8; 200];
+        let n = r.emit(&mut out, &utf16("\\DEVICE\\{A}"), &utf16("Eth")).unwrap();
+        let (back, name, friendly) = BindingRecord::parse(&out[..n]).unwrap();
+        assert_eq!(back, r);
+        assert_eq!(name, 48..48 + 22);
+        assert_eq!(friendly, 48 + 24..48 + 24 + 6);
+        assert!(BindingRecord::parse(&out[..47]).is_err());
+        // A length pointing past the end is refused.
+        put_u32(&mut out, 44, 1000);
+        assert!(BindingRecord::parse(&out[..n]).is_err());
+        assert_eq!(r.emit(&mut out[..50], &[], &[]).unwrap_err(), TooShort { needed: 52 });
+    }
+}
