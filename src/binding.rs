@@ -34,6 +34,15 @@ pub struct BindingPtr(pub *mut Binding);
 // is on the list, which its owner leaves before freeing it.
 unsafe impl Send for BindingPtr {}
 
+/// The binding behind a list entry.
+///
+/// Callers hold the driver's binding-list lock: a binding leaves the list (under that lock) before it is
+/// freed, so an entry read under the lock is live for as long as the lock is held.
+pub fn live<'a>(p: BindingPtr) -> Option<&'a Binding> {
+    // SAFETY: see above; entries are never null (they come from Box::into_raw).
+    unsafe { p.0.as_ref() }
+}
+
 /// Mutable binding state, behind the binding's lock.
 #[derive(Debug)]
 struct Inner {
@@ -58,11 +67,14 @@ pub struct Binding {
     pub mac: [u8; ETHERNET_ADDRESS_LENGTH],
     pub mtu: u32,
     pub link_speed: u64,
+    /// Media connect state at bind time.
+    pub connected: bool,
     /// The medium NdisOpenAdapterEx selected from `medium`; NDIS writes it, possibly at completion.
     medium_index: u32,
     medium: [NDIS_MEDIUM; 1],
     open_parameters: NDIS_OPEN_PARAMETERS,
     /// The binding's NBL pool (for sends); freed when the binding is dropped.
+    #[allow(dead_code, reason = "owned for the binding's lifetime; the send path allocates from it")]
     nbl_pool: NblPool,
 }
 
@@ -81,6 +93,20 @@ impl Binding {
     /// The current state.
     pub fn state(&self) -> BindingState {
         self.inner.lock().state
+    }
+
+    /// Calls `f` with a view of this binding for replies (the friendly name's lock is held meanwhile).
+    pub fn with_view<R>(&self, f: impl FnOnce(&crate::control::BindingView<'_>) -> R) -> R {
+        let friendly = self.friendly_name.lock();
+        f(&crate::control::BindingView {
+            adapter_name: &self.adapter_name,
+            friendly_name: &friendly,
+            mac: self.mac,
+            mtu: self.mtu,
+            link_speed: self.link_speed,
+            connected: self.connected,
+            state: self.state(),
+        })
     }
 
     /// Applies `event`; a refused event leaves the state unchanged and is reported.
@@ -152,6 +178,7 @@ fn try_bind(driver: &Driver, bind_context: NDIS_HANDLE, params: *const NDIS_BIND
         mac,
         mtu: p.MtuSize,
         link_speed: p.XmitLinkSpeed,
+        connected: p.MediaConnectState == MediaConnectStateConnected,
         medium_index: 0,
         medium: [NdisMedium802_3],
         // SAFETY: NDIS_OPEN_PARAMETERS is plain data; all-zero is valid and filled in below.

@@ -1,10 +1,13 @@
 //! IRP dispatch for the control device.
 //!
-//! CREATE, CLEANUP and CLOSE succeed: any number of handles may be open. READ, WRITE and DEVICE_CONTROL are
-//! the binding interface; until bindings exist they complete with STATUS_INVALID_DEVICE_REQUEST.
+//! CREATE, CLEANUP and CLOSE succeed: any number of handles may be open. DEVICE_CONTROL answers binding
+//! enumeration (NDISPROT's QUERY_BINDING and BIND_WAIT, rawlink's QUERY_BINDING; see `control`). READ and
+//! WRITE, and the per-handle requests, are the next layer; they complete with STATUS_INVALID_DEVICE_REQUEST.
 #![allow(unsafe_code)]
 
+use crate::control::{self, Request};
 use crate::entry;
+use crate::error::{Error, Result};
 use crate::kernel::irp::Irp;
 use ndis_sys::*;
 
@@ -27,9 +30,48 @@ pub fn install(driver_object: PDRIVER_OBJECT) {
 unsafe extern "system" fn dispatch(_device: PDEVICE_OBJECT, irp: PIRP) -> NTSTATUS {
     // SAFETY: the I/O manager passes a valid IRP that this driver now owns until it completes it.
     let Some(irp) = (unsafe { Irp::from_raw(irp) }) else { return STATUS_INVALID_PARAMETER };
-    let status = match irp.major_function() {
-        IRP_MJ_CREATE | IRP_MJ_CLEANUP | IRP_MJ_CLOSE => STATUS_SUCCESS,
-        _ => STATUS_INVALID_DEVICE_REQUEST,
-    };
-    irp.complete(status, 0)
+    match irp.major_function() {
+        IRP_MJ_CREATE | IRP_MJ_CLEANUP | IRP_MJ_CLOSE => irp.complete(STATUS_SUCCESS, 0),
+        IRP_MJ_DEVICE_CONTROL => device_control(irp),
+        _ => irp.complete(STATUS_INVALID_DEVICE_REQUEST, 0),
+    }
+}
+
+/// Bounded wait of BIND_WAIT, as NDISPROT's (but reported as a failure when it runs out).
+const BIND_WAIT_MS: u32 = 5_000;
+
+fn device_control(mut irp: Irp) -> NTSTATUS {
+    let (code, in_len, out_len) = irp.ioctl();
+    let Some(driver) = entry::driver() else { return irp.complete(STATUS_DEVICE_NOT_READY, 0) };
+    // Every rawlink code is METHOD_BUFFERED; anything else is not ours.
+    if code & 0x3 != METHOD_BUFFERED {
+        return irp.complete(STATUS_INVALID_DEVICE_REQUEST, 0);
+    }
+    let (in_len, out_len) = (in_len as usize, out_len as usize);
+    // SAFETY: IRP_MJ_DEVICE_CONTROL with a METHOD_BUFFERED code (checked above); the length is the
+    // system buffer's.
+    let buf = unsafe { irp.system_buffer(in_len.max(out_len)) };
+    let result = (|| -> Result<usize> {
+        let input = buf.get(..in_len).ok_or(Error::INVALID_PARAMETER)?;
+        let request = control::decode(code, input)?;
+        match request {
+            Request::BindWait => {
+                if driver.binds_complete.load(core::sync::atomic::Ordering::Acquire)
+                    || driver.binds_complete_event.wait_ms(BIND_WAIT_MS)
+                {
+                    Ok(0)
+                } else {
+                    Err(Error::IO_TIMEOUT)
+                }
+            }
+            Request::NdisprotQueryBinding { index } | Request::QueryBinding { index } => {
+                let out = buf.get_mut(..out_len).ok_or(Error::INVALID_PARAMETER)?;
+                driver.with_binding(index, |view| control::query_reply(request, view, out))
+            }
+        }
+    })();
+    match result {
+        Ok(n) => irp.complete(STATUS_SUCCESS, n),
+        Err(e) => irp.complete(e.to_status(), 0),
+    }
 }

@@ -2,7 +2,8 @@
 
 use crate::binding::{Binding, BindingPtr};
 use crate::error::Result;
-use crate::kernel::sync::SpinLock;
+use crate::control::{self, BindingView};
+use crate::kernel::sync::{Event, SpinLock};
 use crate::version::NdisVersion;
 use alloc::vec::Vec;
 use core::ffi::c_void;
@@ -22,6 +23,8 @@ pub struct Driver {
     bindings: SpinLock<Vec<BindingPtr>>,
     /// NetEventBindsComplete arrived: NDIS has offered every adapter present at registration.
     pub binds_complete: AtomicBool,
+    /// Signalled with `binds_complete` (BIND_WAIT waits on it).
+    pub binds_complete_event: Event,
 }
 
 impl Driver {
@@ -31,6 +34,33 @@ impl Driver {
             protocol_handle: AtomicPtr::new(ptr::null_mut()),
             bindings: SpinLock::new(Vec::new()),
             binds_complete: AtomicBool::new(false),
+            binds_complete_event: Event::new(),
+        }
+    }
+
+    /// Initialises what must sit at its final address (the driver's pool block) before use.
+    pub fn init_in_place(&self) {
+        self.binds_complete_event.init();
+    }
+
+    /// Records NetEventBindsComplete.
+    pub fn set_binds_complete(&self) {
+        self.binds_complete.store(true, Ordering::Release);
+        self.binds_complete_event.set();
+    }
+
+    /// Calls `f` with the `index`th enumerated binding (see [`control::enumerated`]), or `None`.
+    pub fn with_binding<R>(&self, index: u32, f: impl FnOnce(Option<&BindingView<'_>>) -> R) -> R {
+        let list = self.bindings.lock();
+        let found = list
+            .iter()
+            // Entries are live while the list lock is held (see `binding::live`).
+            .filter_map(|p| crate::binding::live(*p))
+            .filter(|b| control::enumerated(b.state()))
+            .nth(usize::try_from(index).unwrap_or(usize::MAX));
+        match found {
+            Some(b) => b.with_view(|v| f(Some(v))),
+            None => f(None),
         }
     }
 

@@ -39,9 +39,23 @@ const PROTOCOL_NAME: &[u16] = utf16!(rawlink_abi::PROTOCOL_NAME);
 #[allow(dead_code, reason = "owners: held to be dropped in this order at unload")]
 struct Loaded {
     registration: Registration,
+    published: Published,
     link: SymbolicLink,
     device: ControlDevice,
     driver: Box<Driver>,
+}
+
+/// The driver globals for callbacks that carry no context (protocol-level PnP events): published right after
+/// the globals exist, before registration, and withdrawn after deregistration.
+static DRIVER: AtomicPtr<Driver> = AtomicPtr::new(ptr::null_mut());
+
+/// Withdraws [`DRIVER`] when dropped.
+struct Published;
+
+impl Drop for Published {
+    fn drop(&mut self) {
+        DRIVER.store(ptr::null_mut(), Ordering::Release);
+    }
 }
 
 /// What DriverUnload finds. Written once at the end of a successful DriverEntry, taken once by DriverUnload.
@@ -76,22 +90,25 @@ fn load(driver_object: PDRIVER_OBJECT) -> Result {
     let version = version::negotiate(os_version)?;
 
     let driver = try_box(Driver::new(version))?;
+    driver.init_in_place();
+    DRIVER.store(ptr::from_ref::<Driver>(&driver).cast_mut(), Ordering::Release);
+    let published = Published;
     let device = ControlDevice::create(driver_object, &driver)?;
     let link = SymbolicLink::create()?;
     dispatch::install(driver_object);
     let registration = Registration::register(&driver)?;
     // On failure the owners are dropped here, in reverse order, which deregisters first.
-    let loaded = try_box(Loaded { registration, link, device, driver })?;
+    let loaded = try_box(Loaded { registration, published, link, device, driver })?;
     LOADED.store(Box::into_raw(loaded), Ordering::Release);
     Ok(())
 }
 
-/// The driver globals, once DriverEntry has finished (for callbacks that carry no context of their own).
+/// The driver globals, from just before registration until just after deregistration.
 pub fn driver() -> Option<&'static Driver> {
-    let loaded = LOADED.load(Ordering::Acquire);
-    // SAFETY: LOADED points to a live Loaded until DriverUnload swaps it out; NDIS calls no handler after
-    // deregistration, which DriverUnload performs before freeing.
-    (!loaded.is_null()).then(|| unsafe { &*(*loaded).driver })
+    let d = DRIVER.load(Ordering::Acquire);
+    // SAFETY: DRIVER points to the live globals while published; NDIS calls no handler after
+    // deregistration, which happens before the globals are freed.
+    unsafe { d.as_ref() }
 }
 
 /// DriverUnload: everything in reverse order of DriverEntry.

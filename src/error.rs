@@ -61,6 +61,10 @@ declare_status! {
     INVALID_BUFFER_SIZE = 0xC000_0206u32;
     /// `STATUS_REVISION_MISMATCH`.
     REVISION_MISMATCH = 0xC000_0059u32;
+    /// `STATUS_NO_MORE_ENTRIES` (a warning-class status): an enumeration ran past its end.
+    NO_MORE_ENTRIES = 0x8000_001Au32;
+    /// `STATUS_IO_TIMEOUT`: a bounded wait ran out.
+    IO_TIMEOUT = 0xC000_00B5u32;
     /// `NDIS_STATUS_BAD_VERSION`.
     NDIS_BAD_VERSION = 0xC001_0004u32;
     /// `NDIS_STATUS_UNSUPPORTED_MEDIA`.

@@ -19,6 +19,7 @@ extern crate std;
 
 extern crate alloc;
 
+pub mod control;
 pub mod error;
 pub mod state;
 pub mod version;

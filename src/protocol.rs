@@ -94,7 +94,7 @@ unsafe extern "system" fn net_pnp_event(binding_context: NDIS_HANDLE, notificati
         let event = unsafe { (*notification).NetPnPEvent.NetEvent };
         if event == NetEventBindsComplete {
             if let Some(d) = entry::driver() {
-                d.binds_complete.store(true, core::sync::atomic::Ordering::Release);
+                d.set_binds_complete();
             }
         }
         return NDIS_STATUS_SUCCESS;

@@ -35,6 +35,36 @@ impl Irp {
         unsafe { (*s).MajorFunction }
     }
 
+    /// For IRP_MJ_DEVICE_CONTROL: (IoControlCode, InputBufferLength, OutputBufferLength).
+    pub fn ioctl(&self) -> (u32, u32, u32) {
+        let s = self.stack();
+        // SAFETY: the current stack location of a dispatched IRP is valid; for IRP_MJ_DEVICE_CONTROL its
+        // Parameters union holds DeviceIoControl (the caller checked the major function).
+        unsafe {
+            let p = (*s).Parameters.DeviceIoControl;
+            (p.IoControlCode, p.InputBufferLength, p.OutputBufferLength)
+        }
+    }
+
+    /// The METHOD_BUFFERED system buffer of a device-control request, `len` bytes (the larger of the input
+    /// and output lengths, as the I/O manager allocates it), or an empty slice when there is none.
+    ///
+    /// # Safety
+    ///
+    /// The IRP is an IRP_MJ_DEVICE_CONTROL whose code uses METHOD_BUFFERED, and `len` is at most
+    /// max(InputBufferLength, OutputBufferLength).
+    pub unsafe fn system_buffer(&mut self, len: usize) -> &mut [u8] {
+        // SAFETY: for METHOD_BUFFERED the I/O manager points SystemBuffer at a non-paged buffer of
+        // max(in, out) bytes that belongs to this IRP until completion; `&mut self` keeps it exclusive.
+        unsafe {
+            let p = (*self.0).AssociatedIrp.SystemBuffer.cast::<u8>();
+            if p.is_null() || len == 0 {
+                return &mut [];
+            }
+            core::slice::from_raw_parts_mut(p, len)
+        }
+    }
+
     /// Completes the IRP (`IoCompleteRequest`, a macro over `IofCompleteRequest`) and returns `status` for the
     /// dispatch routine to return.
     pub fn complete(self, status: NTSTATUS, information: usize) -> NTSTATUS {

@@ -106,3 +106,58 @@ impl<T> Drop for SpinLockGuard<'_, T> {
         }
     }
 }
+
+/// A kernel notification event (`KEVENT`), set once and waited on with a bounded timeout.
+///
+/// # Invariants
+///
+/// After [`Event::init`] the KEVENT is initialised at its final address and never moves (the event lives in
+/// a pool block: the driver globals).
+pub struct Event {
+    ev: UnsafeCell<ndis_sys::KEVENT>,
+}
+
+// SAFETY: a KEVENT is designed for concurrent use by any number of threads through the Ke routines.
+unsafe impl Sync for Event {}
+// SAFETY: as above; it has no thread affinity.
+unsafe impl Send for Event {}
+
+impl core::fmt::Debug for Event {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Event { .. }")
+    }
+}
+
+impl Event {
+    /// An event to be initialised with [`Event::init`] once it is at its final address.
+    pub const fn new() -> Self {
+        // SAFETY: KEVENT is plain data (a dispatcher header); all-zero is a valid, if uninitialised, value.
+        Self { ev: UnsafeCell::new(unsafe { core::mem::zeroed() }) }
+    }
+
+    /// Initialises the event, not signalled. Call once, at the event's final address, before other use.
+    pub fn init(&self) {
+        // SAFETY: `ev` is this event's storage at its final address (type invariant); any IRQL <= DISPATCH.
+        unsafe { ndis_sys::KeInitializeEvent(self.ev.get(), ndis_sys::NotificationEvent, 0) }
+    }
+
+    /// Signals the event (IRQL <= DISPATCH_LEVEL).
+    pub fn set(&self) {
+        // SAFETY: an initialised event; Wait = FALSE, so any IRQL <= DISPATCH_LEVEL is allowed.
+        let _ = unsafe { ndis_sys::KeSetEvent(self.ev.get(), 0, 0) };
+    }
+
+    /// Waits at most `ms` milliseconds at PASSIVE_LEVEL; true if the event was signalled.
+    pub fn wait_ms(&self, ms: u32) -> bool {
+        if irql::current() != irql::PASSIVE_LEVEL {
+            return false;
+        }
+        // A negative time is relative, in 100 ns units.
+        let mut timeout = ndis_sys::LARGE_INTEGER { QuadPart: -(i64::from(ms) * 10_000) };
+        // SAFETY: an initialised event; PASSIVE_LEVEL (checked) allows a non-zero timeout.
+        let status = unsafe {
+            ndis_sys::KeWaitForSingleObject(self.ev.get().cast(), ndis_sys::Executive, ndis_sys::KernelMode, 0, &mut timeout)
+        };
+        status == ndis_sys::STATUS_SUCCESS
+    }
+}

@@ -1,0 +1,142 @@
+//! The control device's IOCTL logic, free of FFI: decoding requests and writing replies into the system
+//! buffer. The dispatch routine supplies the buffer and a view of the binding asked for.
+
+use crate::error::{Error, Result};
+use crate::state::BindingState;
+use rawlink_abi::{binding_state, ndisprot, rawlink, BindingRecord, QueryBinding};
+
+/// What a reply needs to know about one binding.
+#[derive(Debug, Clone, Copy)]
+pub struct BindingView<'a> {
+    pub adapter_name: &'a [u16],
+    pub friendly_name: &'a [u16],
+    pub mac: [u8; 6],
+    pub mtu: u32,
+    pub link_speed: u64,
+    pub connected: bool,
+    pub state: BindingState,
+}
+
+/// Whether enumeration lists a binding in this state: open and not going away.
+pub fn enumerated(state: BindingState) -> bool {
+    match state {
+        BindingState::Paused | BindingState::Restarting | BindingState::Running | BindingState::Pausing => true,
+        BindingState::Opening | BindingState::Closing | BindingState::Closed => false,
+    }
+}
+
+fn abi_state(s: BindingState) -> u32 {
+    match s {
+        BindingState::Opening => binding_state::OPENING,
+        BindingState::Paused => binding_state::PAUSED,
+        BindingState::Restarting => binding_state::RESTARTING,
+        BindingState::Running => binding_state::RUNNING,
+        BindingState::Pausing => binding_state::PAUSING,
+        BindingState::Closing | BindingState::Closed => binding_state::CLOSING,
+    }
+}
+
+/// A decoded request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    /// NDISPROT's QUERY_BINDING: the `index`th binding, names as two strings.
+    NdisprotQueryBinding { index: u32 },
+    /// rawlink's QUERY_BINDING: the `index`th binding as a [`BindingRecord`].
+    QueryBinding { index: u32 },
+    /// Wait until NDIS has offered every adapter (at most 5 s).
+    BindWait,
+}
+
+/// Decodes an IOCTL's code and input. Unknown codes get STATUS_INVALID_DEVICE_REQUEST; inputs too short for
+/// their request get STATUS_BUFFER_TOO_SMALL.
+pub fn decode(code: u32, input: &[u8]) -> Result<Request> {
+    let index = || -> Result<u32> {
+        let b: [u8; 4] = input.get(..4).and_then(|s| s.try_into().ok()).ok_or(Error::BUFFER_TOO_SMALL)?;
+        Ok(u32::from_le_bytes(b))
+    };
+    match code {
+        ndisprot::IOCTL_NDISPROT_QUERY_BINDING => {
+            let q = QueryBinding::new_checked(input).map_err(|_| Error::BUFFER_TOO_SMALL)?;
+            Ok(Request::NdisprotQueryBinding { index: q.binding_index() })
+        }
+        rawlink::IOCTL_RAWLINK_QUERY_BINDING => Ok(Request::QueryBinding { index: index()? }),
+        ndisprot::IOCTL_NDISPROT_BIND_WAIT => Ok(Request::BindWait),
+        _ => Err(Error::INVALID_DEVICE_REQUEST),
+    }
+}
+
+/// Writes the reply to a binding query into `out`; `view` is the binding at the requested index among the
+/// enumerated ones, or `None` past the end (STATUS_NO_MORE_ENTRIES). Returns the bytes written.
+pub fn query_reply(request: Request, view: Option<&BindingView<'_>>, out: &mut [u8]) -> Result<usize> {
+    let v = view.ok_or(Error::NO_MORE_ENTRIES)?;
+    match request {
+        Request::NdisprotQueryBinding { index } => {
+            rawlink_abi::emit_query_binding(out, index, v.adapter_name, v.friendly_name).map_err(|_| Error::BUFFER_TOO_SMALL)
+        }
+        Request::QueryBinding { index } => BindingRecord {
+            index,
+            state: abi_state(v.state),
+            mtu: v.mtu,
+            link_up: v.connected,
+            link_speed: v.link_speed,
+            mac: v.mac,
+        }
+        .emit(out, v.adapter_name, v.friendly_name)
+        .map_err(|_| Error::BUFFER_TOO_SMALL),
+        Request::BindWait => Err(Error::INVALID_DEVICE_REQUEST),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::vec;
+    use std::vec::Vec;
+
+    fn u(s: &str) -> Vec<u16> {
+        s.encode_utf16().collect()
+    }
+
+    #[test]
+    fn decode_refuses_unknown_codes_and_short_inputs() {
+        assert_eq!(decode(0x0012_C8FC, &[]), Err(Error::INVALID_DEVICE_REQUEST));
+        assert_eq!(decode(ndisprot::IOCTL_NDISPROT_QUERY_BINDING, &[0; 19]), Err(Error::BUFFER_TOO_SMALL));
+        assert_eq!(decode(rawlink::IOCTL_RAWLINK_QUERY_BINDING, &[1, 0, 0]), Err(Error::BUFFER_TOO_SMALL));
+        assert_eq!(decode(rawlink::IOCTL_RAWLINK_QUERY_BINDING, &[2, 0, 0, 0]), Ok(Request::QueryBinding { index: 2 }));
+        let mut q = [0u8; 20];
+        q[0] = 5;
+        assert_eq!(decode(ndisprot::IOCTL_NDISPROT_QUERY_BINDING, &q), Ok(Request::NdisprotQueryBinding { index: 5 }));
+        assert_eq!(decode(ndisprot::IOCTL_NDISPROT_BIND_WAIT, &[]), Ok(Request::BindWait));
+    }
+
+    #[test]
+    fn replies() {
+        let (name, friendly) = (u("\\DEVICE\\{1}"), u("Eth 1"));
+        let v = BindingView {
+            adapter_name: &name,
+            friendly_name: &friendly,
+            mac: [2, 0, 0, 0, 0, 1],
+            mtu: 1500,
+            link_speed: 1_000_000_000,
+            connected: true,
+            state: BindingState::Running,
+        };
+        let mut out = vec![0u8; 256];
+        let n = query_reply(Request::QueryBinding { index: 0 }, Some(&v), &mut out).unwrap();
+        let (rec, nr, _) = BindingRecord::parse(&out[..n]).unwrap();
+        assert_eq!((rec.state, rec.mtu, rec.link_up, rec.mac), (binding_state::RUNNING, 1500, true, v.mac));
+        assert_eq!(nr.len(), name.len() * 2);
+        let n = query_reply(Request::NdisprotQueryBinding { index: 0 }, Some(&v), &mut out).unwrap();
+        assert_eq!(n, 20 + 24 + 12);
+        assert_eq!(query_reply(Request::QueryBinding { index: 9 }, None, &mut out), Err(Error::NO_MORE_ENTRIES));
+        assert_eq!(query_reply(Request::QueryBinding { index: 0 }, Some(&v), &mut out[..60]), Err(Error::BUFFER_TOO_SMALL));
+    }
+
+    #[test]
+    fn only_open_bindings_are_enumerated() {
+        use BindingState as S;
+        for s in [S::Opening, S::Paused, S::Restarting, S::Running, S::Pausing, S::Closing, S::Closed] {
+            assert_eq!(enumerated(s), matches!(s, S::Paused | S::Restarting | S::Running | S::Pausing));
+        }
+    }
+}
