@@ -21,6 +21,7 @@ extern crate alloc;
 
 pub mod control;
 pub mod error;
+pub mod rxqueue;
 pub mod state;
 pub mod version;
 

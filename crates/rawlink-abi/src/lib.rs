@@ -49,6 +49,89 @@ pub mod rawlink {
     use super::net_ioctl;
     /// Input: a little-endian `u32` binding index. Output: a [`crate::BindingRecord`].
     pub const IOCTL_RAWLINK_QUERY_BINDING: u32 = net_ioctl(0x900);
+    /// Input: a little-endian `u32` binding index. Attaches this handle to that binding: from then on
+    /// ReadFile returns the frames it receives, as [`crate::FrameHeader`] records.
+    pub const IOCTL_RAWLINK_OPEN: u32 = net_ioctl(0x901);
+}
+
+/// The header in front of every frame a read returns. Records are packed back to back, each starting on an
+/// 8-byte boundary: header, `captured_length` bytes of frame, padding to the next multiple of 8.
+///
+/// ```text
+///  0 u32 captured length   4 u32 original length   8 u64 timestamp (100 ns units, monotonic)
+/// 16 u32 flags             20 u32 reserved (0)
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameHeader {
+    pub captured_length: u32,
+    pub original_length: u32,
+    pub timestamp: u64,
+    pub flags: u32,
+}
+
+/// [`FrameHeader::flags`] bits.
+pub mod frame_flags {
+    /// The frame was longer than what was captured.
+    pub const TRUNCATED: u32 = 1 << 0;
+    /// The frame carries an 802.1Q tag (EtherType 0x8100 after the addresses).
+    pub const VLAN_TAGGED: u32 = 1 << 1;
+}
+
+impl FrameHeader {
+    pub const LEN: usize = 24;
+    /// Records start on multiples of this.
+    pub const ALIGN: usize = 8;
+
+    /// The size of a whole record carrying `captured` bytes.
+    pub const fn record_len(captured: usize) -> usize {
+        (Self::LEN + captured + Self::ALIGN - 1) / Self::ALIGN * Self::ALIGN
+    }
+
+    /// The header's bytes.
+    pub fn to_bytes(&self) -> [u8; Self::LEN] {
+        let mut b = [0u8; Self::LEN];
+        put_u32(&mut b, 0, self.captured_length);
+        put_u32(&mut b, 4, self.original_length);
+        if let Some(d) = b.get_mut(8..16) {
+            d.copy_from_slice(&self.timestamp.to_le_bytes());
+        }
+        put_u32(&mut b, 16, self.flags);
+        b
+    }
+
+    /// Reads a header from the start of `b`.
+    pub fn parse(b: &[u8]) -> Result<Self, TooShort> {
+        if b.len() < Self::LEN {
+            return Err(TooShort { needed: Self::LEN });
+        }
+        let mut t = [0u8; 8];
+        t.copy_from_slice(b.get(8..16).unwrap_or(&[0; 8]));
+        Ok(Self { captured_length: get_u32(b, 0), original_length: get_u32(b, 4), timestamp: u64::from_le_bytes(t), flags: get_u32(b, 16) })
+    }
+}
+
+/// Iterates over the records of a read: (header, frame bytes). Stops at the first malformed record.
+#[derive(Debug, Clone)]
+pub struct Frames<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Frames<'a> {
+    pub fn new(read: &'a [u8]) -> Self {
+        Self { rest: read }
+    }
+}
+
+impl<'a> Iterator for Frames<'a> {
+    type Item = (FrameHeader, &'a [u8]);
+    fn next(&mut self) -> Option<Self::Item> {
+        let h = FrameHeader::parse(self.rest).ok()?;
+        let len = usize::try_from(h.captured_length).ok()?;
+        let data = self.rest.get(FrameHeader::LEN..FrameHeader::LEN.checked_add(len)?)?;
+        let record = FrameHeader::record_len(len).min(self.rest.len());
+        self.rest = self.rest.get(record..).unwrap_or(&[]);
+        Some((h, data))
+    }
 }
 
 /// Reads a little-endian u32 at `at` (callers checked the length).
@@ -297,6 +380,26 @@ mod tests {
         put_u32(&mut out, 8, 100);
         let q = QueryBinding::new_checked(&out[..]).unwrap();
         assert!(q.device_name().is_none());
+    }
+
+    #[test]
+    fn frame_records_round_trip() {
+        assert_eq!(FrameHeader::record_len(0), 24);
+        assert_eq!(FrameHeader::record_len(1), 32);
+        assert_eq!(FrameHeader::record_len(60), 88);
+        let h = FrameHeader { captured_length: 3, original_length: 9, timestamp: 77, flags: frame_flags::TRUNCATED };
+        let mut buf = Vec::new();
+        buf.extend_from_slice(&h.to_bytes());
+        buf.extend_from_slice(&[1, 2, 3, 0, 0, 0, 0, 0]);
+        let h2 = FrameHeader { captured_length: 1, original_length: 1, timestamp: 78, flags: 0 };
+        buf.extend_from_slice(&h2.to_bytes());
+        buf.push(9);
+        let got: Vec<_> = Frames::new(&buf).collect();
+        assert_eq!(got, [(h, &[1u8, 2, 3][..]), (h2, &[9u8][..])]);
+        // A record claiming more bytes than there are ends the iteration.
+        let mut bad = h.to_bytes().to_vec();
+        bad[0] = 200;
+        assert_eq!(Frames::new(&bad).count(), 0);
     }
 
     #[test]
