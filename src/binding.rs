@@ -14,6 +14,9 @@ use crate::error::{nt_result, Error, Result};
 use crate::kernel::alloc::{try_box, POOL_TAG};
 use crate::kernel::irql;
 use crate::kernel::sync::SpinLock;
+use crate::kernel::{nbl, time};
+use crate::open::OpenPtr;
+use rawlink_abi::{frame_flags, FrameHeader};
 use crate::state::{self, BindingEvent, BindingState};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -73,6 +76,8 @@ pub struct Binding {
     medium_index: u32,
     medium: [NDIS_MEDIUM; 1],
     open_parameters: NDIS_OPEN_PARAMETERS,
+    /// Handles attached to this binding.
+    opens: SpinLock<Vec<OpenPtr>>,
     /// The binding's NBL pool (for sends); freed when the binding is dropped.
     #[allow(dead_code, reason = "owned for the binding's lifetime; the send path allocates from it")]
     nbl_pool: NblPool,
@@ -107,6 +112,19 @@ impl Binding {
             connected: self.connected,
             state: self.state(),
         })
+    }
+
+    /// Attaches a handle.
+    pub fn opens_insert(&self, o: OpenPtr) -> Result {
+        let mut l = self.opens.lock();
+        l.try_reserve(1)?;
+        l.push(o);
+        Ok(())
+    }
+
+    /// Detaches a handle.
+    pub fn opens_remove(&self, o: OpenPtr) {
+        self.opens.lock().retain(|x| *x != o);
     }
 
     /// Applies `event`; a refused event leaves the state unchanged and is reported.
@@ -179,6 +197,7 @@ fn try_bind(driver: &Driver, bind_context: NDIS_HANDLE, params: *const NDIS_BIND
         mtu: p.MtuSize,
         link_speed: p.XmitLinkSpeed,
         connected: p.MediaConnectState == MediaConnectStateConnected,
+        opens: SpinLock::new(Vec::new()),
         medium_index: 0,
         medium: [NdisMedium802_3],
         // SAFETY: NDIS_OPEN_PARAMETERS is plain data; all-zero is valid and filled in below.
@@ -319,6 +338,12 @@ unsafe fn destroy(raw: *mut Binding) {
     let b = unsafe { Box::from_raw(raw) };
     // SAFETY: the binding's driver outlives every binding (deregistration unbinds all before unload frees it).
     let driver = unsafe { &*b.driver };
+    // Handles attached to this binding now report the adapter gone.
+    for o in b.opens.lock().drain(..) {
+        if let Some(o) = o.get() {
+            o.binding_gone();
+        }
+    }
     driver.bindings_remove(raw);
     drop(b);
 }
@@ -354,18 +379,60 @@ pub unsafe fn net_pnp_event(raw: *mut Binding, n: *const NET_PNP_EVENT_NOTIFICAT
     }
 }
 
-/// ProtocolReceiveNetBufferLists: nothing reads frames yet, so every NBL goes straight back to NDIS —
-/// unless NDIS_RECEIVE_FLAGS_RESOURCES says NDIS reclaims them itself when this call returns.
+/// ProtocolReceiveNetBufferLists: copies every frame (every NET_BUFFER of every NBL) once into the queue
+/// of each attached handle, then gives the NBLs straight back to NDIS — unless NDIS_RECEIVE_FLAGS_RESOURCES
+/// says NDIS reclaims them itself when this call returns. Never waits, never allocates.
 ///
 /// # Safety
 ///
 /// `raw` is the ProtocolBindingContext of an open binding; `nbls` is the chain NDIS indicated.
 pub unsafe fn receive(raw: *mut Binding, nbls: PNET_BUFFER_LIST, flags: ULONG) {
-    if nbls.is_null() || flags & NDIS_RECEIVE_FLAGS_RESOURCES != 0 {
+    if nbls.is_null() {
         return;
     }
     // SAFETY: guaranteed by the caller.
-    let handle = unsafe { (*raw).handle() };
+    let b = unsafe { &*raw };
+    {
+        let opens = b.opens.lock_at_dispatch();
+        if !opens.is_empty() {
+            let now = time::now_100ns();
+            // SAFETY: the chain NDIS indicated stays with the driver until returned below (or this returns).
+            unsafe {
+                nbl::for_each_frame(nbls, |frame| {
+                    // Peek at the EtherType to flag 802.1Q frames.
+                    let mut head = [0u8; 14];
+                    let mut got = 0;
+                    for part in frame.fragments() {
+                        let n = part.len().min(head.len() - got);
+                        if let (Some(d), Some(s)) = (head.get_mut(got..got + n), part.get(..n)) {
+                            d.copy_from_slice(s);
+                        }
+                        got += n;
+                        if got == head.len() {
+                            break;
+                        }
+                    }
+                    let vlan = got == 14 && head[12..14] == [0x81, 0x00];
+                    // CAST: NET_BUFFER.DataLength is a ULONG.
+                    let header = FrameHeader {
+                        captured_length: frame.len as u32,
+                        original_length: frame.len as u32,
+                        timestamp: now,
+                        flags: if vlan { frame_flags::VLAN_TAGGED } else { 0 },
+                    };
+                    for o in opens.iter().filter_map(|o| o.get()) {
+                        if let Some(q) = o.queue.lock_at_dispatch().as_mut() {
+                            q.push(header, frame.fragments());
+                        }
+                    }
+                });
+            }
+        }
+    }
+    if flags & NDIS_RECEIVE_FLAGS_RESOURCES != 0 {
+        return;
+    }
+    let handle = b.handle();
     let return_flags =
         if flags & NDIS_RECEIVE_FLAGS_DISPATCH_LEVEL != 0 { NDIS_RETURN_FLAGS_DISPATCH_LEVEL } else { 0 };
     // SAFETY: the NBLs were indicated on this binding and are returned exactly once.

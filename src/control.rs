@@ -45,6 +45,8 @@ pub enum Request {
     QueryBinding { index: u32 },
     /// Wait until NDIS has offered every adapter (at most 5 s).
     BindWait,
+    /// Attach this handle to the `index`th binding.
+    Open { index: u32 },
 }
 
 /// Decodes an IOCTL's code and input. Unknown codes get STATUS_INVALID_DEVICE_REQUEST; inputs too short for
@@ -60,6 +62,7 @@ pub fn decode(code: u32, input: &[u8]) -> Result<Request> {
             Ok(Request::NdisprotQueryBinding { index: q.binding_index() })
         }
         rawlink::IOCTL_RAWLINK_QUERY_BINDING => Ok(Request::QueryBinding { index: index()? }),
+        rawlink::IOCTL_RAWLINK_OPEN => Ok(Request::Open { index: index()? }),
         ndisprot::IOCTL_NDISPROT_BIND_WAIT => Ok(Request::BindWait),
         _ => Err(Error::INVALID_DEVICE_REQUEST),
     }
@@ -83,7 +86,7 @@ pub fn query_reply(request: Request, view: Option<&BindingView<'_>>, out: &mut [
         }
         .emit(out, v.adapter_name, v.friendly_name)
         .map_err(|_| Error::BUFFER_TOO_SMALL),
-        Request::BindWait => Err(Error::INVALID_DEVICE_REQUEST),
+        Request::BindWait | Request::Open { .. } => Err(Error::INVALID_DEVICE_REQUEST),
     }
 }
 

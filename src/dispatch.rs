@@ -9,6 +9,7 @@ use crate::control::{self, Request};
 use crate::entry;
 use crate::error::{Error, Result};
 use crate::kernel::irp::Irp;
+use crate::open::Open;
 use ndis_sys::*;
 
 /// Fills the driver object's dispatch table and unload routine.
@@ -31,9 +32,56 @@ unsafe extern "system" fn dispatch(_device: PDEVICE_OBJECT, irp: PIRP) -> NTSTAT
     // SAFETY: the I/O manager passes a valid IRP that this driver now owns until it completes it.
     let Some(irp) = (unsafe { Irp::from_raw(irp) }) else { return STATUS_INVALID_PARAMETER };
     match irp.major_function() {
-        IRP_MJ_CREATE | IRP_MJ_CLEANUP | IRP_MJ_CLOSE => irp.complete(STATUS_SUCCESS, 0),
+        IRP_MJ_CREATE => match Open::create() {
+            Ok(o) => {
+                if irp.set_fs_context(o.cast()) {
+                    irp.complete(STATUS_SUCCESS, 0)
+                } else {
+                    // SAFETY: just created, never published.
+                    unsafe { Open::destroy(o) };
+                    irp.complete(STATUS_INVALID_PARAMETER, 0)
+                }
+            }
+            Err(e) => irp.complete(e.to_status(), 0),
+        },
+        IRP_MJ_CLEANUP => {
+            if let (Some(o), Some(d)) = (open_of(&irp), entry::driver()) {
+                o.detach(d);
+            }
+            irp.complete(STATUS_SUCCESS, 0)
+        }
+        IRP_MJ_CLOSE => {
+            let o = irp.fs_context().cast::<Open>();
+            irp.set_fs_context(core::ptr::null_mut());
+            // SAFETY: CLOSE is the last request on the file object; CLEANUP detached it already.
+            unsafe { Open::destroy(o) };
+            irp.complete(STATUS_SUCCESS, 0)
+        }
+        IRP_MJ_READ => read(irp),
         IRP_MJ_DEVICE_CONTROL => device_control(irp),
         _ => irp.complete(STATUS_INVALID_DEVICE_REQUEST, 0),
+    }
+}
+
+/// The handle state of the IRP's file object. It outlives the IRP (it is freed at CLOSE, the file
+/// object's last request), so the reference does not borrow the IRP.
+fn open_of<'a>(irp: &Irp) -> Option<&'a Open> {
+    // SAFETY: FsContext holds the Open made at CREATE until CLOSE, the file object's last request.
+    unsafe { irp.fs_context().cast::<Open>().as_ref() }
+}
+
+/// ReadFile: as many whole frame records as fit, at once (possibly none).
+fn read(mut irp: Irp) -> NTSTATUS {
+    let result = match open_of(&irp) {
+        None => Err(Error::INVALID_DEVICE_STATE),
+        Some(o) => match irp.read_buffer() {
+            Some(buf) => o.read(buf),
+            None => Err(Error::BUFFER_TOO_SMALL),
+        },
+    };
+    match result {
+        Ok(n) => irp.complete(STATUS_SUCCESS, n),
+        Err(e) => irp.complete(e.to_status(), 0),
     }
 }
 
@@ -48,6 +96,7 @@ fn device_control(mut irp: Irp) -> NTSTATUS {
         return irp.complete(STATUS_INVALID_DEVICE_REQUEST, 0);
     }
     let (in_len, out_len) = (in_len as usize, out_len as usize);
+    let open = open_of(&irp);
     // SAFETY: IRP_MJ_DEVICE_CONTROL with a METHOD_BUFFERED code (checked above); the length is the
     // system buffer's.
     let buf = unsafe { irp.system_buffer(in_len.max(out_len)) };
@@ -63,6 +112,10 @@ fn device_control(mut irp: Irp) -> NTSTATUS {
                 } else {
                     Err(Error::IO_TIMEOUT)
                 }
+            }
+            Request::Open { index } => {
+                let open = open.ok_or(Error::INVALID_DEVICE_STATE)?;
+                open.attach(driver, index).map(|()| 0)
             }
             Request::NdisprotQueryBinding { index } | Request::QueryBinding { index } => {
                 let out = buf.get_mut(..out_len).ok_or(Error::INVALID_PARAMETER)?;

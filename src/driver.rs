@@ -49,6 +49,24 @@ impl Driver {
         self.binds_complete_event.set();
     }
 
+    /// Calls `f` with the `index`th enumerated binding itself (under the binding-list lock), or `None`.
+    pub fn with_binding_ref<R>(&self, index: u32, f: impl FnOnce(Option<&Binding>) -> R) -> R {
+        let list = self.bindings.lock();
+        let found = list
+            .iter()
+            .filter_map(|p| crate::binding::live(*p))
+            .filter(|b| control::enumerated(b.state()))
+            .nth(usize::try_from(index).unwrap_or(usize::MAX));
+        f(found)
+    }
+
+    /// Calls `f` with the binding at `b` if it still exists (under the binding-list lock), else `None`.
+    pub fn with_live_binding<R>(&self, b: *mut Binding, f: impl FnOnce(Option<&Binding>) -> R) -> R {
+        let list = self.bindings.lock();
+        let found = list.iter().find(|p| p.0 == b).and_then(|p| crate::binding::live(*p));
+        f(found)
+    }
+
     /// Calls `f` with the `index`th enumerated binding (see [`control::enumerated`]), or `None`.
     pub fn with_binding<R>(&self, index: u32, f: impl FnOnce(Option<&BindingView<'_>>) -> R) -> R {
         let list = self.bindings.lock();

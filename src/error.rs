@@ -63,6 +63,8 @@ declare_status! {
     REVISION_MISMATCH = 0xC000_0059u32;
     /// `STATUS_NO_MORE_ENTRIES` (a warning-class status): an enumeration ran past its end.
     NO_MORE_ENTRIES = 0x8000_001Au32;
+    /// `STATUS_NOT_FOUND`: no such binding.
+    NOT_FOUND = 0xC000_0225u32;
     /// `STATUS_IO_TIMEOUT`: a bounded wait ran out.
     IO_TIMEOUT = 0xC000_00B5u32;
     /// `NDIS_STATUS_BAD_VERSION`.

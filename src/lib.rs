@@ -37,6 +37,8 @@ pub mod driver;
 #[cfg(windows)]
 pub mod entry;
 #[cfg(windows)]
+mod open;
+#[cfg(windows)]
 mod protocol;
 
 // Windows builds with the WDK (`--features wdk`): compile-time proof that ndis-sys matches the WDK.

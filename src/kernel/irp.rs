@@ -35,6 +35,71 @@ impl Irp {
         unsafe { (*s).MajorFunction }
     }
 
+    /// The file object's FsContext (the driver's per-handle state), or null.
+    pub fn fs_context(&self) -> *mut core::ffi::c_void {
+        let s = self.stack();
+        // SAFETY: the current stack location is valid; CREATE/READ/WRITE/DEVICE_CONTROL/CLEANUP/CLOSE on
+        // this device always carry the file object they are for.
+        unsafe {
+            let f = (*s).FileObject;
+            if f.is_null() {
+                return core::ptr::null_mut();
+            }
+            (*f).FsContext
+        }
+    }
+
+    /// Stores the per-handle state in the file object (IRP_MJ_CREATE). Returns false without a file object.
+    pub fn set_fs_context(&self, p: *mut core::ffi::c_void) -> bool {
+        let s = self.stack();
+        // SAFETY: as in `fs_context`; the driver owns FsContext of its own device's file objects.
+        unsafe {
+            let f = (*s).FileObject;
+            if f.is_null() {
+                return false;
+            }
+            (*f).FsContext = p;
+        }
+        true
+    }
+
+    /// For IRP_MJ_READ on a DO_DIRECT_IO device: the caller's buffer, mapped, `Parameters.Read.Length`
+    /// bytes; `None` if it cannot be mapped (or there is none: a zero-length read).
+    pub fn read_buffer(&mut self) -> Option<&mut [u8]> {
+        let s = self.stack();
+        // SAFETY: IRP_MJ_READ (the caller checked); its Parameters union holds Read.
+        let len = unsafe { (*s).Parameters.Read.Length } as usize;
+        // SAFETY: a dispatched IRP; MdlAddress is the I/O manager's MDL for the caller's locked buffer.
+        let mdl = unsafe { (*self.0).MdlAddress };
+        if mdl.is_null() || len == 0 {
+            return None;
+        }
+        // SAFETY: the MDL describes the caller's buffer, locked for the life of the IRP; the mapping is
+        // non-executable and fails (null) instead of bug-checking.
+        let va = unsafe {
+            let flags = (*mdl).MdlFlags;
+            if flags & (MDL_MAPPED_TO_SYSTEM_VA | MDL_SOURCE_IS_NONPAGED_POOL) != 0 {
+                (*mdl).MappedSystemVa
+            } else {
+                MmMapLockedPagesSpecifyCache(
+                    mdl,
+                    KernelMode,
+                    MmCached,
+                    core::ptr::null_mut(),
+                    0,
+                    // CAST: a small positive priority ORed with a flag bit.
+                    (NormalPagePriority as u32) | MdlMappingNoExecute,
+                )
+            }
+        };
+        if va.is_null() {
+            return None;
+        }
+        // SAFETY: `len` bytes at `va` are the caller's buffer (the MDL covers the read length); `&mut self`
+        // keeps this the only view until the IRP completes.
+        Some(unsafe { core::slice::from_raw_parts_mut(va.cast::<u8>(), len) })
+    }
+
     /// For IRP_MJ_DEVICE_CONTROL: (IoControlCode, InputBufferLength, OutputBufferLength).
     pub fn ioctl(&self) -> (u32, u32, u32) {
         let s = self.stack();

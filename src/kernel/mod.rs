@@ -8,10 +8,12 @@
 
 pub mod alloc;
 pub mod irp;
+pub mod nbl;
 pub mod irql;
 pub mod panic;
 pub mod string;
 pub mod sync;
+pub mod time;
 
 // `_fltused` tells the MSVC toolchain that floating point is used; compiler_builtins references it. It is
 // defined in assembly so that it does not appear in the export table (a `#[no_mangle] static` would).

@@ -1,0 +1,114 @@
+//! Handles: what a file object of the control device is attached to, and its receive queue.
+//!
+//! Each CREATE makes an [`Open`] (kept in the file object's FsContext, freed at CLOSE). IOCTL_RAWLINK_OPEN
+//! attaches it to one binding; from then on the binding's receive path copies every frame into the open's
+//! queue, and reads take whole records out. CLEANUP detaches it; an unbind detaches every open of the
+//! binding (later reads report the adapter gone with STATUS_INVALID_DEVICE_STATE, the handle stays valid).
+//!
+//! Lock order: driver binding list → binding's open list → open's queue.
+#![allow(unsafe_code)]
+
+use crate::binding::Binding;
+use crate::driver::Driver;
+use crate::error::{Error, Result};
+use crate::kernel::alloc::try_box;
+use crate::kernel::sync::SpinLock;
+use crate::rxqueue::{RxQueue, DEFAULT_CAPACITY};
+use alloc::boxed::Box;
+use core::ptr;
+use core::sync::atomic::{AtomicPtr, Ordering};
+
+/// One handle's state.
+#[derive(Debug)]
+pub struct Open {
+    /// The binding this handle is attached to (null: none, or the adapter went away).
+    binding: AtomicPtr<Binding>,
+    /// Allocated at attach.
+    pub queue: SpinLock<Option<RxQueue>>,
+}
+
+/// A pointer on a binding's open list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenPtr(pub *const Open);
+
+// SAFETY: an Open is shared between threads only through its locks and atomics; an entry leaves the list
+// (under the list lock) before its Open is freed.
+unsafe impl Send for OpenPtr {}
+
+impl OpenPtr {
+    /// The open behind an entry; callers hold the list's lock (see the type's invariant above).
+    pub fn get<'a>(self) -> Option<&'a Open> {
+        // SAFETY: entries are live while the list lock is held; never null (from Box::into_raw).
+        unsafe { self.0.as_ref() }
+    }
+}
+
+impl Open {
+    /// A new, unattached handle state, in pool.
+    pub fn create() -> Result<*mut Open> {
+        let b = try_box(Open { binding: AtomicPtr::new(ptr::null_mut()), queue: SpinLock::new(None) })?;
+        Ok(Box::into_raw(b))
+    }
+
+    /// Frees an open made by [`Open::create`].
+    ///
+    /// # Safety
+    ///
+    /// `p` came from `create`, is detached (CLEANUP ran) and is not used afterwards.
+    pub unsafe fn destroy(p: *mut Open) {
+        if !p.is_null() {
+            // SAFETY: guaranteed by the caller.
+            drop(unsafe { Box::from_raw(p) });
+        }
+    }
+
+    /// Whether this handle is attached to a binding that still exists.
+    pub fn attached(&self) -> bool {
+        !self.binding.load(Ordering::Acquire).is_null()
+    }
+
+    /// Attaches to the `index`th enumerated binding.
+    pub fn attach(&self, driver: &Driver, index: u32) -> Result {
+        if self.attached() {
+            return Err(Error::INVALID_DEVICE_STATE);
+        }
+        // Allocate before taking any lock; the queue is the handle's for good.
+        let queue = RxQueue::new(DEFAULT_CAPACITY)?;
+        *self.queue.lock() = Some(queue);
+        driver.with_binding_ref(index, |b| {
+            let b = b.ok_or(Error::NOT_FOUND)?;
+            b.opens_insert(OpenPtr(ptr::from_ref(self)))?;
+            self.binding.store(ptr::from_ref(b).cast_mut(), Ordering::Release);
+            Ok(())
+        })
+    }
+
+    /// Detaches from the binding, if still attached (CLEANUP).
+    pub fn detach(&self, driver: &Driver) {
+        driver.with_live_binding(self.binding.load(Ordering::Acquire), |b| {
+            if let Some(b) = b {
+                b.opens_remove(OpenPtr(ptr::from_ref(self)));
+            }
+        });
+        self.binding.store(ptr::null_mut(), Ordering::Release);
+    }
+
+    /// The binding went away: forget it (called by the binding under its open-list lock).
+    pub fn binding_gone(&self) {
+        self.binding.store(ptr::null_mut(), Ordering::Release);
+    }
+
+    /// Moves whole frame records into `out`. A handle that was never attached, or whose adapter is gone,
+    /// gets STATUS_INVALID_DEVICE_STATE once its queue is empty; a buffer too small for the next record gets
+    /// STATUS_BUFFER_TOO_SMALL and loses nothing.
+    pub fn read(&self, out: &mut [u8]) -> Result<usize> {
+        let mut q = self.queue.lock();
+        let Some(q) = q.as_mut() else { return Err(Error::INVALID_DEVICE_STATE) };
+        match q.next_record_len() {
+            None if !self.attached() => Err(Error::INVALID_DEVICE_STATE),
+            None => Ok(0),
+            Some(n) if n > out.len() => Err(Error::BUFFER_TOO_SMALL),
+            Some(_) => Ok(q.pop_into(out)),
+        }
+    }
+}

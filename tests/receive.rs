@@ -1,0 +1,146 @@
+//! Receive on the real rawlink.sys: frames indicated by NDIS are copied into every attached handle's queue
+//! and read back in batches, byte for byte, with headers.
+#![cfg(target_os = "linux")]
+
+mod common;
+
+use ndis_host::host::{Host, HostConfig};
+use ndis_host::io::Handle;
+use ndis_host::ndis::AdapterConfig;
+use rawlink_abi::{frame_flags, rawlink, FrameHeader, Frames};
+
+// CAST: NTSTATUS values are written as the unsigned hex the docs use.
+const STATUS_SUCCESS: i32 = 0;
+const STATUS_BUFFER_TOO_SMALL: i32 = 0xC000_0023u32 as i32;
+const STATUS_INVALID_DEVICE_STATE: i32 = 0xC000_0184u32 as i32;
+const STATUS_NOT_FOUND: i32 = 0xC000_0225u32 as i32;
+
+fn host(adapters: u8) -> Host {
+    let bytes = common::package_file("rawlink.sys");
+    let mut h = Host::load(&bytes, HostConfig::default()).unwrap_or_else(|e| panic!("loading rawlink.sys: {e}"));
+    for n in 1..=adapters {
+        h.add_adapter(AdapterConfig::ethernet(n)).expect("adapter");
+    }
+    assert_eq!(h.driver_entry().expect("DriverEntry ran"), 0);
+    h
+}
+
+fn attach(h: &Host, index: u32) -> Handle {
+    let f = h.open("\\\\.\\RawLink").expect("opened");
+    let r = h.device_io_control(f, rawlink::IOCTL_RAWLINK_OPEN, &index.to_le_bytes(), 0).expect("ioctl");
+    assert_eq!(r.status, STATUS_SUCCESS, "attach to binding {index}");
+    f
+}
+
+fn frame(n: u8, len: usize) -> Vec<u8> {
+    let mut f = vec![0xFF; 6]; // broadcast
+    f.extend_from_slice(&[0x02, 0x00, 0x00, 0x00, 0x00, n]);
+    f.extend_from_slice(&[0x88, 0xB5]); // local experimental EtherType
+    f.extend((0..len.saturating_sub(14)).map(|i| (i as u8).wrapping_add(n)));
+    f
+}
+
+fn finish(mut h: Host, handles: &[Handle]) {
+    for &f in handles {
+        assert_eq!(h.close(f).expect("closed"), STATUS_SUCCESS);
+    }
+    h.unload().expect("unload");
+    let v = h.violations();
+    assert!(v.is_empty(), "verifier: {v:#?}");
+    assert!(h.pool().is_empty(), "pool left: {:?}", h.pool());
+}
+
+#[test]
+fn a_batch_of_frames_is_read_in_one_call_byte_for_byte() {
+    let mut h = host(1);
+    let f = attach(&h, 0);
+    let sent: Vec<Vec<u8>> = (0..16u8).map(|i| frame(i, 60 + usize::from(i) * 37)).collect();
+    assert_eq!(h.indicate_receive(0, sent.clone(), false).expect("indicated"), 0, "NBLs returned at once");
+    let r = h.read(f, 64 * 1024).expect("read");
+    assert_eq!(r.status, STATUS_SUCCESS);
+    let got: Vec<(FrameHeader, Vec<u8>)> = Frames::new(&r.output).map(|(hd, d)| (hd, d.to_vec())).collect();
+    assert_eq!(got.len(), sent.len());
+    let mut last = 0;
+    for ((hd, data), want) in got.iter().zip(&sent) {
+        assert_eq!(data, want);
+        assert_eq!(hd.captured_length as usize, want.len());
+        assert_eq!(hd.original_length as usize, want.len());
+        assert_eq!(hd.flags, 0);
+        assert!(hd.timestamp >= last, "timestamps never go back");
+        last = hd.timestamp;
+    }
+    // Nothing more: an empty read completes at once with no data.
+    let r = h.read(f, 4096).expect("read");
+    assert_eq!((r.status, r.information), (STATUS_SUCCESS, 0));
+    finish(h, &[f]);
+}
+
+#[test]
+fn every_attached_handle_gets_its_own_copy_and_resources_indications_are_copied_too() {
+    let mut h = host(2);
+    let (a, b, other) = (attach(&h, 0), attach(&h, 0), attach(&h, 1));
+    assert_eq!(h.indicate_receive(0, vec![frame(1, 100)], true).expect("indicated"), 0);
+    for f in [a, b] {
+        let r = h.read(f, 4096).expect("read");
+        let frames: Vec<_> = Frames::new(&r.output).collect();
+        assert_eq!(frames.len(), 1);
+        assert_eq!(frames[0].1, &frame(1, 100)[..]);
+    }
+    assert_eq!(h.read(other, 4096).expect("read").information, 0, "the other adapter's handle gets nothing");
+    finish(h, &[a, b, other]);
+}
+
+#[test]
+fn vlan_tagged_frames_are_flagged() {
+    let mut h = host(1);
+    let f = attach(&h, 0);
+    let mut tagged = frame(1, 64);
+    tagged[12..14].copy_from_slice(&[0x81, 0x00]);
+    h.indicate_receive(0, vec![tagged.clone()], false).expect("indicated");
+    let r = h.read(f, 4096).expect("read");
+    let (hd, d) = Frames::new(&r.output).next().expect("a frame");
+    assert_eq!(hd.flags & frame_flags::VLAN_TAGGED, frame_flags::VLAN_TAGGED);
+    assert_eq!(d, &tagged[..]);
+    finish(h, &[f]);
+}
+
+#[test]
+fn a_buffer_too_small_for_the_next_frame_loses_nothing() {
+    let mut h = host(1);
+    let f = attach(&h, 0);
+    h.indicate_receive(0, vec![frame(1, 1000), frame(2, 60)], false).expect("indicated");
+    let r = h.read(f, 100).expect("read");
+    assert_eq!((r.status, r.information), (STATUS_BUFFER_TOO_SMALL, 0));
+    // Room for exactly the first record: one frame per read.
+    let r = h.read(f, FrameHeader::record_len(1000)).expect("read");
+    assert_eq!(Frames::new(&r.output).count(), 1);
+    let r = h.read(f, 4096).expect("read");
+    assert_eq!(Frames::new(&r.output).map(|(_, d)| d.to_vec()).collect::<Vec<_>>(), [frame(2, 60)]);
+    finish(h, &[f]);
+}
+
+#[test]
+fn handles_not_attached_or_attached_twice_or_to_nothing_get_defined_errors() {
+    let h = host(1);
+    let f = h.open("\\\\.\\RawLink").expect("opened");
+    assert_eq!(h.read(f, 4096).expect("read").status, STATUS_INVALID_DEVICE_STATE);
+    let r = h.device_io_control(f, rawlink::IOCTL_RAWLINK_OPEN, &7u32.to_le_bytes(), 0).expect("ioctl");
+    assert_eq!(r.status, STATUS_NOT_FOUND);
+    let r = h.device_io_control(f, rawlink::IOCTL_RAWLINK_OPEN, &0u32.to_le_bytes(), 0).expect("ioctl");
+    assert_eq!(r.status, STATUS_SUCCESS);
+    let r = h.device_io_control(f, rawlink::IOCTL_RAWLINK_OPEN, &0u32.to_le_bytes(), 0).expect("ioctl");
+    assert_eq!(r.status, STATUS_INVALID_DEVICE_STATE, "already attached");
+    finish(h, &[f]);
+}
+
+#[test]
+fn when_the_adapter_goes_away_queued_frames_can_still_be_read_then_reads_report_it() {
+    let mut h = host(1);
+    let f = attach(&h, 0);
+    h.indicate_receive(0, vec![frame(1, 80)], false).expect("indicated");
+    h.remove_adapter(0).expect("unbound");
+    let r = h.read(f, 4096).expect("read");
+    assert_eq!(Frames::new(&r.output).count(), 1, "what was queued is not lost");
+    assert_eq!(h.read(f, 4096).expect("read").status, STATUS_INVALID_DEVICE_STATE);
+    finish(h, &[f]);
+}
