@@ -242,6 +242,12 @@ imports! {
         fn NdisCloseAdapterEx(NdisBindingHandle: NDIS_HANDLE) -> NDIS_STATUS;
         fn NdisCompleteBindAdapterEx(BindAdapterContext: NDIS_HANDLE, Status: NDIS_STATUS);
         fn NdisCompleteUnbindAdapterEx(UnbindContext: NDIS_HANDLE);
+        /// Completes a ProtocolNetPnPEvent that returned NDIS_STATUS_PENDING (e.g. a pause waiting for sends).
+        fn NdisCompleteNetPnPEvent(
+            NdisBindingHandle: NDIS_HANDLE,
+            NetPnPEventNotification: PNET_PNP_EVENT_NOTIFICATION,
+            Status: NDIS_STATUS,
+        );
         fn NdisUnbindAdapter(NdisBindingHandle: NDIS_HANDLE) -> NDIS_STATUS;
         fn NdisReEnumerateProtocolBindings(NdisProtocolHandle: NDIS_HANDLE);
         /// The caller frees `AdapterInstanceName->Buffer` with `NdisFreeMemory`.
