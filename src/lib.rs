@@ -23,6 +23,7 @@ pub mod control;
 pub mod error;
 pub mod rxqueue;
 pub mod state;
+pub mod tx;
 pub mod version;
 
 #[cfg(windows)]

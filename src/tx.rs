@@ -1,0 +1,160 @@
+//! Validating a write: a batch of frame records (the same layout reads return: [`FrameHeader`], frame,
+//! padding to 8 bytes), checked in full before anything is sent. Pure logic, unit-tested on the host.
+
+use crate::error::{Error, Result};
+use rawlink_abi::FrameHeader;
+
+/// The shortest frame: destination, source, EtherType.
+pub const MIN_FRAME: usize = 14;
+/// An 802.1Q tag adds four bytes to the largest frame.
+pub const VLAN_TAG: usize = 4;
+/// The most frames one write may carry.
+pub const MAX_BATCH: usize = 4096;
+
+/// What every frame of a write must satisfy.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// The adapter's MTU (payload bytes after the Ethernet header).
+    pub mtu: u32,
+    /// The adapter's MAC: frames must carry it as their source...
+    pub mac: [u8; 6],
+    /// ...unless the handle allowed other sources.
+    pub any_source: bool,
+}
+
+/// Why a write was refused, and at which frame (0-based).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal {
+    pub frame: usize,
+    pub error: Error,
+}
+
+/// Checks a whole batch; returns how many frames and bytes of frame data it holds.
+///
+/// Errors: a record that does not fit the buffer, or trailing bytes that are not a whole record →
+/// STATUS_INVALID_PARAMETER; a frame shorter than 14 bytes or longer than MTU + 14 (+ 4 when VLAN-tagged) →
+/// STATUS_INVALID_BUFFER_SIZE; a foreign source MAC → STATUS_INVALID_PARAMETER; no frame, or more than
+/// [`MAX_BATCH`] → STATUS_INVALID_PARAMETER.
+pub fn validate(buf: &[u8], limits: &Limits) -> core::result::Result<(usize, usize), Refusal> {
+    let mut at = 0;
+    let mut count = 0;
+    let mut bytes = 0;
+    while at < buf.len() {
+        let refuse = |error| Refusal { frame: count, error };
+        if count == MAX_BATCH {
+            return Err(refuse(Error::INVALID_PARAMETER));
+        }
+        let rest = buf.get(at..).unwrap_or_default();
+        let h = FrameHeader::parse(rest).map_err(|_| refuse(Error::INVALID_PARAMETER))?;
+        let len = h.captured_length as usize;
+        let frame = rest.get(FrameHeader::LEN..FrameHeader::LEN + len).ok_or(refuse(Error::INVALID_PARAMETER))?;
+        check_frame(frame, limits).map_err(refuse)?;
+        count += 1;
+        bytes += len;
+        // The last record may omit its padding.
+        at += FrameHeader::record_len(len).min(rest.len());
+    }
+    if count == 0 {
+        return Err(Refusal { frame: 0, error: Error::INVALID_PARAMETER });
+    }
+    Ok((count, bytes))
+}
+
+fn check_frame(frame: &[u8], limits: &Limits) -> Result {
+    let tagged = frame.get(12..14) == Some(&[0x81, 0x00]);
+    let max = limits.mtu as usize + MIN_FRAME + if tagged { VLAN_TAG } else { 0 };
+    if frame.len() < MIN_FRAME || frame.len() > max {
+        return Err(Error::INVALID_BUFFER_SIZE);
+    }
+    if !limits.any_source && frame.get(6..12) != Some(&limits.mac[..]) {
+        return Err(Error::INVALID_PARAMETER);
+    }
+    Ok(())
+}
+
+/// The frames of a batch [`validate`] accepted: (offset into the buffer, length).
+pub fn frames(buf: &[u8]) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let mut at = 0;
+    core::iter::from_fn(move || {
+        let rest = buf.get(at..)?;
+        let h = FrameHeader::parse(rest).ok()?;
+        let len = h.captured_length as usize;
+        let start = at + FrameHeader::LEN;
+        at += FrameHeader::record_len(len).min(rest.len());
+        Some((start, len))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::vec::Vec;
+
+    const MAC: [u8; 6] = [2, 0x52, 0x4C, 0, 0, 1];
+    const L: Limits = Limits { mtu: 1500, mac: MAC, any_source: false };
+
+    fn frame(len: usize, src: [u8; 6]) -> Vec<u8> {
+        let mut f = std::vec![0xFFu8; 6];
+        f.extend_from_slice(&src);
+        f.extend_from_slice(&[0x88, 0xB5]);
+        f.resize(len, 0xAB);
+        f
+    }
+
+    fn batch(frames: &[Vec<u8>]) -> Vec<u8> {
+        let mut b = Vec::new();
+        for f in frames {
+            // CAST: test frames are small.
+            let h = FrameHeader { captured_length: f.len() as u32, original_length: f.len() as u32, timestamp: 0, flags: 0 };
+            b.extend_from_slice(&h.to_bytes());
+            b.extend_from_slice(f);
+            b.resize(b.len().next_multiple_of(8), 0);
+        }
+        b
+    }
+
+    #[test]
+    fn a_good_batch_is_counted_and_walked() {
+        let fs = [frame(60, MAC), frame(1514, MAC), frame(14, MAC)];
+        let b = batch(&fs);
+        assert_eq!(validate(&b, &L), Ok((3, 60 + 1514 + 14)));
+        let got: Vec<Vec<u8>> = frames(&b).map(|(o, l)| b[o..o + l].to_vec()).collect();
+        assert_eq!(got, fs);
+        // Without the last record's padding.
+        let mut short = batch(&[frame(13 + 1, MAC)]);
+        short.truncate(FrameHeader::LEN + 14);
+        assert_eq!(validate(&short, &L), Ok((1, 14)));
+    }
+
+    #[test]
+    fn each_bad_frame_is_named_with_its_reason() {
+        let cases = [
+            (std::vec![frame(60, MAC), frame(13, MAC)], 1, Error::INVALID_BUFFER_SIZE),
+            (std::vec![frame(1515, MAC)], 0, Error::INVALID_BUFFER_SIZE),
+            (std::vec![frame(60, MAC), frame(60, [2, 0, 0, 0, 0, 9])], 1, Error::INVALID_PARAMETER),
+        ];
+        for (fs, at, err) in cases {
+            assert_eq!(validate(&batch(&fs), &L), Err(Refusal { frame: at, error: err }));
+        }
+        // A VLAN tag allows four more bytes, not five.
+        let mut tagged = frame(1518, MAC);
+        tagged[12..14].copy_from_slice(&[0x81, 0x00]);
+        assert_eq!(validate(&batch(&[tagged.clone()]), &L), Ok((1, 1518)));
+        tagged.push(0);
+        assert_eq!(validate(&batch(&[tagged]), &L).map_err(|r| r.error), Err(Error::INVALID_BUFFER_SIZE));
+        // Other sources only when allowed.
+        let foreign = batch(&[frame(60, [9; 6])]);
+        assert!(validate(&foreign, &Limits { any_source: true, ..L }).is_ok());
+    }
+
+    #[test]
+    fn malformed_batches_are_refused() {
+        assert_eq!(validate(&[], &L).map_err(|r| r.error), Err(Error::INVALID_PARAMETER));
+        let mut b = batch(&[frame(60, MAC)]);
+        b[0] = 200; // claims more bytes than there are
+        assert_eq!(validate(&b, &L), Err(Refusal { frame: 0, error: Error::INVALID_PARAMETER }));
+        let mut b = batch(&[frame(60, MAC)]);
+        b.extend_from_slice(&[1, 2, 3]); // trailing garbage
+        assert_eq!(validate(&b, &L), Err(Refusal { frame: 1, error: Error::INVALID_PARAMETER }));
+    }
+}
