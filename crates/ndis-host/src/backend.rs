@@ -9,6 +9,9 @@ use std::collections::VecDeque;
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 
+#[cfg(target_os = "linux")]
+pub mod tap;
+
 /// The far side of an adapter.
 pub trait Backend: Send + Sync + Debug {
     /// Carries one frame the adapter transmitted.

@@ -11,3 +11,5 @@ pub mod mapping;
 pub mod memory;
 pub mod stack;
 pub mod ndis_objects;
+#[cfg(target_os = "linux")]
+pub mod tap;
