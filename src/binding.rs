@@ -52,6 +52,10 @@ struct Inner {
     state: BindingState,
     /// The UnbindContext of an unbind whose close pended.
     unbind_context: NDIS_HANDLE,
+    /// NBLs sent and not yet completed.
+    sends_in_flight: u32,
+    /// A NetEventPause waiting for `sends_in_flight` to reach 0.
+    pause: PNET_PNP_EVENT_NOTIFICATION,
 }
 
 /// One bound adapter.
@@ -79,7 +83,6 @@ pub struct Binding {
     /// Handles attached to this binding.
     opens: SpinLock<Vec<OpenPtr>>,
     /// The binding's NBL pool (for sends); freed when the binding is dropped.
-    #[allow(dead_code, reason = "owned for the binding's lifetime; the send path allocates from it")]
     nbl_pool: NblPool,
 }
 
@@ -112,6 +115,39 @@ impl Binding {
             connected: self.connected,
             state: self.state(),
         })
+    }
+
+    /// The NBL pool sends allocate from.
+    pub fn pool(&self) -> NDIS_HANDLE {
+        self.nbl_pool.0
+    }
+
+    /// Counts `n` sends about to be issued; refused unless the data path is on.
+    pub fn sends_begin(&self, n: u32) -> Result {
+        let mut g = self.inner.lock();
+        if !g.state.data_path_on() {
+            return Err(Error::DEVICE_NOT_READY);
+        }
+        g.sends_in_flight = g.sends_in_flight.saturating_add(n);
+        Ok(())
+    }
+
+    /// Counts `n` sends completed; the last one completes a pause that was waiting for it.
+    pub fn sends_end(&self, n: u32) {
+        let pause = {
+            let mut g = self.inner.lock_at_dispatch();
+            g.sends_in_flight = g.sends_in_flight.saturating_sub(n);
+            if g.sends_in_flight == 0 && !g.pause.is_null() && g.state == BindingState::Pausing {
+                g.state = BindingState::Paused;
+                core::mem::replace(&mut g.pause, ptr::null_mut())
+            } else {
+                ptr::null_mut()
+            }
+        };
+        if !pause.is_null() {
+            // SAFETY: the notification NDIS passed to the pause that returned pending; completed once.
+            unsafe { NdisCompleteNetPnPEvent(self.handle(), pause, NDIS_STATUS_SUCCESS) };
+        }
     }
 
     /// Attaches a handle.
@@ -190,7 +226,12 @@ fn try_bind(driver: &Driver, bind_context: NDIS_HANDLE, params: *const NDIS_BIND
         driver: ptr::from_ref(driver),
         handle: AtomicPtr::new(ptr::null_mut()),
         bind_context,
-        inner: SpinLock::new(Inner { state: BindingState::Opening, unbind_context: ptr::null_mut() }),
+        inner: SpinLock::new(Inner {
+            state: BindingState::Opening,
+            unbind_context: ptr::null_mut(),
+            sends_in_flight: 0,
+            pause: ptr::null_mut(),
+        }),
         adapter_name,
         friendly_name: SpinLock::new(Vec::new()),
         mac,
@@ -367,12 +408,20 @@ pub unsafe fn net_pnp_event(raw: *mut Binding, n: *const NET_PNP_EVENT_NOTIFICAT
             NDIS_STATUS_SUCCESS
         }
         e if e == NetEventPause => {
-            if b.transition(BindingEvent::Pause).is_err() {
-                return NDIS_STATUS_FAILURE;
+            // Under the binding's lock: either no send is in flight and the pause is done now, or the last
+            // send completion finishes it (sends_end) — no polling, no sleeping.
+            let mut g = b.inner.lock();
+            let Ok(pausing) = state::next(g.state, BindingEvent::Pause) else { return NDIS_STATUS_FAILURE };
+            g.state = pausing;
+            if g.sends_in_flight == 0 {
+                if let Ok(paused) = state::next(g.state, BindingEvent::Paused) {
+                    g.state = paused;
+                }
+                NDIS_STATUS_SUCCESS
+            } else {
+                g.pause = n.cast_mut();
+                NDIS_STATUS_PENDING
             }
-            // No send can be in flight yet (the send path is not built), so the pause completes at once.
-            let _ = b.transition(BindingEvent::Paused);
-            NDIS_STATUS_SUCCESS
         }
         // Power, removal queries, reconfiguration: nothing to refuse or release.
         _ => NDIS_STATUS_SUCCESS,

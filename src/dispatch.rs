@@ -1,8 +1,9 @@
 //! IRP dispatch for the control device.
 //!
 //! CREATE, CLEANUP and CLOSE succeed: any number of handles may be open. DEVICE_CONTROL answers binding
-//! enumeration (NDISPROT's QUERY_BINDING and BIND_WAIT, rawlink's QUERY_BINDING; see `control`). READ and
-//! WRITE, and the per-handle requests, are the next layer; they complete with STATUS_INVALID_DEVICE_REQUEST.
+//! enumeration (NDISPROT's QUERY_BINDING and BIND_WAIT, rawlink's QUERY_BINDING; see `control`) and attaches
+//! a handle to a binding (IOCTL_RAWLINK_OPEN). READ returns received frames (see `open`), WRITE sends a batch
+//! (see `send`).
 #![allow(unsafe_code)]
 
 use crate::control::{self, Request};
@@ -58,6 +59,7 @@ unsafe extern "system" fn dispatch(_device: PDEVICE_OBJECT, irp: PIRP) -> NTSTAT
             irp.complete(STATUS_SUCCESS, 0)
         }
         IRP_MJ_READ => read(irp),
+        IRP_MJ_WRITE => write(irp),
         IRP_MJ_DEVICE_CONTROL => device_control(irp),
         _ => irp.complete(STATUS_INVALID_DEVICE_REQUEST, 0),
     }
@@ -68,6 +70,17 @@ unsafe extern "system" fn dispatch(_device: PDEVICE_OBJECT, irp: PIRP) -> NTSTAT
 fn open_of<'a>(irp: &Irp) -> Option<&'a Open> {
     // SAFETY: FsContext holds the Open made at CREATE until CLOSE, the file object's last request.
     unsafe { irp.fs_context().cast::<Open>().as_ref() }
+}
+
+/// WriteFile: a batch of frame records, sent as one NBL chain; pends until NDIS completes every frame.
+fn write(irp: Irp) -> NTSTATUS {
+    let (Some(o), Some(d)) = (open_of(&irp), entry::driver()) else {
+        return irp.complete(STATUS_INVALID_DEVICE_STATE, 0);
+    };
+    match o.write(d, irp) {
+        Ok(()) => STATUS_PENDING,
+        Err((irp, e)) => irp.complete(e.to_status(), 0),
+    }
 }
 
 /// ReadFile: as many whole frame records as fit, at once (possibly none).

@@ -41,6 +41,8 @@ pub mod entry;
 mod open;
 #[cfg(windows)]
 mod protocol;
+#[cfg(windows)]
+mod send;
 
 // Windows builds with the WDK (`--features wdk`): compile-time proof that ndis-sys matches the WDK.
 #[cfg(feature = "wdk")]

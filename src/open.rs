@@ -93,6 +93,25 @@ impl Open {
         self.binding.store(ptr::null_mut(), Ordering::Release);
     }
 
+    /// WriteFile: validates and sends the batch on the attached binding (the IRP pends until NDIS completes
+    /// every frame). On an error the IRP comes back to the caller to complete.
+    pub fn write(&self, driver: &Driver, mut irp: crate::kernel::irp::Irp) -> core::result::Result<(), (crate::kernel::irp::Irp, Error)> {
+        let Some(buf) = irp.write_buffer() else { return Err((irp, Error::INVALID_PARAMETER)) };
+        // The buffer borrows the IRP's MDL mapping, which stays valid until the IRP completes; copy the
+        // pointer out so the IRP itself can move into the send.
+        let (p, len) = (buf.as_ptr(), buf.len());
+        // SAFETY: the mapping of the caller's locked buffer lives until the IRP is completed, which happens
+        // only after `send` copied the frames out.
+        let buf = unsafe { core::slice::from_raw_parts(p, len) };
+        driver.with_live_binding(self.binding.load(Ordering::Acquire), |b| match b {
+            None => Err((irp, Error::INVALID_DEVICE_STATE)),
+            Some(b) => {
+                let limits = crate::tx::Limits { mtu: b.mtu, mac: b.mac, any_source: false };
+                crate::send::send(b, buf, &limits, irp)
+            }
+        })
+    }
+
     /// The binding went away: forget it (called by the binding under its open-list lock).
     pub fn binding_gone(&self) {
         self.binding.store(ptr::null_mut(), Ordering::Release);

@@ -7,7 +7,7 @@
 
 use crate::driver::Driver;
 use crate::error::{Error, Result};
-use crate::{binding, entry};
+use crate::{binding, entry, send};
 use crate::kernel::string::StaticUnicode;
 use crate::version::NdisVersion;
 use ndis_sys::*;
@@ -140,10 +140,16 @@ unsafe extern "system" fn receive_net_buffer_lists(
     unsafe { binding::receive(binding_context.cast(), net_buffer_lists, receive_flags) }
 }
 
-/// ProtocolSendNetBufferListsComplete: rawlink sends nothing yet.
+/// ProtocolSendNetBufferListsComplete (see `send::complete`).
 unsafe extern "system" fn send_net_buffer_lists_complete(
-    _binding_context: NDIS_HANDLE,
-    _net_buffer_lists: PNET_BUFFER_LIST,
+    binding_context: NDIS_HANDLE,
+    net_buffer_lists: PNET_BUFFER_LIST,
     _send_complete_flags: ULONG,
 ) {
+    if binding_context.is_null() {
+        return;
+    }
+    // SAFETY: the context of the binding the NBLs were sent on, alive while sends are in flight (unbind
+    // happens only after a pause, which waits for them).
+    unsafe { send::complete(&*binding_context.cast::<crate::binding::Binding>(), net_buffer_lists) }
 }

@@ -7,6 +7,7 @@ use ndis_sys::*;
 /// # Invariants
 ///
 /// `0` is a valid IRP delivered to this driver's dispatch routine and not yet completed.
+#[derive(Debug)]
 #[must_use = "an IRP must be completed"]
 pub struct Irp(PIRP);
 
@@ -69,6 +70,19 @@ impl Irp {
         let s = self.stack();
         // SAFETY: IRP_MJ_READ (the caller checked); its Parameters union holds Read.
         let len = unsafe { (*s).Parameters.Read.Length } as usize;
+        self.mapped_mdl(len)
+    }
+
+    /// For IRP_MJ_WRITE on a DO_DIRECT_IO device: the caller's buffer, mapped, `Parameters.Write.Length`
+    /// bytes; `None` if there is none or it cannot be mapped.
+    pub fn write_buffer(&mut self) -> Option<&[u8]> {
+        let s = self.stack();
+        // SAFETY: IRP_MJ_WRITE (the caller checked); its Parameters union holds Write, laid out as Read.
+        let len = unsafe { (*s).Parameters.Write.Length } as usize;
+        self.mapped_mdl(len).map(|b| &*b)
+    }
+
+    fn mapped_mdl(&mut self, len: usize) -> Option<&mut [u8]> {
         // SAFETY: a dispatched IRP; MdlAddress is the I/O manager's MDL for the caller's locked buffer.
         let mdl = unsafe { (*self.0).MdlAddress };
         if mdl.is_null() || len == 0 {
@@ -95,9 +109,19 @@ impl Irp {
         if va.is_null() {
             return None;
         }
-        // SAFETY: `len` bytes at `va` are the caller's buffer (the MDL covers the read length); `&mut self`
-        // keeps this the only view until the IRP completes.
+        // SAFETY: `len` bytes at `va` are the caller's buffer (the MDL covers the transfer length);
+        // `&mut self` keeps this the only view until the IRP completes.
         Some(unsafe { core::slice::from_raw_parts_mut(va.cast::<u8>(), len) })
+    }
+
+    /// Marks the IRP pending (`IoMarkIrpPending`, a header inline) and hands it over to whoever completes it
+    /// later; the dispatch routine then returns STATUS_PENDING.
+    pub fn mark_pending(self) -> PendingIrp {
+        let s = self.stack();
+        // SAFETY: the current stack location of a dispatched IRP; setting SL_PENDING_RETURNED is what
+        // IoMarkIrpPending does.
+        unsafe { (*s).Control |= SL_PENDING_RETURNED };
+        PendingIrp(self.0)
     }
 
     /// For IRP_MJ_DEVICE_CONTROL: (IoControlCode, InputBufferLength, OutputBufferLength).
@@ -133,6 +157,10 @@ impl Irp {
     /// Completes the IRP (`IoCompleteRequest`, a macro over `IofCompleteRequest`) and returns `status` for the
     /// dispatch routine to return.
     pub fn complete(self, status: NTSTATUS, information: usize) -> NTSTATUS {
+        self.complete_with_boost(status, information, IO_NO_INCREMENT)
+    }
+
+    fn complete_with_boost(self, status: NTSTATUS, information: usize, boost: CCHAR) -> NTSTATUS {
         // SAFETY: type invariant; the IRP is completed exactly once because `self` is consumed.
         unsafe {
             (*self.0).IoStatus.Information = information;
@@ -142,7 +170,26 @@ impl Irp {
             (*self.0).IoStatus.u.Status = status;
         }
         // SAFETY: as above; IofCompleteRequest may be called at IRQL <= DISPATCH_LEVEL.
-        unsafe { IofCompleteRequest(self.0, IO_NO_INCREMENT) };
+        unsafe { IofCompleteRequest(self.0, boost) };
         status
+    }
+}
+
+/// An IRP marked pending, to be completed exactly once later (from any thread, IRQL <= DISPATCH_LEVEL).
+///
+/// # Invariants
+///
+/// `0` is a pending IRP of this driver, not yet completed.
+#[derive(Debug)]
+#[must_use = "a pending IRP must be completed"]
+pub struct PendingIrp(PIRP);
+
+// SAFETY: an IRP may be completed from any thread.
+unsafe impl Send for PendingIrp {}
+
+impl PendingIrp {
+    /// Completes the IRP.
+    pub fn complete(self, status: NTSTATUS, information: usize) {
+        let _ = Irp(self.0).complete_with_boost(status, information, IO_NETWORK_INCREMENT);
     }
 }

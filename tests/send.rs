@@ -1,0 +1,121 @@
+//! Send on the real rawlink.sys: a write carries a batch of frame records, sent as one NBL chain.
+#![cfg(target_os = "linux")]
+
+mod common;
+
+use ndis_host::host::{Host, HostConfig};
+use ndis_host::io::Handle;
+use ndis_host::ndis::AdapterConfig;
+use rawlink_abi::{rawlink, FrameHeader};
+
+// CAST: NTSTATUS values are written as the unsigned hex the docs use.
+const STATUS_SUCCESS: i32 = 0;
+const STATUS_INVALID_PARAMETER: i32 = 0xC000_000Du32 as i32;
+const STATUS_INVALID_BUFFER_SIZE: i32 = 0xC000_0206u32 as i32;
+const STATUS_INVALID_DEVICE_STATE: i32 = 0xC000_0184u32 as i32;
+const STATUS_DEVICE_NOT_READY: i32 = 0xC000_00A3u32 as i32;
+
+fn host(adapters: Vec<AdapterConfig>) -> Host {
+    let bytes = common::package_file("rawlink.sys");
+    let mut h = Host::load(&bytes, HostConfig::default()).unwrap_or_else(|e| panic!("loading rawlink.sys: {e}"));
+    for a in adapters {
+        h.add_adapter(a).expect("adapter");
+    }
+    assert_eq!(h.driver_entry().expect("DriverEntry ran"), 0);
+    h
+}
+
+fn attach(h: &Host, index: u32) -> Handle {
+    let f = h.open("\\\\.\\RawLink").expect("opened");
+    let r = h.device_io_control(f, rawlink::IOCTL_RAWLINK_OPEN, &index.to_le_bytes(), 0).expect("ioctl");
+    assert_eq!(r.status, STATUS_SUCCESS);
+    f
+}
+
+/// A frame from `src` of `len` bytes.
+fn frame(src: [u8; 6], n: u8, len: usize) -> Vec<u8> {
+    let mut f = vec![0xFF; 6];
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&[0x88, 0xB5]);
+    f.extend((0..len.saturating_sub(14)).map(|i| (i as u8) ^ n));
+    f
+}
+
+/// The write buffer for `frames`.
+fn batch(frames: &[Vec<u8>]) -> Vec<u8> {
+    let mut b = Vec::new();
+    for f in frames {
+        let h = FrameHeader { captured_length: f.len() as u32, original_length: f.len() as u32, timestamp: 0, flags: 0 };
+        b.extend_from_slice(&h.to_bytes());
+        b.extend_from_slice(f);
+        b.resize(b.len().next_multiple_of(8), 0);
+    }
+    b
+}
+
+fn finish(mut h: Host, handles: &[Handle]) {
+    for &f in handles {
+        assert_eq!(h.close(f).expect("closed"), STATUS_SUCCESS);
+    }
+    h.unload().expect("unload");
+    let v = h.violations();
+    assert!(v.is_empty(), "verifier: {v:#?}");
+    assert!(h.pool().is_empty(), "pool left: {:?}", h.pool());
+}
+
+#[test]
+fn a_batch_is_sent_as_one_chain_in_order_byte_for_byte() {
+    let a = AdapterConfig::ethernet(1);
+    let h = host(vec![a.clone()]);
+    let f = attach(&h, 0);
+    let frames: Vec<Vec<u8>> = (0..32u8).map(|i| frame(a.mac, i, 60 + usize::from(i) * 45)).collect();
+    let r = h.write(f, &batch(&frames)).expect("write");
+    assert_eq!(r.status, STATUS_SUCCESS);
+    assert_eq!(r.information, frames.iter().map(Vec::len).sum::<usize>());
+    assert_eq!(h.sent_frames(0), frames);
+    let sends = h.trace().iter().filter(|e| e.name == "NdisSendNetBufferLists").count();
+    assert_eq!(sends, 1, "one write, one NdisSendNetBufferLists");
+    finish(h, &[f]);
+}
+
+#[test]
+fn a_bad_frame_refuses_the_whole_write_and_sends_nothing() {
+    let a = AdapterConfig::ethernet(1);
+    let h = host(vec![a.clone()]);
+    let f = attach(&h, 0);
+    let good = frame(a.mac, 0, 100);
+    let cases: Vec<(&str, Vec<u8>, i32)> = vec![
+        ("a frame shorter than 14 bytes", batch(&[good.clone(), frame(a.mac, 1, 13)]), STATUS_INVALID_BUFFER_SIZE),
+        ("a frame longer than MTU + 14", batch(&[frame(a.mac, 1, 1515)]), STATUS_INVALID_BUFFER_SIZE),
+        ("another source MAC", batch(&[good.clone(), frame([2, 9, 9, 9, 9, 9], 1, 60)]), STATUS_INVALID_PARAMETER),
+        ("a record longer than the buffer", batch(&[good.clone()])[..40].to_vec(), STATUS_INVALID_PARAMETER),
+        ("trailing bytes", [batch(&[good.clone()]), vec![1, 2, 3]].concat(), STATUS_INVALID_PARAMETER),
+    ];
+    for (what, buf, status) in cases {
+        let r = h.write(f, &buf).expect("write");
+        assert_eq!(r.status, status, "{what}");
+        assert_eq!(r.information, 0, "{what}");
+    }
+    assert!(h.sent_frames(0).is_empty(), "nothing of a refused write goes out");
+    // A VLAN-tagged frame may be 4 bytes longer.
+    let mut tagged = frame(a.mac, 2, 1518);
+    tagged[12..14].copy_from_slice(&[0x81, 0x00]);
+    assert_eq!(h.write(f, &batch(&[tagged.clone()])).expect("write").status, STATUS_SUCCESS);
+    assert_eq!(h.sent_frames(0), [tagged]);
+    finish(h, &[f]);
+}
+
+#[test]
+fn writes_need_an_attached_handle_and_a_running_binding() {
+    let a = AdapterConfig::ethernet(1);
+    let mut h = host(vec![a.clone()]);
+    let loose = h.open("\\\\.\\RawLink").expect("opened");
+    let buf = batch(&[frame(a.mac, 0, 60)]);
+    assert_eq!(h.write(loose, &buf).expect("write").status, STATUS_INVALID_DEVICE_STATE);
+    let f = attach(&h, 0);
+    h.pause(0).expect("paused");
+    assert_eq!(h.write(f, &buf).expect("write").status, STATUS_DEVICE_NOT_READY);
+    h.restart(0).expect("restarted");
+    assert_eq!(h.write(f, &buf).expect("write").status, STATUS_SUCCESS);
+    finish(h, &[loose, f]);
+}
