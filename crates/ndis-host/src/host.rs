@@ -565,6 +565,7 @@ impl Host {
         if outstanding != 0 {
             self.inner.violation(Rule::Ndis, format!("{when}: {outstanding} received NBL(s) never returned"));
         }
+        crate::ndis::check_released(&self.inner, when);
         if !leaks.is_empty() {
             self.inner.violation(Rule::PoolLeak, format!("{when}: {} pool block(s) leaked: {}", leaks.len(), leaks.join(", ")));
         }

@@ -13,6 +13,7 @@ pub mod ke;
 pub mod loader;
 pub mod ndis;
 mod native;
+pub mod oid;
 pub mod trace;
 pub mod verifier;
 pub mod wdk;

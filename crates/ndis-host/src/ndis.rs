@@ -42,6 +42,21 @@ pub struct AdapterConfig {
     pub open_pends: bool,
     /// NdisCloseAdapterEx returns NDIS_STATUS_PENDING and completes through CloseAdapterCompleteEx.
     pub close_pends: bool,
+    /// When the adapter completes the driver's sends.
+    pub send_completion: SendCompletion,
+    /// NdisOidRequest returns NDIS_STATUS_PENDING; the request completes through ProtocolOidRequestComplete
+    /// when the test calls [`Host::complete_oid_requests`] (or after `oid_delay` on another processor).
+    pub oid_pends: bool,
+}
+
+/// When an adapter completes the sends the driver gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SendCompletion {
+    /// Inside NdisSendNetBufferLists, on the caller's processor.
+    #[default]
+    Synchronous,
+    /// Held until [`Host::complete_sends`] (or a pause) completes them from another processor.
+    Deferred,
 }
 
 impl AdapterConfig {
@@ -57,6 +72,8 @@ impl AdapterConfig {
             connected: true,
             open_pends: false,
             close_pends: false,
+            send_completion: SendCompletion::Synchronous,
+            oid_pends: false,
         }
     }
 }
@@ -106,14 +123,53 @@ pub(crate) struct NdisState {
     pub opens: Vec<OpenRec>,
     pub binds: BTreeMap<usize, Pending>,
     pub unbinds: BTreeMap<usize, Pending>,
-    /// NBL pools the driver allocated: handle block → tag.
-    pub nbl_pools: BTreeMap<usize, (HostBlock, u32)>,
+    /// NBL pools the driver allocated, by handle.
+    pub nbl_pools: BTreeMap<usize, NblPool>,
+    /// NBLs the driver allocated from its pools, by address.
+    pub driver_nbls: BTreeMap<usize, DriverNbl>,
+    /// MDLs NdisAllocateMdl gave the driver, by address.
+    pub ndis_mdls: BTreeMap<usize, HostBlock>,
+    /// The driver's NBLs the adapter holds (sent, not yet completed): NBL → (adapter, completion status).
+    pub in_flight: BTreeMap<usize, (usize, i32)>,
+    /// Sends held for deferred completion, in send order: (adapter, NBL).
+    pub held_sends: Vec<(usize, usize)>,
+    /// Frames the driver sent, per adapter.
+    pub sent: BTreeMap<usize, Vec<Vec<u8>>>,
+    /// The far side of each adapter (none: frames are counted and dropped).
+    pub backends: BTreeMap<usize, Box<dyn crate::backend::Backend>>,
+    /// Each adapter's OID state, created at its first bind.
+    pub oids: BTreeMap<usize, crate::oid::OidModel>,
+    /// OID requests pended to the driver: request address → (adapter, RequestId, status to complete with).
+    pub pending_oids: BTreeMap<usize, (usize, usize, i32)>,
     /// Memory NDIS allocated for the driver (NdisQueryAdapterInstanceName), freed with NdisFreeMemory.
     pub ndis_memory: BTreeMap<usize, HostBlock>,
     /// Indicated NBLs the driver still owns: NBL address → adapter.
     pub outstanding: BTreeMap<usize, usize>,
     /// Memory of indications, kept until every NBL of it is back.
     pub indications: Vec<(Vec<usize>, Lent)>,
+}
+
+/// An NBL pool: its handle block and what NET_BUFFER_LIST_POOL_PARAMETERS asked for.
+#[derive(Debug)]
+pub(crate) struct NblPool {
+    #[allow(dead_code, reason = "held for its address")]
+    pub block: HostBlock,
+    pub tag: u32,
+    pub allocate_nb: bool,
+    pub data_size: u32,
+}
+
+/// An NBL the driver allocated, with the memory NDIS allocated along with it.
+#[derive(Debug)]
+pub(crate) struct DriverNbl {
+    pub pool: usize,
+    /// The NBL, its NET_BUFFER (if any), its context area and the data NDIS allocated (MDL, buffer).
+    #[allow(dead_code, reason = "held until the NBL is freed")]
+    pub blocks: Vec<HostBlock>,
+    /// The NET_BUFFER allocated with it (0 if none).
+    pub nb: usize,
+    /// Data NDIS allocated for it (its MDL, address, length), which a send may read.
+    pub data: Option<(usize, usize, usize)>,
 }
 
 /// What a test sees of a binding.
@@ -144,6 +200,7 @@ pub(crate) fn bind(inner: &Inner, adapter: usize) -> i32 {
         Some(c) => c.clone(),
         None => return NDIS_STATUS_SUCCESS,
     };
+    oid_model(&mut inner.state().ndis, adapter);
     let Some(block) = HostBlock::new(16, 16) else { return 0 };
     let bind_context = block.addr();
     inner.state().ndis.binds.insert(bind_context, Pending { block, adapter, completed: None });
@@ -253,6 +310,8 @@ pub(crate) fn pause(inner: &Inner, adapter: usize) -> i32 {
     if state != NdisBindingState::Running {
         return NDIS_STATUS_SUCCESS;
     }
+    // NDIS completes the sends the miniport still holds before it pauses the protocol.
+    flush_sends(inner, adapter, 0, false);
     let st = pnp(inner, context, NET_EVENT_PAUSE, 0, 0);
     if st == NDIS_STATUS_SUCCESS {
         set_state(inner, adapter, NdisBindingState::Paused);
@@ -433,5 +492,210 @@ impl Host {
     /// Received NBLs the driver has not returned.
     pub fn outstanding_receives(&self) -> usize {
         self.inner().state().ndis.outstanding.len()
+    }
+}
+
+// ---------------------------------------------------------------- sends, receives, OIDs, status
+
+/// Completes the driver's sends `batch` (all in flight on `adapter`) through ProtocolSendNetBufferListsComplete
+/// in one call at `irql`, in this order, each NBL carrying the status the adapter gave it.
+pub(crate) fn complete_sends(inner: &Inner, adapter: usize, batch: &[usize]) {
+    complete_sends_at(inner, adapter, batch, crate::native::cpu::irql());
+}
+
+fn complete_sends_at(inner: &Inner, adapter: usize, batch: &[usize], irql: u8) {
+    if batch.is_empty() {
+        return;
+    }
+    let Some((context, _)) = open_of(inner, adapter) else { return };
+    let Some((_, handler)) = inner.protocol_handler(|c| c.send_net_buffer_lists_complete) else { return };
+    let head = {
+        let mut st = inner.state();
+        let Some(head) = objects::link_completed(&st.ndis, batch) else { return };
+        // The NBLs are the driver's again once the completion is called.
+        for n in batch {
+            st.ndis.in_flight.remove(n);
+        }
+        st.ndis.held_sends.retain(|(_, n)| !batch.contains(n));
+        head
+    };
+    let flags = if irql >= 2 { ndis_sys::NDIS_SEND_COMPLETE_FLAGS_DISPATCH_LEVEL } else { 0 };
+    crate::exports::call_into_driver(
+        inner,
+        irql,
+        "ProtocolSendNetBufferListsComplete",
+        handler,
+        &[("ProtocolBindingContext", context as u64), ("NetBufferLists", head as u64), ("SendCompleteFlags", u64::from(flags))],
+    );
+}
+
+/// Completes every held send of `adapter` at DISPATCH_LEVEL: `per_call` NBLs per completion call (0: all in
+/// one), in send order or reversed. Returns how many were completed.
+pub(crate) fn flush_sends(inner: &Inner, adapter: usize, per_call: usize, reverse: bool) -> usize {
+    let mut held: Vec<usize> = inner.state().ndis.held_sends.iter().filter(|(a, _)| *a == adapter).map(|(_, n)| *n).collect();
+    if reverse {
+        held.reverse();
+    }
+    let n = held.len();
+    let size = if per_call == 0 { n.max(1) } else { per_call };
+    for batch in held.chunks(size) {
+        complete_sends_at(inner, adapter, batch, 2);
+    }
+    n
+}
+
+/// Completes pended OID requests of `adapter` (every adapter: `None`) through ProtocolOidRequestComplete at
+/// DISPATCH_LEVEL; returns how many.
+pub(crate) fn complete_oids(inner: &Inner, adapter: Option<usize>) -> usize {
+    let pending: Vec<(usize, usize, i32)> = inner
+        .state()
+        .ndis
+        .pending_oids
+        .iter()
+        .filter(|(_, p)| adapter.is_none_or(|a| p.0 == a))
+        .map(|(&r, p)| (r, p.0, p.2))
+        .collect();
+    for &(request, a, status) in &pending {
+        complete_oid(inner, a, request, status);
+    }
+    pending.len()
+}
+
+/// Completes one pended OID request with `status`.
+pub(crate) fn complete_oid(inner: &Inner, adapter: usize, request: usize, status: i32) {
+    if inner.state().ndis.pending_oids.remove(&request).is_none() {
+        return;
+    }
+    let Some((context, _)) = open_of(inner, adapter) else { return };
+    let Some((_, handler)) = inner.protocol_handler(|c| c.oid_request_complete) else { return };
+    // CAST: NDIS_STATUS passed as its 32-bit pattern.
+    let st = u64::from(status as u32);
+    crate::exports::call_into_driver(
+        inner,
+        2,
+        "ProtocolOidRequestComplete",
+        handler,
+        &[("ProtocolBindingContext", context as u64), ("OidRequest", request as u64), ("Status", st)],
+    );
+}
+
+/// The OID model of `adapter`, created from its configuration on first use.
+pub(crate) fn oid_model<'a>(ndis: &'a mut NdisState, adapter: usize) -> Option<&'a mut crate::oid::OidModel> {
+    let cfg = ndis.adapters.get(adapter)?.clone();
+    Some(ndis.oids.entry(adapter).or_insert_with(|| crate::oid::OidModel::new(cfg.mac, cfg.mtu, cfg.link_speed, cfg.connected)))
+}
+
+/// Indicates NDIS_STATUS_LINK_STATE on `adapter` with its current link state.
+fn indicate_link_state(inner: &Inner, adapter: usize, connected: bool) {
+    let (payload, handle) = {
+        let mut st = inner.state();
+        if let Some(a) = st.ndis.adapters.get_mut(adapter) {
+            a.connected = connected;
+        }
+        let Some(m) = oid_model(&mut st.ndis, adapter) else { return };
+        m.connected = connected;
+        let payload = m.link_state();
+        let handle = st.ndis.opens.iter().find(|o| o.adapter == adapter && !o.closed).map(|o| o.handle.addr());
+        (payload, handle)
+    };
+    let (Some(handle), Some((context, _))) = (handle, open_of(inner, adapter)) else { return };
+    let Some((_, handler)) = inner.protocol_handler(|c| c.status_ex) else { return };
+    let mut lent = Lent::default();
+    let ind = objects::status_indication(&mut lent, handle, ndis_sys::NDIS_STATUS_LINK_STATE, &payload);
+    crate::exports::call_into_driver(inner, 2, "ProtocolStatusEx", handler, &[("ProtocolBindingContext", context as u64), ("StatusIndication", ind as u64)]);
+}
+
+/// Polls every adapter's backend and indicates what arrived to Running bindings; returns the frames indicated.
+pub(crate) fn pump(inner: &Inner) -> usize {
+    let arrived: Vec<(usize, Vec<Vec<u8>>)> = inner.state().ndis.backends.iter().map(|(&a, b)| (a, b.poll())).filter(|(_, f)| !f.is_empty()).collect();
+    let mut n = 0;
+    for (a, frames) in arrived {
+        if open_of(inner, a).is_some_and(|(_, s)| s == NdisBindingState::Running) {
+            n += frames.len();
+            if let Some(m) = oid_model(&mut inner.state().ndis, a) {
+                m.rcv_ok += frames.len() as u64;
+                m.rcv_octets += frames.iter().map(|f| f.len() as u64).sum::<u64>();
+            }
+            indicate(inner, a, &frames, false);
+        }
+    }
+    n
+}
+
+/// Verifier checks of NDIS data-path state for a driver that is no longer loaded.
+pub(crate) fn check_released(inner: &Inner, when: &str) {
+    let st = inner.state();
+    let nbls = st.ndis.driver_nbls.len();
+    let mdls = st.ndis.ndis_mdls.len();
+    let oids = st.ndis.pending_oids.len();
+    drop(st);
+    if nbls != 0 {
+        inner.violation(Rule::Ndis, format!("{when}: {nbls} NBL(s) allocated by the driver never freed (NdisFreeNetBufferList)"));
+    }
+    if mdls != 0 {
+        inner.violation(Rule::Ndis, format!("{when}: {mdls} MDL(s) from NdisAllocateMdl never freed (NdisFreeMdl)"));
+    }
+    if oids != 0 {
+        inner.violation(Rule::Ndis, format!("{when}: {oids} OID request(s) still pending"));
+    }
+}
+
+impl Host {
+    /// Sets (or removes) the far side of adapter `index`.
+    pub fn set_backend(&mut self, index: usize, backend: Option<Box<dyn crate::backend::Backend>>) {
+        let mut st = self.inner().state();
+        match backend {
+            Some(b) => st.ndis.backends.insert(index, b),
+            None => st.ndis.backends.remove(&index),
+        };
+    }
+
+    /// Connects adapters `a` and `b` with a [`crate::backend::Wire`]: what the driver sends on one is received
+    /// on the other (when [`Host::pump`] runs).
+    pub fn connect(&mut self, a: usize, b: usize) {
+        let (x, y) = crate::backend::Wire::pair();
+        self.set_backend(a, Some(Box::new(x)));
+        self.set_backend(b, Some(Box::new(y)));
+    }
+
+    /// Every frame the driver sent on adapter `index`, in order.
+    pub fn sent_frames(&self, index: usize) -> Vec<Vec<u8>> {
+        self.inner().state().ndis.sent.get(&index).cloned().unwrap_or_default()
+    }
+
+    /// The driver's NBLs the adapters hold (sent, not completed).
+    pub fn sends_in_flight(&self) -> usize {
+        self.inner().state().ndis.in_flight.len()
+    }
+
+    /// Completes adapter `index`'s held sends from processor 1 at DISPATCH_LEVEL, `per_call` NBLs per
+    /// ProtocolSendNetBufferListsComplete (0: all in one), in send order or `reverse`d; returns how many.
+    pub fn complete_sends(&mut self, index: usize, per_call: usize, reverse: bool) -> Result<usize, HostError> {
+        self.run(1, "send completion", move |inner| flush_sends(inner, index, per_call, reverse))
+    }
+
+    /// Polls every adapter's backend on processor 1 and indicates what arrived; returns the frames indicated.
+    pub fn pump(&mut self) -> Result<usize, HostError> {
+        self.run(1, "receive", pump)
+    }
+
+    /// Completes pended OID requests (of adapter `index`, or all) from processor 1; returns how many.
+    pub fn complete_oid_requests(&mut self, index: Option<usize>) -> Result<usize, HostError> {
+        self.run(1, "OID completion", move |inner| complete_oids(inner, index))
+    }
+
+    /// OID requests pended to the driver and not yet completed.
+    pub fn pending_oid_requests(&self) -> usize {
+        self.inner().state().ndis.pending_oids.len()
+    }
+
+    /// Adapter `index`'s OID state (packet filter, multicast list, counters), if it was ever bound.
+    pub fn oid_state(&self, index: usize) -> Option<crate::oid::OidModel> {
+        self.inner().state().ndis.oids.get(&index).cloned()
+    }
+
+    /// Indicates a link state change (NDIS_STATUS_LINK_STATE through ProtocolStatusEx) on processor 1.
+    pub fn indicate_link_state(&mut self, index: usize, connected: bool) -> Result<(), HostError> {
+        self.run(1, "status", move |inner| indicate_link_state(inner, index, connected))
     }
 }

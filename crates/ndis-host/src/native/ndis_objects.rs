@@ -197,3 +197,260 @@ pub unsafe fn chain(head: usize, limit: usize) -> Vec<usize> {
     }
     out
 }
+
+// ---------------------------------------------------------------- the driver's NBLs, MDLs and sends
+
+/// The size of every NET_BUFFER_LIST the host allocates (the driver's and received ones).
+pub const NBL_SIZE: usize = NBL_ALLOCATION;
+
+/// Fills a fresh MDL describing `len` bytes at `va`, mapped to system space.
+///
+/// # Safety
+///
+/// `m` points to a zeroed MDL-sized block nobody else uses yet.
+unsafe fn fill_mdl(m: *mut MDL, va: usize, len: usize) {
+    // SAFETY: guaranteed by the caller.
+    unsafe {
+        // CAST: MDL header sizes and byte counts of frames (well below 4 GiB).
+        (*m).Size = (size_of::<MDL>() + 8) as i16;
+        (*m).MdlFlags = MDL_MAPPED_TO_SYSTEM_VA | MDL_SOURCE_IS_NONPAGED_POOL;
+        (*m).MappedSystemVa = va as PVOID;
+        (*m).StartVa = (va & !0xFFF) as PVOID;
+        (*m).ByteOffset = (va & 0xFFF) as u32;
+        (*m).ByteCount = len as u32;
+    }
+}
+
+/// An MDL for `len` bytes at `va` (NdisAllocateMdl).
+pub fn build_mdl(va: usize, len: u32) -> Option<HostBlock> {
+    let b = HostBlock::new(size_of::<MDL>() + 8, 16)?;
+    // SAFETY: a fresh zeroed block of an MDL's size.
+    unsafe { fill_mdl(b.as_ptr::<MDL>(), va, len as usize) };
+    Some(b)
+}
+
+/// What NdisAllocateNetBufferList / NdisAllocateNetBufferAndNetBufferList build.
+#[derive(Debug)]
+pub struct NblParts {
+    pub blocks: Vec<HostBlock>,
+    pub nbl: usize,
+    pub nb: usize,
+    pub data: Option<(usize, usize, usize)>,
+}
+
+/// What to put in the NET_BUFFER of a new NBL.
+#[derive(Debug, Clone, Copy)]
+pub struct NbSpec {
+    /// The driver's MDL chain (0: none, or NDIS data when `ndis_data` > 0).
+    pub mdl_chain: usize,
+    pub data_offset: u32,
+    pub data_length: usize,
+    /// Bytes of data NDIS allocates with the NBL when `mdl_chain` is 0 (the pool's DataSize).
+    pub ndis_data: u32,
+}
+
+/// Allocates an NBL of [`NBL_SIZE`] bytes for `pool`, with `context_size + backfill` bytes of context and,
+/// if `nb` is given, a NET_BUFFER. `current` positions the NET_BUFFER's CurrentMdl/CurrentMdlOffset for a
+/// driver MDL chain (the caller has checked the chain); `None` leaves them at the chain's start + offset.
+pub fn allocate_nbl(pool: usize, context_size: u16, backfill: u16, nb: Option<NbSpec>, current: Option<(usize, u32)>) -> Option<NblParts> {
+    let nbl = HostBlock::new(NBL_SIZE, 16)?;
+    let mut parts = NblParts { nbl: nbl.addr(), nb: 0, data: None, blocks: vec![] };
+    let l = nbl.as_ptr::<NET_BUFFER_LIST>();
+    parts.blocks.push(nbl);
+    // SAFETY: `l` is the fresh zeroed NBL block; the other blocks are fresh too; the driver sees none of them
+    // until this returns.
+    unsafe {
+        (*l).NdisPoolHandle = pool as NDIS_HANDLE;
+        let total = usize::from(context_size) + usize::from(backfill);
+        if total > 0 {
+            let c = HostBlock::new(size_of::<NET_BUFFER_LIST_CONTEXT>() + total, 16)?;
+            let ctx = c.as_ptr::<NET_BUFFER_LIST_CONTEXT>();
+            // CAST: both below 64 KiB (u16 inputs).
+            (*ctx).Size = total as u16;
+            (*ctx).Offset = backfill;
+            (*l).Context = ctx;
+            parts.blocks.push(c);
+        }
+        if let Some(spec) = nb {
+            let b = HostBlock::new(size_of::<NET_BUFFER>(), 16)?;
+            let n = b.as_ptr::<NET_BUFFER>();
+            let mut chain = spec.mdl_chain;
+            if chain == 0 && spec.ndis_data > 0 {
+                let len = spec.ndis_data as usize;
+                let data = HostBlock::new(len, 16)?;
+                let mdl = build_mdl(data.addr(), spec.ndis_data)?;
+                chain = mdl.addr();
+                parts.data = Some((mdl.addr(), data.addr(), len));
+                parts.blocks.push(data);
+                parts.blocks.push(mdl);
+            }
+            let (cur, cur_off) = current.unwrap_or((chain, spec.data_offset));
+            (*n).u1.s.MdlChain = chain as PMDL;
+            (*n).u1.s.CurrentMdl = cur as PMDL;
+            (*n).u1.s.CurrentMdlOffset = cur_off;
+            (*n).u1.s.DataOffset = spec.data_offset;
+            (*n).u1.s.u.stDataLength = spec.data_length;
+            (*n).NdisPoolHandle = pool as NDIS_HANDLE;
+            (*l).u1.s.FirstNetBuffer = n;
+            parts.nb = b.addr();
+            parts.blocks.push(b);
+        }
+    }
+    Some(parts)
+}
+
+/// The MDL a NET_BUFFER's `DataOffset` falls in, and the offset in it, walking the chain from `chain`.
+/// Every MDL visited must satisfy `known`; `None` when one does not or the chain is too short.
+pub fn locate(chain: usize, mut offset: u64, known: &dyn Fn(usize) -> bool) -> Option<(usize, u32)> {
+    let mut m = chain;
+    for _ in 0..4096 {
+        if m == 0 || !known(m) {
+            return None;
+        }
+        // SAFETY: `known` vouches that `m` is an MDL the host or the driver's pool holds.
+        let mdl: MDL = unsafe { read_obj(m) };
+        let count = u64::from(mdl.ByteCount);
+        if offset < count || (offset == count && mdl.Next.is_null()) {
+            // CAST: below ByteCount, a u32.
+            return Some((m, offset as u32));
+        }
+        offset -= count;
+        m = mdl.Next as usize;
+    }
+    None
+}
+
+/// The NET_BUFFER fields a send reads.
+#[derive(Debug, Clone, Copy)]
+pub struct NbView {
+    pub next: usize,
+    pub mdl_chain: usize,
+    pub current_mdl: usize,
+    pub current_offset: u32,
+    pub data_offset: u32,
+    pub data_length: u32,
+}
+
+/// Reads a NET_BUFFER.
+///
+/// # Safety
+///
+/// `nb` is a NET_BUFFER the host allocated (for the driver or for an indication) and still holds.
+pub unsafe fn nb_view(nb: usize) -> NbView {
+    // SAFETY: guaranteed by the caller.
+    let b: NET_BUFFER = unsafe { read_obj(nb) };
+    // SAFETY: the data member is the active one for NET_BUFFERs in use.
+    let s = unsafe { b.u1.s };
+    NbView {
+        next: s.Next as usize,
+        mdl_chain: s.MdlChain as usize,
+        current_mdl: s.CurrentMdl as usize,
+        current_offset: s.CurrentMdlOffset,
+        data_offset: s.DataOffset,
+        // SAFETY: DataLength is the low half of the union either way.
+        data_length: unsafe { s.u.DataLength },
+    }
+}
+
+/// The first NET_BUFFER of an NBL.
+///
+/// # Safety
+///
+/// `nbl` is an NBL the host allocated and still holds.
+pub unsafe fn first_nb(nbl: usize) -> usize {
+    // SAFETY: guaranteed by the caller.
+    let l: NET_BUFFER_LIST = unsafe { read_obj(nbl) };
+    // SAFETY: the data member is the active one for NBLs in use.
+    unsafe { l.u1.s.FirstNetBuffer as usize }
+}
+
+/// Copies `len` bytes starting `offset` bytes into the MDL chain at `chain`. Every MDL must satisfy `known`
+/// and describe memory that satisfies `readable` (start, length) through its MappedSystemVa.
+pub fn gather(chain: usize, offset: u32, len: u32, known: &dyn Fn(usize) -> bool, readable: &dyn Fn(usize, usize) -> bool) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(len as usize);
+    let mut skip = u64::from(offset);
+    let mut m = chain;
+    let mut n = 0;
+    while out.len() < len as usize {
+        n += 1;
+        if m == 0 {
+            return Err(format!("the MDL chain ends {} byte(s) short of DataOffset + DataLength", len as usize - out.len()));
+        }
+        if n > 4096 || !known(m) {
+            return Err(format!("MDL {m:#x} is not an MDL of the driver (NdisAllocateMdl, IoAllocateMdl or its pool)"));
+        }
+        // SAFETY: `known` vouches for the MDL structure.
+        let mdl: MDL = unsafe { read_obj(m) };
+        if mdl.MdlFlags & (MDL_MAPPED_TO_SYSTEM_VA | MDL_SOURCE_IS_NONPAGED_POOL) == 0 || mdl.MappedSystemVa.is_null() {
+            return Err(format!("MDL {m:#x} is not mapped to system space (flags {:#x})", mdl.MdlFlags));
+        }
+        let va = mdl.MappedSystemVa as usize;
+        let count = mdl.ByteCount as usize;
+        if count > 0 && !readable(va, count) {
+            return Err(format!("MDL {m:#x} describes {va:#x}+{count}, which is not memory the driver owns"));
+        }
+        // CAST: `skip` is below 2^32.
+        let start = (skip as usize).min(count);
+        skip -= start as u64;
+        let take = (count - start).min(len as usize - out.len());
+        if take > 0 {
+            // SAFETY: `readable` vouches for va..va+count; start + take <= count.
+            out.extend_from_slice(&unsafe { super::memory::read_bytes(va + start, take) });
+        }
+        m = mdl.Next as usize;
+    }
+    Ok(out)
+}
+
+/// Links `nbls` into one chain in this order (the last one's Next is null) and sets each one's Status.
+///
+/// # Safety
+///
+/// Every address is an NBL the host allocated and still holds.
+pub unsafe fn link_with_status(nbls: &[(usize, i32)]) {
+    for (i, &(n, status)) in nbls.iter().enumerate() {
+        let next = nbls.get(i + 1).map_or(0, |x| x.0);
+        let l = n as *mut NET_BUFFER_LIST;
+        // SAFETY: guaranteed by the caller.
+        unsafe {
+            (*l).u1.s.Next = next as PNET_BUFFER_LIST;
+            (*l).u2.Status = status;
+        }
+    }
+}
+
+/// An NDIS_STATUS_INDICATION for `code` with `payload` as its status buffer.
+pub fn status_indication(lent: &mut Lent, source: usize, code: NDIS_STATUS, payload: &[u8]) -> usize {
+    let (Some(buf), Some(block)) = (HostBlock::new(payload.len().max(1), 16), HostBlock::new(size_of::<NDIS_STATUS_INDICATION>(), 16)) else { return 0 };
+    for (i, b) in payload.iter().enumerate() {
+        // SAFETY: inside the fresh buffer block.
+        unsafe { write_obj(buf.addr() + i, *b) };
+    }
+    let s = block.as_ptr::<NDIS_STATUS_INDICATION>();
+    // SAFETY: a fresh zeroed block of the structure's size.
+    unsafe {
+        (*s).Header = NDIS_OBJECT_HEADER {
+            Type: NDIS_OBJECT_TYPE_STATUS_INDICATION,
+            Revision: NDIS_STATUS_INDICATION_REVISION_1,
+            Size: NDIS_SIZEOF_STATUS_INDICATION_REVISION_1,
+        };
+        (*s).SourceHandle = source as NDIS_HANDLE;
+        (*s).StatusCode = code;
+        (*s).StatusBuffer = buf.void();
+        // CAST: small payloads.
+        (*s).StatusBufferSize = payload.len() as u32;
+    }
+    lent.keep(buf);
+    lent.keep(block)
+}
+
+/// Links the sends `batch` (all in flight) into one chain with their completion statuses; returns its head,
+/// or `None` (nothing linked) if one of them is not in flight.
+pub fn link_completed(ndis: &crate::ndis::NdisState, batch: &[usize]) -> Option<usize> {
+    let with_status: Option<Vec<(usize, i32)>> = batch.iter().map(|n| ndis.in_flight.get(n).map(|&(_, st)| (*n, st))).collect();
+    let with_status = with_status?;
+    // SAFETY: NBLs in flight are NBLs the host allocated for the driver (`driver_nbls`), held until freed,
+    // and the driver may not touch them until they complete.
+    unsafe { link_with_status(&with_status) };
+    batch.first().copied()
+}

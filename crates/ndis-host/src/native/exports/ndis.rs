@@ -15,6 +15,15 @@ export_table! {
     "ndis.sys": NdisQueryAdapterInstanceName,
     "ndis.sys": NdisFreeMemory,
     "ndis.sys": NdisReturnNetBufferLists,
+    "ndis.sys": NdisAllocateNetBufferList,
+    "ndis.sys": NdisAllocateNetBufferAndNetBufferList,
+    "ndis.sys": NdisFreeNetBufferList,
+    "ndis.sys": NdisAllocateMdl,
+    "ndis.sys": NdisFreeMdl,
+    "ndis.sys": NdisGetDataBuffer,
+    "ndis.sys": NdisSendNetBufferLists,
+    "ndis.sys": NdisOidRequest,
+    "ndis.sys": NdisCancelOidRequest,
 }
 
 // ---------------------------------------------------------------- NDIS
@@ -313,6 +322,10 @@ extern "win64" fn NdisCloseAdapterEx(handle: *mut c_void) -> i32 {
             ST_INVALID_PARAMETER
         }
         Some(a) => {
+            let oids = s.ndis.pending_oids.values().filter(|p| p.0 == a).count();
+            if oids > 0 {
+                inner.violation(Rule::Ndis, format!("NdisCloseAdapterEx on adapter {a} with {oids} OID request(s) still pending"));
+            }
             let pends = s.ndis.adapters.get(a).is_some_and(|a| a.close_pends);
             if let Some(o) = s.ndis.opens.iter_mut().find(|o| o.handle.addr() == handle as usize && !o.closed) {
                 if pends {
@@ -360,7 +373,8 @@ extern "win64" fn NdisAllocateNetBufferListPool(handle: *mut c_void, params: *mu
         }
         let Some(block) = HostBlock::new(64, 16) else { return std::ptr::null_mut() };
         let a = block.addr();
-        inner.state().ndis.nbl_pools.insert(a, (block, p.PoolTag));
+        let pool = crate::ndis::NblPool { block, tag: p.PoolTag, allocate_nb: p.fAllocateNetBuffer != 0, data_size: p.DataSize };
+        inner.state().ndis.nbl_pools.insert(a, pool);
         a as *mut c_void
     })();
     inner.trace_result(idx, ptr(r));
@@ -370,8 +384,16 @@ extern "win64" fn NdisAllocateNetBufferListPool(handle: *mut c_void, params: *mu
 extern "win64" fn NdisFreeNetBufferListPool(pool: *mut c_void) {
     let (inner, _) = ndis_call("NdisFreeNetBufferListPool", vec![("PoolHandle", ptr(pool))]);
     inner.require_irql_at_most("NdisFreeNetBufferListPool", DISPATCH);
-    if inner.state().ndis.nbl_pools.remove(&(pool as usize)).is_none() {
+    let mut s = inner.state();
+    let Some(tag) = s.ndis.nbl_pools.remove(&(pool as usize)).map(|p| p.tag) else {
+        drop(s);
         inner.violation(Rule::Ndis, format!("NdisFreeNetBufferListPool({}) frees no pool", ptr(pool)));
+        return;
+    };
+    let alive = s.ndis.driver_nbls.values().filter(|n| n.pool == pool as usize).count();
+    drop(s);
+    if alive > 0 {
+        inner.violation(Rule::Ndis, format!("NdisFreeNetBufferListPool({}) (tag '{}') with {alive} NBL(s) of the pool not freed", ptr(pool), crate::host::tag_text(tag)));
     }
 }
 
@@ -437,5 +459,543 @@ extern "win64" fn NdisReturnNetBufferLists(handle: *mut c_void, nbls: *mut c_voi
     drop(s);
     if unknown > 0 {
         inner.violation(Rule::DoubleCompletion, format!("NdisReturnNetBufferLists returned {unknown} NBL(s) the driver did not own"));
+    }
+}
+
+// ---------------------------------------------------------------- NBLs, MDLs
+
+#[cfg(test)]
+#[path = "ndis_tests.rs"]
+mod tests;
+
+use super::super::ndis_objects as objects;
+use crate::host::State;
+
+/// Whether `m` is an MDL the driver may chain into a NET_BUFFER it sends: NdisAllocateMdl, IoAllocateMdl,
+/// data NDIS allocated with an NBL, or an MDL the driver built in its own pool.
+fn mdl_known(st: &State, m: usize) -> bool {
+    st.ndis.ndis_mdls.contains_key(&m)
+        || st.io.driver_mdls.contains_key(&m)
+        || st.ndis.driver_nbls.values().any(|n| n.data.is_some_and(|d| d.0 == m))
+        || in_pool(st, m, size_of::<MDL>())
+}
+
+fn in_pool(st: &State, addr: usize, len: usize) -> bool {
+    st.pool.range(..=addr).next_back().is_some_and(|(&base, b)| addr.checked_add(len).is_some_and(|end| end <= base + b.size))
+}
+
+/// Whether `addr..addr+len` is memory the driver owns (pool, data NDIS allocated for its NBLs, its image).
+fn readable(inner: &Inner, st: &State, addr: usize, len: usize) -> bool {
+    in_pool(st, addr, len)
+        || st.ndis.driver_nbls.values().any(|n| n.data.is_some_and(|(_, a, l)| addr >= a && addr + len <= a + l))
+        || (inner.image.contains(addr) && inner.image.contains(addr + len - 1))
+}
+
+fn allocate_nbl(inner: &Inner, api: &'static str, pool: usize, context_size: u16, backfill: u16, nb: Option<objects::NbSpec>) -> usize {
+    if !inner.require_irql_at_most(api, DISPATCH) {
+        return 0;
+    }
+    if context_size % 16 != 0 || backfill % 16 != 0 {
+        inner.violation(Rule::BadParameter, format!("{api}: ContextSize {context_size} / ContextBackFill {backfill} not multiples of MEMORY_ALLOCATION_ALIGNMENT"));
+    }
+    let (allocate_nb, data_size) = match inner.state().ndis.nbl_pools.get(&pool) {
+        Some(p) => (p.allocate_nb, p.data_size),
+        None => {
+            inner.violation(Rule::Ndis, format!("{api}({:#x}) on a pool that does not exist", pool));
+            return 0;
+        }
+    };
+    let mut spec = nb;
+    if let Some(s) = spec.as_mut() {
+        if !allocate_nb {
+            inner.violation(Rule::BadParameter, format!("{api} on a pool allocated without fAllocateNetBuffer"));
+            return 0;
+        }
+        if s.mdl_chain == 0 {
+            s.ndis_data = data_size;
+            if s.data_length > 0 && u64::from(s.data_offset) + s.data_length as u64 > u64::from(data_size) {
+                inner.violation(Rule::BadParameter, format!("{api}: DataOffset + DataLength exceed the pool's DataSize {data_size} with no MDL chain"));
+                return 0;
+            }
+        }
+    }
+    // A driver MDL chain: position CurrentMdl at DataOffset, checking the chain on the way.
+    let mut current = None;
+    if let Some(s) = spec.filter(|s| s.mdl_chain != 0) {
+        let st = inner.state();
+        let located = objects::locate(s.mdl_chain, u64::from(s.data_offset), &|m| mdl_known(&st, m));
+        drop(st);
+        match located {
+            Some(c) => current = Some(c),
+            None => {
+                inner.violation(Rule::BadParameter, format!("{api}: MdlChain {:#x} is not a chain of the driver's MDLs covering DataOffset {}", s.mdl_chain, s.data_offset));
+                return 0;
+            }
+        }
+    }
+    if inner.inject(api) {
+        return 0;
+    }
+    let Some(parts) = objects::allocate_nbl(pool, context_size, backfill, spec, current) else { return 0 };
+    let a = parts.nbl;
+    inner.state().ndis.driver_nbls.insert(a, crate::ndis::DriverNbl { pool, blocks: parts.blocks, nb: parts.nb, data: parts.data });
+    a
+}
+
+extern "win64" fn NdisAllocateNetBufferList(pool: *mut c_void, context_size: u16, backfill: u16) -> *mut NET_BUFFER_LIST {
+    let (inner, idx) = ndis_call("NdisAllocateNetBufferList", vec![("PoolHandle", ptr(pool)), ("ContextSize", hex(context_size)), ("ContextBackFill", hex(backfill))]);
+    let r = allocate_nbl(&inner, "NdisAllocateNetBufferList", pool as usize, context_size, backfill, None);
+    inner.trace_result(idx, hex(r as u64));
+    r as *mut NET_BUFFER_LIST
+}
+
+extern "win64" fn NdisAllocateNetBufferAndNetBufferList(
+    pool: *mut c_void,
+    context_size: u16,
+    backfill: u16,
+    mdl_chain: *mut MDL,
+    data_offset: u32,
+    data_length: usize,
+) -> *mut NET_BUFFER_LIST {
+    let (inner, idx) = ndis_call(
+        "NdisAllocateNetBufferAndNetBufferList",
+        vec![
+            ("PoolHandle", ptr(pool)),
+            ("ContextSize", hex(context_size)),
+            ("ContextBackFill", hex(backfill)),
+            ("MdlChain", ptr(mdl_chain.cast())),
+            ("DataOffset", hex(data_offset)),
+            ("DataLength", hex(data_length as u64)),
+        ],
+    );
+    let spec = objects::NbSpec { mdl_chain: mdl_chain as usize, data_offset, data_length, ndis_data: 0 };
+    let r = allocate_nbl(&inner, "NdisAllocateNetBufferAndNetBufferList", pool as usize, context_size, backfill, Some(spec));
+    inner.trace_result(idx, hex(r as u64));
+    r as *mut NET_BUFFER_LIST
+}
+
+extern "win64" fn NdisFreeNetBufferList(nbl: *mut NET_BUFFER_LIST) {
+    let (inner, _) = ndis_call("NdisFreeNetBufferList", vec![("NetBufferList", ptr(nbl.cast()))]);
+    inner.require_irql_at_most("NdisFreeNetBufferList", DISPATCH);
+    let n = nbl as usize;
+    let mut s = inner.state();
+    if s.ndis.in_flight.contains_key(&n) {
+        drop(s);
+        inner.violation(Rule::Ndis, format!("NdisFreeNetBufferList({n:#x}) frees an NBL that is still being sent (not completed)"));
+        return;
+    }
+    if s.ndis.driver_nbls.remove(&n).is_none() {
+        let received = s.ndis.outstanding.contains_key(&n);
+        drop(s);
+        let what = if received { "a received NBL NDIS owns (return it with NdisReturnNetBufferLists)" } else { "an NBL not allocated from a pool of this driver (or freed twice)" };
+        inner.violation(Rule::BadFree, format!("NdisFreeNetBufferList({n:#x}) frees {what}"));
+    }
+}
+
+extern "win64" fn NdisAllocateMdl(handle: *mut c_void, va: *mut c_void, length: u32) -> *mut MDL {
+    let (inner, idx) = ndis_call("NdisAllocateMdl", vec![("NdisHandle", ptr(handle)), ("VirtualAddress", ptr(va)), ("Length", length.to_string())]);
+    let r = (|| {
+        if !inner.require_irql_at_most("NdisAllocateMdl", DISPATCH) {
+            return 0;
+        }
+        let known = {
+            let s = inner.state();
+            s.ndis.opens.iter().any(|o| o.handle.addr() == handle as usize && !o.closed) || s.protocols.iter().any(|p| !p.deregistered && p.handle.addr() == handle as usize)
+        };
+        if !known {
+            inner.violation(Rule::BadParameter, format!("NdisAllocateMdl with handle {} (neither a binding nor the protocol handle)", ptr(handle)));
+        }
+        if va.is_null() || length == 0 {
+            inner.violation(Rule::BadParameter, "NdisAllocateMdl for no memory (null address or length 0)");
+            return 0;
+        }
+        if inner.inject("NdisAllocateMdl") {
+            return 0;
+        }
+        let Some(m) = objects::build_mdl(va as usize, length) else { return 0 };
+        let a = m.addr();
+        inner.state().ndis.ndis_mdls.insert(a, m);
+        a
+    })();
+    inner.trace_result(idx, hex(r as u64));
+    r as *mut MDL
+}
+
+extern "win64" fn NdisFreeMdl(mdl: *mut MDL) {
+    let (inner, _) = ndis_call("NdisFreeMdl", vec![("Mdl", ptr(mdl.cast()))]);
+    inner.require_irql_at_most("NdisFreeMdl", DISPATCH);
+    let m = mdl as usize;
+    let mut s = inner.state();
+    // An MDL chained into an NBL that is being sent is still in use.
+    let in_use = s.ndis.in_flight.keys().any(|&n| {
+        s.ndis.driver_nbls.get(&n).is_some_and(|d| d.nb != 0 && {
+            // SAFETY: `d.nb` is the NET_BUFFER the host allocated with this driver NBL.
+            let v = unsafe { objects::nb_view(d.nb) };
+            v.mdl_chain == m
+        })
+    });
+    if in_use {
+        drop(s);
+        inner.violation(Rule::Ndis, format!("NdisFreeMdl({m:#x}) frees an MDL of an NBL that is still being sent"));
+        return;
+    }
+    if s.ndis.ndis_mdls.remove(&m).is_none() {
+        drop(s);
+        inner.violation(Rule::BadFree, format!("NdisFreeMdl({m:#x}) frees an MDL NdisAllocateMdl did not allocate (or frees it twice)"));
+    }
+}
+
+/// Whether `nb` is a NET_BUFFER the host allocated and the driver may read: one of its NBLs, or one of a
+/// received NBL it holds.
+fn nb_known(st: &State, nb: usize) -> bool {
+    if nb == 0 {
+        return false;
+    }
+    if st.ndis.driver_nbls.values().any(|d| d.nb == nb) {
+        return true;
+    }
+    st.ndis.outstanding.keys().any(|&l| {
+        // SAFETY: outstanding NBLs are received NBLs the host built and keeps until they are returned.
+        let mut b = unsafe { objects::first_nb(l) };
+        for _ in 0..64 {
+            if b == 0 {
+                return false;
+            }
+            if b == nb {
+                return true;
+            }
+            // SAFETY: NET_BUFFERs of a received NBL the host built.
+            b = unsafe { objects::nb_view(b) }.next;
+        }
+        false
+    })
+}
+
+extern "win64" fn NdisGetDataBuffer(nb: *mut NET_BUFFER, bytes: u32, storage: *mut c_void, align_multiple: u32, align_offset: u32) -> *mut c_void {
+    let (inner, idx) = ndis_call(
+        "NdisGetDataBuffer",
+        vec![("NetBuffer", ptr(nb.cast())), ("BytesNeeded", bytes.to_string()), ("Storage", ptr(storage)), ("AlignMultiple", align_multiple.to_string()), ("AlignOffset", align_offset.to_string())],
+    );
+    let r = (|| {
+        if !inner.require_irql_at_most("NdisGetDataBuffer", DISPATCH) {
+            return 0;
+        }
+        if align_multiple == 0 || !align_multiple.is_power_of_two() {
+            inner.violation(Rule::BadParameter, format!("NdisGetDataBuffer with AlignMultiple {align_multiple} (must be a power of two, 1 for none)"));
+            return 0;
+        }
+        let s = inner.state();
+        if !nb_known(&s, nb as usize) {
+            drop(s);
+            inner.violation(Rule::BadParameter, format!("NdisGetDataBuffer({}) on a NET_BUFFER the driver does not hold", ptr(nb.cast())));
+            return 0;
+        }
+        // SAFETY: checked above: a NET_BUFFER the host allocated.
+        let v = unsafe { objects::nb_view(nb as usize) };
+        if bytes == 0 || bytes > v.data_length {
+            return 0;
+        }
+        // Received NET_BUFFERs and their MDLs and data are the host's own.
+        let received = !s.ndis.driver_nbls.values().any(|d| d.nb == nb as usize);
+        let known = |m: usize| received || mdl_known(&s, m);
+        let Some((m, off)) = objects::locate(v.mdl_chain, u64::from(v.data_offset), &known) else {
+            drop(s);
+            inner.violation(Rule::BadParameter, "NdisGetDataBuffer on a NET_BUFFER whose MDL chain does not reach DataOffset");
+            return 0;
+        };
+        if m != v.current_mdl || off != v.current_offset {
+            drop(s);
+            inner.violation(Rule::BadParameter, "NdisGetDataBuffer: CurrentMdl/CurrentMdlOffset disagree with DataOffset");
+            return 0;
+        }
+        // SAFETY: `m` is an MDL `known` accepted.
+        let mdl: MDL = unsafe { read_obj(m) };
+        let va = mdl.MappedSystemVa as usize + off as usize;
+        let contiguous = off as usize + bytes as usize <= mdl.ByteCount as usize;
+        let aligned = (va + align_offset as usize) % align_multiple as usize == 0;
+        if contiguous && aligned {
+            return va;
+        }
+        if storage.is_null() {
+            return 0;
+        }
+        // Copy through the chain (received MDLs are the host's; the driver's were checked as for a send).
+        let got = objects::gather(v.mdl_chain, v.data_offset, bytes, &known, &|a, l| received || readable(&inner, &s, a, l));
+        drop(s);
+        match got {
+            Ok(b) => {
+                for (i, x) in b.iter().enumerate() {
+                    // SAFETY: the driver's storage holds BytesNeeded bytes (the function's contract).
+                    unsafe { write_obj(storage as usize + i, *x) };
+                }
+                storage as usize
+            }
+            Err(why) => {
+                inner.violation(Rule::BadParameter, format!("NdisGetDataBuffer: {why}"));
+                0
+            }
+        }
+    })();
+    inner.trace_result(idx, hex(r as u64));
+    r as *mut c_void
+}
+
+// ---------------------------------------------------------------- sends
+
+extern "win64" fn NdisSendNetBufferLists(handle: *mut c_void, nbls: *mut NET_BUFFER_LIST, port: u32, flags: u32) {
+    let (inner, _) = ndis_call(
+        "NdisSendNetBufferLists",
+        vec![("NdisBindingHandle", ptr(handle)), ("NetBufferLists", ptr(nbls.cast())), ("PortNumber", port.to_string()), ("SendFlags", hex(flags))],
+    );
+    send(&inner, handle as usize, nbls as usize, port, flags);
+}
+
+fn send(inner: &Inner, handle: usize, head: usize, port: u32, flags: u32) {
+    if !inner.require_irql_at_most("NdisSendNetBufferLists", DISPATCH) {
+        return;
+    }
+    let irql = cpu::irql();
+    if flags & NDIS_SEND_FLAGS_DISPATCH_LEVEL != 0 && irql != DISPATCH {
+        inner.violation(Rule::Irql, format!("NdisSendNetBufferLists with NDIS_SEND_FLAGS_DISPATCH_LEVEL at IRQL {irql}"));
+    }
+    if port != 0 {
+        inner.violation(Rule::BadParameter, format!("NdisSendNetBufferLists on port {port}; the adapter has only the default port 0"));
+    }
+    let mut s = inner.state();
+    let Some((adapter, state)) = s.ndis.opens.iter().find(|o| o.handle.addr() == handle && !o.closed).map(|o| (o.adapter, o.state)) else {
+        drop(s);
+        inner.violation(Rule::Ndis, format!("NdisSendNetBufferLists on {handle:#x}, which is not an open binding"));
+        return;
+    };
+    // Walk the chain through NBLs the host allocated for the driver only.
+    let mut chain = Vec::new();
+    let mut n = head;
+    while n != 0 {
+        if !s.ndis.driver_nbls.contains_key(&n) {
+            drop(s);
+            inner.violation(Rule::Ndis, format!("NdisSendNetBufferLists: NBL {n:#x} was not allocated from a pool of this driver; the send is dropped"));
+            return;
+        }
+        if s.ndis.in_flight.contains_key(&n) || chain.contains(&n) {
+            drop(s);
+            inner.violation(Rule::Ndis, format!("NdisSendNetBufferLists: NBL {n:#x} is sent again while its earlier send is still in flight (or the chain loops)"));
+            return;
+        }
+        chain.push(n);
+        // SAFETY: a driver NBL the host allocated (checked above).
+        n = unsafe { objects::chain(n, 2) }.get(1).copied().unwrap_or(0);
+    }
+    if chain.is_empty() {
+        drop(s);
+        inner.violation(Rule::BadParameter, "NdisSendNetBufferLists with no NBLs");
+        return;
+    }
+    let running = state == crate::ndis::NdisBindingState::Running;
+    let mut problems = Vec::new();
+    let mut frames = Vec::new();
+    for &l in &chain {
+        let mut status = NDIS_STATUS_SUCCESS;
+        if !running {
+            status = NDIS_STATUS_PAUSED;
+        } else {
+            // SAFETY: a driver NBL the host allocated.
+            let mut b = unsafe { objects::first_nb(l) };
+            if b == 0 {
+                problems.push(format!("NBL {l:#x} has no NET_BUFFER"));
+                status = NDIS_STATUS_INVALID_PACKET;
+            }
+            let mut count = 0;
+            while b != 0 && status == NDIS_STATUS_SUCCESS {
+                count += 1;
+                if count > 4096 || !s.ndis.driver_nbls.values().any(|d| d.nb == b) {
+                    problems.push(format!("NBL {l:#x} chains NET_BUFFER {b:#x}, which is not one NDIS allocated for the driver"));
+                    status = NDIS_STATUS_INVALID_PACKET;
+                    break;
+                }
+                // SAFETY: a NET_BUFFER the host allocated for the driver.
+                let v = unsafe { objects::nb_view(b) };
+                let st = &s;
+                let r = objects::locate(v.mdl_chain, u64::from(v.data_offset), &|m| mdl_known(st, m))
+                    .filter(|&(m, o)| m == v.current_mdl && o == v.current_offset)
+                    .ok_or_else(|| format!("NET_BUFFER {b:#x}: CurrentMdl/CurrentMdlOffset do not match DataOffset {} in its MDL chain", v.data_offset))
+                    .and_then(|_| objects::gather(v.mdl_chain, v.data_offset, v.data_length, &|m| mdl_known(st, m), &|a, len| readable(inner, st, a, len)));
+                match r {
+                    Ok(f) if f.is_empty() => {
+                        problems.push(format!("NET_BUFFER {b:#x} has DataLength 0"));
+                        status = NDIS_STATUS_INVALID_PACKET;
+                    }
+                    Ok(f) => frames.push(f),
+                    Err(why) => {
+                        problems.push(format!("NBL {l:#x}: {why}"));
+                        status = NDIS_STATUS_INVALID_PACKET;
+                    }
+                }
+                b = v.next;
+            }
+        }
+        s.ndis.in_flight.insert(l, (adapter, status));
+    }
+    let deferred = s.ndis.adapters.get(adapter).is_some_and(|a| a.send_completion == crate::ndis::SendCompletion::Deferred);
+    for f in &frames {
+        if let Some(b) = s.ndis.backends.get(&adapter) {
+            b.transmit(f);
+        }
+        if let Some(m) = s.ndis.oids.get_mut(&adapter) {
+            m.xmit_ok += 1;
+            m.xmit_octets += f.len() as u64;
+        }
+    }
+    s.ndis.sent.entry(adapter).or_default().extend(frames);
+    if deferred && running {
+        s.ndis.held_sends.extend(chain.iter().map(|&l| (adapter, l)));
+    }
+    drop(s);
+    if !running {
+        inner.violation(Rule::Ndis, format!("NdisSendNetBufferLists on adapter {adapter} while the binding is {state:?} (sends only in Running); completed with NDIS_STATUS_PAUSED"));
+    }
+    for p in problems {
+        inner.violation(Rule::Ndis, format!("NdisSendNetBufferLists: malformed send: {p}"));
+    }
+    if !(deferred && running) {
+        crate::ndis::complete_sends(inner, adapter, &chain);
+    }
+}
+
+// ---------------------------------------------------------------- OID requests
+
+/// `NDIS_RUNTIME_VERSION_650`: NDIS_OID_REQUEST revision 2 from here on.
+const NDIS_650: u32 = 0x0006_0032;
+
+extern "win64" fn NdisOidRequest(handle: *mut c_void, request: *mut NDIS_OID_REQUEST) -> i32 {
+    let (inner, idx) = ndis_call("NdisOidRequest", vec![("NdisBindingHandle", ptr(handle)), ("OidRequest", ptr(request.cast()))]);
+    let r = oid_request(&inner, handle as usize, request as usize);
+    inner.trace_result(idx, status(r));
+    r
+}
+
+fn oid_request(inner: &Inner, handle: usize, request: usize) -> i32 {
+    if !inner.require_irql_at_most("NdisOidRequest", DISPATCH) {
+        return NDIS_STATUS_FAILURE;
+    }
+    let adapter = inner.state().ndis.opens.iter().find(|o| o.handle.addr() == handle && !o.closed).map(|o| o.adapter);
+    let Some(adapter) = adapter else {
+        inner.violation(Rule::Ndis, format!("NdisOidRequest on {handle:#x}, which is not an open binding"));
+        return NDIS_STATUS_INVALID_PARAMETER;
+    };
+    if request == 0 {
+        inner.violation(Rule::BadParameter, "NdisOidRequest with a null request");
+        return NDIS_STATUS_INVALID_PARAMETER;
+    }
+    if inner.state().ndis.pending_oids.contains_key(&request) {
+        inner.violation(Rule::DoubleCompletion, format!("NdisOidRequest({request:#x}) issued again while that request is still pending"));
+        return NDIS_STATUS_INVALID_PARAMETER;
+    }
+    // SAFETY: the driver's request, at least a header long (its contract); the rest is read after the size check.
+    let header: NDIS_OBJECT_HEADER = unsafe { read_obj(request) };
+    let version = inner.config.ndis_version;
+    let ok = header.Type == NDIS_OBJECT_TYPE_OID_REQUEST
+        && match header.Revision {
+            NDIS_OID_REQUEST_REVISION_1 => header.Size >= NDIS_SIZEOF_OID_REQUEST_REVISION_1,
+            NDIS_OID_REQUEST_REVISION_2 => version >= NDIS_650 && header.Size >= NDIS_SIZEOF_OID_REQUEST_REVISION_2,
+            _ => false,
+        };
+    if !ok {
+        inner.violation(
+            Rule::BadParameter,
+            format!("NdisOidRequest: header (type {}, revision {}, size {}) is not an NDIS_OID_REQUEST this NDIS ({}.{}) accepts", header.Type, header.Revision, header.Size, version >> 16, version & 0xFF),
+        );
+        return NDIS_STATUS_INVALID_PARAMETER;
+    }
+    let data_at = request + std::mem::offset_of!(NDIS_OID_REQUEST, DATA);
+    // SAFETY: within the revision-1 size checked above.
+    let req: NDIS_OID_REQUEST = unsafe { read_obj(request) };
+    if req.PortNumber != 0 {
+        inner.violation(Rule::BadParameter, format!("NdisOidRequest on port {}; the adapter has only port 0", req.PortNumber));
+    }
+    let status_out = match req.RequestType {
+        t if t == NdisRequestQueryInformation || t == NdisRequestQueryStatistics => {
+            // SAFETY: the active member for a query.
+            let q = unsafe { req.DATA.QUERY_INFORMATION };
+            if q.InformationBuffer.is_null() && q.InformationBufferLength != 0 {
+                inner.violation(Rule::BadParameter, "NdisOidRequest: a query with a null buffer of non-zero length");
+                return NDIS_STATUS_INVALID_PARAMETER;
+            }
+            let answer = {
+                let mut st = inner.state();
+                crate::ndis::oid_model(&mut st.ndis, adapter).map(|m| m.query(q.Oid, q.InformationBufferLength))
+            };
+            let (written, needed, st) = match answer {
+                Some(Ok(bytes)) => {
+                    for (i, b) in bytes.iter().enumerate() {
+                        // SAFETY: the driver's buffer of InformationBufferLength bytes (the model checked the length).
+                        unsafe { write_obj(q.InformationBuffer as usize + i, *b) };
+                    }
+                    // CAST: bounded by InformationBufferLength.
+                    (bytes.len() as u32, 0, NDIS_STATUS_SUCCESS)
+                }
+                Some(Err(e)) => (0, e.bytes_needed, e.status),
+                None => (0, 0, NDIS_STATUS_FAILURE),
+            };
+            // SAFETY: the request's DATA.QUERY_INFORMATION fields, inside the checked size.
+            unsafe {
+                write_obj(data_at + std::mem::offset_of!(NDIS_OID_REQUEST_DATA_QUERY_INFORMATION, BytesWritten), written);
+                write_obj(data_at + std::mem::offset_of!(NDIS_OID_REQUEST_DATA_QUERY_INFORMATION, BytesNeeded), needed);
+            }
+            st
+        }
+        t if t == NdisRequestSetInformation => {
+            // SAFETY: the active member for a set.
+            let q = unsafe { req.DATA.SET_INFORMATION };
+            if q.InformationBuffer.is_null() && q.InformationBufferLength != 0 {
+                inner.violation(Rule::BadParameter, "NdisOidRequest: a set with a null buffer of non-zero length");
+                return NDIS_STATUS_INVALID_PARAMETER;
+            }
+            let data = if q.InformationBufferLength == 0 {
+                Vec::new()
+            } else {
+                // SAFETY: the driver's buffer of InformationBufferLength bytes.
+                unsafe { super::super::memory::read_bytes(q.InformationBuffer as usize, q.InformationBufferLength as usize) }
+            };
+            let answer = {
+                let mut st = inner.state();
+                crate::ndis::oid_model(&mut st.ndis, adapter).map(|m| m.set(q.Oid, &data))
+            };
+            let (read, needed, st) = match answer {
+                Some(Ok(n)) => (n, 0, NDIS_STATUS_SUCCESS),
+                Some(Err(e)) => (0, e.bytes_needed, e.status),
+                None => (0, 0, NDIS_STATUS_FAILURE),
+            };
+            // SAFETY: the request's DATA.SET_INFORMATION fields, inside the checked size.
+            unsafe {
+                write_obj(data_at + std::mem::offset_of!(NDIS_OID_REQUEST_DATA_SET_INFORMATION, BytesRead), read);
+                write_obj(data_at + std::mem::offset_of!(NDIS_OID_REQUEST_DATA_SET_INFORMATION, BytesNeeded), needed);
+            }
+            st
+        }
+        t if t == NdisRequestMethod => NDIS_STATUS_NOT_SUPPORTED,
+        other => {
+            inner.violation(Rule::BadParameter, format!("NdisOidRequest with RequestType {other}"));
+            return NDIS_STATUS_INVALID_PARAMETER;
+        }
+    };
+    let pends = inner.state().ndis.adapters.get(adapter).is_some_and(|a| a.oid_pends);
+    if pends {
+        inner.state().ndis.pending_oids.insert(request, (adapter, req.RequestId as usize, status_out));
+        return NDIS_STATUS_PENDING;
+    }
+    status_out
+}
+
+extern "win64" fn NdisCancelOidRequest(handle: *mut c_void, request_id: *mut c_void) {
+    let (inner, _) = ndis_call("NdisCancelOidRequest", vec![("NdisBindingHandle", ptr(handle)), ("RequestId", ptr(request_id))]);
+    inner.require_irql_at_most("NdisCancelOidRequest", DISPATCH);
+    let found = {
+        let s = inner.state();
+        let adapter = s.ndis.opens.iter().find(|o| o.handle.addr() == handle as usize && !o.closed).map(|o| o.adapter);
+        adapter.and_then(|a| s.ndis.pending_oids.iter().find(|(_, p)| p.0 == a && p.1 == request_id as usize).map(|(&r, _)| (a, r)))
+    };
+    // A request not pending (already completed) is not an error: cancel races completion.
+    if let Some((adapter, request)) = found {
+        crate::ndis::complete_oid(&inner, adapter, request, NDIS_STATUS_REQUEST_ABORTED);
     }
 }

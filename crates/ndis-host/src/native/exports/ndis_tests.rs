@@ -1,0 +1,614 @@
+//! The NDIS data path (NBL/MDL allocation, sends and their completion, receives through backends, OID
+//! requests, status indications) exercised by a stand-in protocol driver: host-side `extern "win64"`
+//! handlers registered with NdisRegisterProtocolDriver and helper routines run on the machine's processors.
+
+use super::*;
+use crate::faults::FaultRule;
+use crate::host::{Host, HostConfig};
+use crate::ndis::{AdapterConfig, NdisBindingState, SendCompletion};
+use objects::{first_nb, nb_view};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering::SeqCst};
+use std::sync::Mutex;
+
+// ---------------------------------------------------------------- a tiny image (DriverEntry sets DriverUnload = ret)
+
+fn tiny_image() -> Vec<u8> {
+    let mut f = vec![0u8; 0x400];
+    let mut put = |at: usize, b: &[u8]| f[at..at + b.len()].copy_from_slice(b);
+    put(0, b"MZ");
+    put(0x3C, &0x40u32.to_le_bytes());
+    put(0x40, b"PE\0\0");
+    put(0x44, &0x8664u16.to_le_bytes());
+    put(0x46, &1u16.to_le_bytes());
+    put(0x54, &240u16.to_le_bytes());
+    put(0x56, &0x0022u16.to_le_bytes());
+    let o = 0x58;
+    put(o, &0x20Bu16.to_le_bytes());
+    put(o + 4, &0x200u32.to_le_bytes());
+    put(o + 16, &0x1000u32.to_le_bytes());
+    put(o + 20, &0x1000u32.to_le_bytes());
+    put(o + 24, &0x1_4000_0000u64.to_le_bytes());
+    put(o + 32, &0x1000u32.to_le_bytes());
+    put(o + 36, &0x200u32.to_le_bytes());
+    put(o + 40, &10u16.to_le_bytes());
+    put(o + 48, &10u16.to_le_bytes());
+    put(o + 56, &0x2000u32.to_le_bytes());
+    put(o + 60, &0x200u32.to_le_bytes());
+    put(o + 68, &1u16.to_le_bytes());
+    put(o + 108, &16u32.to_le_bytes());
+    let s = o + 240;
+    put(s, b".text\0\0\0");
+    put(s + 8, &0x100u32.to_le_bytes());
+    put(s + 12, &0x1000u32.to_le_bytes());
+    put(s + 16, &0x200u32.to_le_bytes());
+    put(s + 20, &0x200u32.to_le_bytes());
+    put(s + 36, &0x6000_0020u32.to_le_bytes());
+    // lea rax,[rip+0x19] (→ 0x20: ret); mov [rcx+0x68],rax; xor eax,eax; ret
+    put(0x200, &[0x48, 0x8D, 0x05, 0x19, 0, 0, 0, 0x48, 0x89, 0x41, 0x68, 0x31, 0xC0, 0xC3]);
+    put(0x220, &[0xC3]);
+    f
+}
+
+// ---------------------------------------------------------------- the stand-in protocol
+
+/// One ProtocolSendNetBufferListsComplete call: (NBL, Status) in chain order, flags, IRQL, processor.
+#[derive(Debug, Clone)]
+struct Completion {
+    nbls: Vec<(usize, i32)>,
+    flags: u32,
+    irql: u8,
+    cpu: u32,
+}
+
+#[derive(Debug, Default)]
+struct Binding {
+    handle: AtomicUsize,
+    pool: AtomicUsize,
+    selected: AtomicU32,
+    completions: Mutex<Vec<Completion>>,
+    oids: Mutex<Vec<(usize, i32)>>,
+    statuses: Mutex<Vec<(NDIS_OBJECT_HEADER, i32, Vec<u8>)>>,
+    received: Mutex<Vec<Vec<u8>>>,
+}
+
+#[derive(Debug, Default)]
+struct Proto {
+    handle: AtomicUsize,
+    data_size: u32,
+    binding: Mutex<Option<&'static Binding>>,
+}
+
+fn ctx<T>(p: u64) -> &'static T {
+    // SAFETY: every context the stand-in hands NDIS is a leaked (never freed) `T` of the right type.
+    unsafe { &*(p as *const T) }
+}
+
+extern "win64" fn bind(driver: u64, bind_context: u64, _params: u64) -> i32 {
+    let p: &Proto = ctx(driver);
+    let b: &'static Binding = Box::leak(Box::default());
+    let mut mediums = [crate::ndis::MEDIUM_802_3];
+    // SAFETY: all-zero is a valid NDIS_OPEN_PARAMETERS.
+    let mut params: NDIS_OPEN_PARAMETERS = unsafe { std::mem::zeroed() };
+    params.Header = NDIS_OBJECT_HEADER { Type: NDIS_OBJECT_TYPE_OPEN_PARAMETERS, Revision: NDIS_OPEN_PARAMETERS_REVISION_1, Size: NDIS_SIZEOF_OPEN_PARAMETERS_REVISION_1 };
+    params.MediumArray = mediums.as_mut_ptr();
+    params.MediumArraySize = 1;
+    params.SelectedMediumIndex = b.selected.as_ptr();
+    let mut h: *mut c_void = std::ptr::null_mut();
+    let st = NdisOpenAdapterEx(p.handle.load(SeqCst) as *mut c_void, std::ptr::from_ref(b) as *mut c_void, &mut params, bind_context as *mut c_void, &mut h);
+    b.handle.store(h as usize, SeqCst);
+    let mut pp = NET_BUFFER_LIST_POOL_PARAMETERS {
+        Header: NDIS_OBJECT_HEADER { Type: NDIS_OBJECT_TYPE_DEFAULT, Revision: NET_BUFFER_LIST_POOL_PARAMETERS_REVISION_1, Size: NDIS_SIZEOF_NET_BUFFER_LIST_POOL_PARAMETERS_REVISION_1 },
+        ProtocolId: 0,
+        fAllocateNetBuffer: 1,
+        ContextSize: 0,
+        PoolTag: u32::from_le_bytes(*b"Test"),
+        DataSize: p.data_size,
+    };
+    b.pool.store(NdisAllocateNetBufferListPool(h, &mut pp) as usize, SeqCst);
+    *p.binding.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(b);
+    st
+}
+
+extern "win64" fn unbind(_unbind_context: u64, binding: u64) -> i32 {
+    let b: &Binding = ctx(binding);
+    NdisFreeNetBufferListPool(b.pool.load(SeqCst) as *mut c_void);
+    NdisCloseAdapterEx(b.handle.load(SeqCst) as *mut c_void)
+}
+
+extern "win64" fn nothing(_a: u64, _b: u64) -> i32 {
+    0
+}
+
+extern "win64" fn oid_complete(binding: u64, request: u64, status: i32) {
+    ctx::<Binding>(binding).oids.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((request as usize, status));
+}
+
+extern "win64" fn status_ex(binding: u64, indication: u64) {
+    // SAFETY: the host's NDIS_STATUS_INDICATION and its buffer, valid for the call.
+    let (s, payload) = unsafe {
+        let s: NDIS_STATUS_INDICATION = read_obj(indication as usize);
+        let p = crate::native::memory::read_bytes(s.StatusBuffer as usize, s.StatusBufferSize as usize);
+        (s, p)
+    };
+    ctx::<Binding>(binding).statuses.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((s.Header, s.StatusCode, payload));
+}
+
+extern "win64" fn receive(binding: u64, nbls: u64, _port: u32, _n: u32, flags: u32) {
+    let b: &Binding = ctx(binding);
+    // SAFETY: the host's received chain, valid for the call.
+    for l in unsafe { objects::chain(nbls as usize, 1024) } {
+        // SAFETY: a received NBL of this indication.
+        let nb = unsafe { first_nb(l) };
+        // SAFETY: its NET_BUFFER.
+        let v = unsafe { nb_view(nb) };
+        let mut storage = vec![0u8; v.data_length as usize];
+        let p = NdisGetDataBuffer(nb as *mut NET_BUFFER, v.data_length, storage.as_mut_ptr().cast(), 1, 0);
+        // SAFETY: NdisGetDataBuffer returned a pointer to DataLength contiguous bytes.
+        let frame = unsafe { crate::native::memory::read_bytes(p as usize, v.data_length as usize) };
+        b.received.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(frame);
+    }
+    if flags & NDIS_RECEIVE_FLAGS_RESOURCES == 0 {
+        NdisReturnNetBufferLists(b.handle.load(SeqCst) as *mut c_void, nbls as *mut c_void, flags & 1);
+    }
+}
+
+extern "win64" fn send_complete(binding: u64, nbls: u64, flags: u32) {
+    // SAFETY: the completed chain: the stand-in's own NBLs.
+    let chain = unsafe { objects::chain(nbls as usize, 1024) };
+    let nbls = chain
+        .iter()
+        .map(|&l| {
+            // SAFETY: one of the stand-in's NBLs (host-allocated, NBL_SIZE bytes).
+            let nbl: NET_BUFFER_LIST = unsafe { read_obj(l) };
+            // SAFETY: Status is the active member of a completed send.
+            (l, unsafe { nbl.u2.Status })
+        })
+        .collect();
+    let c = Completion { nbls, flags, irql: cpu::irql(), cpu: cpu::processor() };
+    ctx::<Binding>(binding).completions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(c);
+}
+
+fn handler<T: Copy>(f: usize) -> T {
+    // SAFETY: T is an `Option<extern fn>` handler type, pointer-sized; `f` is a win64 function of the
+    // handler's shape (win64 and "system" are the same convention on x86-64 Windows).
+    unsafe { std::mem::transmute_copy(&f) }
+}
+
+static NAME: [u16; 4] = [b'T' as u16, b'E' as u16, b'S' as u16, b'T' as u16];
+
+struct Rig {
+    h: Host,
+    proto: &'static Proto,
+}
+
+impl Rig {
+    fn new(data_size: u32, adapters: Vec<AdapterConfig>) -> Self {
+        Self::with(HostConfig::default(), data_size, adapters)
+    }
+
+    fn with(config: HostConfig, data_size: u32, adapters: Vec<AdapterConfig>) -> Self {
+        let mut h = Host::load(&tiny_image(), config).expect("the tiny image loads");
+        assert_eq!(h.driver_entry().expect("entry"), 0);
+        let proto: &'static Proto = Box::leak(Box::new(Proto { data_size, ..Proto::default() }));
+        let p = std::ptr::from_ref(proto) as usize;
+        let st = on(&h, 0, 0, move || {
+            // SAFETY: all-zero is a valid characteristics structure.
+            let mut c: NDIS_PROTOCOL_DRIVER_CHARACTERISTICS = unsafe { std::mem::zeroed() };
+            c.Header = NDIS_OBJECT_HEADER {
+                Type: NDIS_OBJECT_TYPE_PROTOCOL_DRIVER_CHARACTERISTICS,
+                Revision: NDIS_PROTOCOL_DRIVER_CHARACTERISTICS_REVISION_2,
+                Size: NDIS_SIZEOF_PROTOCOL_DRIVER_CHARACTERISTICS_REVISION_2,
+            };
+            c.MajorNdisVersion = 6;
+            c.MinorNdisVersion = 30;
+            c.Name = NDIS_STRING { Length: 8, MaximumLength: 8, Buffer: NAME.as_ptr().cast_mut() };
+            c.BindAdapterHandlerEx = handler(bind as *const () as usize);
+            c.UnbindAdapterHandlerEx = handler(unbind as *const () as usize);
+            c.OpenAdapterCompleteHandlerEx = handler(nothing as *const () as usize);
+            c.CloseAdapterCompleteHandlerEx = handler(nothing as *const () as usize);
+            c.NetPnPEventHandler = handler(nothing as *const () as usize);
+            c.OidRequestCompleteHandler = handler(oid_complete as *const () as usize);
+            c.StatusHandlerEx = handler(status_ex as *const () as usize);
+            c.ReceiveNetBufferListsHandler = handler(receive as *const () as usize);
+            c.SendNetBufferListsCompleteHandler = handler(send_complete as *const () as usize);
+            let mut out: *mut c_void = std::ptr::null_mut();
+            let st = NdisRegisterProtocolDriver(p as *mut c_void, &mut c, &mut out);
+            ctx::<Proto>(p as u64).handle.store(out as usize, SeqCst);
+            st
+        });
+        assert_eq!(st, 0);
+        for a in adapters {
+            h.add_adapter(a).expect("bind");
+        }
+        Self { h, proto }
+    }
+
+    fn binding(&self) -> &'static Binding {
+        self.proto.binding.lock().unwrap_or_else(std::sync::PoisonError::into_inner).expect("bound")
+    }
+
+    /// Deregisters (unbinding everything) and unloads; returns the violations.
+    fn finish(mut self) -> Vec<crate::verifier::Violation> {
+        let p = self.proto.handle.load(SeqCst);
+        on(&self.h, 0, 0, move || NdisDeregisterProtocolDriver(p as *mut c_void));
+        self.h.unload().expect("unload");
+        self.h.violations()
+    }
+}
+
+fn on<R: Send + 'static>(h: &Host, processor: usize, irql: u8, f: impl FnOnce() -> R + Send + 'static) -> R {
+    h.run(processor, "stand-in routine", move |_| {
+        let prev = cpu::irql();
+        cpu::set_irql(irql);
+        let r = f();
+        cpu::set_irql(prev);
+        r
+    })
+    .expect("the routine ran")
+}
+
+/// Allocates an NBL with NDIS data (the pool's DataSize) holding `frame`.
+fn frame_nbl(b: &'static Binding, frame: Vec<u8>) -> usize {
+    let l = NdisAllocateNetBufferAndNetBufferList(b.pool.load(SeqCst) as *mut c_void, 0, 0, std::ptr::null_mut(), 0, frame.len()) as usize;
+    assert_ne!(l, 0, "allocation");
+    // SAFETY: a fresh NBL of the stand-in with a NET_BUFFER whose MDL maps DataSize bytes of NDIS data.
+    unsafe {
+        let v = nb_view(first_nb(l));
+        let m: MDL = read_obj(v.mdl_chain);
+        for (i, x) in frame.iter().enumerate() {
+            write_obj(m.MappedSystemVa as usize + i, *x);
+        }
+    }
+    l
+}
+
+/// Links NBLs into a send chain.
+fn link(nbls: &[usize]) -> usize {
+    let with: Vec<(usize, i32)> = nbls.iter().map(|&n| (n, 0)).collect();
+    // SAFETY: the stand-in's own NBLs, not in flight.
+    unsafe { objects::link_with_status(&with) };
+    nbls[0]
+}
+
+fn send(h: &Host, b: &'static Binding, processor: usize, irql: u8, frames: Vec<Vec<u8>>) -> Vec<usize> {
+    on(h, processor, irql, move || {
+        let nbls: Vec<usize> = frames.into_iter().map(|f| frame_nbl(b, f)).collect();
+        let flags = if irql == DISPATCH { NDIS_SEND_FLAGS_DISPATCH_LEVEL } else { 0 };
+        NdisSendNetBufferLists(b.handle.load(SeqCst) as *mut c_void, link(&nbls) as *mut NET_BUFFER_LIST, 0, flags);
+        nbls
+    })
+}
+
+fn free(h: &Host, nbls: Vec<usize>) {
+    on(h, 0, 0, move || nbls.iter().for_each(|&n| NdisFreeNetBufferList(n as *mut NET_BUFFER_LIST)));
+}
+
+fn completions(b: &Binding) -> Vec<Completion> {
+    b.completions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+}
+
+fn has(v: &[crate::verifier::Violation], rule: Rule, text: &str) -> bool {
+    v.iter().any(|x| x.rule == rule && x.message.contains(text))
+}
+
+// ---------------------------------------------------------------- tests
+
+#[test]
+fn a_send_is_gathered_recorded_and_completed_synchronously() {
+    let r = Rig::new(256, vec![AdapterConfig::ethernet(0)]);
+    let b = r.binding();
+    assert_eq!(r.h.bindings()[0].state, NdisBindingState::Running);
+    let frames = vec![vec![0xAA; 60], vec![0xBB; 1514]];
+    let nbls = send(&r.h, b, 0, DISPATCH, vec![frames[0].clone(), vec![0xBB; 64]]);
+    assert_eq!(r.h.sent_frames(0), vec![frames[0].clone(), vec![0xBB; 64]]);
+    let c = completions(b);
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0].nbls, vec![(nbls[0], 0), (nbls[1], 0)]);
+    assert_eq!((c[0].flags, c[0].irql), (NDIS_SEND_COMPLETE_FLAGS_DISPATCH_LEVEL, DISPATCH));
+    assert_eq!(r.h.sends_in_flight(), 0);
+    assert_eq!(r.h.oid_state(0).map(|m| m.xmit_ok), Some(2));
+    free(&r.h, nbls);
+    let v = r.finish();
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+#[test]
+fn a_send_gathers_a_driver_mdl_chain_from_data_offset() {
+    let r = Rig::new(0, vec![AdapterConfig::ethernet(0)]);
+    let b = r.binding();
+    let (frame, nbl, mdls, mem) = on(&r.h, 0, 0, move || {
+        let alloc = crate::native::exports::table().into_iter().find(|e| e.1 == "ExAllocatePoolWithTag").map(|e| e.2).expect("export");
+        // SAFETY: ExAllocatePoolWithTag's win64 signature.
+        let alloc: extern "win64" fn(i32, usize, u32) -> *mut c_void = unsafe { std::mem::transmute(alloc) };
+        let mem = alloc(512, 64, u32::from_le_bytes(*b"Test")) as usize;
+        for i in 0..64 {
+            // SAFETY: inside the 64-byte pool block.
+            unsafe { write_obj(mem + i, i as u8) };
+        }
+        let h = b.handle.load(SeqCst) as *mut c_void;
+        let m1 = NdisAllocateMdl(h, mem as *mut c_void, 10);
+        let m2 = NdisAllocateMdl(h, (mem + 10) as *mut c_void, 54);
+        // SAFETY: m1 is the MDL just allocated.
+        unsafe { (*m1).Next = m2 };
+        let nbl = NdisAllocateNetBufferAndNetBufferList(b.pool.load(SeqCst) as *mut c_void, 16, 0, m1, 4, 40) as usize;
+        NdisSendNetBufferLists(h, nbl as *mut NET_BUFFER_LIST, 0, 0);
+        (r_frame(), nbl, (m1 as usize, m2 as usize), mem)
+    });
+    fn r_frame() -> Vec<u8> {
+        (4u8..44).collect()
+    }
+    assert_eq!(r.h.sent_frames(0), vec![frame]);
+    assert_eq!(completions(b)[0].nbls, vec![(nbl, 0)]);
+    assert_eq!(completions(b)[0].irql, 0);
+    on(&r.h, 0, 0, move || {
+        NdisFreeNetBufferList(nbl as *mut NET_BUFFER_LIST);
+        NdisFreeMdl(mdls.0 as *mut MDL);
+        NdisFreeMdl(mdls.1 as *mut MDL);
+        let free = crate::native::exports::table().into_iter().find(|e| e.1 == "ExFreePoolWithTag").map(|e| e.2).expect("export");
+        // SAFETY: ExFreePoolWithTag's win64 signature.
+        let free: extern "win64" fn(*mut c_void, u32) = unsafe { std::mem::transmute(free) };
+        free(mem as *mut c_void, u32::from_le_bytes(*b"Test"));
+    });
+    let v = r.finish();
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+#[test]
+fn a_malformed_mdl_chain_is_a_violation_and_fails_the_send() {
+    let r = Rig::new(128, vec![AdapterConfig::ethernet(0)]);
+    let b = r.binding();
+    let stray = HostBlock::new(256, 16).expect("memory");
+    let stray_addr = stray.addr();
+    let nbl = on(&r.h, 0, 0, move || {
+        let l = frame_nbl(b, vec![1; 100]);
+        // SAFETY: the stand-in's NBL; its NDIS MDL now chains a block that is no MDL of the driver and
+        // claims more data than it maps.
+        unsafe {
+            let v = nb_view(first_nb(l));
+            let mut m: MDL = read_obj(v.mdl_chain);
+            m.ByteCount = 50;
+            m.Next = stray_addr as *mut MDL;
+            write_obj(v.mdl_chain, m);
+        }
+        NdisSendNetBufferLists(b.handle.load(SeqCst) as *mut c_void, l as *mut NET_BUFFER_LIST, 0, 0);
+        l
+    });
+    assert!(r.h.sent_frames(0).is_empty());
+    assert_eq!(completions(b)[0].nbls, vec![(nbl, NDIS_STATUS_INVALID_PACKET)]);
+    free(&r.h, vec![nbl]);
+    let v = r.finish();
+    drop(stray);
+    assert!(has(&v, Rule::Ndis, "is not an MDL of the driver"), "{v:#?}");
+}
+
+#[test]
+fn deferred_completions_split_reorder_and_are_flushed_before_pause() {
+    let cfg = AdapterConfig { send_completion: SendCompletion::Deferred, ..AdapterConfig::ethernet(0) };
+    let mut r = Rig::new(128, vec![cfg]);
+    let b = r.binding();
+    let nbls = send(&r.h, b, 0, DISPATCH, vec![vec![1; 60], vec![2; 60], vec![3; 60]]);
+    assert!(completions(b).is_empty());
+    assert_eq!(r.h.sends_in_flight(), 3);
+    // Sending an NBL again while it is in flight.
+    let again = nbls[0];
+    on(&r.h, 0, 0, move || NdisSendNetBufferLists(b.handle.load(SeqCst) as *mut c_void, again as *mut NET_BUFFER_LIST, 0, 0));
+    // Freeing one in flight.
+    on(&r.h, 0, 0, move || NdisFreeNetBufferList(again as *mut NET_BUFFER_LIST));
+    assert_eq!(r.h.complete_sends(0, 2, true).expect("complete"), 3);
+    let c = completions(b);
+    assert_eq!(c.len(), 2);
+    assert_eq!(c[0].nbls.iter().map(|x| x.0).collect::<Vec<_>>(), vec![nbls[2], nbls[1]]);
+    assert_eq!(c[1].nbls.iter().map(|x| x.0).collect::<Vec<_>>(), vec![nbls[0]]);
+    assert!(c.iter().all(|c| c.irql == DISPATCH && c.cpu == 1 && c.flags == NDIS_SEND_COMPLETE_FLAGS_DISPATCH_LEVEL));
+    // Sends held at pause are completed before NetEventPause.
+    let more = send(&r.h, b, 0, 0, vec![vec![4; 60]]);
+    assert_eq!(r.h.pause(0).expect("pause"), 0);
+    assert_eq!(completions(b).len(), 3);
+    assert_eq!(r.h.sends_in_flight(), 0);
+    // A send to a paused binding.
+    let paused = send(&r.h, b, 0, 0, vec![vec![5; 60]]);
+    assert_eq!(completions(b)[3].nbls, vec![(paused[0], NDIS_STATUS_PAUSED)]);
+    free(&r.h, [nbls, more, paused].concat());
+    let v = r.finish();
+    assert!(has(&v, Rule::Ndis, "sent again while its earlier send is still in flight"), "{v:#?}");
+    assert!(has(&v, Rule::Ndis, "frees an NBL that is still being sent"), "{v:#?}");
+    assert!(has(&v, Rule::Ndis, "while the binding is Paused"), "{v:#?}");
+    assert_eq!(v.len(), 3, "{v:#?}");
+}
+
+#[test]
+fn nbl_and_mdl_ownership_rules() {
+    let r = Rig::new(128, vec![AdapterConfig::ethernet(0)]);
+    let b = r.binding();
+    let foreign = HostBlock::new(objects::NBL_SIZE, 16).expect("memory");
+    let fa = foreign.addr();
+    on(&r.h, 0, 0, move || {
+        let l = frame_nbl(b, vec![1; 60]);
+        NdisFreeNetBufferList(l as *mut NET_BUFFER_LIST);
+        NdisFreeNetBufferList(l as *mut NET_BUFFER_LIST);
+        NdisFreeNetBufferList(fa as *mut NET_BUFFER_LIST);
+        NdisSendNetBufferLists(b.handle.load(SeqCst) as *mut c_void, fa as *mut NET_BUFFER_LIST, 0, 0);
+        NdisFreeMdl(fa as *mut MDL);
+        // Left allocated: reported when the pool is freed and at unload.
+        let _kept = NdisAllocateNetBufferList(b.pool.load(SeqCst) as *mut c_void, 0, 0);
+        let _mdl = NdisAllocateMdl(b.handle.load(SeqCst) as *mut c_void, fa as *mut c_void, 16);
+        NdisAllocateNetBufferList(b.pool.load(SeqCst) as *mut c_void, 8, 0);
+    });
+    let v = r.finish();
+    drop(foreign);
+    assert!(has(&v, Rule::BadFree, "not allocated from a pool of this driver (or freed twice)"), "{v:#?}");
+    assert_eq!(v.iter().filter(|x| x.message.contains("not allocated from a pool of this driver (or freed twice)")).count(), 2, "{v:#?}");
+    assert!(has(&v, Rule::Ndis, "was not allocated from a pool of this driver; the send is dropped"), "{v:#?}");
+    assert!(has(&v, Rule::BadFree, "NdisFreeMdl"), "{v:#?}");
+    assert!(has(&v, Rule::BadParameter, "not multiples of MEMORY_ALLOCATION_ALIGNMENT"), "{v:#?}");
+    assert!(has(&v, Rule::Ndis, "with 2 NBL(s) of the pool not freed"), "{v:#?}");
+    assert!(has(&v, Rule::Ndis, "NBL(s) allocated by the driver never freed"), "{v:#?}");
+    assert!(has(&v, Rule::Ndis, "MDL(s) from NdisAllocateMdl never freed"), "{v:#?}");
+}
+
+#[test]
+fn allocators_take_injected_faults() {
+    let config = HostConfig {
+        faults: vec![
+            FaultRule::FailNth { api: "NdisAllocateNetBufferAndNetBufferList".into(), n: 1 },
+            FaultRule::FailNth { api: "NdisAllocateMdl".into(), n: 1 },
+        ],
+        ..HostConfig::default()
+    };
+    let r = Rig::with(config, 128, vec![AdapterConfig::ethernet(0)]);
+    let b = r.binding();
+    let (first, second, mdl) = on(&r.h, 0, 0, move || {
+        let pool = b.pool.load(SeqCst) as *mut c_void;
+        let first = NdisAllocateNetBufferAndNetBufferList(pool, 0, 0, std::ptr::null_mut(), 0, 10) as usize;
+        let second = NdisAllocateNetBufferAndNetBufferList(pool, 0, 0, std::ptr::null_mut(), 0, 10) as usize;
+        let mdl = NdisAllocateMdl(b.handle.load(SeqCst) as *mut c_void, pool, 8) as usize;
+        NdisFreeNetBufferList(second as *mut NET_BUFFER_LIST);
+        (first, second, mdl)
+    });
+    assert_eq!((first, mdl), (0, 0));
+    assert_ne!(second, 0);
+    let v = r.finish();
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+#[test]
+fn a_wire_carries_sends_to_the_other_adapter_and_get_data_buffer_reads_them() {
+    let mut r = Rig::new(2048, vec![AdapterConfig::ethernet(0)]);
+    let first = r.binding();
+    r.h.add_adapter(AdapterConfig::ethernet(1)).expect("bind");
+    let second = r.binding();
+    r.h.connect(0, 1);
+    let frame: Vec<u8> = (0..200u8).collect();
+    let nbls = send(&r.h, first, 0, 0, vec![frame.clone()]);
+    assert_eq!(r.h.pump().expect("pump"), 1);
+    assert_eq!(*second.received.lock().unwrap_or_else(std::sync::PoisonError::into_inner), vec![frame]);
+    assert_eq!(r.h.outstanding_receives(), 0);
+    assert_eq!(r.h.oid_state(1).map(|m| m.rcv_ok), Some(1));
+    free(&r.h, nbls);
+    let v = r.finish();
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+/// An NDIS_OID_REQUEST (revision 1) in host memory with a buffer of `len` bytes.
+fn oid_block(request_type: i32, oid: u32, data: &[u8], len: usize) -> (HostBlock, HostBlock) {
+    let req = HostBlock::new(size_of::<NDIS_OID_REQUEST>(), 16).expect("memory");
+    let buf = HostBlock::new(len.max(1), 16).expect("memory");
+    for (i, x) in data.iter().enumerate() {
+        // SAFETY: inside the buffer block.
+        unsafe { write_obj(buf.addr() + i, *x) };
+    }
+    let p = req.as_ptr::<NDIS_OID_REQUEST>();
+    // SAFETY: a fresh zeroed block of the structure's size.
+    unsafe {
+        (*p).Header = NDIS_OBJECT_HEADER { Type: NDIS_OBJECT_TYPE_OID_REQUEST, Revision: NDIS_OID_REQUEST_REVISION_1, Size: NDIS_SIZEOF_OID_REQUEST_REVISION_1 };
+        (*p).RequestType = request_type;
+        (*p).RequestId = 0x77 as PVOID;
+        (*p).DATA.QUERY_INFORMATION.Oid = oid;
+        (*p).DATA.QUERY_INFORMATION.InformationBuffer = buf.void();
+        // CAST: small test buffers.
+        (*p).DATA.QUERY_INFORMATION.InformationBufferLength = len as u32;
+    }
+    (req, buf)
+}
+
+fn oid(h: &Host, b: &'static Binding, req: usize) -> i32 {
+    on(h, 0, 0, move || NdisOidRequest(b.handle.load(SeqCst) as *mut c_void, req as *mut NDIS_OID_REQUEST))
+}
+
+fn query_result(req: &HostBlock) -> (u32, u32) {
+    // SAFETY: the test's request block.
+    let r: NDIS_OID_REQUEST = unsafe { read_obj(req.addr()) };
+    // SAFETY: a query's active member.
+    let q = unsafe { r.DATA.QUERY_INFORMATION };
+    (q.BytesWritten, q.BytesNeeded)
+}
+
+#[test]
+fn oid_requests_query_and_set_the_adapter_model() {
+    let r = Rig::new(128, vec![AdapterConfig::ethernet(3)]);
+    let b = r.binding();
+    let (req, buf) = oid_block(NdisRequestQueryInformation, OID_802_3_CURRENT_ADDRESS, &[], 6);
+    assert_eq!(oid(&r.h, b, req.addr()), 0);
+    assert_eq!(query_result(&req), (6, 0));
+    // SAFETY: the test's buffer.
+    assert_eq!(unsafe { crate::native::memory::read_bytes(buf.addr(), 6) }, AdapterConfig::ethernet(3).mac);
+    let (short, _sb) = oid_block(NdisRequestQueryInformation, OID_GEN_LINK_STATE, &[], 8);
+    assert_eq!(oid(&r.h, b, short.addr()), NDIS_STATUS_BUFFER_TOO_SHORT);
+    assert_eq!(query_result(&short), (0, 40));
+    let (unknown, _ub) = oid_block(NdisRequestQueryInformation, 0x0DEA_D000, &[], 8);
+    assert_eq!(oid(&r.h, b, unknown.addr()), NDIS_STATUS_NOT_SUPPORTED);
+    let (set, _setb) = oid_block(NdisRequestSetInformation, OID_GEN_CURRENT_PACKET_FILTER, &0x21u32.to_le_bytes(), 4);
+    assert_eq!(oid(&r.h, b, set.addr()), 0);
+    let list = [[1u8, 0, 0x5E, 0, 0, 1], [1, 0, 0x5E, 0, 0, 2]].concat();
+    let (mc, _mcb) = oid_block(NdisRequestSetInformation, OID_802_3_MULTICAST_LIST, &list, 12);
+    assert_eq!(oid(&r.h, b, mc.addr()), 0);
+    let m = r.h.oid_state(0).expect("model");
+    assert_eq!((m.packet_filter, m.multicast.len()), (0x21, 2));
+    // A revision-2 request needs NDIS 6.50; a wrong type is refused.
+    let (bad, _bb) = oid_block(NdisRequestQueryInformation, OID_GEN_LINK_SPEED, &[], 4);
+    // SAFETY: the test's request block.
+    unsafe { (*bad.as_ptr::<NDIS_OID_REQUEST>()).Header.Type = NDIS_OBJECT_TYPE_DEFAULT };
+    assert_eq!(oid(&r.h, b, bad.addr()), NDIS_STATUS_INVALID_PARAMETER);
+    let v = r.finish();
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert!(has(&v, Rule::BadParameter, "is not an NDIS_OID_REQUEST"), "{v:#?}");
+}
+
+#[test]
+fn revision_2_oid_requests_follow_the_emulated_version() {
+    let config = HostConfig { ndis_version: 0x0006_001E, ..HostConfig::default() };
+    let r = Rig::with(config, 128, vec![AdapterConfig::ethernet(0)]);
+    let b = r.binding();
+    let (req, _buf) = oid_block(NdisRequestQueryInformation, OID_GEN_LINK_SPEED, &[], 4);
+    // SAFETY: the test's request block; only its header changes.
+    unsafe {
+        (*req.as_ptr::<NDIS_OID_REQUEST>()).Header.Revision = NDIS_OID_REQUEST_REVISION_2;
+        (*req.as_ptr::<NDIS_OID_REQUEST>()).Header.Size = NDIS_SIZEOF_OID_REQUEST_REVISION_1;
+    }
+    assert_eq!(oid(&r.h, b, req.addr()), NDIS_STATUS_INVALID_PARAMETER);
+    let v = r.finish();
+    assert!(has(&v, Rule::BadParameter, "this NDIS (6.30) accepts"), "{v:#?}");
+}
+
+#[test]
+fn pended_oid_requests_complete_later_cancel_and_are_checked() {
+    let cfg = AdapterConfig { oid_pends: true, ..AdapterConfig::ethernet(0) };
+    let mut r = Rig::new(128, vec![cfg]);
+    let b = r.binding();
+    let (q, _qb) = oid_block(NdisRequestQueryInformation, OID_GEN_MAXIMUM_FRAME_SIZE, &[], 4);
+    assert_eq!(oid(&r.h, b, q.addr()), NDIS_STATUS_PENDING);
+    // The same request again while it is pending.
+    assert_eq!(oid(&r.h, b, q.addr()), NDIS_STATUS_INVALID_PARAMETER);
+    assert_eq!(r.h.pending_oid_requests(), 1);
+    assert_eq!(r.h.complete_oid_requests(None).expect("complete"), 1);
+    assert_eq!(*b.oids.lock().unwrap_or_else(std::sync::PoisonError::into_inner), vec![(q.addr(), 0)]);
+    // Cancel by RequestId completes with NDIS_STATUS_REQUEST_ABORTED.
+    let (c, _cb) = oid_block(NdisRequestQueryInformation, OID_GEN_MAXIMUM_FRAME_SIZE, &[], 4);
+    assert_eq!(oid(&r.h, b, c.addr()), NDIS_STATUS_PENDING);
+    on(&r.h, 0, 0, move || NdisCancelOidRequest(b.handle.load(SeqCst) as *mut c_void, 0x77 as *mut c_void));
+    assert_eq!(b.oids.lock().unwrap_or_else(std::sync::PoisonError::into_inner)[1], (c.addr(), NDIS_STATUS_REQUEST_ABORTED));
+    // One left pending at close and unload.
+    let (left, _lb) = oid_block(NdisRequestQueryInformation, OID_GEN_MAXIMUM_FRAME_SIZE, &[], 4);
+    assert_eq!(oid(&r.h, b, left.addr()), NDIS_STATUS_PENDING);
+    let v = r.finish();
+    assert!(has(&v, Rule::DoubleCompletion, "issued again while that request is still pending"), "{v:#?}");
+    assert!(has(&v, Rule::Ndis, "with 1 OID request(s) still pending"), "{v:#?}");
+    assert!(has(&v, Rule::Ndis, "1 OID request(s) still pending"), "{v:#?}");
+}
+
+#[test]
+fn link_state_changes_are_indicated_through_status_ex() {
+    let mut r = Rig::new(128, vec![AdapterConfig::ethernet(0)]);
+    let b = r.binding();
+    r.h.indicate_link_state(0, false).expect("status");
+    let s = b.statuses.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    assert_eq!(s.len(), 1);
+    let (header, code, payload) = &s[0];
+    assert_eq!((header.Type, header.Revision, header.Size), (NDIS_OBJECT_TYPE_STATUS_INDICATION, NDIS_STATUS_INDICATION_REVISION_1, NDIS_SIZEOF_STATUS_INDICATION_REVISION_1));
+    assert_eq!(*code, NDIS_STATUS_LINK_STATE);
+    assert_eq!(payload.len(), usize::from(NDIS_SIZEOF_LINK_STATE_REVISION_1));
+    assert_eq!(&payload[4..8], &2u32.to_le_bytes(), "MediaConnectStateDisconnected");
+    assert_eq!(r.h.oid_state(0).map(|m| m.connected), Some(false));
+    let v = r.finish();
+    assert!(v.is_empty(), "{v:#?}");
+}
