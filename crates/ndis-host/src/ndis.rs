@@ -85,6 +85,8 @@ pub enum NdisBindingState {
     Binding,
     Paused,
     Running,
+    /// NetEventPause delivered and not yet completed (no new sends).
+    Pausing,
     /// UnbindAdapterEx in progress.
     Unbinding,
 }
@@ -141,6 +143,9 @@ pub(crate) struct NdisState {
     pub oids: BTreeMap<usize, crate::oid::OidModel>,
     /// OID requests pended to the driver: request address → (adapter, RequestId, status to complete with).
     pub pending_oids: BTreeMap<usize, (usize, usize, i32)>,
+    /// PnP events the driver pended: notification address → (binding handle, the status NdisCompleteNetPnPEvent
+    /// gave once called).
+    pub pending_pnp: BTreeMap<usize, (usize, Option<i32>)>,
     /// Memory NDIS allocated for the driver (NdisQueryAdapterInstanceName), freed with NdisFreeMemory.
     pub ndis_memory: BTreeMap<usize, HostBlock>,
     /// Indicated NBLs the driver still owns: NBL address → adapter.
@@ -281,9 +286,42 @@ fn pnp(inner: &Inner, context: usize, code: i32, buffer: usize, len: u32) -> i32
         NET_EVENT_BINDS_COMPLETE => "ProtocolNetPnPEvent(NetEventBindsComplete)",
         _ => "ProtocolNetPnPEvent",
     };
+    let handle = inner.state().ndis.opens.iter().find(|o| o.context == context && !o.closed && context != 0).map(|o| o.handle.addr());
+    if let Some(h) = handle {
+        inner.state().ndis.pending_pnp.insert(n, (h, None));
+    }
     let r = crate::exports::call_into_driver(inner, 0, name, handler, &[("ProtocolBindingContext", context as u64), ("NetPnPEventNotification", n as u64)]);
     // CAST: NDIS_STATUS.
-    r as u32 as i32
+    let mut st = r as u32 as i32;
+    if st == NDIS_STATUS_PENDING {
+        st = wait_pnp(inner, n, name, handle);
+    }
+    inner.state().ndis.pending_pnp.remove(&n);
+    drop(lent);
+    st
+}
+
+/// How long NDIS waits for a pended PnP event before the host reports it.
+const PNP_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(if cfg!(test) { 300 } else { 5000 });
+
+/// Waits for NdisCompleteNetPnPEvent on a pended event, completing the adapter's held sends meanwhile (a
+/// pause may wait for them); returns the status it completed with.
+fn wait_pnp(inner: &Inner, n: usize, name: &str, handle: Option<usize>) -> i32 {
+    let adapter = handle.and_then(|h| inner.state().ndis.opens.iter().find(|o| o.handle.addr() == h).map(|o| o.adapter));
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(st) = inner.state().ndis.pending_pnp.get(&n).and_then(|p| p.1) {
+            return st;
+        }
+        if start.elapsed() > PNP_TIMEOUT || inner.down.load(std::sync::atomic::Ordering::Acquire) {
+            inner.violation(Rule::Ndis, format!("{name} returned NDIS_STATUS_PENDING and NdisCompleteNetPnPEvent was not called within {PNP_TIMEOUT:?}"));
+            return NDIS_STATUS_PENDING;
+        }
+        if let Some(a) = adapter {
+            flush_sends(inner, a, 0, false);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
 }
 
 /// NetEventRestart: Paused → Running.
@@ -312,10 +350,11 @@ pub(crate) fn pause(inner: &Inner, adapter: usize) -> i32 {
     }
     // NDIS completes the sends the miniport still holds before it pauses the protocol.
     flush_sends(inner, adapter, 0, false);
+    set_state(inner, adapter, NdisBindingState::Pausing);
     let st = pnp(inner, context, NET_EVENT_PAUSE, 0, 0);
-    if st == NDIS_STATUS_SUCCESS {
-        set_state(inner, adapter, NdisBindingState::Paused);
-    } else {
+    // A pause cannot fail: the binding is paused either way.
+    set_state(inner, adapter, NdisBindingState::Paused);
+    if st != NDIS_STATUS_SUCCESS {
         inner.violation(Rule::Ndis, format!("NetEventPause on adapter {adapter} returned {} (a pause must complete)", status(st)));
     }
     st

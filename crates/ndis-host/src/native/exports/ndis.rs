@@ -24,6 +24,7 @@ export_table! {
     "ndis.sys": NdisSendNetBufferLists,
     "ndis.sys": NdisOidRequest,
     "ndis.sys": NdisCancelOidRequest,
+    "ndis.sys": NdisCompleteNetPnPEvent,
 }
 
 // ---------------------------------------------------------------- NDIS
@@ -997,5 +998,32 @@ extern "win64" fn NdisCancelOidRequest(handle: *mut c_void, request_id: *mut c_v
     // A request not pending (already completed) is not an error: cancel races completion.
     if let Some((adapter, request)) = found {
         crate::ndis::complete_oid(&inner, adapter, request, NDIS_STATUS_REQUEST_ABORTED);
+    }
+}
+
+// ---------------------------------------------------------------- PnP
+
+extern "win64" fn NdisCompleteNetPnPEvent(handle: *mut c_void, notification: *mut NET_PNP_EVENT_NOTIFICATION, st: i32) {
+    let (inner, _) = ndis_call(
+        "NdisCompleteNetPnPEvent",
+        vec![("NdisBindingHandle", ptr(handle)), ("NetPnPEventNotification", ptr(notification.cast())), ("Status", status(st))],
+    );
+    inner.require_irql_at_most("NdisCompleteNetPnPEvent", DISPATCH);
+    let mut s = inner.state();
+    match s.ndis.pending_pnp.get_mut(&(notification as usize)) {
+        Some((h, done)) if *h == handle as usize && done.is_none() => *done = Some(st),
+        Some((h, None)) => {
+            let h = *h;
+            drop(s);
+            inner.violation(Rule::BadParameter, format!("NdisCompleteNetPnPEvent with binding handle {} for an event of binding {h:#x}", ptr(handle)));
+        }
+        Some(_) => {
+            drop(s);
+            inner.violation(Rule::DoubleCompletion, "NdisCompleteNetPnPEvent called twice for one PnP event");
+        }
+        None => {
+            drop(s);
+            inner.violation(Rule::Ndis, format!("NdisCompleteNetPnPEvent({}) for no PnP event in progress", ptr(notification.cast())));
+        }
     }
 }

@@ -69,6 +69,8 @@ struct Binding {
     oids: Mutex<Vec<(usize, i32)>>,
     statuses: Mutex<Vec<(NDIS_OBJECT_HEADER, i32, Vec<u8>)>>,
     received: Mutex<Vec<Vec<u8>>>,
+    /// How NetEventPause is answered: 0 success, 1 complete then pend, 2 pend for ever, 3 complete twice.
+    pause_mode: AtomicU32,
 }
 
 #[derive(Debug, Default)]
@@ -117,6 +119,30 @@ extern "win64" fn unbind(_unbind_context: u64, binding: u64) -> i32 {
 
 extern "win64" fn nothing(_a: u64, _b: u64) -> i32 {
     0
+}
+
+extern "win64" fn pnp_event(binding: u64, notification: u64) -> i32 {
+    if binding == 0 {
+        return 0;
+    }
+    let b: &Binding = ctx(binding);
+    // SAFETY: the host's notification, valid for the call.
+    let n: NET_PNP_EVENT_NOTIFICATION = unsafe { read_obj(notification as usize) };
+    if n.NetPnPEvent.NetEvent != 8 {
+        return 0;
+    }
+    let h = b.handle.load(SeqCst) as *mut c_void;
+    let p = notification as *mut NET_PNP_EVENT_NOTIFICATION;
+    match b.pause_mode.load(SeqCst) {
+        1 => NdisCompleteNetPnPEvent(h, p, 0),
+        2 => {}
+        3 => {
+            NdisCompleteNetPnPEvent(h, p, 0);
+            NdisCompleteNetPnPEvent(h, p, 0);
+        }
+        _ => return 0,
+    }
+    NDIS_STATUS_PENDING
 }
 
 extern "win64" fn oid_complete(binding: u64, request: u64, status: i32) {
@@ -206,7 +232,7 @@ impl Rig {
             c.UnbindAdapterHandlerEx = handler(unbind as *const () as usize);
             c.OpenAdapterCompleteHandlerEx = handler(nothing as *const () as usize);
             c.CloseAdapterCompleteHandlerEx = handler(nothing as *const () as usize);
-            c.NetPnPEventHandler = handler(nothing as *const () as usize);
+            c.NetPnPEventHandler = handler(pnp_event as *const () as usize);
             c.OidRequestCompleteHandler = handler(oid_complete as *const () as usize);
             c.StatusHandlerEx = handler(status_ex as *const () as usize);
             c.ReceiveNetBufferListsHandler = handler(receive as *const () as usize);
@@ -611,4 +637,25 @@ fn link_state_changes_are_indicated_through_status_ex() {
     assert_eq!(r.h.oid_state(0).map(|m| m.connected), Some(false));
     let v = r.finish();
     assert!(v.is_empty(), "{v:#?}");
+}
+
+#[test]
+fn a_pended_pause_waits_for_ndis_complete_net_pnp_event() {
+    let mut r = Rig::new(128, vec![AdapterConfig::ethernet(0)]);
+    let b = r.binding();
+    b.pause_mode.store(1, SeqCst);
+    assert_eq!(r.h.pause(0).expect("pause"), 0);
+    assert_eq!(r.h.bindings()[0].state, NdisBindingState::Paused);
+    assert_eq!(r.h.restart(0).expect("restart"), 0);
+    b.pause_mode.store(3, SeqCst);
+    assert_eq!(r.h.pause(0).expect("pause"), 0);
+    r.h.restart(0).expect("restart");
+    b.pause_mode.store(2, SeqCst);
+    r.h.pause(0).expect("pause");
+    assert_eq!(r.h.bindings()[0].state, NdisBindingState::Paused);
+    b.pause_mode.store(0, SeqCst);
+    let v = r.finish();
+    assert!(has(&v, Rule::DoubleCompletion, "NdisCompleteNetPnPEvent called twice"), "{v:#?}");
+    assert!(has(&v, Rule::Ndis, "NetEventPause) returned NDIS_STATUS_PENDING and NdisCompleteNetPnPEvent was not called"), "{v:#?}");
+    assert_eq!(v.len(), 3, "{v:#?}");
 }
