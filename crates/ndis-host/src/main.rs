@@ -1,6 +1,8 @@
 //! `ndis-host`: run rawlink.sys in an emulated Windows kernel and report what the verifier saw.
 
 use clap::{Parser, Subcommand};
+use ndis_host::backend::tap::TapBackend;
+use ndis_host::backend::Backend;
 use ndis_host::host::{Host, HostConfig};
 use ndis_host::image::{audit, ImageInfo};
 use ndis_host::wdk::FunctionTable;
@@ -35,6 +37,11 @@ enum Command {
         /// The NDIS version the emulated Windows reports, e.g. 6.30 or 6.89.
         #[arg(long, default_value = "6.89", value_parser = parse_ndis_version)]
         ndis: u32,
+        /// Connect the first adapter to the Linux TAP interface NAME (created if needed, brought up, in this
+        /// process's network namespace): the driver's sends reach the Linux stack and Linux's frames reach the
+        /// driver. Needs CAP_NET_ADMIN and /dev/net/tun.
+        #[arg(long, value_name = "NAME")]
+        tap: Option<String>,
     },
     /// Audit a driver image as the Windows loader and ApiValidator would.
     Audit {
@@ -57,7 +64,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Audit { driver } => audit_cmd(&driver),
-        Command::Run { driver, trace, once, adapters, ndis } => run(&driver, trace, once, adapters, ndis),
+        Command::Run { driver, trace, once, adapters, ndis, tap } => run(&driver, trace, once, adapters, ndis, tap.as_deref()),
     }
 }
 
@@ -97,7 +104,35 @@ fn audit_cmd(path: &std::path::Path) -> ExitCode {
     }
 }
 
-fn run(path: &std::path::Path, trace: bool, once: bool, adapters: u8, ndis: u32) -> ExitCode {
+/// Shares a TAP backend between the host (which owns its backends) and `run` (which reports its counters).
+#[derive(Debug)]
+struct SharedTap(Arc<TapBackend>);
+
+impl Backend for SharedTap {
+    fn transmit(&self, frame: &[u8]) {
+        self.0.transmit(frame);
+    }
+    fn poll(&self) -> Vec<Vec<u8>> {
+        self.0.poll()
+    }
+}
+
+/// Opens the TAP interface `name` and brings it up.
+fn open_tap(name: &str) -> Result<Arc<TapBackend>, String> {
+    let tap = TapBackend::open(name).map_err(|e| format!("--tap {name}: {e}"))?;
+    tap.set_up().map_err(|e| format!("--tap {name}: bringing the interface up: {e}"))?;
+    Ok(Arc::new(tap))
+}
+
+fn run(path: &std::path::Path, trace: bool, once: bool, adapters: u8, ndis: u32, tap_name: Option<&str>) -> ExitCode {
+    if tap_name.is_some() && adapters == 0 {
+        return fail("--tap connects the first adapter, but --adapters is 0");
+    }
+    // The TAP first: its errors (no /dev/net/tun, no CAP_NET_ADMIN, a bad name) need no driver to report.
+    let tap = match tap_name.map(open_tap).transpose() {
+        Ok(t) => t,
+        Err(e) => return fail(&e),
+    };
     let config = HostConfig { ndis_version: ndis, echo_trace: trace, ..HostConfig::default() };
     let mut host = match Host::load_file(path, config) {
         Ok(h) => h,
@@ -108,8 +143,13 @@ fn run(path: &std::path::Path, trace: bool, once: bool, adapters: u8, ndis: u32)
         let a = ndis_host::ndis::AdapterConfig::ethernet(n);
         let mac: Vec<String> = a.mac.iter().map(|b| format!("{b:02x}")).collect();
         println!("  adapter {} ({}) {} MTU {}", a.name, a.friendly_name, mac.join(":"), a.mtu);
-        if let Err(e) = host.add_adapter(a) {
-            return fail(&format!("adding adapter {n}: {e}"));
+        let index = match host.add_adapter(a) {
+            Ok(i) => i,
+            Err(e) => return fail(&format!("adding adapter {n}: {e}")),
+        };
+        if let (1, Some(t)) = (n, &tap) {
+            host.set_backend(index, Some(Box::new(SharedTap(Arc::clone(t)))));
+            println!("    connected to TAP interface {} (MTU {}, up)", t.name(), t.mtu());
         }
     }
     for p in &host.image().privileged {
@@ -148,14 +188,43 @@ fn run(path: &std::path::Path, trace: bool, once: bool, adapters: u8, ndis: u32)
             return fail(&format!("cannot install the Ctrl-C handler: {e}"));
         }
         println!("serving; press Ctrl-C to unload");
+        let mut indicated = 0;
         while !stop.load(Ordering::SeqCst) {
-            std::thread::sleep(Duration::from_millis(100));
+            if tap.is_some() {
+                // Frames Linux sent out of the TAP are indicated to the driver's bindings.
+                match host.pump() {
+                    Ok(n) => indicated += n,
+                    Err(e) => {
+                        eprintln!("ndis-host: error: receiving from the TAP: {e}");
+                        break;
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            } else {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        if let Some(t) = &tap {
+            println!("  {indicated} frame(s) from TAP {} indicated to the driver", t.name());
         }
     }
     if let Err(e) = host.unload() {
         return fail(&format!("DriverUnload: {e}"));
     }
     println!("unloaded");
+    if let Some(t) = &tap {
+        let s = t.stats();
+        println!(
+            "  TAP {}: {} frame(s) to Linux, {} from Linux; dropped {} too short, {} too long; {} write error(s), {} read error(s)",
+            t.name(),
+            s.transmitted,
+            s.received,
+            s.dropped_short,
+            s.dropped_long,
+            s.write_errors,
+            s.read_errors
+        );
+    }
     let violations = host.violations();
     if violations.is_empty() {
         println!("verifier: no violations, no leaks");

@@ -393,3 +393,139 @@ fn polling_an_idle_interface_returns_at_once_and_a_downed_one_refuses_frames() {
     let s = link.tap.stats();
     assert_eq!((s.transmitted, s.write_errors), (0, 1), "{s:?}");
 }
+
+// ---- `ndis-host run --tap` ------------------------------------------------------------------------------
+
+/// The ndis-host binary.
+fn ndis_host() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ndis-host"))
+}
+
+/// The built driver, as the other ndis-host tests find it.
+fn driver_path() -> PathBuf {
+    let dir = std::env::var_os("RAWLINK_PACKAGE_DIR").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("..").join("target").join("rawlink-package")
+    });
+    let path = dir.join("rawlink.sys");
+    assert!(path.exists(), "{} is missing; run `cargo xtask build` first", path.display());
+    path
+}
+
+#[test]
+fn the_cli_refuses_a_bad_tap_name_before_loading_anything() {
+    for (name, says) in [("a/b", "bad interface name"), ("sixteen-chars-xx", "name too long")] {
+        let out = ndis_host().args(["run", "/nonexistent/rawlink.sys", "--tap", name]).output().expect("run ndis-host");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "--tap {name} accepted");
+        assert!(err.contains(says) && err.contains(&format!("--tap {name}")), "--tap {name}: {err}");
+    }
+}
+
+#[test]
+fn the_cli_connects_the_first_adapter_to_a_tap_and_linux_frames_reach_the_driver() {
+    require_capabilities();
+    let sys = driver_path();
+    let ns = Netns::new();
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &ns.name])
+        .arg(env!("CARGO_BIN_EXE_ndis-host"))
+        .args(["run".as_ref(), sys.as_os_str(), "--tap".as_ref(), "tap0".as_ref(), "--adapters".as_ref(), "1".as_ref()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start ndis-host in the namespace");
+    // `ip netns exec` execs ndis-host, so the child's pid is ndis-host's.
+    let pid = child.id().to_string();
+    let stdout = child.stdout.take().expect("piped");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    // The guard kills ndis-host (SIGKILL) if anything below fails, before the namespace goes.
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            if matches!(self.0.try_wait(), Ok(None)) {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
+        }
+    }
+    let mut child = Kill(child);
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !lines.last().is_some_and(|l: &String| l.starts_with("serving")) {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(l) => lines.push(l),
+            Err(_) if Instant::now() < deadline && matches!(child.0.try_wait(), Ok(None)) => {}
+            Err(_) => {
+                let _ = child.0.kill();
+                let out = child.0.wait_with_output_lossy();
+                panic!("ndis-host did not start serving; stdout: {lines:#?}; stderr: {out}");
+            }
+        }
+    }
+    assert!(lines.iter().any(|l| l.contains("connected to TAP interface tap0 (MTU 1500, up)")), "{lines:#?}");
+    assert!(ns.ip(&["link", "show", "tap0"]).contains(",UP"), "ndis-host brings tap0 up");
+
+    // Linux sends three datagrams to the adapter's MAC: three frames out of tap0, into the driver.
+    ns.ip(&["addr", "add", "192.0.2.1/24", "dev", "tap0"]);
+    ns.ip(&["neigh", "replace", "192.0.2.2", "lladdr", "02:52:4c:00:00:01", "dev", "tap0", "nud", "permanent"]);
+    ns.run(|| {
+        let s = UdpSocket::bind((Ipv4Addr::from(LINUX_IP), 0)).expect("bind in the namespace");
+        for i in 0..3u8 {
+            s.send_to(&[i; 20], (Ipv4Addr::from(OUR_IP), 9)).expect("send");
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+
+    let sigint = Command::new("sh").args(["-c", &format!("kill -INT {pid}")]).status().expect("sh");
+    assert!(sigint.success(), "kill -INT {pid}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Ok(Some(s)) = child.0.try_wait() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "ndis-host did not unload within 20 s of Ctrl-C; stdout: {lines:#?}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = reader.join();
+    lines.extend(rx.try_iter());
+    let stderr = child.0.wait_with_output_lossy();
+    assert!(status.success(), "ndis-host failed ({status}); stdout: {lines:#?}; stderr: {stderr}");
+    let counts = lines.iter().find(|l| l.trim_start().starts_with("TAP tap0:")).unwrap_or_else(|| panic!("no TAP counters: {lines:#?}"));
+    let from_linux: u64 = counts
+        .split(", ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("unreadable counters: {counts}"));
+    assert!(from_linux >= 3, "the three datagrams (and whatever else Linux sent) came out of tap0: {counts}");
+    let indicated: u64 = lines
+        .iter()
+        .find_map(|l| l.trim_start().strip_suffix(" frame(s) from TAP tap0 indicated to the driver"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count of indicated frames: {lines:#?}"));
+    assert_eq!(indicated, from_linux, "every frame out of tap0 is indicated to the Running binding");
+    assert!(lines.iter().any(|l| l == "verifier: no violations, no leaks"), "{lines:#?}");
+}
+
+/// Output of a finished child, for messages.
+trait Lossy {
+    fn wait_with_output_lossy(&mut self) -> String;
+}
+
+impl Lossy for std::process::Child {
+    fn wait_with_output_lossy(&mut self) -> String {
+        use std::io::Read;
+        let _ = self.wait();
+        let mut err = String::new();
+        if let Some(mut e) = self.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        err
+    }
+}
