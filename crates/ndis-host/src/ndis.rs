@@ -9,6 +9,7 @@
 use crate::host::{Host, HostError, Inner};
 use crate::native::memory::HostBlock;
 use crate::native::ndis_objects::{self as objects, BindFacts, Lent};
+pub use crate::native::ndis_objects::ReceiveShape;
 use crate::trace::status;
 use crate::verifier::Rule;
 use std::collections::BTreeMap;
@@ -412,13 +413,18 @@ pub(crate) fn unbind(inner: &Inner, adapter: usize) {
 /// Indicates `frames` on `adapter` as one NBL chain at DISPATCH_LEVEL; returns how many NBLs the driver still
 /// holds afterwards.
 pub(crate) fn indicate(inner: &Inner, adapter: usize, frames: &[Vec<u8>], resources: bool) -> usize {
+    indicate_shaped(inner, adapter, frames, resources, ReceiveShape::default())
+}
+
+/// [`indicate`] with the frames laid out as `shape` says.
+pub(crate) fn indicate_shaped(inner: &Inner, adapter: usize, frames: &[Vec<u8>], resources: bool, shape: ReceiveShape) -> usize {
     let Some((context, state)) = open_of(inner, adapter) else { return 0 };
     if state != NdisBindingState::Running {
         return 0;
     }
     let Some((_, handler)) = inner.protocol_handler(|c| c.receive_net_buffer_lists) else { return 0 };
     let mut lent = Lent::default();
-    let nbls = objects::receive_chain(&mut lent, frames, 14);
+    let nbls = objects::receive_chain_shaped(&mut lent, frames, shape);
     let Some(&head) = nbls.first() else { return 0 };
     {
         let mut st = inner.state();
@@ -731,6 +737,24 @@ impl Host {
     /// Adapter `index`'s OID state (packet filter, multicast list, counters), if it was ever bound.
     pub fn oid_state(&self, index: usize) -> Option<crate::oid::OidModel> {
         self.inner().state().ndis.oids.get(&index).cloned()
+    }
+
+    /// Indicates received frames on adapter `index` from processor `processor`, laid out as `shape` says
+    /// (several NET_BUFFERs per NBL, several MDLs per NET_BUFFER, headroom); returns the NBLs the driver kept.
+    pub fn indicate_receive_shaped(&mut self, index: usize, processor: usize, frames: Vec<Vec<u8>>, resources: bool, shape: ReceiveShape) -> Result<usize, HostError> {
+        self.run(processor, "receive", move |inner| indicate_shaped(inner, index, &frames, resources, shape))
+    }
+
+    /// Indicates `a` from processor 0 and `b` from processor 1 at the same time (both at DISPATCH_LEVEL) on
+    /// adapter `index`; returns the NBLs the driver kept from each.
+    pub fn indicate_receive_concurrently(&mut self, index: usize, a: Vec<Vec<u8>>, b: Vec<Vec<u8>>, shape: ReceiveShape) -> Result<(usize, usize), HostError> {
+        let this = &*self;
+        std::thread::scope(|s| {
+            let first = s.spawn(move || this.run(0, "receive", move |inner| indicate_shaped(inner, index, &a, false, shape)));
+            let second = this.run(1, "receive", move |inner| indicate_shaped(inner, index, &b, false, shape));
+            let first = first.join().unwrap_or(Err(HostError::Down));
+            Ok((first?, second?))
+        })
     }
 
     /// Indicates a link state change (NDIS_STATUS_LINK_STATE through ProtocolStatusEx) on processor 1.

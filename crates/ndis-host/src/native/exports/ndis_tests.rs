@@ -164,14 +164,17 @@ extern "win64" fn receive(binding: u64, nbls: u64, _port: u32, _n: u32, flags: u
     // SAFETY: the host's received chain, valid for the call.
     for l in unsafe { objects::chain(nbls as usize, 1024) } {
         // SAFETY: a received NBL of this indication.
-        let nb = unsafe { first_nb(l) };
-        // SAFETY: its NET_BUFFER.
-        let v = unsafe { nb_view(nb) };
-        let mut storage = vec![0u8; v.data_length as usize];
-        let p = NdisGetDataBuffer(nb as *mut NET_BUFFER, v.data_length, storage.as_mut_ptr().cast(), 1, 0);
-        // SAFETY: NdisGetDataBuffer returned a pointer to DataLength contiguous bytes.
-        let frame = unsafe { crate::native::memory::read_bytes(p as usize, v.data_length as usize) };
-        b.received.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(frame);
+        let mut nb = unsafe { first_nb(l) };
+        while nb != 0 {
+            // SAFETY: a NET_BUFFER of the indication.
+            let v = unsafe { nb_view(nb) };
+            let mut storage = vec![0u8; v.data_length as usize];
+            let p = NdisGetDataBuffer(nb as *mut NET_BUFFER, v.data_length, storage.as_mut_ptr().cast(), 1, 0);
+            // SAFETY: NdisGetDataBuffer returned a pointer to DataLength contiguous bytes.
+            let frame = unsafe { crate::native::memory::read_bytes(p as usize, v.data_length as usize) };
+            b.received.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(frame);
+            nb = v.next;
+        }
     }
     if flags & NDIS_RECEIVE_FLAGS_RESOURCES == 0 {
         NdisReturnNetBufferLists(b.handle.load(SeqCst) as *mut c_void, nbls as *mut c_void, flags & 1);
@@ -658,4 +661,28 @@ fn a_pended_pause_waits_for_ndis_complete_net_pnp_event() {
     assert!(has(&v, Rule::DoubleCompletion, "NdisCompleteNetPnPEvent called twice"), "{v:#?}");
     assert!(has(&v, Rule::Ndis, "NetEventPause) returned NDIS_STATUS_PENDING and NdisCompleteNetPnPEvent was not called"), "{v:#?}");
     assert_eq!(v.len(), 3, "{v:#?}");
+}
+
+#[test]
+fn shaped_and_concurrent_receives_reach_the_driver_byte_for_byte() {
+    let mut r = Rig::new(128, vec![AdapterConfig::ethernet(0)]);
+    let b = r.binding();
+    let frames: Vec<Vec<u8>> = (0..7u8).map(|i| (0..60 + usize::from(i) * 100).map(|j| (j as u8) ^ i).collect()).collect();
+    let shape = crate::ndis::ReceiveShape { nbs_per_nbl: 3, mdls_per_nb: 3, data_offset: 30 };
+    assert_eq!(r.h.indicate_receive_shaped(0, 1, frames.clone(), false, shape).expect("receive"), 0);
+    assert_eq!(*b.received.lock().unwrap_or_else(std::sync::PoisonError::into_inner), frames);
+    let ind = r.h.trace().into_iter().rev().find(|e| e.name == "ProtocolReceiveNetBufferLists").expect("indicated");
+    assert!(ind.args.iter().any(|(n, v)| *n == "NumberOfNetBufferLists" && v == "0x3"), "{ind:?}");
+    b.received.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+    let a: Vec<Vec<u8>> = (0..40u8).map(|i| vec![i; 64]).collect();
+    let c: Vec<Vec<u8>> = (0..40u8).map(|i| vec![i | 0x80; 64]).collect();
+    assert_eq!(r.h.indicate_receive_concurrently(0, a.clone(), c.clone(), crate::ndis::ReceiveShape::default()).expect("receive"), (0, 0));
+    let mut got = b.received.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    let mut want = [a, c].concat();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+    assert_eq!(r.h.outstanding_receives(), 0);
+    let v = r.finish();
+    assert!(v.is_empty(), "{v:#?}");
 }
