@@ -21,6 +21,9 @@ pub const MEDIUM_NATIVE_802_11: i32 = 16;
 
 const NDIS_STATUS_SUCCESS: i32 = 0;
 const NDIS_STATUS_PENDING: i32 = 0x103;
+const NET_EVENT_SET_POWER: i32 = 0;
+const NET_EVENT_QUERY_REMOVE_DEVICE: i32 = 2;
+const NET_EVENT_CANCEL_REMOVE_DEVICE: i32 = 3;
 const NET_EVENT_BINDS_COMPLETE: i32 = 6;
 const NET_EVENT_PAUSE: i32 = 8;
 const NET_EVENT_RESTART: i32 = 9;
@@ -280,11 +283,14 @@ fn set_state(inner: &Inner, adapter: usize, state: NdisBindingState) {
 fn pnp(inner: &Inner, context: usize, code: i32, buffer: usize, len: u32) -> i32 {
     let Some((_, handler)) = inner.protocol_handler(|c| c.net_pnp_event) else { return NDIS_STATUS_SUCCESS };
     let mut lent = Lent::default();
-    let n = objects::pnp_notification(&mut lent, code, buffer, len);
+    let n = objects::pnp_notification(&mut lent, inner.config.ndis_version, code, buffer, len);
     let name = match code {
         NET_EVENT_PAUSE => "ProtocolNetPnPEvent(NetEventPause)",
         NET_EVENT_RESTART => "ProtocolNetPnPEvent(NetEventRestart)",
         NET_EVENT_BINDS_COMPLETE => "ProtocolNetPnPEvent(NetEventBindsComplete)",
+        NET_EVENT_SET_POWER => "ProtocolNetPnPEvent(NetEventSetPower)",
+        NET_EVENT_QUERY_REMOVE_DEVICE => "ProtocolNetPnPEvent(NetEventQueryRemoveDevice)",
+        NET_EVENT_CANCEL_REMOVE_DEVICE => "ProtocolNetPnPEvent(NetEventCancelRemoveDevice)",
         _ => "ProtocolNetPnPEvent",
     };
     let handle = inner.state().ndis.opens.iter().find(|o| o.context == context && !o.closed && context != 0).map(|o| o.handle.addr());
@@ -754,6 +760,26 @@ impl Host {
             let second = this.run(1, "receive", move |inner| indicate_shaped(inner, index, &b, false, shape));
             let first = first.join().unwrap_or(Err(HostError::Down));
             Ok((first?, second?))
+        })
+    }
+
+    /// NetEventSetPower on adapter `index`'s binding with NET_DEVICE_POWER_STATE `device_state` (1 = D0,
+    /// 4 = D3) in the buffer; returns the driver's (or NdisCompleteNetPnPEvent's) status.
+    pub fn set_power(&mut self, index: usize, device_state: u32) -> Result<i32, HostError> {
+        self.run(0, "set power", move |inner| {
+            let Some((context, _)) = open_of(inner, index) else { return NDIS_STATUS_SUCCESS };
+            let mut lent = Lent::default();
+            let buf = objects::u32_buffer(&mut lent, device_state);
+            pnp(inner, context, NET_EVENT_SET_POWER, buf, 4)
+        })
+    }
+
+    /// NetEventQueryRemoveDevice (`query`) or NetEventCancelRemoveDevice on adapter `index`'s binding.
+    pub fn query_remove(&mut self, index: usize, query: bool) -> Result<i32, HostError> {
+        let code = if query { NET_EVENT_QUERY_REMOVE_DEVICE } else { NET_EVENT_CANCEL_REMOVE_DEVICE };
+        self.run(0, "query remove", move |inner| match open_of(inner, index) {
+            Some((context, _)) => pnp(inner, context, code, 0, 0),
+            None => NDIS_STATUS_SUCCESS,
         })
     }
 

@@ -88,17 +88,22 @@ pub fn bind_parameters(lent: &mut Lent, f: &BindFacts<'_>) -> usize {
     lent.keep(block)
 }
 
-/// A NET_PNP_EVENT_NOTIFICATION for `code`, with an optional buffer.
-pub fn pnp_notification(lent: &mut Lent, code: NET_PNP_EVENT_CODE, buffer: usize, buffer_len: u32) -> usize {
-    let Some(block) = HostBlock::new(size_of::<NET_PNP_EVENT_NOTIFICATION>(), 16) else { return 0 };
+/// `NDIS_RUNTIME_VERSION_650`: NET_PNP_EVENT_NOTIFICATION revision 2 (SwitchId, VPortId) from here on.
+const NDIS_650: u32 = 0x0006_0032;
+
+/// A NET_PNP_EVENT_NOTIFICATION for `code`, with an optional buffer, at the revision NDIS `version` uses
+/// (2 from NDIS 6.50, else 1). The block always has the size of the largest revision.
+pub fn pnp_notification(lent: &mut Lent, version: u32, code: NET_PNP_EVENT_CODE, buffer: usize, buffer_len: u32) -> usize {
+    let Some(block) = HostBlock::new(ndis689::SIZEOF_NET_PNP_EVENT_NOTIFICATION, 16) else { return 0 };
     let n = block.as_ptr::<NET_PNP_EVENT_NOTIFICATION>();
-    // SAFETY: a fresh zeroed block of the structure's size.
+    let (revision, size) = if version >= NDIS_650 {
+        (NET_PNP_EVENT_NOTIFICATION_REVISION_2, NDIS_SIZEOF_NET_PNP_EVENT_NOTIFICATION_REVISION_2)
+    } else {
+        (NET_PNP_EVENT_NOTIFICATION_REVISION_1, NDIS_SIZEOF_NET_PNP_EVENT_NOTIFICATION_REVISION_1)
+    };
+    // SAFETY: a fresh zeroed block of the largest revision's size (the revision-1 view is a prefix).
     unsafe {
-        (*n).Header = NDIS_OBJECT_HEADER {
-            Type: NDIS_OBJECT_TYPE_DEFAULT,
-            Revision: NET_PNP_EVENT_NOTIFICATION_REVISION_1,
-            Size: NDIS_SIZEOF_NET_PNP_EVENT_NOTIFICATION_REVISION_1,
-        };
+        (*n).Header = NDIS_OBJECT_HEADER { Type: NDIS_OBJECT_TYPE_DEFAULT, Revision: revision, Size: size };
         (*n).PortNumber = 0;
         (*n).NetPnPEvent.NetEvent = code;
         (*n).NetPnPEvent.Buffer = buffer as PVOID;
@@ -543,4 +548,12 @@ pub fn link_completed(ndis: &crate::ndis::NdisState, batch: &[usize]) -> Option<
     // and the driver may not touch them until they complete.
     unsafe { link_with_status(&with_status) };
     batch.first().copied()
+}
+
+/// A 4-byte buffer holding `value` (a NET_DEVICE_POWER_STATE for NetEventSetPower).
+pub fn u32_buffer(lent: &mut Lent, value: u32) -> usize {
+    let Some(b) = HostBlock::new(4, 16) else { return 0 };
+    // SAFETY: inside the fresh block.
+    unsafe { write_obj(b.addr(), value) };
+    lent.keep(b)
 }

@@ -69,6 +69,8 @@ struct Binding {
     oids: Mutex<Vec<(usize, i32)>>,
     statuses: Mutex<Vec<(NDIS_OBJECT_HEADER, i32, Vec<u8>)>>,
     received: Mutex<Vec<Vec<u8>>>,
+    /// Every PnP event: (NetEvent, Header.Revision, Header.Size, the buffer's first ULONG if 4 bytes long).
+    pnp: Mutex<Vec<(i32, u8, u16, Option<u32>)>>,
     /// How NetEventPause is answered: 0 success, 1 complete then pend, 2 pend for ever, 3 complete twice.
     pause_mode: AtomicU32,
 }
@@ -128,6 +130,10 @@ extern "win64" fn pnp_event(binding: u64, notification: u64) -> i32 {
     let b: &Binding = ctx(binding);
     // SAFETY: the host's notification, valid for the call.
     let n: NET_PNP_EVENT_NOTIFICATION = unsafe { read_obj(notification as usize) };
+    let e = n.NetPnPEvent;
+    // SAFETY: the host's event buffer of BufferLength bytes.
+    let value = (e.BufferLength == 4).then(|| unsafe { read_obj::<u32>(e.Buffer as usize) });
+    b.pnp.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((e.NetEvent, n.Header.Revision, n.Header.Size, value));
     if n.NetPnPEvent.NetEvent != 8 {
         return 0;
     }
@@ -685,4 +691,23 @@ fn shaped_and_concurrent_receives_reach_the_driver_byte_for_byte() {
     assert_eq!(r.h.outstanding_receives(), 0);
     let v = r.finish();
     assert!(v.is_empty(), "{v:#?}");
+}
+
+#[test]
+fn pnp_notifications_carry_the_emulated_versions_revision_and_power_states() {
+    for (version, revision, size) in [(crate::host::NDIS_689, 2u8, 172u16), (0x0006_001E, 1, 164)] {
+        let mut r = Rig::with(HostConfig { ndis_version: version, ..HostConfig::default() }, 128, vec![AdapterConfig::ethernet(0)]);
+        let b = r.binding();
+        assert_eq!(r.h.set_power(0, 4).expect("power"), 0);
+        assert_eq!(r.h.set_power(0, 1).expect("power"), 0);
+        assert_eq!(r.h.query_remove(0, true).expect("query"), 0);
+        assert_eq!(r.h.query_remove(0, false).expect("cancel"), 0);
+        let events = b.pnp.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        // NetEventRestart (9) at bind, then the four.
+        let codes: Vec<(i32, Option<u32>)> = events.iter().map(|e| (e.0, e.3)).collect();
+        assert_eq!(codes[1..], [(0, Some(4)), (0, Some(1)), (2, None), (3, None)]);
+        assert!(events.iter().all(|e| (e.1, e.2) == (revision, size)), "{events:?}");
+        let v = r.finish();
+        assert!(v.is_empty(), "{v:#?}");
+    }
 }
