@@ -51,6 +51,9 @@ pub struct AdapterConfig {
     /// NdisOidRequest returns NDIS_STATUS_PENDING; the request completes through ProtocolOidRequestComplete
     /// when the test calls [`Host::complete_oid_requests`] (or after `oid_delay` on another processor).
     pub oid_pends: bool,
+    /// With `oid_pends`: complete each pended request by itself after this delay, from another processor
+    /// (`None`: only [`Host::complete_oid_requests`] completes them).
+    pub oid_delay: Option<std::time::Duration>,
 }
 
 /// When an adapter completes the sends the driver gives it.
@@ -61,6 +64,9 @@ pub enum SendCompletion {
     Synchronous,
     /// Held until [`Host::complete_sends`] (or a pause) completes them from another processor.
     Deferred,
+    /// Completed by the adapter itself `delay` after each send call, from another processor (processor 1 at
+    /// DISPATCH_LEVEL), `per_call` NBLs per completion call (0: all), in send order or `reverse`d.
+    Async { delay: std::time::Duration, per_call: usize, reverse: bool },
 }
 
 impl AdapterConfig {
@@ -78,6 +84,7 @@ impl AdapterConfig {
             close_pends: false,
             send_completion: SendCompletion::Synchronous,
             oid_pends: false,
+            oid_delay: None,
         }
     }
 }
@@ -593,6 +600,20 @@ pub(crate) fn flush_sends(inner: &Inner, adapter: usize, per_call: usize, revers
         complete_sends_at(inner, adapter, batch, 2);
     }
     n
+}
+
+/// Runs `job` on a new system thread of the machine (as processor 1) after `delay`, unless the machine is down
+/// by then: the adapter completing something by itself.
+pub(crate) fn later(inner: &std::sync::Arc<Inner>, delay: std::time::Duration, job: impl FnOnce(&Inner) + Send + 'static) {
+    let spawned = crate::host::spawn_system_thread(inner, "adapter", 1, move |i| {
+        std::thread::sleep(delay);
+        if !i.down.load(std::sync::atomic::Ordering::Acquire) {
+            job(i);
+        }
+    });
+    if let Err(e) = spawned {
+        inner.violation(Rule::Ndis, format!("the host could not start an adapter completion thread: {e}"));
+    }
 }
 
 /// Completes pended OID requests of `adapter` (every adapter: `None`) through ProtocolOidRequestComplete at

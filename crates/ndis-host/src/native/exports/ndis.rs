@@ -751,7 +751,7 @@ extern "win64" fn NdisSendNetBufferLists(handle: *mut c_void, nbls: *mut NET_BUF
     send(&inner, handle as usize, nbls as usize, port, flags);
 }
 
-fn send(inner: &Inner, handle: usize, head: usize, port: u32, flags: u32) {
+fn send(inner: &std::sync::Arc<Inner>, handle: usize, head: usize, port: u32, flags: u32) {
     if !inner.require_irql_at_most("NdisSendNetBufferLists", DISPATCH) {
         return;
     }
@@ -836,7 +836,8 @@ fn send(inner: &Inner, handle: usize, head: usize, port: u32, flags: u32) {
         }
         s.ndis.in_flight.insert(l, (adapter, status));
     }
-    let deferred = s.ndis.adapters.get(adapter).is_some_and(|a| a.send_completion == crate::ndis::SendCompletion::Deferred);
+    let mode = s.ndis.adapters.get(adapter).map_or(crate::ndis::SendCompletion::Synchronous, |a| a.send_completion);
+    let deferred = mode != crate::ndis::SendCompletion::Synchronous;
     for f in &frames {
         if let Some(b) = s.ndis.backends.get(&adapter) {
             b.transmit(f);
@@ -859,6 +860,10 @@ fn send(inner: &Inner, handle: usize, head: usize, port: u32, flags: u32) {
     }
     if !(deferred && running) {
         crate::ndis::complete_sends(inner, adapter, &chain);
+    } else if let crate::ndis::SendCompletion::Async { delay, per_call, reverse } = mode {
+        crate::ndis::later(inner, delay, move |i| {
+            crate::ndis::flush_sends(i, adapter, per_call, reverse);
+        });
     }
 }
 
@@ -874,7 +879,7 @@ extern "win64" fn NdisOidRequest(handle: *mut c_void, request: *mut NDIS_OID_REQ
     r
 }
 
-fn oid_request(inner: &Inner, handle: usize, request: usize) -> i32 {
+fn oid_request(inner: &std::sync::Arc<Inner>, handle: usize, request: usize) -> i32 {
     if !inner.require_irql_at_most("NdisOidRequest", DISPATCH) {
         return NDIS_STATUS_FAILURE;
     }
@@ -979,9 +984,12 @@ fn oid_request(inner: &Inner, handle: usize, request: usize) -> i32 {
             return NDIS_STATUS_INVALID_PARAMETER;
         }
     };
-    let pends = inner.state().ndis.adapters.get(adapter).is_some_and(|a| a.oid_pends);
+    let (pends, delay) = inner.state().ndis.adapters.get(adapter).map_or((false, None), |a| (a.oid_pends, a.oid_delay));
     if pends {
         inner.state().ndis.pending_oids.insert(request, (adapter, req.RequestId as usize, status_out));
+        if let Some(d) = delay {
+            crate::ndis::later(inner, d, move |i| crate::ndis::complete_oid(i, adapter, request, status_out));
+        }
         return NDIS_STATUS_PENDING;
     }
     status_out

@@ -711,3 +711,40 @@ fn pnp_notifications_carry_the_emulated_versions_revision_and_power_states() {
         assert!(v.is_empty(), "{v:#?}");
     }
 }
+
+fn eventually(mut f: impl FnMut() -> bool) -> bool {
+    let t = std::time::Instant::now();
+    while t.elapsed() < std::time::Duration::from_secs(5) {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    false
+}
+
+#[test]
+fn adapters_complete_sends_and_oids_by_themselves_after_a_delay() {
+    let delay = std::time::Duration::from_millis(20);
+    let cfg = AdapterConfig {
+        send_completion: SendCompletion::Async { delay, per_call: 1, reverse: true },
+        oid_pends: true,
+        oid_delay: Some(delay),
+        ..AdapterConfig::ethernet(0)
+    };
+    let r = Rig::new(128, vec![cfg]);
+    let b = r.binding();
+    let nbls = send(&r.h, b, 0, 0, vec![vec![1; 60], vec![2; 60]]);
+    assert!(eventually(|| completions(b).len() == 2), "{:?}", completions(b));
+    let c = completions(b);
+    assert_eq!(c.iter().map(|c| c.nbls.clone()).collect::<Vec<_>>(), vec![vec![(nbls[1], 0)], vec![(nbls[0], 0)]]);
+    assert!(c.iter().all(|c| (c.irql, c.cpu) == (DISPATCH, 1)));
+    let (q, _qb) = oid_block(NdisRequestQueryInformation, OID_GEN_MAXIMUM_FRAME_SIZE, &[], 4);
+    assert_eq!(oid(&r.h, b, q.addr()), NDIS_STATUS_PENDING);
+    let qa = q.addr();
+    assert!(eventually(|| b.oids.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(&(qa, 0))));
+    assert_eq!(query_result(&q), (4, 0));
+    free(&r.h, nbls);
+    let v = r.finish();
+    assert!(v.is_empty(), "{v:#?}");
+}
