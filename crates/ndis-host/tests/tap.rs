@@ -6,6 +6,12 @@
 //! These tests need root (CAP_NET_ADMIN for the TAP, CAP_SYS_ADMIN for the namespace), `/dev/net/tun` and
 //! iproute2's `ip`. Without them they FAIL, saying what is missing: CI runs as root and has all three.
 #![cfg(target_os = "linux")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    reason = "a test: a panic is a failure, and the frames are parsed after their lengths were checked"
+)]
 
 use ndis_host::backend::tap::{enter_network_namespace, TapBackend, TapError, TapStats, FRAME_OVERHEAD};
 use ndis_host::backend::Backend;
@@ -193,7 +199,7 @@ fn internet_checksum(data: &[u8]) -> u16 {
     while sum > 0xFFFF {
         sum = (sum & 0xFFFF) + (sum >> 16);
     }
-    !(sum as u16)
+    !u16::try_from(sum).expect("folded into 16 bits")
 }
 
 /// An IPv4 header (no options) with its checksum, followed by `payload`.
@@ -229,8 +235,13 @@ fn describe(f: &[u8]) -> String {
     format!("{} bytes, ethertype {:#06x?}", f.len(), ethertype(f))
 }
 
-/// The ARP packet in `f`, if it is one: (op, sha, spa, tha, tpa).
-fn parse_arp(f: &[u8]) -> Option<(u16, [u8; 6], [u8; 4], [u8; 6], [u8; 4])> {
+/// An ARP packet: (op, sha, spa, tha, tpa).
+type Arp = (u16, [u8; 6], [u8; 4], [u8; 6], [u8; 4]);
+/// An IPv4 packet: (protocol, src, dst, payload).
+type Ipv4<'a> = (u8, [u8; 4], [u8; 4], &'a [u8]);
+
+/// The ARP packet in `f`, if it is one.
+fn parse_arp(f: &[u8]) -> Option<Arp> {
     if ethertype(f)? != ETHERTYPE_ARP || f.get(14..20)? != [0, 1, 0x08, 0x00, 6, 4] {
         return None;
     }
@@ -239,8 +250,8 @@ fn parse_arp(f: &[u8]) -> Option<(u16, [u8; 6], [u8; 4], [u8; 6], [u8; 4])> {
     Some((op, a[8..14].try_into().ok()?, a[14..18].try_into().ok()?, a[18..24].try_into().ok()?, a[24..28].try_into().ok()?))
 }
 
-/// The IPv4 packet in `f`, if it is one with a valid header checksum: (protocol, src, dst, payload).
-fn parse_ipv4(f: &[u8]) -> Option<(u8, [u8; 4], [u8; 4], &[u8])> {
+/// The IPv4 packet in `f`, if it is one (its header checksum must be valid).
+fn parse_ipv4(f: &[u8]) -> Option<Ipv4<'_>> {
     if ethertype(f)? != ETHERTYPE_IPV4 {
         return None;
     }
@@ -419,6 +430,44 @@ fn the_cli_refuses_a_bad_tap_name_before_loading_anything() {
         assert!(!out.status.success(), "--tap {name} accepted");
         assert!(err.contains(says) && err.contains(&format!("--tap {name}")), "--tap {name}: {err}");
     }
+}
+
+/// Runs `ndis-host run /nonexistent/rawlink.sys --tap tapx` through `wrapper` (util-linux, always on Debian)
+/// inside a fresh namespace, and returns its stderr; it must fail.
+fn cli_error_under(wrapper: &[&str]) -> String {
+    require_capabilities();
+    let ns = Netns::new();
+    let out = Command::new("ip")
+        .args(["netns", "exec", &ns.name])
+        .args(wrapper)
+        .arg(env!("CARGO_BIN_EXE_ndis-host"))
+        .args(["run", "/nonexistent/rawlink.sys", "--tap", "tapx"])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {wrapper:?}: {e}"));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "{wrapper:?}: ndis-host succeeded; stderr: {err}");
+    err
+}
+
+#[test]
+fn the_cli_says_cap_net_admin_is_missing() {
+    // Root without CAP_NET_ADMIN in its bounding set may open /dev/net/tun but not create an interface.
+    let err = cli_error_under(&["setpriv", "--bounding-set", "-net_admin", "--"]);
+    assert!(err.contains("--tap tapx: permission denied: needs CAP_NET_ADMIN"), "{err}");
+}
+
+#[test]
+fn the_cli_says_dev_net_tun_is_missing() {
+    require_capabilities();
+    // A private mount namespace where /dev/net is an empty tmpfs: no tun device.
+    let script = "mount -t tmpfs none /dev/net && exec \"$0\" run /nonexistent/rawlink.sys --tap tapx";
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", script])
+        .arg(env!("CARGO_BIN_EXE_ndis-host"))
+        .output()
+        .expect("run unshare (util-linux)");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("--tap tapx: /dev/net/tun missing"), "{err}");
 }
 
 #[test]
