@@ -154,6 +154,8 @@ pub(crate) struct NdisState {
     pub oids: BTreeMap<usize, crate::oid::OidModel>,
     /// OID requests pended to the driver: request address → (adapter, RequestId, status to complete with).
     pub pending_oids: BTreeMap<usize, (usize, usize, i32)>,
+    /// Whether the receive pump thread runs.
+    pub pump_running: bool,
     /// PnP events the driver pended: notification address → (binding handle, the status NdisCompleteNetPnPEvent
     /// gave once called).
     pub pending_pnp: BTreeMap<usize, (usize, Option<i32>)>,
@@ -749,6 +751,28 @@ impl Host {
     /// Polls every adapter's backend on processor 1 and indicates what arrived; returns the frames indicated.
     pub fn pump(&mut self) -> Result<usize, HostError> {
         self.run(1, "receive", pump)
+    }
+
+    /// Starts the machine's receive pump: a thread (processor 0) that polls every adapter's backend each
+    /// millisecond and indicates what arrived to Running bindings at DISPATCH_LEVEL, until the host goes.
+    /// Without it, [`Host::pump`] indicates on demand.
+    pub fn start_receive_pump(&mut self) -> Result<(), HostError> {
+        {
+            let mut st = self.inner().state();
+            if st.ndis.pump_running {
+                return Ok(());
+            }
+            st.ndis.pump_running = true;
+        }
+        crate::host::spawn_system_thread(&self.inner, "receive-pump", 0, |inner| loop {
+            if inner.ke.deferred().shutdown || inner.down.load(std::sync::atomic::Ordering::Acquire) {
+                return;
+            }
+            if pump(inner) == 0 {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        })
+        .map_err(|e| HostError::State(format!("starting the receive pump: {e}")))
     }
 
     /// Completes pended OID requests (of adapter `index`, or all) from processor 1; returns how many.

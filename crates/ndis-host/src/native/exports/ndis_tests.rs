@@ -748,3 +748,22 @@ fn adapters_complete_sends_and_oids_by_themselves_after_a_delay() {
     let v = r.finish();
     assert!(v.is_empty(), "{v:#?}");
 }
+
+#[test]
+fn the_receive_pump_indicates_what_a_backend_delivers() {
+    let mut r = Rig::new(128, vec![AdapterConfig::ethernet(0)]);
+    let b = r.binding();
+    let (near, far) = crate::backend::Wire::pair();
+    r.h.set_backend(0, Some(Box::new(near)));
+    r.h.start_receive_pump().expect("pump");
+    for i in 0..10u8 {
+        crate::backend::Backend::transmit(&far, &[i; 64]);
+    }
+    assert!(eventually(|| b.received.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len() == 10));
+    // What the driver sends reaches the far end.
+    let nbls = send(&r.h, b, 0, 0, vec![vec![7; 60]]);
+    assert_eq!(crate::backend::Backend::poll(&far), vec![vec![7; 60]]);
+    free(&r.h, nbls);
+    let v = r.finish();
+    assert!(v.is_empty(), "{v:#?}");
+}
