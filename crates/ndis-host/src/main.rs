@@ -181,6 +181,7 @@ fn run(path: &std::path::Path, trace: bool, once: bool, adapters: u8, ndis: u32,
     for (l, t) in host.symbolic_links() {
         println!("  link {l} -> {t}");
     }
+    let mut pump_failed = false;
     if status >= 0 && !once {
         let stop = Arc::new(AtomicBool::new(false));
         let s = Arc::clone(&stop);
@@ -189,20 +190,24 @@ fn run(path: &std::path::Path, trace: bool, once: bool, adapters: u8, ndis: u32,
         }
         println!("serving; press Ctrl-C to unload");
         let mut indicated = 0;
-        while !stop.load(Ordering::SeqCst) {
+        loop {
+            let stopping = stop.load(Ordering::SeqCst);
             if tap.is_some() {
-                // Frames Linux sent out of the TAP are indicated to the driver's bindings.
+                // Frames Linux sent out of the TAP are indicated to the driver's bindings (once more after
+                // Ctrl-C, so what had arrived is delivered before the unload).
                 match host.pump() {
                     Ok(n) => indicated += n,
                     Err(e) => {
                         eprintln!("ndis-host: error: receiving from the TAP: {e}");
+                        pump_failed = true;
                         break;
                     }
                 }
-                std::thread::sleep(Duration::from_millis(1));
-            } else {
-                std::thread::sleep(Duration::from_millis(100));
             }
+            if stopping {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(if tap.is_some() { 1 } else { 100 }));
         }
         if let Some(t) = &tap {
             println!("  {indicated} frame(s) from TAP {} indicated to the driver", t.name());
@@ -228,11 +233,13 @@ fn run(path: &std::path::Path, trace: bool, once: bool, adapters: u8, ndis: u32,
     let violations = host.violations();
     if violations.is_empty() {
         println!("verifier: no violations, no leaks");
+    }
+    for v in &violations {
+        println!("verifier: {v}");
+    }
+    if violations.is_empty() && !pump_failed {
         ExitCode::SUCCESS
     } else {
-        for v in &violations {
-            println!("verifier: {v}");
-        }
         ExitCode::FAILURE
     }
 }
