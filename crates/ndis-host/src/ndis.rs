@@ -140,6 +140,13 @@ pub(crate) struct NdisState {
     pub nbl_pools: BTreeMap<usize, NblPool>,
     /// NBLs the driver allocated from its pools, by address.
     pub driver_nbls: BTreeMap<usize, DriverNbl>,
+    /// NET_BUFFER pools the driver allocated, by handle: (handle block, tag, DataSize).
+    pub nb_pools: BTreeMap<usize, (HostBlock, u32, u32)>,
+    /// NET_BUFFERs the driver allocated from its NET_BUFFER pools: address → (pool, blocks, the data NDIS
+    /// allocated with it as (MDL, address, length)).
+    pub driver_nbs: BTreeMap<usize, (usize, Vec<HostBlock>, Option<(usize, usize, usize)>)>,
+    /// NdisGeneratePartialCancelId's last value.
+    pub cancel_ids: u8,
     /// MDLs NdisAllocateMdl gave the driver, by address.
     pub ndis_mdls: BTreeMap<usize, HostBlock>,
     /// The driver's NBLs the adapter holds (sent, not yet completed): NBL → (adapter, completion status).
@@ -702,7 +709,15 @@ pub(crate) fn check_released(inner: &Inner, when: &str) {
     let nbls = st.ndis.driver_nbls.len();
     let mdls = st.ndis.ndis_mdls.len();
     let oids = st.ndis.pending_oids.len();
+    let nbs = st.ndis.driver_nbs.len();
+    let nb_pools = st.ndis.nb_pools.len();
     drop(st);
+    if nbs != 0 {
+        inner.violation(Rule::Ndis, format!("{when}: {nbs} NET_BUFFER(s) allocated by the driver never freed (NdisFreeNetBuffer)"));
+    }
+    if nb_pools != 0 {
+        inner.violation(Rule::Ndis, format!("{when}: {nb_pools} NET_BUFFER pool(s) never freed"));
+    }
     if nbls != 0 {
         inner.violation(Rule::Ndis, format!("{when}: {nbls} NBL(s) allocated by the driver never freed (NdisFreeNetBufferList)"));
     }

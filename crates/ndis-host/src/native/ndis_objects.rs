@@ -367,31 +367,67 @@ pub fn allocate_nbl(pool: usize, context_size: u16, backfill: u16, nb: Option<Nb
             parts.blocks.push(c);
         }
         if let Some(spec) = nb {
-            let b = HostBlock::new(size_of::<NET_BUFFER>(), 16)?;
-            let n = b.as_ptr::<NET_BUFFER>();
-            let mut chain = spec.mdl_chain;
-            if chain == 0 && spec.ndis_data > 0 {
-                let len = spec.ndis_data as usize;
-                let data = HostBlock::new(len, 16)?;
-                let mdl = build_mdl(data.addr(), spec.ndis_data)?;
-                chain = mdl.addr();
-                parts.data = Some((mdl.addr(), data.addr(), len));
-                parts.blocks.push(data);
-                parts.blocks.push(mdl);
-            }
-            let (cur, cur_off) = current.unwrap_or((chain, spec.data_offset));
-            (*n).u1.s.MdlChain = chain as PMDL;
-            (*n).u1.s.CurrentMdl = cur as PMDL;
-            (*n).u1.s.CurrentMdlOffset = cur_off;
-            (*n).u1.s.DataOffset = spec.data_offset;
-            (*n).u1.s.u.stDataLength = spec.data_length;
-            (*n).NdisPoolHandle = pool as NDIS_HANDLE;
-            (*l).u1.s.FirstNetBuffer = n;
-            parts.nb = b.addr();
-            parts.blocks.push(b);
+            let n = allocate_nb(&mut parts, pool, spec, current)?;
+            (*l).u1.s.FirstNetBuffer = n as PNET_BUFFER;
         }
     }
     Some(parts)
+}
+
+/// Allocates a NET_BUFFER for `pool` into `parts` (with NDIS data if `spec` asks); returns its address.
+pub fn allocate_nb(parts: &mut NblParts, pool: usize, spec: NbSpec, current: Option<(usize, u32)>) -> Option<usize> {
+    let b = HostBlock::new(size_of::<NET_BUFFER>(), 16)?;
+    let n = b.as_ptr::<NET_BUFFER>();
+    let mut chain = spec.mdl_chain;
+    if chain == 0 && spec.ndis_data > 0 {
+        let len = spec.ndis_data as usize;
+        let data = HostBlock::new(len, 16)?;
+        let mdl = build_mdl(data.addr(), spec.ndis_data)?;
+        chain = mdl.addr();
+        parts.data = Some((mdl.addr(), data.addr(), len));
+        parts.blocks.push(data);
+        parts.blocks.push(mdl);
+    }
+    let (cur, cur_off) = current.unwrap_or((chain, spec.data_offset));
+    // SAFETY: the fresh zeroed NET_BUFFER block.
+    unsafe {
+        (*n).u1.s.MdlChain = chain as PMDL;
+        (*n).u1.s.CurrentMdl = cur as PMDL;
+        (*n).u1.s.CurrentMdlOffset = cur_off;
+        (*n).u1.s.DataOffset = spec.data_offset;
+        (*n).u1.s.u.stDataLength = spec.data_length;
+        (*n).NdisPoolHandle = pool as NDIS_HANDLE;
+    }
+    parts.nb = b.addr();
+    parts.blocks.push(b);
+    Some(parts.nb)
+}
+
+/// Moves a NET_BUFFER's data start: DataOffset becomes `offset`, DataLength `length`, and CurrentMdl /
+/// CurrentMdlOffset the position `locate` found.
+///
+/// # Safety
+///
+/// `nb` is a NET_BUFFER the host allocated and still holds.
+pub unsafe fn set_data_start(nb: usize, offset: u32, length: u32, current: (usize, u32)) {
+    let n = nb as *mut NET_BUFFER;
+    // SAFETY: guaranteed by the caller.
+    unsafe {
+        (*n).u1.s.DataOffset = offset;
+        (*n).u1.s.u.stDataLength = length as usize;
+        (*n).u1.s.CurrentMdl = current.0 as PMDL;
+        (*n).u1.s.CurrentMdlOffset = current.1;
+    }
+}
+
+/// `NetBufferListInfo[NetBufferListCancelId]` of an NBL.
+///
+/// # Safety
+///
+/// `nbl` is an NBL the host allocated and still holds.
+pub unsafe fn cancel_id(nbl: usize) -> usize {
+    // SAFETY: guaranteed by the caller; the slot is inside the NBL_SIZE block.
+    unsafe { read_obj::<usize>(nbl + std::mem::offset_of!(NET_BUFFER_LIST, NetBufferListInfo) + NetBufferListCancelId as usize * 8) }
 }
 
 /// The MDL a NET_BUFFER's `DataOffset` falls in, and the offset in it, walking the chain from `chain`.

@@ -25,6 +25,14 @@ export_table! {
     "ndis.sys": NdisOidRequest,
     "ndis.sys": NdisCancelOidRequest,
     "ndis.sys": NdisCompleteNetPnPEvent,
+    "ndis.sys": NdisAllocateNetBufferPool,
+    "ndis.sys": NdisFreeNetBufferPool,
+    "ndis.sys": NdisAllocateNetBuffer,
+    "ndis.sys": NdisFreeNetBuffer,
+    "ndis.sys": NdisAdvanceNetBufferDataStart,
+    "ndis.sys": NdisRetreatNetBufferDataStart,
+    "ndis.sys": NdisGeneratePartialCancelId,
+    "ndis.sys": NdisCancelSendNetBufferLists,
 }
 
 // ---------------------------------------------------------------- NDIS
@@ -478,6 +486,7 @@ fn mdl_known(st: &State, m: usize) -> bool {
     st.ndis.ndis_mdls.contains_key(&m)
         || st.io.driver_mdls.contains_key(&m)
         || st.ndis.driver_nbls.values().any(|n| n.data.is_some_and(|d| d.0 == m))
+        || st.ndis.driver_nbs.values().any(|n| n.2.is_some_and(|d| d.0 == m))
         || in_pool(st, m, size_of::<MDL>())
 }
 
@@ -489,6 +498,7 @@ fn in_pool(st: &State, addr: usize, len: usize) -> bool {
 fn readable(inner: &Inner, st: &State, addr: usize, len: usize) -> bool {
     in_pool(st, addr, len)
         || st.ndis.driver_nbls.values().any(|n| n.data.is_some_and(|(_, a, l)| addr >= a && addr + len <= a + l))
+        || st.ndis.driver_nbs.values().any(|n| n.2.is_some_and(|(_, a, l)| addr >= a && addr + len <= a + l))
         || (inner.image.contains(addr) && inner.image.contains(addr + len - 1))
 }
 
@@ -652,7 +662,7 @@ fn nb_known(st: &State, nb: usize) -> bool {
     if nb == 0 {
         return false;
     }
-    if st.ndis.driver_nbls.values().any(|d| d.nb == nb) {
+    if st.ndis.driver_nbls.values().any(|d| d.nb == nb) || st.ndis.driver_nbs.contains_key(&nb) {
         return true;
     }
     st.ndis.outstanding.keys().any(|&l| {
@@ -697,7 +707,7 @@ extern "win64" fn NdisGetDataBuffer(nb: *mut NET_BUFFER, bytes: u32, storage: *m
             return 0;
         }
         // Received NET_BUFFERs and their MDLs and data are the host's own.
-        let received = !s.ndis.driver_nbls.values().any(|d| d.nb == nb as usize);
+        let received = !s.ndis.driver_nbls.values().any(|d| d.nb == nb as usize) && !s.ndis.driver_nbs.contains_key(&(nb as usize));
         let known = |m: usize| received || mdl_known(&s, m);
         let Some((m, off)) = objects::locate(v.mdl_chain, u64::from(v.data_offset), &known) else {
             drop(s);
@@ -808,7 +818,7 @@ fn send(inner: &std::sync::Arc<Inner>, handle: usize, head: usize, port: u32, fl
             let mut count = 0;
             while b != 0 && status == NDIS_STATUS_SUCCESS {
                 count += 1;
-                if count > 4096 || !s.ndis.driver_nbls.values().any(|d| d.nb == b) {
+                if count > 4096 || !(s.ndis.driver_nbls.values().any(|d| d.nb == b) || s.ndis.driver_nbs.contains_key(&b)) {
                     problems.push(format!("NBL {l:#x} chains NET_BUFFER {b:#x}, which is not one NDIS allocated for the driver"));
                     status = NDIS_STATUS_INVALID_PACKET;
                     break;
@@ -1034,4 +1044,203 @@ extern "win64" fn NdisCompleteNetPnPEvent(handle: *mut c_void, notification: *mu
             inner.violation(Rule::Ndis, format!("NdisCompleteNetPnPEvent({}) for no PnP event in progress", ptr(notification.cast())));
         }
     }
+}
+
+// ---------------------------------------------------------------- NET_BUFFER pools, data start, cancel
+
+extern "win64" fn NdisAllocateNetBufferPool(handle: *mut c_void, params: *mut NET_BUFFER_POOL_PARAMETERS) -> *mut c_void {
+    let (inner, idx) = ndis_call("NdisAllocateNetBufferPool", vec![("NdisHandle", ptr(handle))]);
+    let r = (|| {
+        if !inner.require_irql_at_most("NdisAllocateNetBufferPool", DISPATCH) || params.is_null() {
+            return 0;
+        }
+        // SAFETY: the driver's pool parameters, read during the call.
+        let p: NET_BUFFER_POOL_PARAMETERS = unsafe { read_obj(params as usize) };
+        if p.Header.Type != NDIS_OBJECT_TYPE_DEFAULT || p.Header.Size < NDIS_SIZEOF_NET_BUFFER_POOL_PARAMETERS_REVISION_1 {
+            inner.violation(Rule::BadParameter, "NET_BUFFER_POOL_PARAMETERS with a wrong header");
+            return 0;
+        }
+        if p.PoolTag == 0 {
+            inner.violation(Rule::BadParameter, "NdisAllocateNetBufferPool with tag 0");
+        }
+        if inner.inject("NdisAllocateNetBufferPool") {
+            return 0;
+        }
+        let Some(block) = HostBlock::new(64, 16) else { return 0 };
+        let a = block.addr();
+        inner.state().ndis.nb_pools.insert(a, (block, p.PoolTag, p.DataSize));
+        a
+    })();
+    inner.trace_result(idx, hex(r as u64));
+    r as *mut c_void
+}
+
+extern "win64" fn NdisFreeNetBufferPool(pool: *mut c_void) {
+    let (inner, _) = ndis_call("NdisFreeNetBufferPool", vec![("PoolHandle", ptr(pool))]);
+    inner.require_irql_at_most("NdisFreeNetBufferPool", DISPATCH);
+    let mut s = inner.state();
+    if s.ndis.nb_pools.remove(&(pool as usize)).is_none() {
+        drop(s);
+        inner.violation(Rule::Ndis, format!("NdisFreeNetBufferPool({}) frees no pool", ptr(pool)));
+        return;
+    }
+    let alive = s.ndis.driver_nbs.values().filter(|n| n.0 == pool as usize).count();
+    drop(s);
+    if alive > 0 {
+        inner.violation(Rule::Ndis, format!("NdisFreeNetBufferPool({}) with {alive} NET_BUFFER(s) of the pool not freed", ptr(pool)));
+    }
+}
+
+extern "win64" fn NdisAllocateNetBuffer(pool: *mut c_void, mdl_chain: *mut MDL, data_offset: u32, data_length: usize) -> *mut NET_BUFFER {
+    let (inner, idx) = ndis_call(
+        "NdisAllocateNetBuffer",
+        vec![("PoolHandle", ptr(pool)), ("MdlChain", ptr(mdl_chain.cast())), ("DataOffset", hex(data_offset)), ("DataLength", hex(data_length as u64))],
+    );
+    let r = (|| {
+        if !inner.require_irql_at_most("NdisAllocateNetBuffer", DISPATCH) {
+            return 0;
+        }
+        let Some(data_size) = inner.state().ndis.nb_pools.get(&(pool as usize)).map(|p| p.2) else {
+            inner.violation(Rule::Ndis, format!("NdisAllocateNetBuffer({}) on a NET_BUFFER pool that does not exist", ptr(pool)));
+            return 0;
+        };
+        let mut spec = objects::NbSpec { mdl_chain: mdl_chain as usize, data_offset, data_length, ndis_data: 0 };
+        let mut current = None;
+        if spec.mdl_chain == 0 {
+            spec.ndis_data = data_size;
+        } else {
+            let st = inner.state();
+            current = objects::locate(spec.mdl_chain, u64::from(data_offset), &|m| mdl_known(&st, m));
+            drop(st);
+            if current.is_none() {
+                inner.violation(Rule::BadParameter, format!("NdisAllocateNetBuffer: MdlChain {} is not a chain of the driver's MDLs covering DataOffset {data_offset}", ptr(mdl_chain.cast())));
+                return 0;
+            }
+        }
+        if inner.inject("NdisAllocateNetBuffer") {
+            return 0;
+        }
+        let mut parts = objects::NblParts { blocks: vec![], nbl: 0, nb: 0, data: None };
+        let Some(nb) = objects::allocate_nb(&mut parts, pool as usize, spec, current) else { return 0 };
+        inner.state().ndis.driver_nbs.insert(nb, (pool as usize, parts.blocks, parts.data));
+        nb
+    })();
+    inner.trace_result(idx, hex(r as u64));
+    r as *mut NET_BUFFER
+}
+
+extern "win64" fn NdisFreeNetBuffer(nb: *mut NET_BUFFER) {
+    let (inner, _) = ndis_call("NdisFreeNetBuffer", vec![("NetBuffer", ptr(nb.cast()))]);
+    inner.require_irql_at_most("NdisFreeNetBuffer", DISPATCH);
+    let n = nb as usize;
+    let mut s = inner.state();
+    // A NET_BUFFER chained into an NBL being sent is still in use.
+    let in_use = s.ndis.in_flight.keys().any(|&l| {
+        // SAFETY: NBLs in flight are the driver's, host-allocated; their NET_BUFFERs are host-allocated too.
+        let mut b = unsafe { objects::first_nb(l) };
+        for _ in 0..4096 {
+            if b == 0 {
+                return false;
+            }
+            if b == n {
+                return true;
+            }
+            // SAFETY: as above (the send checked every NET_BUFFER of the chain).
+            b = unsafe { objects::nb_view(b) }.next;
+        }
+        false
+    });
+    if in_use {
+        drop(s);
+        inner.violation(Rule::Ndis, format!("NdisFreeNetBuffer({n:#x}) frees a NET_BUFFER of an NBL that is still being sent"));
+        return;
+    }
+    if s.ndis.driver_nbs.remove(&n).is_none() {
+        drop(s);
+        inner.violation(Rule::BadFree, format!("NdisFreeNetBuffer({n:#x}) frees a NET_BUFFER NdisAllocateNetBuffer did not allocate (or frees it twice)"));
+    }
+}
+
+fn move_data_start(inner: &Inner, api: &str, nb: usize, advance: bool, delta: u32) -> bool {
+    if !inner.require_irql_at_most(api, DISPATCH) {
+        return false;
+    }
+    let s = inner.state();
+    if !nb_known(&s, nb) {
+        drop(s);
+        inner.violation(Rule::BadParameter, format!("{api}({nb:#x}) on a NET_BUFFER the driver does not hold"));
+        return false;
+    }
+    // SAFETY: a NET_BUFFER the host allocated (checked).
+    let v = unsafe { objects::nb_view(nb) };
+    let (offset, length) = if advance {
+        if delta > v.data_length {
+            drop(s);
+            inner.violation(Rule::BadParameter, format!("{api} by {delta} bytes past DataLength {}", v.data_length));
+            return false;
+        }
+        (v.data_offset + delta, v.data_length - delta)
+    } else {
+        if delta > v.data_offset {
+            // NDIS would allocate a new MDL in front; the host does not: the driver must handle the failure.
+            return false;
+        }
+        (v.data_offset - delta, v.data_length + delta)
+    };
+    let received = !s.ndis.driver_nbls.values().any(|d| d.nb == nb) && !s.ndis.driver_nbs.contains_key(&nb);
+    let current = objects::locate(v.mdl_chain, u64::from(offset), &|m| received || mdl_known(&s, m));
+    drop(s);
+    let Some(current) = current else {
+        inner.violation(Rule::BadParameter, format!("{api}: the MDL chain does not reach the new DataOffset {offset}"));
+        return false;
+    };
+    // SAFETY: a NET_BUFFER the host allocated (checked above).
+    unsafe { objects::set_data_start(nb, offset, length, current) };
+    true
+}
+
+extern "win64" fn NdisAdvanceNetBufferDataStart(nb: *mut NET_BUFFER, delta: u32, free_mdl: u8, _free_mdl_handler: *mut c_void) {
+    let (inner, _) = ndis_call("NdisAdvanceNetBufferDataStart", vec![("NetBuffer", ptr(nb.cast())), ("DataOffsetDelta", delta.to_string()), ("FreeMdl", free_mdl.to_string())]);
+    move_data_start(&inner, "NdisAdvanceNetBufferDataStart", nb as usize, true, delta);
+}
+
+extern "win64" fn NdisRetreatNetBufferDataStart(nb: *mut NET_BUFFER, delta: u32, backfill: u32, _allocate_mdl_handler: *mut c_void) -> i32 {
+    let (inner, idx) = ndis_call("NdisRetreatNetBufferDataStart", vec![("NetBuffer", ptr(nb.cast())), ("DataOffsetDelta", delta.to_string()), ("DataBackFill", backfill.to_string())]);
+    let r = if move_data_start(&inner, "NdisRetreatNetBufferDataStart", nb as usize, false, delta) { NDIS_STATUS_SUCCESS } else { NDIS_STATUS_RESOURCES };
+    inner.trace_result(idx, status(r));
+    r
+}
+
+extern "win64" fn NdisGeneratePartialCancelId() -> u8 {
+    let (inner, idx) = ndis_call("NdisGeneratePartialCancelId", vec![]);
+    let id = {
+        let mut s = inner.state();
+        s.ndis.cancel_ids = s.ndis.cancel_ids.wrapping_add(1);
+        s.ndis.cancel_ids
+    };
+    inner.trace_result(idx, hex(id));
+    id
+}
+
+extern "win64" fn NdisCancelSendNetBufferLists(handle: *mut c_void, cancel_id: *mut c_void) {
+    let (inner, _) = ndis_call("NdisCancelSendNetBufferLists", vec![("NdisBindingHandle", ptr(handle)), ("CancelId", ptr(cancel_id))]);
+    inner.require_irql_at_most("NdisCancelSendNetBufferLists", DISPATCH);
+    let (adapter, cancelled) = {
+        let mut s = inner.state();
+        let Some(adapter) = s.ndis.opens.iter().find(|o| o.handle.addr() == handle as usize && !o.closed).map(|o| o.adapter) else {
+            drop(s);
+            inner.violation(Rule::Ndis, format!("NdisCancelSendNetBufferLists on {}, which is not an open binding", ptr(handle)));
+            return;
+        };
+        let held: Vec<usize> = s.ndis.held_sends.iter().filter(|(a, _)| *a == adapter).map(|(_, n)| *n).collect();
+        // SAFETY: held sends are the driver's NBLs in flight (host-allocated).
+        let cancelled: Vec<usize> = held.into_iter().filter(|&n| unsafe { objects::cancel_id(n) } == cancel_id as usize).collect();
+        for n in &cancelled {
+            if let Some(e) = s.ndis.in_flight.get_mut(n) {
+                e.1 = NDIS_STATUS_SEND_ABORTED;
+            }
+        }
+        (adapter, cancelled)
+    };
+    crate::ndis::complete_sends(&inner, adapter, &cancelled);
 }

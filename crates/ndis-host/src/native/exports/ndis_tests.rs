@@ -767,3 +767,69 @@ fn the_receive_pump_indicates_what_a_backend_delivers() {
     let v = r.finish();
     assert!(v.is_empty(), "{v:#?}");
 }
+
+#[test]
+fn net_buffer_pools_data_start_moves_and_send_cancellation() {
+    let cfg = AdapterConfig { send_completion: SendCompletion::Deferred, ..AdapterConfig::ethernet(0) };
+    let mut r = Rig::new(128, vec![cfg]);
+    let b = r.binding();
+    let (nbl, nb, nb_pool, moves) = on(&r.h, 0, 0, move || {
+        let mut pp = NET_BUFFER_POOL_PARAMETERS {
+            Header: NDIS_OBJECT_HEADER { Type: NDIS_OBJECT_TYPE_DEFAULT, Revision: NET_BUFFER_POOL_PARAMETERS_REVISION_1, Size: NDIS_SIZEOF_NET_BUFFER_POOL_PARAMETERS_REVISION_1 },
+            PoolTag: u32::from_le_bytes(*b"TsNb"),
+            DataSize: 100,
+        };
+        let nb_pool = NdisAllocateNetBufferPool(b.handle.load(SeqCst) as *mut c_void, &mut pp) as usize;
+        let nb = NdisAllocateNetBuffer(nb_pool as *mut c_void, std::ptr::null_mut(), 20, 60) as usize;
+        // SAFETY: the NET_BUFFER just allocated, with NDIS data mapped by its MDL.
+        unsafe {
+            let v = nb_view(nb);
+            let m: MDL = read_obj(v.mdl_chain);
+            for i in 0..100 {
+                write_obj(m.MappedSystemVa as usize + i, i as u8);
+            }
+        }
+        let h = nb as *mut NET_BUFFER;
+        let a = NdisRetreatNetBufferDataStart(h, 10, 0, std::ptr::null_mut());
+        // SAFETY: the stand-in's NET_BUFFER.
+        let after_retreat = unsafe { nb_view(nb) };
+        NdisAdvanceNetBufferDataStart(h, 10, 0, std::ptr::null_mut());
+        let too_far = NdisRetreatNetBufferDataStart(h, 30, 0, std::ptr::null_mut());
+        let nbl = NdisAllocateNetBufferList(b.pool.load(SeqCst) as *mut c_void, 0, 0) as usize;
+        // SAFETY: the stand-in's fresh NBL.
+        unsafe { (*(nbl as *mut NET_BUFFER_LIST)).u1.s.FirstNetBuffer = h };
+        NdisSendNetBufferLists(b.handle.load(SeqCst) as *mut c_void, nbl as *mut NET_BUFFER_LIST, 0, 0);
+        // Freeing the NET_BUFFER of a send in flight.
+        NdisFreeNetBuffer(h);
+        (nbl, nb, nb_pool, (a, after_retreat.data_offset, after_retreat.data_length, too_far))
+    });
+    assert_eq!(moves, (0, 10, 70, NDIS_STATUS_RESOURCES));
+    assert_eq!(r.h.sent_frames(0), vec![(20u8..80).collect::<Vec<u8>>()]);
+    r.h.complete_sends(0, 0, false).expect("complete");
+    // Cancellation: two of three held sends carry the cancel id.
+    let (ids, three) = on(&r.h, 0, 0, move || {
+        let id = NdisGeneratePartialCancelId();
+        let three: Vec<usize> = (0..3).map(|i| frame_nbl(b, vec![i; 60])).collect();
+        for &n in &three[..2] {
+            // SAFETY: the stand-in's NBLs; NetBufferListInfo[NetBufferListCancelId] as the NDIS macro sets it.
+            unsafe { (*(n as *mut NET_BUFFER_LIST)).NetBufferListInfo[NetBufferListCancelId as usize] = (usize::from(id) << 56 | 7) as PVOID };
+        }
+        NdisSendNetBufferLists(b.handle.load(SeqCst) as *mut c_void, link(&three) as *mut NET_BUFFER_LIST, 0, 0);
+        NdisCancelSendNetBufferLists(b.handle.load(SeqCst) as *mut c_void, (usize::from(id) << 56 | 7) as *mut c_void);
+        (id, three)
+    });
+    assert_eq!(ids, 1);
+    let c = completions(b);
+    assert_eq!(c.last().map(|c| c.nbls.clone()), Some(vec![(three[0], NDIS_STATUS_SEND_ABORTED), (three[1], NDIS_STATUS_SEND_ABORTED)]));
+    assert_eq!(r.h.sends_in_flight(), 1);
+    r.h.complete_sends(0, 0, false).expect("complete");
+    on(&r.h, 0, 0, move || {
+        NdisFreeNetBufferList(nbl as *mut NET_BUFFER_LIST);
+        NdisFreeNetBuffer(nb as *mut NET_BUFFER);
+        NdisFreeNetBufferPool(nb_pool as *mut c_void);
+    });
+    free(&r.h, three);
+    let v = r.finish();
+    assert!(has(&v, Rule::Ndis, "frees a NET_BUFFER of an NBL that is still being sent"), "{v:#?}");
+    assert_eq!(v.len(), 1, "{v:#?}");
+}
