@@ -156,7 +156,7 @@ pub(crate) struct NdisState {
     /// Frames the driver sent, per adapter.
     pub sent: BTreeMap<usize, Vec<Vec<u8>>>,
     /// The far side of each adapter (none: frames are counted and dropped).
-    pub backends: BTreeMap<usize, Box<dyn crate::backend::Backend>>,
+    pub backends: BTreeMap<usize, std::sync::Arc<dyn crate::backend::Backend>>,
     /// Each adapter's OID state, created at its first bind.
     pub oids: BTreeMap<usize, crate::oid::OidModel>,
     /// OID requests pended to the driver: request address → (adapter, RequestId, status to complete with).
@@ -578,9 +578,11 @@ fn complete_sends_at(inner: &Inner, adapter: usize, batch: &[usize], irql: u8) {
     let Some((_, handler)) = inner.protocol_handler(|c| c.send_net_buffer_lists_complete) else { return };
     let head = {
         let mut st = inner.state();
-        let Some(head) = objects::link_completed(&st.ndis, batch) else { return };
+        // Another thread may have completed some of them meanwhile (a pause and an adapter thread).
+        let batch: Vec<usize> = batch.iter().copied().filter(|n| st.ndis.in_flight.contains_key(n)).collect();
+        let Some(head) = objects::link_completed(&st.ndis, &batch) else { return };
         // The NBLs are the driver's again once the completion is called.
-        for n in batch {
+        for n in &batch {
             st.ndis.in_flight.remove(n);
         }
         st.ndis.held_sends.retain(|(_, n)| !batch.contains(n));
@@ -688,7 +690,9 @@ fn indicate_link_state(inner: &Inner, adapter: usize, connected: bool) {
 
 /// Polls every adapter's backend and indicates what arrived to Running bindings; returns the frames indicated.
 pub(crate) fn pump(inner: &Inner) -> usize {
-    let arrived: Vec<(usize, Vec<Vec<u8>>)> = inner.state().ndis.backends.iter().map(|(&a, b)| (a, b.poll())).filter(|(_, f)| !f.is_empty()).collect();
+    // Poll outside the state lock (a TAP read is a system call).
+    let backends: Vec<(usize, std::sync::Arc<dyn crate::backend::Backend>)> = inner.state().ndis.backends.iter().map(|(&a, b)| (a, std::sync::Arc::clone(b))).collect();
+    let arrived: Vec<(usize, Vec<Vec<u8>>)> = backends.iter().map(|(a, b)| (*a, b.poll())).filter(|(_, f)| !f.is_empty()).collect();
     let mut n = 0;
     for (a, frames) in arrived {
         if open_of(inner, a).is_some_and(|(_, s)| s == NdisBindingState::Running) {
@@ -734,7 +738,7 @@ impl Host {
     pub fn set_backend(&mut self, index: usize, backend: Option<Box<dyn crate::backend::Backend>>) {
         let mut st = self.inner().state();
         match backend {
-            Some(b) => st.ndis.backends.insert(index, b),
+            Some(b) => st.ndis.backends.insert(index, std::sync::Arc::from(b)),
             None => st.ndis.backends.remove(&index),
         };
     }

@@ -849,19 +849,23 @@ fn send(inner: &std::sync::Arc<Inner>, handle: usize, head: usize, port: u32, fl
     let mode = s.ndis.adapters.get(adapter).map_or(crate::ndis::SendCompletion::Synchronous, |a| a.send_completion);
     let deferred = mode != crate::ndis::SendCompletion::Synchronous;
     for f in &frames {
-        if let Some(b) = s.ndis.backends.get(&adapter) {
-            b.transmit(f);
-        }
         if let Some(m) = s.ndis.oids.get_mut(&adapter) {
             m.xmit_ok += 1;
             m.xmit_octets += f.len() as u64;
         }
     }
-    s.ndis.sent.entry(adapter).or_default().extend(frames);
+    // The backend transmits outside the state lock (a TAP write is a system call).
+    let backend = s.ndis.backends.get(&adapter).cloned();
+    s.ndis.sent.entry(adapter).or_default().extend(frames.iter().cloned());
     if deferred && running {
         s.ndis.held_sends.extend(chain.iter().map(|&l| (adapter, l)));
     }
     drop(s);
+    if let Some(b) = backend {
+        for f in &frames {
+            b.transmit(f);
+        }
+    }
     if !running {
         inner.violation(Rule::Ndis, format!("NdisSendNetBufferLists on adapter {adapter} while the binding is {state:?} (sends only in Running); completed with NDIS_STATUS_PAUSED"));
     }
