@@ -5,6 +5,15 @@
 //! (synchronous or pended, completed with CloseAdapterCompleteEx) → unbind complete. The host drives these
 //! steps the way NDIS does and checks the driver's side of each: an open outside a bind, a bind that fails
 //! but leaves its adapter open, a completion for nothing pending, NBLs that are never returned.
+//!
+//! The data path: the driver's NBLs, NET_BUFFERs and MDLs are tracked from allocation to free (foreign or
+//! double frees, frees while sent, leaks at pool free and unload); a send is accepted only in Running, each
+//! NET_BUFFER's bytes are gathered from its MDL chain (which must be the driver's MDLs over memory it owns),
+//! handed to the adapter's [`crate::backend::Backend`] and recorded, then completed per
+//! [`SendCompletion`] (inline, held for the test, or by an adapter thread after a delay, split and
+//! reordered); a pause first completes every held send and may pend until NdisCompleteNetPnPEvent. Receives
+//! come from [`Host::indicate_receive_shaped`], [`Host::pump`] or the receive pump thread. OID requests are
+//! answered by each adapter's [`crate::oid::OidModel`], synchronously or pended.
 
 use crate::host::{Host, HostError, Inner};
 use crate::native::memory::HostBlock;
@@ -161,6 +170,10 @@ pub(crate) struct NdisState {
     pub oids: BTreeMap<usize, crate::oid::OidModel>,
     /// OID requests pended to the driver: request address → (adapter, RequestId, status to complete with).
     pub pending_oids: BTreeMap<usize, (usize, usize, i32)>,
+    /// Each pended request's issue number (so a delayed completion never completes a later request that
+    /// reuses the address), and the last number given.
+    pub oid_issue: BTreeMap<usize, u64>,
+    pub oid_issues: u64,
     /// Whether the receive pump thread runs.
     pub pump_running: bool,
     /// PnP events the driver pended: notification address → (binding handle, the status NdisCompleteNetPnPEvent
@@ -646,8 +659,20 @@ pub(crate) fn complete_oids(inner: &Inner, adapter: Option<usize>) -> usize {
 
 /// Completes one pended OID request with `status`.
 pub(crate) fn complete_oid(inner: &Inner, adapter: usize, request: usize, status: i32) {
-    if inner.state().ndis.pending_oids.remove(&request).is_none() {
-        return;
+    complete_oid_issue(inner, adapter, request, status, None);
+}
+
+/// Completes a pended OID request if it is still the issue `issue` (any issue: `None`).
+pub(crate) fn complete_oid_issue(inner: &Inner, adapter: usize, request: usize, status: i32, issue: Option<u64>) {
+    {
+        let mut st = inner.state();
+        if issue.is_some_and(|i| st.ndis.oid_issue.get(&request) != Some(&i)) {
+            return;
+        }
+        if st.ndis.pending_oids.remove(&request).is_none() {
+            return;
+        }
+        st.ndis.oid_issue.remove(&request);
     }
     let Some((context, _)) = open_of(inner, adapter) else { return };
     let Some((_, handler)) = inner.protocol_handler(|c| c.oid_request_complete) else { return };

@@ -335,6 +335,10 @@ extern "win64" fn NdisCloseAdapterEx(handle: *mut c_void) -> i32 {
             if oids > 0 {
                 inner.violation(Rule::Ndis, format!("NdisCloseAdapterEx on adapter {a} with {oids} OID request(s) still pending"));
             }
+            let sends = s.ndis.in_flight.values().filter(|p| p.0 == a).count();
+            if sends > 0 {
+                inner.violation(Rule::Ndis, format!("NdisCloseAdapterEx on adapter {a} with {sends} send(s) not yet completed"));
+            }
             let pends = s.ndis.adapters.get(a).is_some_and(|a| a.close_pends);
             if let Some(o) = s.ndis.opens.iter_mut().find(|o| o.handle.addr() == handle as usize && !o.closed) {
                 if pends {
@@ -1000,9 +1004,16 @@ fn oid_request(inner: &std::sync::Arc<Inner>, handle: usize, request: usize) -> 
     };
     let (pends, delay) = inner.state().ndis.adapters.get(adapter).map_or((false, None), |a| (a.oid_pends, a.oid_delay));
     if pends {
-        inner.state().ndis.pending_oids.insert(request, (adapter, req.RequestId as usize, status_out));
+        let issue = {
+            let mut s = inner.state();
+            s.ndis.pending_oids.insert(request, (adapter, req.RequestId as usize, status_out));
+            s.ndis.oid_issues += 1;
+            let issue = s.ndis.oid_issues;
+            s.ndis.oid_issue.insert(request, issue);
+            issue
+        };
         if let Some(d) = delay {
-            crate::ndis::later(inner, d, move |i| crate::ndis::complete_oid(i, adapter, request, status_out));
+            crate::ndis::later(inner, d, move |i| crate::ndis::complete_oid_issue(i, adapter, request, status_out, Some(issue)));
         }
         return NDIS_STATUS_PENDING;
     }
