@@ -19,6 +19,19 @@ impl Lent {
     }
 }
 
+/// Reads a `T` the host allocated, lets `f` change the copy, and writes it back.
+///
+/// # Safety
+///
+/// `addr` is valid for reads and writes of a `T` that nobody else writes meanwhile.
+unsafe fn update<T: Copy>(addr: usize, f: impl FnOnce(&mut T)) {
+    // SAFETY: guaranteed by the caller.
+    let mut v: T = unsafe { read_obj(addr) };
+    f(&mut v);
+    // SAFETY: guaranteed by the caller.
+    unsafe { write_obj(addr, v) };
+}
+
 /// An NDIS_STRING (and its buffer) in host memory; returns its address.
 pub fn ndis_string(lent: &mut Lent, s: &str) -> usize {
     let units: Vec<u16> = s.encode_utf16().collect();
@@ -53,38 +66,38 @@ pub fn bind_parameters(lent: &mut Lent, f: &BindFacts<'_>) -> usize {
     let name = ndis_string(lent, f.adapter_name);
     let section = ndis_string(lent, "RAWLINK");
     let Some(block) = HostBlock::new(size_of::<NDIS_BIND_PARAMETERS>(), 16) else { return 0 };
-    let p = block.as_ptr::<NDIS_BIND_PARAMETERS>();
-    // SAFETY: a fresh zeroed block of the structure's size; the driver sees it only after this.
-    unsafe {
-        (*p).Header = NDIS_OBJECT_HEADER {
+    let set = |p: &mut NDIS_BIND_PARAMETERS| {
+        p.Header = NDIS_OBJECT_HEADER {
             Type: NDIS_OBJECT_TYPE_BIND_PARAMETERS,
             Revision: NDIS_BIND_PARAMETERS_REVISION_4,
             Size: NDIS_SIZEOF_BIND_PARAMETERS_REVISION_4,
         };
-        (*p).ProtocolSection = section as PNDIS_STRING;
-        (*p).AdapterName = name as PNDIS_STRING;
-        (*p).BoundAdapterName = name as PNDIS_STRING;
-        (*p).MediaType = f.medium;
-        (*p).MtuSize = f.mtu;
-        (*p).MaxXmitLinkSpeed = f.link_speed;
-        (*p).XmitLinkSpeed = f.link_speed;
-        (*p).MaxRcvLinkSpeed = f.link_speed;
-        (*p).RcvLinkSpeed = f.link_speed;
-        (*p).MediaConnectState = if f.connected { MediaConnectStateConnected } else { 2 };
-        (*p).MediaDuplexState = MediaDuplexStateFull;
-        (*p).LookaheadSize = f.mtu;
-        (*p).SupportedPacketFilters = 0x2F; // directed, multicast, all-multicast, broadcast, promiscuous
-        (*p).MaxMulticastListSize = 32;
-        (*p).MacAddressLength = 6;
+        p.ProtocolSection = section as PNDIS_STRING;
+        p.AdapterName = name as PNDIS_STRING;
+        p.BoundAdapterName = name as PNDIS_STRING;
+        p.MediaType = f.medium;
+        p.MtuSize = f.mtu;
+        p.MaxXmitLinkSpeed = f.link_speed;
+        p.XmitLinkSpeed = f.link_speed;
+        p.MaxRcvLinkSpeed = f.link_speed;
+        p.RcvLinkSpeed = f.link_speed;
+        p.MediaConnectState = if f.connected { MediaConnectStateConnected } else { 2 };
+        p.MediaDuplexState = MediaDuplexStateFull;
+        p.LookaheadSize = f.mtu;
+        p.SupportedPacketFilters = 0x2F; // directed, multicast, all-multicast, broadcast, promiscuous
+        p.MaxMulticastListSize = 32;
+        p.MacAddressLength = 6;
         let mut mac = [0u8; 32];
         mac[..6].copy_from_slice(&f.mac);
-        (*p).CurrentMacAddress = mac;
-        (*p).PhysicalMediumType = NdisPhysicalMedium802_3;
-        (*p).BoundIfIndex = f.if_index;
-        (*p).LowestIfIndex = f.if_index;
-        (*p).IfType = 6; // IF_TYPE_ETHERNET_CSMACD
-        (*p).IfConnectorPresent = 1;
-    }
+        p.CurrentMacAddress = mac;
+        p.PhysicalMediumType = NdisPhysicalMedium802_3;
+        p.BoundIfIndex = f.if_index;
+        p.LowestIfIndex = f.if_index;
+        p.IfType = 6; // IF_TYPE_ETHERNET_CSMACD
+        p.IfConnectorPresent = 1;
+    };
+    // SAFETY: a fresh zeroed block of the structure's size; the driver sees it only after this.
+    unsafe { update::<NDIS_BIND_PARAMETERS>(block.addr(), set) };
     lent.keep(block)
 }
 
@@ -95,36 +108,36 @@ const NDIS_650: u32 = 0x0006_0032;
 /// (2 from NDIS 6.50, else 1). The block always has the size of the largest revision.
 pub fn pnp_notification(lent: &mut Lent, version: u32, code: NET_PNP_EVENT_CODE, buffer: usize, buffer_len: u32) -> usize {
     let Some(block) = HostBlock::new(ndis689::SIZEOF_NET_PNP_EVENT_NOTIFICATION, 16) else { return 0 };
-    let n = block.as_ptr::<NET_PNP_EVENT_NOTIFICATION>();
     let (revision, size) = if version >= NDIS_650 {
         (NET_PNP_EVENT_NOTIFICATION_REVISION_2, NDIS_SIZEOF_NET_PNP_EVENT_NOTIFICATION_REVISION_2)
     } else {
         (NET_PNP_EVENT_NOTIFICATION_REVISION_1, NDIS_SIZEOF_NET_PNP_EVENT_NOTIFICATION_REVISION_1)
     };
+    let set = |n: &mut NET_PNP_EVENT_NOTIFICATION| {
+        n.Header = NDIS_OBJECT_HEADER { Type: NDIS_OBJECT_TYPE_DEFAULT, Revision: revision, Size: size };
+        n.PortNumber = 0;
+        n.NetPnPEvent.NetEvent = code;
+        n.NetPnPEvent.Buffer = buffer as PVOID;
+        n.NetPnPEvent.BufferLength = buffer_len;
+    };
     // SAFETY: a fresh zeroed block of the largest revision's size (the revision-1 view is a prefix).
-    unsafe {
-        (*n).Header = NDIS_OBJECT_HEADER { Type: NDIS_OBJECT_TYPE_DEFAULT, Revision: revision, Size: size };
-        (*n).PortNumber = 0;
-        (*n).NetPnPEvent.NetEvent = code;
-        (*n).NetPnPEvent.Buffer = buffer as PVOID;
-        (*n).NetPnPEvent.BufferLength = buffer_len;
-    }
+    unsafe { update::<NET_PNP_EVENT_NOTIFICATION>(block.addr(), set) };
     lent.keep(block)
 }
 
 /// NDIS_PROTOCOL_RESTART_PARAMETERS with no changed attributes.
 pub fn restart_parameters(lent: &mut Lent, if_index: u32) -> (usize, u32) {
     let Some(block) = HostBlock::new(size_of::<NDIS_PROTOCOL_RESTART_PARAMETERS>(), 16) else { return (0, 0) };
-    let r = block.as_ptr::<NDIS_PROTOCOL_RESTART_PARAMETERS>();
-    // SAFETY: a fresh zeroed block of the structure's size.
-    unsafe {
-        (*r).Header = NDIS_OBJECT_HEADER {
+    let set = |r: &mut NDIS_PROTOCOL_RESTART_PARAMETERS| {
+        r.Header = NDIS_OBJECT_HEADER {
             Type: NDIS_OBJECT_TYPE_PROTOCOL_RESTART_PARAMETERS,
             Revision: NDIS_PROTOCOL_RESTART_PARAMETERS_REVISION_1,
             Size: NDIS_SIZEOF_PROTOCOL_RESTART_PARAMETERS_REVISION_1,
         };
-        (*r).BoundIfIndex = if_index;
-    }
+        r.BoundIfIndex = if_index;
+    };
+    // SAFETY: a fresh zeroed block of the structure's size.
+    unsafe { update::<NDIS_PROTOCOL_RESTART_PARAMETERS>(block.addr(), set) };
     // CAST: a small structure.
     let len = size_of::<NDIS_PROTOCOL_RESTART_PARAMETERS>() as u32;
     (lent.keep(block), len)
@@ -164,20 +177,23 @@ pub fn receive_chain_shaped(lent: &mut Lent, frames: &[Vec<u8>], shape: ReceiveS
         }
         for pair in nbs.windows(2) {
             if let [a, b] = *pair {
+                let set = |n: &mut NET_BUFFER| n.u1.s.Next = b as PNET_BUFFER;
                 // SAFETY: NET_BUFFERs just built.
-                unsafe { (*(a as *mut NET_BUFFER)).u1.s.Next = b as PNET_BUFFER };
+                unsafe { update::<NET_BUFFER>(a, set) };
             }
         }
         if let Some(&first) = nbs.first() {
+            let set = |l: &mut NET_BUFFER_LIST| l.u1.s.FirstNetBuffer = first as PNET_BUFFER;
             // SAFETY: the fresh NBL block.
-            unsafe { (*nbl.as_ptr::<NET_BUFFER_LIST>()).u1.s.FirstNetBuffer = first as PNET_BUFFER };
+            unsafe { update::<NET_BUFFER_LIST>(nbl.addr(), set) };
         }
         nbls.push(lent.keep(nbl));
     }
     for pair in nbls.windows(2) {
         if let [a, b] = *pair {
+            let set = |l: &mut NET_BUFFER_LIST| l.u1.s.Next = b as PNET_BUFFER_LIST;
             // SAFETY: both are NBLs built above.
-            unsafe { (*(a as *mut NET_BUFFER_LIST)).u1.s.Next = b as PNET_BUFFER_LIST };
+            unsafe { update::<NET_BUFFER_LIST>(a, set) };
         }
     }
     nbls
@@ -205,74 +221,22 @@ fn receive_nb(lent: &mut Lent, frame: &[u8], shape: ReceiveShape) -> Option<usiz
     for pair in mdls.windows(2) {
         if let [a, b] = *pair {
             // SAFETY: MDLs just built.
-            unsafe { (*(a as *mut MDL)).Next = b as *mut MDL };
+            unsafe { update::<MDL>(a, |m| m.Next = b as *mut MDL) };
         }
     }
     let nb = HostBlock::new(size_of::<NET_BUFFER>(), 16)?;
-    let b = nb.as_ptr::<NET_BUFFER>();
     let first = *mdls.first()?;
-    // SAFETY: the fresh NET_BUFFER block.
-    unsafe {
-        (*b).u1.s.CurrentMdl = first as PMDL;
-        (*b).u1.s.MdlChain = first as PMDL;
+    let set = |b: &mut NET_BUFFER| {
+        b.u1.s.CurrentMdl = first as PMDL;
+        b.u1.s.MdlChain = first as PMDL;
         // CAST: headroom and frame sizes are far below 4 GiB.
-        (*b).u1.s.CurrentMdlOffset = shape.data_offset as u32;
-        (*b).u1.s.DataOffset = shape.data_offset as u32;
-        (*b).u1.s.u.DataLength = frame.len() as u32;
-    }
+        b.u1.s.CurrentMdlOffset = shape.data_offset as u32;
+        b.u1.s.DataOffset = shape.data_offset as u32;
+        b.u1.s.u.DataLength = frame.len() as u32;
+    };
+    // SAFETY: the fresh NET_BUFFER block.
+    unsafe { update::<NET_BUFFER>(nb.addr(), set) };
     Some(lent.keep(nb))
-}
-
-/// A received chain: one NBL per frame, each with one NET_BUFFER and one MDL; `data_offset` bytes of
-/// headroom precede each frame in its MDL, as miniports leave room for headers.
-#[allow(dead_code, reason = "the one-NB-one-MDL layout; receive_chain_shaped is the general form")]
-pub fn receive_chain(lent: &mut Lent, frames: &[Vec<u8>], data_offset: usize) -> Vec<usize> {
-    let mut nbls = Vec::new();
-    for frame in frames {
-        let Some(data) = HostBlock::new(data_offset + frame.len(), 16) else { break };
-        for (i, b) in frame.iter().enumerate() {
-            // SAFETY: inside the data block.
-            unsafe { write_obj(data.addr() + data_offset + i, *b) };
-        }
-        let (Some(mdl), Some(nb), Some(nbl)) = (
-            HostBlock::new(size_of::<MDL>(), 16),
-            HostBlock::new(size_of::<NET_BUFFER>(), 16),
-            HostBlock::new(NBL_ALLOCATION, 16),
-        ) else {
-            break;
-        };
-        // SAFETY: fresh zeroed blocks of (at least) each structure's size.
-        unsafe {
-            let m = mdl.as_ptr::<MDL>();
-            // CAST: MDL sizes and counts of one small frame.
-            (*m).Size = (size_of::<MDL>() + 8) as i16;
-            (*m).MdlFlags = MDL_MAPPED_TO_SYSTEM_VA | MDL_SOURCE_IS_NONPAGED_POOL;
-            (*m).MappedSystemVa = data.void();
-            (*m).StartVa = (data.addr() & !0xFFF) as PVOID;
-            (*m).ByteOffset = (data.addr() & 0xFFF) as u32;
-            (*m).ByteCount = (data_offset + frame.len()) as u32;
-            let b = nb.as_ptr::<NET_BUFFER>();
-            (*b).u1.s.CurrentMdl = m;
-            (*b).u1.s.MdlChain = m;
-            (*b).u1.s.CurrentMdlOffset = data_offset as u32;
-            (*b).u1.s.DataOffset = data_offset as u32;
-            (*b).u1.s.u.DataLength = frame.len() as u32;
-            let l = nbl.as_ptr::<NET_BUFFER_LIST>();
-            (*l).u1.s.FirstNetBuffer = b;
-        }
-        nbls.push(nbl.addr());
-        lent.keep(data);
-        lent.keep(mdl);
-        lent.keep(nb);
-        lent.keep(nbl);
-    }
-    for pair in nbls.windows(2) {
-        if let [a, b] = *pair {
-            // SAFETY: both are NBLs built above.
-            unsafe { (*(a as *mut NET_BUFFER_LIST)).u1.s.Next = b as PNET_BUFFER_LIST };
-        }
-    }
-    nbls
 }
 
 /// The NBLs of a chain the driver handed back, following `Next` (at most `limit`, against loops).
@@ -304,16 +268,17 @@ pub const NBL_SIZE: usize = NBL_ALLOCATION;
 ///
 /// `m` points to a zeroed MDL-sized block nobody else uses yet.
 unsafe fn fill_mdl(m: *mut MDL, va: usize, len: usize) {
-    // SAFETY: guaranteed by the caller.
-    unsafe {
+    let set = |m: &mut MDL| {
         // CAST: MDL header sizes and byte counts of frames (well below 4 GiB).
-        (*m).Size = (size_of::<MDL>() + 8) as i16;
-        (*m).MdlFlags = MDL_MAPPED_TO_SYSTEM_VA | MDL_SOURCE_IS_NONPAGED_POOL;
-        (*m).MappedSystemVa = va as PVOID;
-        (*m).StartVa = (va & !0xFFF) as PVOID;
-        (*m).ByteOffset = (va & 0xFFF) as u32;
-        (*m).ByteCount = len as u32;
-    }
+        m.Size = (size_of::<MDL>() + 8) as i16;
+        m.MdlFlags = MDL_MAPPED_TO_SYSTEM_VA | MDL_SOURCE_IS_NONPAGED_POOL;
+        m.MappedSystemVa = va as PVOID;
+        m.StartVa = (va & !0xFFF) as PVOID;
+        m.ByteOffset = (va & 0xFFF) as u32;
+        m.ByteCount = len as u32;
+    };
+    // SAFETY: guaranteed by the caller.
+    unsafe { update::<MDL>(m as usize, set) };
 }
 
 /// An MDL for `len` bytes at `va` (NdisAllocateMdl).
@@ -350,34 +315,40 @@ pub struct NbSpec {
 pub fn allocate_nbl(pool: usize, context_size: u16, backfill: u16, nb: Option<NbSpec>, current: Option<(usize, u32)>) -> Option<NblParts> {
     let nbl = HostBlock::new(NBL_SIZE, 16)?;
     let mut parts = NblParts { nbl: nbl.addr(), nb: 0, data: None, blocks: vec![] };
-    let l = nbl.as_ptr::<NET_BUFFER_LIST>();
+    let l = nbl.addr();
     parts.blocks.push(nbl);
-    // SAFETY: `l` is the fresh zeroed NBL block; the other blocks are fresh too; the driver sees none of them
-    // until this returns.
-    unsafe {
-        (*l).NdisPoolHandle = pool as NDIS_HANDLE;
-        let total = usize::from(context_size) + usize::from(backfill);
-        if total > 0 {
-            let c = HostBlock::new(size_of::<NET_BUFFER_LIST_CONTEXT>() + total, 16)?;
-            let ctx = c.as_ptr::<NET_BUFFER_LIST_CONTEXT>();
-            // CAST: both below 64 KiB (u16 inputs).
-            (*ctx).Size = total as u16;
-            (*ctx).Offset = backfill;
-            (*l).Context = ctx;
-            parts.blocks.push(c);
-        }
-        if let Some(spec) = nb {
-            let n = allocate_nb(&mut parts, pool, spec, current)?;
-            (*l).u1.s.FirstNetBuffer = n as PNET_BUFFER;
-        }
+    let total = usize::from(context_size) + usize::from(backfill);
+    let mut context = std::ptr::null_mut();
+    if total > 0 {
+        let c = HostBlock::new(size_of::<NET_BUFFER_LIST_CONTEXT>() + total, 16)?;
+        let set = |ctx: &mut NET_BUFFER_LIST_CONTEXT| {
+            // CAST: below 128 KiB (two u16 inputs); NDIS limits the sum below 64 KiB.
+            ctx.Size = total as u16;
+            ctx.Offset = backfill;
+        };
+        // SAFETY: the fresh zeroed context block.
+        unsafe { update::<NET_BUFFER_LIST_CONTEXT>(c.addr(), set) };
+        context = c.as_ptr::<NET_BUFFER_LIST_CONTEXT>();
+        parts.blocks.push(c);
     }
+    let first = match nb {
+        Some(spec) => allocate_nb(&mut parts, pool, spec, current)?,
+        None => 0,
+    };
+    let set = |n: &mut NET_BUFFER_LIST| {
+        n.NdisPoolHandle = pool as NDIS_HANDLE;
+        n.Context = context;
+        n.u1.s.FirstNetBuffer = first as PNET_BUFFER;
+    };
+    // SAFETY: the fresh zeroed NBL block (NBL_SIZE bytes, more than the structure); the driver sees none of
+    // these blocks until this returns.
+    unsafe { update::<NET_BUFFER_LIST>(l, set) };
     Some(parts)
 }
 
 /// Allocates a NET_BUFFER for `pool` into `parts` (with NDIS data if `spec` asks); returns its address.
 pub fn allocate_nb(parts: &mut NblParts, pool: usize, spec: NbSpec, current: Option<(usize, u32)>) -> Option<usize> {
     let b = HostBlock::new(size_of::<NET_BUFFER>(), 16)?;
-    let n = b.as_ptr::<NET_BUFFER>();
     let mut chain = spec.mdl_chain;
     if chain == 0 && spec.ndis_data > 0 {
         let len = spec.ndis_data as usize;
@@ -389,15 +360,16 @@ pub fn allocate_nb(parts: &mut NblParts, pool: usize, spec: NbSpec, current: Opt
         parts.blocks.push(mdl);
     }
     let (cur, cur_off) = current.unwrap_or((chain, spec.data_offset));
+    let set = |n: &mut NET_BUFFER| {
+        n.u1.s.MdlChain = chain as PMDL;
+        n.u1.s.CurrentMdl = cur as PMDL;
+        n.u1.s.CurrentMdlOffset = cur_off;
+        n.u1.s.DataOffset = spec.data_offset;
+        n.u1.s.u.stDataLength = spec.data_length;
+        n.NdisPoolHandle = pool as NDIS_HANDLE;
+    };
     // SAFETY: the fresh zeroed NET_BUFFER block.
-    unsafe {
-        (*n).u1.s.MdlChain = chain as PMDL;
-        (*n).u1.s.CurrentMdl = cur as PMDL;
-        (*n).u1.s.CurrentMdlOffset = cur_off;
-        (*n).u1.s.DataOffset = spec.data_offset;
-        (*n).u1.s.u.stDataLength = spec.data_length;
-        (*n).NdisPoolHandle = pool as NDIS_HANDLE;
-    }
+    unsafe { update::<NET_BUFFER>(b.addr(), set) };
     parts.nb = b.addr();
     parts.blocks.push(b);
     Some(parts.nb)
@@ -410,14 +382,14 @@ pub fn allocate_nb(parts: &mut NblParts, pool: usize, spec: NbSpec, current: Opt
 ///
 /// `nb` is a NET_BUFFER the host allocated and still holds.
 pub unsafe fn set_data_start(nb: usize, offset: u32, length: u32, current: (usize, u32)) {
-    let n = nb as *mut NET_BUFFER;
+    let set = |n: &mut NET_BUFFER| {
+        n.u1.s.DataOffset = offset;
+        n.u1.s.u.stDataLength = length as usize;
+        n.u1.s.CurrentMdl = current.0 as PMDL;
+        n.u1.s.CurrentMdlOffset = current.1;
+    };
     // SAFETY: guaranteed by the caller.
-    unsafe {
-        (*n).u1.s.DataOffset = offset;
-        (*n).u1.s.u.stDataLength = length as usize;
-        (*n).u1.s.CurrentMdl = current.0 as PMDL;
-        (*n).u1.s.CurrentMdlOffset = current.1;
-    }
+    unsafe { update::<NET_BUFFER>(nb, set) };
 }
 
 /// `NetBufferListInfo[NetBufferListCancelId]` of an NBL.
@@ -541,12 +513,12 @@ pub fn gather(chain: usize, offset: u32, len: u32, known: &dyn Fn(usize) -> bool
 pub unsafe fn link_with_status(nbls: &[(usize, i32)]) {
     for (i, &(n, status)) in nbls.iter().enumerate() {
         let next = nbls.get(i + 1).map_or(0, |x| x.0);
-        let l = n as *mut NET_BUFFER_LIST;
+        let set = |l: &mut NET_BUFFER_LIST| {
+            l.u1.s.Next = next as PNET_BUFFER_LIST;
+            l.u2.Status = status;
+        };
         // SAFETY: guaranteed by the caller.
-        unsafe {
-            (*l).u1.s.Next = next as PNET_BUFFER_LIST;
-            (*l).u2.Status = status;
-        }
+        unsafe { update::<NET_BUFFER_LIST>(n, set) };
     }
 }
 
@@ -557,20 +529,20 @@ pub fn status_indication(lent: &mut Lent, source: usize, code: NDIS_STATUS, payl
         // SAFETY: inside the fresh buffer block.
         unsafe { write_obj(buf.addr() + i, *b) };
     }
-    let s = block.as_ptr::<NDIS_STATUS_INDICATION>();
-    // SAFETY: a fresh zeroed block of the structure's size.
-    unsafe {
-        (*s).Header = NDIS_OBJECT_HEADER {
+    let set = |s: &mut NDIS_STATUS_INDICATION| {
+        s.Header = NDIS_OBJECT_HEADER {
             Type: NDIS_OBJECT_TYPE_STATUS_INDICATION,
             Revision: NDIS_STATUS_INDICATION_REVISION_1,
             Size: NDIS_SIZEOF_STATUS_INDICATION_REVISION_1,
         };
-        (*s).SourceHandle = source as NDIS_HANDLE;
-        (*s).StatusCode = code;
-        (*s).StatusBuffer = buf.void();
+        s.SourceHandle = source as NDIS_HANDLE;
+        s.StatusCode = code;
+        s.StatusBuffer = buf.void();
         // CAST: small payloads.
-        (*s).StatusBufferSize = payload.len() as u32;
-    }
+        s.StatusBufferSize = payload.len() as u32;
+    };
+    // SAFETY: a fresh zeroed block of the structure's size.
+    unsafe { update::<NDIS_STATUS_INDICATION>(block.addr(), set) };
     lent.keep(buf);
     lent.keep(block)
 }

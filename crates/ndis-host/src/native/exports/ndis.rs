@@ -285,12 +285,12 @@ fn open_adapter(
     let Some(handle) = HostBlock::new(64, 16) else { return ST_INSUFFICIENT_RESOURCES };
     let h = handle.addr();
     let pends = inner.state().ndis.adapters.get(adapter).is_some_and(|a| a.open_pends);
-    // SAFETY: out pointers of the driver (SelectedMediumIndex lives in its binding).
-    unsafe {
-        // CAST: an index into a short array.
-        write_obj(p.SelectedMediumIndex as usize, selected as u32);
-        write_obj(handle_out as usize, h as *mut c_void);
-    }
+    // CAST: an index into a short array.
+    let selected = selected as u32;
+    // SAFETY: the driver's out pointer (SelectedMediumIndex lives in its binding).
+    unsafe { write_obj(p.SelectedMediumIndex as usize, selected) };
+    // SAFETY: the driver's out pointer (checked non-null).
+    unsafe { write_obj(handle_out as usize, h as *mut c_void) };
     inner.state().ndis.opens.push(crate::ndis::OpenRec {
         adapter,
         handle,
@@ -960,11 +960,10 @@ fn oid_request(inner: &std::sync::Arc<Inner>, handle: usize, request: usize) -> 
                 Some(Err(e)) => (0, e.bytes_needed, e.status),
                 None => (0, 0, NDIS_STATUS_FAILURE),
             };
-            // SAFETY: the request's DATA.QUERY_INFORMATION fields, inside the checked size.
-            unsafe {
-                write_obj(data_at + std::mem::offset_of!(NDIS_OID_REQUEST_DATA_QUERY_INFORMATION, BytesWritten), written);
-                write_obj(data_at + std::mem::offset_of!(NDIS_OID_REQUEST_DATA_QUERY_INFORMATION, BytesNeeded), needed);
-            }
+            // SAFETY: the request's DATA.QUERY_INFORMATION.BytesWritten, inside the checked size.
+            unsafe { write_obj(data_at + std::mem::offset_of!(NDIS_OID_REQUEST_DATA_QUERY_INFORMATION, BytesWritten), written) };
+            // SAFETY: the request's DATA.QUERY_INFORMATION.BytesNeeded, inside the checked size.
+            unsafe { write_obj(data_at + std::mem::offset_of!(NDIS_OID_REQUEST_DATA_QUERY_INFORMATION, BytesNeeded), needed) };
             st
         }
         t if t == NdisRequestSetInformation => {
@@ -989,11 +988,10 @@ fn oid_request(inner: &std::sync::Arc<Inner>, handle: usize, request: usize) -> 
                 Some(Err(e)) => (0, e.bytes_needed, e.status),
                 None => (0, 0, NDIS_STATUS_FAILURE),
             };
-            // SAFETY: the request's DATA.SET_INFORMATION fields, inside the checked size.
-            unsafe {
-                write_obj(data_at + std::mem::offset_of!(NDIS_OID_REQUEST_DATA_SET_INFORMATION, BytesRead), read);
-                write_obj(data_at + std::mem::offset_of!(NDIS_OID_REQUEST_DATA_SET_INFORMATION, BytesNeeded), needed);
-            }
+            // SAFETY: the request's DATA.SET_INFORMATION.BytesRead, inside the checked size.
+            unsafe { write_obj(data_at + std::mem::offset_of!(NDIS_OID_REQUEST_DATA_SET_INFORMATION, BytesRead), read) };
+            // SAFETY: the request's DATA.SET_INFORMATION.BytesNeeded, inside the checked size.
+            unsafe { write_obj(data_at + std::mem::offset_of!(NDIS_OID_REQUEST_DATA_SET_INFORMATION, BytesNeeded), needed) };
             st
         }
         t if t == NdisRequestMethod => NDIS_STATUS_NOT_SUPPORTED,
