@@ -63,6 +63,10 @@ pub struct AdapterConfig {
     /// With `oid_pends`: complete each pended request by itself after this delay, from another processor
     /// (`None`: only [`Host::complete_oid_requests`] completes them).
     pub oid_delay: Option<std::time::Duration>,
+    /// How the adapter lays out what its backend delivers (NET_BUFFERs per NBL, MDLs per frame, headroom).
+    pub receive_shape: ReceiveShape,
+    /// Indicate what the backend delivers with NDIS_RECEIVE_FLAGS_RESOURCES (the driver must copy at once).
+    pub receive_resources: bool,
 }
 
 /// When an adapter completes the sends the driver gives it.
@@ -94,6 +98,8 @@ impl AdapterConfig {
             send_completion: SendCompletion::Synchronous,
             oid_pends: false,
             oid_delay: None,
+            receive_shape: ReceiveShape { nbs_per_nbl: 1, mdls_per_nb: 1, data_offset: 14 },
+            receive_resources: false,
         }
     }
 }
@@ -726,7 +732,8 @@ pub(crate) fn pump(inner: &Inner) -> usize {
                 m.rcv_ok += frames.len() as u64;
                 m.rcv_octets += frames.iter().map(|f| f.len() as u64).sum::<u64>();
             }
-            indicate(inner, a, &frames, false);
+            let (shape, resources) = inner.state().ndis.adapters.get(a).map_or((ReceiveShape::default(), false), |c| (c.receive_shape, c.receive_resources));
+            indicate_shaped(inner, a, &frames, resources, shape);
         }
     }
     n

@@ -833,3 +833,42 @@ fn net_buffer_pools_data_start_moves_and_send_cancellation() {
     assert!(has(&v, Rule::Ndis, "frees a NET_BUFFER of an NBL that is still being sent"), "{v:#?}");
     assert_eq!(v.len(), 1, "{v:#?}");
 }
+
+#[test]
+fn both_processors_send_while_the_adapter_completes_and_the_pump_receives() {
+    let cfg = |n| AdapterConfig {
+        send_completion: SendCompletion::Async { delay: std::time::Duration::from_millis(1), per_call: 3, reverse: false },
+        receive_shape: crate::ndis::ReceiveShape { nbs_per_nbl: 4, mdls_per_nb: 2, data_offset: 2 },
+        receive_resources: true,
+        ..AdapterConfig::ethernet(n)
+    };
+    let mut r = Rig::new(256, vec![cfg(0)]);
+    let first = r.binding();
+    r.h.add_adapter(cfg(1)).expect("bind");
+    let second = r.binding();
+    r.h.connect(0, 1);
+    r.h.start_receive_pump().expect("pump");
+    let h = &r.h;
+    let sent: Vec<usize> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..2usize)
+            .map(|cpu| {
+                s.spawn(move || {
+                    let mut all = Vec::new();
+                    for i in 0..25u8 {
+                        let frames = (0..3u8).map(|k| vec![(cpu as u8) << 7 | i, k, 0xEE, 0xEE, 0xEE, 0xEE, 0xEE, 0xEE, 0xEE, 0xEE, 0xEE, 0xEE, 0xEE, 0xEE]).collect();
+                        all.extend(send(h, first, cpu, DISPATCH, frames));
+                    }
+                    all
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().expect("sender")).collect()
+    });
+    assert!(eventually(|| completions(first).iter().map(|c| c.nbls.len()).sum::<usize>() == 150));
+    assert!(eventually(|| second.received.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len() == 150));
+    assert_eq!(r.h.sent_frames(0).len(), 150);
+    assert!(completions(first).iter().all(|c| c.nbls.iter().all(|x| x.1 == 0)));
+    free(&r.h, sent);
+    let v = r.finish();
+    assert!(v.is_empty(), "{v:#?}");
+}
