@@ -712,10 +712,18 @@ fn indicate_link_state(inner: &Inner, adapter: usize, connected: bool) {
         let handle = st.ndis.opens.iter().find(|o| o.adapter == adapter && !o.closed).map(|o| o.handle.addr());
         (payload, handle)
     };
+    if handle.is_some() {
+        indicate_status(inner, adapter, ndis_sys::NDIS_STATUS_LINK_STATE, &payload);
+    }
+}
+
+/// Indicates status `code` with `payload` as its buffer through ProtocolStatusEx at DISPATCH_LEVEL.
+fn indicate_status(inner: &Inner, adapter: usize, code: i32, payload: &[u8]) {
+    let handle = inner.state().ndis.opens.iter().find(|o| o.adapter == adapter && !o.closed).map(|o| o.handle.addr());
     let (Some(handle), Some((context, _))) = (handle, open_of(inner, adapter)) else { return };
     let Some((_, handler)) = inner.protocol_handler(|c| c.status_ex) else { return };
     let mut lent = Lent::default();
-    let ind = objects::status_indication(&mut lent, handle, ndis_sys::NDIS_STATUS_LINK_STATE, &payload);
+    let ind = objects::status_indication(&mut lent, handle, code, payload);
     crate::exports::call_into_driver(inner, 2, "ProtocolStatusEx", handler, &[("ProtocolBindingContext", context as u64), ("StatusIndication", ind as u64)]);
 }
 
@@ -877,6 +885,12 @@ impl Host {
             Some((context, _)) => pnp(inner, context, code, 0, 0),
             None => NDIS_STATUS_SUCCESS,
         })
+    }
+
+    /// Indicates any status (`NDIS_STATUS_*`, with `payload` as its StatusBuffer) through ProtocolStatusEx
+    /// on processor 1 at DISPATCH_LEVEL.
+    pub fn indicate_status(&mut self, index: usize, code: i32, payload: Vec<u8>) -> Result<(), HostError> {
+        self.run(1, "status", move |inner| indicate_status(inner, index, code, &payload))
     }
 
     /// Indicates a link state change (NDIS_STATUS_LINK_STATE through ProtocolStatusEx) on processor 1.

@@ -644,6 +644,10 @@ fn link_state_changes_are_indicated_through_status_ex() {
     assert_eq!(payload.len(), usize::from(NDIS_SIZEOF_LINK_STATE_REVISION_1));
     assert_eq!(&payload[4..8], &2u32.to_le_bytes(), "MediaConnectStateDisconnected");
     assert_eq!(r.h.oid_state(0).map(|m| m.connected), Some(false));
+    // NDIS_STATUS_L2_MTU_SIZE_CHANGE (0x4001_0029) with a ULONG.
+    r.h.indicate_status(0, 0x4001_0029, 9000u32.to_le_bytes().to_vec()).expect("status");
+    let s = b.statuses.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    assert_eq!((s[1].1, s[1].2.clone()), (0x4001_0029, 9000u32.to_le_bytes().to_vec()));
     let v = r.finish();
     assert!(v.is_empty(), "{v:#?}");
 }
