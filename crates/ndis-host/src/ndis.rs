@@ -169,7 +169,9 @@ pub(crate) struct NdisState {
     /// Sends held for deferred completion, in send order: (adapter, NBL).
     pub held_sends: Vec<(usize, usize)>,
     /// Frames the driver sent, per adapter.
-    pub sent: BTreeMap<usize, Vec<Vec<u8>>>,
+    pub sent: BTreeMap<usize, std::collections::VecDeque<Vec<u8>>>,
+    /// Frames the driver sent, per adapter, since the start (the record above keeps the last [`SENT_KEPT`]).
+    pub sent_count: BTreeMap<usize, u64>,
     /// The far side of each adapter (none: frames are counted and dropped).
     pub backends: BTreeMap<usize, std::sync::Arc<dyn crate::backend::Backend>>,
     /// Each adapter's OID state, created at its first bind.
@@ -191,6 +193,19 @@ pub(crate) struct NdisState {
     pub outstanding: BTreeMap<usize, usize>,
     /// Memory of indications, kept until every NBL of it is back.
     pub indications: Vec<(Vec<usize>, Lent)>,
+}
+
+/// How many of the frames the driver sent the host keeps per adapter (a long `run` would grow without end).
+pub const SENT_KEPT: usize = 4096;
+
+/// Records frames the driver sent on `adapter`.
+pub(crate) fn record_sent(ndis: &mut NdisState, adapter: usize, frames: &[Vec<u8>]) {
+    let q = ndis.sent.entry(adapter).or_default();
+    q.extend(frames.iter().cloned());
+    while q.len() > SENT_KEPT {
+        q.pop_front();
+    }
+    *ndis.sent_count.entry(adapter).or_default() += frames.len() as u64;
 }
 
 /// An NBL pool: its handle block and what NET_BUFFER_LIST_POOL_PARAMETERS asked for.
@@ -793,7 +808,12 @@ impl Host {
 
     /// Every frame the driver sent on adapter `index`, in order.
     pub fn sent_frames(&self, index: usize) -> Vec<Vec<u8>> {
-        self.inner().state().ndis.sent.get(&index).cloned().unwrap_or_default()
+        self.inner().state().ndis.sent.get(&index).map(|q| q.iter().cloned().collect()).unwrap_or_default()
+    }
+
+    /// How many frames the driver sent on adapter `index` since the start.
+    pub fn sent_count(&self, index: usize) -> u64 {
+        self.inner().state().ndis.sent_count.get(&index).copied().unwrap_or(0)
     }
 
     /// The driver's NBLs the adapters hold (sent, not completed).

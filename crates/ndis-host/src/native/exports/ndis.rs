@@ -860,7 +860,7 @@ fn send(inner: &std::sync::Arc<Inner>, handle: usize, head: usize, port: u32, fl
     }
     // The backend transmits outside the state lock (a TAP write is a system call).
     let backend = s.ndis.backends.get(&adapter).cloned();
-    s.ndis.sent.entry(adapter).or_default().extend(frames.iter().cloned());
+    crate::ndis::record_sent(&mut s.ndis, adapter, &frames);
     if deferred && running {
         s.ndis.held_sends.extend(chain.iter().map(|&l| (adapter, l)));
     }

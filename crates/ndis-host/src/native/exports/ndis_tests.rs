@@ -871,6 +871,7 @@ fn both_processors_send_while_the_adapter_completes_and_the_pump_receives() {
     assert!(eventually(|| completions(first).iter().map(|c| c.nbls.len()).sum::<usize>() == 150));
     assert!(eventually(|| second.received.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len() == 150));
     assert_eq!(r.h.sent_frames(0).len(), 150);
+    assert_eq!(r.h.sent_count(0), 150);
     assert!(completions(first).iter().all(|c| c.nbls.iter().all(|x| x.1 == 0)));
     free(&r.h, sent);
     let v = r.finish();
