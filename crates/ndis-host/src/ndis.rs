@@ -75,10 +75,12 @@ pub enum SendCompletion {
     /// Inside NdisSendNetBufferLists, on the caller's processor.
     #[default]
     Synchronous,
-    /// Held until [`Host::complete_sends`] (or a pause) completes them from another processor.
+    /// Held until [`Host::complete_sends`] completes them from another processor; a pause completes them
+    /// first (before NetEventPause).
     Deferred,
     /// Completed by the adapter itself `delay` after each send call, from another processor (processor 1 at
-    /// DISPATCH_LEVEL), `per_call` NBLs per completion call (0: all), in send order or `reverse`d.
+    /// DISPATCH_LEVEL), `per_call` NBLs per completion call (0: all), in send order or `reverse`d. Sends in
+    /// flight at a pause stay in flight: the driver must pend the pause until they complete.
     Async { delay: std::time::Duration, per_call: usize, reverse: bool },
 }
 
@@ -358,6 +360,11 @@ fn pnp(inner: &Inner, context: usize, code: i32, buffer: usize, len: u32) -> i32
     st
 }
 
+/// Whether `adapter` holds sends until the test completes them ([`SendCompletion::Deferred`]).
+fn held_for_test(inner: &Inner, adapter: usize) -> bool {
+    inner.state().ndis.adapters.get(adapter).is_some_and(|a| a.send_completion == SendCompletion::Deferred)
+}
+
 /// How long NDIS waits for a pended PnP event before the host reports it.
 const PNP_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(if cfg!(test) { 300 } else { 5000 });
 
@@ -374,7 +381,7 @@ fn wait_pnp(inner: &Inner, n: usize, name: &str, handle: Option<usize>) -> i32 {
             inner.violation(Rule::Ndis, format!("{name} returned NDIS_STATUS_PENDING and NdisCompleteNetPnPEvent was not called within {PNP_TIMEOUT:?}"));
             return NDIS_STATUS_PENDING;
         }
-        if let Some(a) = adapter {
+        if let Some(a) = adapter.filter(|&a| held_for_test(inner, a)) {
             flush_sends(inner, a, 0, false);
         }
         std::thread::sleep(std::time::Duration::from_millis(1));
@@ -405,12 +412,19 @@ pub(crate) fn pause(inner: &Inner, adapter: usize) -> i32 {
     if state != NdisBindingState::Running {
         return NDIS_STATUS_SUCCESS;
     }
-    // NDIS completes the sends the miniport still holds before it pauses the protocol.
-    flush_sends(inner, adapter, 0, false);
+    // Sends held for the test are completed before the pause; an adapter that completes by itself keeps
+    // its sends in flight, and the driver must wait for them (pend the pause) before it completes.
+    if held_for_test(inner, adapter) {
+        flush_sends(inner, adapter, 0, false);
+    }
     set_state(inner, adapter, NdisBindingState::Pausing);
     let st = pnp(inner, context, NET_EVENT_PAUSE, 0, 0);
     // A pause cannot fail: the binding is paused either way.
     set_state(inner, adapter, NdisBindingState::Paused);
+    let in_flight = inner.state().ndis.in_flight.values().filter(|f| f.0 == adapter).count();
+    if in_flight > 0 {
+        inner.violation(Rule::Ndis, format!("NetEventPause on adapter {adapter} completed with {in_flight} send(s) still in flight (a pause completes only after every send has)"));
+    }
     if st != NDIS_STATUS_SUCCESS {
         inner.violation(Rule::Ndis, format!("NetEventPause on adapter {adapter} returned {} (a pause must complete)", status(st)));
     }

@@ -877,3 +877,21 @@ fn both_processors_send_while_the_adapter_completes_and_the_pump_receives() {
     let v = r.finish();
     assert!(v.is_empty(), "{v:#?}");
 }
+
+#[test]
+fn a_pause_that_completes_with_sends_in_flight_is_a_violation() {
+    let cfg = AdapterConfig {
+        send_completion: SendCompletion::Async { delay: std::time::Duration::from_millis(100), per_call: 0, reverse: false },
+        ..AdapterConfig::ethernet(0)
+    };
+    let mut r = Rig::new(128, vec![cfg]);
+    let b = r.binding();
+    let nbls = send(&r.h, b, 0, 0, vec![vec![1; 60]]);
+    // The stand-in answers NetEventPause with success at once, though its send is still in flight.
+    assert_eq!(r.h.pause(0).expect("pause"), 0);
+    assert!(eventually(|| completions(b).len() == 1));
+    free(&r.h, nbls);
+    let v = r.finish();
+    assert!(has(&v, Rule::Ndis, "completed with 1 send(s) still in flight"), "{v:#?}");
+    assert_eq!(v.len(), 1, "{v:#?}");
+}
