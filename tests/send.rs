@@ -85,7 +85,7 @@ fn a_bad_frame_refuses_the_whole_write_and_sends_nothing() {
     let f = attach(&h, 0);
     let good = frame(a.mac, 0, 100);
     let cases: Vec<(&str, Vec<u8>, i32)> = vec![
-        ("a frame shorter than 14 bytes", batch(&[good.clone(), frame(a.mac, 1, 13)]), STATUS_INVALID_BUFFER_SIZE),
+        ("a frame shorter than 14 bytes", batch(&[good.clone(), frame(a.mac, 1, 14)[..13].to_vec()]), STATUS_INVALID_BUFFER_SIZE),
         ("a frame longer than MTU + 14", batch(&[frame(a.mac, 1, 1515)]), STATUS_INVALID_BUFFER_SIZE),
         ("another source MAC", batch(&[good.clone(), frame([2, 9, 9, 9, 9, 9], 1, 60)]), STATUS_INVALID_PARAMETER),
         ("a record longer than the buffer", batch(&[good.clone()])[..40].to_vec(), STATUS_INVALID_PARAMETER),
@@ -118,4 +118,63 @@ fn writes_need_an_attached_handle_and_a_running_binding() {
     h.restart(0).expect("restarted");
     assert_eq!(h.write(f, &buf).expect("write").status, STATUS_SUCCESS);
     finish(h, &[loose, f]);
+}
+
+#[test]
+fn a_write_completes_after_asynchronous_reordered_completions() {
+    use ndis_host::ndis::SendCompletion;
+    let a = AdapterConfig {
+        send_completion: SendCompletion::Async { delay: std::time::Duration::from_millis(20), per_call: 1, reverse: true },
+        ..AdapterConfig::ethernet(1)
+    };
+    let h = host(vec![a.clone()]);
+    let f = attach(&h, 0);
+    let frames: Vec<Vec<u8>> = (0..8u8).map(|i| frame(a.mac, i, 100)).collect();
+    let mut w = h.submit_write(f, &batch(&frames)).expect("submitted");
+    let r = w.wait(std::time::Duration::from_secs(5)).expect("waited").expect("completed");
+    assert_eq!((r.status, r.information), (STATUS_SUCCESS, 800));
+    drop(w);
+    assert_eq!(h.sent_frames(0), frames, "sent in order even if completed in reverse");
+    let completions = h.trace().iter().filter(|e| e.name == "ProtocolSendNetBufferListsComplete").count();
+    assert_eq!(completions, 8, "one completion call per NBL");
+    finish(h, &[f]);
+}
+
+#[test]
+fn a_pause_with_sends_in_flight_pends_until_the_last_completion() {
+    use ndis_host::ndis::{NdisBindingState, SendCompletion};
+    let a = AdapterConfig {
+        send_completion: SendCompletion::Async { delay: std::time::Duration::from_millis(200), per_call: 0, reverse: false },
+        ..AdapterConfig::ethernet(1)
+    };
+    let mut h = host(vec![a.clone()]);
+    let f = attach(&h, 0);
+    let irp = h.submit_write(f, &batch(&[frame(a.mac, 1, 200), frame(a.mac, 2, 300)])).expect("submitted").irp();
+    assert_eq!(h.pause(0).expect("paused"), 0);
+    let w = h.wait_request(irp, std::time::Duration::from_secs(5)).expect("waited").expect("the write completed");
+    assert_eq!((w.status, w.information), (STATUS_SUCCESS, 500));
+    assert_eq!(h.bindings()[0].state, NdisBindingState::Paused);
+    let t = h.trace();
+    let pause = t.iter().find(|e| e.name == "ProtocolNetPnPEvent(NetEventPause)").expect("paused");
+    assert!(pause.result.as_deref().is_some_and(|r| r.starts_with("STATUS_PENDING")), "{pause}");
+    let done = t.iter().position(|e| e.name == "NdisCompleteNetPnPEvent").expect("the driver completed the pause");
+    let last_send = t.iter().rposition(|e| e.name == "ProtocolSendNetBufferListsComplete").expect("sends completed");
+    assert!(last_send < done, "the pause completes from the last send completion");
+    h.restart(0).expect("restarted");
+    finish(h, &[f]);
+}
+
+#[test]
+fn frames_sent_on_one_adapter_arrive_on_the_other_end_of_the_wire() {
+    let (a, b) = (AdapterConfig::ethernet(1), AdapterConfig::ethernet(2));
+    let mut h = host(vec![a.clone(), b]);
+    h.connect(0, 1);
+    let (tx, rx) = (attach(&h, 0), attach(&h, 1));
+    let frames: Vec<Vec<u8>> = (0..4u8).map(|i| frame(a.mac, i, 64 + usize::from(i))).collect();
+    assert_eq!(h.write(tx, &batch(&frames)).expect("write").status, STATUS_SUCCESS);
+    h.pump().expect("pumped");
+    let r = h.read(rx, 64 * 1024).expect("read");
+    let got: Vec<Vec<u8>> = rawlink_abi::Frames::new(&r.output).map(|(_, d)| d.to_vec()).collect();
+    assert_eq!(got, frames);
+    finish(h, &[tx, rx]);
 }

@@ -756,6 +756,12 @@ impl Host {
         Ok(self.pending(s))
     }
 
+    /// Waits for a request submitted earlier whose [`PendingIo`] was dropped (by its `irp()` number), e.g.
+    /// because the test needed `&mut Host` meanwhile. `None` if it did not complete within `timeout`.
+    pub fn wait_request(&self, irp: usize, timeout: Duration) -> Result<Option<IoResult>, HostError> {
+        self.wait_irp(irp, timeout)
+    }
+
     /// An overlapped WriteFile.
     pub fn submit_write(&self, handle: Handle, bytes: &[u8]) -> Result<PendingIo<'_>, HostError> {
         let s = self.submit_handle(handle, Access::WRITE, |flags| read_write(IRP_MJ_WRITE, flags, bytes, bytes.len()))?;
