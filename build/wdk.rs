@@ -35,10 +35,8 @@ pub fn configure() -> Result<(), Box<dyn Error>> {
     let ndis_h = patched_ndis_header(&config, &out_dir)?;
     // Included by absolute path so that the patched copy, not the WDK's, is the one parsed; its own #includes
     // still resolve through the WDK include directories.
-    let header = format!(
-        "{NDIS_DEFINES}#include <ntddk.h>\n#include \"{}\"\n",
-        ndis_h.display().to_string().replace('\\', "/")
-    );
+    let header =
+        format!("{NDIS_DEFINES}#include <ntddk.h>\n#include \"{}\"\n", ndis_h.display().to_string().replace('\\', "/"));
 
     let mut opaque: Vec<String> = Vec::new();
     for _ in 0..4 {
@@ -59,8 +57,9 @@ pub fn configure() -> Result<(), Box<dyn Error>> {
         let more = types_using_unsafe_helpers(&text);
         if more.is_empty() {
             if let Some(line) = text.lines().find(|l| l.contains("unsafe {") || l.contains("unsafe fn ")) {
-                return Err(format!("the NDIS bindings contain unsafe code (`{}`); make its type opaque", line.trim())
-                    .into());
+                return Err(
+                    format!("the NDIS bindings contain unsafe code (`{}`); make its type opaque", line.trim()).into()
+                );
             }
             fs::write(out_dir.join("wdk_ndis.rs"), text)?;
             return Ok(());
@@ -107,8 +106,11 @@ fn patched_ndis_header(config: &wdk_build::Config, out_dir: &Path) -> Result<Pat
     for line in text.lines() {
         if line.trim_start().starts_with(DEFINE) {
             if line.trim_end().ends_with('\\') {
-                return Err(format!("{}: NDIS_API_VERSION_AVAILABLE spans lines; update build/wdk.rs", original.display())
-                    .into());
+                return Err(format!(
+                    "{}: NDIS_API_VERSION_AVAILABLE spans lines; update build/wdk.rs",
+                    original.display()
+                )
+                .into());
             }
             patched.push_str(&line.replacen("NDIS_API_VERSION_AVAILABLE(", "RAWLINK_NDIS_API_VERSION_PASTE(", 1));
             patched.push('\n');

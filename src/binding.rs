@@ -16,7 +16,6 @@ use crate::kernel::irql;
 use crate::kernel::sync::SpinLock;
 use crate::kernel::{nbl, time};
 use crate::open::OpenPtr;
-use rawlink_abi::{frame_flags, FrameHeader};
 use crate::state::{self, BindingEvent, BindingState};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -24,6 +23,7 @@ use core::ffi::c_void;
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, Ordering};
 use ndis_sys::*;
+use rawlink_abi::{frame_flags, FrameHeader};
 
 /// The longest MAC address NDIS describes (`NDIS_MAX_PHYS_ADDRESS_LENGTH`); Ethernet uses 6 bytes.
 const ETHERNET_ADDRESS_LENGTH: usize = 6;

@@ -74,7 +74,8 @@ pub fn query_reply(request: Request, view: Option<&BindingView<'_>>, out: &mut [
     let v = view.ok_or(Error::NO_MORE_ENTRIES)?;
     match request {
         Request::NdisprotQueryBinding { index } => {
-            rawlink_abi::emit_query_binding(out, index, v.adapter_name, v.friendly_name).map_err(|_| Error::BUFFER_TOO_SMALL)
+            rawlink_abi::emit_query_binding(out, index, v.adapter_name, v.friendly_name)
+                .map_err(|_| Error::BUFFER_TOO_SMALL)
         }
         Request::QueryBinding { index } => BindingRecord {
             index,
@@ -132,7 +133,10 @@ mod tests {
         let n = query_reply(Request::NdisprotQueryBinding { index: 0 }, Some(&v), &mut out).unwrap();
         assert_eq!(n, 20 + 24 + 12);
         assert_eq!(query_reply(Request::QueryBinding { index: 9 }, None, &mut out), Err(Error::NO_MORE_ENTRIES));
-        assert_eq!(query_reply(Request::QueryBinding { index: 0 }, Some(&v), &mut out[..60]), Err(Error::BUFFER_TOO_SMALL));
+        assert_eq!(
+            query_reply(Request::QueryBinding { index: 0 }, Some(&v), &mut out[..60]),
+            Err(Error::BUFFER_TOO_SMALL)
+        );
     }
 
     #[test]

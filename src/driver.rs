@@ -1,8 +1,8 @@
 //! The driver's global state: everything a callback may touch, created before registration.
 
 use crate::binding::{Binding, BindingPtr};
-use crate::error::Result;
 use crate::control::{self, BindingView};
+use crate::error::Result;
 use crate::kernel::sync::{Event, SpinLock};
 use crate::version::NdisVersion;
 use alloc::vec::Vec;

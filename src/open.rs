@@ -95,7 +95,11 @@ impl Open {
 
     /// WriteFile: validates and sends the batch on the attached binding (the IRP pends until NDIS completes
     /// every frame). On an error the IRP comes back to the caller to complete.
-    pub fn write(&self, driver: &Driver, mut irp: crate::kernel::irp::Irp) -> core::result::Result<(), (crate::kernel::irp::Irp, Error)> {
+    pub fn write(
+        &self,
+        driver: &Driver,
+        mut irp: crate::kernel::irp::Irp,
+    ) -> core::result::Result<(), (crate::kernel::irp::Irp, Error)> {
         let Some(buf) = irp.write_buffer() else { return Err((irp, Error::INVALID_PARAMETER)) };
         // The buffer borrows the IRP's MDL mapping, which stays valid until the IRP completes; copy the
         // pointer out so the IRP itself can move into the send.

@@ -7,9 +7,9 @@
 
 use crate::driver::Driver;
 use crate::error::{Error, Result};
-use crate::{binding, entry, send};
 use crate::kernel::string::StaticUnicode;
 use crate::version::NdisVersion;
+use crate::{binding, entry, send};
 use ndis_sys::*;
 
 /// Driver version reported to NDIS (major.minor of the crate version).
@@ -85,7 +85,10 @@ unsafe extern "system" fn close_adapter_complete_ex(binding_context: NDIS_HANDLE
 
 /// ProtocolNetPnPEvent. A null binding context addresses the protocol itself (BindsComplete and global
 /// reconfiguration); everything else belongs to one binding.
-unsafe extern "system" fn net_pnp_event(binding_context: NDIS_HANDLE, notification: PNET_PNP_EVENT_NOTIFICATION) -> NDIS_STATUS {
+unsafe extern "system" fn net_pnp_event(
+    binding_context: NDIS_HANDLE,
+    notification: PNET_PNP_EVENT_NOTIFICATION,
+) -> NDIS_STATUS {
     if notification.is_null() {
         return NDIS_STATUS_INVALID_PARAMETER;
     }

@@ -52,7 +52,12 @@ unsafe fn free_nbl(nbl: PNET_BUFFER_LIST) {
 /// Sends a validated batch on `b` and pends `irp` until NDIS completes it.
 ///
 /// On an error nothing is in flight, nothing leaks, and the caller completes the IRP itself.
-pub fn send(b: &Binding, buf: &[u8], limits: &tx::Limits, irp: crate::kernel::irp::Irp) -> core::result::Result<(), (crate::kernel::irp::Irp, Error)> {
+pub fn send(
+    b: &Binding,
+    buf: &[u8],
+    limits: &tx::Limits,
+    irp: crate::kernel::irp::Irp,
+) -> core::result::Result<(), (crate::kernel::irp::Irp, Error)> {
     let (count, bytes) = match tx::validate(buf, limits) {
         Ok(v) => v,
         Err(r) => return Err((irp, r.error)),
@@ -71,7 +76,13 @@ pub fn send(b: &Binding, buf: &[u8], limits: &tx::Limits, irp: crate::kernel::ir
         spans.push((data.len(), len));
         data.extend_from_slice(buf.get(off..off + len).unwrap_or_default());
     }
-    let batch = match try_box(Batch { irp: None, remaining: AtomicU32::new(count32), failed: AtomicU32::new(0), bytes, data }) {
+    let batch = match try_box(Batch {
+        irp: None,
+        remaining: AtomicU32::new(count32),
+        failed: AtomicU32::new(0),
+        bytes,
+        data,
+    }) {
         Ok(b) => b,
         Err(e) => return Err((irp, e)),
     };
@@ -144,7 +155,8 @@ pub unsafe fn complete(b: &Binding, nbls: PNET_BUFFER_LIST) {
     let mut done = 0u32;
     while !n.is_null() {
         // SAFETY: NBLs this driver sent, back from NDIS.
-        let (next, batch, status) = unsafe { ((*n).u1.s.Next, (*n).ProtocolReserved[0].cast::<Batch>(), (*n).u2.Status) };
+        let (next, batch, status) =
+            unsafe { ((*n).u1.s.Next, (*n).ProtocolReserved[0].cast::<Batch>(), (*n).u2.Status) };
         // SAFETY: as above; freed once.
         unsafe { free_nbl(n) };
         done += 1;
@@ -157,7 +169,11 @@ pub unsafe fn complete(b: &Binding, nbls: PNET_BUFFER_LIST) {
             if bref.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
                 // SAFETY: the last NBL of the batch: nothing else refers to it.
                 let mut owned = unsafe { Box::from_raw(batch) };
-                let status = if owned.failed.load(Ordering::Acquire) == 0 { STATUS_SUCCESS } else { Error::UNSUCCESSFUL.to_status() };
+                let status = if owned.failed.load(Ordering::Acquire) == 0 {
+                    STATUS_SUCCESS
+                } else {
+                    Error::UNSUCCESSFUL.to_status()
+                };
                 let bytes = if status == STATUS_SUCCESS { owned.bytes } else { 0 };
                 if let Some(irp) = owned.irp.take() {
                     irp.complete(status, bytes);

@@ -148,7 +148,19 @@ mod tests {
     #[test]
     fn a_full_life() {
         let mut s = S::Opening;
-        for e in [E::OpenSucceeded, E::Restart, E::Restarted, E::Pause, E::Paused, E::Restart, E::Restarted, E::Pause, E::Paused, E::Unbind, E::Closed] {
+        for e in [
+            E::OpenSucceeded,
+            E::Restart,
+            E::Restarted,
+            E::Pause,
+            E::Paused,
+            E::Restart,
+            E::Restarted,
+            E::Pause,
+            E::Paused,
+            E::Unbind,
+            E::Closed,
+        ] {
             s = next(s, e).unwrap_or_else(|r| panic!("{r:?}"));
         }
         assert_eq!(s, S::Closed);

@@ -105,7 +105,12 @@ mod tests {
         let mut b = Vec::new();
         for f in frames {
             // CAST: test frames are small.
-            let h = FrameHeader { captured_length: f.len() as u32, original_length: f.len() as u32, timestamp: 0, flags: 0 };
+            let h = FrameHeader {
+                captured_length: f.len() as u32,
+                original_length: f.len() as u32,
+                timestamp: 0,
+                flags: 0,
+            };
             b.extend_from_slice(&h.to_bytes());
             b.extend_from_slice(f);
             b.resize(b.len().next_multiple_of(8), 0);

@@ -120,7 +120,11 @@ fn received_nbls_are_returned_at_once_and_kept_not_under_resources() {
     assert_eq!(ret.arg("ReturnFlags"), Some("0x1"), "NDIS_RETURN_FLAGS_DISPATCH_LEVEL");
     let before = calls(&h, "NdisReturnNetBufferLists");
     assert_eq!(h.indicate_receive(0, frames, true).expect("indicated"), 0);
-    assert_eq!(calls(&h, "NdisReturnNetBufferLists"), before, "NBLs under NDIS_RECEIVE_FLAGS_RESOURCES are not returned");
+    assert_eq!(
+        calls(&h, "NdisReturnNetBufferLists"),
+        before,
+        "NBLs under NDIS_RECEIVE_FLAGS_RESOURCES are not returned"
+    );
     h.unload().expect("unload");
     assert_clean(&h);
 }
@@ -129,7 +133,12 @@ fn received_nbls_are_returned_at_once_and_kept_not_under_resources() {
 fn bind_calls() -> Vec<(String, u64)> {
     let h = host_with(vec![AdapterConfig::ethernet(1)], HostConfig::default());
     let (history, _) = h.fault_history();
-    let entry = h.trace().iter().take_while(|e| e.name != "ProtocolBindAdapterEx").filter(|e| e.direction == Direction::DriverToHost).count();
+    let entry = h
+        .trace()
+        .iter()
+        .take_while(|e| e.name != "ProtocolBindAdapterEx")
+        .filter(|e| e.direction == Direction::DriverToHost)
+        .count();
     assert!(entry > 0);
     history
 }
@@ -141,8 +150,10 @@ fn a_bind_that_fails_at_any_point_leaks_nothing_and_leaves_the_adapter_closed() 
     let bind_points: Vec<(String, u64)> = all
         .iter()
         .filter(|(api, n)| {
-            matches!(api.as_str(), "NdisAllocateNetBufferListPool" | "NdisOpenAdapterEx" | "NdisQueryAdapterInstanceName")
-                || (api.starts_with("ExAllocatePool") && *n > 2)
+            matches!(
+                api.as_str(),
+                "NdisAllocateNetBufferListPool" | "NdisOpenAdapterEx" | "NdisQueryAdapterInstanceName"
+            ) || (api.starts_with("ExAllocatePool") && *n > 2)
         })
         .cloned()
         .collect();

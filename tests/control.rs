@@ -76,7 +76,9 @@ fn rawlink_query_binding_reports_mac_mtu_speed_link_and_state() {
     assert!(rec.link_up);
     assert_eq!(rec.state, binding_state::RUNNING);
     let text = |range: std::ops::Range<usize>| {
-        String::from_utf16_lossy(&r.output[range].chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect::<Vec<_>>())
+        String::from_utf16_lossy(
+            &r.output[range].chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect::<Vec<_>>(),
+        )
     };
     assert_eq!(text(name), a.name);
     assert_eq!(text(friendly), a.friendly_name);
@@ -108,14 +110,62 @@ fn every_bad_input_gets_its_defined_status_and_changes_nothing() {
     let h = host(1);
     let f = h.open("\\\\.\\RawLink").expect("opened");
     let cases: Vec<(&str, u32, Vec<u8>, usize, i32)> = vec![
-        ("QUERY_BINDING input shorter than the struct", ndisprot::IOCTL_NDISPROT_QUERY_BINDING, vec![0; 19], 512, STATUS_BUFFER_TOO_SMALL),
-        ("QUERY_BINDING with no room for the names", ndisprot::IOCTL_NDISPROT_QUERY_BINDING, vec![0; 20], 24, STATUS_BUFFER_TOO_SMALL),
-        ("QUERY_BINDING with no output at all", ndisprot::IOCTL_NDISPROT_QUERY_BINDING, vec![0; 20], 0, STATUS_BUFFER_TOO_SMALL),
-        ("rawlink QUERY_BINDING without an index", rawlink::IOCTL_RAWLINK_QUERY_BINDING, vec![0; 3], 512, STATUS_BUFFER_TOO_SMALL),
-        ("rawlink QUERY_BINDING past the end", rawlink::IOCTL_RAWLINK_QUERY_BINDING, u32::MAX.to_le_bytes().to_vec(), 512, STATUS_NO_MORE_ENTRIES),
-        ("rawlink QUERY_BINDING, short output", rawlink::IOCTL_RAWLINK_QUERY_BINDING, vec![0; 4], 48, STATUS_BUFFER_TOO_SMALL),
-        ("an unknown METHOD_BUFFERED code", rawlink_abi::ctl_code(0x12, 0x9FF, 0, 3), vec![], 0, STATUS_INVALID_DEVICE_REQUEST),
-        ("a METHOD_NEITHER code", rawlink_abi::ctl_code(0x12, 0x900, 3, 3), vec![0; 4], 64, STATUS_INVALID_DEVICE_REQUEST),
+        (
+            "QUERY_BINDING input shorter than the struct",
+            ndisprot::IOCTL_NDISPROT_QUERY_BINDING,
+            vec![0; 19],
+            512,
+            STATUS_BUFFER_TOO_SMALL,
+        ),
+        (
+            "QUERY_BINDING with no room for the names",
+            ndisprot::IOCTL_NDISPROT_QUERY_BINDING,
+            vec![0; 20],
+            24,
+            STATUS_BUFFER_TOO_SMALL,
+        ),
+        (
+            "QUERY_BINDING with no output at all",
+            ndisprot::IOCTL_NDISPROT_QUERY_BINDING,
+            vec![0; 20],
+            0,
+            STATUS_BUFFER_TOO_SMALL,
+        ),
+        (
+            "rawlink QUERY_BINDING without an index",
+            rawlink::IOCTL_RAWLINK_QUERY_BINDING,
+            vec![0; 3],
+            512,
+            STATUS_BUFFER_TOO_SMALL,
+        ),
+        (
+            "rawlink QUERY_BINDING past the end",
+            rawlink::IOCTL_RAWLINK_QUERY_BINDING,
+            u32::MAX.to_le_bytes().to_vec(),
+            512,
+            STATUS_NO_MORE_ENTRIES,
+        ),
+        (
+            "rawlink QUERY_BINDING, short output",
+            rawlink::IOCTL_RAWLINK_QUERY_BINDING,
+            vec![0; 4],
+            48,
+            STATUS_BUFFER_TOO_SMALL,
+        ),
+        (
+            "an unknown METHOD_BUFFERED code",
+            rawlink_abi::ctl_code(0x12, 0x9FF, 0, 3),
+            vec![],
+            0,
+            STATUS_INVALID_DEVICE_REQUEST,
+        ),
+        (
+            "a METHOD_NEITHER code",
+            rawlink_abi::ctl_code(0x12, 0x900, 3, 3),
+            vec![0; 4],
+            64,
+            STATUS_INVALID_DEVICE_REQUEST,
+        ),
     ];
     for (what, code, input, out_len, expected) in cases {
         let r = h.device_io_control(f, code, &input, out_len).expect("ioctl");

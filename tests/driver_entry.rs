@@ -116,7 +116,12 @@ fn injectable_calls() -> Vec<(String, u64)> {
     assert!(injected.is_empty());
     h.unload().expect("unload");
     // Only DriverEntry's calls: the unload's are not failure points of DriverEntry.
-    let entry_calls = h.trace().iter().take_while(|e| e.name != "DriverUnload").filter(|e| e.direction == Direction::DriverToHost).count();
+    let entry_calls = h
+        .trace()
+        .iter()
+        .take_while(|e| e.name != "DriverUnload")
+        .filter(|e| e.direction == Direction::DriverToHost)
+        .count();
     assert!(entry_calls > 0);
     history
 }
@@ -125,9 +130,9 @@ fn check_failed_entry(h: &mut Host, what: &str) {
     let status = h.driver_entry().expect("DriverEntry ran");
     assert_eq!(status, STATUS_INSUFFICIENT_RESOURCES, "{what}: DriverEntry must return the failure");
     let trace = h.trace();
-    let registered = trace
-        .iter()
-        .any(|e| e.name == "NdisRegisterProtocolDriver" && e.result.as_deref().is_some_and(|r| r.starts_with("STATUS_SUCCESS")));
+    let registered = trace.iter().any(|e| {
+        e.name == "NdisRegisterProtocolDriver" && e.result.as_deref().is_some_and(|r| r.starts_with("STATUS_SUCCESS"))
+    });
     let deregistrations = trace.iter().filter(|e| e.name == "NdisDeregisterProtocolDriver").count();
     assert_eq!(deregistrations, usize::from(registered), "{what}: deregister exactly when registration succeeded");
     assert!(h.pool().is_empty(), "{what}: pool leaked: {:?}", h.pool());
@@ -148,7 +153,8 @@ fn driver_entry_fault_sweep_fails_cleanly_at_every_point() {
     assert!(calls.iter().any(|(a, _)| a == "NdisRegisterProtocolDriver"));
     for (api, n) in &calls {
         let what = format!("failing {api} #{n}");
-        let mut h = host(HostConfig { faults: vec![FaultRule::FailNth { api: api.clone(), n: *n }], ..HostConfig::default() });
+        let mut h =
+            host(HostConfig { faults: vec![FaultRule::FailNth { api: api.clone(), n: *n }], ..HostConfig::default() });
         check_failed_entry(&mut h, &what);
         let (_, injected) = h.fault_history();
         assert_eq!(injected, [(api.clone(), *n)], "{what}");

@@ -21,7 +21,8 @@ fn load_err(b: &[u8]) -> HostError {
 fn rename_import(b: &mut [u8], from: &str, to: &str) {
     assert!(to.len() <= from.len());
     let needle = [from.as_bytes(), b"\0"].concat();
-    let pos = b.windows(needle.len()).position(|w| w == needle.as_slice()).unwrap_or_else(|| panic!("{from} not imported"));
+    let pos =
+        b.windows(needle.len()).position(|w| w == needle.as_slice()).unwrap_or_else(|| panic!("{from} not imported"));
     b[pos..pos + from.len()].fill(0);
     b[pos..pos + to.len()].copy_from_slice(to.as_bytes());
 }
@@ -33,7 +34,10 @@ fn the_real_driver_loads_relocated_and_bound() {
     assert_ne!(img.base(), 0x1_4000_0000, "relocated away from the link-time base");
     assert!(img.contains(img.entry));
     assert_eq!(img.export("DriverEntry"), Some(img.entry));
-    assert!(img.bindings.iter().any(|(i, _)| i.name == "NdisRegisterProtocolDriver" && i.module.eq_ignore_ascii_case("ndis.sys")));
+    assert!(img
+        .bindings
+        .iter()
+        .any(|(i, _)| i.name == "NdisRegisterProtocolDriver" && i.module.eq_ignore_ascii_case("ndis.sys")));
     assert!(img.bindings.iter().all(|(_, addr)| *addr != 0));
 }
 

@@ -69,10 +69,7 @@ fn imports_come_only_from_kernel_modules_and_are_real_exports() {
     assert!(info.imports.iter().any(|i| i.name == "NdisRegisterProtocolDriver"));
     assert!(info.imports.iter().any(|i| i.name == "NdisDeregisterProtocolDriver"));
     for imp in &info.imports {
-        assert!(
-            ["ntoskrnl.exe", "hal.dll", "ndis.sys"].contains(&imp.module.to_ascii_lowercase().as_str()),
-            "{imp}"
-        );
+        assert!(["ntoskrnl.exe", "hal.dll", "ndis.sys"].contains(&imp.module.to_ascii_lowercase().as_str()), "{imp}");
         assert_eq!(table.linkage(&imp.name), Some(ndis_host::wdk::Linkage::Import), "{imp}");
     }
 }

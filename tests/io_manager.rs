@@ -9,8 +9,8 @@ mod common;
 
 use ndis_host::host::{Host, HostConfig};
 use ndis_host::io::{
-    ctl_code, nt_error, Access, FakeDispatch, Handle, ProcessId, STATUS_ACCESS_DENIED, STATUS_CANCELLED, STATUS_INVALID_HANDLE,
-    STATUS_OBJECT_NAME_NOT_FOUND, STATUS_PENDING, STATUS_SUCCESS,
+    ctl_code, nt_error, Access, FakeDispatch, Handle, ProcessId, STATUS_ACCESS_DENIED, STATUS_CANCELLED,
+    STATUS_INVALID_HANDLE, STATUS_OBJECT_NAME_NOT_FOUND, STATUS_PENDING, STATUS_SUCCESS,
 };
 use ndis_host::trace::{Direction, TraceEvent};
 use ndis_host::verifier::Rule;
@@ -56,7 +56,11 @@ fn completions_of_last(h: &Host, major: &str) -> usize {
     trace[pos..]
         .iter()
         .skip(1)
-        .take_while(|e| !(e.direction == Direction::HostToDriver && e.name.starts_with("IRP_MJ_") && e.arg("Irp") == Some(irp.as_str())))
+        .take_while(|e| {
+            !(e.direction == Direction::HostToDriver
+                && e.name.starts_with("IRP_MJ_")
+                && e.arg("Irp") == Some(irp.as_str()))
+        })
         .filter(|e| e.name == "IofCompleteRequest" && e.arg("Irp") == Some(irp.as_str()))
         .count()
 }
@@ -86,7 +90,14 @@ fn open_and_close_send_create_cleanup_close() {
 #[test]
 fn every_spelling_of_the_name_opens_the_device() {
     let mut h = started();
-    let names = ["\\\\.\\RawLink", "\\??\\RawLink", "\\DosDevices\\rawlink", "\\GLOBAL??\\RawLink", "\\DosDevices\\Global\\RawLink", "\\Device\\RawLink"];
+    let names = [
+        "\\\\.\\RawLink",
+        "\\??\\RawLink",
+        "\\DosDevices\\rawlink",
+        "\\GLOBAL??\\RawLink",
+        "\\DosDevices\\Global\\RawLink",
+        "\\Device\\RawLink",
+    ];
     let handles: Vec<Handle> = names.iter().map(|n| h.open(n).unwrap_or_else(|e| panic!("{n}: {e}"))).collect();
     assert_eq!(h.open_handles().len(), names.len());
     for (handle, n) in handles.iter().zip(names) {
@@ -116,7 +127,11 @@ fn cleanup_waits_for_the_last_handle_of_a_file_object() {
     h.exit_process(pid).expect("exit");
     assert_eq!(dispatch_names(&h), ["IRP_MJ_CREATE", "IRP_MJ_READ", "IRP_MJ_CLEANUP", "IRP_MJ_CLOSE"]);
     let completion = h.trace().into_iter().rfind(|e| e.name == "IofCompleteRequest").expect("completed");
-    assert_eq!(completion.result.as_deref(), Some("IoStatus STATUS_SUCCESS (0x0) / 0"), "the trace shows how it completed");
+    assert_eq!(
+        completion.result.as_deref(),
+        Some("IoStatus STATUS_SUCCESS (0x0) / 0"),
+        "the trace shows how it completed"
+    );
     h.unload().expect("unload");
     assert_clean(&h);
 }
@@ -411,7 +426,14 @@ fn cancel_safe_queues_pend_cancel_and_drain() {
     }
     h.exit_process(pid).expect("exit");
     let names: Vec<String> = h.trace().into_iter().map(|e| e.name).collect();
-    for n in ["IoCsqInitialize", "IoCsqInsertIrp", "CsqInsertIrp", "CsqRemoveIrp", "CsqCompleteCanceledIrp", "IoCsqRemoveNextIrp"] {
+    for n in [
+        "IoCsqInitialize",
+        "IoCsqInsertIrp",
+        "CsqInsertIrp",
+        "CsqRemoveIrp",
+        "CsqCompleteCanceledIrp",
+        "IoCsqRemoveNextIrp",
+    ] {
         assert!(names.iter().any(|x| x == n), "{n} traced");
     }
     assert_eq!(names.iter().filter(|n| *n == "DriverCancel").count(), 2);

@@ -45,7 +45,8 @@ fn frame(src: [u8; 6], n: u8, len: usize) -> Vec<u8> {
 fn batch(frames: &[Vec<u8>]) -> Vec<u8> {
     let mut b = Vec::new();
     for f in frames {
-        let h = FrameHeader { captured_length: f.len() as u32, original_length: f.len() as u32, timestamp: 0, flags: 0 };
+        let h =
+            FrameHeader { captured_length: f.len() as u32, original_length: f.len() as u32, timestamp: 0, flags: 0 };
         b.extend_from_slice(&h.to_bytes());
         b.extend_from_slice(f);
         b.resize(b.len().next_multiple_of(8), 0);
@@ -85,7 +86,11 @@ fn a_bad_frame_refuses_the_whole_write_and_sends_nothing() {
     let f = attach(&h, 0);
     let good = frame(a.mac, 0, 100);
     let cases: Vec<(&str, Vec<u8>, i32)> = vec![
-        ("a frame shorter than 14 bytes", batch(&[good.clone(), frame(a.mac, 1, 14)[..13].to_vec()]), STATUS_INVALID_BUFFER_SIZE),
+        (
+            "a frame shorter than 14 bytes",
+            batch(&[good.clone(), frame(a.mac, 1, 14)[..13].to_vec()]),
+            STATUS_INVALID_BUFFER_SIZE,
+        ),
         ("a frame longer than MTU + 14", batch(&[frame(a.mac, 1, 1515)]), STATUS_INVALID_BUFFER_SIZE),
         ("another source MAC", batch(&[good.clone(), frame([2, 9, 9, 9, 9, 9], 1, 60)]), STATUS_INVALID_PARAMETER),
         ("a record longer than the buffer", batch(&[good.clone()])[..40].to_vec(), STATUS_INVALID_PARAMETER),
@@ -124,7 +129,11 @@ fn writes_need_an_attached_handle_and_a_running_binding() {
 fn a_write_completes_after_asynchronous_reordered_completions() {
     use ndis_host::ndis::SendCompletion;
     let a = AdapterConfig {
-        send_completion: SendCompletion::Async { delay: std::time::Duration::from_millis(20), per_call: 1, reverse: true },
+        send_completion: SendCompletion::Async {
+            delay: std::time::Duration::from_millis(20),
+            per_call: 1,
+            reverse: true,
+        },
         ..AdapterConfig::ethernet(1)
     };
     let h = host(vec![a.clone()]);
@@ -144,7 +153,11 @@ fn a_write_completes_after_asynchronous_reordered_completions() {
 fn a_pause_with_sends_in_flight_pends_until_the_last_completion() {
     use ndis_host::ndis::{NdisBindingState, SendCompletion};
     let a = AdapterConfig {
-        send_completion: SendCompletion::Async { delay: std::time::Duration::from_millis(200), per_call: 0, reverse: false },
+        send_completion: SendCompletion::Async {
+            delay: std::time::Duration::from_millis(200),
+            per_call: 0,
+            reverse: false,
+        },
         ..AdapterConfig::ethernet(1)
     };
     let mut h = host(vec![a.clone()]);

@@ -8,8 +8,8 @@
 
 pub mod alloc;
 pub mod irp;
-pub mod nbl;
 pub mod irql;
+pub mod nbl;
 pub mod panic;
 pub mod string;
 pub mod sync;

@@ -33,26 +33,12 @@ impl Write for MessageBuffer {
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     let mut msg = MessageBuffer { bytes: [0; 192], len: 0 };
     let _ = write!(msg, "{}", info.message());
-    let (line, column, file) =
-        info.location().map(|l| (l.line(), l.column(), l.file())).unwrap_or((0, 0, ""));
+    let (line, column, file) = info.location().map(|l| (l.line(), l.column(), l.file())).unwrap_or((0, 0, ""));
     // SAFETY: the format has one %s for a NUL-terminated byte string: `msg.bytes` always ends in a NUL
     // because `write_str` keeps the last byte free and the buffer starts zeroed.
     unsafe {
-        DbgPrintEx(
-            DPFLTR_IHVNETWORK_ID,
-            DPFLTR_ERROR_LEVEL,
-            c"rawlink: panic: %s\n".as_ptr(),
-            msg.bytes.as_ptr(),
-        )
+        DbgPrintEx(DPFLTR_IHVNETWORK_ID, DPFLTR_ERROR_LEVEL, c"rawlink: panic: %s\n".as_ptr(), msg.bytes.as_ptr())
     };
     // SAFETY: KeBugCheckEx may be called at any IRQL and does not return.
-    unsafe {
-        KeBugCheckEx(
-            RAWLINK_PANIC_BUGCHECK,
-            line as usize,
-            column as usize,
-            file.as_ptr() as usize,
-            file.len(),
-        )
-    }
+    unsafe { KeBugCheckEx(RAWLINK_PANIC_BUGCHECK, line as usize, column as usize, file.as_ptr() as usize, file.len()) }
 }

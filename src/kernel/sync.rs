@@ -9,8 +9,8 @@ use super::irql::{self, DISPATCH_LEVEL};
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
 use ndis_sys::{
-    KeAcquireSpinLockAtDpcLevel, KeAcquireSpinLockRaiseToDpc, KeReleaseSpinLock, KeReleaseSpinLockFromDpcLevel,
-    KIRQL, KSPIN_LOCK,
+    KeAcquireSpinLockAtDpcLevel, KeAcquireSpinLockRaiseToDpc, KeReleaseSpinLock, KeReleaseSpinLockFromDpcLevel, KIRQL,
+    KSPIN_LOCK,
 };
 
 /// Data of type `T` behind a kernel spin lock.
@@ -156,7 +156,13 @@ impl Event {
         let mut timeout = ndis_sys::LARGE_INTEGER { QuadPart: -(i64::from(ms) * 10_000) };
         // SAFETY: an initialised event; PASSIVE_LEVEL (checked) allows a non-zero timeout.
         let status = unsafe {
-            ndis_sys::KeWaitForSingleObject(self.ev.get().cast(), ndis_sys::Executive, ndis_sys::KernelMode, 0, &mut timeout)
+            ndis_sys::KeWaitForSingleObject(
+                self.ev.get().cast(),
+                ndis_sys::Executive,
+                ndis_sys::KernelMode,
+                0,
+                &mut timeout,
+            )
         };
         status == ndis_sys::STATUS_SUCCESS
     }

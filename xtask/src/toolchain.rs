@@ -111,8 +111,7 @@ fn check_library_source(rustc: &Path, version: &str) -> Result<()> {
             if let Some(parent) = link.parent() {
                 std::fs::create_dir_all(parent)?;
             }
-            std::os::unix::fs::symlink(&expected, &link)
-                .with_context(|| format!("creating {}", link.display()))?;
+            std::os::unix::fs::symlink(&expected, &link).with_context(|| format!("creating {}", link.display()))?;
             Ok(())
         }
     }
@@ -138,9 +137,7 @@ fn find_linker() -> Option<PathBuf> {
 }
 
 fn which(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths).map(|d| d.join(name)).find(|p| p.is_file())
-    })
+    std::env::var_os("PATH").and_then(|paths| std::env::split_paths(&paths).map(|d| d.join(name)).find(|p| p.is_file()))
 }
 
 fn is_root() -> bool {

@@ -369,8 +369,7 @@ const DRIVER_BLOCK: usize = 4096;
 impl Host {
     /// Reads and loads a driver file.
     pub fn load_file(path: &std::path::Path, config: HostConfig) -> Result<Self, HostError> {
-        let bytes =
-            std::fs::read(path).map_err(|source| HostError::Io { path: path.display().to_string(), source })?;
+        let bytes = std::fs::read(path).map_err(|source| HostError::Io { path: path.display().to_string(), source })?;
         Self::load(&bytes, config)
     }
 
@@ -401,18 +400,20 @@ impl Host {
         cpu::refresh_shared_clock();
         crate::exports::start_system_threads(&inner)
             .map_err(|e| HostError::State(format!("starting system threads: {e}")))?;
-        let cpus = (0..2)
-            .map(|i| Cpu::start(&inner, i))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| {
-                inner.ke.shutdown();
-                HostError::State(format!("starting processor threads: {e}"))
-            })?;
+        let cpus = (0..2).map(|i| Cpu::start(&inner, i)).collect::<Result<Vec<_>, _>>().map_err(|e| {
+            inner.ke.shutdown();
+            HostError::State(format!("starting processor threads: {e}"))
+        })?;
         Ok(Self { inner, cpus, entry_status: None, unloaded: false })
     }
 
     /// Runs `f` on processor `cpu` and waits for it.
-    pub(crate) fn run<R: Send + 'static>(&self, cpu: usize, what: &str, f: impl FnOnce(&Inner) -> R + Send + 'static) -> Result<R, HostError> {
+    pub(crate) fn run<R: Send + 'static>(
+        &self,
+        cpu: usize,
+        what: &str,
+        f: impl FnOnce(&Inner) -> R + Send + 'static,
+    ) -> Result<R, HostError> {
         if self.inner.down.load(Ordering::Acquire) {
             return Err(HostError::Down);
         }
@@ -421,7 +422,12 @@ impl Host {
         let mine = Arc::as_ptr(&self.inner) as usize;
         if let Some(f) = cpu::last_fatal_of(mine).filter(|f| self.inner.image.contains(f.rip)) {
             self.inner.down.store(true, Ordering::Release);
-            return Err(HostError::Fault { rip: f.rip, address: f.address, signal: f.signal, symbol: self.inner.symbolize(f.rip) });
+            return Err(HostError::Fault {
+                rip: f.rip,
+                address: f.address,
+                signal: f.signal,
+                symbol: self.inner.symbolize(f.rip),
+            });
         }
         let (tx, rx) = mpsc::channel();
         let inner = Arc::clone(&self.inner);
@@ -444,14 +450,17 @@ impl Host {
             }
             if cpu::fatal_count() != faults_before {
                 // A stack overflow into the guard page below a driver call counts even in host code.
-                if let Some(f) = cpu::last_fatal_of(mine).filter(|f| self.inner.image.contains(f.rip) || f.in_stack_guard) {
+                if let Some(f) =
+                    cpu::last_fatal_of(mine).filter(|f| self.inner.image.contains(f.rip) || f.in_stack_guard)
+                {
                     self.inner.down.store(true, Ordering::Release);
                     return Err(HostError::Fault {
                         rip: f.rip,
                         address: f.address,
                         signal: f.signal,
                         symbol: self.inner.symbolize(f.rip).or_else(|| {
-                            f.in_stack_guard.then(|| "host code under the driver's frames: kernel stack overflow".to_owned())
+                            f.in_stack_guard
+                                .then(|| "host code under the driver's frames: kernel stack overflow".to_owned())
                         }),
                     });
                 }
@@ -537,16 +546,14 @@ impl Host {
     /// Verifier checks for a driver that is no longer loaded.
     fn check_released(&self, when: &str) {
         let st = self.inner.state();
-        let mut leaks: Vec<String> = st
-            .pool
-            .values()
-            .map(|b| format!("{} bytes tag '{}' ({})", b.size, tag_text(b.tag), b.api))
-            .collect();
+        let mut leaks: Vec<String> =
+            st.pool.values().map(|b| format!("{} bytes tag '{}' ({})", b.size, tag_text(b.tag), b.api)).collect();
         leaks.sort();
         let devices: Vec<String> =
             st.devices.iter().map(|d| d.name.clone().unwrap_or_else(|| "(unnamed)".into())).collect();
         let links: Vec<String> = st.links.keys().cloned().collect();
-        let protocols: Vec<String> = st.protocols.iter().filter(|p| !p.deregistered).map(|p| p.chars.name.clone()).collect();
+        let protocols: Vec<String> =
+            st.protocols.iter().filter(|p| !p.deregistered).map(|p| p.chars.name.clone()).collect();
         let held: usize = st.spin_locks.len();
         let opens = st.ndis.opens.iter().filter(|o| !o.closed).count();
         let pools = st.ndis.nbl_pools.len();
@@ -560,23 +567,34 @@ impl Host {
             self.inner.violation(Rule::Ndis, format!("{when}: {pools} NBL pool(s) never freed"));
         }
         if ndis_memory != 0 {
-            self.inner.violation(Rule::Ndis, format!("{when}: {ndis_memory} block(s) of NDIS-allocated memory never freed (NdisFreeMemory)"));
+            self.inner.violation(
+                Rule::Ndis,
+                format!("{when}: {ndis_memory} block(s) of NDIS-allocated memory never freed (NdisFreeMemory)"),
+            );
         }
         if outstanding != 0 {
             self.inner.violation(Rule::Ndis, format!("{when}: {outstanding} received NBL(s) never returned"));
         }
         crate::ndis::check_released(&self.inner, when);
         if !leaks.is_empty() {
-            self.inner.violation(Rule::PoolLeak, format!("{when}: {} pool block(s) leaked: {}", leaks.len(), leaks.join(", ")));
+            self.inner.violation(
+                Rule::PoolLeak,
+                format!("{when}: {} pool block(s) leaked: {}", leaks.len(), leaks.join(", ")),
+            );
         }
         if !devices.is_empty() {
-            self.inner.violation(Rule::ObjectLeak, format!("{when}: device object(s) not deleted: {}", devices.join(", ")));
+            self.inner
+                .violation(Rule::ObjectLeak, format!("{when}: device object(s) not deleted: {}", devices.join(", ")));
         }
         if !links.is_empty() {
-            self.inner.violation(Rule::ObjectLeak, format!("{when}: symbolic link(s) not deleted: {}", links.join(", ")));
+            self.inner
+                .violation(Rule::ObjectLeak, format!("{when}: symbolic link(s) not deleted: {}", links.join(", ")));
         }
         if !protocols.is_empty() {
-            self.inner.violation(Rule::Registration, format!("{when}: protocol(s) still registered: {}", protocols.join(", ")));
+            self.inner.violation(
+                Rule::Registration,
+                format!("{when}: protocol(s) still registered: {}", protocols.join(", ")),
+            );
         }
         if held != 0 {
             self.inner.violation(Rule::SpinLock, format!("{when}: {held} spin lock(s) still held"));

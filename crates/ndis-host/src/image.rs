@@ -260,10 +260,9 @@ pub fn audit(info: &ImageInfo, functions: &FunctionTable) -> Vec<Finding> {
     }
     match info.exports.iter().find(|(n, _)| n == "DriverEntry") {
         None => add("entry-point", "DriverEntry is not exported".into()),
-        Some(&(_, rva)) if rva != info.entry_point => add(
-            "entry-point",
-            format!("entry point {:#x} is not DriverEntry ({rva:#x})", info.entry_point),
-        ),
+        Some(&(_, rva)) if rva != info.entry_point => {
+            add("entry-point", format!("entry point {:#x} is not DriverEntry ({rva:#x})", info.entry_point))
+        }
         Some(_) => {}
     }
     for s in &info.sections {
@@ -271,7 +270,10 @@ pub fn audit(info: &ImageInfo, functions: &FunctionTable) -> Vec<Finding> {
         if s.characteristics == 0 || s.characteristics & access == 0 {
             add(
                 "section-flags",
-                format!("section {} has empty characteristics {:#x} (bugchecks 0x1A on load)", s.name, s.characteristics),
+                format!(
+                    "section {} has empty characteristics {:#x} (bugchecks 0x1A on load)",
+                    s.name, s.characteristics
+                ),
             );
         }
         if s.is_writable() && s.is_executable() {

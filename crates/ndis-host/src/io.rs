@@ -13,15 +13,14 @@
 
 use crate::host::{Host, HostError, Inner};
 use crate::native::irp::{
-    device_facts, major_function, Buffer, FileObjectBlock, IosbBlock, IrpBlock, IrpSpec, MdlBlock, SecurityContextBlock,
-    StackParameters, FO_CLEANUP_COMPLETE, FO_HANDLE_CREATED,
+    device_facts, major_function, Buffer, FileObjectBlock, IosbBlock, IrpBlock, IrpSpec, MdlBlock,
+    SecurityContextBlock, StackParameters, FO_CLEANUP_COMPLETE, FO_HANDLE_CREATED,
 };
 use crate::trace::status;
 use crate::verifier::Rule;
 use ndis_sys::{
-    IRP_MJ_CLEANUP, IRP_MJ_CLOSE, IRP_MJ_CREATE, IRP_MJ_DEVICE_CONTROL, IRP_MJ_READ, IRP_MJ_WRITE, KernelMode,
-    MDL_PAGES_LOCKED, MDL_WRITE_OPERATION, SL_PENDING_RETURNED, UserMode, DO_BUFFERED_IO, DO_DIRECT_IO,
-    DO_EXCLUSIVE,
+    KernelMode, UserMode, DO_BUFFERED_IO, DO_DIRECT_IO, DO_EXCLUSIVE, IRP_MJ_CLEANUP, IRP_MJ_CLOSE, IRP_MJ_CREATE,
+    IRP_MJ_DEVICE_CONTROL, IRP_MJ_READ, IRP_MJ_WRITE, MDL_PAGES_LOCKED, MDL_WRITE_OPERATION, SL_PENDING_RETURNED,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -138,7 +137,8 @@ pub fn buffered_size(input: usize, output: usize) -> usize {
 // ---------------------------------------------------------------- names
 
 /// Prefixes that all name the DOS-devices namespace (`\??`), matched case-insensitively.
-const DOS_PREFIXES: &[&str] = &["\\DosDevices\\Global\\", "\\DosDevices\\", "\\GLOBAL??\\", "\\??\\", "\\\\.\\", "\\\\?\\"];
+const DOS_PREFIXES: &[&str] =
+    &["\\DosDevices\\Global\\", "\\DosDevices\\", "\\GLOBAL??\\", "\\??\\", "\\\\.\\", "\\\\?\\"];
 
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     let head = s.get(..prefix.len())?;
@@ -154,7 +154,11 @@ fn dos_name(link: &str) -> Option<&str> {
 /// (`\DosDevices\X`, `\DosDevices\Global\X`, `\GLOBAL??\X`) name goes through the symbolic links to a device
 /// name; an NT `\Device\X` name is used as is. Returns the device's name as created and the rest of the
 /// path after it (the FILE_OBJECT's FileName), or STATUS_OBJECT_NAME_NOT_FOUND.
-pub fn resolve_name<'d>(links: &BTreeMap<String, String>, devices: &[&'d str], path: &str) -> Result<(&'d str, String), i32> {
+pub fn resolve_name<'d>(
+    links: &BTreeMap<String, String>,
+    devices: &[&'d str],
+    path: &str,
+) -> Result<(&'d str, String), i32> {
     let nt_path = match dos_name(path) {
         Some(rest) => {
             let (first, tail) = match rest.find('\\') {
@@ -321,7 +325,10 @@ pub(crate) fn complete_request(inner: &Inner, irp: usize) -> Option<(i32, usize)
         if count > 1 {
             inner.violation(Rule::DoubleCompletion, format!("IRP {irp:#x} completed twice"));
         } else {
-            inner.violation(Rule::BadParameter, format!("IofCompleteRequest({irp:#x}) on an IRP the I/O manager did not issue"));
+            inner.violation(
+                Rule::BadParameter,
+                format!("IofCompleteRequest({irp:#x}) on an IRP the I/O manager did not issue"),
+            );
         }
         return None;
     };
@@ -357,18 +364,28 @@ fn after_dispatch(inner: &Inner, irp: usize, name: &str, returned: i32) {
     drop(st);
     if returned == STATUS_PENDING {
         if !marked {
-            inner.violation(Rule::Irp, format!("{name} returned STATUS_PENDING without IoMarkIrpPending on IRP {irp:#x}"));
+            inner.violation(
+                Rule::Irp,
+                format!("{name} returned STATUS_PENDING without IoMarkIrpPending on IRP {irp:#x}"),
+            );
         }
         return;
     }
     match completion {
         None => inner.violation(
             Rule::Irp,
-            format!("{name} returned {} without completing IRP {irp:#x} (only STATUS_PENDING may leave it outstanding)", status(returned)),
+            format!(
+                "{name} returned {} without completing IRP {irp:#x} (only STATUS_PENDING may leave it outstanding)",
+                status(returned)
+            ),
         ),
         Some((s, _)) if s != returned => inner.violation(
             Rule::Irp,
-            format!("{name} returned {} but completed IRP {irp:#x} with IoStatus.Status {}", status(returned), status(s)),
+            format!(
+                "{name} returned {} but completed IRP {irp:#x} with IoStatus.Status {}",
+                status(returned),
+                status(s)
+            ),
         ),
         Some(_) => {}
     }
@@ -491,7 +508,10 @@ fn device_control(code: u32, input: &[u8], output_len: usize) -> Result<Request,
     let input_length = u32::try_from(input.len()).map_err(|_| STATUS_INVALID_PARAMETER)?;
     let output_length = u32::try_from(output_len).map_err(|_| STATUS_INVALID_PARAMETER)?;
     let ctl = CtlCode::decode(code);
-    let mut r = Request::new(IRP_MJ_DEVICE_CONTROL, StackParameters::DeviceIoControl { output_length, input_length, code, type3_input: 0 });
+    let mut r = Request::new(
+        IRP_MJ_DEVICE_CONTROL,
+        StackParameters::DeviceIoControl { output_length, input_length, code, type3_input: 0 },
+    );
     r.info_limit = output_len;
     r.details = vec![
         ("IoControlCode", format!("{code:#x}")),
@@ -502,7 +522,8 @@ fn device_control(code: u32, input: &[u8], output_len: usize) -> Result<Request,
         TransferType::Buffered => {
             r.system = alloc(buffered_size(input.len(), output_len), input, UNINITIALIZED_FILL)?;
             if r.system.is_some() {
-                r.flags |= IRP_BUFFERED_IO | IRP_DEALLOCATE_BUFFER | if output_len > 0 { IRP_INPUT_OPERATION } else { 0 };
+                r.flags |=
+                    IRP_BUFFERED_IO | IRP_DEALLOCATE_BUFFER | if output_len > 0 { IRP_INPUT_OPERATION } else { 0 };
             }
             // The caller's output buffer is UserBuffer, where the I/O manager copies the result.
             r.user_out = alloc(output_len, &[], 0)?;
@@ -617,8 +638,10 @@ impl Host {
         const FILE_OPEN: u32 = 1;
         const FILE_NON_DIRECTORY_FILE: u32 = 0x40;
         let options = (FILE_OPEN << 24) | FILE_NON_DIRECTORY_FILE;
-        let desired = if access.grants(Access::READ) { 0x0012_0089 } else { 0 } | if access.grants(Access::WRITE) { 0x0012_0116 } else { 0 };
-        let security = SecurityContextBlock::build(desired, options).ok_or(OpenError::Status(STATUS_INSUFFICIENT_RESOURCES))?;
+        let desired = if access.grants(Access::READ) { 0x0012_0089 } else { 0 }
+            | if access.grants(Access::WRITE) { 0x0012_0116 } else { 0 };
+        let security =
+            SecurityContextBlock::build(desired, options).ok_or(OpenError::Status(STATUS_INSUFFICIENT_RESOURCES))?;
         let file_id = {
             let mut st = self.inner.state();
             st.io.processes.insert(pid);
@@ -632,7 +655,12 @@ impl Host {
         };
         let mut req = Request::new(
             IRP_MJ_CREATE,
-            StackParameters::Create { security_context: security.addr(), options, file_attributes: 0x80, share_access: 3 },
+            StackParameters::Create {
+                security_context: security.addr(),
+                options,
+                file_attributes: 0x80,
+                share_access: 3,
+            },
         );
         req.flags = IRP_CREATE_OPERATION | IRP_SYNCHRONOUS_API;
         req.security = Some(security);
@@ -739,12 +767,19 @@ impl Host {
 
     /// WriteFile of `bytes`, waiting for completion.
     pub fn write(&self, handle: Handle, bytes: &[u8]) -> Result<IoResult, HostError> {
-        let s = self.submit_handle(handle, Access::WRITE, |flags| read_write(IRP_MJ_WRITE, flags, bytes, bytes.len()))?;
+        let s =
+            self.submit_handle(handle, Access::WRITE, |flags| read_write(IRP_MJ_WRITE, flags, bytes, bytes.len()))?;
         self.finish(s)
     }
 
     /// DeviceIoControl, waiting for completion.
-    pub fn device_io_control(&self, handle: Handle, code: u32, input: &[u8], output_len: usize) -> Result<IoResult, HostError> {
+    pub fn device_io_control(
+        &self,
+        handle: Handle,
+        code: u32,
+        input: &[u8],
+        output_len: usize,
+    ) -> Result<IoResult, HostError> {
         let need = CtlCode::decode(code).required_access;
         let s = self.submit_handle(handle, need, |_| device_control(code, input, output_len))?;
         self.finish(s)
@@ -764,12 +799,19 @@ impl Host {
 
     /// An overlapped WriteFile.
     pub fn submit_write(&self, handle: Handle, bytes: &[u8]) -> Result<PendingIo<'_>, HostError> {
-        let s = self.submit_handle(handle, Access::WRITE, |flags| read_write(IRP_MJ_WRITE, flags, bytes, bytes.len()))?;
+        let s =
+            self.submit_handle(handle, Access::WRITE, |flags| read_write(IRP_MJ_WRITE, flags, bytes, bytes.len()))?;
         Ok(self.pending(s))
     }
 
     /// An overlapped DeviceIoControl.
-    pub fn submit_ioctl(&self, handle: Handle, code: u32, input: &[u8], output_len: usize) -> Result<PendingIo<'_>, HostError> {
+    pub fn submit_ioctl(
+        &self,
+        handle: Handle,
+        code: u32,
+        input: &[u8],
+        output_len: usize,
+    ) -> Result<PendingIo<'_>, HostError> {
         let need = CtlCode::decode(code).required_access;
         let s = self.submit_handle(handle, need, |_| device_control(code, input, output_len))?;
         Ok(self.pending(s))
@@ -804,8 +846,12 @@ impl Host {
     ) -> Result<Submitted, HostError> {
         let (file_id, flags) = {
             let st = self.inner.state();
-            let Some(&file_id) = st.io.handles.get(&handle) else { return Ok(Submitted::Done(IoResult::status_only(STATUS_INVALID_HANDLE))) };
-            let Some(f) = st.io.files.get(&file_id) else { return Ok(Submitted::Done(IoResult::status_only(STATUS_INVALID_HANDLE))) };
+            let Some(&file_id) = st.io.handles.get(&handle) else {
+                return Ok(Submitted::Done(IoResult::status_only(STATUS_INVALID_HANDLE)));
+            };
+            let Some(f) = st.io.files.get(&file_id) else {
+                return Ok(Submitted::Done(IoResult::status_only(STATUS_INVALID_HANDLE)));
+            };
             if !f.access.grants(need) {
                 return Ok(Submitted::Done(IoResult::status_only(STATUS_ACCESS_DENIED)));
             }
@@ -822,10 +868,26 @@ impl Host {
 
     /// Builds the IRP of `req` on `file_id` and calls the device's dispatch routine.
     fn submit(&self, pid: ProcessId, file_id: u64, req: Request) -> Result<Submitted, HostError> {
-        let Request { major, flags, requestor_mode, params, system, user_in, user_out, mdl_over, user_buffer, security, output, info_limit, details } = req;
+        let Request {
+            major,
+            flags,
+            requestor_mode,
+            params,
+            system,
+            user_in,
+            user_out,
+            mdl_over,
+            user_buffer,
+            security,
+            output,
+            info_limit,
+            details,
+        } = req;
         let built = {
             let mut st = self.inner.state();
-            let Some(f) = st.io.files.get(&file_id) else { return Ok(Submitted::Done(IoResult::status_only(STATUS_INVALID_HANDLE))) };
+            let Some(f) = st.io.files.get(&file_id) else {
+                return Ok(Submitted::Done(IoResult::status_only(STATUS_INVALID_HANDLE)));
+            };
             let (device, fo) = (f.device, f.fo.addr());
             let Some(dev) = st.devices.iter().find(|d| d.block.addr() == device) else {
                 return Ok(Submitted::Done(IoResult::status_only(STATUS_NO_SUCH_DEVICE)));
@@ -840,10 +902,14 @@ impl Host {
                         Some(b) => {
                             let mdl_flags = MDL_PAGES_LOCKED | if device_writes { MDL_WRITE_OPERATION } else { 0 };
                             // Buffer lengths were checked to fit a ULONG when the request was built.
-                            let m = u32::try_from(b.len()).ok().and_then(|len| MdlBlock::build(b.addr(), len, mdl_flags, true));
+                            let m = u32::try_from(b.len())
+                                .ok()
+                                .and_then(|len| MdlBlock::build(b.addr(), len, mdl_flags, true));
                             match m {
                                 Some(m) => Some(m),
-                                None => return Ok(Submitted::Done(IoResult::status_only(STATUS_INSUFFICIENT_RESOURCES))),
+                                None => {
+                                    return Ok(Submitted::Done(IoResult::status_only(STATUS_INSUFFICIENT_RESOURCES)))
+                                }
                             }
                         }
                     }
@@ -854,7 +920,9 @@ impl Host {
                 Some(false) => user_in.as_ref().map_or(0, Buffer::addr),
                 None => 0,
             };
-            let Some(iosb) = IosbBlock::new() else { return Ok(Submitted::Done(IoResult::status_only(STATUS_INSUFFICIENT_RESOURCES))) };
+            let Some(iosb) = IosbBlock::new() else {
+                return Ok(Submitted::Done(IoResult::status_only(STATUS_INSUFFICIENT_RESOURCES)));
+            };
             let spec = IrpSpec {
                 major,
                 flags,
@@ -868,7 +936,9 @@ impl Host {
                 user_iosb: iosb.addr(),
                 params,
             };
-            let Some(irp) = IrpBlock::build(&spec) else { return Ok(Submitted::Done(IoResult::status_only(STATUS_INSUFFICIENT_RESOURCES))) };
+            let Some(irp) = IrpBlock::build(&spec) else {
+                return Ok(Submitted::Done(IoResult::status_only(STATUS_INSUFFICIENT_RESOURCES)));
+            };
             let irp = Arc::new(irp);
             let addr = irp.addr();
             st.completed_irps.remove(&addr);
@@ -947,7 +1017,9 @@ impl Host {
         }
         let (rec, file) = {
             let mut st = self.inner.state();
-            let Some(rec) = st.io.irps.remove(&irp) else { return Err(HostError::State(format!("IRP {irp:#x} vanished"))) };
+            let Some(rec) = st.io.irps.remove(&irp) else {
+                return Err(HostError::State(format!("IRP {irp:#x} vanished")));
+            };
             if let Some(f) = st.io.files.get_mut(&rec.file) {
                 f.pending = f.pending.saturating_sub(1);
             }
@@ -968,7 +1040,11 @@ impl Host {
         if transfers && information > rec.info_limit {
             self.inner.violation(
                 Rule::Irp,
-                format!("{name} IRP {:#x} completed with Information {information} beyond the caller's {} bytes", rec.irp.addr(), rec.info_limit),
+                format!(
+                    "{name} IRP {:#x} completed with Information {information} beyond the caller's {} bytes",
+                    rec.irp.addr(),
+                    rec.info_limit
+                ),
             );
         }
         let n = information.min(rec.info_limit);
@@ -996,9 +1072,7 @@ impl Host {
             r.cancelling = true;
             (Arc::clone(&r.irp), r.device)
         };
-        let ran = self.run(1, "IoCancelIrp", move |inner| {
-            crate::native::irp::cancel_irp(inner, &block, device)
-        });
+        let ran = self.run(1, "IoCancelIrp", move |inner| crate::native::irp::cancel_irp(inner, &block, device));
         if let Some(r) = self.inner.state().io.irps.get_mut(&irp) {
             r.cancelling = false;
         }
@@ -1020,7 +1094,10 @@ impl Host {
             if self.wait_irp(irp, timeout)?.is_none() {
                 self.inner.violation(
                     Rule::Irp,
-                    format!("IRP {irp:#x} of exiting process {} was not completed within {timeout:?} after IoCancelIrp", pid.0),
+                    format!(
+                        "IRP {irp:#x} of exiting process {} was not completed within {timeout:?} after IoCancelIrp",
+                        pid.0
+                    ),
                 );
             }
         }
@@ -1056,11 +1133,13 @@ impl Host {
     /// After DriverUnload: requests still outstanding and MDLs the driver did not free.
     pub(crate) fn check_io_released(&self, when: &str) {
         let st = self.inner.state();
-        let irps: Vec<String> = st.io.irps.values().map(|r| format!("{} {:#x}", major_name(r.major), r.irp.addr())).collect();
+        let irps: Vec<String> =
+            st.io.irps.values().map(|r| format!("{} {:#x}", major_name(r.major), r.irp.addr())).collect();
         let mdls = st.io.driver_mdls.len();
         drop(st);
         if !irps.is_empty() {
-            self.inner.violation(Rule::Irp, format!("{when}: {} IRP(s) never completed: {}", irps.len(), irps.join(", ")));
+            self.inner
+                .violation(Rule::Irp, format!("{when}: {} IRP(s) never completed: {}", irps.len(), irps.join(", ")));
         }
         if mdls != 0 {
             self.inner.violation(Rule::PoolLeak, format!("{when}: {mdls} MDL(s) from IoAllocateMdl not freed"));
@@ -1076,7 +1155,11 @@ impl Host {
     /// to exercise pending, cancellation, buffer copy-back and the verifier's IRP rules.
     #[doc(hidden)]
     pub fn install_fake_dispatch(&self, major: u8, b: FakeDispatch) {
-        crate::native::irp::set_major_function(&self.inner.driver_object, major, crate::native::irp::fake_driver::routine(b));
+        crate::native::irp::set_major_function(
+            &self.inner.driver_object,
+            major,
+            crate::native::irp::fake_driver::routine(b),
+        );
     }
 
     /// Test support: completes every request a [`FakeDispatch::PendCancelable`] or
@@ -1100,7 +1183,15 @@ mod tests {
         let code = ctl_code(0x12, 0x800, 0, 3);
         assert_eq!(code, 0x0012_E000);
         let c = CtlCode::decode(code);
-        assert_eq!(c, CtlCode { device_type: 0x12, required_access: Access::READ_WRITE, function: 0x800, transfer: TransferType::Buffered });
+        assert_eq!(
+            c,
+            CtlCode {
+                device_type: 0x12,
+                required_access: Access::READ_WRITE,
+                function: 0x800,
+                transfer: TransferType::Buffered
+            }
+        );
         assert_eq!(CtlCode::decode(ctl_code(0x22, 1, 1, 0)).transfer, TransferType::InDirect);
         assert_eq!(CtlCode::decode(ctl_code(0x22, 1, 2, 1)).transfer, TransferType::OutDirect);
         let n = CtlCode::decode(ctl_code(0x22, 0xFFF, 3, 2));
@@ -1118,7 +1209,19 @@ mod tests {
         let r = device_control(ctl_code(0x12, 1, 0, 0), &[1, 2, 3], 8).expect("request");
         let sys = r.system.as_ref().expect("system buffer");
         assert_eq!(sys.len(), 8);
-        assert_eq!(sys.bytes(8), [1, 2, 3, UNINITIALIZED_FILL, UNINITIALIZED_FILL, UNINITIALIZED_FILL, UNINITIALIZED_FILL, UNINITIALIZED_FILL]);
+        assert_eq!(
+            sys.bytes(8),
+            [
+                1,
+                2,
+                3,
+                UNINITIALIZED_FILL,
+                UNINITIALIZED_FILL,
+                UNINITIALIZED_FILL,
+                UNINITIALIZED_FILL,
+                UNINITIALIZED_FILL
+            ]
+        );
         assert_eq!(r.flags, IRP_BUFFERED_IO | IRP_DEALLOCATE_BUFFER | IRP_INPUT_OPERATION);
         assert_eq!(r.output, Output::System(8));
         let none = device_control(ctl_code(0x12, 1, 0, 0), &[], 0).expect("request");
@@ -1129,7 +1232,9 @@ mod tests {
         let neither = device_control(ctl_code(0x12, 1, 3, 0), &[9; 4], 16).expect("request");
         assert!(neither.system.is_none());
         match neither.params {
-            StackParameters::DeviceIoControl { type3_input, .. } => assert_eq!(Some(type3_input), neither.user_in.as_ref().map(Buffer::addr)),
+            StackParameters::DeviceIoControl { type3_input, .. } => {
+                assert_eq!(Some(type3_input), neither.user_in.as_ref().map(Buffer::addr))
+            }
             other => panic!("{other:?}"),
         }
     }
@@ -1153,7 +1258,14 @@ mod tests {
         let mut links = BTreeMap::new();
         links.insert("\\DosDevices\\Global\\RawLink".to_owned(), "\\Device\\RawLink".to_owned());
         let devices = ["\\Device\\RawLink"];
-        for p in ["\\\\.\\RawLink", "\\??\\RawLink", "\\DosDevices\\rawlink", "\\GLOBAL??\\RawLink", "\\DosDevices\\Global\\RawLink", "\\Device\\RawLink"] {
+        for p in [
+            "\\\\.\\RawLink",
+            "\\??\\RawLink",
+            "\\DosDevices\\rawlink",
+            "\\GLOBAL??\\RawLink",
+            "\\DosDevices\\Global\\RawLink",
+            "\\Device\\RawLink",
+        ] {
             assert_eq!(resolve_name(&links, &devices, p), Ok(("\\Device\\RawLink", String::new())), "{p}");
         }
         assert_eq!(resolve_name(&links, &devices, "\\\\.\\RawLink\\x"), Ok(("\\Device\\RawLink", "\\x".to_owned())));
@@ -1162,7 +1274,10 @@ mod tests {
         assert_eq!(resolve_name(&links, &devices, "\\Device\\Other"), Err(STATUS_OBJECT_NAME_NOT_FOUND));
         let mut other = BTreeMap::new();
         other.insert("\\??\\RL".to_owned(), "\\Device\\RawLink".to_owned());
-        assert_eq!(resolve_name(&other, &devices, "\\DosDevices\\Global\\rl"), Ok(("\\Device\\RawLink", String::new())));
+        assert_eq!(
+            resolve_name(&other, &devices, "\\DosDevices\\Global\\rl"),
+            Ok(("\\Device\\RawLink", String::new()))
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! An import the host does not provide, or one Windows does not export (not an `import` row of WDK
 //! 10.0.16299's function list), fails the load; the error names every such import, not just the first.
 
-use crate::image::{Import, ImageError, ImageInfo, KERNEL_MODULES};
+use crate::image::{ImageError, ImageInfo, Import, KERNEL_MODULES};
 use crate::native::mapping::{Mapping, Protection};
 use crate::wdk::{FunctionTable, Linkage};
 use iced_x86::{Decoder, DecoderOptions, Formatter, IntelFormatter, Mnemonic, OpKind, Register};
@@ -113,12 +113,8 @@ pub fn load(bytes: &[u8], resolver: &dyn Resolver, functions: &FunctionTable) ->
     if !foreign.is_empty() {
         return Err(LoadError::ForeignModule(foreign));
     }
-    let not_exported: Vec<Import> = info
-        .imports
-        .iter()
-        .filter(|i| functions.linkage(&i.name) != Some(Linkage::Import))
-        .cloned()
-        .collect();
+    let not_exported: Vec<Import> =
+        info.imports.iter().filter(|i| functions.linkage(&i.name) != Some(Linkage::Import)).cloned().collect();
     if !not_exported.is_empty() {
         return Err(LoadError::NotExported(not_exported));
     }
@@ -136,7 +132,8 @@ pub fn load(bytes: &[u8], resolver: &dyn Resolver, functions: &FunctionTable) ->
     for s in sections.iter() {
         let va = s.virtual_address.get(LE) as usize;
         let raw = s.pointer_to_raw_data.get(LE) as usize;
-        let raw_len = (s.size_of_raw_data.get(LE) as usize).min(s.virtual_size.get(LE).max(s.size_of_raw_data.get(LE)) as usize);
+        let raw_len =
+            (s.size_of_raw_data.get(LE) as usize).min(s.virtual_size.get(LE).max(s.size_of_raw_data.get(LE)) as usize);
         if raw_len == 0 {
             continue;
         }
@@ -148,10 +145,8 @@ pub fn load(bytes: &[u8], resolver: &dyn Resolver, functions: &FunctionTable) ->
 
     // Base relocations.
     let delta = (mapping.base() as u64).wrapping_sub(oh.image_base());
-    if let Some(mut blocks) = file
-        .data_directories()
-        .relocation_blocks(bytes, &sections)
-        .map_err(|e| LoadError::Malformed(e.to_string()))?
+    if let Some(mut blocks) =
+        file.data_directories().relocation_blocks(bytes, &sections).map_err(|e| LoadError::Malformed(e.to_string()))?
     {
         while let Some(block) = blocks.next().map_err(|e| LoadError::Malformed(e.to_string()))? {
             for r in block {
@@ -178,21 +173,26 @@ pub fn load(bytes: &[u8], resolver: &dyn Resolver, functions: &FunctionTable) ->
     if let Some(table) = file.import_table().map_err(|e| LoadError::Malformed(e.to_string()))? {
         let mut descriptors = table.descriptors().map_err(|e| LoadError::Malformed(e.to_string()))?;
         while let Some(d) = descriptors.next().map_err(|e| LoadError::Malformed(e.to_string()))? {
-            let module = String::from_utf8_lossy(table.name(d.name.get(LE)).map_err(|e| LoadError::Malformed(e.to_string()))?)
-                .into_owned();
+            let module =
+                String::from_utf8_lossy(table.name(d.name.get(LE)).map_err(|e| LoadError::Malformed(e.to_string()))?)
+                    .into_owned();
             let lookup = match d.original_first_thunk.get(LE) {
                 0 => d.first_thunk.get(LE),
                 rva => rva,
             };
             let mut thunks = table.thunks(lookup).map_err(|e| LoadError::Malformed(e.to_string()))?;
             let mut iat = d.first_thunk.get(LE) as usize;
-            while let Some(t) = thunks.next::<pe::ImageNtHeaders64>().map_err(|e| LoadError::Malformed(e.to_string()))? {
-                let name = match table.import::<pe::ImageNtHeaders64>(t).map_err(|e| LoadError::Malformed(e.to_string()))? {
-                    object::read::pe::Import::Name(_, n) => String::from_utf8_lossy(n).into_owned(),
-                    object::read::pe::Import::Ordinal(n) => format!("#{n}"),
-                };
+            while let Some(t) =
+                thunks.next::<pe::ImageNtHeaders64>().map_err(|e| LoadError::Malformed(e.to_string()))?
+            {
+                let name =
+                    match table.import::<pe::ImageNtHeaders64>(t).map_err(|e| LoadError::Malformed(e.to_string()))? {
+                        object::read::pe::Import::Name(_, n) => String::from_utf8_lossy(n).into_owned(),
+                        object::read::pe::Import::Ordinal(n) => format!("#{n}"),
+                    };
                 let imp = Import { module: module.clone(), name };
-                let addr = resolver.resolve(&imp.module, &imp.name).ok_or_else(|| LoadError::Unresolved(vec![imp.clone()]))?;
+                let addr =
+                    resolver.resolve(&imp.module, &imp.name).ok_or_else(|| LoadError::Unresolved(vec![imp.clone()]))?;
                 mapping.write(iat, &(addr as u64).to_le_bytes())?;
                 bindings.push((imp, addr));
                 iat += 8;
@@ -224,7 +224,8 @@ pub fn load(bytes: &[u8], resolver: &dyn Resolver, functions: &FunctionTable) ->
         };
         if x {
             let raw = s.pointer_to_raw_data.get(LE) as usize;
-            let code = bytes.get(raw..raw.saturating_add(sec.raw_size.min(sec.virtual_size) as usize)).unwrap_or_default();
+            let code =
+                bytes.get(raw..raw.saturating_add(sec.raw_size.min(sec.virtual_size) as usize)).unwrap_or_default();
             privileged.extend(scan_privileged(code, sec.virtual_address));
         }
         mapping.protect(va, len, prot)?;

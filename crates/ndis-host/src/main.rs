@@ -64,7 +64,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Audit { driver } => audit_cmd(&driver),
-        Command::Run { driver, trace, once, adapters, ndis, tap } => run(&driver, trace, once, adapters, ndis, tap.as_deref()),
+        Command::Run { driver, trace, once, adapters, ndis, tap } => {
+            run(&driver, trace, once, adapters, ndis, tap.as_deref())
+        }
     }
 }
 
@@ -86,7 +88,10 @@ fn audit_cmd(path: &std::path::Path) -> ExitCode {
     println!("  checksum      {:#x} (computed {:#x})", info.check_sum, info.computed_check_sum);
     println!("  dll flags     {:#06x}", info.dll_characteristics);
     for s in &info.sections {
-        println!("  section {:<8} rva {:#07x} size {:#07x} flags {:#010x}", s.name, s.virtual_address, s.virtual_size, s.characteristics);
+        println!(
+            "  section {:<8} rva {:#07x} size {:#07x} flags {:#010x}",
+            s.name, s.virtual_address, s.virtual_size, s.characteristics
+        );
     }
     println!("  imports ({}):", info.imports.len());
     for i in &info.imports {

@@ -17,8 +17,8 @@
 
 use crate::host::{Host, HostError, Inner};
 use crate::native::memory::HostBlock;
-use crate::native::ndis_objects::{self as objects, BindFacts, Lent};
 pub use crate::native::ndis_objects::ReceiveShape;
+use crate::native::ndis_objects::{self as objects, BindFacts, Lent};
 use crate::trace::status;
 use crate::verifier::Rule;
 use std::collections::BTreeMap;
@@ -272,12 +272,22 @@ pub(crate) fn bind(inner: &Inner, adapter: usize) -> i32 {
         0,
         "ProtocolBindAdapterEx",
         handler,
-        &[("ProtocolDriverContext", context as u64), ("BindContext", bind_context as u64), ("BindParameters", params as u64)],
+        &[
+            ("ProtocolDriverContext", context as u64),
+            ("BindContext", bind_context as u64),
+            ("BindParameters", params as u64),
+        ],
     );
     // CAST: NDIS_STATUS is the low 32 bits.
     let mut st = r as u32 as i32;
     // A pended open completes now, as the miniport would later.
-    let pended_open = inner.state().ndis.opens.iter().find(|o| o.adapter == adapter && o.open_pending && !o.closed).map(|o| o.context);
+    let pended_open = inner
+        .state()
+        .ndis
+        .opens
+        .iter()
+        .find(|o| o.adapter == adapter && o.open_pending && !o.closed)
+        .map(|o| o.context);
     if let Some(ctx) = pended_open {
         if let Some((_, complete)) = inner.protocol_handler(|c| c.open_adapter_complete_ex) {
             if let Some(o) = inner.state().ndis.opens.iter_mut().find(|o| o.context == ctx && o.open_pending) {
@@ -296,7 +306,13 @@ pub(crate) fn bind(inner: &Inner, adapter: usize) -> i32 {
         match inner.state().ndis.binds.get(&bind_context).and_then(|p| p.completed) {
             Some(s) => st = s,
             None => {
-                inner.violation(Rule::Ndis, format!("BindAdapterEx for {} returned pending and never called NdisCompleteBindAdapterEx", cfg.name));
+                inner.violation(
+                    Rule::Ndis,
+                    format!(
+                        "BindAdapterEx for {} returned pending and never called NdisCompleteBindAdapterEx",
+                        cfg.name
+                    ),
+                );
                 st = NDIS_STATUS_PENDING;
             }
         }
@@ -305,7 +321,8 @@ pub(crate) fn bind(inner: &Inner, adapter: usize) -> i32 {
     let open = inner.state().ndis.opens.iter().position(|o| o.adapter == adapter && !o.closed);
     if st == NDIS_STATUS_SUCCESS {
         match open {
-            None => inner.violation(Rule::Ndis, format!("BindAdapterEx for {} succeeded without opening the adapter", cfg.name)),
+            None => inner
+                .violation(Rule::Ndis, format!("BindAdapterEx for {} succeeded without opening the adapter", cfg.name)),
             Some(i) => {
                 if let Some(o) = inner.state().ndis.opens.get_mut(i) {
                     o.state = NdisBindingState::Paused;
@@ -314,7 +331,10 @@ pub(crate) fn bind(inner: &Inner, adapter: usize) -> i32 {
             }
         }
     } else if open.is_some() {
-        inner.violation(Rule::Ndis, format!("BindAdapterEx for {} failed ({}) but left the adapter open", cfg.name, status(st)));
+        inner.violation(
+            Rule::Ndis,
+            format!("BindAdapterEx for {} failed ({}) but left the adapter open", cfg.name, status(st)),
+        );
     }
     drop(lent);
     st
@@ -345,11 +365,23 @@ fn pnp(inner: &Inner, context: usize, code: i32, buffer: usize, len: u32) -> i32
         NET_EVENT_CANCEL_REMOVE_DEVICE => "ProtocolNetPnPEvent(NetEventCancelRemoveDevice)",
         _ => "ProtocolNetPnPEvent",
     };
-    let handle = inner.state().ndis.opens.iter().find(|o| o.context == context && !o.closed && context != 0).map(|o| o.handle.addr());
+    let handle = inner
+        .state()
+        .ndis
+        .opens
+        .iter()
+        .find(|o| o.context == context && !o.closed && context != 0)
+        .map(|o| o.handle.addr());
     if let Some(h) = handle {
         inner.state().ndis.pending_pnp.insert(n, (h, None));
     }
-    let r = crate::exports::call_into_driver(inner, 0, name, handler, &[("ProtocolBindingContext", context as u64), ("NetPnPEventNotification", n as u64)]);
+    let r = crate::exports::call_into_driver(
+        inner,
+        0,
+        name,
+        handler,
+        &[("ProtocolBindingContext", context as u64), ("NetPnPEventNotification", n as u64)],
+    );
     // CAST: NDIS_STATUS.
     let mut st = r as u32 as i32;
     if st == NDIS_STATUS_PENDING {
@@ -371,7 +403,8 @@ const PNP_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(if cfg
 /// Waits for NdisCompleteNetPnPEvent on a pended event, completing the adapter's held sends meanwhile (a
 /// pause may wait for them); returns the status it completed with.
 fn wait_pnp(inner: &Inner, n: usize, name: &str, handle: Option<usize>) -> i32 {
-    let adapter = handle.and_then(|h| inner.state().ndis.opens.iter().find(|o| o.handle.addr() == h).map(|o| o.adapter));
+    let adapter =
+        handle.and_then(|h| inner.state().ndis.opens.iter().find(|o| o.handle.addr() == h).map(|o| o.adapter));
     let start = std::time::Instant::now();
     loop {
         if let Some(st) = inner.state().ndis.pending_pnp.get(&n).and_then(|p| p.1) {
@@ -426,7 +459,10 @@ pub(crate) fn pause(inner: &Inner, adapter: usize) -> i32 {
         inner.violation(Rule::Ndis, format!("NetEventPause on adapter {adapter} completed with {in_flight} send(s) still in flight (a pause completes only after every send has)"));
     }
     if st != NDIS_STATUS_SUCCESS {
-        inner.violation(Rule::Ndis, format!("NetEventPause on adapter {adapter} returned {} (a pause must complete)", status(st)));
+        inner.violation(
+            Rule::Ndis,
+            format!("NetEventPause on adapter {adapter} returned {} (a pause must complete)", status(st)),
+        );
     }
     st
 }
@@ -465,18 +501,35 @@ pub(crate) fn unbind(inner: &Inner, adapter: usize) {
                 o.close_pending = false;
                 o.closed = true;
             }
-            crate::exports::call_into_driver(inner, 2, "ProtocolCloseAdapterCompleteEx", complete, &[("ProtocolBindingContext", context as u64)]);
+            crate::exports::call_into_driver(
+                inner,
+                2,
+                "ProtocolCloseAdapterCompleteEx",
+                complete,
+                &[("ProtocolBindingContext", context as u64)],
+            );
         }
     }
     let completed = inner.state().ndis.unbinds.get(&unbind_context).and_then(|p| p.completed).is_some();
     if st == NDIS_STATUS_PENDING && !completed {
-        inner.violation(Rule::Ndis, format!("UnbindAdapterEx on adapter {adapter} returned pending and never called NdisCompleteUnbindAdapterEx"));
+        inner.violation(
+            Rule::Ndis,
+            format!(
+                "UnbindAdapterEx on adapter {adapter} returned pending and never called NdisCompleteUnbindAdapterEx"
+            ),
+        );
     } else if st != NDIS_STATUS_PENDING && st != NDIS_STATUS_SUCCESS {
-        inner.violation(Rule::Ndis, format!("UnbindAdapterEx on adapter {adapter} returned {} (it must succeed)", status(st)));
+        inner.violation(
+            Rule::Ndis,
+            format!("UnbindAdapterEx on adapter {adapter} returned {} (it must succeed)", status(st)),
+        );
     }
     inner.state().ndis.unbinds.remove(&unbind_context);
     if open_of(inner, adapter).is_some() {
-        inner.violation(Rule::Ndis, format!("UnbindAdapterEx on adapter {adapter} finished without closing the adapter"));
+        inner.violation(
+            Rule::Ndis,
+            format!("UnbindAdapterEx on adapter {adapter} finished without closing the adapter"),
+        );
     }
 }
 
@@ -487,7 +540,13 @@ pub(crate) fn indicate(inner: &Inner, adapter: usize, frames: &[Vec<u8>], resour
 }
 
 /// [`indicate`] with the frames laid out as `shape` says.
-pub(crate) fn indicate_shaped(inner: &Inner, adapter: usize, frames: &[Vec<u8>], resources: bool, shape: ReceiveShape) -> usize {
+pub(crate) fn indicate_shaped(
+    inner: &Inner,
+    adapter: usize,
+    frames: &[Vec<u8>],
+    resources: bool,
+    shape: ReceiveShape,
+) -> usize {
     let Some((context, state)) = open_of(inner, adapter) else { return 0 };
     if state != NdisBindingState::Running {
         return 0;
@@ -538,7 +597,10 @@ pub(crate) fn indicate_shaped(inner: &Inner, adapter: usize, frames: &[Vec<u8>],
 
 impl Inner {
     /// The registered protocol's context and one of its handlers.
-    pub(crate) fn protocol_handler(&self, pick: impl Fn(&crate::host::ProtocolCharacteristics) -> Option<usize>) -> Option<(usize, usize)> {
+    pub(crate) fn protocol_handler(
+        &self,
+        pick: impl Fn(&crate::host::ProtocolCharacteristics) -> Option<usize>,
+    ) -> Option<(usize, usize)> {
         let st = self.state();
         let p = st.protocols.iter().find(|p| !p.deregistered)?;
         Some((p.context, pick(&p.chars)?))
@@ -595,13 +657,25 @@ impl Host {
 
     /// Indicates received frames on adapter `index` (one NBL chain, DISPATCH_LEVEL, processor 1); returns how
     /// many NBLs the driver kept (to return later).
-    pub fn indicate_receive(&mut self, index: usize, frames: Vec<Vec<u8>>, resources: bool) -> Result<usize, HostError> {
+    pub fn indicate_receive(
+        &mut self,
+        index: usize,
+        frames: Vec<Vec<u8>>,
+        resources: bool,
+    ) -> Result<usize, HostError> {
         self.run(1, "receive", move |inner| indicate(inner, index, &frames, resources))
     }
 
     /// The bindings NDIS knows.
     pub fn bindings(&self) -> Vec<BindingInfo> {
-        self.inner().state().ndis.opens.iter().filter(|o| !o.closed).map(|o| BindingInfo { adapter: o.adapter, state: o.state }).collect()
+        self.inner()
+            .state()
+            .ndis
+            .opens
+            .iter()
+            .filter(|o| !o.closed)
+            .map(|o| BindingInfo { adapter: o.adapter, state: o.state })
+            .collect()
     }
 
     /// Received NBLs the driver has not returned.
@@ -642,14 +716,19 @@ fn complete_sends_at(inner: &Inner, adapter: usize, batch: &[usize], irql: u8) {
         irql,
         "ProtocolSendNetBufferListsComplete",
         handler,
-        &[("ProtocolBindingContext", context as u64), ("NetBufferLists", head as u64), ("SendCompleteFlags", u64::from(flags))],
+        &[
+            ("ProtocolBindingContext", context as u64),
+            ("NetBufferLists", head as u64),
+            ("SendCompleteFlags", u64::from(flags)),
+        ],
     );
 }
 
 /// Completes every held send of `adapter` at DISPATCH_LEVEL: `per_call` NBLs per completion call (0: all in
 /// one), in send order or reversed. Returns how many were completed.
 pub(crate) fn flush_sends(inner: &Inner, adapter: usize, per_call: usize, reverse: bool) -> usize {
-    let mut held: Vec<usize> = inner.state().ndis.held_sends.iter().filter(|(a, _)| *a == adapter).map(|(_, n)| *n).collect();
+    let mut held: Vec<usize> =
+        inner.state().ndis.held_sends.iter().filter(|(a, _)| *a == adapter).map(|(_, n)| *n).collect();
     if reverse {
         held.reverse();
     }
@@ -663,7 +742,11 @@ pub(crate) fn flush_sends(inner: &Inner, adapter: usize, per_call: usize, revers
 
 /// Runs `job` on a new system thread of the machine (as processor 1) after `delay`, unless the machine is down
 /// by then: the adapter completing something by itself.
-pub(crate) fn later(inner: &std::sync::Arc<Inner>, delay: std::time::Duration, job: impl FnOnce(&Inner) + Send + 'static) {
+pub(crate) fn later(
+    inner: &std::sync::Arc<Inner>,
+    delay: std::time::Duration,
+    job: impl FnOnce(&Inner) + Send + 'static,
+) {
     let spawned = crate::host::spawn_system_thread(inner, "adapter", 1, move |i| {
         std::thread::sleep(delay);
         if !i.down.load(std::sync::atomic::Ordering::Acquire) {
@@ -725,7 +808,11 @@ pub(crate) fn complete_oid_issue(inner: &Inner, adapter: usize, request: usize, 
 /// The OID model of `adapter`, created from its configuration on first use.
 pub(crate) fn oid_model<'a>(ndis: &'a mut NdisState, adapter: usize) -> Option<&'a mut crate::oid::OidModel> {
     let cfg = ndis.adapters.get(adapter)?.clone();
-    Some(ndis.oids.entry(adapter).or_insert_with(|| crate::oid::OidModel::new(cfg.mac, cfg.mtu, cfg.link_speed, cfg.connected)))
+    Some(
+        ndis.oids
+            .entry(adapter)
+            .or_insert_with(|| crate::oid::OidModel::new(cfg.mac, cfg.mtu, cfg.link_speed, cfg.connected)),
+    )
 }
 
 /// Indicates NDIS_STATUS_LINK_STATE on `adapter` with its current link state.
@@ -753,14 +840,22 @@ fn indicate_status(inner: &Inner, adapter: usize, code: i32, payload: &[u8]) {
     let Some((_, handler)) = inner.protocol_handler(|c| c.status_ex) else { return };
     let mut lent = Lent::default();
     let ind = objects::status_indication(&mut lent, handle, code, payload);
-    crate::exports::call_into_driver(inner, 2, "ProtocolStatusEx", handler, &[("ProtocolBindingContext", context as u64), ("StatusIndication", ind as u64)]);
+    crate::exports::call_into_driver(
+        inner,
+        2,
+        "ProtocolStatusEx",
+        handler,
+        &[("ProtocolBindingContext", context as u64), ("StatusIndication", ind as u64)],
+    );
 }
 
 /// Polls every adapter's backend and indicates what arrived to Running bindings; returns the frames indicated.
 pub(crate) fn pump(inner: &Inner) -> usize {
     // Poll outside the state lock (a TAP read is a system call).
-    let backends: Vec<(usize, std::sync::Arc<dyn crate::backend::Backend>)> = inner.state().ndis.backends.iter().map(|(&a, b)| (a, std::sync::Arc::clone(b))).collect();
-    let arrived: Vec<(usize, Vec<Vec<u8>>)> = backends.iter().map(|(a, b)| (*a, b.poll())).filter(|(_, f)| !f.is_empty()).collect();
+    let backends: Vec<(usize, std::sync::Arc<dyn crate::backend::Backend>)> =
+        inner.state().ndis.backends.iter().map(|(&a, b)| (a, std::sync::Arc::clone(b))).collect();
+    let arrived: Vec<(usize, Vec<Vec<u8>>)> =
+        backends.iter().map(|(a, b)| (*a, b.poll())).filter(|(_, f)| !f.is_empty()).collect();
     let mut n = 0;
     for (a, frames) in arrived {
         if open_of(inner, a).is_some_and(|(_, s)| s == NdisBindingState::Running) {
@@ -769,7 +864,12 @@ pub(crate) fn pump(inner: &Inner) -> usize {
                 m.rcv_ok += frames.len() as u64;
                 m.rcv_octets += frames.iter().map(|f| f.len() as u64).sum::<u64>();
             }
-            let (shape, resources) = inner.state().ndis.adapters.get(a).map_or((ReceiveShape::default(), false), |c| (c.receive_shape, c.receive_resources));
+            let (shape, resources) = inner
+                .state()
+                .ndis
+                .adapters
+                .get(a)
+                .map_or((ReceiveShape::default(), false), |c| (c.receive_shape, c.receive_resources));
             indicate_shaped(inner, a, &frames, resources, shape);
         }
     }
@@ -786,13 +886,19 @@ pub(crate) fn check_released(inner: &Inner, when: &str) {
     let nb_pools = st.ndis.nb_pools.len();
     drop(st);
     if nbs != 0 {
-        inner.violation(Rule::Ndis, format!("{when}: {nbs} NET_BUFFER(s) allocated by the driver never freed (NdisFreeNetBuffer)"));
+        inner.violation(
+            Rule::Ndis,
+            format!("{when}: {nbs} NET_BUFFER(s) allocated by the driver never freed (NdisFreeNetBuffer)"),
+        );
     }
     if nb_pools != 0 {
         inner.violation(Rule::Ndis, format!("{when}: {nb_pools} NET_BUFFER pool(s) never freed"));
     }
     if nbls != 0 {
-        inner.violation(Rule::Ndis, format!("{when}: {nbls} NBL(s) allocated by the driver never freed (NdisFreeNetBufferList)"));
+        inner.violation(
+            Rule::Ndis,
+            format!("{when}: {nbls} NBL(s) allocated by the driver never freed (NdisFreeNetBufferList)"),
+        );
     }
     if mdls != 0 {
         inner.violation(Rule::Ndis, format!("{when}: {mdls} MDL(s) from NdisAllocateMdl never freed (NdisFreeMdl)"));
@@ -885,16 +991,30 @@ impl Host {
 
     /// Indicates received frames on adapter `index` from processor `processor`, laid out as `shape` says
     /// (several NET_BUFFERs per NBL, several MDLs per NET_BUFFER, headroom); returns the NBLs the driver kept.
-    pub fn indicate_receive_shaped(&mut self, index: usize, processor: usize, frames: Vec<Vec<u8>>, resources: bool, shape: ReceiveShape) -> Result<usize, HostError> {
+    pub fn indicate_receive_shaped(
+        &mut self,
+        index: usize,
+        processor: usize,
+        frames: Vec<Vec<u8>>,
+        resources: bool,
+        shape: ReceiveShape,
+    ) -> Result<usize, HostError> {
         self.run(processor, "receive", move |inner| indicate_shaped(inner, index, &frames, resources, shape))
     }
 
     /// Indicates `a` from processor 0 and `b` from processor 1 at the same time (both at DISPATCH_LEVEL) on
     /// adapter `index`; returns the NBLs the driver kept from each.
-    pub fn indicate_receive_concurrently(&mut self, index: usize, a: Vec<Vec<u8>>, b: Vec<Vec<u8>>, shape: ReceiveShape) -> Result<(usize, usize), HostError> {
+    pub fn indicate_receive_concurrently(
+        &mut self,
+        index: usize,
+        a: Vec<Vec<u8>>,
+        b: Vec<Vec<u8>>,
+        shape: ReceiveShape,
+    ) -> Result<(usize, usize), HostError> {
         let this = &*self;
         std::thread::scope(|s| {
-            let first = s.spawn(move || this.run(0, "receive", move |inner| indicate_shaped(inner, index, &a, false, shape)));
+            let first =
+                s.spawn(move || this.run(0, "receive", move |inner| indicate_shaped(inner, index, &a, false, shape)));
             let second = this.run(1, "receive", move |inner| indicate_shaped(inner, index, &b, false, shape));
             let first = first.join().unwrap_or(Err(HostError::Down));
             Ok((first?, second?))

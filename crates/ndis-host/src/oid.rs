@@ -8,10 +8,11 @@
 use ndis_sys::{
     NDIS_LINK_STATE_REVISION_1, NDIS_OBJECT_TYPE_DEFAULT, NDIS_SIZEOF_LINK_STATE_REVISION_1,
     NDIS_SIZEOF_STATISTICS_INFO_REVISION_1, NDIS_STATISTICS_INFO_REVISION_1, NDIS_STATUS, NDIS_STATUS_BUFFER_TOO_SHORT,
-    NDIS_STATUS_INVALID_DATA, NDIS_STATUS_INVALID_LENGTH, NDIS_STATUS_MULTICAST_FULL, NDIS_STATUS_NOT_SUPPORTED, OID_802_3_CURRENT_ADDRESS,
-    OID_802_3_MAXIMUM_LIST_SIZE, OID_802_3_MULTICAST_LIST, OID_802_3_PERMANENT_ADDRESS, OID_GEN_CURRENT_PACKET_FILTER,
-    OID_GEN_LINK_SPEED, OID_GEN_LINK_STATE, OID_GEN_MAC_OPTIONS, OID_GEN_MAXIMUM_FRAME_SIZE, OID_GEN_MAXIMUM_TOTAL_SIZE,
-    OID_GEN_MEDIA_CONNECT_STATUS, OID_GEN_RCV_OK, OID_GEN_STATISTICS, OID_GEN_VENDOR_DESCRIPTION, OID_GEN_XMIT_OK,
+    NDIS_STATUS_INVALID_DATA, NDIS_STATUS_INVALID_LENGTH, NDIS_STATUS_MULTICAST_FULL, NDIS_STATUS_NOT_SUPPORTED,
+    OID_802_3_CURRENT_ADDRESS, OID_802_3_MAXIMUM_LIST_SIZE, OID_802_3_MULTICAST_LIST, OID_802_3_PERMANENT_ADDRESS,
+    OID_GEN_CURRENT_PACKET_FILTER, OID_GEN_LINK_SPEED, OID_GEN_LINK_STATE, OID_GEN_MAC_OPTIONS,
+    OID_GEN_MAXIMUM_FRAME_SIZE, OID_GEN_MAXIMUM_TOTAL_SIZE, OID_GEN_MEDIA_CONNECT_STATUS, OID_GEN_RCV_OK,
+    OID_GEN_STATISTICS, OID_GEN_VENDOR_DESCRIPTION, OID_GEN_XMIT_OK,
 };
 
 /// Packet filter bits the virtual adapter supports: directed, multicast, all-multicast, broadcast,
@@ -23,7 +24,8 @@ pub const MAX_MULTICAST: usize = 32;
 const MAC_OPTIONS: u32 = 0x1 | 0x2 | 0x8 | 0x80;
 const ETHERNET_HEADER: u32 = 14;
 /// `NDIS_STATISTICS_FLAGS_VALUE_*` for the counters this model keeps.
-const SUPPORTED_STATISTICS: u32 = 0x0000_0002 | 0x0000_0004 | 0x0000_0008 | 0x0000_0010 | 0x0000_0020 | 0x0000_0040 | 0x0000_0200 | 0x0000_0800;
+const SUPPORTED_STATISTICS: u32 =
+    0x0000_0002 | 0x0000_0004 | 0x0000_0008 | 0x0000_0010 | 0x0000_0020 | 0x0000_0040 | 0x0000_0200 | 0x0000_0800;
 
 /// A failed OID request: the status and the BytesNeeded NDIS reports with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,7 +170,10 @@ impl OidModel {
             OID_802_3_MULTICAST_LIST => {
                 if data.len() % 6 != 0 {
                     // CAST: bounded by the request's 32-bit length.
-                    return Err(OidError { status: NDIS_STATUS_INVALID_LENGTH, bytes_needed: (data.len() / 6 * 6 + 6) as u32 });
+                    return Err(OidError {
+                        status: NDIS_STATUS_INVALID_LENGTH,
+                        bytes_needed: (data.len() / 6 * 6 + 6) as u32,
+                    });
                 }
                 if data.len() / 6 > MAX_MULTICAST {
                     return Err(OidError { status: NDIS_STATUS_MULTICAST_FULL, bytes_needed: 0 });
@@ -200,7 +205,10 @@ mod tests {
         assert_eq!(m.query(OID_802_3_CURRENT_ADDRESS, 6), Ok(vec![2, 0, 0, 0, 0, 1]));
         assert_eq!(m.query(OID_GEN_MAXIMUM_TOTAL_SIZE, 4), Ok(1514u32.to_le_bytes().to_vec()));
         assert_eq!(m.query(OID_GEN_LINK_SPEED, 4), Ok(10_000_000u32.to_le_bytes().to_vec()));
-        assert_eq!(m.query(OID_802_3_CURRENT_ADDRESS, 5), Err(OidError { status: NDIS_STATUS_BUFFER_TOO_SHORT, bytes_needed: 6 }));
+        assert_eq!(
+            m.query(OID_802_3_CURRENT_ADDRESS, 5),
+            Err(OidError { status: NDIS_STATUS_BUFFER_TOO_SHORT, bytes_needed: 6 })
+        );
         assert_eq!(m.query(OID_GEN_LINK_STATE, 8).map_err(|e| e.bytes_needed), Err(40));
         assert_eq!(m.query(OID_GEN_STATISTICS, 152).map(|v| v.len()), Ok(152));
         assert_eq!(m.query(0x0DEA_D000, 64), Err(OidError { status: NDIS_STATUS_NOT_SUPPORTED, bytes_needed: 0 }));
@@ -212,16 +220,28 @@ mod tests {
         let mut m = model();
         assert_eq!(m.set(OID_GEN_CURRENT_PACKET_FILTER, &0x20u32.to_le_bytes()), Ok(4));
         assert_eq!(m.packet_filter, 0x20);
-        assert_eq!(m.set(OID_GEN_CURRENT_PACKET_FILTER, &[1, 0]).map_err(|e| e.status), Err(NDIS_STATUS_INVALID_LENGTH));
-        assert_eq!(m.set(OID_GEN_CURRENT_PACKET_FILTER, &0x100u32.to_le_bytes()).map_err(|e| e.status), Err(NDIS_STATUS_NOT_SUPPORTED));
+        assert_eq!(
+            m.set(OID_GEN_CURRENT_PACKET_FILTER, &[1, 0]).map_err(|e| e.status),
+            Err(NDIS_STATUS_INVALID_LENGTH)
+        );
+        assert_eq!(
+            m.set(OID_GEN_CURRENT_PACKET_FILTER, &0x100u32.to_le_bytes()).map_err(|e| e.status),
+            Err(NDIS_STATUS_NOT_SUPPORTED)
+        );
         let list = [[1u8, 0, 0x5E, 0, 0, 1], [0x33, 0x33, 0, 0, 0, 1]].concat();
         assert_eq!(m.set(OID_802_3_MULTICAST_LIST, &list), Ok(12));
         assert_eq!(m.query(OID_802_3_MULTICAST_LIST, 12), Ok(list));
         let full = [1u8, 0, 0x5E, 0, 0, 1].repeat(MAX_MULTICAST + 1);
         assert_eq!(m.set(OID_802_3_MULTICAST_LIST, &full).map_err(|e| e.status), Err(NDIS_STATUS_MULTICAST_FULL));
         assert_eq!(m.set(OID_802_3_MULTICAST_LIST, &[1, 2, 3]).map_err(|e| e.status), Err(NDIS_STATUS_INVALID_LENGTH));
-        assert_eq!(m.set(OID_802_3_MULTICAST_LIST, &[2, 0, 0, 0, 0, 1]).map_err(|e| e.status), Err(NDIS_STATUS_INVALID_DATA));
-        assert_eq!(m.set(OID_802_3_CURRENT_ADDRESS, &[2, 0, 0, 0, 0, 9]).map_err(|e| e.status), Err(NDIS_STATUS_NOT_SUPPORTED));
+        assert_eq!(
+            m.set(OID_802_3_MULTICAST_LIST, &[2, 0, 0, 0, 0, 1]).map_err(|e| e.status),
+            Err(NDIS_STATUS_INVALID_DATA)
+        );
+        assert_eq!(
+            m.set(OID_802_3_CURRENT_ADDRESS, &[2, 0, 0, 0, 0, 9]).map_err(|e| e.status),
+            Err(NDIS_STATUS_NOT_SUPPORTED)
+        );
         assert_eq!(m.multicast.len(), 2);
     }
 }

@@ -20,7 +20,8 @@ fn driver_entry_and_unload_stay_well_within_the_kernel_stack() {
     assert_eq!(h.driver_entry().expect("DriverEntry ran"), 0);
     h.unload().expect("unload");
     let report = h.stack_report();
-    let summary: Vec<String> = report.iter().map(|(n, u)| format!("{n}: {} bytes ({} calls)", u.max_depth, u.calls)).collect();
+    let summary: Vec<String> =
+        report.iter().map(|(n, u)| format!("{n}: {} bytes ({} calls)", u.max_depth, u.calls)).collect();
     let summary = summary.join(", ");
     for name in ["DriverEntry", "DriverUnload"] {
         let depth = report.get(name).unwrap_or_else(|| panic!("{name} was not measured: {summary}")).max_depth;

@@ -46,7 +46,9 @@ fn require_capabilities() {
         .find_map(|l| l.strip_prefix("CapEff:"))
         .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
         .unwrap_or(0);
-    for (bit, name, why) in [(12, "CAP_NET_ADMIN", "to create a TAP"), (21, "CAP_SYS_ADMIN", "for `ip netns` and setns")] {
+    for (bit, name, why) in
+        [(12, "CAP_NET_ADMIN", "to create a TAP"), (21, "CAP_SYS_ADMIN", "for `ip netns` and setns")]
+    {
         if cap_eff & (1 << bit) == 0 {
             missing.push(format!("{name} ({why}): run the tests as root"));
         }
@@ -64,7 +66,8 @@ fn require_capabilities() {
 
 /// Runs `ip` with `args`, failing the test with its output if it fails.
 fn ip(args: &[&str]) -> String {
-    let out = Command::new("ip").args(args).output().unwrap_or_else(|e| panic!("cannot run `ip {}`: {e}", args.join(" ")));
+    let out =
+        Command::new("ip").args(args).output().unwrap_or_else(|e| panic!("cannot run `ip {}`: {e}", args.join(" ")));
     assert!(
         out.status.success(),
         "`ip {}` failed ({}): {}",
@@ -161,7 +164,11 @@ impl Link {
                 }
                 others.push(describe(&f));
             }
-            assert!(Instant::now() < deadline, "no {what} within {WAIT:?}; other frames: {others:?}; {:?}", self.tap.stats());
+            assert!(
+                Instant::now() < deadline,
+                "no {what} within {WAIT:?}; other frames: {others:?}; {:?}",
+                self.tap.stats()
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -247,7 +254,13 @@ fn parse_arp(f: &[u8]) -> Option<Arp> {
     }
     let a = f.get(14..42)?;
     let op = u16::from_be_bytes([a[6], a[7]]);
-    Some((op, a[8..14].try_into().ok()?, a[14..18].try_into().ok()?, a[18..24].try_into().ok()?, a[24..28].try_into().ok()?))
+    Some((
+        op,
+        a[8..14].try_into().ok()?,
+        a[14..18].try_into().ok()?,
+        a[18..24].try_into().ok()?,
+        a[24..28].try_into().ok()?,
+    ))
 }
 
 /// The IPv4 packet in `f`, if it is one (its header checksum must be valid).
@@ -275,13 +288,18 @@ fn the_internet_checksum_matches_rfc_1071s_example() {
 fn linux_answers_an_arp_request_the_adapter_transmits() {
     let link = Link::new();
     link.tap.transmit(&ethernet(BROADCAST, OUR_MAC, ETHERTYPE_ARP, &arp(1, OUR_MAC, OUR_IP, [0; 6], LINUX_IP)));
-    let reply = link.wait_for("ARP reply from 192.0.2.1", |f| parse_arp(f).is_some_and(|a| a.0 == 2 && a.2 == LINUX_IP));
+    let reply =
+        link.wait_for("ARP reply from 192.0.2.1", |f| parse_arp(f).is_some_and(|a| a.0 == 2 && a.2 == LINUX_IP));
     assert_eq!(reply[..6], OUR_MAC, "the reply is addressed to the adapter");
     assert_eq!(reply[6..12], LINUX_MAC, "the reply comes from the TAP interface");
     let (_, sha, _, tha, tpa) = parse_arp(&reply).expect("ARP");
     assert_eq!((sha, tha, tpa), (LINUX_MAC, OUR_MAC, OUR_IP));
     let s = link.tap.stats();
-    assert_eq!((s.transmitted, s.dropped_short, s.dropped_long, s.write_errors, s.read_errors), (1, 0, 0, 0, 0), "{s:?}");
+    assert_eq!(
+        (s.transmitted, s.dropped_short, s.dropped_long, s.write_errors, s.read_errors),
+        (1, 0, 0, 0, 0),
+        "{s:?}"
+    );
     assert!(s.received >= 1, "{s:?}");
 }
 
@@ -290,7 +308,8 @@ fn linux_answers_an_icmp_echo_request_the_adapter_transmits() {
     let link = Link::new();
     link.add_neighbour();
     let data = b"rawlink over a TAP: echo me";
-    let request = ethernet(LINUX_MAC, OUR_MAC, ETHERTYPE_IPV4, &ipv4(OUR_IP, LINUX_IP, 1, &icmp_echo_request(0x524C, 7, data)));
+    let request =
+        ethernet(LINUX_MAC, OUR_MAC, ETHERTYPE_IPV4, &ipv4(OUR_IP, LINUX_IP, 1, &icmp_echo_request(0x524C, 7, data)));
     link.tap.transmit(&request);
     let reply = link.wait_for("ICMP echo reply from 192.0.2.1", |f| {
         parse_ipv4(f).is_some_and(|(proto, src, _, icmp)| proto == 1 && src == LINUX_IP && icmp.first() == Some(&0))
@@ -329,7 +348,8 @@ fn linux_asks_the_link_for_an_unknown_neighbour_through_the_adapter() {
         let s = UdpSocket::bind((Ipv4Addr::from(LINUX_IP), 0)).expect("bind in the namespace");
         s.send_to(b"anyone?", (Ipv4Addr::from(ABSENT_IP), 9)).expect("send");
     });
-    let req = link.wait_for("ARP request for 192.0.2.3", |f| parse_arp(f).is_some_and(|a| a.0 == 1 && a.4 == ABSENT_IP));
+    let req =
+        link.wait_for("ARP request for 192.0.2.3", |f| parse_arp(f).is_some_and(|a| a.0 == 1 && a.4 == ABSENT_IP));
     assert_eq!((&req[..6], &req[6..12]), (&BROADCAST[..], &LINUX_MAC[..]));
     let (_, sha, spa, _, _) = parse_arp(&req).expect("ARP");
     assert_eq!((sha, spa), (LINUX_MAC, LINUX_IP));
@@ -545,7 +565,10 @@ fn the_cli_connects_the_first_adapter_to_a_tap_and_linux_frames_reach_the_driver
     lines.extend(rx.try_iter());
     let stderr = child.0.wait_with_output_lossy();
     assert!(status.success(), "ndis-host failed ({status}); stdout: {lines:#?}; stderr: {stderr}");
-    let counts = lines.iter().find(|l| l.trim_start().starts_with("TAP tap0:")).unwrap_or_else(|| panic!("no TAP counters: {lines:#?}"));
+    let counts = lines
+        .iter()
+        .find(|l| l.trim_start().starts_with("TAP tap0:"))
+        .unwrap_or_else(|| panic!("no TAP counters: {lines:#?}"));
     let from_linux: u64 = counts
         .split(", ")
         .nth(1)

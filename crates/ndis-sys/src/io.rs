@@ -114,24 +114,15 @@ pub type PDRIVER_DISPATCH =
 pub type PDRIVER_UNLOAD = Option<unsafe extern "system" fn(DriverObject: *mut DRIVER_OBJECT)>;
 /// [`DRIVER_CANCEL`](https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nc-wdm-driver_cancel):
 /// `(DeviceObject, Irp)`, called with the cancel spin lock held.
-pub type PDRIVER_CANCEL =
-    Option<unsafe extern "system" fn(DeviceObject: *mut DEVICE_OBJECT, Irp: *mut IRP)>;
+pub type PDRIVER_CANCEL = Option<unsafe extern "system" fn(DeviceObject: *mut DEVICE_OBJECT, Irp: *mut IRP)>;
 /// `DRIVER_INITIALIZE` (DriverEntry): `(DriverObject, RegistryPath) -> NTSTATUS`.
-pub type PDRIVER_INITIALIZE = Option<
-    unsafe extern "system" fn(
-        DriverObject: *mut DRIVER_OBJECT,
-        RegistryPath: PUNICODE_STRING,
-    ) -> NTSTATUS,
->;
+pub type PDRIVER_INITIALIZE =
+    Option<unsafe extern "system" fn(DriverObject: *mut DRIVER_OBJECT, RegistryPath: PUNICODE_STRING) -> NTSTATUS>;
 /// `DRIVER_STARTIO`: `(DeviceObject, Irp)`.
-pub type PDRIVER_STARTIO =
-    Option<unsafe extern "system" fn(DeviceObject: *mut DEVICE_OBJECT, Irp: *mut IRP)>;
+pub type PDRIVER_STARTIO = Option<unsafe extern "system" fn(DeviceObject: *mut DEVICE_OBJECT, Irp: *mut IRP)>;
 /// `DRIVER_ADD_DEVICE`: `(DriverObject, PhysicalDeviceObject) -> NTSTATUS`.
 pub type PDRIVER_ADD_DEVICE = Option<
-    unsafe extern "system" fn(
-        DriverObject: *mut DRIVER_OBJECT,
-        PhysicalDeviceObject: *mut DEVICE_OBJECT,
-    ) -> NTSTATUS,
+    unsafe extern "system" fn(DriverObject: *mut DRIVER_OBJECT, PhysicalDeviceObject: *mut DEVICE_OBJECT) -> NTSTATUS,
 >;
 /// `DRIVER_CONTROL`: `(DeviceObject, Irp, MapRegisterBase, Context) -> IO_ALLOCATION_ACTION`.
 pub type PDRIVER_CONTROL = Option<
@@ -143,41 +134,28 @@ pub type PDRIVER_CONTROL = Option<
     ) -> IO_ALLOCATION_ACTION,
 >;
 /// `IO_COMPLETION_ROUTINE`: `(DeviceObject, Irp, Context) -> NTSTATUS`.
-pub type PIO_COMPLETION_ROUTINE = Option<
-    unsafe extern "system" fn(
-        DeviceObject: *mut DEVICE_OBJECT,
-        Irp: *mut IRP,
-        Context: PVOID,
-    ) -> NTSTATUS,
->;
+pub type PIO_COMPLETION_ROUTINE =
+    Option<unsafe extern "system" fn(DeviceObject: *mut DEVICE_OBJECT, Irp: *mut IRP, Context: PVOID) -> NTSTATUS>;
 /// `IO_APC_ROUTINE`: `(ApcContext, IoStatusBlock, Reserved)`.
-pub type PIO_APC_ROUTINE = Option<
-    unsafe extern "system" fn(
-        ApcContext: PVOID,
-        IoStatusBlock: *mut IO_STATUS_BLOCK,
-        Reserved: ULONG,
-    ),
->;
+pub type PIO_APC_ROUTINE =
+    Option<unsafe extern "system" fn(ApcContext: PVOID, IoStatusBlock: *mut IO_STATUS_BLOCK, Reserved: ULONG)>;
 /// [`IO_WORKITEM_ROUTINE`](https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nc-wdm-io_workitem_routine):
 /// `(DeviceObject, Context)`, run at PASSIVE_LEVEL by a system worker thread.
-pub type PIO_WORKITEM_ROUTINE =
-    Option<unsafe extern "system" fn(DeviceObject: *mut DEVICE_OBJECT, Context: PVOID)>;
+pub type PIO_WORKITEM_ROUTINE = Option<unsafe extern "system" fn(DeviceObject: *mut DEVICE_OBJECT, Context: PVOID)>;
 
 /// `IO_CSQ_INSERT_IRP`: `(Csq, Irp)`.
 pub type PIO_CSQ_INSERT_IRP = Option<unsafe extern "system" fn(Csq: *mut IO_CSQ, Irp: *mut IRP)>;
 /// `IO_CSQ_REMOVE_IRP`: `(Csq, Irp)`.
 pub type PIO_CSQ_REMOVE_IRP = Option<unsafe extern "system" fn(Csq: *mut IO_CSQ, Irp: *mut IRP)>;
 /// `IO_CSQ_PEEK_NEXT_IRP`: `(Csq, Irp, PeekContext) -> PIRP`.
-pub type PIO_CSQ_PEEK_NEXT_IRP = Option<
-    unsafe extern "system" fn(Csq: *mut IO_CSQ, Irp: *mut IRP, PeekContext: PVOID) -> *mut IRP,
->;
+pub type PIO_CSQ_PEEK_NEXT_IRP =
+    Option<unsafe extern "system" fn(Csq: *mut IO_CSQ, Irp: *mut IRP, PeekContext: PVOID) -> *mut IRP>;
 /// `IO_CSQ_ACQUIRE_LOCK`: `(Csq, Irql)`; stores the previous IRQL through `Irql`.
 pub type PIO_CSQ_ACQUIRE_LOCK = Option<unsafe extern "system" fn(Csq: *mut IO_CSQ, Irql: PKIRQL)>;
 /// `IO_CSQ_RELEASE_LOCK`: `(Csq, Irql)`.
 pub type PIO_CSQ_RELEASE_LOCK = Option<unsafe extern "system" fn(Csq: *mut IO_CSQ, Irql: KIRQL)>;
 /// `IO_CSQ_COMPLETE_CANCELED_IRP`: `(Csq, Irp)`.
-pub type PIO_CSQ_COMPLETE_CANCELED_IRP =
-    Option<unsafe extern "system" fn(Csq: *mut IO_CSQ, Irp: *mut IRP)>;
+pub type PIO_CSQ_COMPLETE_CANCELED_IRP = Option<unsafe extern "system" fn(Csq: *mut IO_CSQ, Irp: *mut IRP)>;
 
 // ---------------------------------------------------------------------------------------------------------
 // MDL and I/O status.
@@ -1146,12 +1124,7 @@ union_debug!(
 
 /// `CTL_CODE(DeviceType, Function, Method, Access)`: builds an I/O control code.
 #[inline]
-pub const fn CTL_CODE(
-    DeviceType: DEVICE_TYPE,
-    Function: ULONG,
-    Method: ULONG,
-    Access: ULONG,
-) -> ULONG {
+pub const fn CTL_CODE(DeviceType: DEVICE_TYPE, Function: ULONG, Method: ULONG, Access: ULONG) -> ULONG {
     (DeviceType << 16) | (Access << 14) | (Function << 2) | Method
 }
 

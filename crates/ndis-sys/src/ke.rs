@@ -365,12 +365,7 @@ pub type PRKTIMER = *mut KTIMER;
 /// [`KDEFERRED_ROUTINE`](https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nc-wdm-kdeferred_routine):
 /// a DPC routine, `(Dpc, DeferredContext, SystemArgument1, SystemArgument2)`. Runs at DISPATCH_LEVEL.
 pub type PKDEFERRED_ROUTINE = Option<
-    unsafe extern "system" fn(
-        Dpc: *mut KDPC,
-        DeferredContext: PVOID,
-        SystemArgument1: PVOID,
-        SystemArgument2: PVOID,
-    ),
+    unsafe extern "system" fn(Dpc: *mut KDPC, DeferredContext: PVOID, SystemArgument1: PVOID, SystemArgument2: PVOID),
 >;
 
 /// `KDPC`: a deferred procedure call object. Initialise with `KeInitializeDpc`.
@@ -498,6 +493,5 @@ pub type PWORK_QUEUE_ITEM = *mut WORK_QUEUE_ITEM;
 /// Newer than WDK 10.0.16299, so it is **not** imported: look it up at run time with
 /// `MmGetSystemRoutineAddress(L"ExAllocatePool2")` and transmute the address to this type. Fall back to
 /// `ExAllocatePoolWithTag(NonPagedPoolNx, ..)` when the lookup returns null.
-pub type PEX_ALLOCATE_POOL2 = Option<
-    unsafe extern "system" fn(Flags: POOL_FLAGS, NumberOfBytes: SIZE_T, Tag: ULONG) -> PVOID,
->;
+pub type PEX_ALLOCATE_POOL2 =
+    Option<unsafe extern "system" fn(Flags: POOL_FLAGS, NumberOfBytes: SIZE_T, Tag: ULONG) -> PVOID>;

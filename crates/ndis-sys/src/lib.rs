@@ -239,12 +239,7 @@ const _: () = {
     assert!(offset_of!(DRIVER_OBJECT, MajorFunction) == 112);
     assert!(offset_of!(DEVICE_OBJECT, Flags) == 48);
     assert!(offset_of!(DEVICE_OBJECT, DeviceExtension) == 64);
-    assert!(
-        offset_of!(
-            NDIS_PROTOCOL_DRIVER_CHARACTERISTICS,
-            DirectOidRequestCompleteHandler
-        ) == 120
-    );
+    assert!(offset_of!(NDIS_PROTOCOL_DRIVER_CHARACTERISTICS, DirectOidRequestCompleteHandler) == 120);
     assert!(offset_of!(NDIS_BIND_PARAMETERS, CurrentMacAddress) == 106);
     assert!(offset_of!(NDIS_OID_REQUEST, DATA.QUERY_INFORMATION.BytesWritten) == 52);
 };

@@ -186,12 +186,8 @@ pub type PNDIS_GENERIC_OBJECT = *mut NDIS_GENERIC_OBJECT;
 
 /// [`ProtocolSetOptions`](https://learn.microsoft.com/windows-hardware/drivers/ddi/ndis/nc-ndis-set_options):
 /// `(NdisDriverHandle, DriverContext) -> NDIS_STATUS`.
-pub type SET_OPTIONS_HANDLER = Option<
-    unsafe extern "system" fn(
-        NdisDriverHandle: NDIS_HANDLE,
-        DriverContext: NDIS_HANDLE,
-    ) -> NDIS_STATUS,
->;
+pub type SET_OPTIONS_HANDLER =
+    Option<unsafe extern "system" fn(NdisDriverHandle: NDIS_HANDLE, DriverContext: NDIS_HANDLE) -> NDIS_STATUS>;
 
 /// [`ProtocolBindAdapterEx`](https://learn.microsoft.com/windows-hardware/drivers/ddi/ndis/nc-ndis-protocol_bind_adapter_ex):
 /// `(ProtocolDriverContext, BindContext, BindParameters) -> NDIS_STATUS`.
@@ -205,12 +201,8 @@ pub type BIND_HANDLER_EX = Option<
 
 /// [`ProtocolUnbindAdapterEx`](https://learn.microsoft.com/windows-hardware/drivers/ddi/ndis/nc-ndis-protocol_unbind_adapter_ex):
 /// `(UnbindContext, ProtocolBindingContext) -> NDIS_STATUS`.
-pub type UNBIND_HANDLER_EX = Option<
-    unsafe extern "system" fn(
-        UnbindContext: NDIS_HANDLE,
-        ProtocolBindingContext: NDIS_HANDLE,
-    ) -> NDIS_STATUS,
->;
+pub type UNBIND_HANDLER_EX =
+    Option<unsafe extern "system" fn(UnbindContext: NDIS_HANDLE, ProtocolBindingContext: NDIS_HANDLE) -> NDIS_STATUS>;
 
 /// [`ProtocolOpenAdapterCompleteEx`](https://learn.microsoft.com/windows-hardware/drivers/ddi/ndis/nc-ndis-protocol_open_adapter_complete_ex):
 /// `(ProtocolBindingContext, Status)`.
@@ -219,8 +211,7 @@ pub type OPEN_ADAPTER_COMPLETE_HANDLER_EX =
 
 /// [`ProtocolCloseAdapterCompleteEx`](https://learn.microsoft.com/windows-hardware/drivers/ddi/ndis/nc-ndis-protocol_close_adapter_complete_ex):
 /// `(ProtocolBindingContext)`.
-pub type CLOSE_ADAPTER_COMPLETE_HANDLER_EX =
-    Option<unsafe extern "system" fn(ProtocolBindingContext: NDIS_HANDLE)>;
+pub type CLOSE_ADAPTER_COMPLETE_HANDLER_EX = Option<unsafe extern "system" fn(ProtocolBindingContext: NDIS_HANDLE)>;
 
 /// [`ProtocolNetPnPEvent`](https://learn.microsoft.com/windows-hardware/drivers/ddi/ndis/nc-ndis-protocol_net_pnp_event):
 /// `(ProtocolBindingContext, NetPnPEventNotification) -> NDIS_STATUS`.
@@ -238,21 +229,13 @@ pub type UNINSTALL_PROTOCOL_HANDLER = Option<unsafe extern "system" fn()>;
 /// [`ProtocolOidRequestComplete`](https://learn.microsoft.com/windows-hardware/drivers/ddi/ndis/nc-ndis-protocol_oid_request_complete):
 /// `(ProtocolBindingContext, OidRequest, Status)`.
 pub type OID_REQUEST_COMPLETE_HANDLER = Option<
-    unsafe extern "system" fn(
-        ProtocolBindingContext: NDIS_HANDLE,
-        OidRequest: PNDIS_OID_REQUEST,
-        Status: NDIS_STATUS,
-    ),
+    unsafe extern "system" fn(ProtocolBindingContext: NDIS_HANDLE, OidRequest: PNDIS_OID_REQUEST, Status: NDIS_STATUS),
 >;
 
 /// [`ProtocolStatusEx`](https://learn.microsoft.com/windows-hardware/drivers/ddi/ndis/nc-ndis-protocol_status_ex):
 /// `(ProtocolBindingContext, StatusIndication)`.
-pub type STATUS_HANDLER_EX = Option<
-    unsafe extern "system" fn(
-        ProtocolBindingContext: NDIS_HANDLE,
-        StatusIndication: PNDIS_STATUS_INDICATION,
-    ),
->;
+pub type STATUS_HANDLER_EX =
+    Option<unsafe extern "system" fn(ProtocolBindingContext: NDIS_HANDLE, StatusIndication: PNDIS_STATUS_INDICATION)>;
 
 /// [`ProtocolReceiveNetBufferLists`](https://learn.microsoft.com/windows-hardware/drivers/ddi/ndis/nc-ndis-protocol_receive_net_buffer_lists):
 /// `(ProtocolBindingContext, NetBufferLists, PortNumber, NumberOfNetBufferLists, ReceiveFlags)`.
@@ -279,11 +262,7 @@ pub type SEND_NET_BUFFER_LISTS_COMPLETE_HANDLER = Option<
 /// [`ProtocolDirectOidRequestComplete`](https://learn.microsoft.com/windows-hardware/drivers/ddi/ndis/nc-ndis-protocol_direct_oid_request_complete):
 /// `(ProtocolBindingContext, OidRequest, Status)`.
 pub type DIRECT_OID_REQUEST_COMPLETE_HANDLER = Option<
-    unsafe extern "system" fn(
-        ProtocolBindingContext: NDIS_HANDLE,
-        OidRequest: PNDIS_OID_REQUEST,
-        Status: NDIS_STATUS,
-    ),
+    unsafe extern "system" fn(ProtocolBindingContext: NDIS_HANDLE, OidRequest: PNDIS_OID_REQUEST, Status: NDIS_STATUS),
 >;
 
 /// [`NDIS_IO_WORKITEM_FUNCTION`](https://learn.microsoft.com/windows-hardware/drivers/ddi/ndis/nc-ndis-ndis_io_workitem_function):
@@ -311,8 +290,7 @@ pub type PNDIS_TIMER_FUNCTION = NDIS_TIMER_FUNCTION;
 /// `NET_BUFFER_FREE_MDL_HANDLER` (`NdisAdvanceNetBufferDataStart`): `(Mdl)`.
 pub type NET_BUFFER_FREE_MDL_HANDLER = Option<unsafe extern "system" fn(Mdl: PMDL)>;
 /// `NET_BUFFER_ALLOCATE_MDL_HANDLER` (`NdisRetreatNetBufferDataStart`): `(BufferSize) -> PMDL`.
-pub type NET_BUFFER_ALLOCATE_MDL_HANDLER =
-    Option<unsafe extern "system" fn(BufferSize: PULONG) -> PMDL>;
+pub type NET_BUFFER_ALLOCATE_MDL_HANDLER = Option<unsafe extern "system" fn(BufferSize: PULONG) -> PMDL>;
 
 // ---------------------------------------------------------------------------------------------------------
 // Protocol registration and binding.
@@ -879,8 +857,7 @@ pub union NDIS_TCP_IP_CHECKSUM_NET_BUFFER_LIST_INFO {
     pub Value: PVOID,
 }
 /// `NDIS_TCP_IP_CHECKSUM_NET_BUFFER_LIST_INFO *`.
-pub type PNDIS_TCP_IP_CHECKSUM_NET_BUFFER_LIST_INFO =
-    *mut NDIS_TCP_IP_CHECKSUM_NET_BUFFER_LIST_INFO;
+pub type PNDIS_TCP_IP_CHECKSUM_NET_BUFFER_LIST_INFO = *mut NDIS_TCP_IP_CHECKSUM_NET_BUFFER_LIST_INFO;
 
 /// `NDIS_TCP_IP_CHECKSUM_NET_BUFFER_LIST_INFO.Transmit`: bit-fields only.
 #[repr(C)]
@@ -953,8 +930,7 @@ pub struct NDIS_UDP_RSC_OFFLOAD_NET_BUFFER_LIST_INFO {
     pub u: NDIS_UDP_RSC_OFFLOAD_NET_BUFFER_LIST_INFO_u,
 }
 /// `NDIS_UDP_RSC_OFFLOAD_NET_BUFFER_LIST_INFO *`.
-pub type PNDIS_UDP_RSC_OFFLOAD_NET_BUFFER_LIST_INFO =
-    *mut NDIS_UDP_RSC_OFFLOAD_NET_BUFFER_LIST_INFO;
+pub type PNDIS_UDP_RSC_OFFLOAD_NET_BUFFER_LIST_INFO = *mut NDIS_UDP_RSC_OFFLOAD_NET_BUFFER_LIST_INFO;
 
 /// Anonymous member `u` of [`NDIS_UDP_RSC_OFFLOAD_NET_BUFFER_LIST_INFO`].
 #[repr(C)]

@@ -21,23 +21,11 @@ use std::collections::{BTreeMap, BTreeSet};
 /// Constants the tables do not hold (their extraction keeps only some name prefixes), with the value the
 /// WDK header defines and where.
 const NOT_IN_TABLES: &[(&str, i128, &str)] = &[
-    (
-        "MdlMappingNoWrite",
-        0x8000_0000,
-        "wdm.h `#define MdlMappingNoWrite 0x80000000`",
-    ),
-    (
-        "MdlMappingNoExecute",
-        0x4000_0000,
-        "wdm.h `#define MdlMappingNoExecute 0x40000000` (Windows 8 and later)",
-    ),
+    ("MdlMappingNoWrite", 0x8000_0000, "wdm.h `#define MdlMappingNoWrite 0x80000000`"),
+    ("MdlMappingNoExecute", 0x4000_0000, "wdm.h `#define MdlMappingNoExecute 0x40000000` (Windows 8 and later)"),
     ("TRUE", 1, "ntdef.h `#define TRUE 1`"),
     ("FALSE", 0, "ntdef.h `#define FALSE 0`"),
-    (
-        "PAGE_SIZE",
-        0x1000,
-        "wdm.h, x64: `#define PAGE_SIZE 0x1000`",
-    ),
+    ("PAGE_SIZE", 0x1000, "wdm.h, x64: `#define PAGE_SIZE 0x1000`"),
     ("PAGE_SHIFT", 12, "wdm.h, x64: `#define PAGE_SHIFT 12L`"),
 ];
 
@@ -84,14 +72,10 @@ fn check(
             }
             None => match unlisted.iter().find(|u| u.0 == c.name) {
                 Some(&(_, value, _)) if value == c.value => {}
-                Some(&(_, value, _)) => errors.push(format!(
-                    "{}: declared {} but documented as {value}",
-                    c.name, c.value
-                )),
-                None => errors.push(format!(
-                    "{}: in neither WDK table and not listed in NOT_IN_TABLES",
-                    c.name
-                )),
+                Some(&(_, value, _)) => {
+                    errors.push(format!("{}: declared {} but documented as {value}", c.name, c.value))
+                }
+                None => errors.push(format!("{}: in neither WDK table and not listed in NOT_IN_TABLES", c.name)),
             },
         }
     }
@@ -103,12 +87,7 @@ fn constants_match_the_wdk() {
     let t630 = common::constants(common::CONSTANTS_NDIS630);
     let t689 = common::constants(common::CONSTANTS_NDIS689);
     let (errors, checked) = check(ALL_CONSTANTS, &[&t630, &t689], NOT_IN_TABLES);
-    assert!(
-        errors.is_empty(),
-        "{} constant errors:\n{}",
-        errors.len(),
-        errors.join("\n")
-    );
+    assert!(errors.is_empty(), "{} constant errors:\n{}", errors.len(), errors.join("\n"));
     assert_eq!(checked + NOT_IN_TABLES.len(), ALL_CONSTANTS.len());
     assert!(checked > 1000, "only {checked} constants checked");
 }
@@ -123,16 +102,8 @@ fn ndis689_constants_match_the_26100_headers() {
     // They are here because their 6.30 value differs; the crate root holds the 6.30 one.
     for c in ndis689::ALL_CONSTANTS {
         let root = ALL_CONSTANTS.iter().find(|r| r.name == c.name);
-        assert!(
-            root.is_some_and(|r| i128::from(t630[c.name].decimal) == r.value),
-            "{}",
-            c.name
-        );
-        assert_ne!(
-            t630[c.name].decimal, t689[c.name].decimal,
-            "{} needs no 6.89 variant",
-            c.name
-        );
+        assert!(root.is_some_and(|r| i128::from(t630[c.name].decimal) == r.value), "{}", c.name);
+        assert_ne!(t630[c.name].decimal, t689[c.name].decimal, "{} needs no 6.89 variant", c.name);
     }
 }
 
@@ -146,28 +117,15 @@ fn unlisted_constants_are_really_unlisted() {
             !t630.contains_key(name) && !t689.contains_key(name),
             "{name} is in a table now: remove it from NOT_IN_TABLES"
         );
-        assert!(
-            ALL_CONSTANTS.iter().any(|c| c.name == name),
-            "{name} is not declared"
-        );
+        assert!(ALL_CONSTANTS.iter().any(|c| c.name == name), "{name} is not declared");
     }
 }
 
 /// The check itself rejects wrong values and types (so a passing run means something).
 #[test]
 fn the_value_check_rejects_mismatches() {
-    let row = |decimal| TsvConstant {
-        hex: String::new(),
-        decimal,
-        header: String::new(),
-        kind: String::new(),
-    };
-    let c = |value, signed, bits| ConstantInfo {
-        name: "X",
-        value,
-        signed,
-        bits,
-    };
+    let row = |decimal| TsvConstant { hex: String::new(), decimal, header: String::new(), kind: String::new() };
+    let c = |value, signed, bits| ConstantInfo { name: "X", value, signed, bits };
     assert!(matches(&c(-1_073_741_823, true, 32), &row(-1_073_741_823))); // NTSTATUS 0xC0000001
     assert!(!matches(&c(0xC000_0001, false, 32), &row(-1_073_741_822)));
     assert!(matches(&c(0xC000_0001, false, 32), &row(-1_073_741_823))); // ULONG 0xC0000001
@@ -184,22 +142,9 @@ fn the_value_check_rejects_mismatches() {
 /// `(name prefixes, signed, bits)`; the first matching family wins.
 const FAMILIES: &[(&[&str], bool, u32)] = &[
     (&["NDIS_SIZEOF_"], false, 16),
-    (
-        &["NDIS_STATUS_INDICATION_FLAGS_", "NDIS_STATISTICS_"],
-        false,
-        32,
-    ),
+    (&["NDIS_STATUS_INDICATION_FLAGS_", "NDIS_STATISTICS_"], false, 32),
     (&["STATUS_", "NDIS_STATUS_"], true, 32),
-    (
-        &[
-            "IRP_MJ_",
-            "IRP_MN_",
-            "NDIS_OBJECT_TYPE_",
-            "NDIS_PROTOCOL_ID_",
-        ],
-        false,
-        8,
-    ),
+    (&["IRP_MJ_", "IRP_MN_", "NDIS_OBJECT_TYPE_", "NDIS_PROTOCOL_ID_"], false, 8),
     (
         &[
             "OID_",
@@ -218,35 +163,20 @@ const FAMILIES: &[(&[&str], bool, u32)] = &[
         32,
     ),
     (&["NdisMedium", "NetEvent", "NdisRequest"], true, 32),
-    (
-        &[
-            "PASSIVE_LEVEL",
-            "LOW_LEVEL",
-            "APC_LEVEL",
-            "DISPATCH_LEVEL",
-            "HIGH_LEVEL",
-        ],
-        false,
-        8,
-    ),
+    (&["PASSIVE_LEVEL", "LOW_LEVEL", "APC_LEVEL", "DISPATCH_LEVEL", "HIGH_LEVEL"], false, 8),
 ];
 
 #[test]
 fn constant_families_have_their_field_types() {
     for c in ALL_CONSTANTS {
         let n = c.name;
-        let revision = n
-            .rsplit_once("_REVISION_")
-            .is_some_and(|(_, d)| d.chars().all(|c| c.is_ascii_digit()));
+        let revision = n.rsplit_once("_REVISION_").is_some_and(|(_, d)| d.chars().all(|c| c.is_ascii_digit()));
         let expect = if revision && !n.starts_with("NDIS_SIZEOF_") {
             Some((false, 8)) // NDIS_OBJECT_HEADER.Revision
         } else if n.starts_with("IO_") && n.ends_with("_INCREMENT") {
             Some((true, 8)) // IofCompleteRequest's CCHAR PriorityBoost
         } else {
-            FAMILIES
-                .iter()
-                .find(|(p, _, _)| p.iter().any(|p| n.starts_with(p)))
-                .map(|&(_, s, b)| (s, b))
+            FAMILIES.iter().find(|(p, _, _)| p.iter().any(|p| n.starts_with(p))).map(|&(_, s, b)| (s, b))
         };
         if let Some(want) = expect {
             assert_eq!((c.signed, c.bits), want, "{n}");
@@ -403,11 +333,7 @@ fn required_constants_are_declared() {
         "DelayedWorkQueue",
         "NDIS_STATISTICS_INFO_REVISION_1",
     ];
-    let missing: Vec<&str> = required
-        .iter()
-        .copied()
-        .filter(|n| !declared.contains(n))
-        .collect();
+    let missing: Vec<&str> = required.iter().copied().filter(|n| !declared.contains(n)).collect();
     assert!(missing.is_empty(), "missing: {missing:?}");
 }
 
@@ -417,30 +343,15 @@ fn ctl_code_builds_wdk_ioctls() {
     let t = common::constants(common::CONSTANTS_NDIS630);
     let wdk = |n: &str| u32::try_from(t[n].decimal).unwrap();
     assert_eq!(
-        CTL_CODE(
-            FILE_DEVICE_PHYSICAL_NETCARD,
-            0,
-            METHOD_OUT_DIRECT,
-            FILE_ANY_ACCESS
-        ),
+        CTL_CODE(FILE_DEVICE_PHYSICAL_NETCARD, 0, METHOD_OUT_DIRECT, FILE_ANY_ACCESS),
         wdk("IOCTL_NDIS_QUERY_GLOBAL_STATS")
     );
     assert_eq!(
-        CTL_CODE(
-            FILE_DEVICE_PHYSICAL_NETCARD,
-            3,
-            METHOD_OUT_DIRECT,
-            FILE_ANY_ACCESS
-        ),
+        CTL_CODE(FILE_DEVICE_PHYSICAL_NETCARD, 3, METHOD_OUT_DIRECT, FILE_ANY_ACCESS),
         wdk("IOCTL_NDIS_QUERY_SELECTED_STATS")
     );
     // NDISPROT's IOCTL_NDISPROT_OPEN_DEVICE.
-    let open = CTL_CODE(
-        FILE_DEVICE_NETWORK,
-        0x200,
-        METHOD_BUFFERED,
-        FILE_READ_ACCESS | FILE_WRITE_ACCESS,
-    );
+    let open = CTL_CODE(FILE_DEVICE_NETWORK, 0x200, METHOD_BUFFERED, FILE_READ_ACCESS | FILE_WRITE_ACCESS);
     assert_eq!(open, 0x0012_C800);
     assert_eq!(DEVICE_TYPE_FROM_CTL_CODE(open), FILE_DEVICE_NETWORK);
     assert_eq!(METHOD_FROM_CTL_CODE(open), METHOD_BUFFERED);

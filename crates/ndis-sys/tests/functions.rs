@@ -23,40 +23,25 @@ fn imports_are_wdk_16299_exports_from_the_right_module() {
             errors.push(format!("{name}: declared twice"));
         }
         if !MODULES.contains(&module) {
-            errors.push(format!(
-                "{name}: module {module} is not ntoskrnl.exe, ndis.sys or HAL.dll"
-            ));
+            errors.push(format!("{name}: module {module} is not ntoskrnl.exe, ndis.sys or HAL.dll"));
         }
         match table.get(name) {
-            None => errors.push(format!(
-                "{name}: not declared by WDK 10.0.16299 (newer, or not a WDK function)"
-            )),
+            None => errors.push(format!("{name}: not declared by WDK 10.0.16299 (newer, or not a WDK function)")),
             Some((_, linkage)) if linkage != "import" => {
-                errors.push(format!(
-                    "{name}: {linkage} in WDK 10.0.16299, not an export"
-                ));
+                errors.push(format!("{name}: {linkage} in WDK 10.0.16299, not an export"));
             }
             Some((header, _)) => {
                 let from_ndis = header == "km/ndis.h";
                 if from_ndis != (module == "ndis.sys") {
-                    errors.push(format!(
-                        "{name}: declared in {header} but imported from {module}"
-                    ));
+                    errors.push(format!("{name}: declared in {header} but imported from {module}"));
                 }
                 if !from_ndis && module != "ntoskrnl.exe" && module != "HAL.dll" {
-                    errors.push(format!(
-                        "{name}: a {header} function must come from ntoskrnl.exe (or HAL.dll)"
-                    ));
+                    errors.push(format!("{name}: a {header} function must come from ntoskrnl.exe (or HAL.dll)"));
                 }
             }
         }
     }
-    assert!(
-        errors.is_empty(),
-        "{} import errors:\n{}",
-        errors.len(),
-        errors.join("\n")
-    );
+    assert!(errors.is_empty(), "{} import errors:\n{}", errors.len(), errors.join("\n"));
 }
 
 #[test]
@@ -166,11 +151,7 @@ fn the_driver_api_is_declared() {
         "NdisFreeGenericObject",
         "NdisWriteEventLogEntry",
     ];
-    let missing: Vec<&str> = required
-        .iter()
-        .copied()
-        .filter(|n| !declared.contains(n))
-        .collect();
+    let missing: Vec<&str> = required.iter().copied().filter(|n| !declared.contains(n)).collect();
     assert!(missing.is_empty(), "missing imports: {missing:?}");
 }
 
@@ -188,28 +169,11 @@ fn inlines_macros_and_newer_exports_are_not_imported() {
         "IoSetCancelRoutine",
         "IoMarkIrpPending",
     ] {
-        assert_eq!(
-            table[name].1, "inline",
-            "{name} should be a header inline in WDK 10.0.16299"
-        );
-        assert!(
-            !IMPORTED_FUNCTIONS.iter().any(|&(_, n)| n == name),
-            "{name} is imported"
-        );
+        assert_eq!(table[name].1, "inline", "{name} should be a header inline in WDK 10.0.16299");
+        assert!(!IMPORTED_FUNCTIONS.iter().any(|&(_, n)| n == name), "{name} is imported");
     }
-    for name in [
-        "ExAllocatePool2",
-        "IoCompleteRequest",
-        "NdisAcquireSpinLock",
-        "KeAcquireSpinLock",
-    ] {
-        assert!(
-            !table.contains_key(name),
-            "{name} should not be a 10.0.16299 function"
-        );
-        assert!(
-            !IMPORTED_FUNCTIONS.iter().any(|&(_, n)| n == name),
-            "{name} is imported"
-        );
+    for name in ["ExAllocatePool2", "IoCompleteRequest", "NdisAcquireSpinLock", "KeAcquireSpinLock"] {
+        assert!(!table.contains_key(name), "{name} should not be a 10.0.16299 function");
+        assert!(!IMPORTED_FUNCTIONS.iter().any(|&(_, n)| n == name), "{name} is imported");
     }
 }

@@ -41,18 +41,9 @@ const NOT_IN_JSON: &[(&str, &str, &str)] = &[
 const NDIS689_TYPES: &[(&str, &str)] = &[
     ("NDIS_OID_REQUEST", "ndis689::NDIS_OID_REQUEST"),
     ("NET_BUFFER_LIST", "ndis689::NET_BUFFER_LIST"),
-    (
-        "NET_PNP_EVENT_NOTIFICATION",
-        "ndis689::NET_PNP_EVENT_NOTIFICATION",
-    ),
-    (
-        "NET_BUFFER_LIST_POOL_PARAMETERS",
-        "ndis689::NET_BUFFER_LIST_POOL_PARAMETERS",
-    ),
-    (
-        "NET_BUFFER_POOL_PARAMETERS",
-        "ndis689::NET_BUFFER_POOL_PARAMETERS",
-    ),
+    ("NET_PNP_EVENT_NOTIFICATION", "ndis689::NET_PNP_EVENT_NOTIFICATION"),
+    ("NET_BUFFER_LIST_POOL_PARAMETERS", "ndis689::NET_BUFFER_LIST_POOL_PARAMETERS"),
+    ("NET_BUFFER_POOL_PARAMETERS", "ndis689::NET_BUFFER_POOL_PARAMETERS"),
 ];
 
 /// One field of a mapped type.
@@ -960,27 +951,16 @@ fn join(prefix: &str, name: &str) -> String {
 }
 
 /// Flattens the mapped type `k` placed at byte `base` under the JSON path `prefix` into `out`.
-fn flatten(
-    k: &str,
-    prefix: &str,
-    base: usize,
-    out: &mut BTreeMap<String, Place>,
-    errors: &mut Vec<String>,
-) {
+fn flatten(k: &str, prefix: &str, base: usize, out: &mut BTreeMap<String, Place>, errors: &mut Vec<String>) {
     let Some(map) = lookup(k) else {
-        errors.push(format!(
-            "no type map for `{k}` (reached through `{prefix}`)"
-        ));
+        errors.push(format!("no type map for `{k}` (reached through `{prefix}`)"));
         return;
     };
     for e in &map.entries {
         let path = join(prefix, e.json);
         let offset = base + e.offset;
         if !e.json.is_empty() {
-            let place = Place::Field {
-                offset,
-                size: e.size,
-            };
+            let place = Place::Field { offset, size: e.size };
             if let Some(prev) = out.insert(path.clone(), place) {
                 errors.push(format!("`{path}` mapped twice (also {prev:?})"));
             }
@@ -991,10 +971,7 @@ fn flatten(
     }
     for b in map.bits {
         let path = join(prefix, b.name);
-        let place = Place::Bits {
-            bit_offset: base * 8 + b.bit_offset,
-            width: b.bit_width,
-        };
+        let place = Place::Bits { bit_offset: base * 8 + b.bit_offset, width: b.bit_width };
         if let Some(prev) = out.insert(path.clone(), place) {
             errors.push(format!("`{path}` mapped twice (also {prev:?})"));
         }
@@ -1008,48 +985,32 @@ fn compare(json_name: &str, rust_key: &str, json: &common::JsonType) -> Vec<Stri
         return vec![format!("{json_name}: no type map `{rust_key}`")];
     };
     if map.size != json.size {
-        errors.push(format!(
-            "{json_name}: size {} != WDK {}",
-            map.size, json.size
-        ));
+        errors.push(format!("{json_name}: size {} != WDK {}", map.size, json.size));
     }
     if map.align != json.align {
-        errors.push(format!(
-            "{json_name}: align {} != WDK {}",
-            map.align, json.align
-        ));
+        errors.push(format!("{json_name}: align {} != WDK {}", map.align, json.align));
     }
     let mut rust = BTreeMap::new();
     flatten(rust_key, "", 0, &mut rust, &mut errors);
 
     for f in &json.fields {
-        let exempt = EXEMPT
-            .iter()
-            .any(|&(t, p, _)| t == json_name && p == f.name);
+        let exempt = EXEMPT.iter().any(|&(t, p, _)| t == json_name && p == f.name);
         match (rust.get(&f.name), f.bits) {
             (None, Some(_)) if exempt => {}
             (None, _) => errors.push(format!("{json_name}.{}: WDK field has no mapping", f.name)),
             (Some(Place::Field { offset, size }), None) => {
                 if *offset != f.offset {
-                    errors.push(format!(
-                        "{json_name}.{}: offset {offset} != WDK {}",
-                        f.name, f.offset
-                    ));
+                    errors.push(format!("{json_name}.{}: offset {offset} != WDK {}", f.name, f.offset));
                 }
                 // Negative sizes are flexible array members.
                 if f.size >= 0 && i64::try_from(*size).ok() != Some(f.size) {
-                    errors.push(format!(
-                        "{json_name}.{}: size {size} != WDK {}",
-                        f.name, f.size
-                    ));
+                    errors.push(format!("{json_name}.{}: size {size} != WDK {}", f.name, f.size));
                 }
             }
             (Some(Place::Bits { bit_offset, width }), Some((bitoff, bitwidth))) => {
                 if *bit_offset != bitoff || *width != bitwidth {
-                    errors.push(format!(
-                        "{json_name}.{}: bits {bit_offset}:{width} != WDK {bitoff}:{bitwidth}",
-                        f.name
-                    ));
+                    errors
+                        .push(format!("{json_name}.{}: bits {bit_offset}:{width} != WDK {bitoff}:{bitwidth}", f.name));
                 }
                 if bit_offset / 8 != f.offset {
                     errors.push(format!(
@@ -1060,22 +1021,16 @@ fn compare(json_name: &str, rust_key: &str, json: &common::JsonType) -> Vec<Stri
                     ));
                 }
             }
-            (Some(p), b) => errors.push(format!(
-                "{json_name}.{}: Rust {p:?} but WDK bits {b:?}",
-                f.name
-            )),
+            (Some(p), b) => errors.push(format!("{json_name}.{}: Rust {p:?} but WDK bits {b:?}", f.name)),
         }
     }
 
     let json_paths: BTreeSet<&str> = json.fields.iter().map(|f| f.name.as_str()).collect();
     for path in rust.keys() {
-        let allowed = NOT_IN_JSON
-            .iter()
-            .any(|&(t, p, _)| t == json_name && (path == p || path.starts_with(&format!("{p}."))));
+        let allowed =
+            NOT_IN_JSON.iter().any(|&(t, p, _)| t == json_name && (path == p || path.starts_with(&format!("{p}."))));
         if !json_paths.contains(path.as_str()) && !allowed {
-            errors.push(format!(
-                "{json_name}.{path}: Rust field path not in the WDK table"
-            ));
+            errors.push(format!("{json_name}.{path}: Rust field path not in the WDK table"));
         }
     }
     errors
@@ -1087,10 +1042,7 @@ fn every_wdk_type_has_a_type_map() {
     assert_eq!(json.len(), 53, "layout-ndis630.json should list 53 types");
     let keys: BTreeSet<String> = all_keys().into_iter().collect();
     let missing: Vec<&String> = json.keys().filter(|t| !keys.contains(*t)).collect();
-    assert!(
-        missing.is_empty(),
-        "WDK types without a Rust type map: {missing:?}"
-    );
+    assert!(missing.is_empty(), "WDK types without a Rust type map: {missing:?}");
     for t in json.keys() {
         assert!(lookup(t).is_some(), "{t}");
     }
@@ -1112,16 +1064,8 @@ fn layouts_match_wdk_10_0_16299() {
         errors.extend(compare(name, name, t));
         checked_fields += t.fields.len();
     }
-    assert!(
-        errors.is_empty(),
-        "{} layout differences:\n{}",
-        errors.len(),
-        errors.join("\n")
-    );
-    assert!(
-        checked_fields > 1500,
-        "only {checked_fields} fields checked"
-    );
+    assert!(errors.is_empty(), "{} layout differences:\n{}", errors.len(), errors.join("\n"));
+    assert!(checked_fields > 1500, "only {checked_fields} fields checked");
 }
 
 #[test]
@@ -1130,17 +1074,11 @@ fn exemptions_are_bitfields_that_are_really_unmapped() {
     for &(t, path, reason) in EXEMPT {
         assert!(!reason.is_empty(), "{t}.{path}: exemption without a reason");
         let field = json[t].fields.iter().find(|f| f.name == path);
-        assert!(
-            field.is_some_and(|f| f.bits.is_some()),
-            "{t}.{path}: only bit-fields may be exempt"
-        );
+        assert!(field.is_some_and(|f| f.bits.is_some()), "{t}.{path}: only bit-fields may be exempt");
         let mut rust = BTreeMap::new();
         let mut errors = Vec::new();
         flatten(t, "", 0, &mut rust, &mut errors);
-        assert!(
-            !rust.contains_key(path),
-            "{t}.{path} is mapped: remove its exemption"
-        );
+        assert!(!rust.contains_key(path), "{t}.{path} is mapped: remove its exemption");
     }
     for &(t, p, reason) in NOT_IN_JSON {
         assert!(!reason.is_empty() && json.contains_key(t), "{t}.{p}");
@@ -1154,12 +1092,7 @@ fn ndis689_layouts_match_wdk_10_0_26100() {
     for &(name, rust_key) in NDIS689_TYPES {
         errors.extend(compare(name, rust_key, &json[name]));
     }
-    assert!(
-        errors.is_empty(),
-        "{} layout differences:\n{}",
-        errors.len(),
-        errors.join("\n")
-    );
+    assert!(errors.is_empty(), "{} layout differences:\n{}", errors.len(), errors.join("\n"));
 }
 
 /// The types that grew after NDIS 6.30: the exported 6.89 sizes against layout-ndis689.json, and the 6.30
@@ -1169,18 +1102,8 @@ fn grown_structures_have_their_ndis689_sizes() {
     let j630 = common::layouts(common::LAYOUT_NDIS630);
     let j689 = common::layouts(common::LAYOUT_NDIS689);
     let cases: &[(&str, usize, usize, usize)] = &[
-        (
-            "NDIS_OID_REQUEST",
-            size_of::<NDIS_OID_REQUEST>(),
-            ndis689::SIZEOF_NDIS_OID_REQUEST,
-            248,
-        ),
-        (
-            "NET_BUFFER_LIST",
-            size_of::<NET_BUFFER_LIST>(),
-            ndis689::SIZEOF_NET_BUFFER_LIST,
-            368,
-        ),
+        ("NDIS_OID_REQUEST", size_of::<NDIS_OID_REQUEST>(), ndis689::SIZEOF_NDIS_OID_REQUEST, 248),
+        ("NET_BUFFER_LIST", size_of::<NET_BUFFER_LIST>(), ndis689::SIZEOF_NET_BUFFER_LIST, 368),
         (
             "NET_PNP_EVENT_NOTIFICATION",
             size_of::<NET_PNP_EVENT_NOTIFICATION>(),
@@ -1207,10 +1130,7 @@ fn grown_structures_have_their_ndis689_sizes() {
         assert!(size689 > size630, "{name} grew");
     }
     // The WDK's own size macros for the new revisions (values checked by tests/constants.rs).
-    assert_eq!(
-        usize::from(NDIS_SIZEOF_OID_REQUEST_REVISION_2),
-        size_of::<ndis689::NDIS_OID_REQUEST>()
-    );
+    assert_eq!(usize::from(NDIS_SIZEOF_OID_REQUEST_REVISION_2), size_of::<ndis689::NDIS_OID_REQUEST>());
     assert_eq!(
         usize::from(NDIS_SIZEOF_NET_PNP_EVENT_NOTIFICATION_REVISION_2),
         offset_of!(ndis689::NET_PNP_EVENT_NOTIFICATION, VPortId) + 4
@@ -1225,18 +1145,9 @@ fn grown_structures_have_their_ndis689_sizes() {
     );
     // The info array holds MaxNetBufferListInfo slots at each version.
     let slots630 = size_of::<[PVOID; 1]>() * usize::try_from(MaxNetBufferListInfo).unwrap();
-    let slots689 =
-        size_of::<[PVOID; 1]>() * usize::try_from(ndis689::MaxNetBufferListInfo).unwrap();
-    let info630 = j630["NET_BUFFER_LIST"]
-        .fields
-        .iter()
-        .find(|f| f.name == "NetBufferListInfo")
-        .unwrap();
-    let info689 = j689["NET_BUFFER_LIST"]
-        .fields
-        .iter()
-        .find(|f| f.name == "NetBufferListInfo")
-        .unwrap();
+    let slots689 = size_of::<[PVOID; 1]>() * usize::try_from(ndis689::MaxNetBufferListInfo).unwrap();
+    let info630 = j630["NET_BUFFER_LIST"].fields.iter().find(|f| f.name == "NetBufferListInfo").unwrap();
+    let info689 = j689["NET_BUFFER_LIST"].fields.iter().find(|f| f.name == "NetBufferListInfo").unwrap();
     assert_eq!(i64::try_from(slots630).unwrap(), info630.size);
     assert_eq!(i64::try_from(slots689).unwrap(), info689.size);
 }
@@ -1252,72 +1163,29 @@ fn revision_sizes_match_layouts() {
         ),
         (
             NDIS_SIZEOF_PROTOCOL_DRIVER_CHARACTERISTICS_REVISION_1,
-            offset_of!(
-                NDIS_PROTOCOL_DRIVER_CHARACTERISTICS,
-                DirectOidRequestCompleteHandler
-            ),
+            offset_of!(NDIS_PROTOCOL_DRIVER_CHARACTERISTICS, DirectOidRequestCompleteHandler),
             "chars r1",
         ),
-        (
-            NDIS_SIZEOF_BIND_PARAMETERS_REVISION_4,
-            size_of::<NDIS_BIND_PARAMETERS>(),
-            "bind r4",
-        ),
-        (
-            NDIS_SIZEOF_OID_REQUEST_REVISION_1,
-            offset_of!(NDIS_OID_REQUEST, Reserved2) + 2,
-            "oid r1",
-        ),
+        (NDIS_SIZEOF_BIND_PARAMETERS_REVISION_4, size_of::<NDIS_BIND_PARAMETERS>(), "bind r4"),
+        (NDIS_SIZEOF_OID_REQUEST_REVISION_1, offset_of!(NDIS_OID_REQUEST, Reserved2) + 2, "oid r1"),
         (
             NDIS_SIZEOF_NET_BUFFER_LIST_POOL_PARAMETERS_REVISION_1,
             size_of::<NET_BUFFER_LIST_POOL_PARAMETERS>(),
             "nbl pool",
         ),
-        (
-            NDIS_SIZEOF_NET_BUFFER_POOL_PARAMETERS_REVISION_1,
-            size_of::<NET_BUFFER_POOL_PARAMETERS>(),
-            "nb pool",
-        ),
+        (NDIS_SIZEOF_NET_BUFFER_POOL_PARAMETERS_REVISION_1, size_of::<NET_BUFFER_POOL_PARAMETERS>(), "nb pool"),
         (
             NDIS_SIZEOF_NET_PNP_EVENT_NOTIFICATION_REVISION_1,
             offset_of!(NET_PNP_EVENT_NOTIFICATION, Flags) + 4,
             "pnp r1",
         ),
-        (
-            NDIS_SIZEOF_STATUS_INDICATION_REVISION_1,
-            size_of::<NDIS_STATUS_INDICATION>(),
-            "status",
-        ),
-        (
-            NDIS_SIZEOF_TIMER_CHARACTERISTICS_REVISION_1,
-            size_of::<NDIS_TIMER_CHARACTERISTICS>(),
-            "timer",
-        ),
-        (
-            NDIS_SIZEOF_LINK_STATE_REVISION_1,
-            size_of::<NDIS_LINK_STATE>(),
-            "link state",
-        ),
-        (
-            NDIS_SIZEOF_RESTART_GENERAL_ATTRIBUTES_REVISION_2,
-            size_of::<NDIS_RESTART_GENERAL_ATTRIBUTES>(),
-            "restart r2",
-        ),
-        (
-            NDIS_SIZEOF_NDIS_OFFLOAD_REVISION_3,
-            size_of::<NDIS_OFFLOAD>(),
-            "offload r3",
-        ),
-        (
-            NDIS_SIZEOF_NDIS_PM_CAPABILITIES_REVISION_2,
-            size_of::<NDIS_PM_CAPABILITIES>(),
-            "pm r2",
-        ),
-        (
-            NDIS_SIZEOF_STATISTICS_INFO_REVISION_1,
-            size_of::<NDIS_STATISTICS_INFO>(),
-            "statistics",
-        ),
+        (NDIS_SIZEOF_STATUS_INDICATION_REVISION_1, size_of::<NDIS_STATUS_INDICATION>(), "status"),
+        (NDIS_SIZEOF_TIMER_CHARACTERISTICS_REVISION_1, size_of::<NDIS_TIMER_CHARACTERISTICS>(), "timer"),
+        (NDIS_SIZEOF_LINK_STATE_REVISION_1, size_of::<NDIS_LINK_STATE>(), "link state"),
+        (NDIS_SIZEOF_RESTART_GENERAL_ATTRIBUTES_REVISION_2, size_of::<NDIS_RESTART_GENERAL_ATTRIBUTES>(), "restart r2"),
+        (NDIS_SIZEOF_NDIS_OFFLOAD_REVISION_3, size_of::<NDIS_OFFLOAD>(), "offload r3"),
+        (NDIS_SIZEOF_NDIS_PM_CAPABILITIES_REVISION_2, size_of::<NDIS_PM_CAPABILITIES>(), "pm r2"),
+        (NDIS_SIZEOF_STATISTICS_INFO_REVISION_1, size_of::<NDIS_STATISTICS_INFO>(), "statistics"),
         (
             NDIS_SIZEOF_PORT_AUTHENTICATION_PARAMETERS_REVISION_1,
             size_of::<NDIS_PORT_AUTHENTICATION_PARAMETERS>(),
@@ -1336,21 +1204,10 @@ fn bitfield_accessors_use_their_table_positions() {
     tag.set_VlanId(0xABC);
     tag.set_CanonicalFormatId(1);
     assert_eq!(tag.Bits, 5 | (1 << 3) | (0xABC << 4));
-    assert_eq!(
-        (
-            tag.UserPriority(),
-            tag.CanonicalFormatId(),
-            tag.VlanId(),
-            tag.Reserved()
-        ),
-        (5, 1, 0xABC, 0)
-    );
+    assert_eq!((tag.UserPriority(), tag.CanonicalFormatId(), tag.VlanId(), tag.Reserved()), (5, 1, 0xABC, 0));
     // Oversized values are cut to the field's width and leave neighbours alone.
     tag.set_VlanId(0xF_FFFF);
-    assert_eq!(
-        (tag.UserPriority(), tag.VlanId(), tag.Reserved()),
-        (5, 0xFFF, 0)
-    );
+    assert_eq!((tag.UserPriority(), tag.VlanId(), tag.Reserved()), (5, 0xFFF, 0));
 
     let mut rx = NDIS_TCP_IP_CHECKSUM_NET_BUFFER_LIST_INFO_Receive { Bits: 0 };
     rx.set_IpChecksumValueInvalid(1);
@@ -1363,11 +1220,8 @@ fn bitfield_accessors_use_their_table_positions() {
             let mut v = zero;
             set_all(&mut v, b.name);
             // SAFETY: `T` is plain integers; reading its bytes is sound.
-            let bytes =
-                unsafe { std::slice::from_raw_parts((&raw const v).cast::<u8>(), size_of::<T>()) };
-            let set: Vec<usize> = (0..bytes.len() * 8)
-                .filter(|i| bytes[i / 8] & (1 << (i % 8)) != 0)
-                .collect();
+            let bytes = unsafe { std::slice::from_raw_parts((&raw const v).cast::<u8>(), size_of::<T>()) };
+            let set: Vec<usize> = (0..bytes.len() * 8).filter(|i| bytes[i / 8] & (1 << (i % 8)) != 0).collect();
             let want: Vec<usize> = (b.bit_offset..b.bit_offset + b.bit_width as usize).collect();
             assert_eq!(set, want, "{name}.{}", b.name);
         }

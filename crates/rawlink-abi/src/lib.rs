@@ -106,7 +106,12 @@ impl FrameHeader {
         }
         let mut t = [0u8; 8];
         t.copy_from_slice(b.get(8..16).unwrap_or(&[0; 8]));
-        Ok(Self { captured_length: get_u32(b, 0), original_length: get_u32(b, 4), timestamp: u64::from_le_bytes(t), flags: get_u32(b, 16) })
+        Ok(Self {
+            captured_length: get_u32(b, 0),
+            original_length: get_u32(b, 4),
+            timestamp: u64::from_le_bytes(t),
+            flags: get_u32(b, 16),
+        })
     }
 }
 
@@ -404,7 +409,14 @@ mod tests {
 
     #[test]
     fn binding_record_round_trip_and_bounds() {
-        let r = BindingRecord { index: 1, state: binding_state::RUNNING, mtu: 1500, link_up: true, link_speed: 10_000_000_000, mac: [2, 0, 0, 0, 0, 7] };
+        let r = BindingRecord {
+            index: 1,
+            state: binding_state::RUNNING,
+            mtu: 1500,
+            link_up: true,
+            link_speed: 10_000_000_000,
+            mac: [2, 0, 0, 0, 0, 7],
+        };
         let mut out = vec![0u8; 200];
         let n = r.emit(&mut out, &utf16("\\DEVICE\\{A}"), &utf16("Eth")).unwrap();
         let (back, name, friendly) = BindingRecord::parse(&out[..n]).unwrap();

@@ -107,7 +107,11 @@ pub struct TapBackend {
 
 impl fmt::Debug for TapBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TapBackend").field("name", &self.name).field("mtu", &self.mtu()).field("stats", &self.stats()).finish()
+        f.debug_struct("TapBackend")
+            .field("name", &self.name)
+            .field("mtu", &self.mtu())
+            .field("stats", &self.stats())
+            .finish()
     }
 }
 
@@ -140,7 +144,8 @@ pub fn check_interface_name(name: &str) -> Result<(), TapError> {
 /// backend itself may then be used from any thread.
 pub fn enter_network_namespace(path: &Path) -> Result<(), TapError> {
     let shown = path.display().to_string();
-    let ns = File::open(path).map_err(|source| TapError::Namespace { path: shown.clone(), why: "cannot open", source })?;
+    let ns =
+        File::open(path).map_err(|source| TapError::Namespace { path: shown.clone(), why: "cannot open", source })?;
     raw::enter_network_namespace(&ns).map_err(|source| {
         let why = match source.raw_os_error() {
             Some(libc::EPERM) => "setns needs CAP_SYS_ADMIN",
@@ -173,8 +178,13 @@ impl TapBackend {
                 _ => TapError::Io { what: "TUNSETIFF", name, source },
             }
         })?;
-        let sock = raw::control_socket().map_err(|source| TapError::Io { what: "socket", name: actual.clone(), source })?;
-        let mtu = raw::mtu(&sock, &actual).map_err(|source| TapError::Io { what: "SIOCGIFMTU", name: actual.clone(), source })?;
+        let sock =
+            raw::control_socket().map_err(|source| TapError::Io { what: "socket", name: actual.clone(), source })?;
+        let mtu = raw::mtu(&sock, &actual).map_err(|source| TapError::Io {
+            what: "SIOCGIFMTU",
+            name: actual.clone(),
+            source,
+        })?;
         Ok(TapBackend {
             tap,
             sock,
@@ -199,13 +209,21 @@ impl TapBackend {
 
     /// Brings the interface up (`ip link set NAME up`).
     pub fn set_up(&self) -> Result<(), TapError> {
-        raw::set_up(&self.sock, &self.name).map_err(|source| TapError::Io { what: "SIOCSIFFLAGS (up)", name: self.name.clone(), source })
+        raw::set_up(&self.sock, &self.name).map_err(|source| TapError::Io {
+            what: "SIOCSIFFLAGS (up)",
+            name: self.name.clone(),
+            source,
+        })
     }
 
     /// Sets the Linux side's Ethernet address (`ip link set NAME address MAC`). This is the address of the
     /// interface, the adapter's neighbour — not the adapter's own.
     pub fn set_mac(&self, mac: [u8; 6]) -> Result<(), TapError> {
-        raw::set_mac(&self.sock, &self.name, mac).map_err(|source| TapError::Io { what: "SIOCSIFHWADDR", name: self.name.clone(), source })
+        raw::set_mac(&self.sock, &self.name, mac).map_err(|source| TapError::Io {
+            what: "SIOCSIFHWADDR",
+            name: self.name.clone(),
+            source,
+        })
     }
 
     /// Counters so far.

@@ -5,16 +5,16 @@
 //! large enough for as long as the owner exists. The driver may write these blocks at any time (it owns an
 //! IRP between dispatch and completion), so values are only ever copied in and out, never referenced.
 
-use super::memory::{read_bytes, read_obj, write_obj, HostBlock};
-use ndis_sys::*;
-use std::mem::{offset_of, size_of};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use super::call;
 use super::cpu;
 use super::exports::{hex, DISPATCH, PASSIVE};
+use super::memory::{read_bytes, read_obj, write_obj, HostBlock};
 use crate::host::Inner;
 use crate::trace::{status, Direction};
 use crate::verifier::Rule;
+use ndis_sys::*;
+use std::mem::{offset_of, size_of};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// `IO_TYPE_IRP`.
 pub const IO_TYPE_IRP: i16 = 6;
@@ -169,7 +169,8 @@ impl IrpBlock {
         // SAFETY: inside the IRP (type invariant).
         let status: i32 = unsafe { read_obj(base + offset_of!(IRP, IoStatus)) };
         // SAFETY: as above.
-        let info: usize = unsafe { read_obj(base + offset_of!(IRP, IoStatus) + offset_of!(IO_STATUS_BLOCK, Information)) };
+        let info: usize =
+            unsafe { read_obj(base + offset_of!(IRP, IoStatus) + offset_of!(IO_STATUS_BLOCK, Information)) };
         (status, info)
     }
 
@@ -489,7 +490,12 @@ pub fn device_facts(device: &HostBlock) -> DeviceFacts {
     // SAFETY: the block was sized for a DEVICE_OBJECT by IoCreateDevice and lives as long as `device`.
     let d: DEVICE_OBJECT = unsafe { read_obj(device.addr()) };
     // CAST: StackSize is a CCHAR the I/O manager keeps positive.
-    DeviceFacts { flags: d.Flags, stack_size: d.StackSize.max(1) as u8, device_type: d.DeviceType, characteristics: d.Characteristics }
+    DeviceFacts {
+        flags: d.Flags,
+        stack_size: d.StackSize.max(1) as u8,
+        device_type: d.DeviceType,
+        characteristics: d.Characteristics,
+    }
 }
 
 /// The driver's `MajorFunction[major]` (0 = not set).
@@ -504,7 +510,14 @@ pub fn major_function(driver_object: &HostBlock, major: u8) -> usize {
 
 /// Calls a dispatch routine `f(DeviceObject, Irp)` at PASSIVE_LEVEL on this processor, traced under the
 /// major function's name with the request's details; returns the NTSTATUS it returned.
-pub(crate) fn call_dispatch(inner: &Inner, name: &str, f: usize, device: usize, irp: &IrpBlock, details: Vec<(&'static str, String)>) -> i32 {
+pub(crate) fn call_dispatch(
+    inner: &Inner,
+    name: &str,
+    f: usize,
+    device: usize,
+    irp: &IrpBlock,
+    details: Vec<(&'static str, String)>,
+) -> i32 {
     let prev = cpu::irql();
     cpu::set_irql(PASSIVE);
     let mut args = vec![("DeviceObject", hex(device as u64)), ("Irp", hex(irp.addr() as u64))];
@@ -517,7 +530,10 @@ pub(crate) fn call_dispatch(inner: &Inner, name: &str, f: usize, device: usize, 
     check_stack(inner, name, probe.end());
     let after = cpu::irql();
     if after != PASSIVE {
-        inner.violation(Rule::IrqlNotRestored, format!("{name} dispatch returned at IRQL {after}; it was called at IRQL 0"));
+        inner.violation(
+            Rule::IrqlNotRestored,
+            format!("{name} dispatch returned at IRQL {after}; it was called at IRQL 0"),
+        );
     }
     // CAST: NTSTATUS is the low 32 bits of RAX.
     let st = r as u32 as i32;
@@ -560,7 +576,10 @@ pub(crate) fn acquire_cancel_lock(inner: &Inner, api: &str) -> bool {
             }
             Some(&holder) if holder == me => {
                 drop(st);
-                inner.violation(Rule::SpinLock, format!("{api}: this processor already holds the cancel spin lock (deadlock on Windows)"));
+                inner.violation(
+                    Rule::SpinLock,
+                    format!("{api}: this processor already holds the cancel spin lock (deadlock on Windows)"),
+                );
                 return false;
             }
             Some(_) => {
@@ -579,7 +598,8 @@ pub(crate) fn release_cancel_lock(inner: &Inner, api: &str) -> bool {
         return true;
     }
     drop(st);
-    inner.violation(Rule::SpinLock, format!("{api}: releases the cancel spin lock, which this processor does not hold"));
+    inner
+        .violation(Rule::SpinLock, format!("{api}: releases the cancel spin lock, which this processor does not hold"));
     false
 }
 
@@ -625,11 +645,13 @@ pub(crate) fn cancel_irp(inner: &Inner, irp: &IrpBlock, device: usize) -> bool {
     true
 }
 
-
 /// Writes `MajorFunction[major]` of the machine's DRIVER_OBJECT (test support: [`fake_driver`] routines
 /// stand in for a driver's dispatch to exercise the I/O manager's pending, cancel and verifier paths).
 pub fn set_major_function(driver_object: &HostBlock, major: u8, f: usize) {
-    let Some(off) = offset_of!(DRIVER_OBJECT, MajorFunction).checked_add(usize::from(major) * size_of::<usize>()) else { return };
+    let Some(off) = offset_of!(DRIVER_OBJECT, MajorFunction).checked_add(usize::from(major) * size_of::<usize>())
+    else {
+        return;
+    };
     if major > IRP_MJ_MAXIMUM_FUNCTION {
         return;
     }
@@ -712,7 +734,9 @@ pub mod fake_driver {
 
     fn current_stack(irp: usize) -> usize {
         // SAFETY: a dispatched IRP; the I/O manager set its current stack location.
-        unsafe { read_obj(irp + offset_of!(IRP, Tail) + offset_of!(IRP_Tail_Overlay, s) + offset_of!(IRP_Tail_Overlay_s, u)) }
+        unsafe {
+            read_obj(irp + offset_of!(IRP, Tail) + offset_of!(IRP_Tail_Overlay, s) + offset_of!(IRP_Tail_Overlay_s, u))
+        }
     }
 
     fn mark_pending(irp: usize) {
@@ -835,7 +859,9 @@ pub mod fake_driver {
                             let f = export("MmMapLockedPagesSpecifyCache");
                             // SAFETY: the host's MmMapLockedPagesSpecifyCache export.
                             let g = unsafe {
-                                std::mem::transmute::<usize, extern "win64" fn(usize, i8, i32, usize, u32, u32) -> usize>(f)
+                                std::mem::transmute::<usize, extern "win64" fn(usize, i8, i32, usize, u32, u32) -> usize>(
+                                    f,
+                                )
                             };
                             g(i.MdlAddress as usize, KernelMode, 1, 0, 0, 0x10 | 0x4000_0000)
                         }
@@ -871,13 +897,18 @@ pub mod fake_driver {
     fn mdl_round_trip(leak: bool) -> i32 {
         const TAG: u32 = u32::from_le_bytes(*b"Fake");
         // SAFETY: the host's exports, with their WDK signatures in the win64 convention.
-        let alloc = unsafe { std::mem::transmute::<usize, extern "win64" fn(i32, usize, u32) -> usize>(export("ExAllocatePoolWithTag")) };
+        let alloc = unsafe {
+            std::mem::transmute::<usize, extern "win64" fn(i32, usize, u32) -> usize>(export("ExAllocatePoolWithTag"))
+        };
         // SAFETY: as above.
         let free = unsafe { std::mem::transmute::<usize, extern "win64" fn(usize, u32)>(export("ExFreePoolWithTag")) };
         // SAFETY: as above.
-        let io_alloc = unsafe { std::mem::transmute::<usize, extern "win64" fn(usize, u32, u8, u8, usize) -> usize>(export("IoAllocateMdl")) };
+        let io_alloc = unsafe {
+            std::mem::transmute::<usize, extern "win64" fn(usize, u32, u8, u8, usize) -> usize>(export("IoAllocateMdl"))
+        };
         // SAFETY: as above.
-        let build = unsafe { std::mem::transmute::<usize, extern "win64" fn(usize)>(export("MmBuildMdlForNonPagedPool")) };
+        let build =
+            unsafe { std::mem::transmute::<usize, extern "win64" fn(usize)>(export("MmBuildMdlForNonPagedPool")) };
         // SAFETY: as above.
         let io_free = unsafe { std::mem::transmute::<usize, extern "win64" fn(usize)>(export("IoFreeMdl")) };
         let buf = alloc(512, 256, TAG); // NonPagedPoolNx, 256 bytes
@@ -900,7 +931,11 @@ pub mod fake_driver {
             }
         }
         free(buf, TAG);
-        if ok { 0 } else { 0xC000_0001u32 as i32 }
+        if ok {
+            0
+        } else {
+            0xC000_0001u32 as i32
+        }
     }
 
     /// One cancel-safe queue per device: the IO_CSQ, then its KSPIN_LOCK at +64; its IRPs in CSQ_IRPS.
@@ -925,7 +960,9 @@ pub mod fake_driver {
         m.insert(device, b);
         let f = export("IoCsqInitialize");
         // SAFETY: the host's IoCsqInitialize export with the seven win64 arguments it declares.
-        let g = unsafe { std::mem::transmute::<usize, extern "win64" fn(usize, usize, usize, usize, usize, usize, usize) -> i32>(f) };
+        let g = unsafe {
+            std::mem::transmute::<usize, extern "win64" fn(usize, usize, usize, usize, usize, usize, usize) -> i32>(f)
+        };
         g(
             addr,
             csq_insert as *const () as usize,
@@ -956,7 +993,9 @@ pub mod fake_driver {
 
     extern "win64" fn csq_acquire(csq: usize, irql: usize) {
         // SAFETY: the host's KeAcquireSpinLockRaiseToDpc export, (PKSPIN_LOCK) -> KIRQL.
-        let g = unsafe { std::mem::transmute::<usize, extern "win64" fn(usize) -> u8>(export("KeAcquireSpinLockRaiseToDpc")) };
+        let g = unsafe {
+            std::mem::transmute::<usize, extern "win64" fn(usize) -> u8>(export("KeAcquireSpinLockRaiseToDpc"))
+        };
         let old = g(csq + CSQ_LOCK);
         // SAFETY: the KIRQL out pointer the csq library passes.
         unsafe { write_obj(irql, old) };
@@ -988,10 +1027,16 @@ pub mod fake_driver {
             complete(irp, status, 0);
             n += 1;
         }
-        let csq = CSQS.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref().and_then(|m| m.get(&device).map(HostBlock::addr));
+        let csq = CSQS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .and_then(|m| m.get(&device).map(HostBlock::addr));
         if let Some(csq) = csq {
             // SAFETY: the host's IoCsqRemoveNextIrp export, (PIO_CSQ, PVOID) -> PIRP.
-            let next = unsafe { std::mem::transmute::<usize, extern "win64" fn(usize, usize) -> usize>(export("IoCsqRemoveNextIrp")) };
+            let next = unsafe {
+                std::mem::transmute::<usize, extern "win64" fn(usize, usize) -> usize>(export("IoCsqRemoveNextIrp"))
+            };
             loop {
                 let irp = next(csq, 0);
                 if irp == 0 {
@@ -1027,7 +1072,12 @@ mod tests {
 
     #[test]
     fn irp_is_laid_out_as_the_io_manager_does() {
-        let params = StackParameters::DeviceIoControl { output_length: 7, input_length: 9, code: 0x0022_2004, type3_input: 0x7000 };
+        let params = StackParameters::DeviceIoControl {
+            output_length: 7,
+            input_length: 9,
+            code: 0x0022_2004,
+            type3_input: 0x7000,
+        };
         let b = IrpBlock::build(&spec(2, params)).expect("irp");
         let irp = b.irp();
         assert_eq!(irp.Type, IO_TYPE_IRP);

@@ -9,7 +9,7 @@ pub mod exports;
 pub mod irp;
 pub mod mapping;
 pub mod memory;
-pub mod stack;
 pub mod ndis_objects;
+pub mod stack;
 #[cfg(target_os = "linux")]
 pub mod tap;

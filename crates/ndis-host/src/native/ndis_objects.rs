@@ -106,7 +106,13 @@ const NDIS_650: u32 = 0x0006_0032;
 
 /// A NET_PNP_EVENT_NOTIFICATION for `code`, with an optional buffer, at the revision NDIS `version` uses
 /// (2 from NDIS 6.50, else 1). The block always has the size of the largest revision.
-pub fn pnp_notification(lent: &mut Lent, version: u32, code: NET_PNP_EVENT_CODE, buffer: usize, buffer_len: u32) -> usize {
+pub fn pnp_notification(
+    lent: &mut Lent,
+    version: u32,
+    code: NET_PNP_EVENT_CODE,
+    buffer: usize,
+    buffer_len: u32,
+) -> usize {
     let Some(block) = HostBlock::new(ndis689::SIZEOF_NET_PNP_EVENT_NOTIFICATION, 16) else { return 0 };
     let (revision, size) = if version >= NDIS_650 {
         (NET_PNP_EVENT_NOTIFICATION_REVISION_2, NDIS_SIZEOF_NET_PNP_EVENT_NOTIFICATION_REVISION_2)
@@ -205,7 +211,11 @@ fn receive_nb(lent: &mut Lent, frame: &[u8], shape: ReceiveShape) -> Option<usiz
     let pieces = shape.mdls_per_nb.max(1);
     let chunk = frame.len().div_ceil(pieces).max(1);
     let mut mdls = Vec::new();
-    for (i, part) in frame.chunks(chunk).chain(std::iter::repeat_n(&[][..], pieces.saturating_sub(frame.len().div_ceil(chunk)))).enumerate() {
+    for (i, part) in frame
+        .chunks(chunk)
+        .chain(std::iter::repeat_n(&[][..], pieces.saturating_sub(frame.len().div_ceil(chunk))))
+        .enumerate()
+    {
         let head = if i == 0 { shape.data_offset } else { 0 };
         let data = HostBlock::new(head + part.len(), 16)?;
         for (j, b) in part.iter().enumerate() {
@@ -312,7 +322,13 @@ pub struct NbSpec {
 /// Allocates an NBL of [`NBL_SIZE`] bytes for `pool`, with `context_size + backfill` bytes of context and,
 /// if `nb` is given, a NET_BUFFER. `current` positions the NET_BUFFER's CurrentMdl/CurrentMdlOffset for a
 /// driver MDL chain (the caller has checked the chain); `None` leaves them at the chain's start + offset.
-pub fn allocate_nbl(pool: usize, context_size: u16, backfill: u16, nb: Option<NbSpec>, current: Option<(usize, u32)>) -> Option<NblParts> {
+pub fn allocate_nbl(
+    pool: usize,
+    context_size: u16,
+    backfill: u16,
+    nb: Option<NbSpec>,
+    current: Option<(usize, u32)>,
+) -> Option<NblParts> {
     let nbl = HostBlock::new(NBL_SIZE, 16)?;
     let mut parts = NblParts { nbl: nbl.addr(), nb: 0, data: None, blocks: vec![] };
     let l = nbl.addr();
@@ -399,7 +415,11 @@ pub unsafe fn set_data_start(nb: usize, offset: u32, length: u32, current: (usiz
 /// `nbl` is an NBL the host allocated and still holds.
 pub unsafe fn cancel_id(nbl: usize) -> usize {
     // SAFETY: guaranteed by the caller; the slot is inside the NBL_SIZE block.
-    unsafe { read_obj::<usize>(nbl + std::mem::offset_of!(NET_BUFFER_LIST, NetBufferListInfo) + NetBufferListCancelId as usize * 8) }
+    unsafe {
+        read_obj::<usize>(
+            nbl + std::mem::offset_of!(NET_BUFFER_LIST, NetBufferListInfo) + NetBufferListCancelId as usize * 8,
+        )
+    }
 }
 
 /// The MDL a NET_BUFFER's `DataOffset` falls in, and the offset in it, walking the chain from `chain`.
@@ -469,7 +489,13 @@ pub unsafe fn first_nb(nbl: usize) -> usize {
 
 /// Copies `len` bytes starting `offset` bytes into the MDL chain at `chain`. Every MDL must satisfy `known`
 /// and describe memory that satisfies `readable` (start, length) through its MappedSystemVa.
-pub fn gather(chain: usize, offset: u32, len: u32, known: &dyn Fn(usize) -> bool, readable: &dyn Fn(usize, usize) -> bool) -> Result<Vec<u8>, String> {
+pub fn gather(
+    chain: usize,
+    offset: u32,
+    len: u32,
+    known: &dyn Fn(usize) -> bool,
+    readable: &dyn Fn(usize, usize) -> bool,
+) -> Result<Vec<u8>, String> {
     let mut out = Vec::with_capacity(len as usize);
     let mut skip = u64::from(offset);
     let mut m = chain;
@@ -477,7 +503,10 @@ pub fn gather(chain: usize, offset: u32, len: u32, known: &dyn Fn(usize) -> bool
     while out.len() < len as usize {
         n += 1;
         if m == 0 {
-            return Err(format!("the MDL chain ends {} byte(s) short of DataOffset + DataLength", len as usize - out.len()));
+            return Err(format!(
+                "the MDL chain ends {} byte(s) short of DataOffset + DataLength",
+                len as usize - out.len()
+            ));
         }
         if n > 4096 || !known(m) {
             return Err(format!("MDL {m:#x} is not an MDL of the driver (NdisAllocateMdl, IoAllocateMdl or its pool)"));
@@ -524,7 +553,11 @@ pub unsafe fn link_with_status(nbls: &[(usize, i32)]) {
 
 /// An NDIS_STATUS_INDICATION for `code` with `payload` as its status buffer.
 pub fn status_indication(lent: &mut Lent, source: usize, code: NDIS_STATUS, payload: &[u8]) -> usize {
-    let (Some(buf), Some(block)) = (HostBlock::new(payload.len().max(1), 16), HostBlock::new(size_of::<NDIS_STATUS_INDICATION>(), 16)) else { return 0 };
+    let (Some(buf), Some(block)) =
+        (HostBlock::new(payload.len().max(1), 16), HostBlock::new(size_of::<NDIS_STATUS_INDICATION>(), 16))
+    else {
+        return 0;
+    };
     for (i, b) in payload.iter().enumerate() {
         // SAFETY: inside the fresh buffer block.
         unsafe { write_obj(buf.addr() + i, *b) };
@@ -550,7 +583,8 @@ pub fn status_indication(lent: &mut Lent, source: usize, code: NDIS_STATUS, payl
 /// Links the sends `batch` (all in flight) into one chain with their completion statuses; returns its head,
 /// or `None` (nothing linked) if one of them is not in flight.
 pub fn link_completed(ndis: &crate::ndis::NdisState, batch: &[usize]) -> Option<usize> {
-    let with_status: Option<Vec<(usize, i32)>> = batch.iter().map(|n| ndis.in_flight.get(n).map(|&(_, st)| (*n, st))).collect();
+    let with_status: Option<Vec<(usize, i32)>> =
+        batch.iter().map(|n| ndis.in_flight.get(n).map(|&(_, st)| (*n, st))).collect();
     let with_status = with_status?;
     // SAFETY: NBLs in flight are NBLs the host allocated for the driver (`driver_nbls`), held until freed,
     // and the driver may not touch them until they complete.

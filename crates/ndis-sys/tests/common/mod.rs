@@ -1,23 +1,13 @@
 //! Loading the WDK reference tables in `reference/` (see `reference/README.md` for their format).
-#![allow(
-    dead_code,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing
-)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::collections::BTreeMap;
 
-pub const LAYOUT_NDIS630: &str =
-    include_str!("../../../../reference/wdk-10.0.16299/layout-ndis630.json");
-pub const LAYOUT_NDIS689: &str =
-    include_str!("../../../../reference/wdk-10.0.26100/layout-ndis689.json");
-pub const CONSTANTS_NDIS630: &str =
-    include_str!("../../../../reference/wdk-10.0.16299/constants-ndis630.tsv");
-pub const CONSTANTS_NDIS689: &str =
-    include_str!("../../../../reference/wdk-10.0.26100/constants-ndis689.tsv");
-pub const FUNCTIONS_16299: &str =
-    include_str!("../../../../reference/wdk-10.0.16299/functions.tsv");
+pub const LAYOUT_NDIS630: &str = include_str!("../../../../reference/wdk-10.0.16299/layout-ndis630.json");
+pub const LAYOUT_NDIS689: &str = include_str!("../../../../reference/wdk-10.0.26100/layout-ndis689.json");
+pub const CONSTANTS_NDIS630: &str = include_str!("../../../../reference/wdk-10.0.16299/constants-ndis630.tsv");
+pub const CONSTANTS_NDIS689: &str = include_str!("../../../../reference/wdk-10.0.26100/constants-ndis689.tsv");
+pub const FUNCTIONS_16299: &str = include_str!("../../../../reference/wdk-10.0.16299/functions.tsv");
 
 /// One field row of a layout table.
 #[derive(Clone, Debug)]
@@ -48,9 +38,7 @@ pub fn layouts(text: &str) -> BTreeMap<String, JsonType> {
         if name == "_errors" {
             continue;
         }
-        let num = |v: &serde_json::Value, k: &str| {
-            v[k].as_i64().unwrap_or_else(|| panic!("{name}: no {k}"))
-        };
+        let num = |v: &serde_json::Value, k: &str| v[k].as_i64().unwrap_or_else(|| panic!("{name}: no {k}"));
         let fields = t["fields"]
             .as_array()
             .expect("fields is an array")
@@ -92,10 +80,7 @@ pub struct TsvConstant {
 /// Parses a `constants-*.tsv` table. A name that appears twice (declared by two headers) must have one value.
 pub fn constants(text: &str) -> BTreeMap<String, TsvConstant> {
     let mut out: BTreeMap<String, TsvConstant> = BTreeMap::new();
-    for line in text
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-    {
+    for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
         let cols: Vec<&str> = line.split('\t').collect();
         assert_eq!(cols.len(), 5, "malformed row: {line}");
         let c = TsvConstant {
@@ -105,11 +90,7 @@ pub fn constants(text: &str) -> BTreeMap<String, TsvConstant> {
             kind: cols[4].to_owned(),
         };
         if let Some(prev) = out.get(cols[0]) {
-            assert_eq!(
-                prev.decimal, c.decimal,
-                "{} has two values in one table",
-                cols[0]
-            );
+            assert_eq!(prev.decimal, c.decimal, "{} has two values in one table", cols[0]);
             continue;
         }
         out.insert(cols[0].to_owned(), c);
@@ -124,10 +105,7 @@ pub fn functions(text: &str) -> BTreeMap<String, (String, String)> {
         .map(|l| {
             let cols: Vec<&str> = l.split('\t').collect();
             assert_eq!(cols.len(), 3, "malformed row: {l}");
-            (
-                cols[0].to_owned(),
-                (cols[1].to_owned(), cols[2].trim().to_owned()),
-            )
+            (cols[0].to_owned(), (cols[1].to_owned(), cols[2].trim().to_owned()))
         })
         .collect()
 }

@@ -41,7 +41,7 @@ fn tiny_image() -> Vec<u8> {
     put(&mut f, o + 60, &0x200u32.to_le_bytes()); // SizeOfHeaders
     put(&mut f, o + 68, &1u16.to_le_bytes()); // Subsystem: native
     put(&mut f, o + 108, &16u32.to_le_bytes()); // NumberOfRvaAndSizes
-    // Section header.
+                                                // Section header.
     let s = o + 240;
     put(&mut f, s, b".text\0\0\0");
     put(&mut f, s + 8, &0x100u32.to_le_bytes());
@@ -89,7 +89,11 @@ fn run(h: &Host, cpu: usize, irql: u8, name: &str, f: usize, args: &[u64]) -> u6
 
 /// An export's address, as the driver's import table would hold it.
 fn export(name: &str) -> usize {
-    super::table().into_iter().find(|(_, n, _)| *n == name).map(|(_, _, a)| a).unwrap_or_else(|| panic!("{name} not exported"))
+    super::table()
+        .into_iter()
+        .find(|(_, n, _)| *n == name)
+        .map(|(_, _, a)| a)
+        .unwrap_or_else(|| panic!("{name} not exported"))
 }
 
 macro_rules! import {
@@ -170,7 +174,12 @@ extern "win64" fn delay(ms: u64) -> u64 {
 static SEEN: Mutex<Vec<(u64, &'static str, u8, u32)>> = Mutex::new(Vec::new());
 
 fn seen(tag: u64) -> Vec<(&'static str, u8, u32)> {
-    SEEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter().filter(|e| e.0 == tag).map(|e| (e.1, e.2, e.3)).collect()
+    SEEN.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .iter()
+        .filter(|e| e.0 == tag)
+        .map(|e| (e.1, e.2, e.3))
+        .collect()
 }
 
 fn note(tag: u64, what: &'static str) {
@@ -235,7 +244,8 @@ fn an_event_set_on_one_processor_wakes_a_waiter_on_the_other() {
     run(&h, 0, PASSIVE, "Init", init_event as *const () as usize, &[e, NotificationEvent as u64, 0]);
     let h2 = std::sync::Arc::clone(&h);
     let start = Instant::now();
-    let waiter = std::thread::spawn(move || run(&h2, 1, PASSIVE, "Waiter", wait_event as *const () as usize, &[e, u64::MAX]));
+    let waiter =
+        std::thread::spawn(move || run(&h2, 1, PASSIVE, "Waiter", wait_event as *const () as usize, &[e, u64::MAX]));
     std::thread::sleep(Duration::from_millis(50));
     assert!(!waiter.is_finished(), "the waiter blocks until the event is set");
     assert_eq!(run(&h, 0, DISPATCH, "Setter", set_event as *const () as usize, &[e]), 0, "previous state");
@@ -250,7 +260,9 @@ fn an_event_set_on_one_processor_wakes_a_waiter_on_the_other() {
     assert_eq!(run(&h, 0, PASSIVE, "Reset", reset_event as *const () as usize, &[e]), 1);
     assert_eq!(run(&h, 0, PASSIVE, "Read", read_state as *const () as usize, &[e]), 0);
     let trace = h.trace();
-    assert!(trace.iter().any(|t| t.name == "KeWaitForSingleObject" && t.result.as_deref().is_some_and(|r| r.contains("STATUS_SUCCESS"))));
+    assert!(trace.iter().any(
+        |t| t.name == "KeWaitForSingleObject" && t.result.as_deref().is_some_and(|r| r.contains("STATUS_SUCCESS"))
+    ));
     assert_clean(&h);
 }
 
@@ -261,7 +273,11 @@ fn a_synchronization_event_releases_one_wait_and_resets_itself() {
     let e = ev.addr() as u64;
     run(&h, 0, PASSIVE, "Init", init_event as *const () as usize, &[e, SynchronizationEvent as u64, 1]);
     assert_eq!(run(&h, 0, PASSIVE, "Wait", wait_event as *const () as usize, &[e, 0]), 0, "signalled at init");
-    assert_eq!(run(&h, 0, PASSIVE, "Wait", wait_event as *const () as usize, &[e, 0]), 0x102, "auto-reset: now it times out");
+    assert_eq!(
+        run(&h, 0, PASSIVE, "Wait", wait_event as *const () as usize, &[e, 0]),
+        0x102,
+        "auto-reset: now it times out"
+    );
     run(&h, 1, PASSIVE, "Set", set_event as *const () as usize, &[e]);
     run(&h, 1, PASSIVE, "Clear", clear_event as *const () as usize, &[e]);
     assert_eq!(run(&h, 0, PASSIVE, "Wait", wait_event as *const () as usize, &[e, 0]), 0x102, "cleared");
@@ -309,7 +325,11 @@ fn wait_any_and_wait_all() {
     assert_eq!(run(&h, 0, PASSIVE, "All", wait_multiple as *const () as usize, &[x, 2, 1]), 0x102, "b was consumed");
     run(&h, 1, PASSIVE, "Set", set_event as *const () as usize, &[b.addr() as u64]);
     assert_eq!(run(&h, 0, PASSIVE, "All", wait_multiple as *const () as usize, &[x, 2, 1]), 0);
-    assert_eq!(run(&h, 0, PASSIVE, "Read", read_state as *const () as usize, &[b.addr() as u64]), 0, "consumed by WaitAll");
+    assert_eq!(
+        run(&h, 0, PASSIVE, "Read", read_state as *const () as usize, &[b.addr() as u64]),
+        0,
+        "consumed by WaitAll"
+    );
     assert_eq!(run(&h, 0, PASSIVE, "Read", read_state as *const () as usize, &[a.addr() as u64]), 1);
     assert_clean(&h);
 }
@@ -323,7 +343,11 @@ fn waiting_above_apc_level_is_an_irql_violation_unless_polling() {
     assert_eq!(run(&h, 0, DISPATCH, "Poll", wait_event as *const () as usize, &[e, 0]), 0x102);
     assert_clean(&h);
     run(&h, 0, DISPATCH, "Wait", wait_event as *const () as usize, &[e, 10_000]);
-    assert!(has(&h, Rule::Irql, "KeWaitForSingleObject with a non-zero timeout called at IRQL 2"), "{:#?}", violations(&h));
+    assert!(
+        has(&h, Rule::Irql, "KeWaitForSingleObject with a non-zero timeout called at IRQL 2"),
+        "{:#?}",
+        violations(&h)
+    );
     run(&h, 0, DISPATCH, "NdisWait", ndis_event as *const () as usize, &[e, 3, 1]);
     assert!(has(&h, Rule::Irql, "NdisWaitEvent called at IRQL 2"));
     run(&h, 0, DISPATCH, "Delay", delay as *const () as usize, &[1]);
@@ -402,7 +426,8 @@ fn raising_and_lowering_the_irql() {
 fn work_items_run_in_order_at_passive_level_on_a_system_thread() {
     let h = machine();
     let tag = 0x1000;
-    let item = run(&h, 0, DISPATCH, "Queue", queue_ndis_work as *const () as usize, &[h.driver_object() as u64, tag, 3]);
+    let item =
+        run(&h, 0, DISPATCH, "Queue", queue_ndis_work as *const () as usize, &[h.driver_object() as u64, tag, 3]);
     assert!(wait_for(|| (0..3).all(|i| !seen(tag + i).is_empty())));
     let order: Vec<u64> = SEEN
         .lock()
@@ -426,7 +451,12 @@ fn work_items_run_in_order_at_passive_level_on_a_system_thread() {
 extern "win64" fn io_work(device: u64, tag: u64) -> u64 {
     let item = import!("IoAllocateWorkItem": fn(u64) -> u64)(device);
     if item != 0 {
-        import!("IoQueueWorkItem": fn(u64, usize, i32, u64))(item, io_work_routine as *const () as usize, DelayedWorkQueue, tag);
+        import!("IoQueueWorkItem": fn(u64, usize, i32, u64))(
+            item,
+            io_work_routine as *const () as usize,
+            DelayedWorkQueue,
+            tag,
+        );
     }
     item
 }
@@ -469,9 +499,17 @@ fn a_periodic_timer_runs_its_dpc_at_dispatch_level_until_cancelled() {
     let h = machine();
     let (timer, dpc) = (object(), object());
     let tag = 0x3000;
-    assert_eq!(run(&h, 0, PASSIVE, "Arm", ke_timer as *const () as usize, &[timer.addr() as u64, dpc.addr() as u64, tag, 10]), 0, "was not armed");
+    assert_eq!(
+        run(&h, 0, PASSIVE, "Arm", ke_timer as *const () as usize, &[timer.addr() as u64, dpc.addr() as u64, tag, 10]),
+        0,
+        "was not armed"
+    );
     assert!(wait_for(|| seen(tag).len() >= 3), "three periods");
-    assert_eq!(run(&h, 0, DISPATCH, "Cancel", cancel_timer as *const () as usize, &[timer.addr() as u64]), 1, "was armed");
+    assert_eq!(
+        run(&h, 0, DISPATCH, "Cancel", cancel_timer as *const () as usize, &[timer.addr() as u64]),
+        1,
+        "was armed"
+    );
     // A DPC already taken off the queue may still be running, as on Windows.
     std::thread::sleep(Duration::from_millis(20));
     let n = seen(tag).len();
@@ -512,11 +550,15 @@ extern "win64" fn ndis_timer(handle: u64, tag: u64, period_ms: u64, out: u64) ->
         },
         AllocationTag: u32::from_le_bytes(*b"RwTm"),
         // SAFETY: the routine has the NDIS_TIMER_FUNCTION signature with u64 in place of pointers.
-        TimerFunction: unsafe { std::mem::transmute::<usize, PNDIS_TIMER_FUNCTION>(ndis_timer_routine as *const () as usize) },
+        TimerFunction: unsafe {
+            std::mem::transmute::<usize, PNDIS_TIMER_FUNCTION>(ndis_timer_routine as *const () as usize)
+        },
         FunctionContext: tag as *mut c_void,
     };
     let mut t = 0u64;
-    let st = import!("NdisAllocateTimerObject": fn(u64, *const NDIS_TIMER_CHARACTERISTICS, *mut u64) -> i32)(handle, &chars, &mut t);
+    let st = import!("NdisAllocateTimerObject": fn(u64, *const NDIS_TIMER_CHARACTERISTICS, *mut u64) -> i32)(
+        handle, &chars, &mut t,
+    );
     assert_eq!(st, 0);
     // SAFETY: 8 bytes of test memory.
     unsafe { write_obj(out as usize, t) };
@@ -609,7 +651,8 @@ fn a_runaway_driver_hits_the_guard_page_and_is_reported_as_a_fault() {
 /// Creates an unnamed device, allocates and queues an I/O work item for it; writes [device, item] to `out`.
 extern "win64" fn io_work_with_device(driver: u64, tag: u64, out: u64) -> u64 {
     let mut dev = 0u64;
-    let st = import!("IoCreateDevice": fn(u64, u32, u64, u32, u32, u8, *mut u64) -> i32)(driver, 0, 0, 0x12, 0, 0, &mut dev);
+    let st =
+        import!("IoCreateDevice": fn(u64, u32, u64, u32, u32, u8, *mut u64) -> i32)(driver, 0, 0, 0x12, 0, 0, &mut dev);
     let item = if st == 0 { io_work(dev, tag) } else { 0 };
     // SAFETY: 16 bytes of test memory.
     unsafe { write_obj(out as usize, [dev, item]) };
@@ -627,7 +670,14 @@ fn io_work_items_run_at_passive_level_with_their_device() {
     let mut h = machine();
     let out = HostBlock::new(16, 16).expect("memory");
     let tag = 0x5000;
-    run(&h, 1, PASSIVE, "IoWork", io_work_with_device as *const () as usize, &[h.driver_object() as u64, tag, out.addr() as u64]);
+    run(
+        &h,
+        1,
+        PASSIVE,
+        "IoWork",
+        io_work_with_device as *const () as usize,
+        &[h.driver_object() as u64, tag, out.addr() as u64],
+    );
     // SAFETY: written by the routine.
     let [dev, item]: [u64; 2] = unsafe { read_obj(out.addr()) };
     assert!(dev != 0 && item != 0, "{dev:#x} {item:#x}");
@@ -728,12 +778,22 @@ fn a_fault_in_a_dpc_takes_the_machine_down_and_the_next_call_reports_it() {
         import!("KeInitializeTimer": fn(u64))(timer);
         u64::from(import!("KeSetTimer": fn(u64, i64, u64) -> u8)(timer, -10_000, dpc))
     }
-    run(&h, 0, PASSIVE, "Arm", arm_with as *const () as usize, &[timer.addr() as u64, dpc.addr() as u64, runaway as u64]);
+    run(
+        &h,
+        0,
+        PASSIVE,
+        "Arm",
+        arm_with as *const () as usize,
+        &[timer.addr() as u64, dpc.addr() as u64, runaway as u64],
+    );
     assert!(wait_for(|| h.trace().iter().any(|t| t.name == "DeferredRoutine")), "the DPC ran");
     std::thread::sleep(Duration::from_millis(50));
     match h.call_driver(0, PASSIVE, "After", delay as *const () as usize, vec![("ms", 0)]) {
         Err(HostError::Fault { rip, .. }) => assert_eq!(rip, runaway),
         other => panic!("expected the DPC's fault, got {other:?}"),
     }
-    assert!(matches!(h.call_driver(0, PASSIVE, "Again", delay as *const () as usize, vec![("ms", 0)]), Err(HostError::Down)));
+    assert!(matches!(
+        h.call_driver(0, PASSIVE, "Again", delay as *const () as usize, vec![("ms", 0)]),
+        Err(HostError::Down)
+    ));
 }

@@ -1,8 +1,8 @@
 //! I/O manager exports: device objects, symbolic links, IRP completion and cancellation, MDLs; and the
 //! native half of the emulated I/O manager's calls into the driver (dispatch and cancel routines).
 
-use super::*;
 use super::super::irp::{acquire_cancel_lock, release_cancel_lock, MdlBlock};
+use super::*;
 use std::mem::offset_of;
 
 export_table! {
@@ -68,13 +68,15 @@ extern "win64" fn IoCreateDevice(
             }
         }
         let dev_size = size_of::<DEVICE_OBJECT>();
-        let Some(block) = HostBlock::new(dev_size + extension_size as usize, 16) else { return ST_INSUFFICIENT_RESOURCES };
+        let Some(block) = HostBlock::new(dev_size + extension_size as usize, 16) else {
+            return ST_INSUFFICIENT_RESOURCES;
+        };
         let d = block.addr();
         let list_head = driver as usize + offset_of!(DRIVER_OBJECT, DeviceObject);
         // SAFETY: `block` is a fresh zeroed block large enough for a DEVICE_OBJECT (valid for any bits).
         let mut dev: DEVICE_OBJECT = unsafe { read_obj(d) };
         dev.Type = 3; // IO_TYPE_DEVICE
-        // CAST: the structure size fits a u16.
+                      // CAST: the structure size fits a u16.
         dev.Size = (dev_size + extension_size as usize) as u16;
         dev.ReferenceCount = 0;
         dev.DriverObject = driver;
@@ -105,7 +107,10 @@ extern "win64" fn IoDeleteDevice(device: *mut DEVICE_OBJECT) {
     let mut st = inner.state();
     let Some(pos) = st.devices.iter().position(|d| d.block.addr() == device as usize) else {
         drop(st);
-        inner.violation(Rule::BadParameter, format!("IoDeleteDevice({}) on an object that is not a live device", ptr(device.cast())));
+        inner.violation(
+            Rule::BadParameter,
+            format!("IoDeleteDevice({}) on an object that is not a live device", ptr(device.cast())),
+        );
         return;
     };
     let rec = st.devices.remove(pos);
@@ -189,7 +194,11 @@ extern "win64" fn IoDeleteSymbolicLink(link: *mut UNICODE_STRING) -> i32 {
 
 extern "win64" fn IofCompleteRequest(irp: *mut IRP, boost: i8) {
     let inner = current();
-    let idx = inner.trace_call(Direction::DriverToHost, "IofCompleteRequest", vec![("Irp", ptr(irp.cast())), ("PriorityBoost", boost.to_string())]);
+    let idx = inner.trace_call(
+        Direction::DriverToHost,
+        "IofCompleteRequest",
+        vec![("Irp", ptr(irp.cast())), ("PriorityBoost", boost.to_string())],
+    );
     inner.require_irql_at_most("IofCompleteRequest", DISPATCH);
     // The I/O manager's side: checks, PendingReturned, and the signal to whoever waits for the request.
     if let Some((s, info)) = crate::io::complete_request(&inner, irp as usize) {
@@ -227,7 +236,13 @@ extern "win64" fn IoReleaseCancelSpinLock(irql: u8) {
 
 // ---------------------------------------------------------------- MDLs
 
-extern "win64" fn IoAllocateMdl(va: *mut c_void, length: u32, secondary: u8, charge_quota: u8, irp: *mut IRP) -> *mut MDL {
+extern "win64" fn IoAllocateMdl(
+    va: *mut c_void,
+    length: u32,
+    secondary: u8,
+    charge_quota: u8,
+    irp: *mut IRP,
+) -> *mut MDL {
     let inner = current();
     let idx = inner.trace_call(
         Direction::DriverToHost,
@@ -252,7 +267,9 @@ extern "win64" fn IoAllocateMdl(va: *mut c_void, length: u32, secondary: u8, cha
             return std::ptr::null_mut();
         }
         // IoAllocateMdl fails lengths whose MDL would not fit (the documented limit is below 4 GiB - 1 page).
-        let Some(m) = MdlBlock::build(va as usize, length, MDL_ALLOCATED_FIXED_SIZE, false) else { return std::ptr::null_mut() };
+        let Some(m) = MdlBlock::build(va as usize, length, MDL_ALLOCATED_FIXED_SIZE, false) else {
+            return std::ptr::null_mut();
+        };
         let addr = m.addr();
         if !irp.is_null() {
             // The driver passes an IRP it owns, whose MdlAddress chain holds valid MDLs; IoAllocateMdl
@@ -290,10 +307,16 @@ extern "win64" fn IoFreeMdl(mdl: *mut MDL) {
     inner.require_irql_at_most("IoFreeMdl", DISPATCH);
     let removed = inner.state().io.driver_mdls.remove(&(mdl as usize));
     match removed {
-        None => inner.violation(Rule::BadFree, format!("IoFreeMdl({}) frees an MDL IoAllocateMdl did not allocate", ptr(mdl.cast()))),
+        None => inner.violation(
+            Rule::BadFree,
+            format!("IoFreeMdl({}) frees an MDL IoAllocateMdl did not allocate", ptr(mdl.cast())),
+        ),
         Some(m) => {
             if m.read().MdlFlags & MDL_PAGES_LOCKED != 0 {
-                inner.violation(Rule::BadFree, format!("IoFreeMdl({}) frees an MDL whose pages are still locked", ptr(mdl.cast())));
+                inner.violation(
+                    Rule::BadFree,
+                    format!("IoFreeMdl({}) frees an MDL whose pages are still locked", ptr(mdl.cast())),
+                );
             }
         }
     }
@@ -312,22 +335,33 @@ fn is_nonpaged(inner: &Inner, va: usize, len: usize) -> bool {
 
 extern "win64" fn MmBuildMdlForNonPagedPool(mdl: *mut MDL) {
     let inner = current();
-    inner.trace_call(Direction::DriverToHost, "MmBuildMdlForNonPagedPool", vec![("MemoryDescriptorList", ptr(mdl.cast()))]);
+    inner.trace_call(
+        Direction::DriverToHost,
+        "MmBuildMdlForNonPagedPool",
+        vec![("MemoryDescriptorList", ptr(mdl.cast()))],
+    );
     inner.require_irql_at_most("MmBuildMdlForNonPagedPool", DISPATCH);
     let st = inner.state();
     let Some(m) = st.io.driver_mdls.get(&(mdl as usize)) else {
         drop(st);
-        inner.violation(Rule::BadParameter, format!("MmBuildMdlForNonPagedPool({}) on an MDL IoAllocateMdl did not allocate", ptr(mdl.cast())));
+        inner.violation(
+            Rule::BadParameter,
+            format!("MmBuildMdlForNonPagedPool({}) on an MDL IoAllocateMdl did not allocate", ptr(mdl.cast())),
+        );
         return;
     };
     let mut h = m.read();
     drop(st);
     let va = h.StartVa as usize + h.ByteOffset as usize;
     if h.MdlFlags & (MDL_PAGES_LOCKED | MDL_SOURCE_IS_NONPAGED_POOL | MDL_PARTIAL) != 0 {
-        inner.violation(Rule::BadParameter, format!("MmBuildMdlForNonPagedPool on an MDL with flags {:#x}", h.MdlFlags));
+        inner
+            .violation(Rule::BadParameter, format!("MmBuildMdlForNonPagedPool on an MDL with flags {:#x}", h.MdlFlags));
     }
     if !is_nonpaged(&inner, va, h.ByteCount as usize) {
-        inner.violation(Rule::BadParameter, format!("MmBuildMdlForNonPagedPool on {va:#x}+{}: not non-paged memory", h.ByteCount));
+        inner.violation(
+            Rule::BadParameter,
+            format!("MmBuildMdlForNonPagedPool on {va:#x}+{}: not non-paged memory", h.ByteCount),
+        );
     }
     h.MdlFlags |= MDL_SOURCE_IS_NONPAGED_POOL;
     h.MappedSystemVa = va as PVOID;
@@ -361,7 +395,10 @@ extern "win64" fn MmMapLockedPagesSpecifyCache(
     );
     let r = (|| {
         if access_mode != KernelMode {
-            inner.violation(Rule::BadParameter, "MmMapLockedPagesSpecifyCache into user mode: rawlink maps only into system space");
+            inner.violation(
+                Rule::BadParameter,
+                "MmMapLockedPagesSpecifyCache into user mode: rawlink maps only into system space",
+            );
             return std::ptr::null_mut();
         }
         if !inner.require_irql_at_most("MmMapLockedPagesSpecifyCache", DISPATCH) || mdl.is_null() {
@@ -373,10 +410,16 @@ extern "win64" fn MmMapLockedPagesSpecifyCache(
         // SAFETY: the driver passes an MDL it owns (an IRP's or its own).
         let mut h: MDL = unsafe { read_obj(mdl as usize) };
         if h.MdlFlags & (MDL_PAGES_LOCKED | MDL_SOURCE_IS_NONPAGED_POOL | MDL_PARTIAL) == 0 {
-            inner.violation(Rule::BadParameter, format!("MmMapLockedPagesSpecifyCache on an MDL whose pages are not locked (flags {:#x})", h.MdlFlags));
+            inner.violation(
+                Rule::BadParameter,
+                format!("MmMapLockedPagesSpecifyCache on an MDL whose pages are not locked (flags {:#x})", h.MdlFlags),
+            );
         }
         if h.MdlFlags & MDL_MAPPED_TO_SYSTEM_VA != 0 {
-            inner.violation(Rule::BadParameter, "MmMapLockedPagesSpecifyCache on an MDL already mapped; use MmGetSystemAddressForMdlSafe");
+            inner.violation(
+                Rule::BadParameter,
+                "MmMapLockedPagesSpecifyCache on an MDL already mapped; use MmGetSystemAddressForMdlSafe",
+            );
             return h.MappedSystemVa;
         }
         if inner.inject("MmMapLockedPagesSpecifyCache") {
@@ -396,7 +439,11 @@ extern "win64" fn MmMapLockedPagesSpecifyCache(
 
 extern "win64" fn MmUnmapLockedPages(base: *mut c_void, mdl: *mut MDL) {
     let inner = current();
-    inner.trace_call(Direction::DriverToHost, "MmUnmapLockedPages", vec![("BaseAddress", ptr(base)), ("MemoryDescriptorList", ptr(mdl.cast()))]);
+    inner.trace_call(
+        Direction::DriverToHost,
+        "MmUnmapLockedPages",
+        vec![("BaseAddress", ptr(base)), ("MemoryDescriptorList", ptr(mdl.cast()))],
+    );
     inner.require_irql_at_most("MmUnmapLockedPages", DISPATCH);
     if mdl.is_null() {
         inner.violation(Rule::BadParameter, "MmUnmapLockedPages with a null MDL");
@@ -405,7 +452,10 @@ extern "win64" fn MmUnmapLockedPages(base: *mut c_void, mdl: *mut MDL) {
     // SAFETY: the driver passes the MDL it mapped.
     let mut h: MDL = unsafe { read_obj(mdl as usize) };
     if h.MdlFlags & MDL_MAPPED_TO_SYSTEM_VA == 0 || h.MappedSystemVa != base {
-        inner.violation(Rule::BadParameter, format!("MmUnmapLockedPages({}) of an MDL not mapped at that address", ptr(base)));
+        inner.violation(
+            Rule::BadParameter,
+            format!("MmUnmapLockedPages({}) of an MDL not mapped at that address", ptr(base)),
+        );
         return;
     }
     h.MdlFlags &= !MDL_MAPPED_TO_SYSTEM_VA;
@@ -418,10 +468,12 @@ extern "win64" fn MmUnmapLockedPages(base: *mut c_void, mdl: *mut MDL) {
 const IO_TYPE_CSQ_IRP_CONTEXT: u32 = 1;
 const IO_TYPE_CSQ: u32 = 2;
 /// `Tail.Overlay.DriverContext[3]`, where the library keeps the IRP's queue or context.
-const DRIVER_CONTEXT_3: usize = std::mem::offset_of!(IRP, Tail) + std::mem::offset_of!(IRP_Tail_Overlay, u) + 3 * size_of::<usize>();
+const DRIVER_CONTEXT_3: usize =
+    std::mem::offset_of!(IRP, Tail) + std::mem::offset_of!(IRP_Tail_Overlay, u) + 3 * size_of::<usize>();
 /// `Tail.Overlay.CurrentStackLocation`.
-const CURRENT_STACK: usize =
-    std::mem::offset_of!(IRP, Tail) + std::mem::offset_of!(IRP_Tail_Overlay, s) + std::mem::offset_of!(IRP_Tail_Overlay_s, u);
+const CURRENT_STACK: usize = std::mem::offset_of!(IRP, Tail)
+    + std::mem::offset_of!(IRP_Tail_Overlay, s)
+    + std::mem::offset_of!(IRP_Tail_Overlay_s, u);
 
 /// Calls one of the driver's IO_CSQ callbacks (nested, on this processor). The lock callbacks change the
 /// IRQL on purpose, so only the trace is kept here; the spin lock routines they call check the IRQL.
@@ -442,8 +494,18 @@ fn csq_of(inner: &Inner, api: &str, csq: *mut IO_CSQ) -> Option<IO_CSQ> {
     }
     // SAFETY: the driver's IO_CSQ (the routine's contract).
     let q: IO_CSQ = unsafe { read_obj(csq as usize) };
-    if q.Type != IO_TYPE_CSQ || q.CsqInsertIrp.is_none() || q.CsqRemoveIrp.is_none() || q.CsqPeekNextIrp.is_none() || q.CsqAcquireLock.is_none() || q.CsqReleaseLock.is_none() || q.CsqCompleteCanceledIrp.is_none() {
-        inner.violation(Rule::BadParameter, format!("{api}({}) on an IO_CSQ that IoCsqInitialize did not set up", ptr(csq.cast())));
+    if q.Type != IO_TYPE_CSQ
+        || q.CsqInsertIrp.is_none()
+        || q.CsqRemoveIrp.is_none()
+        || q.CsqPeekNextIrp.is_none()
+        || q.CsqAcquireLock.is_none()
+        || q.CsqReleaseLock.is_none()
+        || q.CsqCompleteCanceledIrp.is_none()
+    {
+        inner.violation(
+            Rule::BadParameter,
+            format!("{api}({}) on an IO_CSQ that IoCsqInitialize did not set up", ptr(csq.cast())),
+        );
         return None;
     }
     Some(q)
@@ -620,7 +682,11 @@ fn csq_take(inner: &Inner, q: &IO_CSQ, csq: usize, irp: usize) -> bool {
 
 extern "win64" fn IoCsqRemoveIrp(csq: *mut IO_CSQ, context: *mut IO_CSQ_IRP_CONTEXT) -> *mut IRP {
     let inner = current();
-    let idx = inner.trace_call(Direction::DriverToHost, "IoCsqRemoveIrp", vec![("Csq", ptr(csq.cast())), ("Context", ptr(context.cast()))]);
+    let idx = inner.trace_call(
+        Direction::DriverToHost,
+        "IoCsqRemoveIrp",
+        vec![("Csq", ptr(csq.cast())), ("Context", ptr(context.cast()))],
+    );
     inner.require_irql_at_most("IoCsqRemoveIrp", DISPATCH);
     let Some(q) = csq_of(&inner, "IoCsqRemoveIrp", csq) else { return std::ptr::null_mut() };
     if context.is_null() {
@@ -641,15 +707,25 @@ extern "win64" fn IoCsqRemoveIrp(csq: *mut IO_CSQ, context: *mut IO_CSQ_IRP_CONT
 
 extern "win64" fn IoCsqRemoveNextIrp(csq: *mut IO_CSQ, peek_context: *mut c_void) -> *mut IRP {
     let inner = current();
-    let idx = inner.trace_call(Direction::DriverToHost, "IoCsqRemoveNextIrp", vec![("Csq", ptr(csq.cast())), ("PeekContext", ptr(peek_context))]);
+    let idx = inner.trace_call(
+        Direction::DriverToHost,
+        "IoCsqRemoveNextIrp",
+        vec![("Csq", ptr(csq.cast())), ("PeekContext", ptr(peek_context))],
+    );
     inner.require_irql_at_most("IoCsqRemoveNextIrp", DISPATCH);
     let Some(q) = csq_of(&inner, "IoCsqRemoveNextIrp", csq) else { return std::ptr::null_mut() };
     let csq = csq as usize;
     let irql = csq_lock(&inner, &q, csq);
-    let mut irp = csq_call(&inner, "CsqPeekNextIrp", fnaddr(q.CsqPeekNextIrp), &[csq as u64, 0, peek_context as u64]) as usize;
+    let mut irp =
+        csq_call(&inner, "CsqPeekNextIrp", fnaddr(q.CsqPeekNextIrp), &[csq as u64, 0, peek_context as u64]) as usize;
     while irp != 0 && !csq_take(&inner, &q, csq, irp) {
         // Its cancel routine owns it: skip to the next one.
-        irp = csq_call(&inner, "CsqPeekNextIrp", fnaddr(q.CsqPeekNextIrp), &[csq as u64, irp as u64, peek_context as u64]) as usize;
+        irp = csq_call(
+            &inner,
+            "CsqPeekNextIrp",
+            fnaddr(q.CsqPeekNextIrp),
+            &[csq as u64, irp as u64, peek_context as u64],
+        ) as usize;
     }
     csq_unlock(&inner, &q, csq, irql);
     inner.trace_result(idx, hex(irp as u64));

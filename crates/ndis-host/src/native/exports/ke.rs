@@ -1,7 +1,7 @@
 //! Executive, kernel and run-time library exports: pool, spin locks, bug checks, debug output.
 
-use super::*;
 use super::super::memory::read_cstr;
+use super::*;
 
 export_table! {
     "ntoskrnl.exe": ExAllocatePoolWithTag,
@@ -44,7 +44,8 @@ fn pool_free(inner: &Inner, api: &str, p: *mut c_void, tag: Option<u32>) {
     }
     let removed = inner.state().pool.remove(&(p as usize));
     match removed {
-        None => inner.violation(Rule::BadFree, format!("{api}({}) frees memory that is not an allocated pool block", ptr(p))),
+        None => inner
+            .violation(Rule::BadFree, format!("{api}({}) frees memory that is not an allocated pool block", ptr(p))),
         Some(b) => {
             if let Some(t) = tag.filter(|&t| t != b.tag) {
                 inner.violation(
@@ -66,12 +67,19 @@ extern "win64" fn ExAllocatePoolWithTag(pool_type: i32, size: usize, tag: u32) -
     let idx = inner.trace_call(
         Direction::DriverToHost,
         "ExAllocatePoolWithTag",
-        vec![("PoolType", pool_type.to_string()), ("NumberOfBytes", size.to_string()), ("Tag", crate::host::tag_text(tag))],
+        vec![
+            ("PoolType", pool_type.to_string()),
+            ("NumberOfBytes", size.to_string()),
+            ("Tag", crate::host::tag_text(tag)),
+        ],
     );
     // NonPagedPool (0), NonPagedPoolNx (512), NonPagedPoolNxCacheAligned (516) are resident; paged pool (1)
     // may not be touched at DISPATCH_LEVEL, which the driver does.
     if pool_type != 0 && pool_type != 512 && pool_type != 516 {
-        inner.violation(Rule::BadParameter, format!("ExAllocatePoolWithTag with pool type {pool_type}: rawlink needs non-paged pool"));
+        inner.violation(
+            Rule::BadParameter,
+            format!("ExAllocatePoolWithTag with pool type {pool_type}: rawlink needs non-paged pool"),
+        );
     }
     let p = pool_alloc(&inner, "ExAllocatePoolWithTag", size, tag);
     inner.trace_result(idx, ptr(p));
@@ -97,7 +105,11 @@ extern "win64" fn ExAllocatePool2(flags: u64, size: usize, tag: u32) -> *mut c_v
 
 extern "win64" fn ExFreePoolWithTag(p: *mut c_void, tag: u32) {
     let inner = current();
-    inner.trace_call(Direction::DriverToHost, "ExFreePoolWithTag", vec![("P", ptr(p)), ("Tag", crate::host::tag_text(tag))]);
+    inner.trace_call(
+        Direction::DriverToHost,
+        "ExFreePoolWithTag",
+        vec![("P", ptr(p)), ("Tag", crate::host::tag_text(tag))],
+    );
     pool_free(&inner, "ExFreePoolWithTag", p, Some(tag));
 }
 
@@ -111,7 +123,8 @@ extern "win64" fn MmGetSystemRoutineAddress(name: *mut UNICODE_STRING) -> *mut c
     let inner = current();
     // SAFETY: the driver passes a UNICODE_STRING it owns (the routine's contract).
     let n = unsafe { unicode(name) }.unwrap_or_default();
-    let idx = inner.trace_call(Direction::DriverToHost, "MmGetSystemRoutineAddress", vec![("SystemRoutineName", n.clone())]);
+    let idx =
+        inner.trace_call(Direction::DriverToHost, "MmGetSystemRoutineAddress", vec![("SystemRoutineName", n.clone())]);
     inner.require_irql("MmGetSystemRoutineAddress", PASSIVE);
     let addr = match n.as_str() {
         "ExAllocatePool2" if inner.config.ex_allocate_pool2 => ExAllocatePool2 as *const () as usize,
@@ -159,12 +172,20 @@ fn kprintf(fmt: &str, args: &[u64]) -> String {
                 let v = arg();
                 it.next();
                 // CAST: %d prints a 32-bit int unless l/I64 widened it.
-                if spec.contains("I64") || spec.contains("ll") { out.push_str(&(v as i64).to_string()) } else { out.push_str(&(v as i32).to_string()) }
+                if spec.contains("I64") || spec.contains("ll") {
+                    out.push_str(&(v as i64).to_string())
+                } else {
+                    out.push_str(&(v as i32).to_string())
+                }
             }
             'u' => {
                 let v = arg();
                 it.next();
-                if spec.contains("I64") || spec.contains("ll") { out.push_str(&v.to_string()) } else { out.push_str(&(v as u32).to_string()) }
+                if spec.contains("I64") || spec.contains("ll") {
+                    out.push_str(&v.to_string())
+                } else {
+                    out.push_str(&(v as u32).to_string())
+                }
             }
             'x' | 'X' | 'p' => {
                 let v = arg();
@@ -194,7 +215,16 @@ fn kprintf(fmt: &str, args: &[u64]) -> String {
     out
 }
 
-extern "win64" fn DbgPrintEx(component: u32, level: u32, format: *const u8, a0: u64, a1: u64, a2: u64, a3: u64, a4: u64) -> u32 {
+extern "win64" fn DbgPrintEx(
+    component: u32,
+    level: u32,
+    format: *const u8,
+    a0: u64,
+    a1: u64,
+    a2: u64,
+    a3: u64,
+    a4: u64,
+) -> u32 {
     let inner = current();
     // SAFETY: DbgPrintEx's format is a NUL-terminated string from the driver.
     let f = unsafe { read_cstr(format as usize, 4096) };
@@ -236,7 +266,13 @@ fn acquire(inner: &Inner, api: &str, lock: *mut usize) {
             }
             Some(&holder) if holder == me => {
                 drop(st);
-                inner.violation(Rule::SpinLock, format!("{api}({}) acquires a spin lock this processor already holds (deadlock on Windows)", ptr(lock.cast())));
+                inner.violation(
+                    Rule::SpinLock,
+                    format!(
+                        "{api}({}) acquires a spin lock this processor already holds (deadlock on Windows)",
+                        ptr(lock.cast())
+                    ),
+                );
                 return;
             }
             Some(_) => {
@@ -258,7 +294,10 @@ fn release(inner: &Inner, api: &str, lock: *mut usize) {
         }
         _ => {
             drop(st);
-            inner.violation(Rule::SpinLock, format!("{api}({}) releases a spin lock this processor does not hold", ptr(lock.cast())));
+            inner.violation(
+                Rule::SpinLock,
+                format!("{api}({}) releases a spin lock this processor does not hold", ptr(lock.cast())),
+            );
         }
     }
 }
@@ -275,7 +314,11 @@ extern "win64" fn KeAcquireSpinLockRaiseToDpc(lock: *mut usize) -> u8 {
 
 extern "win64" fn KeReleaseSpinLock(lock: *mut usize, new_irql: u8) {
     let inner = current();
-    inner.trace_call(Direction::DriverToHost, "KeReleaseSpinLock", vec![("SpinLock", ptr(lock.cast())), ("NewIrql", new_irql.to_string())]);
+    inner.trace_call(
+        Direction::DriverToHost,
+        "KeReleaseSpinLock",
+        vec![("SpinLock", ptr(lock.cast())), ("NewIrql", new_irql.to_string())],
+    );
     inner.require_irql("KeReleaseSpinLock", DISPATCH);
     release(&inner, "KeReleaseSpinLock", lock);
     if new_irql > DISPATCH {
@@ -341,4 +384,3 @@ mod tests {
         assert_eq!(kprintf("%I64x", &[0x1_0000_0000]), "0x100000000");
     }
 }
-

@@ -43,13 +43,13 @@ macro_rules! export_table {
     };
 }
 
+#[cfg(test)]
+mod deferred_tests;
 mod io;
 mod ke;
 mod ndis;
 mod sync;
 mod timers;
-#[cfg(test)]
-mod deferred_tests;
 
 pub(crate) use timers::{check_deferred_released, start_system_threads};
 
@@ -107,12 +107,17 @@ pub(crate) fn call_into_driver(inner: &Inner, irql: u8, name: &str, f: usize, ar
     if depth > crate::ke::STACK_BUDGET {
         inner.violation(
             Rule::Stack,
-            format!("{name} used {depth} bytes of stack; the budget is {} (24 KiB kernel stack minus {} for host frames)", crate::ke::STACK_BUDGET, crate::ke::HOST_FRAME_ALLOWANCE),
+            format!(
+                "{name} used {depth} bytes of stack; the budget is {} (24 KiB kernel stack minus {} for host frames)",
+                crate::ke::STACK_BUDGET,
+                crate::ke::HOST_FRAME_ALLOWANCE
+            ),
         );
     }
     let after = cpu::irql();
     if after != irql {
-        inner.violation(Rule::IrqlNotRestored, format!("{name} returned at IRQL {after}; it was called at IRQL {irql}"));
+        inner
+            .violation(Rule::IrqlNotRestored, format!("{name} returned at IRQL {after}; it was called at IRQL {irql}"));
     }
     // CAST: statuses are the low 32 bits of RAX.
     inner.trace_result(idx, status(r as u32 as i32));
@@ -192,4 +197,3 @@ pub(crate) fn driver_unload_routine(inner: &Inner) -> Option<usize> {
     let d: DRIVER_OBJECT = unsafe { read_obj(inner.driver_object.addr()) };
     d.DriverUnload.map(|f| f as usize)
 }
-

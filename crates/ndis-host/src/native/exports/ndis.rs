@@ -65,10 +65,22 @@ fn check_characteristics(c: &NDIS_PROTOCOL_DRIVER_CHARACTERISTICS, os_version: u
     }
     let version = (u32::from(c.MajorNdisVersion) << 16) | u32::from(c.MinorNdisVersion);
     if c.MajorNdisVersion != 6 || !NDIS6_MINORS.contains(&u32::from(c.MinorNdisVersion)) {
-        return Err((NDIS_ST_BAD_VERSION, format!("NDIS version {}.{} does not exist", c.MajorNdisVersion, c.MinorNdisVersion)));
+        return Err((
+            NDIS_ST_BAD_VERSION,
+            format!("NDIS version {}.{} does not exist", c.MajorNdisVersion, c.MinorNdisVersion),
+        ));
     }
     if version > os_version {
-        return Err((NDIS_ST_BAD_VERSION, format!("NDIS {}.{} is newer than this Windows ({}.{})", c.MajorNdisVersion, c.MinorNdisVersion, os_version >> 16, os_version & 0xFF)));
+        return Err((
+            NDIS_ST_BAD_VERSION,
+            format!(
+                "NDIS {}.{} is newer than this Windows ({}.{})",
+                c.MajorNdisVersion,
+                c.MinorNdisVersion,
+                os_version >> 16,
+                os_version & 0xFF
+            ),
+        ));
     }
     if rev == 2 && version < 0x0006_001E {
         return bad("revision 2 characteristics need NDIS 6.30 or later".into());
@@ -109,7 +121,12 @@ extern "win64" fn NdisRegisterProtocolDriver(
     result
 }
 
-fn register(inner: &Inner, context: *mut c_void, chars: *mut NDIS_PROTOCOL_DRIVER_CHARACTERISTICS, handle_out: *mut *mut c_void) -> i32 {
+fn register(
+    inner: &Inner,
+    context: *mut c_void,
+    chars: *mut NDIS_PROTOCOL_DRIVER_CHARACTERISTICS,
+    handle_out: *mut *mut c_void,
+) -> i32 {
     if !inner.require_irql("NdisRegisterProtocolDriver", PASSIVE) {
         return ST_UNSUCCESSFUL;
     }
@@ -176,7 +193,12 @@ fn register(inner: &Inner, context: *mut c_void, chars: *mut NDIS_PROTOCOL_DRIVE
     // SAFETY: the driver's out pointer (non-null, checked).
     unsafe { write_obj(handle_out as usize, h as *mut c_void) };
     if let Some(set_options) = c.SetOptionsHandler {
-        let r = call_back(inner, "ProtocolSetOptions", set_options as usize, &[("NdisDriverHandle", h as u64), ("DriverContext", context as u64)]);
+        let r = call_back(
+            inner,
+            "ProtocolSetOptions",
+            set_options as usize,
+            &[("NdisDriverHandle", h as u64), ("DriverContext", context as u64)],
+        );
         // CAST: NDIS_STATUS in the low 32 bits.
         let st = r as u32 as i32;
         if st != 0 {
@@ -193,7 +215,11 @@ fn register(inner: &Inner, context: *mut c_void, chars: *mut NDIS_PROTOCOL_DRIVE
 
 extern "win64" fn NdisDeregisterProtocolDriver(handle: *mut c_void) {
     let inner = current();
-    inner.trace_call(Direction::DriverToHost, "NdisDeregisterProtocolDriver", vec![("NdisProtocolHandle", ptr(handle))]);
+    inner.trace_call(
+        Direction::DriverToHost,
+        "NdisDeregisterProtocolDriver",
+        vec![("NdisProtocolHandle", ptr(handle))],
+    );
     inner.require_irql("NdisDeregisterProtocolDriver", PASSIVE);
     // NDIS unbinds every binding of the protocol before deregistration returns.
     inner.unbind_all();
@@ -207,11 +233,13 @@ extern "win64" fn NdisDeregisterProtocolDriver(handle: *mut c_void) {
         }
         None => {
             drop(st);
-            inner.violation(Rule::BadParameter, format!("NdisDeregisterProtocolDriver({}) with an unknown handle", ptr(handle)));
+            inner.violation(
+                Rule::BadParameter,
+                format!("NdisDeregisterProtocolDriver({}) with an unknown handle", ptr(handle)),
+            );
         }
     }
 }
-
 
 // ---------------------------------------------------------------- bindings
 
@@ -233,7 +261,11 @@ extern "win64" fn NdisOpenAdapterEx(
 ) -> i32 {
     let (inner, idx) = ndis_call(
         "NdisOpenAdapterEx",
-        vec![("NdisProtocolHandle", ptr(protocol)), ("ProtocolBindingContext", ptr(context)), ("BindContext", ptr(bind_context))],
+        vec![
+            ("NdisProtocolHandle", ptr(protocol)),
+            ("ProtocolBindingContext", ptr(context)),
+            ("BindContext", ptr(bind_context)),
+        ],
     );
     let r = open_adapter(&inner, protocol, context, params, bind_context, handle_out);
     inner.trace_result(idx, status(r));
@@ -265,7 +297,10 @@ fn open_adapter(
     // open completes — they live in the driver's binding).
     let p: NDIS_OPEN_PARAMETERS = unsafe { read_obj(params as usize) };
     if p.Header.Type != NDIS_OBJECT_TYPE_OPEN_PARAMETERS || p.Header.Size < NDIS_SIZEOF_OPEN_PARAMETERS_REVISION_1 {
-        inner.violation(Rule::BadParameter, format!("NDIS_OPEN_PARAMETERS header {:?}", (p.Header.Type, p.Header.Revision, p.Header.Size)));
+        inner.violation(
+            Rule::BadParameter,
+            format!("NDIS_OPEN_PARAMETERS header {:?}", (p.Header.Type, p.Header.Revision, p.Header.Size)),
+        );
         return ST_INVALID_PARAMETER;
     }
     let medium = inner.state().ndis.adapters.get(adapter).map(|a| a.medium).unwrap_or(-1);
@@ -300,11 +335,16 @@ fn open_adapter(
         close_pending: false,
         closed: false,
     });
-    if pends { NDIS_ST_PENDING } else { ST_SUCCESS }
+    if pends {
+        NDIS_ST_PENDING
+    } else {
+        ST_SUCCESS
+    }
 }
 
 extern "win64" fn NdisCompleteBindAdapterEx(bind_context: *mut c_void, st: i32) {
-    let (inner, _) = ndis_call("NdisCompleteBindAdapterEx", vec![("BindAdapterContext", ptr(bind_context)), ("Status", status(st))]);
+    let (inner, _) =
+        ndis_call("NdisCompleteBindAdapterEx", vec![("BindAdapterContext", ptr(bind_context)), ("Status", status(st))]);
     let mut s = inner.state();
     match s.ndis.binds.get_mut(&(bind_context as usize)) {
         Some(p) if p.completed.is_none() => p.completed = Some(st),
@@ -323,7 +363,12 @@ extern "win64" fn NdisCloseAdapterEx(handle: *mut c_void) -> i32 {
     let (inner, idx) = ndis_call("NdisCloseAdapterEx", vec![("NdisBindingHandle", ptr(handle))]);
     inner.require_irql("NdisCloseAdapterEx", PASSIVE);
     let mut s = inner.state();
-    let adapter = s.ndis.opens.iter().find(|o| o.handle.addr() == handle as usize && !o.closed && !o.close_pending).map(|o| o.adapter);
+    let adapter = s
+        .ndis
+        .opens
+        .iter()
+        .find(|o| o.handle.addr() == handle as usize && !o.closed && !o.close_pending)
+        .map(|o| o.adapter);
     let r = match adapter {
         None => {
             drop(s);
@@ -333,11 +378,17 @@ extern "win64" fn NdisCloseAdapterEx(handle: *mut c_void) -> i32 {
         Some(a) => {
             let oids = s.ndis.pending_oids.values().filter(|p| p.0 == a).count();
             if oids > 0 {
-                inner.violation(Rule::Ndis, format!("NdisCloseAdapterEx on adapter {a} with {oids} OID request(s) still pending"));
+                inner.violation(
+                    Rule::Ndis,
+                    format!("NdisCloseAdapterEx on adapter {a} with {oids} OID request(s) still pending"),
+                );
             }
             let sends = s.ndis.in_flight.values().filter(|p| p.0 == a).count();
             if sends > 0 {
-                inner.violation(Rule::Ndis, format!("NdisCloseAdapterEx on adapter {a} with {sends} send(s) not yet completed"));
+                inner.violation(
+                    Rule::Ndis,
+                    format!("NdisCloseAdapterEx on adapter {a} with {sends} send(s) not yet completed"),
+                );
             }
             let pends = s.ndis.adapters.get(a).is_some_and(|a| a.close_pends);
             if let Some(o) = s.ndis.opens.iter_mut().find(|o| o.handle.addr() == handle as usize && !o.closed) {
@@ -347,7 +398,11 @@ extern "win64" fn NdisCloseAdapterEx(handle: *mut c_void) -> i32 {
                     o.closed = true;
                 }
             }
-            if pends { NDIS_ST_PENDING } else { ST_SUCCESS }
+            if pends {
+                NDIS_ST_PENDING
+            } else {
+                ST_SUCCESS
+            }
         }
     };
     inner.trace_result(idx, status(r));
@@ -366,7 +421,10 @@ extern "win64" fn NdisCompleteUnbindAdapterEx(unbind_context: *mut c_void) {
     }
 }
 
-extern "win64" fn NdisAllocateNetBufferListPool(handle: *mut c_void, params: *mut NET_BUFFER_LIST_POOL_PARAMETERS) -> *mut c_void {
+extern "win64" fn NdisAllocateNetBufferListPool(
+    handle: *mut c_void,
+    params: *mut NET_BUFFER_LIST_POOL_PARAMETERS,
+) -> *mut c_void {
     let (inner, idx) = ndis_call("NdisAllocateNetBufferListPool", vec![("NdisHandle", ptr(handle))]);
     let r = (|| {
         if !inner.require_irql_at_most("NdisAllocateNetBufferListPool", DISPATCH) || params.is_null() {
@@ -374,7 +432,9 @@ extern "win64" fn NdisAllocateNetBufferListPool(handle: *mut c_void, params: *mu
         }
         // SAFETY: the driver's pool parameters, read during the call.
         let p: NET_BUFFER_LIST_POOL_PARAMETERS = unsafe { read_obj(params as usize) };
-        if p.Header.Type != NDIS_OBJECT_TYPE_DEFAULT || p.Header.Size < NDIS_SIZEOF_NET_BUFFER_LIST_POOL_PARAMETERS_REVISION_1 {
+        if p.Header.Type != NDIS_OBJECT_TYPE_DEFAULT
+            || p.Header.Size < NDIS_SIZEOF_NET_BUFFER_LIST_POOL_PARAMETERS_REVISION_1
+        {
             inner.violation(Rule::BadParameter, "NET_BUFFER_LIST_POOL_PARAMETERS with a wrong header");
             return std::ptr::null_mut();
         }
@@ -386,7 +446,12 @@ extern "win64" fn NdisAllocateNetBufferListPool(handle: *mut c_void, params: *mu
         }
         let Some(block) = HostBlock::new(64, 16) else { return std::ptr::null_mut() };
         let a = block.addr();
-        let pool = crate::ndis::NblPool { block, tag: p.PoolTag, allocate_nb: p.fAllocateNetBuffer != 0, data_size: p.DataSize };
+        let pool = crate::ndis::NblPool {
+            block,
+            tag: p.PoolTag,
+            allocate_nb: p.fAllocateNetBuffer != 0,
+            data_size: p.DataSize,
+        };
         inner.state().ndis.nbl_pools.insert(a, pool);
         a as *mut c_void
     })();
@@ -406,7 +471,14 @@ extern "win64" fn NdisFreeNetBufferListPool(pool: *mut c_void) {
     let alive = s.ndis.driver_nbls.values().filter(|n| n.pool == pool as usize).count();
     drop(s);
     if alive > 0 {
-        inner.violation(Rule::Ndis, format!("NdisFreeNetBufferListPool({}) (tag '{}') with {alive} NBL(s) of the pool not freed", ptr(pool), crate::host::tag_text(tag)));
+        inner.violation(
+            Rule::Ndis,
+            format!(
+                "NdisFreeNetBufferListPool({}) (tag '{}') with {alive} NBL(s) of the pool not freed",
+                ptr(pool),
+                crate::host::tag_text(tag)
+            ),
+        );
     }
 }
 
@@ -416,7 +488,8 @@ extern "win64" fn NdisQueryAdapterInstanceName(out: *mut NDIS_STRING, handle: *m
     let r = (|| {
         let name = {
             let s = inner.state();
-            let adapter = s.ndis.opens.iter().find(|o| o.handle.addr() == handle as usize && !o.closed).map(|o| o.adapter);
+            let adapter =
+                s.ndis.opens.iter().find(|o| o.handle.addr() == handle as usize && !o.closed).map(|o| o.adapter);
             adapter.and_then(|a| s.ndis.adapters.get(a)).map(|a| a.friendly_name.clone())
         };
         let Some(name) = name else {
@@ -435,7 +508,12 @@ extern "win64" fn NdisQueryAdapterInstanceName(out: *mut NDIS_STRING, handle: *m
         // CAST: friendly names are short.
         let len = (units.len() * 2) as u16;
         // SAFETY: the driver's out NDIS_STRING.
-        unsafe { write_obj(out as usize, NDIS_STRING { Length: len, MaximumLength: len + 2, Buffer: block.addr() as *mut u16 }) };
+        unsafe {
+            write_obj(
+                out as usize,
+                NDIS_STRING { Length: len, MaximumLength: len + 2, Buffer: block.addr() as *mut u16 },
+            )
+        };
         inner.state().ndis.ndis_memory.insert(block.addr(), block);
         ST_SUCCESS
     })();
@@ -444,7 +522,10 @@ extern "win64" fn NdisQueryAdapterInstanceName(out: *mut NDIS_STRING, handle: *m
 }
 
 extern "win64" fn NdisFreeMemory(p: *mut c_void, length: u32, flags: u32) {
-    let (inner, _) = ndis_call("NdisFreeMemory", vec![("VirtualAddress", ptr(p)), ("Length", length.to_string()), ("MemoryFlags", hex(flags))]);
+    let (inner, _) = ndis_call(
+        "NdisFreeMemory",
+        vec![("VirtualAddress", ptr(p)), ("Length", length.to_string()), ("MemoryFlags", hex(flags))],
+    );
     inner.require_irql_at_most("NdisFreeMemory", DISPATCH);
     if inner.state().ndis.ndis_memory.remove(&(p as usize)).is_none() {
         inner.violation(Rule::BadFree, format!("NdisFreeMemory({}) frees memory NDIS did not allocate", ptr(p)));
@@ -452,10 +533,16 @@ extern "win64" fn NdisFreeMemory(p: *mut c_void, length: u32, flags: u32) {
 }
 
 extern "win64" fn NdisReturnNetBufferLists(handle: *mut c_void, nbls: *mut c_void, flags: u32) {
-    let (inner, _) = ndis_call("NdisReturnNetBufferLists", vec![("NdisBindingHandle", ptr(handle)), ("NetBufferLists", ptr(nbls)), ("ReturnFlags", hex(flags))]);
+    let (inner, _) = ndis_call(
+        "NdisReturnNetBufferLists",
+        vec![("NdisBindingHandle", ptr(handle)), ("NetBufferLists", ptr(nbls)), ("ReturnFlags", hex(flags))],
+    );
     inner.require_irql_at_most("NdisReturnNetBufferLists", DISPATCH);
     if flags & 1 != 0 && super::super::cpu::irql() != DISPATCH {
-        inner.violation(Rule::Irql, "NdisReturnNetBufferLists with NDIS_RETURN_FLAGS_DISPATCH_LEVEL below DISPATCH_LEVEL");
+        inner.violation(
+            Rule::Irql,
+            "NdisReturnNetBufferLists with NDIS_RETURN_FLAGS_DISPATCH_LEVEL below DISPATCH_LEVEL",
+        );
     }
     // SAFETY: the chain is made of NBLs the host built for an indication (checked one by one below).
     let chain = unsafe { crate::native::ndis_objects::chain(nbls as usize, 1 << 16) };
@@ -471,7 +558,10 @@ extern "win64" fn NdisReturnNetBufferLists(handle: *mut c_void, nbls: *mut c_voi
     s.ndis.indications.retain(|(nbls, _)| nbls.iter().any(|n| out.contains_key(n)));
     drop(s);
     if unknown > 0 {
-        inner.violation(Rule::DoubleCompletion, format!("NdisReturnNetBufferLists returned {unknown} NBL(s) the driver did not own"));
+        inner.violation(
+            Rule::DoubleCompletion,
+            format!("NdisReturnNetBufferLists returned {unknown} NBL(s) the driver did not own"),
+        );
     }
 }
 
@@ -495,7 +585,10 @@ fn mdl_known(st: &State, m: usize) -> bool {
 }
 
 fn in_pool(st: &State, addr: usize, len: usize) -> bool {
-    st.pool.range(..=addr).next_back().is_some_and(|(&base, b)| addr.checked_add(len).is_some_and(|end| end <= base + b.size))
+    st.pool
+        .range(..=addr)
+        .next_back()
+        .is_some_and(|(&base, b)| addr.checked_add(len).is_some_and(|end| end <= base + b.size))
 }
 
 /// Whether `addr..addr+len` is memory the driver owns (pool, data NDIS allocated for its NBLs, its image).
@@ -506,7 +599,14 @@ fn readable(inner: &Inner, st: &State, addr: usize, len: usize) -> bool {
         || (inner.image.contains(addr) && inner.image.contains(addr + len - 1))
 }
 
-fn allocate_nbl(inner: &Inner, api: &'static str, pool: usize, context_size: u16, backfill: u16, nb: Option<objects::NbSpec>) -> usize {
+fn allocate_nbl(
+    inner: &Inner,
+    api: &'static str,
+    pool: usize,
+    context_size: u16,
+    backfill: u16,
+    nb: Option<objects::NbSpec>,
+) -> usize {
     if !inner.require_irql_at_most(api, DISPATCH) {
         return 0;
     }
@@ -529,7 +629,10 @@ fn allocate_nbl(inner: &Inner, api: &'static str, pool: usize, context_size: u16
         if s.mdl_chain == 0 {
             s.ndis_data = data_size;
             if s.data_length > 0 && u64::from(s.data_offset) + s.data_length as u64 > u64::from(data_size) {
-                inner.violation(Rule::BadParameter, format!("{api}: DataOffset + DataLength exceed the pool's DataSize {data_size} with no MDL chain"));
+                inner.violation(
+                    Rule::BadParameter,
+                    format!("{api}: DataOffset + DataLength exceed the pool's DataSize {data_size} with no MDL chain"),
+                );
                 return 0;
             }
         }
@@ -543,7 +646,13 @@ fn allocate_nbl(inner: &Inner, api: &'static str, pool: usize, context_size: u16
         match located {
             Some(c) => current = Some(c),
             None => {
-                inner.violation(Rule::BadParameter, format!("{api}: MdlChain {:#x} is not a chain of the driver's MDLs covering DataOffset {}", s.mdl_chain, s.data_offset));
+                inner.violation(
+                    Rule::BadParameter,
+                    format!(
+                        "{api}: MdlChain {:#x} is not a chain of the driver's MDLs covering DataOffset {}",
+                        s.mdl_chain, s.data_offset
+                    ),
+                );
                 return 0;
             }
         }
@@ -553,12 +662,23 @@ fn allocate_nbl(inner: &Inner, api: &'static str, pool: usize, context_size: u16
     }
     let Some(parts) = objects::allocate_nbl(pool, context_size, backfill, spec, current) else { return 0 };
     let a = parts.nbl;
-    inner.state().ndis.driver_nbls.insert(a, crate::ndis::DriverNbl { pool, blocks: parts.blocks, nb: parts.nb, data: parts.data });
+    inner
+        .state()
+        .ndis
+        .driver_nbls
+        .insert(a, crate::ndis::DriverNbl { pool, blocks: parts.blocks, nb: parts.nb, data: parts.data });
     a
 }
 
-extern "win64" fn NdisAllocateNetBufferList(pool: *mut c_void, context_size: u16, backfill: u16) -> *mut NET_BUFFER_LIST {
-    let (inner, idx) = ndis_call("NdisAllocateNetBufferList", vec![("PoolHandle", ptr(pool)), ("ContextSize", hex(context_size)), ("ContextBackFill", hex(backfill))]);
+extern "win64" fn NdisAllocateNetBufferList(
+    pool: *mut c_void,
+    context_size: u16,
+    backfill: u16,
+) -> *mut NET_BUFFER_LIST {
+    let (inner, idx) = ndis_call(
+        "NdisAllocateNetBufferList",
+        vec![("PoolHandle", ptr(pool)), ("ContextSize", hex(context_size)), ("ContextBackFill", hex(backfill))],
+    );
     let r = allocate_nbl(&inner, "NdisAllocateNetBufferList", pool as usize, context_size, backfill, None);
     inner.trace_result(idx, hex(r as u64));
     r as *mut NET_BUFFER_LIST
@@ -584,7 +704,14 @@ extern "win64" fn NdisAllocateNetBufferAndNetBufferList(
         ],
     );
     let spec = objects::NbSpec { mdl_chain: mdl_chain as usize, data_offset, data_length, ndis_data: 0 };
-    let r = allocate_nbl(&inner, "NdisAllocateNetBufferAndNetBufferList", pool as usize, context_size, backfill, Some(spec));
+    let r = allocate_nbl(
+        &inner,
+        "NdisAllocateNetBufferAndNetBufferList",
+        pool as usize,
+        context_size,
+        backfill,
+        Some(spec),
+    );
     inner.trace_result(idx, hex(r as u64));
     r as *mut NET_BUFFER_LIST
 }
@@ -596,29 +723,43 @@ extern "win64" fn NdisFreeNetBufferList(nbl: *mut NET_BUFFER_LIST) {
     let mut s = inner.state();
     if s.ndis.in_flight.contains_key(&n) {
         drop(s);
-        inner.violation(Rule::Ndis, format!("NdisFreeNetBufferList({n:#x}) frees an NBL that is still being sent (not completed)"));
+        inner.violation(
+            Rule::Ndis,
+            format!("NdisFreeNetBufferList({n:#x}) frees an NBL that is still being sent (not completed)"),
+        );
         return;
     }
     if s.ndis.driver_nbls.remove(&n).is_none() {
         let received = s.ndis.outstanding.contains_key(&n);
         drop(s);
-        let what = if received { "a received NBL NDIS owns (return it with NdisReturnNetBufferLists)" } else { "an NBL not allocated from a pool of this driver (or freed twice)" };
+        let what = if received {
+            "a received NBL NDIS owns (return it with NdisReturnNetBufferLists)"
+        } else {
+            "an NBL not allocated from a pool of this driver (or freed twice)"
+        };
         inner.violation(Rule::BadFree, format!("NdisFreeNetBufferList({n:#x}) frees {what}"));
     }
 }
 
 extern "win64" fn NdisAllocateMdl(handle: *mut c_void, va: *mut c_void, length: u32) -> *mut MDL {
-    let (inner, idx) = ndis_call("NdisAllocateMdl", vec![("NdisHandle", ptr(handle)), ("VirtualAddress", ptr(va)), ("Length", length.to_string())]);
+    let (inner, idx) = ndis_call(
+        "NdisAllocateMdl",
+        vec![("NdisHandle", ptr(handle)), ("VirtualAddress", ptr(va)), ("Length", length.to_string())],
+    );
     let r = (|| {
         if !inner.require_irql_at_most("NdisAllocateMdl", DISPATCH) {
             return 0;
         }
         let known = {
             let s = inner.state();
-            s.ndis.opens.iter().any(|o| o.handle.addr() == handle as usize && !o.closed) || s.protocols.iter().any(|p| !p.deregistered && p.handle.addr() == handle as usize)
+            s.ndis.opens.iter().any(|o| o.handle.addr() == handle as usize && !o.closed)
+                || s.protocols.iter().any(|p| !p.deregistered && p.handle.addr() == handle as usize)
         };
         if !known {
-            inner.violation(Rule::BadParameter, format!("NdisAllocateMdl with handle {} (neither a binding nor the protocol handle)", ptr(handle)));
+            inner.violation(
+                Rule::BadParameter,
+                format!("NdisAllocateMdl with handle {} (neither a binding nor the protocol handle)", ptr(handle)),
+            );
         }
         if va.is_null() || length == 0 {
             inner.violation(Rule::BadParameter, "NdisAllocateMdl for no memory (null address or length 0)");
@@ -643,10 +784,12 @@ extern "win64" fn NdisFreeMdl(mdl: *mut MDL) {
     let mut s = inner.state();
     // An MDL chained into an NBL that is being sent is still in use.
     let in_use = s.ndis.in_flight.keys().any(|&n| {
-        s.ndis.driver_nbls.get(&n).is_some_and(|d| d.nb != 0 && {
-            // SAFETY: `d.nb` is the NET_BUFFER the host allocated with this driver NBL.
-            let v = unsafe { objects::nb_view(d.nb) };
-            v.mdl_chain == m
+        s.ndis.driver_nbls.get(&n).is_some_and(|d| {
+            d.nb != 0 && {
+                // SAFETY: `d.nb` is the NET_BUFFER the host allocated with this driver NBL.
+                let v = unsafe { objects::nb_view(d.nb) };
+                v.mdl_chain == m
+            }
         })
     });
     if in_use {
@@ -656,7 +799,10 @@ extern "win64" fn NdisFreeMdl(mdl: *mut MDL) {
     }
     if s.ndis.ndis_mdls.remove(&m).is_none() {
         drop(s);
-        inner.violation(Rule::BadFree, format!("NdisFreeMdl({m:#x}) frees an MDL NdisAllocateMdl did not allocate (or frees it twice)"));
+        inner.violation(
+            Rule::BadFree,
+            format!("NdisFreeMdl({m:#x}) frees an MDL NdisAllocateMdl did not allocate (or frees it twice)"),
+        );
     }
 }
 
@@ -686,23 +832,41 @@ fn nb_known(st: &State, nb: usize) -> bool {
     })
 }
 
-extern "win64" fn NdisGetDataBuffer(nb: *mut NET_BUFFER, bytes: u32, storage: *mut c_void, align_multiple: u32, align_offset: u32) -> *mut c_void {
+extern "win64" fn NdisGetDataBuffer(
+    nb: *mut NET_BUFFER,
+    bytes: u32,
+    storage: *mut c_void,
+    align_multiple: u32,
+    align_offset: u32,
+) -> *mut c_void {
     let (inner, idx) = ndis_call(
         "NdisGetDataBuffer",
-        vec![("NetBuffer", ptr(nb.cast())), ("BytesNeeded", bytes.to_string()), ("Storage", ptr(storage)), ("AlignMultiple", align_multiple.to_string()), ("AlignOffset", align_offset.to_string())],
+        vec![
+            ("NetBuffer", ptr(nb.cast())),
+            ("BytesNeeded", bytes.to_string()),
+            ("Storage", ptr(storage)),
+            ("AlignMultiple", align_multiple.to_string()),
+            ("AlignOffset", align_offset.to_string()),
+        ],
     );
     let r = (|| {
         if !inner.require_irql_at_most("NdisGetDataBuffer", DISPATCH) {
             return 0;
         }
         if align_multiple == 0 || !align_multiple.is_power_of_two() {
-            inner.violation(Rule::BadParameter, format!("NdisGetDataBuffer with AlignMultiple {align_multiple} (must be a power of two, 1 for none)"));
+            inner.violation(
+                Rule::BadParameter,
+                format!("NdisGetDataBuffer with AlignMultiple {align_multiple} (must be a power of two, 1 for none)"),
+            );
             return 0;
         }
         let s = inner.state();
         if !nb_known(&s, nb as usize) {
             drop(s);
-            inner.violation(Rule::BadParameter, format!("NdisGetDataBuffer({}) on a NET_BUFFER the driver does not hold", ptr(nb.cast())));
+            inner.violation(
+                Rule::BadParameter,
+                format!("NdisGetDataBuffer({}) on a NET_BUFFER the driver does not hold", ptr(nb.cast())),
+            );
             return 0;
         }
         // SAFETY: checked above: a NET_BUFFER the host allocated.
@@ -711,16 +875,23 @@ extern "win64" fn NdisGetDataBuffer(nb: *mut NET_BUFFER, bytes: u32, storage: *m
             return 0;
         }
         // Received NET_BUFFERs and their MDLs and data are the host's own.
-        let received = !s.ndis.driver_nbls.values().any(|d| d.nb == nb as usize) && !s.ndis.driver_nbs.contains_key(&(nb as usize));
+        let received = !s.ndis.driver_nbls.values().any(|d| d.nb == nb as usize)
+            && !s.ndis.driver_nbs.contains_key(&(nb as usize));
         let known = |m: usize| received || mdl_known(&s, m);
         let Some((m, off)) = objects::locate(v.mdl_chain, u64::from(v.data_offset), &known) else {
             drop(s);
-            inner.violation(Rule::BadParameter, "NdisGetDataBuffer on a NET_BUFFER whose MDL chain does not reach DataOffset");
+            inner.violation(
+                Rule::BadParameter,
+                "NdisGetDataBuffer on a NET_BUFFER whose MDL chain does not reach DataOffset",
+            );
             return 0;
         };
         if m != v.current_mdl || off != v.current_offset {
             drop(s);
-            inner.violation(Rule::BadParameter, "NdisGetDataBuffer: CurrentMdl/CurrentMdlOffset disagree with DataOffset");
+            inner.violation(
+                Rule::BadParameter,
+                "NdisGetDataBuffer: CurrentMdl/CurrentMdlOffset disagree with DataOffset",
+            );
             return 0;
         }
         // SAFETY: `m` is an MDL `known` accepted.
@@ -735,7 +906,8 @@ extern "win64" fn NdisGetDataBuffer(nb: *mut NET_BUFFER, bytes: u32, storage: *m
             return 0;
         }
         // Copy through the chain (received MDLs are the host's; the driver's were checked as for a send).
-        let got = objects::gather(v.mdl_chain, v.data_offset, bytes, &known, &|a, l| received || readable(&inner, &s, a, l));
+        let got =
+            objects::gather(v.mdl_chain, v.data_offset, bytes, &known, &|a, l| received || readable(&inner, &s, a, l));
         drop(s);
         match got {
             Ok(b) => {
@@ -760,7 +932,12 @@ extern "win64" fn NdisGetDataBuffer(nb: *mut NET_BUFFER, bytes: u32, storage: *m
 extern "win64" fn NdisSendNetBufferLists(handle: *mut c_void, nbls: *mut NET_BUFFER_LIST, port: u32, flags: u32) {
     let (inner, _) = ndis_call(
         "NdisSendNetBufferLists",
-        vec![("NdisBindingHandle", ptr(handle)), ("NetBufferLists", ptr(nbls.cast())), ("PortNumber", port.to_string()), ("SendFlags", hex(flags))],
+        vec![
+            ("NdisBindingHandle", ptr(handle)),
+            ("NetBufferLists", ptr(nbls.cast())),
+            ("PortNumber", port.to_string()),
+            ("SendFlags", hex(flags)),
+        ],
     );
     send(&inner, handle as usize, nbls as usize, port, flags);
 }
@@ -771,13 +948,21 @@ fn send(inner: &std::sync::Arc<Inner>, handle: usize, head: usize, port: u32, fl
     }
     let irql = cpu::irql();
     if flags & NDIS_SEND_FLAGS_DISPATCH_LEVEL != 0 && irql != DISPATCH {
-        inner.violation(Rule::Irql, format!("NdisSendNetBufferLists with NDIS_SEND_FLAGS_DISPATCH_LEVEL at IRQL {irql}"));
+        inner.violation(
+            Rule::Irql,
+            format!("NdisSendNetBufferLists with NDIS_SEND_FLAGS_DISPATCH_LEVEL at IRQL {irql}"),
+        );
     }
     if port != 0 {
-        inner.violation(Rule::BadParameter, format!("NdisSendNetBufferLists on port {port}; the adapter has only the default port 0"));
+        inner.violation(
+            Rule::BadParameter,
+            format!("NdisSendNetBufferLists on port {port}; the adapter has only the default port 0"),
+        );
     }
     let mut s = inner.state();
-    let Some((adapter, state)) = s.ndis.opens.iter().find(|o| o.handle.addr() == handle && !o.closed).map(|o| (o.adapter, o.state)) else {
+    let Some((adapter, state)) =
+        s.ndis.opens.iter().find(|o| o.handle.addr() == handle && !o.closed).map(|o| (o.adapter, o.state))
+    else {
         drop(s);
         inner.violation(Rule::Ndis, format!("NdisSendNetBufferLists on {handle:#x}, which is not an open binding"));
         return;
@@ -822,8 +1007,12 @@ fn send(inner: &std::sync::Arc<Inner>, handle: usize, head: usize, port: u32, fl
             let mut count = 0;
             while b != 0 && status == NDIS_STATUS_SUCCESS {
                 count += 1;
-                if count > 4096 || !(s.ndis.driver_nbls.values().any(|d| d.nb == b) || s.ndis.driver_nbs.contains_key(&b)) {
-                    problems.push(format!("NBL {l:#x} chains NET_BUFFER {b:#x}, which is not one NDIS allocated for the driver"));
+                if count > 4096
+                    || !(s.ndis.driver_nbls.values().any(|d| d.nb == b) || s.ndis.driver_nbs.contains_key(&b))
+                {
+                    problems.push(format!(
+                        "NBL {l:#x} chains NET_BUFFER {b:#x}, which is not one NDIS allocated for the driver"
+                    ));
                     status = NDIS_STATUS_INVALID_PACKET;
                     break;
                 }
@@ -891,7 +1080,8 @@ fn send(inner: &std::sync::Arc<Inner>, handle: usize, head: usize, port: u32, fl
 const NDIS_650: u32 = 0x0006_0032;
 
 extern "win64" fn NdisOidRequest(handle: *mut c_void, request: *mut NDIS_OID_REQUEST) -> i32 {
-    let (inner, idx) = ndis_call("NdisOidRequest", vec![("NdisBindingHandle", ptr(handle)), ("OidRequest", ptr(request.cast()))]);
+    let (inner, idx) =
+        ndis_call("NdisOidRequest", vec![("NdisBindingHandle", ptr(handle)), ("OidRequest", ptr(request.cast()))]);
     let r = oid_request(&inner, handle as usize, request as usize);
     inner.trace_result(idx, status(r));
     r
@@ -911,7 +1101,10 @@ fn oid_request(inner: &std::sync::Arc<Inner>, handle: usize, request: usize) -> 
         return NDIS_STATUS_INVALID_PARAMETER;
     }
     if inner.state().ndis.pending_oids.contains_key(&request) {
-        inner.violation(Rule::DoubleCompletion, format!("NdisOidRequest({request:#x}) issued again while that request is still pending"));
+        inner.violation(
+            Rule::DoubleCompletion,
+            format!("NdisOidRequest({request:#x}) issued again while that request is still pending"),
+        );
         return NDIS_STATUS_INVALID_PARAMETER;
     }
     // SAFETY: the driver's request, at least a header long (its contract); the rest is read after the size check.
@@ -934,7 +1127,10 @@ fn oid_request(inner: &std::sync::Arc<Inner>, handle: usize, request: usize) -> 
     // SAFETY: within the revision-1 size checked above.
     let req: NDIS_OID_REQUEST = unsafe { read_obj(request) };
     if req.PortNumber != 0 {
-        inner.violation(Rule::BadParameter, format!("NdisOidRequest on port {}; the adapter has only port 0", req.PortNumber));
+        inner.violation(
+            Rule::BadParameter,
+            format!("NdisOidRequest on port {}; the adapter has only port 0", req.PortNumber),
+        );
     }
     let status_out = match req.RequestType {
         t if t == NdisRequestQueryInformation || t == NdisRequestQueryStatistics => {
@@ -961,9 +1157,16 @@ fn oid_request(inner: &std::sync::Arc<Inner>, handle: usize, request: usize) -> 
                 None => (0, 0, NDIS_STATUS_FAILURE),
             };
             // SAFETY: the request's DATA.QUERY_INFORMATION.BytesWritten, inside the checked size.
-            unsafe { write_obj(data_at + std::mem::offset_of!(NDIS_OID_REQUEST_DATA_QUERY_INFORMATION, BytesWritten), written) };
+            unsafe {
+                write_obj(
+                    data_at + std::mem::offset_of!(NDIS_OID_REQUEST_DATA_QUERY_INFORMATION, BytesWritten),
+                    written,
+                )
+            };
             // SAFETY: the request's DATA.QUERY_INFORMATION.BytesNeeded, inside the checked size.
-            unsafe { write_obj(data_at + std::mem::offset_of!(NDIS_OID_REQUEST_DATA_QUERY_INFORMATION, BytesNeeded), needed) };
+            unsafe {
+                write_obj(data_at + std::mem::offset_of!(NDIS_OID_REQUEST_DATA_QUERY_INFORMATION, BytesNeeded), needed)
+            };
             st
         }
         t if t == NdisRequestSetInformation => {
@@ -977,7 +1180,9 @@ fn oid_request(inner: &std::sync::Arc<Inner>, handle: usize, request: usize) -> 
                 Vec::new()
             } else {
                 // SAFETY: the driver's buffer of InformationBufferLength bytes.
-                unsafe { super::super::memory::read_bytes(q.InformationBuffer as usize, q.InformationBufferLength as usize) }
+                unsafe {
+                    super::super::memory::read_bytes(q.InformationBuffer as usize, q.InformationBufferLength as usize)
+                }
             };
             let answer = {
                 let mut st = inner.state();
@@ -989,9 +1194,13 @@ fn oid_request(inner: &std::sync::Arc<Inner>, handle: usize, request: usize) -> 
                 None => (0, 0, NDIS_STATUS_FAILURE),
             };
             // SAFETY: the request's DATA.SET_INFORMATION.BytesRead, inside the checked size.
-            unsafe { write_obj(data_at + std::mem::offset_of!(NDIS_OID_REQUEST_DATA_SET_INFORMATION, BytesRead), read) };
+            unsafe {
+                write_obj(data_at + std::mem::offset_of!(NDIS_OID_REQUEST_DATA_SET_INFORMATION, BytesRead), read)
+            };
             // SAFETY: the request's DATA.SET_INFORMATION.BytesNeeded, inside the checked size.
-            unsafe { write_obj(data_at + std::mem::offset_of!(NDIS_OID_REQUEST_DATA_SET_INFORMATION, BytesNeeded), needed) };
+            unsafe {
+                write_obj(data_at + std::mem::offset_of!(NDIS_OID_REQUEST_DATA_SET_INFORMATION, BytesNeeded), needed)
+            };
             st
         }
         t if t == NdisRequestMethod => NDIS_STATUS_NOT_SUPPORTED,
@@ -1011,7 +1220,9 @@ fn oid_request(inner: &std::sync::Arc<Inner>, handle: usize, request: usize) -> 
             issue
         };
         if let Some(d) = delay {
-            crate::ndis::later(inner, d, move |i| crate::ndis::complete_oid_issue(i, adapter, request, status_out, Some(issue)));
+            crate::ndis::later(inner, d, move |i| {
+                crate::ndis::complete_oid_issue(i, adapter, request, status_out, Some(issue))
+            });
         }
         return NDIS_STATUS_PENDING;
     }
@@ -1019,12 +1230,15 @@ fn oid_request(inner: &std::sync::Arc<Inner>, handle: usize, request: usize) -> 
 }
 
 extern "win64" fn NdisCancelOidRequest(handle: *mut c_void, request_id: *mut c_void) {
-    let (inner, _) = ndis_call("NdisCancelOidRequest", vec![("NdisBindingHandle", ptr(handle)), ("RequestId", ptr(request_id))]);
+    let (inner, _) =
+        ndis_call("NdisCancelOidRequest", vec![("NdisBindingHandle", ptr(handle)), ("RequestId", ptr(request_id))]);
     inner.require_irql_at_most("NdisCancelOidRequest", DISPATCH);
     let found = {
         let s = inner.state();
         let adapter = s.ndis.opens.iter().find(|o| o.handle.addr() == handle as usize && !o.closed).map(|o| o.adapter);
-        adapter.and_then(|a| s.ndis.pending_oids.iter().find(|(_, p)| p.0 == a && p.1 == request_id as usize).map(|(&r, _)| (a, r)))
+        adapter.and_then(|a| {
+            s.ndis.pending_oids.iter().find(|(_, p)| p.0 == a && p.1 == request_id as usize).map(|(&r, _)| (a, r))
+        })
     };
     // A request not pending (already completed) is not an error: cancel races completion.
     if let Some((adapter, request)) = found {
@@ -1037,7 +1251,11 @@ extern "win64" fn NdisCancelOidRequest(handle: *mut c_void, request_id: *mut c_v
 extern "win64" fn NdisCompleteNetPnPEvent(handle: *mut c_void, notification: *mut NET_PNP_EVENT_NOTIFICATION, st: i32) {
     let (inner, _) = ndis_call(
         "NdisCompleteNetPnPEvent",
-        vec![("NdisBindingHandle", ptr(handle)), ("NetPnPEventNotification", ptr(notification.cast())), ("Status", status(st))],
+        vec![
+            ("NdisBindingHandle", ptr(handle)),
+            ("NetPnPEventNotification", ptr(notification.cast())),
+            ("Status", status(st)),
+        ],
     );
     inner.require_irql_at_most("NdisCompleteNetPnPEvent", DISPATCH);
     let mut s = inner.state();
@@ -1046,7 +1264,10 @@ extern "win64" fn NdisCompleteNetPnPEvent(handle: *mut c_void, notification: *mu
         Some((h, None)) => {
             let h = *h;
             drop(s);
-            inner.violation(Rule::BadParameter, format!("NdisCompleteNetPnPEvent with binding handle {} for an event of binding {h:#x}", ptr(handle)));
+            inner.violation(
+                Rule::BadParameter,
+                format!("NdisCompleteNetPnPEvent with binding handle {} for an event of binding {h:#x}", ptr(handle)),
+            );
         }
         Some(_) => {
             drop(s);
@@ -1054,14 +1275,20 @@ extern "win64" fn NdisCompleteNetPnPEvent(handle: *mut c_void, notification: *mu
         }
         None => {
             drop(s);
-            inner.violation(Rule::Ndis, format!("NdisCompleteNetPnPEvent({}) for no PnP event in progress", ptr(notification.cast())));
+            inner.violation(
+                Rule::Ndis,
+                format!("NdisCompleteNetPnPEvent({}) for no PnP event in progress", ptr(notification.cast())),
+            );
         }
     }
 }
 
 // ---------------------------------------------------------------- NET_BUFFER pools, data start, cancel
 
-extern "win64" fn NdisAllocateNetBufferPool(handle: *mut c_void, params: *mut NET_BUFFER_POOL_PARAMETERS) -> *mut c_void {
+extern "win64" fn NdisAllocateNetBufferPool(
+    handle: *mut c_void,
+    params: *mut NET_BUFFER_POOL_PARAMETERS,
+) -> *mut c_void {
     let (inner, idx) = ndis_call("NdisAllocateNetBufferPool", vec![("NdisHandle", ptr(handle))]);
     let r = (|| {
         if !inner.require_irql_at_most("NdisAllocateNetBufferPool", DISPATCH) || params.is_null() {
@@ -1069,7 +1296,9 @@ extern "win64" fn NdisAllocateNetBufferPool(handle: *mut c_void, params: *mut NE
         }
         // SAFETY: the driver's pool parameters, read during the call.
         let p: NET_BUFFER_POOL_PARAMETERS = unsafe { read_obj(params as usize) };
-        if p.Header.Type != NDIS_OBJECT_TYPE_DEFAULT || p.Header.Size < NDIS_SIZEOF_NET_BUFFER_POOL_PARAMETERS_REVISION_1 {
+        if p.Header.Type != NDIS_OBJECT_TYPE_DEFAULT
+            || p.Header.Size < NDIS_SIZEOF_NET_BUFFER_POOL_PARAMETERS_REVISION_1
+        {
             inner.violation(Rule::BadParameter, "NET_BUFFER_POOL_PARAMETERS with a wrong header");
             return 0;
         }
@@ -1100,21 +1329,37 @@ extern "win64" fn NdisFreeNetBufferPool(pool: *mut c_void) {
     let alive = s.ndis.driver_nbs.values().filter(|n| n.0 == pool as usize).count();
     drop(s);
     if alive > 0 {
-        inner.violation(Rule::Ndis, format!("NdisFreeNetBufferPool({}) with {alive} NET_BUFFER(s) of the pool not freed", ptr(pool)));
+        inner.violation(
+            Rule::Ndis,
+            format!("NdisFreeNetBufferPool({}) with {alive} NET_BUFFER(s) of the pool not freed", ptr(pool)),
+        );
     }
 }
 
-extern "win64" fn NdisAllocateNetBuffer(pool: *mut c_void, mdl_chain: *mut MDL, data_offset: u32, data_length: usize) -> *mut NET_BUFFER {
+extern "win64" fn NdisAllocateNetBuffer(
+    pool: *mut c_void,
+    mdl_chain: *mut MDL,
+    data_offset: u32,
+    data_length: usize,
+) -> *mut NET_BUFFER {
     let (inner, idx) = ndis_call(
         "NdisAllocateNetBuffer",
-        vec![("PoolHandle", ptr(pool)), ("MdlChain", ptr(mdl_chain.cast())), ("DataOffset", hex(data_offset)), ("DataLength", hex(data_length as u64))],
+        vec![
+            ("PoolHandle", ptr(pool)),
+            ("MdlChain", ptr(mdl_chain.cast())),
+            ("DataOffset", hex(data_offset)),
+            ("DataLength", hex(data_length as u64)),
+        ],
     );
     let r = (|| {
         if !inner.require_irql_at_most("NdisAllocateNetBuffer", DISPATCH) {
             return 0;
         }
         let Some(data_size) = inner.state().ndis.nb_pools.get(&(pool as usize)).map(|p| p.2) else {
-            inner.violation(Rule::Ndis, format!("NdisAllocateNetBuffer({}) on a NET_BUFFER pool that does not exist", ptr(pool)));
+            inner.violation(
+                Rule::Ndis,
+                format!("NdisAllocateNetBuffer({}) on a NET_BUFFER pool that does not exist", ptr(pool)),
+            );
             return 0;
         };
         let mut spec = objects::NbSpec { mdl_chain: mdl_chain as usize, data_offset, data_length, ndis_data: 0 };
@@ -1165,7 +1410,10 @@ extern "win64" fn NdisFreeNetBuffer(nb: *mut NET_BUFFER) {
     });
     if in_use {
         drop(s);
-        inner.violation(Rule::Ndis, format!("NdisFreeNetBuffer({n:#x}) frees a NET_BUFFER of an NBL that is still being sent"));
+        inner.violation(
+            Rule::Ndis,
+            format!("NdisFreeNetBuffer({n:#x}) frees a NET_BUFFER of an NBL that is still being sent"),
+        );
         return;
     }
     if s.ndis.driver_nbs.remove(&n).is_none() {
@@ -1212,14 +1460,38 @@ fn move_data_start(inner: &Inner, api: &str, nb: usize, advance: bool, delta: u3
     true
 }
 
-extern "win64" fn NdisAdvanceNetBufferDataStart(nb: *mut NET_BUFFER, delta: u32, free_mdl: u8, _free_mdl_handler: *mut c_void) {
-    let (inner, _) = ndis_call("NdisAdvanceNetBufferDataStart", vec![("NetBuffer", ptr(nb.cast())), ("DataOffsetDelta", delta.to_string()), ("FreeMdl", free_mdl.to_string())]);
+extern "win64" fn NdisAdvanceNetBufferDataStart(
+    nb: *mut NET_BUFFER,
+    delta: u32,
+    free_mdl: u8,
+    _free_mdl_handler: *mut c_void,
+) {
+    let (inner, _) = ndis_call(
+        "NdisAdvanceNetBufferDataStart",
+        vec![("NetBuffer", ptr(nb.cast())), ("DataOffsetDelta", delta.to_string()), ("FreeMdl", free_mdl.to_string())],
+    );
     move_data_start(&inner, "NdisAdvanceNetBufferDataStart", nb as usize, true, delta);
 }
 
-extern "win64" fn NdisRetreatNetBufferDataStart(nb: *mut NET_BUFFER, delta: u32, backfill: u32, _allocate_mdl_handler: *mut c_void) -> i32 {
-    let (inner, idx) = ndis_call("NdisRetreatNetBufferDataStart", vec![("NetBuffer", ptr(nb.cast())), ("DataOffsetDelta", delta.to_string()), ("DataBackFill", backfill.to_string())]);
-    let r = if move_data_start(&inner, "NdisRetreatNetBufferDataStart", nb as usize, false, delta) { NDIS_STATUS_SUCCESS } else { NDIS_STATUS_RESOURCES };
+extern "win64" fn NdisRetreatNetBufferDataStart(
+    nb: *mut NET_BUFFER,
+    delta: u32,
+    backfill: u32,
+    _allocate_mdl_handler: *mut c_void,
+) -> i32 {
+    let (inner, idx) = ndis_call(
+        "NdisRetreatNetBufferDataStart",
+        vec![
+            ("NetBuffer", ptr(nb.cast())),
+            ("DataOffsetDelta", delta.to_string()),
+            ("DataBackFill", backfill.to_string()),
+        ],
+    );
+    let r = if move_data_start(&inner, "NdisRetreatNetBufferDataStart", nb as usize, false, delta) {
+        NDIS_STATUS_SUCCESS
+    } else {
+        NDIS_STATUS_RESOURCES
+    };
     inner.trace_result(idx, status(r));
     r
 }
@@ -1236,18 +1508,27 @@ extern "win64" fn NdisGeneratePartialCancelId() -> u8 {
 }
 
 extern "win64" fn NdisCancelSendNetBufferLists(handle: *mut c_void, cancel_id: *mut c_void) {
-    let (inner, _) = ndis_call("NdisCancelSendNetBufferLists", vec![("NdisBindingHandle", ptr(handle)), ("CancelId", ptr(cancel_id))]);
+    let (inner, _) = ndis_call(
+        "NdisCancelSendNetBufferLists",
+        vec![("NdisBindingHandle", ptr(handle)), ("CancelId", ptr(cancel_id))],
+    );
     inner.require_irql_at_most("NdisCancelSendNetBufferLists", DISPATCH);
     let (adapter, cancelled) = {
         let mut s = inner.state();
-        let Some(adapter) = s.ndis.opens.iter().find(|o| o.handle.addr() == handle as usize && !o.closed).map(|o| o.adapter) else {
+        let Some(adapter) =
+            s.ndis.opens.iter().find(|o| o.handle.addr() == handle as usize && !o.closed).map(|o| o.adapter)
+        else {
             drop(s);
-            inner.violation(Rule::Ndis, format!("NdisCancelSendNetBufferLists on {}, which is not an open binding", ptr(handle)));
+            inner.violation(
+                Rule::Ndis,
+                format!("NdisCancelSendNetBufferLists on {}, which is not an open binding", ptr(handle)),
+            );
             return;
         };
         let held: Vec<usize> = s.ndis.held_sends.iter().filter(|(a, _)| *a == adapter).map(|(_, n)| *n).collect();
         // SAFETY: held sends are the driver's NBLs in flight (host-allocated).
-        let cancelled: Vec<usize> = held.into_iter().filter(|&n| unsafe { objects::cancel_id(n) } == cancel_id as usize).collect();
+        let cancelled: Vec<usize> =
+            held.into_iter().filter(|&n| unsafe { objects::cancel_id(n) } == cancel_id as usize).collect();
         for n in &cancelled {
             if let Some(e) = s.ndis.in_flight.get_mut(n) {
                 e.1 = NDIS_STATUS_SEND_ABORTED;

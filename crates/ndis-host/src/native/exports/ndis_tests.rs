@@ -93,15 +93,29 @@ extern "win64" fn bind(driver: u64, bind_context: u64, _params: u64) -> i32 {
     let mut mediums = [crate::ndis::MEDIUM_802_3];
     // SAFETY: all-zero is a valid NDIS_OPEN_PARAMETERS.
     let mut params: NDIS_OPEN_PARAMETERS = unsafe { std::mem::zeroed() };
-    params.Header = NDIS_OBJECT_HEADER { Type: NDIS_OBJECT_TYPE_OPEN_PARAMETERS, Revision: NDIS_OPEN_PARAMETERS_REVISION_1, Size: NDIS_SIZEOF_OPEN_PARAMETERS_REVISION_1 };
+    params.Header = NDIS_OBJECT_HEADER {
+        Type: NDIS_OBJECT_TYPE_OPEN_PARAMETERS,
+        Revision: NDIS_OPEN_PARAMETERS_REVISION_1,
+        Size: NDIS_SIZEOF_OPEN_PARAMETERS_REVISION_1,
+    };
     params.MediumArray = mediums.as_mut_ptr();
     params.MediumArraySize = 1;
     params.SelectedMediumIndex = b.selected.as_ptr();
     let mut h: *mut c_void = std::ptr::null_mut();
-    let st = NdisOpenAdapterEx(p.handle.load(SeqCst) as *mut c_void, std::ptr::from_ref(b) as *mut c_void, &mut params, bind_context as *mut c_void, &mut h);
+    let st = NdisOpenAdapterEx(
+        p.handle.load(SeqCst) as *mut c_void,
+        std::ptr::from_ref(b) as *mut c_void,
+        &mut params,
+        bind_context as *mut c_void,
+        &mut h,
+    );
     b.handle.store(h as usize, SeqCst);
     let mut pp = NET_BUFFER_LIST_POOL_PARAMETERS {
-        Header: NDIS_OBJECT_HEADER { Type: NDIS_OBJECT_TYPE_DEFAULT, Revision: NET_BUFFER_LIST_POOL_PARAMETERS_REVISION_1, Size: NDIS_SIZEOF_NET_BUFFER_LIST_POOL_PARAMETERS_REVISION_1 },
+        Header: NDIS_OBJECT_HEADER {
+            Type: NDIS_OBJECT_TYPE_DEFAULT,
+            Revision: NET_BUFFER_LIST_POOL_PARAMETERS_REVISION_1,
+            Size: NDIS_SIZEOF_NET_BUFFER_LIST_POOL_PARAMETERS_REVISION_1,
+        },
         ProtocolId: 0,
         fAllocateNetBuffer: 1,
         ContextSize: 0,
@@ -133,7 +147,12 @@ extern "win64" fn pnp_event(binding: u64, notification: u64) -> i32 {
     let e = n.NetPnPEvent;
     // SAFETY: the host's event buffer of BufferLength bytes.
     let value = (e.BufferLength == 4).then(|| unsafe { read_obj::<u32>(e.Buffer as usize) });
-    b.pnp.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((e.NetEvent, n.Header.Revision, n.Header.Size, value));
+    b.pnp.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((
+        e.NetEvent,
+        n.Header.Revision,
+        n.Header.Size,
+        value,
+    ));
     if n.NetPnPEvent.NetEvent != 8 {
         return 0;
     }
@@ -152,7 +171,11 @@ extern "win64" fn pnp_event(binding: u64, notification: u64) -> i32 {
 }
 
 extern "win64" fn oid_complete(binding: u64, request: u64, status: i32) {
-    ctx::<Binding>(binding).oids.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((request as usize, status));
+    ctx::<Binding>(binding)
+        .oids
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push((request as usize, status));
 }
 
 extern "win64" fn status_ex(binding: u64, indication: u64) {
@@ -162,7 +185,11 @@ extern "win64" fn status_ex(binding: u64, indication: u64) {
         let p = crate::native::memory::read_bytes(s.StatusBuffer as usize, s.StatusBufferSize as usize);
         (s, p)
     };
-    ctx::<Binding>(binding).statuses.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((s.Header, s.StatusCode, payload));
+    ctx::<Binding>(binding).statuses.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((
+        s.Header,
+        s.StatusCode,
+        payload,
+    ));
 }
 
 extern "win64" fn receive(binding: u64, nbls: u64, _port: u32, _n: u32, flags: u32) {
@@ -284,7 +311,14 @@ fn on<R: Send + 'static>(h: &Host, processor: usize, irql: u8, f: impl FnOnce() 
 
 /// Allocates an NBL with NDIS data (the pool's DataSize) holding `frame`.
 fn frame_nbl(b: &'static Binding, frame: Vec<u8>) -> usize {
-    let l = NdisAllocateNetBufferAndNetBufferList(b.pool.load(SeqCst) as *mut c_void, 0, 0, std::ptr::null_mut(), 0, frame.len()) as usize;
+    let l = NdisAllocateNetBufferAndNetBufferList(
+        b.pool.load(SeqCst) as *mut c_void,
+        0,
+        0,
+        std::ptr::null_mut(),
+        0,
+        frame.len(),
+    ) as usize;
     assert_ne!(l, 0, "allocation");
     // SAFETY: a fresh NBL of the stand-in with a NET_BUFFER whose MDL maps DataSize bytes of NDIS data.
     unsafe {
@@ -352,7 +386,11 @@ fn a_send_gathers_a_driver_mdl_chain_from_data_offset() {
     let r = Rig::new(0, vec![AdapterConfig::ethernet(0)]);
     let b = r.binding();
     let (frame, nbl, mdls, mem) = on(&r.h, 0, 0, move || {
-        let alloc = crate::native::exports::table().into_iter().find(|e| e.1 == "ExAllocatePoolWithTag").map(|e| e.2).expect("export");
+        let alloc = crate::native::exports::table()
+            .into_iter()
+            .find(|e| e.1 == "ExAllocatePoolWithTag")
+            .map(|e| e.2)
+            .expect("export");
         // SAFETY: ExAllocatePoolWithTag's win64 signature.
         let alloc: extern "win64" fn(i32, usize, u32) -> *mut c_void = unsafe { std::mem::transmute(alloc) };
         let mem = alloc(512, 64, u32::from_le_bytes(*b"Test")) as usize;
@@ -379,7 +417,11 @@ fn a_send_gathers_a_driver_mdl_chain_from_data_offset() {
         NdisFreeNetBufferList(nbl as *mut NET_BUFFER_LIST);
         NdisFreeMdl(mdls.0 as *mut MDL);
         NdisFreeMdl(mdls.1 as *mut MDL);
-        let free = crate::native::exports::table().into_iter().find(|e| e.1 == "ExFreePoolWithTag").map(|e| e.2).expect("export");
+        let free = crate::native::exports::table()
+            .into_iter()
+            .find(|e| e.1 == "ExFreePoolWithTag")
+            .map(|e| e.2)
+            .expect("export");
         // SAFETY: ExFreePoolWithTag's win64 signature.
         let free: extern "win64" fn(*mut c_void, u32) = unsafe { std::mem::transmute(free) };
         free(mem as *mut c_void, u32::from_le_bytes(*b"Test"));
@@ -426,7 +468,9 @@ fn deferred_completions_split_reorder_and_are_flushed_before_pause() {
     assert_eq!(r.h.sends_in_flight(), 3);
     // Sending an NBL again while it is in flight.
     let again = nbls[0];
-    on(&r.h, 0, 0, move || NdisSendNetBufferLists(b.handle.load(SeqCst) as *mut c_void, again as *mut NET_BUFFER_LIST, 0, 0));
+    on(&r.h, 0, 0, move || {
+        NdisSendNetBufferLists(b.handle.load(SeqCst) as *mut c_void, again as *mut NET_BUFFER_LIST, 0, 0)
+    });
     // Freeing one in flight.
     on(&r.h, 0, 0, move || NdisFreeNetBufferList(again as *mut NET_BUFFER_LIST));
     assert_eq!(r.h.complete_sends(0, 2, true).expect("complete"), 3);
@@ -472,7 +516,11 @@ fn nbl_and_mdl_ownership_rules() {
     let v = r.finish();
     drop(foreign);
     assert!(has(&v, Rule::BadFree, "not allocated from a pool of this driver (or freed twice)"), "{v:#?}");
-    assert_eq!(v.iter().filter(|x| x.message.contains("not allocated from a pool of this driver (or freed twice)")).count(), 2, "{v:#?}");
+    assert_eq!(
+        v.iter().filter(|x| x.message.contains("not allocated from a pool of this driver (or freed twice)")).count(),
+        2,
+        "{v:#?}"
+    );
     assert!(has(&v, Rule::Ndis, "was not allocated from a pool of this driver; the send is dropped"), "{v:#?}");
     assert!(has(&v, Rule::BadFree, "NdisFreeMdl"), "{v:#?}");
     assert!(has(&v, Rule::BadParameter, "not multiples of MEMORY_ALLOCATION_ALIGNMENT"), "{v:#?}");
@@ -535,7 +583,11 @@ fn oid_block(request_type: i32, oid: u32, data: &[u8], len: usize) -> (HostBlock
     let p = req.as_ptr::<NDIS_OID_REQUEST>();
     // SAFETY: a fresh zeroed block of the structure's size.
     unsafe {
-        (*p).Header = NDIS_OBJECT_HEADER { Type: NDIS_OBJECT_TYPE_OID_REQUEST, Revision: NDIS_OID_REQUEST_REVISION_1, Size: NDIS_SIZEOF_OID_REQUEST_REVISION_1 };
+        (*p).Header = NDIS_OBJECT_HEADER {
+            Type: NDIS_OBJECT_TYPE_OID_REQUEST,
+            Revision: NDIS_OID_REQUEST_REVISION_1,
+            Size: NDIS_SIZEOF_OID_REQUEST_REVISION_1,
+        };
         (*p).RequestType = request_type;
         (*p).RequestId = 0x77 as PVOID;
         (*p).DATA.QUERY_INFORMATION.Oid = oid;
@@ -621,7 +673,10 @@ fn pended_oid_requests_complete_later_cancel_and_are_checked() {
     let (c, _cb) = oid_block(NdisRequestQueryInformation, OID_GEN_MAXIMUM_FRAME_SIZE, &[], 4);
     assert_eq!(oid(&r.h, b, c.addr()), NDIS_STATUS_PENDING);
     on(&r.h, 0, 0, move || NdisCancelOidRequest(b.handle.load(SeqCst) as *mut c_void, 0x77 as *mut c_void));
-    assert_eq!(b.oids.lock().unwrap_or_else(std::sync::PoisonError::into_inner)[1], (c.addr(), NDIS_STATUS_REQUEST_ABORTED));
+    assert_eq!(
+        b.oids.lock().unwrap_or_else(std::sync::PoisonError::into_inner)[1],
+        (c.addr(), NDIS_STATUS_REQUEST_ABORTED)
+    );
     // One left pending at close and unload.
     let (left, _lb) = oid_block(NdisRequestQueryInformation, OID_GEN_MAXIMUM_FRAME_SIZE, &[], 4);
     assert_eq!(oid(&r.h, b, left.addr()), NDIS_STATUS_PENDING);
@@ -639,7 +694,14 @@ fn link_state_changes_are_indicated_through_status_ex() {
     let s = b.statuses.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
     assert_eq!(s.len(), 1);
     let (header, code, payload) = &s[0];
-    assert_eq!((header.Type, header.Revision, header.Size), (NDIS_OBJECT_TYPE_STATUS_INDICATION, NDIS_STATUS_INDICATION_REVISION_1, NDIS_SIZEOF_STATUS_INDICATION_REVISION_1));
+    assert_eq!(
+        (header.Type, header.Revision, header.Size),
+        (
+            NDIS_OBJECT_TYPE_STATUS_INDICATION,
+            NDIS_STATUS_INDICATION_REVISION_1,
+            NDIS_SIZEOF_STATUS_INDICATION_REVISION_1
+        )
+    );
     assert_eq!(*code, NDIS_STATUS_LINK_STATE);
     assert_eq!(payload.len(), usize::from(NDIS_SIZEOF_LINK_STATE_REVISION_1));
     assert_eq!(&payload[4..8], &2u32.to_le_bytes(), "MediaConnectStateDisconnected");
@@ -669,7 +731,10 @@ fn a_pended_pause_waits_for_ndis_complete_net_pnp_event() {
     b.pause_mode.store(0, SeqCst);
     let v = r.finish();
     assert!(has(&v, Rule::DoubleCompletion, "NdisCompleteNetPnPEvent called twice"), "{v:#?}");
-    assert!(has(&v, Rule::Ndis, "NetEventPause) returned NDIS_STATUS_PENDING and NdisCompleteNetPnPEvent was not called"), "{v:#?}");
+    assert!(
+        has(&v, Rule::Ndis, "NetEventPause) returned NDIS_STATUS_PENDING and NdisCompleteNetPnPEvent was not called"),
+        "{v:#?}"
+    );
     assert_eq!(v.len(), 3, "{v:#?}");
 }
 
@@ -677,7 +742,8 @@ fn a_pended_pause_waits_for_ndis_complete_net_pnp_event() {
 fn shaped_and_concurrent_receives_reach_the_driver_byte_for_byte() {
     let mut r = Rig::new(128, vec![AdapterConfig::ethernet(0)]);
     let b = r.binding();
-    let frames: Vec<Vec<u8>> = (0..7u8).map(|i| (0..60 + usize::from(i) * 100).map(|j| (j as u8) ^ i).collect()).collect();
+    let frames: Vec<Vec<u8>> =
+        (0..7u8).map(|i| (0..60 + usize::from(i) * 100).map(|j| (j as u8) ^ i).collect()).collect();
     let shape = crate::ndis::ReceiveShape { nbs_per_nbl: 3, mdls_per_nb: 3, data_offset: 30 };
     assert_eq!(r.h.indicate_receive_shaped(0, 1, frames.clone(), false, shape).expect("receive"), 0);
     assert_eq!(*b.received.lock().unwrap_or_else(std::sync::PoisonError::into_inner), frames);
@@ -686,7 +752,11 @@ fn shaped_and_concurrent_receives_reach_the_driver_byte_for_byte() {
     b.received.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
     let a: Vec<Vec<u8>> = (0..40u8).map(|i| vec![i; 64]).collect();
     let c: Vec<Vec<u8>> = (0..40u8).map(|i| vec![i | 0x80; 64]).collect();
-    assert_eq!(r.h.indicate_receive_concurrently(0, a.clone(), c.clone(), crate::ndis::ReceiveShape::default()).expect("receive"), (0, 0));
+    assert_eq!(
+        r.h.indicate_receive_concurrently(0, a.clone(), c.clone(), crate::ndis::ReceiveShape::default())
+            .expect("receive"),
+        (0, 0)
+    );
     let mut got = b.received.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
     let mut want = [a, c].concat();
     got.sort();
@@ -700,7 +770,11 @@ fn shaped_and_concurrent_receives_reach_the_driver_byte_for_byte() {
 #[test]
 fn pnp_notifications_carry_the_emulated_versions_revision_and_power_states() {
     for (version, revision, size) in [(crate::host::NDIS_689, 2u8, 172u16), (0x0006_001E, 1, 164)] {
-        let mut r = Rig::with(HostConfig { ndis_version: version, ..HostConfig::default() }, 128, vec![AdapterConfig::ethernet(0)]);
+        let mut r = Rig::with(
+            HostConfig { ndis_version: version, ..HostConfig::default() },
+            128,
+            vec![AdapterConfig::ethernet(0)],
+        );
         let b = r.binding();
         assert_eq!(r.h.set_power(0, 4).expect("power"), 0);
         assert_eq!(r.h.set_power(0, 1).expect("power"), 0);
@@ -779,7 +853,11 @@ fn net_buffer_pools_data_start_moves_and_send_cancellation() {
     let b = r.binding();
     let (nbl, nb, nb_pool, moves) = on(&r.h, 0, 0, move || {
         let mut pp = NET_BUFFER_POOL_PARAMETERS {
-            Header: NDIS_OBJECT_HEADER { Type: NDIS_OBJECT_TYPE_DEFAULT, Revision: NET_BUFFER_POOL_PARAMETERS_REVISION_1, Size: NDIS_SIZEOF_NET_BUFFER_POOL_PARAMETERS_REVISION_1 },
+            Header: NDIS_OBJECT_HEADER {
+                Type: NDIS_OBJECT_TYPE_DEFAULT,
+                Revision: NET_BUFFER_POOL_PARAMETERS_REVISION_1,
+                Size: NDIS_SIZEOF_NET_BUFFER_POOL_PARAMETERS_REVISION_1,
+            },
             PoolTag: u32::from_le_bytes(*b"TsNb"),
             DataSize: 100,
         };
@@ -816,7 +894,10 @@ fn net_buffer_pools_data_start_moves_and_send_cancellation() {
         let three: Vec<usize> = (0..3).map(|i| frame_nbl(b, vec![i; 60])).collect();
         for &n in &three[..2] {
             // SAFETY: the stand-in's NBLs; NetBufferListInfo[NetBufferListCancelId] as the NDIS macro sets it.
-            unsafe { (*(n as *mut NET_BUFFER_LIST)).NetBufferListInfo[NetBufferListCancelId as usize] = (usize::from(id) << 56 | 7) as PVOID };
+            unsafe {
+                (*(n as *mut NET_BUFFER_LIST)).NetBufferListInfo[NetBufferListCancelId as usize] =
+                    (usize::from(id) << 56 | 7) as PVOID
+            };
         }
         NdisSendNetBufferLists(b.handle.load(SeqCst) as *mut c_void, link(&three) as *mut NET_BUFFER_LIST, 0, 0);
         NdisCancelSendNetBufferLists(b.handle.load(SeqCst) as *mut c_void, (usize::from(id) << 56 | 7) as *mut c_void);
@@ -824,7 +905,10 @@ fn net_buffer_pools_data_start_moves_and_send_cancellation() {
     });
     assert_eq!(ids, 1);
     let c = completions(b);
-    assert_eq!(c.last().map(|c| c.nbls.clone()), Some(vec![(three[0], NDIS_STATUS_SEND_ABORTED), (three[1], NDIS_STATUS_SEND_ABORTED)]));
+    assert_eq!(
+        c.last().map(|c| c.nbls.clone()),
+        Some(vec![(three[0], NDIS_STATUS_SEND_ABORTED), (three[1], NDIS_STATUS_SEND_ABORTED)])
+    );
     assert_eq!(r.h.sends_in_flight(), 1);
     r.h.complete_sends(0, 0, false).expect("complete");
     on(&r.h, 0, 0, move || {
@@ -841,7 +925,11 @@ fn net_buffer_pools_data_start_moves_and_send_cancellation() {
 #[test]
 fn both_processors_send_while_the_adapter_completes_and_the_pump_receives() {
     let cfg = |n| AdapterConfig {
-        send_completion: SendCompletion::Async { delay: std::time::Duration::from_millis(1), per_call: 3, reverse: false },
+        send_completion: SendCompletion::Async {
+            delay: std::time::Duration::from_millis(1),
+            per_call: 3,
+            reverse: false,
+        },
         receive_shape: crate::ndis::ReceiveShape { nbs_per_nbl: 4, mdls_per_nb: 2, data_offset: 2 },
         receive_resources: true,
         ..AdapterConfig::ethernet(n)
@@ -859,7 +947,26 @@ fn both_processors_send_while_the_adapter_completes_and_the_pump_receives() {
                 s.spawn(move || {
                     let mut all = Vec::new();
                     for i in 0..25u8 {
-                        let frames = (0..3u8).map(|k| vec![(cpu as u8) << 7 | i, k, 0xEE, 0xEE, 0xEE, 0xEE, 0xEE, 0xEE, 0xEE, 0xEE, 0xEE, 0xEE, 0xEE, 0xEE]).collect();
+                        let frames = (0..3u8)
+                            .map(|k| {
+                                vec![
+                                    (cpu as u8) << 7 | i,
+                                    k,
+                                    0xEE,
+                                    0xEE,
+                                    0xEE,
+                                    0xEE,
+                                    0xEE,
+                                    0xEE,
+                                    0xEE,
+                                    0xEE,
+                                    0xEE,
+                                    0xEE,
+                                    0xEE,
+                                    0xEE,
+                                ]
+                            })
+                            .collect();
                         all.extend(send(h, first, cpu, DISPATCH, frames));
                     }
                     all
@@ -881,7 +988,11 @@ fn both_processors_send_while_the_adapter_completes_and_the_pump_receives() {
 #[test]
 fn a_pause_that_completes_with_sends_in_flight_is_a_violation() {
     let cfg = AdapterConfig {
-        send_completion: SendCompletion::Async { delay: std::time::Duration::from_millis(100), per_call: 0, reverse: false },
+        send_completion: SendCompletion::Async {
+            delay: std::time::Duration::from_millis(100),
+            per_call: 0,
+            reverse: false,
+        },
         ..AdapterConfig::ethernet(0)
     };
     let mut r = Rig::new(128, vec![cfg]);

@@ -147,7 +147,10 @@ fn check_waitable(inner: &Inner, api: &str, object: usize) -> bool {
     }
     let t = object_type(object);
     if !matches!(t, EVENT_NOTIFICATION | EVENT_SYNCHRONIZATION | TIMER_NOTIFICATION | TIMER_SYNCHRONIZATION) {
-        inner.violation(Rule::BadParameter, format!("{api}({object:#x}): object type {t} is not an initialised event or timer"));
+        inner.violation(
+            Rule::BadParameter,
+            format!("{api}({object:#x}): object type {t} is not an initialised event or timer"),
+        );
         return false;
     }
     true
@@ -197,7 +200,8 @@ fn init_event(inner: &Inner, api: &str, event: usize, ty: u8, state: bool) {
     let d = inner.ke.dispatcher();
     if d.waiters(event) > 0 {
         drop(d);
-        inner.violation(Rule::BadParameter, format!("{api}({event:#x}) re-initialises an event threads are waiting on"));
+        inner
+            .violation(Rule::BadParameter, format!("{api}({event:#x}) re-initialises an event threads are waiting on"));
         return;
     }
     init_header(event, ty, size_of::<KEVENT>(), i32::from(state));
@@ -211,7 +215,10 @@ extern "win64" fn KeSetEvent(event: *mut KEVENT, increment: i32, wait: u8) -> i3
         vec![("Event", ptr(event.cast())), ("Increment", increment.to_string()), ("Wait", wait.to_string())],
     );
     // With Wait = TRUE the caller promises to wait next, so it must be able to wait.
-    inner.require_irql_at_most(if wait != 0 { "KeSetEvent with Wait = TRUE" } else { "KeSetEvent" }, if wait != 0 { APC } else { DISPATCH });
+    inner.require_irql_at_most(
+        if wait != 0 { "KeSetEvent with Wait = TRUE" } else { "KeSetEvent" },
+        if wait != 0 { APC } else { DISPATCH },
+    );
     if !check_event(&inner, "KeSetEvent", event as usize) {
         return 0;
     }
@@ -258,7 +265,13 @@ extern "win64" fn KeReadStateEvent(event: *mut KEVENT) -> i32 {
 
 // ---------------------------------------------------------------- waits
 
-extern "win64" fn KeWaitForSingleObject(object: *mut c_void, reason: i32, mode: i8, alertable: u8, timeout: *mut LARGE_INTEGER) -> i32 {
+extern "win64" fn KeWaitForSingleObject(
+    object: *mut c_void,
+    reason: i32,
+    mode: i8,
+    alertable: u8,
+    timeout: *mut LARGE_INTEGER,
+) -> i32 {
     let inner = current();
     let (shown, t) = timeout_arg(timeout);
     let idx = inner.trace_call(
@@ -314,7 +327,16 @@ extern "win64" fn KeWaitForMultipleObjects(
         vec![
             ("Count", count.to_string()),
             ("Object", list.iter().map(|o| format!("{o:#x}")).collect::<Vec<_>>().join(" ")),
-            ("WaitType", if wait_type == WaitAll { "WaitAll".into() } else if wait_type == WaitAny { "WaitAny".into() } else { wait_type.to_string() }),
+            (
+                "WaitType",
+                if wait_type == WaitAll {
+                    "WaitAll".into()
+                } else if wait_type == WaitAny {
+                    "WaitAny".into()
+                } else {
+                    wait_type.to_string()
+                },
+            ),
             ("WaitReason", reason.to_string()),
             ("WaitMode", mode.to_string()),
             ("Alertable", alertable.to_string()),
@@ -325,10 +347,16 @@ extern "win64" fn KeWaitForMultipleObjects(
     check_wait_irql(&inner, "KeWaitForMultipleObjects", t);
     const THREAD_WAIT_OBJECTS: u32 = 3;
     let r = if count == 0 || count > MAXIMUM_WAIT_OBJECTS || objects.is_null() {
-        inner.violation(Rule::BadParameter, format!("KeWaitForMultipleObjects with Count {count} (1..=64) or a null array"));
+        inner.violation(
+            Rule::BadParameter,
+            format!("KeWaitForMultipleObjects with Count {count} (1..=64) or a null array"),
+        );
         ST_INVALID_PARAMETER
     } else if count > THREAD_WAIT_OBJECTS && wait_blocks.is_null() {
-        inner.violation(Rule::BadParameter, format!("KeWaitForMultipleObjects on {count} objects without a WaitBlockArray (bugcheck 0xC)"));
+        inner.violation(
+            Rule::BadParameter,
+            format!("KeWaitForMultipleObjects on {count} objects without a WaitBlockArray (bugcheck 0xC)"),
+        );
         ST_INVALID_PARAMETER
     } else if wait_type != WaitAll && wait_type != WaitAny {
         inner.violation(Rule::BadParameter, format!("KeWaitForMultipleObjects with WaitType {wait_type}"));
@@ -427,7 +455,11 @@ extern "win64" fn KeQueryInterruptTimePrecise(qpc: *mut u64) -> u64 {
     let inner = current();
     cpu::refresh_shared_clock();
     let t = cpu::interrupt_time();
-    let idx = inner.trace_call(Direction::DriverToHost, "KeQueryInterruptTimePrecise", vec![("QpcTimeStamp", ptr(qpc.cast()))]);
+    let idx = inner.trace_call(
+        Direction::DriverToHost,
+        "KeQueryInterruptTimePrecise",
+        vec![("QpcTimeStamp", ptr(qpc.cast()))],
+    );
     if !qpc.is_null() {
         // SAFETY: the caller's ULONG64.
         unsafe { write_obj(qpc as usize, t) };
@@ -447,7 +479,11 @@ extern "win64" fn KeQueryTimeIncrement() -> u32 {
 extern "win64" fn KeGetCurrentProcessorNumberEx(out: *mut PROCESSOR_NUMBER) -> u32 {
     let inner = current();
     let n = cpu::processor();
-    let idx = inner.trace_call(Direction::DriverToHost, "KeGetCurrentProcessorNumberEx", vec![("ProcNumber", ptr(out.cast()))]);
+    let idx = inner.trace_call(
+        Direction::DriverToHost,
+        "KeGetCurrentProcessorNumberEx",
+        vec![("ProcNumber", ptr(out.cast()))],
+    );
     if !out.is_null() {
         // CAST: two processors.
         let v = PROCESSOR_NUMBER { Group: 0, Number: n as u8, Reserved: 0 };
@@ -460,7 +496,8 @@ extern "win64" fn KeGetCurrentProcessorNumberEx(out: *mut PROCESSOR_NUMBER) -> u
 
 extern "win64" fn KeQueryActiveProcessorCountEx(group: u16) -> u32 {
     let inner = current();
-    let idx = inner.trace_call(Direction::DriverToHost, "KeQueryActiveProcessorCountEx", vec![("GroupNumber", hex(group))]);
+    let idx =
+        inner.trace_call(Direction::DriverToHost, "KeQueryActiveProcessorCountEx", vec![("GroupNumber", hex(group))]);
     // Group 0, or ALL_PROCESSOR_GROUPS.
     let n = if group == 0 || group == 0xFFFF { PROCESSORS } else { 0 };
     inner.trace_result(idx, n.to_string());

@@ -69,12 +69,25 @@ fn worker(inner: &Inner) {
             let (r, c, i) = (req.routine as u64, req.context as u64, req.item as u64);
             match kind {
                 Some(WorkItemKind::Io { device }) => {
-                    call_into_driver(inner, PASSIVE, "IoWorkItemRoutine", req.routine, &[("DeviceObject", device as u64), ("Context", c)]);
+                    call_into_driver(
+                        inner,
+                        PASSIVE,
+                        "IoWorkItemRoutine",
+                        req.routine,
+                        &[("DeviceObject", device as u64), ("Context", c)],
+                    );
                 }
                 Some(WorkItemKind::Ndis) => {
-                    call_into_driver(inner, PASSIVE, "NdisIoWorkItemRoutine", req.routine, &[("WorkItemContext", c), ("NdisIoWorkItemHandle", i)]);
+                    call_into_driver(
+                        inner,
+                        PASSIVE,
+                        "NdisIoWorkItemRoutine",
+                        req.routine,
+                        &[("WorkItemContext", c), ("NdisIoWorkItemHandle", i)],
+                    );
                 }
-                None => inner.violation(Rule::BadParameter, format!("work item {i:#x} (routine {r:#x}) was freed while queued")),
+                None => inner
+                    .violation(Rule::BadParameter, format!("work item {i:#x} (routine {r:#x}) was freed while queued")),
             }
         }
         d = ke.deferred();
@@ -150,7 +163,12 @@ fn expire(inner: &Inner, timer: usize, armed: Armed, function: Option<usize>) {
                     DISPATCH,
                     "NetTimerCallback",
                     f,
-                    &[("SystemSpecific1", 0), ("FunctionContext", context as u64), ("SystemSpecific2", 0), ("SystemSpecific3", 0)],
+                    &[
+                        ("SystemSpecific1", 0),
+                        ("FunctionContext", context as u64),
+                        ("SystemSpecific2", 0),
+                        ("SystemSpecific3", 0),
+                    ],
                 );
             }
         }
@@ -251,7 +269,11 @@ extern "win64" fn KeInitializeTimer(timer: *mut KTIMER) {
 
 extern "win64" fn KeInitializeTimerEx(timer: *mut KTIMER, ty: i32) {
     let inner = current();
-    inner.trace_call(Direction::DriverToHost, "KeInitializeTimerEx", vec![("Timer", ptr(timer.cast())), ("Type", ty.to_string())]);
+    inner.trace_call(
+        Direction::DriverToHost,
+        "KeInitializeTimerEx",
+        vec![("Timer", ptr(timer.cast())), ("Type", ty.to_string())],
+    );
     init_timer(&inner, "KeInitializeTimerEx", timer, ty);
 }
 
@@ -259,7 +281,10 @@ fn set_timer(inner: &Inner, api: &str, timer: *mut KTIMER, due: i64, period_ms: 
     inner.require_irql_at_most(api, DISPATCH);
     let t = timer as usize;
     if timer.is_null() || !matches!(super::sync::object_type(t), TIMER_NOTIFICATION | TIMER_SYNCHRONIZATION) {
-        inner.violation(Rule::BadParameter, format!("{api}({}) on an object that is not an initialised timer", ptr(timer.cast())));
+        inner.violation(
+            Rule::BadParameter,
+            format!("{api}({}) on an object that is not an initialised timer", ptr(timer.cast())),
+        );
         return 0;
     }
     if period_ms < 0 {
@@ -302,7 +327,12 @@ extern "win64" fn KeSetTimerEx(timer: *mut KTIMER, due: i64, period: i32, dpc: *
     let idx = inner.trace_call(
         Direction::DriverToHost,
         "KeSetTimerEx",
-        vec![("Timer", ptr(timer.cast())), ("DueTime", due.to_string()), ("Period", period.to_string()), ("Dpc", ptr(dpc.cast()))],
+        vec![
+            ("Timer", ptr(timer.cast())),
+            ("DueTime", due.to_string()),
+            ("Period", period.to_string()),
+            ("Dpc", ptr(dpc.cast())),
+        ],
     );
     let r = set_timer(&inner, "KeSetTimerEx", timer, due, period, dpc);
     inner.trace_result(idx, if r != 0 { "TRUE".into() } else { "FALSE".into() });
@@ -370,7 +400,10 @@ fn queue_work_item(inner: &Inner, api: &str, item: usize, routine: usize, contex
     match d.work_items.get_mut(&item) {
         None => {
             drop(d);
-            inner.violation(Rule::BadParameter, format!("{api}({item:#x}) on something that is not an allocated work item"));
+            inner.violation(
+                Rule::BadParameter,
+                format!("{api}({item:#x}) on something that is not an allocated work item"),
+            );
         }
         Some(w) if w.queued => {
             drop(d);
@@ -391,7 +424,10 @@ fn free_work_item(inner: &Inner, api: &str, item: usize) {
     match d.work_items.remove(&item) {
         None => {
             drop(d);
-            inner.violation(Rule::BadFree, format!("{api}({item:#x}) frees something that is not an allocated work item"));
+            inner.violation(
+                Rule::BadFree,
+                format!("{api}({item:#x}) frees something that is not an allocated work item"),
+            );
         }
         Some(w) if w.queued => {
             d.work.retain(|r| r.item != item);
@@ -404,12 +440,16 @@ fn free_work_item(inner: &Inner, api: &str, item: usize) {
 
 extern "win64" fn IoAllocateWorkItem(device: *mut DEVICE_OBJECT) -> *mut c_void {
     let inner = current();
-    let idx = inner.trace_call(Direction::DriverToHost, "IoAllocateWorkItem", vec![("DeviceObject", ptr(device.cast()))]);
+    let idx =
+        inner.trace_call(Direction::DriverToHost, "IoAllocateWorkItem", vec![("DeviceObject", ptr(device.cast()))]);
     let known = inner.state().devices.iter().any(|d| d.block.addr() == device as usize);
     let a = if known {
         allocate_work_item(&inner, "IoAllocateWorkItem", WorkItemKind::Io { device: device as usize })
     } else {
-        inner.violation(Rule::BadParameter, format!("IoAllocateWorkItem({}) for an object that is not the driver's device", ptr(device.cast())));
+        inner.violation(
+            Rule::BadParameter,
+            format!("IoAllocateWorkItem({}) for an object that is not the driver's device", ptr(device.cast())),
+        );
         0
     };
     inner.trace_result(idx, hex(a as u64));
@@ -421,7 +461,12 @@ extern "win64" fn IoQueueWorkItem(item: *mut c_void, routine: usize, queue: i32,
     inner.trace_call(
         Direction::DriverToHost,
         "IoQueueWorkItem",
-        vec![("IoWorkItem", ptr(item)), ("WorkerRoutine", hex(routine as u64)), ("QueueType", queue.to_string()), ("Context", ptr(context))],
+        vec![
+            ("IoWorkItem", ptr(item)),
+            ("WorkerRoutine", hex(routine as u64)),
+            ("QueueType", queue.to_string()),
+            ("Context", ptr(context)),
+        ],
     );
     queue_work_item(&inner, "IoQueueWorkItem", item as usize, routine, context as usize);
 }
@@ -434,7 +479,8 @@ extern "win64" fn IoFreeWorkItem(item: *mut c_void) {
 
 extern "win64" fn NdisAllocateIoWorkItem(handle: *mut c_void) -> *mut c_void {
     let inner = current();
-    let idx = inner.trace_call(Direction::DriverToHost, "NdisAllocateIoWorkItem", vec![("NdisObjectHandle", ptr(handle))]);
+    let idx =
+        inner.trace_call(Direction::DriverToHost, "NdisAllocateIoWorkItem", vec![("NdisObjectHandle", ptr(handle))]);
     let a = if handle.is_null() {
         inner.violation(Rule::BadParameter, "NdisAllocateIoWorkItem with a null NdisObjectHandle");
         0
@@ -463,7 +509,11 @@ extern "win64" fn NdisFreeIoWorkItem(item: *mut c_void) {
 
 // ---------------------------------------------------------------- NDIS timer objects
 
-extern "win64" fn NdisAllocateTimerObject(handle: *mut c_void, chars: *mut NDIS_TIMER_CHARACTERISTICS, out: *mut *mut c_void) -> i32 {
+extern "win64" fn NdisAllocateTimerObject(
+    handle: *mut c_void,
+    chars: *mut NDIS_TIMER_CHARACTERISTICS,
+    out: *mut *mut c_void,
+) -> i32 {
     let inner = current();
     let idx = inner.trace_call(
         Direction::DriverToHost,
@@ -475,7 +525,10 @@ extern "win64" fn NdisAllocateTimerObject(handle: *mut c_void, chars: *mut NDIS_
             return ST_UNSUCCESSFUL;
         }
         if chars.is_null() || out.is_null() || handle.is_null() {
-            inner.violation(Rule::BadParameter, "NdisAllocateTimerObject with a null handle, characteristics or out pointer");
+            inner.violation(
+                Rule::BadParameter,
+                "NdisAllocateTimerObject with a null handle, characteristics or out pointer",
+            );
             return ST_INVALID_PARAMETER;
         }
         // SAFETY: the driver's characteristics (the routine's contract).
@@ -490,7 +543,10 @@ extern "win64" fn NdisAllocateTimerObject(handle: *mut c_void, chars: *mut NDIS_
         {
             inner.violation(
                 Rule::BadParameter,
-                format!("NdisAllocateTimerObject: header type {:#x} revision {} size {}", c.Header.Type, c.Header.Revision, c.Header.Size),
+                format!(
+                    "NdisAllocateTimerObject: header type {:#x} revision {} size {}",
+                    c.Header.Type, c.Header.Revision, c.Header.Size
+                ),
             );
             return NDIS_ST_BAD_CHARACTERISTICS;
         }
@@ -499,7 +555,8 @@ extern "win64" fn NdisAllocateTimerObject(handle: *mut c_void, chars: *mut NDIS_
         }
         let Some(block) = HostBlock::new(64, 16) else { return ST_INSUFFICIENT_RESOURCES };
         let a = block.addr();
-        let rec = NdisTimer { block, function: function as usize, context: c.FunctionContext as usize, tag: c.AllocationTag };
+        let rec =
+            NdisTimer { block, function: function as usize, context: c.FunctionContext as usize, tag: c.AllocationTag };
         inner.ke.deferred().ndis_timers.insert(a, rec);
         // SAFETY: the driver's out pointer (non-null, checked).
         unsafe { write_obj(out as usize, a as *mut c_void) };
@@ -514,14 +571,22 @@ extern "win64" fn NdisSetTimerObject(timer: *mut c_void, due: i64, period_ms: i3
     let idx = inner.trace_call(
         Direction::DriverToHost,
         "NdisSetTimerObject",
-        vec![("TimerObject", ptr(timer)), ("DueTime", due.to_string()), ("MillisecondsPeriod", period_ms.to_string()), ("FunctionContext", ptr(context))],
+        vec![
+            ("TimerObject", ptr(timer)),
+            ("DueTime", due.to_string()),
+            ("MillisecondsPeriod", period_ms.to_string()),
+            ("FunctionContext", ptr(context)),
+        ],
     );
     inner.require_irql_at_most("NdisSetTimerObject", DISPATCH);
     let mut d = inner.ke.deferred();
     let r = match d.ndis_timers.get(&(timer as usize)) {
         None => {
             drop(d);
-            inner.violation(Rule::BadParameter, format!("NdisSetTimerObject({}) on something that is not a timer object", ptr(timer)));
+            inner.violation(
+                Rule::BadParameter,
+                format!("NdisSetTimerObject({}) on something that is not a timer object", ptr(timer)),
+            );
             false
         }
         Some(_) if period_ms < 0 => {
@@ -554,7 +619,10 @@ extern "win64" fn NdisCancelTimerObject(timer: *mut c_void) -> u8 {
     let was = d.timers.cancel(timer as usize);
     drop(d);
     if !known {
-        inner.violation(Rule::BadParameter, format!("NdisCancelTimerObject({}) on something that is not a timer object", ptr(timer)));
+        inner.violation(
+            Rule::BadParameter,
+            format!("NdisCancelTimerObject({}) on something that is not a timer object", ptr(timer)),
+        );
     }
     inner.trace_result(idx, if was { "TRUE".into() } else { "FALSE".into() });
     u8::from(was)
@@ -569,10 +637,17 @@ extern "win64" fn NdisFreeTimerObject(timer: *mut c_void) {
     let armed = d.timers.cancel(timer as usize);
     drop(d);
     match rec {
-        None => inner.violation(Rule::BadFree, format!("NdisFreeTimerObject({}) frees something that is not a timer object", ptr(timer))),
+        None => inner.violation(
+            Rule::BadFree,
+            format!("NdisFreeTimerObject({}) frees something that is not a timer object", ptr(timer)),
+        ),
         Some(t) if armed => inner.violation(
             Rule::PendingOperation,
-            format!("NdisFreeTimerObject({}) frees a timer (tag '{}') that is still armed; cancel it first", ptr(timer), crate::host::tag_text(t.tag)),
+            format!(
+                "NdisFreeTimerObject({}) frees a timer (tag '{}') that is still armed; cancel it first",
+                ptr(timer),
+                crate::host::tag_text(t.tag)
+            ),
         ),
         Some(_) => {}
     }
