@@ -199,8 +199,7 @@ struct Registration(NDIS_HANDLE);
 
 impl Registration {
     fn register(driver: &Driver) -> Result<Self> {
-        let chars = protocol::characteristics(driver.version, PROTOCOL_NAME)?;
-        let mut chars = chars;
+        let mut chars = protocol::characteristics(driver.version, PROTOCOL_NAME)?;
         // SAFETY: PASSIVE_LEVEL; `chars` is a fully initialised characteristics structure whose header
         // matches its revision; NDIS copies it. The driver context is the boxed Driver, which outlives the
         // registration (Loaded drops the registration first). The handle is written into the Driver so a

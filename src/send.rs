@@ -86,10 +86,14 @@ pub fn send(
         Ok(b) => b,
         Err(e) => return Err((irp, e)),
     };
-    // Build the chain. On failure, free what was built.
+    // From here the batch is reached through raw pointers only (the NBLs carry one), until the completion of
+    // its last NBL turns it back into a Box.
+    let batch = Box::into_raw(batch);
+    // Build the chain. On failure, free what was built and the batch.
     let mut head: PNET_BUFFER_LIST = ptr::null_mut();
     let mut tail: PNET_BUFFER_LIST = ptr::null_mut();
-    let free_chain = |mut n: PNET_BUFFER_LIST| {
+    let fail = |head: PNET_BUFFER_LIST, irp, e| {
+        let mut n = head;
         while !n.is_null() {
             // SAFETY: an NBL of the chain being built, never handed to NDIS.
             let next = unsafe { (*n).u1.s.Next };
@@ -97,28 +101,29 @@ pub fn send(
             unsafe { free_nbl(n) };
             n = next;
         }
+        // SAFETY: `batch` came from Box::into_raw above; no NBL referring to it reached NDIS.
+        drop(unsafe { Box::from_raw(batch) });
+        Err((irp, e))
     };
-    let base = batch.data.as_ptr();
-    let batch_ptr: *const Batch = &*batch;
+    // SAFETY: the batch is live (owned through `batch`); its buffer does not move while the batch exists.
+    let base = unsafe { (*batch).data.as_ptr() };
     for &(off, len) in &spans {
         // SAFETY: `off..off + len` lies inside the batch's buffer, which lives until the last completion.
         // CAST: frames are at most MTU + 18 bytes.
         let mdl = unsafe { NdisAllocateMdl(b.handle(), base.add(off).cast_mut().cast(), len as u32) };
         if mdl.is_null() {
-            free_chain(head);
-            return Err((irp, Error::INSUFFICIENT_RESOURCES));
+            return fail(head, irp, Error::INSUFFICIENT_RESOURCES);
         }
         // SAFETY: the binding's pool; one NET_BUFFER describing the whole MDL.
         let nbl = unsafe { NdisAllocateNetBufferAndNetBufferList(b.pool(), 0, 0, mdl, 0, len) };
         if nbl.is_null() {
             // SAFETY: the MDL was just allocated and is not attached to anything.
             unsafe { NdisFreeMdl(mdl) };
-            free_chain(head);
-            return Err((irp, Error::INSUFFICIENT_RESOURCES));
+            return fail(head, irp, Error::INSUFFICIENT_RESOURCES);
         }
-        // SAFETY: a fresh NBL this driver owns until it sends it.
+        // SAFETY: a fresh NBL this driver owns until it sends it; `tail` is the previous one of the chain.
         unsafe {
-            (*nbl).ProtocolReserved[0] = batch_ptr.cast_mut().cast::<c_void>();
+            (*nbl).ProtocolReserved[0] = batch.cast::<c_void>();
             (*nbl).u1.s.Next = ptr::null_mut();
             if tail.is_null() {
                 head = nbl;
@@ -130,18 +135,14 @@ pub fn send(
     }
     // Reserve the sends against pause; refuse if the data path is off.
     if let Err(e) = b.sends_begin(count32) {
-        free_chain(head);
-        return Err((irp, e));
+        return fail(head, irp, e);
     }
-    let mut batch = batch;
-    batch.irp = Some(irp.mark_pending());
-    let batch = Box::into_raw(batch);
+    // SAFETY: nothing else reaches the batch before the send below.
+    unsafe { (*batch).irp = Some(irp.mark_pending()) };
     // SAFETY: a complete chain of NBLs from the binding's pool; the binding is Running (checked under its
-    // lock by sends_begin); completion arrives in ProtocolSendNetBufferListsComplete. The batch is
-    // published (through ProtocolReserved) only now; `batch` may be freed by a completion during this call,
-    // so it is not touched afterwards.
+    // lock by sends_begin); completion arrives in ProtocolSendNetBufferListsComplete, which may free the
+    // batch during this very call, so it is not touched afterwards.
     unsafe { NdisSendNetBufferLists(b.handle(), head, NDIS_DEFAULT_PORT_NUMBER, 0) };
-    let _ = batch;
     Ok(())
 }
 

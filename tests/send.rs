@@ -191,3 +191,25 @@ fn frames_sent_on_one_adapter_arrive_on_the_other_end_of_the_wire() {
     assert_eq!(got, frames);
     finish(h, &[tx, rx]);
 }
+
+#[test]
+fn a_write_that_cannot_get_its_mdls_or_nbls_fails_cleanly() {
+    use ndis_host::faults::FaultRule;
+    let a = AdapterConfig::ethernet(1);
+    for api in ["NdisAllocateMdl", "NdisAllocateNetBufferAndNetBufferList"] {
+        let bytes = common::package_file("rawlink.sys");
+        let config = HostConfig { faults: vec![FaultRule::FailNth { api: api.into(), n: 2 }], ..HostConfig::default() };
+        let mut h = Host::load(&bytes, config).expect("loaded");
+        h.add_adapter(a.clone()).expect("adapter");
+        assert_eq!(h.driver_entry().expect("DriverEntry ran"), 0);
+        let f = attach(&h, 0);
+        let frames: Vec<Vec<u8>> = (0..3u8).map(|i| frame(a.mac, i, 100)).collect();
+        let r = h.write(f, &batch(&frames)).expect("write");
+        // CAST: STATUS_INSUFFICIENT_RESOURCES.
+        assert_eq!((r.status, r.information), (0xC000_009Au32 as i32, 0), "failing {api} #2");
+        assert!(h.sent_frames(0).is_empty(), "failing {api} #2: nothing sent");
+        // The next write works: nothing was left half-built.
+        assert_eq!(h.write(f, &batch(&frames)).expect("write").status, STATUS_SUCCESS, "after failing {api}");
+        finish(h, &[f]);
+    }
+}
