@@ -358,8 +358,10 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut l
     let rip_idx = libc::REG_RIP as usize;
     // CAST: register contents.
     let rip = gregs[rip_idx] as usize;
-    // SAFETY: `info` is valid for SA_SIGINFO handlers; si_addr is defined for SIGSEGV.
-    let addr = unsafe { (*info).si_addr() } as usize;
+    // SAFETY: `info` is valid for SA_SIGINFO handlers.
+    let info_ref = unsafe { &*info };
+    // SAFETY: si_addr is defined for SIGSEGV.
+    let addr = unsafe { info_ref.si_addr() } as usize;
     let guard_hit = super::stack::in_guard_page(addr);
     if in_driver_image(rip) && !guard_hit {
         if (SHARED_DATA_BASE..SHARED_DATA_BASE + SHARED_DATA_SIZE).contains(&(addr as u64)) {

@@ -73,7 +73,7 @@ impl Mapping {
         }
         // SAFETY: the range is inside the mapping (checked above) and still writable: protections are only
         // tightened after loading finished; `&mut self` excludes concurrent access.
-        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.base.add(offset), bytes.len()) };
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.base.wrapping_add(offset), bytes.len()) };
         Ok(())
     }
 
@@ -85,7 +85,7 @@ impl Mapping {
         let mut out = [0u8; N];
         // SAFETY: inside the mapping (checked); the driver may write these bytes concurrently, so they are
         // copied out with a volatile-free byte copy into a local, never referenced in place.
-        unsafe { std::ptr::copy_nonoverlapping(self.base.add(offset), out.as_mut_ptr(), N) };
+        unsafe { std::ptr::copy_nonoverlapping(self.base.wrapping_add(offset), out.as_mut_ptr(), N) };
         Ok(out)
     }
 
@@ -105,7 +105,7 @@ impl Mapping {
             Protection::NoAccess => libc::PROT_NONE,
         };
         // SAFETY: the page-aligned range lies inside this mapping (checked above).
-        let r = unsafe { libc::mprotect(self.base.add(start).cast(), end - start, flags) };
+        let r = unsafe { libc::mprotect(self.base.wrapping_add(start).cast(), end - start, flags) };
         if r != 0 {
             return Err(io::Error::last_os_error());
         }

@@ -153,30 +153,31 @@ pub(crate) fn init_driver_object(block: &HostBlock, registry: &HostBlock, image:
     let driver_name = put("\\Driver\\RAWLINK");
     let service = put("RAWLINK");
     let hw = put("\\REGISTRY\\MACHINE\\HARDWARE\\DESCRIPTION\\SYSTEM");
-    // SAFETY: the block is zeroed, 16-aligned and larger than DRIVER_OBJECT + DRIVER_EXTENSION; the driver
-    // has not seen it yet.
-    unsafe {
-        let d = base as *mut DRIVER_OBJECT;
-        // CAST: IO_TYPE_DRIVER and the structure size.
-        (*d).Type = 4;
-        (*d).Size = size_of::<DRIVER_OBJECT>() as i16;
-        (*d).DriverStart = image.base() as *mut c_void;
-        (*d).DriverSize = image.size() as u32;
-        (*d).DriverExtension = ext as *mut DRIVER_EXTENSION;
-        (*d).DriverName = driver_name;
-        (*d).HardwareDatabase = block.addr() as *mut UNICODE_STRING;
-        (*d).DriverInit = None;
-        let e = ext as *mut DRIVER_EXTENSION;
-        (*e).DriverObject = d;
-        (*e).ServiceKeyName = service;
-    }
     // HardwareDatabase points at a UNICODE_STRING; keep it in the string area too.
     let hw_addr = off;
     // SAFETY: inside the 4 KiB block, after the strings.
-    unsafe {
-        write_obj(hw_addr, hw);
-        (*(base as *mut DRIVER_OBJECT)).HardwareDatabase = hw_addr as *mut UNICODE_STRING;
-    }
+    unsafe { write_obj(hw_addr, hw) };
+    let d = base as *mut DRIVER_OBJECT;
+    // SAFETY: the block is zeroed, 16-aligned and larger than DRIVER_OBJECT + DRIVER_EXTENSION; the driver
+    // has not seen it yet, so it is read and written back whole.
+    let mut obj: DRIVER_OBJECT = unsafe { read_obj(base) };
+    // CAST: IO_TYPE_DRIVER and the structure size.
+    obj.Type = 4;
+    obj.Size = size_of::<DRIVER_OBJECT>() as i16;
+    obj.DriverStart = image.base() as *mut c_void;
+    obj.DriverSize = image.size() as u32;
+    obj.DriverExtension = ext as *mut DRIVER_EXTENSION;
+    obj.DriverName = driver_name;
+    obj.HardwareDatabase = hw_addr as *mut UNICODE_STRING;
+    obj.DriverInit = None;
+    // SAFETY: as above.
+    unsafe { write_obj(base, obj) };
+    // SAFETY: the extension lies at 0x200 in the same block, zeroed.
+    let mut e: DRIVER_EXTENSION = unsafe { read_obj(ext) };
+    e.DriverObject = d;
+    e.ServiceKeyName = service;
+    // SAFETY: as above.
+    unsafe { write_obj(ext, e) };
     // Registry path: \REGISTRY\MACHINE\SYSTEM\CurrentControlSet\Services\RAWLINK
     let path: Vec<u16> = "\\REGISTRY\\MACHINE\\SYSTEM\\CurrentControlSet\\Services\\RAWLINK".encode_utf16().collect();
     let buf = registry.addr() + 32;

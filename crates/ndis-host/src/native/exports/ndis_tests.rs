@@ -1,6 +1,7 @@
 //! The NDIS data path (NBL/MDL allocation, sends and their completion, receives through backends, OID
 //! requests, status indications) exercised by a stand-in protocol driver: host-side `extern "win64"`
 //! handlers registered with NdisRegisterProtocolDriver and helper routines run on the machine's processors.
+#![allow(clippy::multiple_unsafe_ops_per_block, reason = "test scaffolding building NDIS structures by hand")]
 
 use super::*;
 use crate::faults::FaultRule;
