@@ -159,6 +159,8 @@ pub(crate) struct ProtocolRec {
 #[derive(Debug, Default)]
 pub(crate) struct State {
     pub pool: BTreeMap<usize, PoolBlock>,
+    /// The most recently freed pool blocks (start, size), poisoned, to recognise use after free.
+    pub freed_pool: std::collections::VecDeque<(usize, usize)>,
     pub devices: Vec<DeviceRec>,
     pub links: BTreeMap<String, String>,
     pub protocols: Vec<ProtocolRec>,
@@ -208,6 +210,21 @@ pub(crate) fn current() -> Arc<Inner> {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// How many freed pool blocks the host remembers.
+pub(crate) const FREED_POOL_KEPT: usize = 4096;
+
+/// The byte freed pool is filled with, as Driver Verifier's special pool does, so a driver reading freed
+/// memory sees garbage at once.
+pub(crate) const FREED_POOL_POISON: u8 = 0xDF;
+
+impl State {
+    /// Whether `addr` lies in a pool block freed recently and not handed out again.
+    pub fn in_freed_pool(&self, addr: usize) -> bool {
+        let live = self.pool.range(..=addr).next_back().is_some_and(|(&start, b)| addr < start + b.size.max(1));
+        !live && self.freed_pool.iter().any(|&(start, size)| addr >= start && addr < start + size.max(1))
+    }
 }
 
 impl Inner {

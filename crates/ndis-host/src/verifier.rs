@@ -32,6 +32,8 @@ pub enum Rule {
     /// Work still queued or a timer still armed at unload (bugcheck 0xCE on Windows), or a timer object freed
     /// while armed.
     PendingOperation,
+    /// A callback into the driver with a context that points into pool it already freed.
+    UseAfterFree,
     /// An IRP handled against the I/O manager's contract: STATUS_PENDING returned without IoMarkIrpPending,
     /// a non-pending return without completion, a returned status that differs from IoStatus.Status,
     /// completion with a cancel routine still set, Information beyond the caller's buffer, files open or

@@ -38,6 +38,16 @@ pub unsafe fn read_bytes(addr: usize, len: usize) -> Vec<u8> {
     v
 }
 
+/// Fills `len` bytes at `addr` with `byte`.
+///
+/// # Safety
+///
+/// `addr..addr + len` is writable and nobody else uses it.
+pub unsafe fn fill(addr: usize, len: usize, byte: u8) {
+    // SAFETY: guaranteed by the caller.
+    unsafe { std::ptr::write_bytes(addr as *mut u8, byte, len) }
+}
+
 /// Reads a counted UTF-16 string (`UNICODE_STRING.Length` bytes at `Buffer`).
 ///
 /// # Safety

@@ -797,3 +797,34 @@ fn a_fault_in_a_dpc_takes_the_machine_down_and_the_next_call_reports_it() {
         Err(HostError::Down)
     ));
 }
+
+#[test]
+fn a_callback_with_a_context_in_freed_pool_is_reported() {
+    type Alloc = extern "win64" fn(i32, usize, u32) -> *mut c_void;
+    type Free = extern "win64" fn(*mut c_void, u32);
+    // SAFETY: the exports' real signatures.
+    let (alloc, free) = unsafe {
+        (
+            std::mem::transmute::<usize, Alloc>(export("ExAllocatePoolWithTag")),
+            std::mem::transmute::<usize, Free>(export("ExFreePoolWithTag")),
+        )
+    };
+    let h = machine();
+    let tag = u32::from_le_bytes(*b"Test");
+    let (live, freed) = h
+        .run(0, "pool", move |_| {
+            let live = alloc(512, 64, tag) as usize;
+            let freed = alloc(512, 64, tag) as usize;
+            free(freed as *mut c_void, tag);
+            (live, freed)
+        })
+        .expect("ran");
+    let ret = h.image().base() + 0x1020;
+    h.call_driver(0, 2, "ProtocolReceiveNetBufferLists", ret, vec![("ProtocolBindingContext", live as u64)])
+        .expect("called");
+    assert_clean(&h);
+    h.call_driver(0, 2, "ProtocolReceiveNetBufferLists", ret, vec![("ProtocolBindingContext", freed as u64)])
+        .expect("called");
+    assert!(has(&h, Rule::UseAfterFree, "ProtocolBindingContext"), "{:#?}", h.violations());
+    h.run(0, "free", move |_| free(live as *mut c_void, tag)).expect("ran");
+}

@@ -42,7 +42,19 @@ fn pool_free(inner: &Inner, api: &str, p: *mut c_void, tag: Option<u32>) {
     if !inner.require_irql_at_most(api, DISPATCH) {
         return;
     }
-    let removed = inner.state().pool.remove(&(p as usize));
+    let removed = {
+        let mut st = inner.state();
+        let removed = st.pool.remove(&(p as usize));
+        if let Some(b) = &removed {
+            // SAFETY: the block was the driver's and is being freed: nobody may use it any more.
+            unsafe { super::super::memory::fill(b.block.addr(), b.size, crate::host::FREED_POOL_POISON) };
+            if st.freed_pool.len() == crate::host::FREED_POOL_KEPT {
+                st.freed_pool.pop_front();
+            }
+            st.freed_pool.push_back((b.block.addr(), b.size));
+        }
+        removed
+    };
     match removed {
         None => inner
             .violation(Rule::BadFree, format!("{api}({}) frees memory that is not an allocated pool block", ptr(p))),

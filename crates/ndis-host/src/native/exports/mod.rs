@@ -94,6 +94,16 @@ pub(super) unsafe fn unicode(p: *const UNICODE_STRING) -> Option<String> {
 
 /// Runs driver function `f` on this processor at `irql`, traced, checking the IRQL it returns at.
 pub(crate) fn call_into_driver(inner: &Inner, irql: u8, name: &str, f: usize, args: &[(&'static str, u64)]) -> u64 {
+    // The driver's own contexts must still be alive when the host calls back with them.
+    for (arg, v) in args.iter().filter(|(n, _)| DRIVER_CONTEXTS.contains(n)) {
+        // CAST: addresses.
+        if *v != 0 && inner.state().in_freed_pool(*v as usize) {
+            inner.violation(
+                Rule::UseAfterFree,
+                format!("{name} called with {arg} {v:#x}, in pool the driver already freed"),
+            );
+        }
+    }
     let prev = cpu::irql();
     cpu::set_irql(irql);
     let idx = inner.trace_call(Direction::HostToDriver, name, args.iter().map(|(n, v)| (*n, hex(*v))).collect());
@@ -124,6 +134,16 @@ pub(crate) fn call_into_driver(inner: &Inner, irql: u8, name: &str, f: usize, ar
     cpu::set_irql(prev);
     r
 }
+
+/// Argument names of driver-owned contexts the host hands back in callbacks.
+const DRIVER_CONTEXTS: &[&str] = &[
+    "ProtocolBindingContext",
+    "ProtocolDriverContext",
+    "DriverContext",
+    "DeferredContext",
+    "Context",
+    "FunctionContext",
+];
 
 /// Calls a driver routine from inside an export (same processor, nested), at the current IRQL.
 pub(super) fn call_back(inner: &Inner, name: &str, f: usize, args: &[(&'static str, u64)]) -> u64 {
