@@ -243,9 +243,20 @@ extern "win64" fn NdisDeregisterProtocolDriver(handle: *mut c_void) {
 
 // ---------------------------------------------------------------- bindings
 
+/// NDIS calls that need no registration (memory the driver owns, pool teardown during unload).
+const WITHOUT_REGISTRATION: &[&str] = &["NdisFreeMemory", "NdisFreeNetBufferListPool", "NdisFreeNetBufferPool"];
+
 fn ndis_call(name: &str, args: Vec<(&'static str, String)>) -> (std::sync::Arc<Inner>, usize) {
     let inner = current();
     let idx = inner.trace_call(Direction::DriverToHost, name, args);
+    // Binding-level NDIS calls after the protocol deregistered address bindings that no longer exist.
+    let deregistered = {
+        let st = inner.state();
+        !st.protocols.is_empty() && st.protocols.iter().all(|p| p.deregistered)
+    };
+    if deregistered && !WITHOUT_REGISTRATION.contains(&name) {
+        inner.violation(Rule::Registration, format!("{name} called after NdisDeregisterProtocolDriver"));
+    }
     (inner, idx)
 }
 

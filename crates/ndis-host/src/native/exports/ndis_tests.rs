@@ -1007,3 +1007,18 @@ fn a_pause_that_completes_with_sends_in_flight_is_a_violation() {
     assert!(has(&v, Rule::Ndis, "completed with 1 send(s) still in flight"), "{v:#?}");
     assert_eq!(v.len(), 1, "{v:#?}");
 }
+
+#[test]
+fn binding_calls_after_deregistration_are_violations() {
+    let r = Rig::new(0, vec![AdapterConfig::ethernet(0)]);
+    let b = r.binding();
+    let handle = b.handle.load(SeqCst);
+    let p = r.proto.handle.load(SeqCst);
+    on(&r.h, 0, 0, move || NdisDeregisterProtocolDriver(p as *mut c_void));
+    // The binding is gone; a stale handle used afterwards is caught.
+    on(&r.h, 0, 0, move || {
+        let _ = NdisCloseAdapterEx(handle as *mut c_void);
+    });
+    let v = r.h.violations();
+    assert!(has(&v, Rule::Registration, "NdisCloseAdapterEx called after NdisDeregisterProtocolDriver"), "{v:#?}");
+}
