@@ -47,6 +47,9 @@ pub enum Request {
     BindWait,
     /// Attach this handle to the `index`th binding.
     Open { index: u32 },
+    /// NDISPROT's OPEN_DEVICE: attach to the adapter named in the input (UTF-16 `\DEVICE\{GUID}`), in
+    /// NDISPROT's one-frame-per-call mode.
+    NdisprotOpenDevice,
 }
 
 /// Decodes an IOCTL's code and input. Unknown codes get STATUS_INVALID_DEVICE_REQUEST; inputs too short for
@@ -64,6 +67,10 @@ pub fn decode(code: u32, input: &[u8]) -> Result<Request> {
         rawlink::IOCTL_RAWLINK_QUERY_BINDING => Ok(Request::QueryBinding { index: index()? }),
         rawlink::IOCTL_RAWLINK_OPEN => Ok(Request::Open { index: index()? }),
         ndisprot::IOCTL_NDISPROT_BIND_WAIT => Ok(Request::BindWait),
+        ndisprot::IOCTL_NDISPROT_OPEN_DEVICE => {
+            let _ = adapter_name(input)?;
+            Ok(Request::NdisprotOpenDevice)
+        }
         _ => Err(Error::INVALID_DEVICE_REQUEST),
     }
 }
@@ -87,8 +94,31 @@ pub fn query_reply(request: Request, view: Option<&BindingView<'_>>, out: &mut [
         }
         .emit(out, v.adapter_name, v.friendly_name)
         .map_err(|_| Error::BUFFER_TOO_SMALL),
-        Request::BindWait | Request::Open { .. } => Err(Error::INVALID_DEVICE_REQUEST),
+        Request::BindWait | Request::Open { .. } | Request::NdisprotOpenDevice => Err(Error::INVALID_DEVICE_REQUEST),
     }
+}
+
+/// The adapter name of an OPEN_DEVICE request: UTF-16LE, an even number of bytes, trailing NULs ignored,
+/// not empty (STATUS_INVALID_PARAMETER otherwise).
+pub fn adapter_name(input: &[u8]) -> Result<impl Iterator<Item = u16> + Clone + '_> {
+    if input.len() % 2 != 0 {
+        return Err(Error::INVALID_PARAMETER);
+    }
+    let units = input
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c.first().copied().unwrap_or(0), c.get(1).copied().unwrap_or(0)]));
+    let len = units.clone().rposition(|u| u != 0).map_or(0, |i| i + 1);
+    if len == 0 {
+        return Err(Error::INVALID_PARAMETER);
+    }
+    Ok(units.take(len))
+}
+
+/// Whether two adapter names are the same (the object manager compares names case-insensitively).
+pub fn same_name(a: &[u16], b: impl Iterator<Item = u16>) -> bool {
+    let fold = |u: u16| if (u16::from(b'a')..=u16::from(b'z')).contains(&u) { u - 32 } else { u };
+    let mut b = b;
+    a.iter().all(|&x| b.next().is_some_and(|y| fold(x) == fold(y))) && b.next().is_none()
 }
 
 #[cfg(test)]
@@ -137,6 +167,22 @@ mod tests {
             query_reply(Request::QueryBinding { index: 0 }, Some(&v), &mut out[..60]),
             Err(Error::BUFFER_TOO_SMALL)
         );
+    }
+
+    #[test]
+    fn adapter_names_are_checked_and_compared_case_insensitively() {
+        let bytes = |s: &str| s.encode_utf16().flat_map(u16::to_le_bytes).collect::<Vec<u8>>();
+        assert_eq!(adapter_name(&[]).err(), Some(Error::INVALID_PARAMETER));
+        assert_eq!(adapter_name(&[0, 0]).err(), Some(Error::INVALID_PARAMETER));
+        assert_eq!(adapter_name(&[b'a', 0, b'b']).err(), Some(Error::INVALID_PARAMETER));
+        let mut with_nul = bytes("\\DEVICE\\{AB}");
+        with_nul.extend_from_slice(&[0, 0]);
+        let name = adapter_name(&with_nul).unwrap();
+        assert!(same_name(&u("\\device\\{ab}"), name.clone()));
+        assert!(!same_name(&u("\\device\\{ab"), name.clone()));
+        assert!(!same_name(&u("\\device\\{abc}"), name));
+        assert_eq!(decode(ndisprot::IOCTL_NDISPROT_OPEN_DEVICE, &with_nul), Ok(Request::NdisprotOpenDevice));
+        assert_eq!(decode(ndisprot::IOCTL_NDISPROT_OPEN_DEVICE, &[0, 0]), Err(Error::INVALID_PARAMETER));
     }
 
     #[test]

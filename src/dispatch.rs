@@ -126,6 +126,10 @@ fn device_control(mut irp: Irp) -> NTSTATUS {
                     Err(Error::IO_TIMEOUT)
                 }
             }
+            Request::NdisprotOpenDevice => {
+                let open = open.ok_or(Error::INVALID_DEVICE_STATE)?;
+                open.attach_ndisprot(driver, control::adapter_name(input)?).map(|()| 0)
+            }
             Request::Open { index } => {
                 let open = open.ok_or(Error::INVALID_DEVICE_STATE)?;
                 open.attach(driver, index).map(|()| 0)

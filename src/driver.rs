@@ -60,6 +60,21 @@ impl Driver {
         f(found)
     }
 
+    /// Calls `f` with the enumerated binding whose adapter is `name` (under the binding-list lock), or `None`.
+    pub fn with_binding_named<R>(
+        &self,
+        name: impl Iterator<Item = u16> + Clone,
+        f: impl FnOnce(Option<&Binding>) -> R,
+    ) -> R {
+        let list = self.bindings.lock();
+        let found = list
+            .iter()
+            .filter_map(|p| crate::binding::live(*p))
+            .filter(|b| control::enumerated(b.state()))
+            .find(|b| control::same_name(&b.adapter_name, name.clone()));
+        f(found)
+    }
+
     /// Calls `f` with the binding at `b` if it still exists (under the binding-list lock), else `None`.
     pub fn with_live_binding<R>(&self, b: *mut Binding, f: impl FnOnce(Option<&Binding>) -> R) -> R {
         let list = self.bindings.lock();

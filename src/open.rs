@@ -16,7 +16,7 @@ use crate::kernel::sync::SpinLock;
 use crate::rxqueue::{RxQueue, DEFAULT_CAPACITY};
 use alloc::boxed::Box;
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
 /// One handle's state.
 #[derive(Debug)]
@@ -25,6 +25,8 @@ pub struct Open {
     binding: AtomicPtr<Binding>,
     /// Allocated at attach.
     pub queue: SpinLock<Option<RxQueue>>,
+    /// Opened with NDISPROT's OPEN_DEVICE: one raw frame per read and per write.
+    one_frame: AtomicBool,
 }
 
 /// A pointer on a binding's open list.
@@ -46,7 +48,11 @@ impl OpenPtr {
 impl Open {
     /// A new, unattached handle state, in pool.
     pub fn create() -> Result<*mut Open> {
-        let b = try_box(Open { binding: AtomicPtr::new(ptr::null_mut()), queue: SpinLock::new(None) })?;
+        let b = try_box(Open {
+            binding: AtomicPtr::new(ptr::null_mut()),
+            queue: SpinLock::new(None),
+            one_frame: AtomicBool::new(false),
+        })?;
         Ok(Box::into_raw(b))
     }
 
@@ -69,18 +75,34 @@ impl Open {
 
     /// Attaches to the `index`th enumerated binding.
     pub fn attach(&self, driver: &Driver, index: u32) -> Result {
+        self.prepare()?;
+        driver.with_binding_ref(index, |b| self.attach_to(b))
+    }
+
+    /// NDISPROT's OPEN_DEVICE: attaches to the adapter called `name`, one frame per read and write.
+    pub fn attach_ndisprot(&self, driver: &Driver, name: impl Iterator<Item = u16> + Clone) -> Result {
+        self.prepare()?;
+        driver.with_binding_named(name, |b| self.attach_to(b))?;
+        self.one_frame.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Allocates the queue (before any lock is taken); a handle attaches once.
+    fn prepare(&self) -> Result {
         if self.attached() {
             return Err(Error::INVALID_DEVICE_STATE);
         }
-        // Allocate before taking any lock; the queue is the handle's for good.
         let queue = RxQueue::new(DEFAULT_CAPACITY)?;
         *self.queue.lock() = Some(queue);
-        driver.with_binding_ref(index, |b| {
-            let b = b.ok_or(Error::NOT_FOUND)?;
-            b.opens_insert(OpenPtr(ptr::from_ref(self)))?;
-            self.binding.store(ptr::from_ref(b).cast_mut(), Ordering::Release);
-            Ok(())
-        })
+        Ok(())
+    }
+
+    /// Joins binding `b` (under the binding-list lock).
+    fn attach_to(&self, b: Option<&Binding>) -> Result {
+        let b = b.ok_or(Error::NOT_FOUND)?;
+        b.opens_insert(OpenPtr(ptr::from_ref(self)))?;
+        self.binding.store(ptr::from_ref(b).cast_mut(), Ordering::Release);
+        Ok(())
     }
 
     /// Detaches from the binding, if still attached (CLEANUP).
@@ -111,7 +133,19 @@ impl Open {
             None => Err((irp, Error::INVALID_DEVICE_STATE)),
             Some(b) => {
                 let limits = crate::tx::Limits { mtu: b.mtu, mac: b.mac, any_source: false };
-                crate::send::send(b, buf, &limits, irp)
+                if !self.one_frame.load(Ordering::Acquire) {
+                    return crate::send::send(b, buf, &limits, irp);
+                }
+                // NDISPROT: the whole buffer is one frame; give it the record form the send path takes.
+                let mut record = alloc::vec::Vec::new();
+                if record.try_reserve_exact(rawlink_abi::FrameHeader::record_len(buf.len())).is_err() {
+                    return Err((irp, Error::INSUFFICIENT_RESOURCES));
+                }
+                let Ok(len) = u32::try_from(buf.len()) else { return Err((irp, Error::INVALID_BUFFER_SIZE)) };
+                let h = rawlink_abi::FrameHeader { captured_length: len, original_length: len, timestamp: 0, flags: 0 };
+                record.extend_from_slice(&h.to_bytes());
+                record.extend_from_slice(buf);
+                crate::send::send(b, &record, &limits, irp)
             }
         })
     }
@@ -127,6 +161,14 @@ impl Open {
     pub fn read(&self, out: &mut [u8]) -> Result<usize> {
         let mut q = self.queue.lock();
         let Some(q) = q.as_mut() else { return Err(Error::INVALID_DEVICE_STATE) };
+        if self.one_frame.load(Ordering::Acquire) {
+            return match q.pop_frame(out) {
+                None if !self.attached() => Err(Error::INVALID_DEVICE_STATE),
+                None => Ok(0),
+                Some(Ok(n)) => Ok(n),
+                Some(Err(_)) => Err(Error::BUFFER_TOO_SMALL),
+            };
+        }
         match q.next_record_len() {
             None if !self.attached() => Err(Error::INVALID_DEVICE_STATE),
             None => Ok(0),

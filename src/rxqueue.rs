@@ -147,6 +147,26 @@ impl RxQueue {
         written
     }
 
+    /// Moves the oldest frame's bytes alone (no header) into `out` — the one-frame-per-read form of
+    /// NDISPROT handles. `None` when empty; `Err(needed)` when `out` is too small (nothing is lost).
+    pub fn pop_frame(&mut self, out: &mut [u8]) -> Option<core::result::Result<usize, usize>> {
+        if self.records == 0 {
+            return None;
+        }
+        let mut h = [0u8; FrameHeader::LEN];
+        self.get(0, &mut h);
+        let header = FrameHeader::parse(&h).ok()?;
+        let len = header.captured_length as usize;
+        let Some(dst) = out.get_mut(..len) else { return Some(Err(len)) };
+        self.get(FrameHeader::LEN, dst);
+        let record = FrameHeader::record_len(len);
+        self.head = (self.head + record) % self.buf.len();
+        self.len -= record;
+        self.records -= 1;
+        self.stats.delivered += 1;
+        Some(Ok(len))
+    }
+
     /// The size of the oldest record, if any (a read shorter than this can return nothing).
     pub fn next_record_len(&self) -> Option<usize> {
         if self.records == 0 {
@@ -215,6 +235,22 @@ mod tests {
             }
         }
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn one_frame_at_a_time_without_headers() {
+        let mut q = RxQueue::new(1024).unwrap();
+        let (a, b) = ([1u8; 70], [2u8; 20]);
+        assert!(q.push(hdr(70, 0), [&a[..]]));
+        assert!(q.push(hdr(20, 0), [&b[..]]));
+        let mut out = [0u8; 64];
+        assert_eq!(q.pop_frame(&mut out), Some(Err(70)), "too small: nothing lost");
+        let mut out = [0u8; 100];
+        assert_eq!(q.pop_frame(&mut out), Some(Ok(70)));
+        assert_eq!(&out[..70], &a[..]);
+        assert_eq!(q.pop_frame(&mut out), Some(Ok(20)));
+        assert_eq!(&out[..20], &b[..]);
+        assert_eq!(q.pop_frame(&mut out), None);
     }
 
     #[test]

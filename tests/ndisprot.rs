@@ -1,0 +1,88 @@
+//! NDISPROT compatibility on the real rawlink.sys: OPEN_DEVICE by adapter name, then one raw frame per
+//! ReadFile and per WriteFile, as NDISPROT's user programs expect.
+#![cfg(target_os = "linux")]
+
+mod common;
+
+use ndis_host::host::{Host, HostConfig};
+use ndis_host::ndis::AdapterConfig;
+use rawlink_abi::ndisprot;
+
+// CAST: NTSTATUS values are written as the unsigned hex the docs use.
+const STATUS_SUCCESS: i32 = 0;
+const STATUS_INVALID_PARAMETER: i32 = 0xC000_000Du32 as i32;
+const STATUS_BUFFER_TOO_SMALL: i32 = 0xC000_0023u32 as i32;
+const STATUS_NOT_FOUND: i32 = 0xC000_0225u32 as i32;
+
+fn utf16z(s: &str) -> Vec<u8> {
+    s.encode_utf16().chain([0]).flat_map(u16::to_le_bytes).collect()
+}
+
+#[test]
+fn open_device_by_name_then_one_frame_per_read_and_write() {
+    let a = AdapterConfig::ethernet(1);
+    let bytes = common::package_file("rawlink.sys");
+    let mut h = Host::load(&bytes, HostConfig::default()).expect("loaded");
+    h.add_adapter(a.clone()).expect("adapter");
+    assert_eq!(h.driver_entry().expect("DriverEntry ran"), 0);
+    let f = h.open("\\\\.\\RawLink").expect("opened");
+    // NDISPROT programs pass the name QUERY_BINDING gave them; case does not matter.
+    let name = utf16z(&a.name.to_lowercase());
+    let r = h.device_io_control(f, ndisprot::IOCTL_NDISPROT_OPEN_DEVICE, &name, 0).expect("ioctl");
+    assert_eq!(r.status, STATUS_SUCCESS);
+
+    let frames: Vec<Vec<u8>> = (0..3u8)
+        .map(|i| {
+            let mut v = vec![0xFF; 6];
+            v.extend_from_slice(&[2, 0, 0, 0, 0, i]);
+            v.extend_from_slice(&[0x88, 0x8E]); // EAPOL, NDISPROT's classic
+            v.resize(60 + usize::from(i), i);
+            v
+        })
+        .collect();
+    h.indicate_receive(0, frames.clone(), false).expect("indicated");
+    for want in &frames {
+        let r = h.read(f, 1514).expect("read");
+        assert_eq!(r.status, STATUS_SUCCESS);
+        assert_eq!(&r.output, want, "one raw frame per read, no header");
+    }
+    assert_eq!(h.read(f, 1514).expect("read").information, 0);
+    // A buffer too small for the next frame loses nothing.
+    h.indicate_receive(0, vec![frames[2].clone()], false).expect("indicated");
+    assert_eq!(h.read(f, 10).expect("read").status, STATUS_BUFFER_TOO_SMALL);
+    assert_eq!(h.read(f, 1514).expect("read").output, frames[2]);
+
+    // One raw frame per write.
+    let mut out = vec![0xFF; 6];
+    out.extend_from_slice(&a.mac);
+    out.extend_from_slice(&[0x88, 0x8E]);
+    out.resize(64, 0x42);
+    let r = h.write(f, &out).expect("write");
+    assert_eq!((r.status, r.information), (STATUS_SUCCESS, 64));
+    assert_eq!(h.sent_frames(0), [out]);
+
+    assert_eq!(h.close(f).expect("closed"), STATUS_SUCCESS);
+    h.unload().expect("unload");
+    let v = h.violations();
+    assert!(v.is_empty(), "verifier: {v:#?}");
+}
+
+#[test]
+fn open_device_with_a_bad_or_unknown_name_fails() {
+    let bytes = common::package_file("rawlink.sys");
+    let mut h = Host::load(&bytes, HostConfig::default()).expect("loaded");
+    h.add_adapter(AdapterConfig::ethernet(1)).expect("adapter");
+    assert_eq!(h.driver_entry().expect("DriverEntry ran"), 0);
+    let f = h.open("\\\\.\\RawLink").expect("opened");
+    for (what, input, status) in [
+        ("an empty name", vec![], STATUS_INVALID_PARAMETER),
+        ("an odd byte count", vec![b'a', 0, b'b'], STATUS_INVALID_PARAMETER),
+        ("an unknown adapter", utf16z("\\DEVICE\\{00000000-0000-0000-0000-000000000000}"), STATUS_NOT_FOUND),
+    ] {
+        let r = h.device_io_control(f, ndisprot::IOCTL_NDISPROT_OPEN_DEVICE, &input, 0).expect("ioctl");
+        assert_eq!(r.status, status, "{what}");
+    }
+    assert_eq!(h.close(f).expect("closed"), STATUS_SUCCESS);
+    h.unload().expect("unload");
+    assert!(h.violations().is_empty(), "{:#?}", h.violations());
+}
