@@ -132,8 +132,7 @@ mod tests {
 
     #[test]
     fn ifreq_names_fit_with_their_terminator() {
-        let req = ifreq("tap0").expect("short name");
-        assert_eq!(name_of(&req), "tap0");
+        assert_eq!(ifreq("tap0").ok().map(|r| name_of(&r)).as_deref(), Some("tap0"));
         assert!(ifreq("fifteen-chars-x").is_ok());
         assert!(ifreq("sixteen-chars-xx").is_err());
         assert!(ifreq("nul\0").is_err());
