@@ -42,6 +42,7 @@ fn run() -> Result<()> {
         }
         "test" => {
             let pkg = driver::build_and_package(&root)?;
+            toolchain::ensure_test_tools()?;
             host_cargo_test(&root, &pkg.dir, &rest)
         }
         "demo" => {

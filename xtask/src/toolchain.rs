@@ -160,6 +160,32 @@ fn install() -> Result<()> {
     )
 }
 
+/// Debian packages the host tests use beyond the toolchain: `ip` (iproute2) makes the network namespaces the
+/// TAP tests run in. Priority "important", so minimal images may lack it.
+pub const TEST_PACKAGES: &[(&str, &str)] = &[("ip", "iproute2")];
+
+/// Installs what the tests need when it is missing (as root), or says how to.
+pub fn ensure_test_tools() -> Result<()> {
+    let missing: Vec<&str> =
+        TEST_PACKAGES.iter().filter(|(bin, _)| which(bin).is_none()).map(|&(_, pkg)| pkg).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let cmd = format!("apt-get update && apt-get install -y --no-install-recommends {}", missing.join(" "));
+    if !is_root() {
+        bail!("the tests need {}; as root run:\n    {cmd}", missing.join(", "));
+    }
+    eprintln!("xtask: installing what the tests need from Debian: {}", missing.join(" "));
+    run_quiet(Command::new("apt-get").arg("update"), "apt-get update")?;
+    run_quiet(
+        Command::new("apt-get")
+            .args(["install", "-y", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+        "apt-get install",
+    )
+}
+
 fn run_quiet(cmd: &mut Command, what: &str) -> Result<()> {
     let out = cmd.output().with_context(|| format!("running {what}"))?;
     if !out.status.success() {
