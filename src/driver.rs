@@ -82,19 +82,12 @@ impl Driver {
         f(found)
     }
 
-    /// Calls `f` with the `index`th enumerated binding (see [`control::enumerated`]), or `None`.
+    /// Calls `f` with a view of the `index`th enumerated binding (see [`control::enumerated`]), or `None`.
     pub fn with_binding<R>(&self, index: u32, f: impl FnOnce(Option<&BindingView<'_>>) -> R) -> R {
-        let list = self.bindings.lock();
-        let found = list
-            .iter()
-            // Entries are live while the list lock is held (see `binding::live`).
-            .filter_map(|p| crate::binding::live(*p))
-            .filter(|b| control::enumerated(b.state()))
-            .nth(usize::try_from(index).unwrap_or(usize::MAX));
-        match found {
+        self.with_binding_ref(index, |b| match b {
             Some(b) => b.with_view(|v| f(Some(v))),
             None => f(None),
-        }
+        })
     }
 
     /// The handle NDIS assigned at registration (null before it).

@@ -88,24 +88,8 @@ impl Irp {
         if mdl.is_null() || len == 0 {
             return None;
         }
-        // SAFETY: the MDL describes the caller's buffer, locked for the life of the IRP; the mapping is
-        // non-executable and fails (null) instead of bug-checking.
-        let va = unsafe {
-            let flags = (*mdl).MdlFlags;
-            if flags & (MDL_MAPPED_TO_SYSTEM_VA | MDL_SOURCE_IS_NONPAGED_POOL) != 0 {
-                (*mdl).MappedSystemVa
-            } else {
-                MmMapLockedPagesSpecifyCache(
-                    mdl,
-                    KernelMode,
-                    MmCached,
-                    core::ptr::null_mut(),
-                    0,
-                    // CAST: a small positive priority ORed with a flag bit.
-                    (NormalPagePriority as u32) | MdlMappingNoExecute,
-                )
-            }
-        };
+        // SAFETY: the MDL describes the caller's buffer, locked for the life of the IRP.
+        let va = unsafe { super::nbl::system_address(mdl) }.cast_mut();
         if va.is_null() {
             return None;
         }

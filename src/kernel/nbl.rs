@@ -34,12 +34,13 @@ pub struct Fragments<'a> {
     _nbl: PhantomData<&'a NET_BUFFER_LIST>,
 }
 
-/// The system address of an MDL's buffer (`MmGetSystemAddressForMdlSafe`, a header macro).
+/// The system address of an MDL's buffer (`MmGetSystemAddressForMdlSafe`, a header macro): the mapping the
+/// MDL already has, or a new non-executable one; null if it cannot be mapped.
 ///
 /// # Safety
 ///
 /// `mdl` is a valid MDL describing locked or non-paged memory.
-unsafe fn system_address(mdl: PMDL) -> *const u8 {
+pub unsafe fn system_address(mdl: PMDL) -> *const u8 {
     // SAFETY: guaranteed by the caller.
     let (flags, mapped) = unsafe { ((*mdl).MdlFlags, (*mdl).MappedSystemVa) };
     if flags & (MDL_MAPPED_TO_SYSTEM_VA | MDL_SOURCE_IS_NONPAGED_POOL) != 0 {
