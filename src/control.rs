@@ -50,6 +50,8 @@ pub enum Request {
     /// NDISPROT's OPEN_DEVICE: attach to the adapter named in the input (UTF-16 `\DEVICE\{GUID}`), in
     /// NDISPROT's one-frame-per-call mode.
     NdisprotOpenDevice,
+    /// This handle's receive counters.
+    GetStatistics,
 }
 
 /// Decodes an IOCTL's code and input. Unknown codes get STATUS_INVALID_DEVICE_REQUEST; inputs too short for
@@ -67,6 +69,7 @@ pub fn decode(code: u32, input: &[u8]) -> Result<Request> {
         rawlink::IOCTL_RAWLINK_QUERY_BINDING => Ok(Request::QueryBinding { index: index()? }),
         rawlink::IOCTL_RAWLINK_OPEN => Ok(Request::Open { index: index()? }),
         ndisprot::IOCTL_NDISPROT_BIND_WAIT => Ok(Request::BindWait),
+        rawlink::IOCTL_RAWLINK_GET_STATISTICS => Ok(Request::GetStatistics),
         ndisprot::IOCTL_NDISPROT_OPEN_DEVICE => {
             let _ = adapter_name(input)?;
             Ok(Request::NdisprotOpenDevice)
@@ -94,8 +97,17 @@ pub fn query_reply(request: Request, view: Option<&BindingView<'_>>, out: &mut [
         }
         .emit(out, v.adapter_name, v.friendly_name)
         .map_err(|_| Error::BUFFER_TOO_SMALL),
-        Request::BindWait | Request::Open { .. } | Request::NdisprotOpenDevice => Err(Error::INVALID_DEVICE_REQUEST),
+        Request::BindWait | Request::Open { .. } | Request::NdisprotOpenDevice | Request::GetStatistics => {
+            Err(Error::INVALID_DEVICE_REQUEST)
+        }
     }
+}
+
+/// Writes a handle's statistics reply.
+pub fn statistics_reply(stats: &rawlink_abi::HandleStatistics, out: &mut [u8]) -> Result<usize> {
+    let dst = out.get_mut(..rawlink_abi::HandleStatistics::LEN).ok_or(Error::BUFFER_TOO_SMALL)?;
+    dst.copy_from_slice(&stats.to_bytes());
+    Ok(rawlink_abi::HandleStatistics::LEN)
 }
 
 /// The adapter name of an OPEN_DEVICE request: UTF-16LE, an even number of bytes, trailing NULs ignored,

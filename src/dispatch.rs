@@ -126,6 +126,11 @@ fn device_control(mut irp: Irp) -> NTSTATUS {
                     Err(Error::IO_TIMEOUT)
                 }
             }
+            Request::GetStatistics => {
+                let open = open.ok_or(Error::INVALID_DEVICE_STATE)?;
+                let out = buf.get_mut(..out_len).ok_or(Error::INVALID_PARAMETER)?;
+                control::statistics_reply(&open.statistics(), out)
+            }
             Request::NdisprotOpenDevice => {
                 let open = open.ok_or(Error::INVALID_DEVICE_STATE)?;
                 open.attach_ndisprot(driver, control::adapter_name(input)?).map(|()| 0)

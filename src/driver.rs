@@ -112,9 +112,4 @@ impl Driver {
     pub fn bindings_remove(&self, b: *mut Binding) {
         self.bindings.lock().retain(|p| p.0 != b);
     }
-
-    /// How many bindings exist.
-    pub fn binding_count(&self) -> usize {
-        self.bindings.lock().len()
-    }
 }

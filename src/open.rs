@@ -155,6 +155,18 @@ impl Open {
         self.binding.store(ptr::null_mut(), Ordering::Release);
     }
 
+    /// The handle's receive counters (all zero before it attaches).
+    pub fn statistics(&self) -> rawlink_abi::HandleStatistics {
+        let q = self.queue.lock();
+        q.as_ref().map_or_else(Default::default, |q| rawlink_abi::HandleStatistics {
+            received: q.stats.queued,
+            delivered: q.stats.delivered,
+            dropped_queue_full: q.stats.dropped_full,
+            // CAST: a record count of a bounded queue.
+            queued: q.records() as u64,
+        })
+    }
+
     /// Moves whole frame records into `out`. A handle that was never attached, or whose adapter is gone,
     /// gets STATUS_INVALID_DEVICE_STATE once its queue is empty; a buffer too small for the next record gets
     /// STATUS_BUFFER_TOO_SMALL and loses nothing.

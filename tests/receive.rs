@@ -144,3 +144,33 @@ fn when_the_adapter_goes_away_queued_frames_can_still_be_read_then_reads_report_
     assert_eq!(h.read(f, 4096).expect("read").status, STATUS_INVALID_DEVICE_STATE);
     finish(h, &[f]);
 }
+
+#[test]
+fn statistics_count_received_delivered_and_dropped() {
+    use rawlink_abi::HandleStatistics;
+    let mut h = host(1);
+    let f = attach(&h, 0);
+    let stats = |h: &Host| {
+        let r = h.device_io_control(f, rawlink::IOCTL_RAWLINK_GET_STATISTICS, &[], 64).expect("ioctl");
+        assert_eq!(r.status, STATUS_SUCCESS);
+        HandleStatistics::parse(&r.output).expect("statistics")
+    };
+    assert_eq!(stats(&h), HandleStatistics::default());
+    // 1 MiB of queue: 1000 frames of 1514 bytes (1544-byte records) overflow it.
+    let frames: Vec<Vec<u8>> = (0..1000u32).map(|i| frame((i % 251) as u8, 1514)).collect();
+    for chunk in frames.chunks(100) {
+        h.indicate_receive(0, chunk.to_vec(), false).expect("indicated");
+    }
+    let s = stats(&h);
+    assert_eq!(s.received + s.dropped_queue_full, 1000);
+    assert_eq!(s.received, (1 << 20) / FrameHeader::record_len(1514) as u64);
+    assert_eq!((s.delivered, s.queued), (0, s.received));
+    let r = h.read(f, 1 << 20).expect("read");
+    assert_eq!(Frames::new(&r.output).count() as u64, s.received);
+    let after = stats(&h);
+    assert_eq!((after.delivered, after.queued), (s.received, 0));
+    // A reply buffer too small for the counters.
+    let r = h.device_io_control(f, rawlink::IOCTL_RAWLINK_GET_STATISTICS, &[], 31).expect("ioctl");
+    assert_eq!(r.status, STATUS_BUFFER_TOO_SMALL);
+    finish(h, &[f]);
+}

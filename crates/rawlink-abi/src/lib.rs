@@ -52,6 +52,45 @@ pub mod rawlink {
     /// Input: a little-endian `u32` binding index. Attaches this handle to that binding: from then on
     /// ReadFile returns the frames it receives, as [`crate::FrameHeader`] records.
     pub const IOCTL_RAWLINK_OPEN: u32 = net_ioctl(0x901);
+    /// No input. Output: [`crate::HandleStatistics`] of this handle.
+    pub const IOCTL_RAWLINK_GET_STATISTICS: u32 = net_ioctl(0x902);
+}
+
+/// A handle's receive counters (IOCTL_RAWLINK_GET_STATISTICS), four little-endian u64:
+/// frames queued for it, frames handed to its reads, frames dropped because its queue was full, and frames
+/// still queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HandleStatistics {
+    pub received: u64,
+    pub delivered: u64,
+    pub dropped_queue_full: u64,
+    pub queued: u64,
+}
+
+impl HandleStatistics {
+    pub const LEN: usize = 32;
+
+    pub fn to_bytes(&self) -> [u8; Self::LEN] {
+        let mut b = [0u8; Self::LEN];
+        for (i, v) in [self.received, self.delivered, self.dropped_queue_full, self.queued].iter().enumerate() {
+            if let Some(d) = b.get_mut(i * 8..i * 8 + 8) {
+                d.copy_from_slice(&v.to_le_bytes());
+            }
+        }
+        b
+    }
+
+    pub fn parse(b: &[u8]) -> Result<Self, TooShort> {
+        if b.len() < Self::LEN {
+            return Err(TooShort { needed: Self::LEN });
+        }
+        let at = |i: usize| {
+            let mut v = [0u8; 8];
+            v.copy_from_slice(b.get(i * 8..i * 8 + 8).unwrap_or(&[0; 8]));
+            u64::from_le_bytes(v)
+        };
+        Ok(Self { received: at(0), delivered: at(1), dropped_queue_full: at(2), queued: at(3) })
+    }
 }
 
 /// The header in front of every frame a read returns. Records are packed back to back, each starting on an
