@@ -476,6 +476,10 @@ pub unsafe fn receive(raw: *mut Binding, nbls: PNET_BUFFER_LIST, flags: ULONG) {
                     }
                 });
             }
+            // Waiting reads take what arrived.
+            for o in opens.iter().filter_map(|o| o.get()) {
+                o.complete_reads();
+            }
         }
     }
     if flags & NDIS_RECEIVE_FLAGS_RESOURCES != 0 {

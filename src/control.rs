@@ -52,6 +52,8 @@ pub enum Request {
     NdisprotOpenDevice,
     /// This handle's receive counters.
     GetStatistics,
+    /// Blocking (`true`) or non-blocking reads.
+    SetReadMode { blocking: bool },
 }
 
 /// Decodes an IOCTL's code and input. Unknown codes get STATUS_INVALID_DEVICE_REQUEST; inputs too short for
@@ -70,6 +72,11 @@ pub fn decode(code: u32, input: &[u8]) -> Result<Request> {
         rawlink::IOCTL_RAWLINK_OPEN => Ok(Request::Open { index: index()? }),
         ndisprot::IOCTL_NDISPROT_BIND_WAIT => Ok(Request::BindWait),
         rawlink::IOCTL_RAWLINK_GET_STATISTICS => Ok(Request::GetStatistics),
+        rawlink::IOCTL_RAWLINK_SET_READ_MODE => match index()? {
+            rawlink_abi::READ_NON_BLOCKING => Ok(Request::SetReadMode { blocking: false }),
+            rawlink_abi::READ_BLOCKING => Ok(Request::SetReadMode { blocking: true }),
+            _ => Err(Error::INVALID_PARAMETER),
+        },
         ndisprot::IOCTL_NDISPROT_OPEN_DEVICE => {
             let _ = adapter_name(input)?;
             Ok(Request::NdisprotOpenDevice)
@@ -97,9 +104,11 @@ pub fn query_reply(request: Request, view: Option<&BindingView<'_>>, out: &mut [
         }
         .emit(out, v.adapter_name, v.friendly_name)
         .map_err(|_| Error::BUFFER_TOO_SMALL),
-        Request::BindWait | Request::Open { .. } | Request::NdisprotOpenDevice | Request::GetStatistics => {
-            Err(Error::INVALID_DEVICE_REQUEST)
-        }
+        Request::BindWait
+        | Request::Open { .. }
+        | Request::NdisprotOpenDevice
+        | Request::GetStatistics
+        | Request::SetReadMode { .. } => Err(Error::INVALID_DEVICE_REQUEST),
     }
 }
 

@@ -47,6 +47,7 @@ unsafe extern "system" fn dispatch(_device: PDEVICE_OBJECT, irp: PIRP) -> NTSTAT
         },
         IRP_MJ_CLEANUP => {
             if let (Some(o), Some(d)) = (open_of(&irp), entry::driver()) {
+                o.cancel_reads();
                 o.detach(d);
             }
             irp.complete(STATUS_SUCCESS, 0)
@@ -85,6 +86,10 @@ fn write(irp: Irp) -> NTSTATUS {
 
 /// ReadFile: as many whole frame records as fit, at once (possibly none).
 fn read(mut irp: Irp) -> NTSTATUS {
+    if let Some(o) = open_of(&irp).filter(|o| o.wants_to_wait()) {
+        o.pend_read(irp);
+        return STATUS_PENDING;
+    }
     let result = match open_of(&irp) {
         None => Err(Error::INVALID_DEVICE_STATE),
         Some(o) => match irp.read_buffer() {
@@ -125,6 +130,10 @@ fn device_control(mut irp: Irp) -> NTSTATUS {
                 } else {
                     Err(Error::IO_TIMEOUT)
                 }
+            }
+            Request::SetReadMode { blocking } => {
+                open.ok_or(Error::INVALID_DEVICE_STATE)?.set_blocking(blocking);
+                Ok(0)
             }
             Request::GetStatistics => {
                 let open = open.ok_or(Error::INVALID_DEVICE_STATE)?;

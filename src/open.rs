@@ -12,11 +12,14 @@ use crate::binding::Binding;
 use crate::driver::Driver;
 use crate::error::{Error, Result};
 use crate::kernel::alloc::try_box;
+use crate::kernel::irp::{Irp, PendingIrp};
 use crate::kernel::sync::SpinLock;
 use crate::rxqueue::{RxQueue, DEFAULT_CAPACITY};
 use alloc::boxed::Box;
+use alloc::vec::Vec;
 use core::ptr;
 use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use ndis_sys::{IoReleaseCancelSpinLock, DEVICE_OBJECT, IRP, STATUS_CANCELLED, STATUS_SUCCESS};
 
 /// One handle's state.
 #[derive(Debug)]
@@ -27,6 +30,10 @@ pub struct Open {
     pub queue: SpinLock<Option<RxQueue>>,
     /// Opened with NDISPROT's OPEN_DEVICE: one raw frame per read and per write.
     one_frame: AtomicBool,
+    /// Reads wait for a frame instead of returning empty.
+    blocking: AtomicBool,
+    /// Reads waiting for a frame, each with `cancel_read` as its cancel routine.
+    pending: SpinLock<Vec<PendingIrp>>,
 }
 
 /// A pointer on a binding's open list.
@@ -52,6 +59,8 @@ impl Open {
             binding: AtomicPtr::new(ptr::null_mut()),
             queue: SpinLock::new(None),
             one_frame: AtomicBool::new(false),
+            blocking: AtomicBool::new(false),
+            pending: SpinLock::new(Vec::new()),
         })?;
         Ok(Box::into_raw(b))
     }
@@ -150,9 +159,103 @@ impl Open {
         })
     }
 
-    /// The binding went away: forget it (called by the binding under its open-list lock).
+    /// The binding went away: forget it (called by the binding under its open-list lock). Waiting reads
+    /// complete: with what is still queued, or STATUS_INVALID_DEVICE_STATE.
     pub fn binding_gone(&self) {
         self.binding.store(ptr::null_mut(), Ordering::Release);
+        self.complete_reads();
+        self.fail_reads(Error::INVALID_DEVICE_STATE);
+    }
+
+    fn fail_reads(&self, e: Error) {
+        loop {
+            let next = {
+                let mut list = self.pending.lock();
+                let i = list.iter().position(|p| p.set_cancel_routine(None).is_some());
+                i.map(|i| list.swap_remove(i))
+            };
+            let Some(p) = next else { return };
+            p.into_irp().complete(e.to_status(), 0);
+        }
+    }
+
+    /// Blocking or non-blocking reads (IOCTL_RAWLINK_SET_READ_MODE).
+    pub fn set_blocking(&self, on: bool) {
+        self.blocking.store(on, Ordering::Release);
+    }
+
+    /// Whether an empty read should wait.
+    pub fn wants_to_wait(&self) -> bool {
+        self.blocking.load(Ordering::Acquire)
+            && self.attached()
+            && self.queue.lock().as_ref().is_some_and(|q| q.records() == 0)
+    }
+
+    /// Queues a read that found nothing; it completes when a frame arrives (`complete_reads`), or is cancelled.
+    /// The dispatch routine returns STATUS_PENDING afterwards in every case.
+    pub fn pend_read(&self, irp: Irp) {
+        let p = irp.mark_pending();
+        {
+            let mut list = self.pending.lock();
+            if list.try_reserve(1).is_err() {
+                drop(list);
+                p.into_irp().complete(Error::INSUFFICIENT_RESOURCES.to_status(), 0);
+                return;
+            }
+            let _ = p.set_cancel_routine(Some(cancel_read));
+            // Cancelled before the routine was in place: if we can take the routine back, the IRP is ours.
+            if p.cancel_requested() && p.set_cancel_routine(None).is_some() {
+                drop(list);
+                p.into_irp().complete(STATUS_CANCELLED, 0);
+                return;
+            }
+            list.push(p);
+        }
+        // A frame may have arrived between the empty read and the queuing.
+        self.complete_reads();
+    }
+
+    /// Completes waiting reads while frames are queued. A read whose cancel routine is already running is
+    /// left for that routine.
+    pub fn complete_reads(&self) {
+        loop {
+            if self.queue.lock().as_ref().is_none_or(|q| q.records() == 0) {
+                return;
+            }
+            let next = {
+                let mut list = self.pending.lock();
+                let i = list.iter().position(|p| p.set_cancel_routine(None).is_some());
+                i.map(|i| list.swap_remove(i))
+            };
+            let Some(p) = next else { return };
+            let mut irp = p.into_irp();
+            let result = match irp.read_buffer() {
+                Some(buf) => self.read(buf),
+                None => Err(Error::BUFFER_TOO_SMALL),
+            };
+            match result {
+                Ok(n) => {
+                    let _ = irp.complete(STATUS_SUCCESS, n);
+                }
+                Err(e) => {
+                    let _ = irp.complete(e.to_status(), 0);
+                }
+            }
+        }
+    }
+
+    /// Completes every waiting read with STATUS_CANCELLED (CLEANUP, or the adapter went away); reads whose
+    /// cancel routine is already running are left to it.
+    pub fn cancel_reads(&self) {
+        loop {
+            let next = {
+                let mut list = self.pending.lock();
+                let i = list.iter().position(|p| p.set_cancel_routine(None).is_some());
+                i.map(|i| list.swap_remove(i))
+            };
+            let Some(p) = next else { return };
+            p.into_irp().complete(STATUS_CANCELLED, 0);
+        }
     }
 
     /// The handle's receive counters (all zero before it attaches).
@@ -187,5 +290,33 @@ impl Open {
             Some(n) if n > out.len() => Err(Error::BUFFER_TOO_SMALL),
             Some(_) => Ok(q.pop_into(out)),
         }
+    }
+}
+
+/// The cancel routine of a waiting read: called by the I/O manager with the cancel spin lock held.
+unsafe extern "system" fn cancel_read(_device: *mut DEVICE_OBJECT, irp: *mut IRP) {
+    // SAFETY: the I/O manager calls this with the cancel spin lock held and CancelIrql set; release it first.
+    unsafe { IoReleaseCancelSpinLock((*irp).CancelIrql) };
+    // SAFETY: a read IRP of this driver's device; its file object's FsContext is the Open (alive until CLOSE,
+    // which cannot come while this read is outstanding).
+    let Some(irp) = (unsafe { Irp::from_raw(irp) }) else { return };
+    let open = irp.fs_context().cast::<Open>();
+    // SAFETY: as above.
+    let Some(open) = (unsafe { open.as_ref() }) else {
+        let _ = irp.complete(STATUS_CANCELLED, 0);
+        return;
+    };
+    let raw = irp.as_raw();
+    let found = {
+        let mut list = open.pending.lock();
+        let i = list.iter().position(|p| p.as_ptr() == raw);
+        i.map(|i| list.swap_remove(i))
+    };
+    // Not on the list: someone took it and will complete it; this routine must not touch it again.
+    if let Some(p) = found {
+        core::mem::forget(irp);
+        p.into_irp().complete(STATUS_CANCELLED, 0);
+    } else {
+        core::mem::forget(irp);
     }
 }

@@ -174,3 +174,66 @@ fn statistics_count_received_delivered_and_dropped() {
     assert_eq!(r.status, STATUS_BUFFER_TOO_SMALL);
     finish(h, &[f]);
 }
+
+fn set_blocking(h: &Host, f: Handle) {
+    let r = h.device_io_control(f, rawlink::IOCTL_RAWLINK_SET_READ_MODE, &rawlink_abi::READ_BLOCKING.to_le_bytes(), 0);
+    assert_eq!(r.expect("ioctl").status, STATUS_SUCCESS);
+}
+
+const STATUS_CANCELLED: i32 = 0xC000_0120u32 as i32;
+const STATUS_INVALID_PARAMETER: i32 = 0xC000_000Du32 as i32;
+
+#[test]
+fn a_blocking_read_waits_for_frames_and_completes_when_they_arrive() {
+    use std::time::Duration;
+    let mut h = host(1);
+    let f = attach(&h, 0);
+    set_blocking(&h, f);
+    let irp = {
+        let mut w = h.submit_read(f, 64 * 1024).expect("submitted");
+        assert!(w.wait(Duration::from_millis(50)).expect("waited").is_none(), "nothing queued: the read waits");
+        w.irp()
+    };
+    h.indicate_receive(0, vec![frame(1, 60), frame(2, 70)], false).expect("indicated");
+    let r = h.wait_request(irp, Duration::from_secs(5)).expect("waited").expect("completed by the receive");
+    assert_eq!(r.status, STATUS_SUCCESS);
+    assert_eq!(Frames::new(&r.output).map(|(_, d)| d.to_vec()).collect::<Vec<_>>(), [frame(1, 60), frame(2, 70)]);
+    // With frames already queued, a blocking read returns at once.
+    h.indicate_receive(0, vec![frame(3, 60)], false).expect("indicated");
+    assert_eq!(Frames::new(&h.read(f, 4096).expect("read").output).count(), 1);
+    finish(h, &[f]);
+}
+
+#[test]
+fn a_blocking_read_is_cancellable_and_closing_the_handle_cancels_it() {
+    use std::time::Duration;
+    let h = host(1);
+    let f = attach(&h, 0);
+    set_blocking(&h, f);
+    let mut w = h.submit_read(f, 4096).expect("submitted");
+    assert!(w.cancel().expect("cancelled"), "the driver's cancel routine ran");
+    let r = w.wait(Duration::from_secs(5)).expect("waited").expect("completed");
+    assert_eq!(r.status, STATUS_CANCELLED);
+    drop(w);
+    // A read still waiting when the handle closes is cancelled by CLEANUP.
+    let irp = h.submit_read(f, 4096).expect("submitted").irp();
+    assert_eq!(h.close(f).expect("closed"), STATUS_SUCCESS);
+    let r = h.wait_request(irp, Duration::from_secs(5)).expect("waited").expect("completed");
+    assert_eq!(r.status, STATUS_CANCELLED);
+    finish(h, &[]);
+}
+
+#[test]
+fn a_blocking_read_ends_when_the_adapter_goes_away_and_bad_modes_are_refused() {
+    use std::time::Duration;
+    let mut h = host(1);
+    let f = attach(&h, 0);
+    let r = h.device_io_control(f, rawlink::IOCTL_RAWLINK_SET_READ_MODE, &7u32.to_le_bytes(), 0).expect("ioctl");
+    assert_eq!(r.status, STATUS_INVALID_PARAMETER);
+    set_blocking(&h, f);
+    let irp = h.submit_read(f, 4096).expect("submitted").irp();
+    h.remove_adapter(0).expect("unbound");
+    let r = h.wait_request(irp, Duration::from_secs(5)).expect("waited").expect("completed");
+    assert_eq!(r.status, STATUS_INVALID_DEVICE_STATE);
+    finish(h, &[f]);
+}

@@ -23,6 +23,11 @@ impl Irp {
         (!irp.is_null()).then_some(Irp(irp))
     }
 
+    /// The raw pointer (to compare with a list entry).
+    pub fn as_raw(&self) -> PIRP {
+        self.0
+    }
+
     /// The current stack location (`IoGetCurrentIrpStackLocation`, a header inline).
     fn stack(&self) -> PIO_STACK_LOCATION {
         // SAFETY: type invariant: a valid dispatched IRP, whose current stack location the I/O manager set.
@@ -172,6 +177,46 @@ pub struct PendingIrp(PIRP);
 unsafe impl Send for PendingIrp {}
 
 impl PendingIrp {
+    /// Sets (or clears, with `None`) the cancel routine (`IoSetCancelRoutine`, a header inline: an
+    /// interlocked exchange) and returns the previous one.
+    pub fn set_cancel_routine(&self, routine: PDRIVER_CANCEL) -> PDRIVER_CANCEL {
+        let new = routine.map_or(core::ptr::null_mut(), |f| f as *mut core::ffi::c_void);
+        // SAFETY: a pending IRP of this driver; `CancelRoutine` is a pointer-sized, pointer-aligned field that
+        // the I/O manager also swaps atomically, so viewing it as an AtomicPtr is what IoSetCancelRoutine does.
+        let slot = unsafe {
+            &*(core::ptr::addr_of_mut!((*self.0).CancelRoutine)
+                .cast::<core::sync::atomic::AtomicPtr<core::ffi::c_void>>())
+        };
+        let old = slot.swap(new, core::sync::atomic::Ordering::AcqRel);
+        if old.is_null() {
+            None
+        } else {
+            // SAFETY: a non-null value of this field is a cancel routine (set by this driver).
+            Some(unsafe {
+                core::mem::transmute::<*mut core::ffi::c_void, unsafe extern "system" fn(*mut DEVICE_OBJECT, *mut IRP)>(
+                    old,
+                )
+            })
+        }
+    }
+
+    /// Whether the I/O manager has asked to cancel the IRP (`Irp->Cancel`).
+    pub fn cancel_requested(&self) -> bool {
+        // SAFETY: a pending IRP of this driver; the I/O manager writes Cancel before calling the cancel
+        // routine, so it is read volatile.
+        unsafe { core::ptr::addr_of!((*self.0).Cancel).read_volatile() != 0 }
+    }
+
+    /// The raw pointer, for comparison with the IRP a cancel routine receives.
+    pub fn as_ptr(&self) -> PIRP {
+        self.0
+    }
+
+    /// Back to an owned IRP, to fill and complete it.
+    pub fn into_irp(self) -> Irp {
+        Irp(self.0)
+    }
+
     /// Completes the IRP.
     pub fn complete(self, status: NTSTATUS, information: usize) {
         let _ = Irp(self.0).complete_with_boost(status, information, IO_NETWORK_INCREMENT);

@@ -54,7 +54,15 @@ pub mod rawlink {
     pub const IOCTL_RAWLINK_OPEN: u32 = net_ioctl(0x901);
     /// No input. Output: [`crate::HandleStatistics`] of this handle.
     pub const IOCTL_RAWLINK_GET_STATISTICS: u32 = net_ioctl(0x902);
+    /// Input: a little-endian `u32`, [`crate::READ_NON_BLOCKING`] (the default: a read returns at once, maybe
+    /// with nothing) or [`crate::READ_BLOCKING`] (a read waits until at least one frame is queued, or is
+    /// cancelled: CancelIo, closing the handle, or the adapter going away).
+    pub const IOCTL_RAWLINK_SET_READ_MODE: u32 = net_ioctl(0x903);
 }
+
+/// Read mode values of IOCTL_RAWLINK_SET_READ_MODE.
+pub const READ_NON_BLOCKING: u32 = 0;
+pub const READ_BLOCKING: u32 = 1;
 
 /// A handle's receive counters (IOCTL_RAWLINK_GET_STATISTICS), four little-endian u64:
 /// frames queued for it, frames handed to its reads, frames dropped because its queue was full, and frames
