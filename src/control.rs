@@ -54,6 +54,8 @@ pub enum Request {
     GetStatistics,
     /// Blocking (`true`) or non-blocking reads.
     SetReadMode { blocking: bool },
+    /// Whether writes may carry another source MAC than the adapter's.
+    AllowAnySource { allow: bool },
 }
 
 /// Decodes an IOCTL's code and input. Unknown codes get STATUS_INVALID_DEVICE_REQUEST; inputs too short for
@@ -72,6 +74,11 @@ pub fn decode(code: u32, input: &[u8]) -> Result<Request> {
         rawlink::IOCTL_RAWLINK_OPEN => Ok(Request::Open { index: index()? }),
         ndisprot::IOCTL_NDISPROT_BIND_WAIT => Ok(Request::BindWait),
         rawlink::IOCTL_RAWLINK_GET_STATISTICS => Ok(Request::GetStatistics),
+        rawlink::IOCTL_RAWLINK_ALLOW_ANY_SOURCE => match index()? {
+            0 => Ok(Request::AllowAnySource { allow: false }),
+            1 => Ok(Request::AllowAnySource { allow: true }),
+            _ => Err(Error::INVALID_PARAMETER),
+        },
         rawlink::IOCTL_RAWLINK_SET_READ_MODE => match index()? {
             rawlink_abi::READ_NON_BLOCKING => Ok(Request::SetReadMode { blocking: false }),
             rawlink_abi::READ_BLOCKING => Ok(Request::SetReadMode { blocking: true }),
@@ -108,7 +115,8 @@ pub fn query_reply(request: Request, view: Option<&BindingView<'_>>, out: &mut [
         | Request::Open { .. }
         | Request::NdisprotOpenDevice
         | Request::GetStatistics
-        | Request::SetReadMode { .. } => Err(Error::INVALID_DEVICE_REQUEST),
+        | Request::SetReadMode { .. }
+        | Request::AllowAnySource { .. } => Err(Error::INVALID_DEVICE_REQUEST),
     }
 }
 

@@ -131,6 +131,10 @@ fn device_control(mut irp: Irp) -> NTSTATUS {
                     Err(Error::IO_TIMEOUT)
                 }
             }
+            Request::AllowAnySource { allow } => {
+                open.ok_or(Error::INVALID_DEVICE_STATE)?.set_any_source(allow);
+                Ok(0)
+            }
             Request::SetReadMode { blocking } => {
                 open.ok_or(Error::INVALID_DEVICE_STATE)?.set_blocking(blocking);
                 Ok(0)

@@ -32,6 +32,8 @@ pub struct Open {
     one_frame: AtomicBool,
     /// Reads wait for a frame instead of returning empty.
     blocking: AtomicBool,
+    /// Writes may carry any source MAC.
+    any_source: AtomicBool,
     /// Reads waiting for a frame, each with `cancel_read` as its cancel routine.
     pending: SpinLock<Vec<PendingIrp>>,
 }
@@ -60,6 +62,7 @@ impl Open {
             queue: SpinLock::new(None),
             one_frame: AtomicBool::new(false),
             blocking: AtomicBool::new(false),
+            any_source: AtomicBool::new(false),
             pending: SpinLock::new(Vec::new()),
         })?;
         Ok(Box::into_raw(b))
@@ -141,7 +144,8 @@ impl Open {
         driver.with_live_binding(self.binding.load(Ordering::Acquire), |b| match b {
             None => Err((irp, Error::INVALID_DEVICE_STATE)),
             Some(b) => {
-                let limits = crate::tx::Limits { mtu: b.mtu, mac: b.mac, any_source: false };
+                let limits =
+                    crate::tx::Limits { mtu: b.mtu, mac: b.mac, any_source: self.any_source.load(Ordering::Acquire) };
                 if !self.one_frame.load(Ordering::Acquire) {
                     return crate::send::send(b, buf, &limits, irp);
                 }
@@ -177,6 +181,11 @@ impl Open {
             let Some(p) = next else { return };
             p.into_irp().complete(e.to_status(), 0);
         }
+    }
+
+    /// Lets this handle send frames with other source MACs (IOCTL_RAWLINK_ALLOW_ANY_SOURCE).
+    pub fn set_any_source(&self, on: bool) {
+        self.any_source.store(on, Ordering::Release);
     }
 
     /// Blocking or non-blocking reads (IOCTL_RAWLINK_SET_READ_MODE).

@@ -213,3 +213,22 @@ fn a_write_that_cannot_get_its_mdls_or_nbls_fails_cleanly() {
         finish(h, &[f]);
     }
 }
+
+#[test]
+fn a_handle_may_be_allowed_other_source_macs() {
+    let a = AdapterConfig::ethernet(1);
+    let h = host(vec![a.clone()]);
+    let f = attach(&h, 0);
+    let spoofed = batch(&[frame([2, 9, 9, 9, 9, 9], 1, 60)]);
+    assert_eq!(h.write(f, &spoofed).expect("write").status, STATUS_INVALID_PARAMETER, "refused by default");
+    let allow = |v: u32| {
+        h.device_io_control(f, rawlink::IOCTL_RAWLINK_ALLOW_ANY_SOURCE, &v.to_le_bytes(), 0).expect("ioctl").status
+    };
+    assert_eq!(allow(2), STATUS_INVALID_PARAMETER);
+    assert_eq!(allow(1), STATUS_SUCCESS);
+    assert_eq!(h.write(f, &spoofed).expect("write").status, STATUS_SUCCESS);
+    assert_eq!(h.sent_frames(0).len(), 1);
+    assert_eq!(allow(0), STATUS_SUCCESS);
+    assert_eq!(h.write(f, &spoofed).expect("write").status, STATUS_INVALID_PARAMETER, "refused again");
+    finish(h, &[f]);
+}

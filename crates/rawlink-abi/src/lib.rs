@@ -58,6 +58,9 @@ pub mod rawlink {
     /// with nothing) or [`crate::READ_BLOCKING`] (a read waits until at least one frame is queued, or is
     /// cancelled: CancelIo, closing the handle, or the adapter going away).
     pub const IOCTL_RAWLINK_SET_READ_MODE: u32 = net_ioctl(0x903);
+    /// Input: a little-endian `u32`, 1 to let this handle send frames whose source MAC is not the adapter's,
+    /// 0 (the default) to refuse them.
+    pub const IOCTL_RAWLINK_ALLOW_ANY_SOURCE: u32 = net_ioctl(0x904);
 }
 
 /// Read mode values of IOCTL_RAWLINK_SET_READ_MODE.
