@@ -256,15 +256,7 @@ impl Open {
     /// Completes every waiting read with STATUS_CANCELLED (CLEANUP, or the adapter went away); reads whose
     /// cancel routine is already running are left to it.
     pub fn cancel_reads(&self) {
-        loop {
-            let next = {
-                let mut list = self.pending.lock();
-                let i = list.iter().position(|p| p.set_cancel_routine(None).is_some());
-                i.map(|i| list.swap_remove(i))
-            };
-            let Some(p) = next else { return };
-            p.into_irp().complete(STATUS_CANCELLED, 0);
-        }
+        self.fail_reads(Error::CANCELLED);
     }
 
     /// The handle's receive counters (all zero before it attaches).
