@@ -599,3 +599,24 @@ pub fn u32_buffer(lent: &mut Lent, value: u32) -> usize {
     unsafe { write_obj(b.addr(), value) };
     lent.keep(b)
 }
+
+/// Whether `nb` is among the first `limit` NET_BUFFERs of `nbl`'s chain.
+///
+/// # Safety
+///
+/// `nbl` is an NBL whose NET_BUFFER chain is host-allocated memory (built or handed out by the host).
+pub unsafe fn nbl_has_nb(nbl: usize, nb: usize, limit: usize) -> bool {
+    // SAFETY: guaranteed by the caller.
+    let mut b = unsafe { first_nb(nbl) };
+    for _ in 0..limit {
+        if b == 0 {
+            return false;
+        }
+        if b == nb {
+            return true;
+        }
+        // SAFETY: a NET_BUFFER of the same chain.
+        b = unsafe { nb_view(b) }.next;
+    }
+    false
+}

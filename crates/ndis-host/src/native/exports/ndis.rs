@@ -828,18 +828,7 @@ fn nb_known(st: &State, nb: usize) -> bool {
     }
     st.ndis.outstanding.keys().any(|&l| {
         // SAFETY: outstanding NBLs are received NBLs the host built and keeps until they are returned.
-        let mut b = unsafe { objects::first_nb(l) };
-        for _ in 0..64 {
-            if b == 0 {
-                return false;
-            }
-            if b == nb {
-                return true;
-            }
-            // SAFETY: NET_BUFFERs of a received NBL the host built.
-            b = unsafe { objects::nb_view(b) }.next;
-        }
-        false
+        unsafe { objects::nbl_has_nb(l, nb, 64) }
     })
 }
 
@@ -1405,19 +1394,9 @@ extern "win64" fn NdisFreeNetBuffer(nb: *mut NET_BUFFER) {
     let mut s = inner.state();
     // A NET_BUFFER chained into an NBL being sent is still in use.
     let in_use = s.ndis.in_flight.keys().any(|&l| {
-        // SAFETY: NBLs in flight are the driver's, host-allocated; their NET_BUFFERs are host-allocated too.
-        let mut b = unsafe { objects::first_nb(l) };
-        for _ in 0..4096 {
-            if b == 0 {
-                return false;
-            }
-            if b == n {
-                return true;
-            }
-            // SAFETY: as above (the send checked every NET_BUFFER of the chain).
-            b = unsafe { objects::nb_view(b) }.next;
-        }
-        false
+        // SAFETY: NBLs in flight are the driver's, host-allocated; their NET_BUFFERs are host-allocated too
+        // (the send checked every NET_BUFFER of the chain).
+        unsafe { objects::nbl_has_nb(l, n, 4096) }
     });
     if in_use {
         drop(s);
