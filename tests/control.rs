@@ -4,7 +4,6 @@
 
 mod common;
 
-use ndis_host::host::{Host, HostConfig};
 use ndis_host::ndis::AdapterConfig;
 use rawlink_abi::{binding_state, ndisprot, rawlink, BindingRecord, QueryBinding};
 
@@ -14,30 +13,13 @@ const STATUS_NO_MORE_ENTRIES: i32 = 0x8000_001Au32 as i32;
 const STATUS_BUFFER_TOO_SMALL: i32 = 0xC000_0023u32 as i32;
 const STATUS_INVALID_DEVICE_REQUEST: i32 = 0xC000_0010u32 as i32;
 
-fn host(adapters: u8) -> Host {
-    let bytes = common::package_file("rawlink.sys");
-    let mut h = Host::load(&bytes, HostConfig::default()).unwrap_or_else(|e| panic!("loading rawlink.sys: {e}"));
-    for n in 1..=adapters {
-        h.add_adapter(AdapterConfig::ethernet(n)).expect("adapter");
-    }
-    assert_eq!(h.driver_entry().expect("DriverEntry ran"), 0);
-    h
-}
-
 fn utf16(b: impl Iterator<Item = u16>) -> String {
     String::from_utf16_lossy(&b.collect::<Vec<_>>())
 }
 
-fn finish(mut h: Host, handle: ndis_host::io::Handle) {
-    assert_eq!(h.close(handle).expect("closed"), STATUS_SUCCESS);
-    h.unload().expect("unload");
-    let v = h.violations();
-    assert!(v.is_empty(), "verifier: {v:#?}");
-}
-
 #[test]
 fn ndisprot_query_binding_enumerates_every_adapter_then_says_no_more() {
-    let h = host(2);
+    let h = common::running(common::ethernet(2));
     let f = h.open("\\\\.\\RawLink").expect("opened");
     let mut names = Vec::new();
     for index in 0..2u32 {
@@ -59,12 +41,12 @@ fn ndisprot_query_binding_enumerates_every_adapter_then_says_no_more() {
     q[0] = 2;
     let r = h.device_io_control(f, ndisprot::IOCTL_NDISPROT_QUERY_BINDING, &q, 512).expect("ioctl");
     assert_eq!(r.status, STATUS_NO_MORE_ENTRIES);
-    finish(h, f);
+    common::finish(h, &[f]);
 }
 
 #[test]
 fn rawlink_query_binding_reports_mac_mtu_speed_link_and_state() {
-    let h = host(1);
+    let h = common::running(common::ethernet(1));
     let f = h.open("\\\\.\\RawLink").expect("opened");
     let r = h.device_io_control(f, rawlink::IOCTL_RAWLINK_QUERY_BINDING, &0u32.to_le_bytes(), 512).expect("ioctl");
     assert_eq!(r.status, STATUS_SUCCESS);
@@ -82,32 +64,32 @@ fn rawlink_query_binding_reports_mac_mtu_speed_link_and_state() {
     };
     assert_eq!(text(name), a.name);
     assert_eq!(text(friendly), a.friendly_name);
-    finish(h, f);
+    common::finish(h, &[f]);
 }
 
 #[test]
 fn paused_bindings_are_still_listed_and_state_is_reported() {
-    let mut h = host(1);
+    let mut h = common::running(common::ethernet(1));
     assert_eq!(h.pause(0).expect("paused"), 0);
     let f = h.open("\\\\.\\RawLink").expect("opened");
     let r = h.device_io_control(f, rawlink::IOCTL_RAWLINK_QUERY_BINDING, &0u32.to_le_bytes(), 512).expect("ioctl");
     let (rec, _, _) = BindingRecord::parse(&r.output).expect("record");
     assert_eq!(rec.state, binding_state::PAUSED);
-    finish(h, f);
+    common::finish(h, &[f]);
 }
 
 #[test]
 fn bind_wait_succeeds_once_binds_are_complete() {
-    let h = host(1);
+    let h = common::running(common::ethernet(1));
     let f = h.open("\\\\.\\RawLink").expect("opened");
     let r = h.device_io_control(f, ndisprot::IOCTL_NDISPROT_BIND_WAIT, &[], 0).expect("ioctl");
     assert_eq!(r.status, STATUS_SUCCESS);
-    finish(h, f);
+    common::finish(h, &[f]);
 }
 
 #[test]
 fn every_bad_input_gets_its_defined_status_and_changes_nothing() {
-    let h = host(1);
+    let h = common::running(common::ethernet(1));
     let f = h.open("\\\\.\\RawLink").expect("opened");
     let cases: Vec<(&str, u32, Vec<u8>, usize, i32)> = vec![
         (
@@ -175,5 +157,5 @@ fn every_bad_input_gets_its_defined_status_and_changes_nothing() {
     // The driver is unchanged: the binding is still there and answers.
     let r = h.device_io_control(f, rawlink::IOCTL_RAWLINK_QUERY_BINDING, &0u32.to_le_bytes(), 512).expect("ioctl");
     assert_eq!(r.status, STATUS_SUCCESS);
-    finish(h, f);
+    common::finish(h, &[f]);
 }

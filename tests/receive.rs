@@ -4,9 +4,8 @@
 
 mod common;
 
-use ndis_host::host::{Host, HostConfig};
+use ndis_host::host::Host;
 use ndis_host::io::Handle;
-use ndis_host::ndis::AdapterConfig;
 use rawlink_abi::{frame_flags, rawlink, FrameHeader, Frames};
 
 // CAST: NTSTATUS values are written as the unsigned hex the docs use.
@@ -14,23 +13,6 @@ const STATUS_SUCCESS: i32 = 0;
 const STATUS_BUFFER_TOO_SMALL: i32 = 0xC000_0023u32 as i32;
 const STATUS_INVALID_DEVICE_STATE: i32 = 0xC000_0184u32 as i32;
 const STATUS_NOT_FOUND: i32 = 0xC000_0225u32 as i32;
-
-fn host(adapters: u8) -> Host {
-    let bytes = common::package_file("rawlink.sys");
-    let mut h = Host::load(&bytes, HostConfig::default()).unwrap_or_else(|e| panic!("loading rawlink.sys: {e}"));
-    for n in 1..=adapters {
-        h.add_adapter(AdapterConfig::ethernet(n)).expect("adapter");
-    }
-    assert_eq!(h.driver_entry().expect("DriverEntry ran"), 0);
-    h
-}
-
-fn attach(h: &Host, index: u32) -> Handle {
-    let f = h.open("\\\\.\\RawLink").expect("opened");
-    let r = h.device_io_control(f, rawlink::IOCTL_RAWLINK_OPEN, &index.to_le_bytes(), 0).expect("ioctl");
-    assert_eq!(r.status, STATUS_SUCCESS, "attach to binding {index}");
-    f
-}
 
 fn frame(n: u8, len: usize) -> Vec<u8> {
     let mut f = vec![0xFF; 6]; // broadcast
@@ -40,20 +22,10 @@ fn frame(n: u8, len: usize) -> Vec<u8> {
     f
 }
 
-fn finish(mut h: Host, handles: &[Handle]) {
-    for &f in handles {
-        assert_eq!(h.close(f).expect("closed"), STATUS_SUCCESS);
-    }
-    h.unload().expect("unload");
-    let v = h.violations();
-    assert!(v.is_empty(), "verifier: {v:#?}");
-    assert!(h.pool().is_empty(), "pool left: {:?}", h.pool());
-}
-
 #[test]
 fn a_batch_of_frames_is_read_in_one_call_byte_for_byte() {
-    let mut h = host(1);
-    let f = attach(&h, 0);
+    let mut h = common::running(common::ethernet(1));
+    let f = common::attach(&h, 0);
     let sent: Vec<Vec<u8>> = (0..16u8).map(|i| frame(i, 60 + usize::from(i) * 37)).collect();
     assert_eq!(h.indicate_receive(0, sent.clone(), false).expect("indicated"), 0, "NBLs returned at once");
     let r = h.read(f, 64 * 1024).expect("read");
@@ -72,13 +44,13 @@ fn a_batch_of_frames_is_read_in_one_call_byte_for_byte() {
     // Nothing more: an empty read completes at once with no data.
     let r = h.read(f, 4096).expect("read");
     assert_eq!((r.status, r.information), (STATUS_SUCCESS, 0));
-    finish(h, &[f]);
+    common::finish(h, &[f]);
 }
 
 #[test]
 fn every_attached_handle_gets_its_own_copy_and_resources_indications_are_copied_too() {
-    let mut h = host(2);
-    let (a, b, other) = (attach(&h, 0), attach(&h, 0), attach(&h, 1));
+    let mut h = common::running(common::ethernet(2));
+    let (a, b, other) = (common::attach(&h, 0), common::attach(&h, 0), common::attach(&h, 1));
     assert_eq!(h.indicate_receive(0, vec![frame(1, 100)], true).expect("indicated"), 0);
     for f in [a, b] {
         let r = h.read(f, 4096).expect("read");
@@ -87,13 +59,13 @@ fn every_attached_handle_gets_its_own_copy_and_resources_indications_are_copied_
         assert_eq!(frames[0].1, &frame(1, 100)[..]);
     }
     assert_eq!(h.read(other, 4096).expect("read").information, 0, "the other adapter's handle gets nothing");
-    finish(h, &[a, b, other]);
+    common::finish(h, &[a, b, other]);
 }
 
 #[test]
 fn vlan_tagged_frames_are_flagged() {
-    let mut h = host(1);
-    let f = attach(&h, 0);
+    let mut h = common::running(common::ethernet(1));
+    let f = common::attach(&h, 0);
     let mut tagged = frame(1, 64);
     tagged[12..14].copy_from_slice(&[0x81, 0x00]);
     h.indicate_receive(0, vec![tagged.clone()], false).expect("indicated");
@@ -101,13 +73,13 @@ fn vlan_tagged_frames_are_flagged() {
     let (hd, d) = Frames::new(&r.output).next().expect("a frame");
     assert_eq!(hd.flags & frame_flags::VLAN_TAGGED, frame_flags::VLAN_TAGGED);
     assert_eq!(d, &tagged[..]);
-    finish(h, &[f]);
+    common::finish(h, &[f]);
 }
 
 #[test]
 fn a_buffer_too_small_for_the_next_frame_loses_nothing() {
-    let mut h = host(1);
-    let f = attach(&h, 0);
+    let mut h = common::running(common::ethernet(1));
+    let f = common::attach(&h, 0);
     h.indicate_receive(0, vec![frame(1, 1000), frame(2, 60)], false).expect("indicated");
     let r = h.read(f, 100).expect("read");
     assert_eq!((r.status, r.information), (STATUS_BUFFER_TOO_SMALL, 0));
@@ -116,12 +88,12 @@ fn a_buffer_too_small_for_the_next_frame_loses_nothing() {
     assert_eq!(Frames::new(&r.output).count(), 1);
     let r = h.read(f, 4096).expect("read");
     assert_eq!(Frames::new(&r.output).map(|(_, d)| d.to_vec()).collect::<Vec<_>>(), [frame(2, 60)]);
-    finish(h, &[f]);
+    common::finish(h, &[f]);
 }
 
 #[test]
 fn handles_not_attached_or_attached_twice_or_to_nothing_get_defined_errors() {
-    let h = host(1);
+    let h = common::running(common::ethernet(1));
     let f = h.open("\\\\.\\RawLink").expect("opened");
     assert_eq!(h.read(f, 4096).expect("read").status, STATUS_INVALID_DEVICE_STATE);
     let r = h.device_io_control(f, rawlink::IOCTL_RAWLINK_OPEN, &7u32.to_le_bytes(), 0).expect("ioctl");
@@ -130,26 +102,26 @@ fn handles_not_attached_or_attached_twice_or_to_nothing_get_defined_errors() {
     assert_eq!(r.status, STATUS_SUCCESS);
     let r = h.device_io_control(f, rawlink::IOCTL_RAWLINK_OPEN, &0u32.to_le_bytes(), 0).expect("ioctl");
     assert_eq!(r.status, STATUS_INVALID_DEVICE_STATE, "already attached");
-    finish(h, &[f]);
+    common::finish(h, &[f]);
 }
 
 #[test]
 fn when_the_adapter_goes_away_queued_frames_can_still_be_read_then_reads_report_it() {
-    let mut h = host(1);
-    let f = attach(&h, 0);
+    let mut h = common::running(common::ethernet(1));
+    let f = common::attach(&h, 0);
     h.indicate_receive(0, vec![frame(1, 80)], false).expect("indicated");
     h.remove_adapter(0).expect("unbound");
     let r = h.read(f, 4096).expect("read");
     assert_eq!(Frames::new(&r.output).count(), 1, "what was queued is not lost");
     assert_eq!(h.read(f, 4096).expect("read").status, STATUS_INVALID_DEVICE_STATE);
-    finish(h, &[f]);
+    common::finish(h, &[f]);
 }
 
 #[test]
 fn statistics_count_received_delivered_and_dropped() {
     use rawlink_abi::HandleStatistics;
-    let mut h = host(1);
-    let f = attach(&h, 0);
+    let mut h = common::running(common::ethernet(1));
+    let f = common::attach(&h, 0);
     let stats = |h: &Host| {
         let r = h.device_io_control(f, rawlink::IOCTL_RAWLINK_GET_STATISTICS, &[], 64).expect("ioctl");
         assert_eq!(r.status, STATUS_SUCCESS);
@@ -172,7 +144,7 @@ fn statistics_count_received_delivered_and_dropped() {
     // A reply buffer too small for the counters.
     let r = h.device_io_control(f, rawlink::IOCTL_RAWLINK_GET_STATISTICS, &[], 31).expect("ioctl");
     assert_eq!(r.status, STATUS_BUFFER_TOO_SMALL);
-    finish(h, &[f]);
+    common::finish(h, &[f]);
 }
 
 fn set_blocking(h: &Host, f: Handle) {
@@ -186,8 +158,8 @@ const STATUS_INVALID_PARAMETER: i32 = 0xC000_000Du32 as i32;
 #[test]
 fn a_blocking_read_waits_for_frames_and_completes_when_they_arrive() {
     use std::time::Duration;
-    let mut h = host(1);
-    let f = attach(&h, 0);
+    let mut h = common::running(common::ethernet(1));
+    let f = common::attach(&h, 0);
     set_blocking(&h, f);
     let irp = {
         let mut w = h.submit_read(f, 64 * 1024).expect("submitted");
@@ -201,14 +173,14 @@ fn a_blocking_read_waits_for_frames_and_completes_when_they_arrive() {
     // With frames already queued, a blocking read returns at once.
     h.indicate_receive(0, vec![frame(3, 60)], false).expect("indicated");
     assert_eq!(Frames::new(&h.read(f, 4096).expect("read").output).count(), 1);
-    finish(h, &[f]);
+    common::finish(h, &[f]);
 }
 
 #[test]
 fn a_blocking_read_is_cancellable_and_closing_the_handle_cancels_it() {
     use std::time::Duration;
-    let h = host(1);
-    let f = attach(&h, 0);
+    let h = common::running(common::ethernet(1));
+    let f = common::attach(&h, 0);
     set_blocking(&h, f);
     let mut w = h.submit_read(f, 4096).expect("submitted");
     assert!(w.cancel().expect("cancelled"), "the driver's cancel routine ran");
@@ -220,14 +192,14 @@ fn a_blocking_read_is_cancellable_and_closing_the_handle_cancels_it() {
     assert_eq!(h.close(f).expect("closed"), STATUS_SUCCESS);
     let r = h.wait_request(irp, Duration::from_secs(5)).expect("waited").expect("completed");
     assert_eq!(r.status, STATUS_CANCELLED);
-    finish(h, &[]);
+    common::finish(h, &[]);
 }
 
 #[test]
 fn a_blocking_read_ends_when_the_adapter_goes_away_and_bad_modes_are_refused() {
     use std::time::Duration;
-    let mut h = host(1);
-    let f = attach(&h, 0);
+    let mut h = common::running(common::ethernet(1));
+    let f = common::attach(&h, 0);
     let r = h.device_io_control(f, rawlink::IOCTL_RAWLINK_SET_READ_MODE, &7u32.to_le_bytes(), 0).expect("ioctl");
     assert_eq!(r.status, STATUS_INVALID_PARAMETER);
     set_blocking(&h, f);
@@ -235,5 +207,5 @@ fn a_blocking_read_ends_when_the_adapter_goes_away_and_bad_modes_are_refused() {
     h.remove_adapter(0).expect("unbound");
     let r = h.wait_request(irp, Duration::from_secs(5)).expect("waited").expect("completed");
     assert_eq!(r.status, STATUS_INVALID_DEVICE_STATE);
-    finish(h, &[f]);
+    common::finish(h, &[f]);
 }

@@ -4,7 +4,6 @@
 mod common;
 
 use ndis_host::host::{Host, HostConfig};
-use ndis_host::io::Handle;
 use ndis_host::ndis::AdapterConfig;
 use rawlink_abi::{rawlink, FrameHeader};
 
@@ -14,23 +13,6 @@ const STATUS_INVALID_PARAMETER: i32 = 0xC000_000Du32 as i32;
 const STATUS_INVALID_BUFFER_SIZE: i32 = 0xC000_0206u32 as i32;
 const STATUS_INVALID_DEVICE_STATE: i32 = 0xC000_0184u32 as i32;
 const STATUS_DEVICE_NOT_READY: i32 = 0xC000_00A3u32 as i32;
-
-fn host(adapters: Vec<AdapterConfig>) -> Host {
-    let bytes = common::package_file("rawlink.sys");
-    let mut h = Host::load(&bytes, HostConfig::default()).unwrap_or_else(|e| panic!("loading rawlink.sys: {e}"));
-    for a in adapters {
-        h.add_adapter(a).expect("adapter");
-    }
-    assert_eq!(h.driver_entry().expect("DriverEntry ran"), 0);
-    h
-}
-
-fn attach(h: &Host, index: u32) -> Handle {
-    let f = h.open("\\\\.\\RawLink").expect("opened");
-    let r = h.device_io_control(f, rawlink::IOCTL_RAWLINK_OPEN, &index.to_le_bytes(), 0).expect("ioctl");
-    assert_eq!(r.status, STATUS_SUCCESS);
-    f
-}
 
 /// A frame from `src` of `len` bytes.
 fn frame(src: [u8; 6], n: u8, len: usize) -> Vec<u8> {
@@ -54,21 +36,11 @@ fn batch(frames: &[Vec<u8>]) -> Vec<u8> {
     b
 }
 
-fn finish(mut h: Host, handles: &[Handle]) {
-    for &f in handles {
-        assert_eq!(h.close(f).expect("closed"), STATUS_SUCCESS);
-    }
-    h.unload().expect("unload");
-    let v = h.violations();
-    assert!(v.is_empty(), "verifier: {v:#?}");
-    assert!(h.pool().is_empty(), "pool left: {:?}", h.pool());
-}
-
 #[test]
 fn a_batch_is_sent_as_one_chain_in_order_byte_for_byte() {
     let a = AdapterConfig::ethernet(1);
-    let h = host(vec![a.clone()]);
-    let f = attach(&h, 0);
+    let h = common::running(vec![a.clone()]);
+    let f = common::attach(&h, 0);
     let frames: Vec<Vec<u8>> = (0..32u8).map(|i| frame(a.mac, i, 60 + usize::from(i) * 45)).collect();
     let r = h.write(f, &batch(&frames)).expect("write");
     assert_eq!(r.status, STATUS_SUCCESS);
@@ -76,14 +48,14 @@ fn a_batch_is_sent_as_one_chain_in_order_byte_for_byte() {
     assert_eq!(h.sent_frames(0), frames);
     let sends = h.trace().iter().filter(|e| e.name == "NdisSendNetBufferLists").count();
     assert_eq!(sends, 1, "one write, one NdisSendNetBufferLists");
-    finish(h, &[f]);
+    common::finish(h, &[f]);
 }
 
 #[test]
 fn a_bad_frame_refuses_the_whole_write_and_sends_nothing() {
     let a = AdapterConfig::ethernet(1);
-    let h = host(vec![a.clone()]);
-    let f = attach(&h, 0);
+    let h = common::running(vec![a.clone()]);
+    let f = common::attach(&h, 0);
     let good = frame(a.mac, 0, 100);
     let cases: Vec<(&str, Vec<u8>, i32)> = vec![
         (
@@ -107,22 +79,22 @@ fn a_bad_frame_refuses_the_whole_write_and_sends_nothing() {
     tagged[12..14].copy_from_slice(&[0x81, 0x00]);
     assert_eq!(h.write(f, &batch(&[tagged.clone()])).expect("write").status, STATUS_SUCCESS);
     assert_eq!(h.sent_frames(0), [tagged]);
-    finish(h, &[f]);
+    common::finish(h, &[f]);
 }
 
 #[test]
 fn writes_need_an_attached_handle_and_a_running_binding() {
     let a = AdapterConfig::ethernet(1);
-    let mut h = host(vec![a.clone()]);
+    let mut h = common::running(vec![a.clone()]);
     let loose = h.open("\\\\.\\RawLink").expect("opened");
     let buf = batch(&[frame(a.mac, 0, 60)]);
     assert_eq!(h.write(loose, &buf).expect("write").status, STATUS_INVALID_DEVICE_STATE);
-    let f = attach(&h, 0);
+    let f = common::attach(&h, 0);
     h.pause(0).expect("paused");
     assert_eq!(h.write(f, &buf).expect("write").status, STATUS_DEVICE_NOT_READY);
     h.restart(0).expect("restarted");
     assert_eq!(h.write(f, &buf).expect("write").status, STATUS_SUCCESS);
-    finish(h, &[loose, f]);
+    common::finish(h, &[loose, f]);
 }
 
 #[test]
@@ -136,8 +108,8 @@ fn a_write_completes_after_asynchronous_reordered_completions() {
         },
         ..AdapterConfig::ethernet(1)
     };
-    let h = host(vec![a.clone()]);
-    let f = attach(&h, 0);
+    let h = common::running(vec![a.clone()]);
+    let f = common::attach(&h, 0);
     let frames: Vec<Vec<u8>> = (0..8u8).map(|i| frame(a.mac, i, 100)).collect();
     let mut w = h.submit_write(f, &batch(&frames)).expect("submitted");
     let r = w.wait(std::time::Duration::from_secs(5)).expect("waited").expect("completed");
@@ -146,7 +118,7 @@ fn a_write_completes_after_asynchronous_reordered_completions() {
     assert_eq!(h.sent_frames(0), frames, "sent in order even if completed in reverse");
     let completions = h.trace().iter().filter(|e| e.name == "ProtocolSendNetBufferListsComplete").count();
     assert_eq!(completions, 8, "one completion call per NBL");
-    finish(h, &[f]);
+    common::finish(h, &[f]);
 }
 
 #[test]
@@ -160,8 +132,8 @@ fn a_pause_with_sends_in_flight_pends_until_the_last_completion() {
         },
         ..AdapterConfig::ethernet(1)
     };
-    let mut h = host(vec![a.clone()]);
-    let f = attach(&h, 0);
+    let mut h = common::running(vec![a.clone()]);
+    let f = common::attach(&h, 0);
     let irp = h.submit_write(f, &batch(&[frame(a.mac, 1, 200), frame(a.mac, 2, 300)])).expect("submitted").irp();
     assert_eq!(h.pause(0).expect("paused"), 0);
     let w = h.wait_request(irp, std::time::Duration::from_secs(5)).expect("waited").expect("the write completed");
@@ -174,22 +146,22 @@ fn a_pause_with_sends_in_flight_pends_until_the_last_completion() {
     let last_send = t.iter().rposition(|e| e.name == "ProtocolSendNetBufferListsComplete").expect("sends completed");
     assert!(last_send < done, "the pause completes from the last send completion");
     h.restart(0).expect("restarted");
-    finish(h, &[f]);
+    common::finish(h, &[f]);
 }
 
 #[test]
 fn frames_sent_on_one_adapter_arrive_on_the_other_end_of_the_wire() {
     let (a, b) = (AdapterConfig::ethernet(1), AdapterConfig::ethernet(2));
-    let mut h = host(vec![a.clone(), b]);
+    let mut h = common::running(vec![a.clone(), b]);
     h.connect(0, 1);
-    let (tx, rx) = (attach(&h, 0), attach(&h, 1));
+    let (tx, rx) = (common::attach(&h, 0), common::attach(&h, 1));
     let frames: Vec<Vec<u8>> = (0..4u8).map(|i| frame(a.mac, i, 64 + usize::from(i))).collect();
     assert_eq!(h.write(tx, &batch(&frames)).expect("write").status, STATUS_SUCCESS);
     h.pump().expect("pumped");
     let r = h.read(rx, 64 * 1024).expect("read");
     let got: Vec<Vec<u8>> = rawlink_abi::Frames::new(&r.output).map(|(_, d)| d.to_vec()).collect();
     assert_eq!(got, frames);
-    finish(h, &[tx, rx]);
+    common::finish(h, &[tx, rx]);
 }
 
 #[test]
@@ -202,7 +174,7 @@ fn a_write_that_cannot_get_its_mdls_or_nbls_fails_cleanly() {
         let mut h = Host::load(&bytes, config).expect("loaded");
         h.add_adapter(a.clone()).expect("adapter");
         assert_eq!(h.driver_entry().expect("DriverEntry ran"), 0);
-        let f = attach(&h, 0);
+        let f = common::attach(&h, 0);
         let frames: Vec<Vec<u8>> = (0..3u8).map(|i| frame(a.mac, i, 100)).collect();
         let r = h.write(f, &batch(&frames)).expect("write");
         // CAST: STATUS_INSUFFICIENT_RESOURCES.
@@ -210,15 +182,15 @@ fn a_write_that_cannot_get_its_mdls_or_nbls_fails_cleanly() {
         assert!(h.sent_frames(0).is_empty(), "failing {api} #2: nothing sent");
         // The next write works: nothing was left half-built.
         assert_eq!(h.write(f, &batch(&frames)).expect("write").status, STATUS_SUCCESS, "after failing {api}");
-        finish(h, &[f]);
+        common::finish(h, &[f]);
     }
 }
 
 #[test]
 fn a_handle_may_be_allowed_other_source_macs() {
     let a = AdapterConfig::ethernet(1);
-    let h = host(vec![a.clone()]);
-    let f = attach(&h, 0);
+    let h = common::running(vec![a.clone()]);
+    let f = common::attach(&h, 0);
     let spoofed = batch(&[frame([2, 9, 9, 9, 9, 9], 1, 60)]);
     assert_eq!(h.write(f, &spoofed).expect("write").status, STATUS_INVALID_PARAMETER, "refused by default");
     let allow = |v: u32| {
@@ -230,5 +202,5 @@ fn a_handle_may_be_allowed_other_source_macs() {
     assert_eq!(h.sent_frames(0).len(), 1);
     assert_eq!(allow(0), STATUS_SUCCESS);
     assert_eq!(h.write(f, &spoofed).expect("write").status, STATUS_INVALID_PARAMETER, "refused again");
-    finish(h, &[f]);
+    common::finish(h, &[f]);
 }
