@@ -138,12 +138,6 @@ impl IrpBlock {
         self.block.addr()
     }
 
-    /// How many stack locations follow the IRP.
-    #[cfg(test)]
-    pub fn stack_size(&self) -> u8 {
-        self.stack_size
-    }
-
     /// The stack location the top driver sees (the last one).
     pub fn current_stack_addr(&self) -> usize {
         self.block.addr() + size_of::<IRP>() + (usize::from(self.stack_size) - 1) * size_of::<IO_STACK_LOCATION>()
@@ -440,16 +434,6 @@ impl SecurityContextBlock {
 
     pub fn addr(&self) -> usize {
         self.block.addr()
-    }
-
-    /// (DesiredAccess, FullCreateOptions).
-    #[cfg(test)]
-    pub fn read(&self) -> (u32, u32) {
-        // SAFETY: inside the 24-byte block.
-        let a = unsafe { read_obj(self.block.addr() + 16) };
-        // SAFETY: as above.
-        let o = unsafe { read_obj(self.block.addr() + 20) };
-        (a, o)
     }
 }
 
