@@ -67,6 +67,10 @@ pub struct AdapterConfig {
     pub receive_shape: ReceiveShape,
     /// Indicate what the backend delivers with NDIS_RECEIVE_FLAGS_RESOURCES (the driver must copy at once).
     pub receive_resources: bool,
+    /// Deliver a received frame only if the binding's packet filter (OID_GEN_CURRENT_PACKET_FILTER, with the
+    /// multicast list) accepts its destination, as NDIS does; frames filtered out are counted
+    /// ([`Host::frames_filtered`]) and not indicated. Off: every frame reaches a Running binding.
+    pub enforce_packet_filter: bool,
 }
 
 /// When an adapter completes the sends the driver gives it.
@@ -102,6 +106,8 @@ impl AdapterConfig {
             oid_delay: None,
             receive_shape: ReceiveShape { nbs_per_nbl: 1, mdls_per_nb: 1, data_offset: 14 },
             receive_resources: false,
+            // TODO(driver): on once rawlink.sys sets OID_GEN_CURRENT_PACKET_FILTER at bind.
+            enforce_packet_filter: false,
         }
     }
 }
@@ -195,6 +201,8 @@ pub(crate) struct NdisState {
     pub outstanding: BTreeMap<usize, usize>,
     /// Memory of indications, kept until every NBL of it is back.
     pub indications: Vec<(Vec<usize>, Lent)>,
+    /// Received frames the packet filter kept from the binding, per adapter.
+    pub filtered: BTreeMap<usize, u64>,
 }
 
 /// How many of the frames the driver sent the host keeps per adapter (a long `run` would grow without end).
@@ -539,6 +547,23 @@ pub(crate) fn indicate(inner: &Inner, adapter: usize, frames: &[Vec<u8>], resour
     indicate_shaped(inner, adapter, frames, resources, ReceiveShape::default())
 }
 
+/// The `frames` adapter `adapter`'s binding receives: all of them, or (with
+/// [`AdapterConfig::enforce_packet_filter`]) those its packet filter accepts, counting the others.
+fn packet_filter<'f, F: AsRef<[u8]>>(inner: &Inner, adapter: usize, frames: &'f [F]) -> Vec<&'f [u8]> {
+    let all = frames.iter().map(AsRef::as_ref);
+    let mut st = inner.state();
+    if !st.ndis.adapters.get(adapter).is_some_and(|a| a.enforce_packet_filter) {
+        return all.collect();
+    }
+    let Some(model) = oid_model(&mut st.ndis, adapter) else { return Vec::new() };
+    let passed: Vec<&[u8]> = all.filter(|f| model.accepts(f)).collect();
+    let dropped = (frames.len() - passed.len()) as u64;
+    if dropped > 0 {
+        *st.ndis.filtered.entry(adapter).or_default() += dropped;
+    }
+    passed
+}
+
 /// [`indicate`] with the frames laid out as `shape` says.
 pub(crate) fn indicate_shaped(
     inner: &Inner,
@@ -552,8 +577,9 @@ pub(crate) fn indicate_shaped(
         return 0;
     }
     let Some((_, handler)) = inner.protocol_handler(|c| c.receive_net_buffer_lists) else { return 0 };
+    let frames = packet_filter(inner, adapter, frames);
     let mut lent = Lent::default();
-    let nbls = objects::receive_chain_shaped(&mut lent, frames, shape);
+    let nbls = objects::receive_chain_shaped(&mut lent, &frames, shape);
     let Some(&head) = nbls.first() else { return 0 };
     {
         let mut st = inner.state();
@@ -676,6 +702,12 @@ impl Host {
             .filter(|o| !o.closed)
             .map(|o| BindingInfo { adapter: o.adapter, state: o.state })
             .collect()
+    }
+
+    /// How many received frames adapter `index`'s packet filter kept from its binding (counted only with
+    /// [`AdapterConfig::enforce_packet_filter`]).
+    pub fn frames_filtered(&self, index: usize) -> u64 {
+        self.inner().state().ndis.filtered.get(&index).copied().unwrap_or(0)
     }
 
     /// Received NBLs the driver has not returned.

@@ -6,13 +6,14 @@
 //! BytesNeeded it reports. The export layer (`native/exports/ndis.rs`) moves bytes in and out of driver memory.
 
 use ndis_sys::{
-    NDIS_LINK_STATE_REVISION_1, NDIS_OBJECT_TYPE_DEFAULT, NDIS_SIZEOF_LINK_STATE_REVISION_1,
-    NDIS_SIZEOF_STATISTICS_INFO_REVISION_1, NDIS_STATISTICS_INFO_REVISION_1, NDIS_STATUS, NDIS_STATUS_BUFFER_TOO_SHORT,
-    NDIS_STATUS_INVALID_DATA, NDIS_STATUS_INVALID_LENGTH, NDIS_STATUS_MULTICAST_FULL, NDIS_STATUS_NOT_SUPPORTED,
-    OID_802_3_CURRENT_ADDRESS, OID_802_3_MAXIMUM_LIST_SIZE, OID_802_3_MULTICAST_LIST, OID_802_3_PERMANENT_ADDRESS,
-    OID_GEN_CURRENT_PACKET_FILTER, OID_GEN_LINK_SPEED, OID_GEN_LINK_STATE, OID_GEN_MAC_OPTIONS,
-    OID_GEN_MAXIMUM_FRAME_SIZE, OID_GEN_MAXIMUM_TOTAL_SIZE, OID_GEN_MEDIA_CONNECT_STATUS, OID_GEN_RCV_OK,
-    OID_GEN_STATISTICS, OID_GEN_VENDOR_DESCRIPTION, OID_GEN_XMIT_OK,
+    NDIS_LINK_STATE_REVISION_1, NDIS_OBJECT_TYPE_DEFAULT, NDIS_PACKET_TYPE_ALL_MULTICAST, NDIS_PACKET_TYPE_BROADCAST,
+    NDIS_PACKET_TYPE_DIRECTED, NDIS_PACKET_TYPE_MULTICAST, NDIS_PACKET_TYPE_PROMISCUOUS,
+    NDIS_SIZEOF_LINK_STATE_REVISION_1, NDIS_SIZEOF_STATISTICS_INFO_REVISION_1, NDIS_STATISTICS_INFO_REVISION_1,
+    NDIS_STATUS, NDIS_STATUS_BUFFER_TOO_SHORT, NDIS_STATUS_INVALID_DATA, NDIS_STATUS_INVALID_LENGTH,
+    NDIS_STATUS_MULTICAST_FULL, NDIS_STATUS_NOT_SUPPORTED, OID_802_3_CURRENT_ADDRESS, OID_802_3_MAXIMUM_LIST_SIZE,
+    OID_802_3_MULTICAST_LIST, OID_802_3_PERMANENT_ADDRESS, OID_GEN_CURRENT_PACKET_FILTER, OID_GEN_LINK_SPEED,
+    OID_GEN_LINK_STATE, OID_GEN_MAC_OPTIONS, OID_GEN_MAXIMUM_FRAME_SIZE, OID_GEN_MAXIMUM_TOTAL_SIZE,
+    OID_GEN_MEDIA_CONNECT_STATUS, OID_GEN_RCV_OK, OID_GEN_STATISTICS, OID_GEN_VENDOR_DESCRIPTION, OID_GEN_XMIT_OK,
 };
 
 /// Packet filter bits the virtual adapter supports: directed, multicast, all-multicast, broadcast,
@@ -75,6 +76,27 @@ impl OidModel {
             rcv_octets: 0,
             vendor: "rawlink ndis-host virtual Ethernet".to_owned(),
         }
+    }
+
+    /// Whether the packet filter (OID_GEN_CURRENT_PACKET_FILTER) lets a received `frame` reach the binding, by
+    /// its destination address as NDIS filters receives per binding: `NDIS_PACKET_TYPE_DIRECTED` takes frames to
+    /// the current MAC address, `MULTICAST` group addresses in the multicast list, `ALL_MULTICAST` every group
+    /// address but broadcast, `BROADCAST` ff:ff:ff:ff:ff:ff, `PROMISCUOUS` everything. A frame too short to
+    /// hold a destination address passes only in promiscuous mode; a filter of 0 passes nothing.
+    pub fn accepts(&self, frame: &[u8]) -> bool {
+        let f = self.packet_filter;
+        if f & NDIS_PACKET_TYPE_PROMISCUOUS != 0 {
+            return true;
+        }
+        let Some(dst) = frame.first_chunk::<6>() else { return false };
+        if *dst == [0xFF; 6] {
+            return f & NDIS_PACKET_TYPE_BROADCAST != 0;
+        }
+        if dst[0] & 1 != 0 {
+            return f & NDIS_PACKET_TYPE_ALL_MULTICAST != 0
+                || (f & NDIS_PACKET_TYPE_MULTICAST != 0 && self.multicast.contains(dst));
+        }
+        f & NDIS_PACKET_TYPE_DIRECTED != 0 && *dst == self.current_mac
     }
 
     /// Answers a query whose buffer holds `len` bytes: the bytes to write, or the failure.
@@ -243,5 +265,49 @@ mod tests {
             Err(NDIS_STATUS_NOT_SUPPORTED)
         );
         assert_eq!(m.multicast.len(), 2);
+    }
+
+    fn to(dst: [u8; 6]) -> Vec<u8> {
+        [&dst[..], &[2, 0, 0, 0, 0, 9], &[0x08, 0x00], &[0u8; 46][..]].concat()
+    }
+
+    #[test]
+    fn the_packet_filter_decides_by_destination_address() {
+        let mut m = model();
+        let mine = to([2, 0, 0, 0, 0, 1]);
+        let other = to([2, 0, 0, 0, 0, 2]);
+        let broadcast = to([0xFF; 6]);
+        let listed = to([1, 0, 0x5E, 0, 0, 1]);
+        let unlisted = to([0x33, 0x33, 0, 0, 0, 1]);
+        let all = [&mine, &other, &broadcast, &listed, &unlisted];
+        let accepted = |m: &OidModel| all.iter().map(|f| m.accepts(f)).collect::<Vec<_>>();
+        // Nothing passes a filter of 0 (the adapter's state until a protocol sets one).
+        assert_eq!(accepted(&m), [false; 5]);
+        m.multicast = vec![[1, 0, 0x5E, 0, 0, 1]];
+        m.packet_filter = NDIS_PACKET_TYPE_DIRECTED;
+        assert_eq!(accepted(&m), [true, false, false, false, false]);
+        m.packet_filter = NDIS_PACKET_TYPE_MULTICAST;
+        assert_eq!(accepted(&m), [false, false, false, true, false]);
+        m.packet_filter = NDIS_PACKET_TYPE_ALL_MULTICAST;
+        assert_eq!(accepted(&m), [false, false, false, true, true], "broadcast is not multicast here");
+        m.packet_filter = NDIS_PACKET_TYPE_BROADCAST;
+        assert_eq!(accepted(&m), [false, false, true, false, false]);
+        m.packet_filter = NDIS_PACKET_TYPE_DIRECTED | NDIS_PACKET_TYPE_BROADCAST | NDIS_PACKET_TYPE_MULTICAST;
+        assert_eq!(accepted(&m), [true, false, true, true, false]);
+        m.packet_filter = NDIS_PACKET_TYPE_PROMISCUOUS;
+        assert_eq!(accepted(&m), [true; 5]);
+        // The current MAC, not the permanent one, is the directed address.
+        m.packet_filter = NDIS_PACKET_TYPE_DIRECTED;
+        m.current_mac = [2, 0, 0, 0, 0, 2];
+        assert_eq!(accepted(&m), [false, true, false, false, false]);
+        // Runts: only promiscuous mode passes a frame without a whole destination address.
+        let runt = [2u8, 0, 0, 0, 0];
+        m.packet_filter = 0x2F & !NDIS_PACKET_TYPE_PROMISCUOUS;
+        assert!(!m.accepts(&runt) && !m.accepts(&[]));
+        m.packet_filter = NDIS_PACKET_TYPE_PROMISCUOUS;
+        assert!(m.accepts(&runt) && m.accepts(&[]));
+        // Exactly six bytes is a destination address.
+        m.packet_filter = NDIS_PACKET_TYPE_BROADCAST;
+        assert!(m.accepts(&[0xFF; 6]));
     }
 }

@@ -171,14 +171,14 @@ impl Default for ReceiveShape {
 }
 
 /// A received chain laid out as `shape` says; returns the NBLs in chain order.
-pub fn receive_chain_shaped(lent: &mut Lent, frames: &[Vec<u8>], shape: ReceiveShape) -> Vec<usize> {
+pub fn receive_chain_shaped<F: AsRef<[u8]>>(lent: &mut Lent, frames: &[F], shape: ReceiveShape) -> Vec<usize> {
     let mut nbls = Vec::new();
     let per_nbl = shape.nbs_per_nbl.max(1);
     for group in frames.chunks(per_nbl) {
         let Some(nbl) = HostBlock::new(NBL_ALLOCATION, 16) else { break };
         let mut nbs = Vec::new();
         for frame in group {
-            let Some(nb) = receive_nb(lent, frame, shape) else { break };
+            let Some(nb) = receive_nb(lent, frame.as_ref(), shape) else { break };
             nbs.push(nb);
         }
         for pair in nbs.windows(2) {

@@ -1022,3 +1022,86 @@ fn binding_calls_after_deregistration_are_violations() {
     let v = r.h.violations();
     assert!(has(&v, Rule::Registration, "NdisCloseAdapterEx called after NdisDeregisterProtocolDriver"), "{v:#?}");
 }
+
+/// A 60-byte frame to `dst` whose last byte is `tag`.
+fn to(dst: [u8; 6], tag: u8) -> Vec<u8> {
+    let mut f = [&dst[..], &[2, 0, 0, 0, 0, 0xEE], &[0x08, 0x00], &[0u8; 46][..]].concat();
+    f[59] = tag;
+    f
+}
+
+fn received(b: &Binding) -> Vec<Vec<u8>> {
+    std::mem::take(&mut *b.received.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+}
+
+#[test]
+fn an_enforced_packet_filter_decides_what_every_receive_path_delivers() {
+    let cfg = |n| AdapterConfig { enforce_packet_filter: true, ..AdapterConfig::ethernet(n) };
+    let mut r = Rig::new(128, vec![cfg(0)]);
+    let b = r.binding();
+    let mac = AdapterConfig::ethernet(0).mac;
+    let frames = vec![
+        to(mac, 1),
+        to([2, 0, 0, 0, 0, 0x99], 2),
+        to([0xFF; 6], 3),
+        to([1, 0, 0x5E, 0, 0, 1], 4),
+        to([0x33, 0x33, 0, 0, 0, 1], 5),
+        vec![0xFF; 5],
+    ];
+    // No filter set yet: nothing reaches the binding, and the driver is not even called.
+    let calls = |h: &Host| h.trace().iter().filter(|e| e.name == "ProtocolReceiveNetBufferLists").count();
+    let before = calls(&r.h);
+    assert_eq!(r.h.indicate_receive(0, frames.clone(), false).expect("receive"), 0);
+    assert_eq!((received(b).len(), calls(&r.h) - before), (0, 0));
+    assert_eq!(r.h.frames_filtered(0), 6);
+    // Directed and broadcast, set by the protocol, with a multicast list that MULTICAST alone would use.
+    let set = |r: &Rig, oid_id: u32, data: Vec<u8>| {
+        let (req, _buf) = oid_block(NdisRequestSetInformation, oid_id, &data, data.len());
+        assert_eq!(oid(&r.h, b, req.addr()), 0);
+    };
+    set(&r, OID_802_3_MULTICAST_LIST, vec![1, 0, 0x5E, 0, 0, 1]);
+    set(
+        &r,
+        OID_GEN_CURRENT_PACKET_FILTER,
+        (NDIS_PACKET_TYPE_DIRECTED | NDIS_PACKET_TYPE_BROADCAST).to_le_bytes().to_vec(),
+    );
+    r.h.indicate_receive(0, frames.clone(), false).expect("receive");
+    assert_eq!(received(b), vec![frames[0].clone(), frames[2].clone()]);
+    assert_eq!(r.h.frames_filtered(0), 10);
+    // The shaped path (several NET_BUFFERs per NBL) filters frame by frame.
+    set(&r, OID_GEN_CURRENT_PACKET_FILTER, NDIS_PACKET_TYPE_MULTICAST.to_le_bytes().to_vec());
+    let shape = crate::ndis::ReceiveShape { nbs_per_nbl: 4, mdls_per_nb: 2, data_offset: 0 };
+    r.h.indicate_receive_shaped(0, 0, frames.clone(), true, shape).expect("receive");
+    assert_eq!(received(b), vec![frames[3].clone()]);
+    // Concurrent indications on both processors.
+    set(&r, OID_GEN_CURRENT_PACKET_FILTER, NDIS_PACKET_TYPE_ALL_MULTICAST.to_le_bytes().to_vec());
+    r.h.indicate_receive_concurrently(0, frames.clone(), frames.clone(), shape).expect("receive");
+    let mut got = received(b);
+    got.sort();
+    assert_eq!(got, vec![frames[3].clone(), frames[3].clone(), frames[4].clone(), frames[4].clone()]);
+    // What a backend delivers (a Wire from adapter 1, whose own filter stays 0).
+    set(&r, OID_GEN_CURRENT_PACKET_FILTER, NDIS_PACKET_TYPE_PROMISCUOUS.to_le_bytes().to_vec());
+    let filtered = r.h.frames_filtered(0);
+    let (near, far) = crate::backend::Wire::pair();
+    r.h.set_backend(0, Some(Box::new(near)));
+    for f in &frames {
+        crate::backend::Backend::transmit(&far, f);
+    }
+    assert_eq!(r.h.pump().expect("pump"), 6);
+    assert_eq!(received(b), frames);
+    assert_eq!(r.h.frames_filtered(0), filtered);
+    let v = r.finish();
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+#[test]
+fn without_enforcement_every_frame_is_delivered_and_none_counted() {
+    let mut r = Rig::new(128, vec![AdapterConfig::ethernet(0)]);
+    let b = r.binding();
+    let frames = vec![to([2, 0, 0, 0, 0, 0x99], 1), vec![1, 2, 3]];
+    r.h.indicate_receive(0, frames.clone(), false).expect("receive");
+    assert_eq!(received(b), frames);
+    assert_eq!(r.h.frames_filtered(0), 0);
+    let v = r.finish();
+    assert!(v.is_empty(), "{v:#?}");
+}
