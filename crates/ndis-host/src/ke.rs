@@ -239,6 +239,8 @@ pub struct Deferred {
     pub work_items: BTreeMap<usize, WorkItem>,
     pub timers: TimerQueue,
     pub ndis_timers: BTreeMap<usize, NdisTimer>,
+    /// A timer's DPC or NDIS timer callback is running on the timer thread (KeFlushQueuedDpcs waits for it).
+    pub expiring: bool,
 }
 
 /// The deepest stack use seen for one call name.

@@ -20,6 +20,7 @@ export_table! {
     "ntoskrnl.exe": KeSetTimer,
     "ntoskrnl.exe": KeSetTimerEx,
     "ntoskrnl.exe": KeCancelTimer,
+    "ntoskrnl.exe": KeFlushQueuedDpcs,
     "ntoskrnl.exe": KeLowerIrql,
     "ntoskrnl.exe": KfRaiseIrql,
     "ntoskrnl.exe": IoAllocateWorkItem,
@@ -107,11 +108,14 @@ fn timer_thread(inner: &Inner) {
                 TimerKind::Ndis { .. } => d.ndis_timers.get(&timer).map(|t| t.function),
                 TimerKind::Ke { .. } => None,
             };
+            d.expiring = true;
             drop(d);
             if !inner.down.load(std::sync::atomic::Ordering::Acquire) {
                 expire(inner, timer, armed, function);
             }
             d = ke.deferred();
+            d.expiring = false;
+            ke.deferred_wake.notify_all();
             continue;
         }
         d = match d.timers.next_due() {
@@ -350,6 +354,21 @@ extern "win64" fn KeCancelTimer(timer: *mut KTIMER) -> u8 {
     }
     inner.trace_result(idx, if was { "TRUE".into() } else { "FALSE".into() });
     u8::from(was)
+}
+
+/// KeFlushQueuedDpcs: returns once every DPC queued before the call has run. Here DPCs run only on the
+/// timer thread (timer expirations), so this waits until that thread is not inside one. PASSIVE_LEVEL only.
+extern "win64" fn KeFlushQueuedDpcs() {
+    let inner = current();
+    inner.trace_call(Direction::DriverToHost, "KeFlushQueuedDpcs", vec![]);
+    if !inner.require_irql_at_most("KeFlushQueuedDpcs", PASSIVE) {
+        return;
+    }
+    let ke = &inner.ke;
+    let mut d = ke.deferred();
+    while d.expiring && !d.shutdown {
+        d = ke.deferred_wake.wait(d).unwrap_or_else(std::sync::PoisonError::into_inner);
+    }
 }
 
 // ---------------------------------------------------------------- IRQL
