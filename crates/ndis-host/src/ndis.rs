@@ -17,8 +17,8 @@
 
 use crate::host::{Host, HostError, Inner};
 use crate::native::memory::HostBlock;
-pub use crate::native::ndis_objects::ReceiveShape;
 use crate::native::ndis_objects::{self as objects, BindFacts, Lent};
+pub use crate::native::ndis_objects::{ReceiveMeta, ReceiveShape};
 use crate::trace::status;
 use crate::verifier::Rule;
 use std::collections::BTreeMap;
@@ -547,17 +547,20 @@ pub(crate) fn indicate(inner: &Inner, adapter: usize, frames: &[Vec<u8>], resour
     indicate_shaped(inner, adapter, frames, resources, ReceiveShape::default())
 }
 
+/// A received frame and the metadata its NBL carries.
+type Arrival<'f> = objects::Arrival<'f>;
+
 /// The `frames` adapter `adapter`'s binding receives: all of them, or (with
 /// [`AdapterConfig::enforce_packet_filter`]) those its packet filter accepts, counting the others.
-fn packet_filter<'f, F: AsRef<[u8]>>(inner: &Inner, adapter: usize, frames: &'f [F]) -> Vec<&'f [u8]> {
-    let all = frames.iter().map(AsRef::as_ref);
+fn packet_filter<'f>(inner: &Inner, adapter: usize, frames: Vec<Arrival<'f>>) -> Vec<Arrival<'f>> {
     let mut st = inner.state();
     if !st.ndis.adapters.get(adapter).is_some_and(|a| a.enforce_packet_filter) {
-        return all.collect();
+        return frames;
     }
     let Some(model) = oid_model(&mut st.ndis, adapter) else { return Vec::new() };
-    let passed: Vec<&[u8]> = all.filter(|f| model.accepts(f)).collect();
-    let dropped = (frames.len() - passed.len()) as u64;
+    let before = frames.len();
+    let passed: Vec<Arrival<'f>> = frames.into_iter().filter(|f| model.accepts(f.0)).collect();
+    let dropped = (before - passed.len()) as u64;
     if dropped > 0 {
         *st.ndis.filtered.entry(adapter).or_default() += dropped;
     }
@@ -572,6 +575,25 @@ pub(crate) fn indicate_shaped(
     resources: bool,
     shape: ReceiveShape,
 ) -> usize {
+    let frames = frames.iter().map(|f| (f.as_slice(), None)).collect();
+    indicate_frames(inner, adapter, frames, resources, shape)
+}
+
+/// Indicates `frames` on `adapter`, one NBL per frame, each NBL carrying its frame's metadata.
+pub(crate) fn indicate_meta(inner: &Inner, adapter: usize, frames: &[(Vec<u8>, ReceiveMeta)]) -> usize {
+    let frames = frames.iter().map(|(f, m)| (f.as_slice(), Some(*m))).collect();
+    indicate_frames(inner, adapter, frames, false, ReceiveShape { nbs_per_nbl: 1, ..ReceiveShape::default() })
+}
+
+/// Indicates what passes the packet filter of `frames` as one NBL chain laid out as `shape` says (an NBL of
+/// several frames carries its first frame's metadata); returns how many NBLs the driver still holds.
+fn indicate_frames(
+    inner: &Inner,
+    adapter: usize,
+    frames: Vec<Arrival<'_>>,
+    resources: bool,
+    shape: ReceiveShape,
+) -> usize {
     let Some((context, state)) = open_of(inner, adapter) else { return 0 };
     if state != NdisBindingState::Running {
         return 0;
@@ -579,7 +601,7 @@ pub(crate) fn indicate_shaped(
     let Some((_, handler)) = inner.protocol_handler(|c| c.receive_net_buffer_lists) else { return 0 };
     let frames = packet_filter(inner, adapter, frames);
     let mut lent = Lent::default();
-    let nbls = objects::receive_chain_shaped(&mut lent, &frames, shape);
+    let nbls = objects::receive_chain_with_meta(&mut lent, &frames, shape);
     let Some(&head) = nbls.first() else { return 0 };
     {
         let mut st = inner.state();
@@ -1032,6 +1054,39 @@ impl Host {
         shape: ReceiveShape,
     ) -> Result<usize, HostError> {
         self.run(processor, "receive", move |inner| indicate_shaped(inner, index, &frames, resources, shape))
+    }
+
+    /// Indicates received frames carrying NBL metadata on adapter `index` (one NBL per frame, so each carries
+    /// its own NblFlags and NetBufferListInfo; processor 1, DISPATCH_LEVEL, one chain); returns the NBLs the
+    /// driver kept. Frames with URO info are refused (nothing is indicated) when URO is off
+    /// ([`Host::uro_enabled`]): NDIS never indicates UDP-coalesced NBLs to a protocol that switched it off.
+    pub fn indicate_receive_meta(
+        &mut self,
+        index: usize,
+        frames: &[(Vec<u8>, ReceiveMeta)],
+    ) -> Result<usize, HostError> {
+        if frames.iter().any(|(_, m)| m.uro.is_some()) && !self.uro_enabled() {
+            return Err(HostError::State(
+                "URO (UdpRecvSegCoalesceOffloadInfo) indicated while NDIS has UDP receive coalescing switched off \
+                 (emulated NDIS below 6.89, or a protocol registered below 6.89 or with \
+                 NDIS_PROTOCOL_DRIVER_UDP_RSC_NOT_SUPPORTED)"
+                    .into(),
+            ));
+        }
+        let frames = frames.to_vec();
+        self.run(1, "receive", move |inner| indicate_meta(inner, index, &frames))
+    }
+
+    /// Whether NDIS keeps UDP receive segment coalescing (URO) on for the adapters: the emulated NDIS is 6.89
+    /// or later and no registered protocol switches it off. A protocol registering below NDIS 6.89, or with
+    /// `NDIS_PROTOCOL_DRIVER_UDP_RSC_NOT_SUPPORTED` in its characteristics' Flags, makes NDIS switch URO off
+    /// on the NICs it binds to (for every protocol), as documented for NDIS 6.89.
+    pub fn uro_enabled(&self) -> bool {
+        self.inner().config.ndis_version >= crate::host::NDIS_689
+            && self.protocols().iter().filter(|(_, live)| *live).all(|(c, _)| {
+                let version = (u32::from(c.major_ndis_version) << 16) | u32::from(c.minor_ndis_version);
+                version >= crate::host::NDIS_689 && c.flags & ndis_sys::NDIS_PROTOCOL_DRIVER_UDP_RSC_NOT_SUPPORTED == 0
+            })
     }
 
     /// Indicates `a` from processor 0 and `b` from processor 1 at the same time (both at DISPATCH_LEVEL) on

@@ -205,6 +205,94 @@ pub fn receive_chain_shaped<F: AsRef<[u8]>>(lent: &mut Lent, frames: &[F], shape
     nbls
 }
 
+/// Per-NBL metadata a miniport attaches to a received NET_BUFFER_LIST (see [`set_receive_meta`]).
+///
+/// Layouts (ndis-sys, checked against the WDK 10.0.26100 headers nblinfo.h, nblrsc.h, nbluro.h and the
+/// learn.microsoft.com pages of `NDIS_TCP_IP_CHECKSUM_NET_BUFFER_LIST_INFO`, `NDIS_RSC_NBL_INFO` and
+/// `NDIS_UDP_RSC_OFFLOAD_NET_BUFFER_LIST_INFO`): each lives in one pointer-sized `NetBufferListInfo` slot,
+/// the checksum info as a ULONG bit-field, the two coalescing infos as two USHORTs (first member in the low
+/// 16 bits), the rest of the slot zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ReceiveMeta {
+    /// `NblFlags |= NDIS_NBL_FLAGS_IS_LOOPBACK_PACKET` (0x8000): NDIS looped back another protocol's send.
+    pub loopback: bool,
+    /// `NetBufferListInfo[TcpIpChecksumNetBufferListInfo]`: the raw ULONG of
+    /// `NDIS_TCP_IP_CHECKSUM_NET_BUFFER_LIST_INFO.Receive` (bit 0 TcpChecksumFailed, 1 UdpChecksumFailed,
+    /// 2 IpChecksumFailed, 3 TcpChecksumSucceeded, 4 UdpChecksumSucceeded, 5 IpChecksumSucceeded, 6 Loopback,
+    /// 7 TcpChecksumValueInvalid, 8 IpChecksumValueInvalid).
+    pub checksum: u32,
+    /// TCP RSC: `NetBufferListInfo[TcpRecvSegCoalesceInfo]` as `NDIS_RSC_NBL_INFO` (CoalescedSegCount,
+    /// DupAckCount).
+    pub rsc: Option<(u16, u16)>,
+    /// UDP URO (NDIS 6.89): `NetBufferListInfo[UdpRecvSegCoalesceOffloadInfo]` as
+    /// `NDIS_UDP_RSC_OFFLOAD_NET_BUFFER_LIST_INFO.Receive` (SegCount, SegSize).
+    pub uro: Option<(u16, u16)>,
+}
+
+/// Writes `meta` into a received NBL: its NblFlags and `NetBufferListInfo` slots (the NDIS 6.89 layout,
+/// whose slots 0 … 23 are where NDIS 6.30 has them).
+///
+/// # Safety
+///
+/// `nbl` is an NBL the host built for an indication ([`NBL_ALLOCATION`] bytes) that the driver does not
+/// see yet.
+unsafe fn set_receive_meta(nbl: usize, meta: &ReceiveMeta) {
+    let mut rsc = NDIS_RSC_NBL_INFO { Value: std::ptr::null_mut() };
+    if let Some((count, dup_acks)) = meta.rsc {
+        rsc.Info = NDIS_RSC_NBL_INFO_Info { CoalescedSegCount: count, DupAckCount: dup_acks };
+    }
+    let mut uro = NDIS_UDP_RSC_OFFLOAD_NET_BUFFER_LIST_INFO {
+        u: NDIS_UDP_RSC_OFFLOAD_NET_BUFFER_LIST_INFO_u { Value: std::ptr::null_mut() },
+    };
+    if let Some((count, size)) = meta.uro {
+        uro.u.Receive = NDIS_UDP_RSC_OFFLOAD_NET_BUFFER_LIST_INFO_u_Receive { SegCount: count, SegSize: size };
+    }
+    // SAFETY: the union is 8 bytes, started from a null Value and then (maybe) given its 4-byte member, so
+    // every byte is initialised; reading Value reinterprets them.
+    let rsc = unsafe { rsc.Value };
+    // SAFETY: as for `rsc`.
+    let uro = unsafe { uro.u.Value };
+    // The ULONG bit-field in the low half of the slot (NDIS_TCP_IP_CHECKSUM_NET_BUFFER_LIST_INFO.Value).
+    let checksum = meta.checksum as usize as PVOID;
+    let set = |l: &mut ndis689::NET_BUFFER_LIST| {
+        if meta.loopback {
+            l.NblFlags |= NDIS_NBL_FLAGS_IS_LOOPBACK_PACKET;
+        }
+        let mut put = |index: NDIS_NET_BUFFER_LIST_INFO, value: PVOID| {
+            if let Some(slot) = l.NetBufferListInfo.get_mut(index as usize) {
+                *slot = value;
+            }
+        };
+        put(TcpIpChecksumNetBufferListInfo, checksum);
+        if meta.rsc.is_some() {
+            put(TcpRecvSegCoalesceInfo, rsc);
+        }
+        if meta.uro.is_some() {
+            put(UdpRecvSegCoalesceOffloadInfo, uro);
+        }
+    };
+    // SAFETY: guaranteed by the caller; the block is at least the 6.89 NBL's 368 bytes.
+    unsafe { update::<ndis689::NET_BUFFER_LIST>(nbl, set) };
+}
+
+const _: () = assert!(NBL_ALLOCATION >= ndis689::SIZEOF_NET_BUFFER_LIST);
+
+/// A received frame and the metadata its NBL carries.
+pub type Arrival<'f> = (&'f [u8], Option<ReceiveMeta>);
+
+/// [`receive_chain_shaped`] with metadata: an NBL carries the metadata of its first frame.
+pub fn receive_chain_with_meta(lent: &mut Lent, frames: &[Arrival<'_>], shape: ReceiveShape) -> Vec<usize> {
+    let bytes: Vec<&[u8]> = frames.iter().map(|f| f.0).collect();
+    let nbls = receive_chain_shaped(lent, &bytes, shape);
+    for (&nbl, group) in nbls.iter().zip(frames.chunks(shape.nbs_per_nbl.max(1))) {
+        if let Some(meta) = group.first().and_then(|f| f.1) {
+            // SAFETY: an NBL just built (NBL_ALLOCATION bytes) that no driver has seen yet.
+            unsafe { set_receive_meta(nbl, &meta) };
+        }
+    }
+    nbls
+}
+
 /// One received NET_BUFFER: `frame` split across `shape.mdls_per_nb` MDLs (each its own buffer), the first
 /// preceded by `shape.data_offset` bytes of headroom.
 fn receive_nb(lent: &mut Lent, frame: &[u8], shape: ReceiveShape) -> Option<usize> {

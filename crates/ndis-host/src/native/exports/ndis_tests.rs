@@ -5,8 +5,9 @@
 
 use super::*;
 use crate::faults::FaultRule;
+use crate::host::HostError;
 use crate::host::{Host, HostConfig};
-use crate::ndis::{AdapterConfig, NdisBindingState, SendCompletion};
+use crate::ndis::{AdapterConfig, NdisBindingState, ReceiveMeta, SendCompletion};
 use objects::{first_nb, nb_view};
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering::SeqCst};
 use std::sync::Mutex;
@@ -70,6 +71,9 @@ struct Binding {
     oids: Mutex<Vec<(usize, i32)>>,
     statuses: Mutex<Vec<(NDIS_OBJECT_HEADER, i32, Vec<u8>)>>,
     received: Mutex<Vec<Vec<u8>>>,
+    /// Every received NBL's metadata: (NblFlags, NetBufferListInfo[TcpIpChecksumNetBufferListInfo],
+    /// [UdpRecvSegCoalesceOffloadInfo], [TcpRecvSegCoalesceInfo]).
+    meta: Mutex<Vec<(u32, usize, usize, usize)>>,
     /// Every PnP event: (NetEvent, Header.Revision, Header.Size, the buffer's first ULONG if 4 bytes long).
     pnp: Mutex<Vec<(i32, u8, u16, Option<u32>)>>,
     /// How NetEventPause is answered: 0 success, 1 complete then pend, 2 pend for ever, 3 complete twice.
@@ -80,6 +84,9 @@ struct Binding {
 struct Proto {
     handle: AtomicUsize,
     data_size: u32,
+    /// The NDIS minor version registered (0: 30) and the characteristics' Flags.
+    minor: u8,
+    flags: u32,
     binding: Mutex<Option<&'static Binding>>,
 }
 
@@ -197,6 +204,15 @@ extern "win64" fn receive(binding: u64, nbls: u64, _port: u32, _n: u32, flags: u
     let b: &Binding = ctx(binding);
     // SAFETY: the host's received chain, valid for the call.
     for l in unsafe { objects::chain(nbls as usize, 1024) } {
+        // SAFETY: a received NBL of this indication, read at the NDIS 6.30 layout the stand-in registers.
+        let nbl: NET_BUFFER_LIST = unsafe { read_obj(l) };
+        let info = |i: NDIS_NET_BUFFER_LIST_INFO| nbl.NetBufferListInfo[i as usize] as usize;
+        b.meta.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((
+            nbl.NblFlags,
+            info(TcpIpChecksumNetBufferListInfo),
+            info(UdpRecvSegCoalesceOffloadInfo),
+            info(TcpRecvSegCoalesceInfo),
+        ));
         // SAFETY: a received NBL of this indication.
         let mut nb = unsafe { first_nb(l) };
         while nb != 0 {
@@ -250,9 +266,14 @@ impl Rig {
     }
 
     fn with(config: HostConfig, data_size: u32, adapters: Vec<AdapterConfig>) -> Self {
+        Self::registering(config, Proto { data_size, minor: 30, ..Proto::default() }, adapters)
+    }
+
+    /// The stand-in registered as `proto` says (version, flags, pool data size).
+    fn registering(config: HostConfig, proto: Proto, adapters: Vec<AdapterConfig>) -> Self {
         let mut h = Host::load(&tiny_image(), config).expect("the tiny image loads");
         assert_eq!(h.driver_entry().expect("entry"), 0);
-        let proto: &'static Proto = Box::leak(Box::new(Proto { data_size, ..Proto::default() }));
+        let proto: &'static Proto = Box::leak(Box::new(proto));
         let p = std::ptr::from_ref(proto) as usize;
         let st = on(&h, 0, 0, move || {
             // SAFETY: all-zero is a valid characteristics structure.
@@ -263,7 +284,8 @@ impl Rig {
                 Size: NDIS_SIZEOF_PROTOCOL_DRIVER_CHARACTERISTICS_REVISION_2,
             };
             c.MajorNdisVersion = 6;
-            c.MinorNdisVersion = 30;
+            c.MinorNdisVersion = ctx::<Proto>(p as u64).minor;
+            c.Flags = ctx::<Proto>(p as u64).flags;
             c.Name = NDIS_STRING { Length: 8, MaximumLength: 8, Buffer: NAME.as_ptr().cast_mut() };
             c.BindAdapterHandlerEx = handler(bind as *const () as usize);
             c.UnbindAdapterHandlerEx = handler(unbind as *const () as usize);
@@ -1102,6 +1124,79 @@ fn without_enforcement_every_frame_is_delivered_and_none_counted() {
     r.h.indicate_receive(0, frames.clone(), false).expect("receive");
     assert_eq!(received(b), frames);
     assert_eq!(r.h.frames_filtered(0), 0);
+    let v = r.finish();
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+#[test]
+fn receive_metadata_reaches_the_driver_one_nbl_per_frame() {
+    let proto = || Proto { data_size: 128, minor: 89, ..Proto::default() };
+    let mut r = Rig::registering(HostConfig::default(), proto(), vec![AdapterConfig::ethernet(0)]);
+    let b = r.binding();
+    assert!(r.h.uro_enabled());
+    let plain = ReceiveMeta::default();
+    // Receive.TcpChecksumSucceeded | IpChecksumSucceeded | TcpChecksumValueInvalid (an RSC unit's checksum).
+    let rsc = ReceiveMeta { checksum: 0x8 | 0x20 | 0x80, rsc: Some((5, 1)), ..plain };
+    let uro = ReceiveMeta { checksum: 0x10 | 0x20, uro: Some((3, 1200)), ..plain };
+    let looped = ReceiveMeta { loopback: true, ..plain };
+    let frames = vec![(vec![1u8; 60], plain), (vec![2; 7000], rsc), (vec![3; 3650], uro), (vec![4; 60], looped)];
+    assert_eq!(r.h.indicate_receive_meta(0, &frames).expect("receive"), 0);
+    let ind = r.h.trace().into_iter().rev().find(|e| e.name == "ProtocolReceiveNetBufferLists").expect("indicated");
+    assert!(ind.args.iter().any(|(n, v)| *n == "NumberOfNetBufferLists" && v == "0x4"), "{ind:?}");
+    assert_eq!(received(b), frames.iter().map(|f| f.0.clone()).collect::<Vec<_>>());
+    let meta = b.meta.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    assert_eq!(
+        meta,
+        vec![
+            (0, 0, 0, 0),
+            (0, 0xA8, 0, 5 | 1 << 16),
+            (0, 0x30, 3 | 1200 << 16, 0),
+            (NDIS_NBL_FLAGS_IS_LOOPBACK_PACKET, 0, 0, 0),
+        ]
+    );
+    let v = r.finish();
+    assert!(v.is_empty(), "{v:#?}");
+    // URO is switched off by a protocol below 6.89, by one that says it cannot take it, and below NDIS 6.89.
+    let off = [
+        (HostConfig::default(), Proto { minor: 30, ..proto() }),
+        (HostConfig::default(), Proto { flags: NDIS_PROTOCOL_DRIVER_UDP_RSC_NOT_SUPPORTED, ..proto() }),
+        (HostConfig { ndis_version: 0x0006_0056, ..HostConfig::default() }, Proto { minor: 86, ..proto() }),
+    ];
+    for (config, p) in off {
+        let mut r = Rig::registering(config, p, vec![AdapterConfig::ethernet(0)]);
+        let b = r.binding();
+        assert!(!r.h.uro_enabled());
+        assert!(matches!(r.h.indicate_receive_meta(0, &frames), Err(HostError::State(_))));
+        assert!(received(b).is_empty(), "nothing of a refused indication is delivered");
+        // TCP RSC and the rest still reach it.
+        assert_eq!(r.h.indicate_receive_meta(0, &frames[..2]).expect("receive"), 0);
+        assert_eq!(received(b).len(), 2);
+        let v = r.finish();
+        assert!(v.is_empty(), "{v:#?}");
+    }
+}
+
+#[test]
+fn receive_metadata_passes_the_packet_filter_frame_by_frame() {
+    let cfg = AdapterConfig { enforce_packet_filter: true, ..AdapterConfig::ethernet(0) };
+    let mut r = Rig::new(128, vec![cfg]);
+    let b = r.binding();
+    let (req, _buf) = oid_block(
+        NdisRequestSetInformation,
+        OID_GEN_CURRENT_PACKET_FILTER,
+        &NDIS_PACKET_TYPE_DIRECTED.to_le_bytes(),
+        4,
+    );
+    assert_eq!(oid(&r.h, b, req.addr()), 0);
+    let mine = ReceiveMeta { checksum: 0x28, ..ReceiveMeta::default() };
+    let frames = vec![
+        (to([0xFF; 6], 1), ReceiveMeta { loopback: true, ..ReceiveMeta::default() }),
+        (to(AdapterConfig::ethernet(0).mac, 2), mine),
+    ];
+    r.h.indicate_receive_meta(0, &frames).expect("receive");
+    assert_eq!(received(b), vec![frames[1].0.clone()]);
+    assert_eq!(*b.meta.lock().unwrap_or_else(std::sync::PoisonError::into_inner), vec![(0, 0x28, 0, 0)]);
+    assert_eq!(r.h.frames_filtered(0), 1);
     let v = r.finish();
     assert!(v.is_empty(), "{v:#?}");
 }
