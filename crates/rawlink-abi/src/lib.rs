@@ -61,32 +61,175 @@ pub mod rawlink {
     /// Input: a little-endian `u32`, 1 to let this handle send frames whose source MAC is not the adapter's,
     /// 0 (the default) to refuse them.
     pub const IOCTL_RAWLINK_ALLOW_ANY_SOURCE: u32 = net_ioctl(0x904);
+    /// Input: a [`crate::FilterRequest`]: which destination classes and EtherTypes this handle receives.
+    /// The adapter's packet filter becomes the union over the binding's handles.
+    pub const IOCTL_RAWLINK_SET_FILTER: u32 = net_ioctl(0x905);
+    /// Input: an [`crate::OidHeader`]; output: the header followed by the value NDIS returned.
+    pub const IOCTL_RAWLINK_QUERY_OID: u32 = net_ioctl(0x906);
+    /// Input: an [`crate::OidHeader`] followed by the value; only allow-listed OIDs are set.
+    pub const IOCTL_RAWLINK_SET_OID: u32 = net_ioctl(0x907);
+    /// Input: a little-endian `u32` binding index. Output: [`crate::BindingStatistics`].
+    pub const IOCTL_RAWLINK_GET_BINDING_STATISTICS: u32 = net_ioctl(0x908);
+    /// Input: a little-endian `u32`, the receive queue size in bytes of this handle
+    /// ([`crate::QUEUE_MIN`]..=[`crate::QUEUE_MAX`]; default [`crate::QUEUE_DEFAULT`]). Frames already queued
+    /// are kept; a size too small for them is refused with STATUS_BUFFER_TOO_SMALL.
+    pub const IOCTL_RAWLINK_SET_QUEUE_SIZE: u32 = net_ioctl(0x909);
+    /// No input. Output: one [`crate::Event`] (16 bytes). Pends until the attached adapter reports one (link
+    /// up/down, power change, removal); events that arrive with no request waiting are kept (up to 64).
+    pub const IOCTL_RAWLINK_WAIT_EVENT: u32 = net_ioctl(0x90A);
 }
 
-/// Read mode values of IOCTL_RAWLINK_SET_READ_MODE.
-pub const READ_NON_BLOCKING: u32 = 0;
-pub const READ_BLOCKING: u32 = 1;
+/// Receive queue sizes per handle (IOCTL_RAWLINK_SET_QUEUE_SIZE).
+pub const QUEUE_DEFAULT: u32 = 1 << 20;
+pub const QUEUE_MIN: u32 = 64 << 10;
+pub const QUEUE_MAX: u32 = 64 << 20;
 
-/// A handle's receive counters (IOCTL_RAWLINK_GET_STATISTICS), four little-endian u64:
-/// frames queued for it, frames handed to its reads, frames dropped because its queue was full, and frames
-/// still queued.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct HandleStatistics {
-    pub received: u64,
-    pub delivered: u64,
-    pub dropped_queue_full: u64,
-    pub queued: u64,
+/// Destination classes of [`FilterRequest::classes`]: the `NDIS_PACKET_TYPE_*` values.
+pub mod class {
+    /// Frames addressed to the adapter's MAC.
+    pub const DIRECTED: u32 = 0x0000_0001;
+    /// Multicast frames of the adapter's multicast list.
+    pub const MULTICAST: u32 = 0x0000_0002;
+    /// Every multicast frame.
+    pub const ALL_MULTICAST: u32 = 0x0000_0004;
+    /// Broadcast frames.
+    pub const BROADCAST: u32 = 0x0000_0008;
+    /// Everything on the wire.
+    pub const PROMISCUOUS: u32 = 0x0000_0020;
+    /// Every class a handle may ask for.
+    pub const ALL: u32 = DIRECTED | MULTICAST | ALL_MULTICAST | BROADCAST | PROMISCUOUS;
+    /// What a handle receives until it sets a filter (NDISPROT's filter).
+    pub const DEFAULT: u32 = DIRECTED | MULTICAST | BROADCAST;
 }
 
-impl HandleStatistics {
-    pub const LEN: usize = 32;
+/// A handle's filter (IOCTL_RAWLINK_SET_FILTER): `u32 classes`, `u32 count`, then `count` little-endian u16
+/// EtherTypes (at most [`FilterRequest::MAX_TYPES`]; 0 = every EtherType). An 802.1Q/802.1ad-tagged frame is
+/// matched by the EtherType inside the tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FilterRequest {
+    pub classes: u32,
+    pub count: usize,
+    pub types: [u16; FilterRequest::MAX_TYPES],
+}
+
+/// Why a filter request is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FilterError {
+    /// Shorter than its count says.
+    TooShort(TooShort),
+    /// Unknown class bits, or more EtherTypes than allowed.
+    Invalid,
+}
+
+impl FilterRequest {
+    pub const MAX_TYPES: usize = 16;
+
+    /// A request for `classes` and `types`.
+    pub fn new(classes: u32, types: &[u16]) -> Result<Self, FilterError> {
+        if classes & !class::ALL != 0 || types.len() > Self::MAX_TYPES {
+            return Err(FilterError::Invalid);
+        }
+        let mut t = [0u16; Self::MAX_TYPES];
+        t.get_mut(..types.len()).ok_or(FilterError::Invalid)?.copy_from_slice(types);
+        Ok(Self { classes, count: types.len(), types: t })
+    }
+
+    /// The EtherTypes (empty: all).
+    pub fn types(&self) -> &[u16] {
+        self.types.get(..self.count).unwrap_or(&[])
+    }
+
+    pub fn to_bytes(&self) -> ([u8; 8 + 2 * Self::MAX_TYPES], usize) {
+        let mut b = [0u8; 8 + 2 * Self::MAX_TYPES];
+        put_u32(&mut b, 0, self.classes);
+        // CAST: at most MAX_TYPES.
+        put_u32(&mut b, 4, self.count as u32);
+        for (i, t) in self.types().iter().enumerate() {
+            if let Some(d) = b.get_mut(8 + 2 * i..10 + 2 * i) {
+                d.copy_from_slice(&t.to_le_bytes());
+            }
+        }
+        (b, 8 + 2 * self.count)
+    }
+
+    pub fn parse(b: &[u8]) -> Result<Self, FilterError> {
+        if b.len() < 8 {
+            return Err(FilterError::TooShort(TooShort { needed: 8 }));
+        }
+        let (classes, count) = (get_u32(b, 0), get_u32(b, 4) as usize);
+        if count > Self::MAX_TYPES {
+            return Err(FilterError::Invalid);
+        }
+        let needed = 8 + 2 * count;
+        let body = b.get(8..needed).ok_or(FilterError::TooShort(TooShort { needed }))?;
+        let mut types = [0u16; Self::MAX_TYPES];
+        for (t, c) in types.iter_mut().zip(body.chunks_exact(2)) {
+            *t = u16::from_le_bytes([c[0], c[1]]);
+        }
+        Self::new(classes, types.get(..count).unwrap_or(&[]))
+    }
+}
+
+/// The fixed part of IOCTL_RAWLINK_QUERY_OID / SET_OID: `u32 oid`, `u32 port` (must be 0), `u32 timeout_ms`
+/// (0: [`OidHeader::DEFAULT_TIMEOUT_MS`]; at most [`OidHeader::MAX_TIMEOUT_MS`]), `u32 reserved` (0); the
+/// value follows. A request that runs out of time is cancelled and fails with STATUS_IO_TIMEOUT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OidHeader {
+    pub oid: u32,
+    pub port: u32,
+    pub timeout_ms: u32,
+}
+
+impl OidHeader {
+    pub const LEN: usize = 16;
+    pub const DEFAULT_TIMEOUT_MS: u32 = 5_000;
+    pub const MAX_TIMEOUT_MS: u32 = 60_000;
 
     pub fn to_bytes(&self) -> [u8; Self::LEN] {
         let mut b = [0u8; Self::LEN];
-        for (i, v) in [self.received, self.delivered, self.dropped_queue_full, self.queued].iter().enumerate() {
-            if let Some(d) = b.get_mut(i * 8..i * 8 + 8) {
-                d.copy_from_slice(&v.to_le_bytes());
-            }
+        put_u32(&mut b, 0, self.oid);
+        put_u32(&mut b, 4, self.port);
+        put_u32(&mut b, 8, self.timeout_ms);
+        b
+    }
+
+    pub fn parse(b: &[u8]) -> Result<Self, TooShort> {
+        if b.len() < Self::LEN {
+            return Err(TooShort { needed: Self::LEN });
+        }
+        Ok(Self { oid: get_u32(b, 0), port: get_u32(b, 4), timeout_ms: get_u32(b, 8) })
+    }
+}
+
+/// An event of the attached adapter (IOCTL_RAWLINK_WAIT_EVENT): `u32 kind`, `u32 reserved`, `u64 value`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Event {
+    pub kind: u32,
+    /// LINK_UP: the link speed in bit/s; POWER: the device power state (1 = D0 ... 4 = D3).
+    pub value: u64,
+}
+
+/// [`Event::kind`] values.
+pub mod event {
+    pub const LINK_UP: u32 = 1;
+    pub const LINK_DOWN: u32 = 2;
+    /// The adapter left D0: I/O stops until POWER_ON.
+    pub const POWER_LOW: u32 = 3;
+    pub const POWER_ON: u32 = 4;
+    /// The adapter was unbound; the handle no longer reaches it.
+    pub const ADAPTER_GONE: u32 = 5;
+    /// Events were lost because the handle's event list was full.
+    pub const OVERFLOW: u32 = 6;
+}
+
+impl Event {
+    pub const LEN: usize = 16;
+
+    pub fn to_bytes(&self) -> [u8; Self::LEN] {
+        let mut b = [0u8; Self::LEN];
+        put_u32(&mut b, 0, self.kind);
+        if let Some(d) = b.get_mut(8..16) {
+            d.copy_from_slice(&self.value.to_le_bytes());
         }
         b
     }
@@ -95,12 +238,114 @@ impl HandleStatistics {
         if b.len() < Self::LEN {
             return Err(TooShort { needed: Self::LEN });
         }
-        let at = |i: usize| {
-            let mut v = [0u8; 8];
-            v.copy_from_slice(b.get(i * 8..i * 8 + 8).unwrap_or(&[0; 8]));
-            u64::from_le_bytes(v)
-        };
-        Ok(Self { received: at(0), delivered: at(1), dropped_queue_full: at(2), queued: at(3) })
+        Ok(Self { kind: get_u32(b, 0), value: get_u64(b, 8) })
+    }
+}
+
+/// IOCTL_RAWLINK_SET_READ_MODE's input: `u32 mode`, then optionally `u32 min_bytes` and `u32 timeout_ms`.
+/// A blocking read completes once at least `min_bytes` of records are queued (at least one frame), or when
+/// `timeout_ms` (0: none) has passed since it was issued — with whatever is queued, possibly nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadMode {
+    pub blocking: bool,
+    pub min_bytes: u32,
+    pub timeout_ms: u32,
+}
+
+impl ReadMode {
+    pub const LEN: usize = 12;
+
+    pub fn to_bytes(&self) -> [u8; Self::LEN] {
+        let mut b = [0u8; Self::LEN];
+        put_u32(&mut b, 0, if self.blocking { READ_BLOCKING } else { READ_NON_BLOCKING });
+        put_u32(&mut b, 4, self.min_bytes);
+        put_u32(&mut b, 8, self.timeout_ms);
+        b
+    }
+}
+
+/// Read mode values of IOCTL_RAWLINK_SET_READ_MODE.
+pub const READ_NON_BLOCKING: u32 = 0;
+pub const READ_BLOCKING: u32 = 1;
+
+/// Declares a struct of little-endian u64 counters, in field order, with `to_bytes` and `parse`.
+macro_rules! counters {
+    ($(#[$doc:meta])* $name:ident { $($(#[$fdoc:meta])* $field:ident,)* }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+        pub struct $name {
+            $($(#[$fdoc])* pub $field: u64,)*
+        }
+
+        impl $name {
+            pub const LEN: usize = 8 * [$(stringify!($field)),*].len();
+
+            pub fn to_bytes(&self) -> [u8; Self::LEN] {
+                let mut b = [0u8; Self::LEN];
+                for (i, v) in [$(self.$field),*].iter().enumerate() {
+                    if let Some(d) = b.get_mut(i * 8..i * 8 + 8) {
+                        d.copy_from_slice(&v.to_le_bytes());
+                    }
+                }
+                b
+            }
+
+            pub fn parse(b: &[u8]) -> Result<Self, TooShort> {
+                if b.len() < Self::LEN {
+                    return Err(TooShort { needed: Self::LEN });
+                }
+                let mut i = 0;
+                let mut next = || {
+                    i += 1;
+                    get_u64(b, (i - 1) * 8)
+                };
+                Ok(Self { $($field: next(),)* })
+            }
+        }
+    };
+}
+
+counters! {
+    /// A handle's receive counters (IOCTL_RAWLINK_GET_STATISTICS), little-endian u64 in this order.
+    HandleStatistics {
+        /// Frames the binding offered this handle.
+        received,
+        /// Frames this handle's filter did not want.
+        filtered,
+        /// Frames queued for it.
+        queued,
+        /// Frames handed to its reads.
+        delivered,
+        /// Frames dropped because its queue was full.
+        dropped_queue_full,
+        /// Frames dropped because they could never fit its queue.
+        dropped_too_large,
+        /// Frames dropped because their data could not be reached (mapping failure).
+        dropped_resources,
+        /// Frames still queued.
+        pending,
+    }
+}
+
+counters! {
+    /// A binding's counters (IOCTL_RAWLINK_GET_BINDING_STATISTICS), little-endian u64 in this order.
+    BindingStatistics {
+        /// Frames NDIS indicated.
+        received,
+        /// Frames queued for at least one handle.
+        delivered,
+        /// Frames no attached handle wanted (or with no handle attached).
+        filtered,
+        /// Copies dropped because a handle's queue was full.
+        dropped_queue_full,
+        /// Copies dropped because a frame could never fit a handle's queue.
+        dropped_too_large,
+        /// Frames dropped because their data could not be reached.
+        dropped_resources,
+        /// Frames sent and completed successfully.
+        sent,
+        /// Frames whose send failed.
+        send_failed,
     }
 }
 
@@ -109,14 +354,18 @@ impl HandleStatistics {
 ///
 /// ```text
 ///  0 u32 captured length   4 u32 original length   8 u64 timestamp (100 ns units, monotonic)
-/// 16 u32 flags             20 u32 reserved (0)
+/// 16 u32 flags             20 u16 segment count    22 u16 segment size
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The segment fields describe a coalesced receive (flags COALESCED_TCP / COALESCED_UDP): the number of
+/// wire segments the NIC merged into this frame and, for UDP (URO), the payload size of each; otherwise 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FrameHeader {
     pub captured_length: u32,
     pub original_length: u32,
     pub timestamp: u64,
     pub flags: u32,
+    pub segment_count: u16,
+    pub segment_size: u16,
 }
 
 /// [`FrameHeader::flags`] bits.
@@ -125,6 +374,21 @@ pub mod frame_flags {
     pub const TRUNCATED: u32 = 1 << 0;
     /// The frame carries an 802.1Q tag (EtherType 0x8100 after the addresses).
     pub const VLAN_TAGGED: u32 = 1 << 1;
+    /// The frame was sent by this host (NDIS looped back another protocol's send).
+    pub const SENT_BY_HOST: u32 = 1 << 2;
+    /// A TCP receive-segment-coalesced unit (RSC): one large segment standing for `segment_count` segments.
+    pub const COALESCED_TCP: u32 = 1 << 3;
+    /// A UDP receive-coalesced unit (URO): one IP + UDP header followed by `segment_count` payloads of
+    /// `segment_size` bytes (the last may be shorter).
+    pub const COALESCED_UDP: u32 = 1 << 4;
+    /// The NIC verified the IP header checksum.
+    pub const IP_CHECKSUM_OK: u32 = 1 << 5;
+    /// The NIC found the IP header checksum wrong.
+    pub const IP_CHECKSUM_BAD: u32 = 1 << 6;
+    /// The NIC verified the TCP or UDP checksum.
+    pub const L4_CHECKSUM_OK: u32 = 1 << 7;
+    /// The NIC found the TCP or UDP checksum wrong.
+    pub const L4_CHECKSUM_BAD: u32 = 1 << 8;
 }
 
 impl FrameHeader {
@@ -146,6 +410,10 @@ impl FrameHeader {
             d.copy_from_slice(&self.timestamp.to_le_bytes());
         }
         put_u32(&mut b, 16, self.flags);
+        if let Some(d) = b.get_mut(20..24) {
+            d[..2].copy_from_slice(&self.segment_count.to_le_bytes());
+            d[2..].copy_from_slice(&self.segment_size.to_le_bytes());
+        }
         b
     }
 
@@ -161,6 +429,9 @@ impl FrameHeader {
             original_length: get_u32(b, 4),
             timestamp: u64::from_le_bytes(t),
             flags: get_u32(b, 16),
+            // CAST: the low and high halves of the u32 at 20.
+            segment_count: (get_u32(b, 20) & 0xFFFF) as u16,
+            segment_size: (get_u32(b, 20) >> 16) as u16,
         })
     }
 }
@@ -196,6 +467,15 @@ fn get_u32(b: &[u8], at: usize) -> u32 {
         v.copy_from_slice(s);
     }
     u32::from_le_bytes(v)
+}
+
+/// Reads a little-endian u64 at `at` (0 if out of range).
+fn get_u64(b: &[u8], at: usize) -> u64 {
+    let mut v = [0u8; 8];
+    if let Some(s) = b.get(at..at + 8) {
+        v.copy_from_slice(s);
+    }
+    u64::from_le_bytes(v)
 }
 
 fn put_u32(b: &mut [u8], at: usize, v: u32) {
@@ -442,11 +722,11 @@ mod tests {
         assert_eq!(FrameHeader::record_len(0), 24);
         assert_eq!(FrameHeader::record_len(1), 32);
         assert_eq!(FrameHeader::record_len(60), 88);
-        let h = FrameHeader { captured_length: 3, original_length: 9, timestamp: 77, flags: frame_flags::TRUNCATED };
+        let h = FrameHeader { captured_length: 3, original_length: 9, timestamp: 77, flags: frame_flags::TRUNCATED, ..Default::default() };
         let mut buf = Vec::new();
         buf.extend_from_slice(&h.to_bytes());
         buf.extend_from_slice(&[1, 2, 3, 0, 0, 0, 0, 0]);
-        let h2 = FrameHeader { captured_length: 1, original_length: 1, timestamp: 78, flags: 0 };
+        let h2 = FrameHeader { captured_length: 1, original_length: 1, timestamp: 78, flags: 0, ..Default::default() };
         buf.extend_from_slice(&h2.to_bytes());
         buf.push(9);
         let got: Vec<_> = Frames::new(&buf).collect();
@@ -455,6 +735,37 @@ mod tests {
         let mut bad = h.to_bytes().to_vec();
         bad[0] = 200;
         assert_eq!(Frames::new(&bad).count(), 0);
+    }
+
+    #[test]
+    fn filter_requests_round_trip_and_are_checked() {
+        let f = FilterRequest::new(class::DIRECTED | class::BROADCAST, &[0x0800, 0x86DD]).unwrap();
+        let (b, n) = f.to_bytes();
+        assert_eq!(n, 12);
+        assert_eq!(FilterRequest::parse(&b[..n]), Ok(f));
+        assert_eq!(FilterRequest::parse(&b[..11]), Err(FilterError::TooShort(TooShort { needed: 12 })));
+        assert_eq!(FilterRequest::parse(&[0; 7]), Err(FilterError::TooShort(TooShort { needed: 8 })));
+        assert_eq!(FilterRequest::new(0x40, &[]), Err(FilterError::Invalid));
+        assert_eq!(FilterRequest::new(0, &[0; 17]), Err(FilterError::Invalid));
+        let mut big = [0u8; 8];
+        big[4] = 17;
+        assert_eq!(FilterRequest::parse(&big), Err(FilterError::Invalid));
+    }
+
+    #[test]
+    fn counters_events_and_oid_headers_round_trip() {
+        let s = HandleStatistics { received: 1, filtered: 2, queued: 3, delivered: 4, pending: 8, ..Default::default() };
+        assert_eq!(HandleStatistics::LEN, 64);
+        assert_eq!(HandleStatistics::parse(&s.to_bytes()), Ok(s));
+        assert_eq!(&s.to_bytes()[8..16], &2u64.to_le_bytes());
+        assert!(BindingStatistics::parse(&[0; 63]).is_err());
+        let e = Event { kind: event::LINK_UP, value: 1_000_000_000 };
+        assert_eq!(Event::parse(&e.to_bytes()), Ok(e));
+        let h = OidHeader { oid: 0x0001_010E, port: 0, timeout_ms: 250 };
+        assert_eq!(OidHeader::parse(&h.to_bytes()), Ok(h));
+        assert!(OidHeader::parse(&[0; 15]).is_err());
+        let h = FrameHeader { captured_length: 1, segment_count: 3, segment_size: 1400, ..Default::default() };
+        assert_eq!(FrameHeader::parse(&h.to_bytes()), Ok(h));
     }
 
     #[test]
