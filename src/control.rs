@@ -3,7 +3,11 @@
 
 use crate::error::{Error, Result};
 use crate::state::BindingState;
-use rawlink_abi::{binding_state, ndisprot, rawlink, BindingRecord, QueryBinding};
+use ndis_sys::{
+    NDIS_STATUS_BUFFER_TOO_SHORT, NDIS_STATUS_INVALID_LENGTH, NDIS_STATUS_REQUEST_ABORTED, NDIS_STATUS_SUCCESS,
+    OID_802_3_MULTICAST_LIST, OID_GEN_CURRENT_LOOKAHEAD, OID_GEN_CURRENT_PACKET_FILTER,
+};
+use rawlink_abi::{binding_state, ndisprot, rawlink, BindingRecord, FilterError, FilterRequest, OidHeader, QueryBinding, ReadMode};
 
 /// What a reply needs to know about one binding.
 #[derive(Debug, Clone, Copy)]
@@ -52,10 +56,86 @@ pub enum Request {
     NdisprotOpenDevice,
     /// This handle's receive counters.
     GetStatistics,
-    /// Blocking (`true`) or non-blocking reads.
-    SetReadMode { blocking: bool },
     /// Whether writes may carry another source MAC than the adapter's.
     AllowAnySource { allow: bool },
+    /// Read mode with its minimum and timeout.
+    ReadMode(ReadMode),
+    /// This handle's destination classes and EtherTypes.
+    SetFilter(FilterRequest),
+    /// An OID query or set; the value starts at `data_at` in the system buffer.
+    Oid(OidRequest),
+    /// The `index`th binding's counters.
+    GetBindingStatistics { index: u32 },
+    /// Resize this handle's receive queue.
+    SetQueueSize { bytes: u32 },
+    /// Wait for the next adapter event.
+    WaitEvent,
+}
+
+/// A decoded OID request (NDISPROT's or rawlink's form).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OidRequest {
+    pub set: bool,
+    pub oid: u32,
+    /// Bounded: 1 ..= OidHeader::MAX_TIMEOUT_MS.
+    pub timeout_ms: u32,
+    /// Offset of the value in the buffer (8 for NDISPROT's struct, 16 for rawlink's).
+    pub data_at: usize,
+}
+
+/// OIDs a handle may set. Everything else could reconfigure the adapter for every other protocol on it.
+/// OID_GEN_CURRENT_PACKET_FILTER is not passed down: it sets the handle's destination classes, and the
+/// binding's filter becomes the union over its handles.
+pub const SETTABLE_OIDS: [u32; 3] = [OID_GEN_CURRENT_PACKET_FILTER, OID_802_3_MULTICAST_LIST, OID_GEN_CURRENT_LOOKAHEAD];
+
+/// The status of a completed OID request as the driver reports it: a request NDIS aborted because its
+/// time ran out is STATUS_IO_TIMEOUT; one aborted because its handle closed is STATUS_CANCELLED.
+pub fn oid_result(status: i32, timed_out: bool) -> Result {
+    match status {
+        NDIS_STATUS_SUCCESS => Ok(()),
+        NDIS_STATUS_REQUEST_ABORTED if timed_out => Err(Error::IO_TIMEOUT),
+        NDIS_STATUS_REQUEST_ABORTED => Err(Error::CANCELLED),
+        NDIS_STATUS_BUFFER_TOO_SHORT | NDIS_STATUS_INVALID_LENGTH => Err(Error::BUFFER_TOO_SMALL),
+        s => Err(Error::from_status(s).unwrap_or(Error::UNSUCCESSFUL)),
+    }
+}
+
+/// Checks a set against [`SETTABLE_OIDS`] (STATUS_ACCESS_DENIED otherwise).
+pub fn check_settable(oid: u32) -> Result {
+    if SETTABLE_OIDS.contains(&oid) {
+        Ok(())
+    } else {
+        Err(Error::ACCESS_DENIED)
+    }
+}
+
+/// The little-endian u32 value of a packet-filter set, as destination classes for a handle; bits a handle
+/// may not ask for are refused.
+pub fn packet_filter_value(data: &[u8]) -> Result<u32> {
+    let b: [u8; 4] = data.get(..4).and_then(|s| s.try_into().ok()).ok_or(Error::BUFFER_TOO_SMALL)?;
+    let classes = u32::from_le_bytes(b);
+    if classes & !rawlink_abi::class::ALL != 0 {
+        return Err(Error::NOT_SUPPORTED);
+    }
+    Ok(classes)
+}
+
+/// A multicast list value: whole 6-byte group addresses, at most `max` of them.
+pub fn multicast_list(data: &[u8], max: usize) -> Result<impl Iterator<Item = [u8; 6]> + '_> {
+    if data.len() % 6 != 0 {
+        return Err(Error::INVALID_PARAMETER);
+    }
+    if data.len() / 6 > max {
+        return Err(Error::INSUFFICIENT_RESOURCES);
+    }
+    if data.chunks_exact(6).any(|a| a.first().is_none_or(|b| b & 1 == 0)) {
+        return Err(Error::INVALID_PARAMETER);
+    }
+    Ok(data.chunks_exact(6).map(|c| {
+        let mut a = [0u8; 6];
+        a.copy_from_slice(c);
+        a
+    }))
 }
 
 /// Decodes an IOCTL's code and input. Unknown codes get STATUS_INVALID_DEVICE_REQUEST; inputs too short for
@@ -79,11 +159,57 @@ pub fn decode(code: u32, input: &[u8]) -> Result<Request> {
             1 => Ok(Request::AllowAnySource { allow: true }),
             _ => Err(Error::INVALID_PARAMETER),
         },
-        rawlink::IOCTL_RAWLINK_SET_READ_MODE => match index()? {
-            rawlink_abi::READ_NON_BLOCKING => Ok(Request::SetReadMode { blocking: false }),
-            rawlink_abi::READ_BLOCKING => Ok(Request::SetReadMode { blocking: true }),
-            _ => Err(Error::INVALID_PARAMETER),
-        },
+        rawlink::IOCTL_RAWLINK_SET_READ_MODE => {
+            let word = |i: usize| input.get(i..i + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+            let blocking = match index()? {
+                rawlink_abi::READ_NON_BLOCKING => false,
+                rawlink_abi::READ_BLOCKING => true,
+                _ => return Err(Error::INVALID_PARAMETER),
+            };
+            // The short form (mode only) means: at least one frame, no timeout.
+            let (min_bytes, timeout_ms) = match input.len() {
+                4 => (1, 0),
+                ReadMode::LEN.. => (word(4).unwrap_or(1), word(8).unwrap_or(0)),
+                _ => return Err(Error::BUFFER_TOO_SMALL),
+            };
+            if min_bytes > rawlink_abi::QUEUE_MAX || timeout_ms > OidHeader::MAX_TIMEOUT_MS {
+                return Err(Error::INVALID_PARAMETER);
+            }
+            Ok(Request::ReadMode(ReadMode { blocking, min_bytes: min_bytes.max(1), timeout_ms }))
+        }
+        rawlink::IOCTL_RAWLINK_SET_FILTER => FilterRequest::parse(input).map(Request::SetFilter).map_err(|e| match e {
+            FilterError::TooShort(_) => Error::BUFFER_TOO_SMALL,
+            FilterError::Invalid => Error::INVALID_PARAMETER,
+        }),
+        rawlink::IOCTL_RAWLINK_GET_BINDING_STATISTICS => Ok(Request::GetBindingStatistics { index: index()? }),
+        rawlink::IOCTL_RAWLINK_SET_QUEUE_SIZE => {
+            let bytes = index()?;
+            if !(rawlink_abi::QUEUE_MIN..=rawlink_abi::QUEUE_MAX).contains(&bytes) {
+                return Err(Error::INVALID_PARAMETER);
+            }
+            Ok(Request::SetQueueSize { bytes })
+        }
+        rawlink::IOCTL_RAWLINK_WAIT_EVENT => Ok(Request::WaitEvent),
+        rawlink::IOCTL_RAWLINK_QUERY_OID | rawlink::IOCTL_RAWLINK_SET_OID => {
+            let h = OidHeader::parse(input).map_err(|_| Error::BUFFER_TOO_SMALL)?;
+            if h.port != 0 || input.get(12..16).is_some_and(|r| r != [0; 4]) || h.timeout_ms > OidHeader::MAX_TIMEOUT_MS
+            {
+                return Err(Error::INVALID_PARAMETER);
+            }
+            let timeout_ms = if h.timeout_ms == 0 { OidHeader::DEFAULT_TIMEOUT_MS } else { h.timeout_ms };
+            let set = code == rawlink::IOCTL_RAWLINK_SET_OID;
+            Ok(Request::Oid(OidRequest { set, oid: h.oid, timeout_ms, data_at: OidHeader::LEN }))
+        }
+        ndisprot::IOCTL_NDISPROT_QUERY_OID_VALUE | ndisprot::IOCTL_NDISPROT_SET_OID_VALUE => {
+            // NDISPROT_QUERY_OID / NDISPROT_SET_OID: {NDIS_OID Oid; NDIS_PORT_NUMBER PortNumber; UCHAR Data[]}.
+            let oid = index()?;
+            let port = input.get(4..8).ok_or(Error::BUFFER_TOO_SMALL)?;
+            if port != [0; 4] {
+                return Err(Error::INVALID_PARAMETER);
+            }
+            let set = code == ndisprot::IOCTL_NDISPROT_SET_OID_VALUE;
+            Ok(Request::Oid(OidRequest { set, oid, timeout_ms: OidHeader::DEFAULT_TIMEOUT_MS, data_at: 8 }))
+        }
         ndisprot::IOCTL_NDISPROT_OPEN_DEVICE => {
             let _ = adapter_name(input)?;
             Ok(Request::NdisprotOpenDevice)
@@ -115,16 +241,21 @@ pub fn query_reply(request: Request, view: Option<&BindingView<'_>>, out: &mut [
         | Request::Open { .. }
         | Request::NdisprotOpenDevice
         | Request::GetStatistics
-        | Request::SetReadMode { .. }
-        | Request::AllowAnySource { .. } => Err(Error::INVALID_DEVICE_REQUEST),
+        | Request::AllowAnySource { .. }
+        | Request::ReadMode(_)
+        | Request::SetFilter(_)
+        | Request::Oid(_)
+        | Request::GetBindingStatistics { .. }
+        | Request::SetQueueSize { .. }
+        | Request::WaitEvent => Err(Error::INVALID_DEVICE_REQUEST),
     }
 }
 
-/// Writes a handle's statistics reply.
-pub fn statistics_reply(stats: &rawlink_abi::HandleStatistics, out: &mut [u8]) -> Result<usize> {
-    let dst = out.get_mut(..rawlink_abi::HandleStatistics::LEN).ok_or(Error::BUFFER_TOO_SMALL)?;
-    dst.copy_from_slice(&stats.to_bytes());
-    Ok(rawlink_abi::HandleStatistics::LEN)
+/// Writes a fixed-size reply (statistics, an event) into `out`.
+pub fn fixed_reply(bytes: &[u8], out: &mut [u8]) -> Result<usize> {
+    let dst = out.get_mut(..bytes.len()).ok_or(Error::BUFFER_TOO_SMALL)?;
+    dst.copy_from_slice(bytes);
+    Ok(bytes.len())
 }
 
 /// The adapter name of an OPEN_DEVICE request: UTF-16LE, an even number of bytes, trailing NULs ignored,
@@ -170,6 +301,58 @@ mod tests {
         q[0] = 5;
         assert_eq!(decode(ndisprot::IOCTL_NDISPROT_QUERY_BINDING, &q), Ok(Request::NdisprotQueryBinding { index: 5 }));
         assert_eq!(decode(ndisprot::IOCTL_NDISPROT_BIND_WAIT, &[]), Ok(Request::BindWait));
+    }
+
+    #[test]
+    fn new_requests_decode_and_refuse_bad_values() {
+        use rawlink::*;
+        let le = |v: &[u32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+        assert_eq!(
+            decode(IOCTL_RAWLINK_SET_READ_MODE, &le(&[1])),
+            Ok(Request::ReadMode(ReadMode { blocking: true, min_bytes: 1, timeout_ms: 0 }))
+        );
+        assert_eq!(
+            decode(IOCTL_RAWLINK_SET_READ_MODE, &le(&[1, 4096, 50])),
+            Ok(Request::ReadMode(ReadMode { blocking: true, min_bytes: 4096, timeout_ms: 50 }))
+        );
+        assert_eq!(decode(IOCTL_RAWLINK_SET_READ_MODE, &le(&[1, 4096])), Err(Error::BUFFER_TOO_SMALL));
+        assert_eq!(decode(IOCTL_RAWLINK_SET_READ_MODE, &le(&[2, 1, 1])), Err(Error::INVALID_PARAMETER));
+        assert_eq!(decode(IOCTL_RAWLINK_SET_READ_MODE, &le(&[1, 1, 60_001])), Err(Error::INVALID_PARAMETER));
+        assert_eq!(decode(IOCTL_RAWLINK_SET_QUEUE_SIZE, &le(&[1 << 16])), Ok(Request::SetQueueSize { bytes: 1 << 16 }));
+        assert_eq!(decode(IOCTL_RAWLINK_SET_QUEUE_SIZE, &le(&[1000])), Err(Error::INVALID_PARAMETER));
+        assert_eq!(decode(IOCTL_RAWLINK_SET_QUEUE_SIZE, &le(&[(64 << 20) + 1])), Err(Error::INVALID_PARAMETER));
+        assert_eq!(decode(IOCTL_RAWLINK_SET_FILTER, &le(&[1, 2])), Err(Error::BUFFER_TOO_SMALL));
+        assert_eq!(decode(IOCTL_RAWLINK_SET_FILTER, &le(&[0x100, 0])), Err(Error::INVALID_PARAMETER));
+        assert_eq!(decode(IOCTL_RAWLINK_SET_FILTER, &le(&[1, 17])), Err(Error::INVALID_PARAMETER));
+        let q = decode(IOCTL_RAWLINK_QUERY_OID, &le(&[0x0001_010E, 0, 0, 0])).unwrap();
+        assert_eq!(q, Request::Oid(OidRequest { set: false, oid: 0x0001_010E, timeout_ms: 5000, data_at: 16 }));
+        assert_eq!(decode(IOCTL_RAWLINK_QUERY_OID, &le(&[1, 1, 0, 0])), Err(Error::INVALID_PARAMETER));
+        assert_eq!(decode(IOCTL_RAWLINK_QUERY_OID, &le(&[1, 0, 0, 7])), Err(Error::INVALID_PARAMETER));
+        assert_eq!(decode(IOCTL_RAWLINK_SET_OID, &le(&[1, 0, 0])), Err(Error::BUFFER_TOO_SMALL));
+        let n = decode(ndisprot::IOCTL_NDISPROT_SET_OID_VALUE, &le(&[0x0001_010E, 0, 0xF])).unwrap();
+        assert_eq!(n, Request::Oid(OidRequest { set: true, oid: 0x0001_010E, timeout_ms: 5000, data_at: 8 }));
+        assert_eq!(decode(ndisprot::IOCTL_NDISPROT_QUERY_OID_VALUE, &le(&[1])), Err(Error::BUFFER_TOO_SMALL));
+        assert_eq!(decode(ndisprot::IOCTL_NDISPROT_QUERY_OID_VALUE, &le(&[1, 3])), Err(Error::INVALID_PARAMETER));
+    }
+
+    #[test]
+    fn oid_values_and_statuses() {
+        assert_eq!(check_settable(OID_802_3_MULTICAST_LIST), Ok(()));
+        assert_eq!(check_settable(0x0001_0114), Err(Error::ACCESS_DENIED));
+        assert_eq!(packet_filter_value(&[0x0B, 0, 0, 0]), Ok(0x0B));
+        assert_eq!(packet_filter_value(&[0x0B, 0, 0]), Err(Error::BUFFER_TOO_SMALL));
+        assert_eq!(packet_filter_value(&[0x40, 0, 0, 0]), Err(Error::NOT_SUPPORTED));
+        let list = [1, 0, 0x5E, 0, 0, 1, 0x33, 0x33, 0, 0, 0, 1];
+        assert_eq!(multicast_list(&list, 32).unwrap().count(), 2);
+        assert_eq!(multicast_list(&list[..7], 32).err(), Some(Error::INVALID_PARAMETER));
+        assert_eq!(multicast_list(&list, 1).err(), Some(Error::INSUFFICIENT_RESOURCES));
+        assert_eq!(multicast_list(&[2, 0, 0, 0, 0, 1], 32).err(), Some(Error::INVALID_PARAMETER));
+        assert_eq!(oid_result(NDIS_STATUS_SUCCESS, false), Ok(()));
+        assert_eq!(oid_result(NDIS_STATUS_REQUEST_ABORTED, true), Err(Error::IO_TIMEOUT));
+        assert_eq!(oid_result(NDIS_STATUS_REQUEST_ABORTED, false), Err(Error::CANCELLED));
+        assert_eq!(oid_result(NDIS_STATUS_INVALID_LENGTH, false), Err(Error::BUFFER_TOO_SMALL));
+        assert_eq!(oid_result(ndis_sys::NDIS_STATUS_NOT_SUPPORTED, false), Err(Error::NOT_SUPPORTED));
+        assert_eq!(oid_result(0x1234, false), Err(Error::UNSUCCESSFUL));
     }
 
     #[test]

@@ -39,6 +39,10 @@ macro_rules! declare_status {
 declare_status! {
     /// `STATUS_UNSUCCESSFUL` (= `NDIS_STATUS_FAILURE`).
     UNSUCCESSFUL = 0xC000_0001u32;
+    /// `STATUS_ACCESS_DENIED`: an OID a handle may not set.
+    ACCESS_DENIED = 0xC000_0022u32;
+    /// `STATUS_DEVICE_POWERED_OFF`: the adapter is in a low-power state.
+    DEVICE_POWERED_OFF = 0xC000_048Fu32;
     /// `STATUS_NOT_IMPLEMENTED`.
     NOT_IMPLEMENTED = 0xC000_0002u32;
     /// `STATUS_INVALID_PARAMETER` (= `NDIS_STATUS_INVALID_PARAMETER`).

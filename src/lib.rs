@@ -7,7 +7,9 @@
 //! * `dispatch`: IRP dispatch for the control device;
 //! * `kernel`: the thin safe wrappers over kernel and NDIS calls (allocator, panic handler, spin lock, IRP);
 //! * `binding`, `driver`: bindings (open, restart, pause, close) and the driver globals;
-//! * [`error`], [`version`], [`state`]: plain safe logic, unit-tested on the Linux host.
+//! * `open`: handles (filters, queues, waiting reads and event requests); `request`: OID requests;
+//! * [`error`], [`version`], [`state`], [`control`], [`filter`], [`meta`], [`events`], [`rxqueue`], [`tx`]:
+//!   plain safe logic, unit-tested on the Linux host.
 //!
 //! The FFI layer is compiled only for the Windows target, where the raw imports exist. On the host the crate
 //! links `std` (for its panic handler and the test harness) but still uses only `core` and `alloc`.
@@ -21,6 +23,9 @@ extern crate alloc;
 
 pub mod control;
 pub mod error;
+pub mod events;
+pub mod filter;
+pub mod meta;
 pub mod rxqueue;
 pub mod state;
 pub mod tx;
@@ -41,6 +46,8 @@ pub mod entry;
 mod open;
 #[cfg(windows)]
 mod protocol;
+#[cfg(windows)]
+mod request;
 #[cfg(windows)]
 mod send;
 

@@ -16,8 +16,20 @@ pub struct RxStats {
     pub queued: u64,
     /// Frames dropped because the queue was full.
     pub dropped_full: u64,
+    /// Frames dropped because their record is larger than the whole queue.
+    pub dropped_too_large: u64,
     /// Frames handed to reads.
     pub delivered: u64,
+}
+
+/// What [`RxQueue::push`] did with a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Push {
+    Queued,
+    /// No room now (counted in `dropped_full`).
+    Full,
+    /// Larger than the whole queue (counted in `dropped_too_large`).
+    TooLarge,
 }
 
 /// The ring. Records are laid out exactly as a read returns them ([`FrameHeader`], data, padding), so a read
@@ -91,13 +103,16 @@ impl RxQueue {
     }
 
     /// Queues one frame given as pieces (its MDL fragments), or counts a drop when there is no room.
-    /// Returns whether it was queued.
-    pub fn push<'a>(&mut self, header: FrameHeader, parts: impl IntoIterator<Item = &'a [u8]>) -> bool {
+    pub fn push<'a>(&mut self, header: FrameHeader, parts: impl IntoIterator<Item = &'a [u8]>) -> Push {
         let captured = header.captured_length as usize;
         let record = FrameHeader::record_len(captured);
+        if record > self.buf.len() {
+            self.stats.dropped_too_large += 1;
+            return Push::TooLarge;
+        }
         if record > self.buf.len() - self.len {
             self.stats.dropped_full += 1;
-            return false;
+            return Push::Full;
         }
         let mut at = self.len;
         self.put(at, &header.to_bytes());
@@ -125,6 +140,30 @@ impl RxQueue {
         self.len += record;
         self.records += 1;
         self.stats.queued += 1;
+        Push::Queued
+    }
+
+    /// Takes over `old`'s records (oldest first) and counters, when they all fit; `old` is left empty.
+    /// Returns false, changing nothing, when they do not.
+    pub fn adopt(&mut self, old: &mut RxQueue) -> bool {
+        if old.len > self.buf.len() - self.len {
+            return false;
+        }
+        let mut at = self.len;
+        let mut chunk = [0u8; 256];
+        let mut done = 0;
+        while done < old.len {
+            let n = (old.len - done).min(chunk.len());
+            let c = chunk.get_mut(..n).unwrap_or_default();
+            old.get(done, c);
+            self.put(at, c);
+            at += n;
+            done += n;
+        }
+        self.len += old.len;
+        self.records += old.records;
+        self.stats = old.stats;
+        (old.head, old.len, old.records) = (0, 0, 0);
         true
     }
 
@@ -186,7 +225,7 @@ mod tests {
 
     fn hdr(len: usize, ts: u64) -> FrameHeader {
         // CAST: test frames are small.
-        FrameHeader { captured_length: len as u32, original_length: len as u32, timestamp: ts, flags: 0 }
+        FrameHeader { captured_length: len as u32, original_length: len as u32, timestamp: ts, flags: 0, ..Default::default() }
     }
 
     #[test]
@@ -194,25 +233,49 @@ mod tests {
         let mut q = RxQueue::new(4096).unwrap();
         let a: Vec<u8> = (0..60).collect();
         let b: Vec<u8> = (100..175).collect();
-        assert!(q.push(hdr(60, 1), [&a[..10], &a[10..]]));
-        assert!(q.push(hdr(75, 2), [&b[..]]));
+        assert_eq!(q.push(hdr(60, 1), [&a[..10], &a[10..]]), Push::Queued);
+        assert_eq!(q.push(hdr(75, 2), [&b[..]]), Push::Queued);
         let mut out = vec![0u8; 4096];
         let n = q.pop_into(&mut out);
         let got: Vec<_> = Frames::new(&out[..n]).map(|(h, d)| (h.timestamp, d.to_vec())).collect();
         assert_eq!(got, [(1, a), (2, b)]);
         assert!(q.is_empty());
-        assert_eq!(q.stats, RxStats { queued: 2, dropped_full: 0, delivered: 2 });
+        assert_eq!(q.stats, RxStats { queued: 2, dropped_full: 0, dropped_too_large: 0, delivered: 2 });
     }
 
     #[test]
     fn a_full_queue_drops_and_counts_and_keeps_what_it_has() {
         let mut q = RxQueue::new(200).unwrap();
         let f = [7u8; 60];
-        assert!(q.push(hdr(60, 1), [&f[..]]));
-        assert!(q.push(hdr(60, 2), [&f[..]]));
-        assert!(!q.push(hdr(60, 3), [&f[..]]));
-        assert_eq!(q.stats.dropped_full, 1);
+        assert_eq!(q.push(hdr(60, 1), [&f[..]]), Push::Queued);
+        assert_eq!(q.push(hdr(60, 2), [&f[..]]), Push::Queued);
+        assert_eq!(q.push(hdr(60, 3), [&f[..]]), Push::Full);
+        assert_eq!(q.push(hdr(300, 3), [&[0u8; 300][..]]), Push::TooLarge);
+        assert_eq!((q.stats.dropped_full, q.stats.dropped_too_large), (1, 1));
         assert_eq!(q.records(), 2);
+    }
+
+    #[test]
+    fn a_bigger_or_smaller_queue_takes_over_what_fits() {
+        let mut q = RxQueue::new(256).unwrap();
+        // Wrap the ring first so the records straddle its end.
+        for i in 0..5u8 {
+            assert_eq!(q.push(hdr(50, u64::from(i)), [&[i; 50][..]]), Push::Queued);
+            let mut out = [0u8; 80];
+            if i < 3 {
+                assert_eq!(q.pop_into(&mut out), 80);
+            }
+        }
+        let mut small = RxQueue::new(80).unwrap();
+        assert!(!small.adopt(&mut q), "two records do not fit 80 bytes");
+        assert_eq!(q.records(), 2);
+        let mut big = RxQueue::new(4096).unwrap();
+        assert!(big.adopt(&mut q));
+        assert_eq!((q.records(), big.records(), big.stats.queued, big.stats.delivered), (0, 2, 5, 3));
+        let mut out = vec![0u8; 4096];
+        let n = big.pop_into(&mut out);
+        let got: Vec<_> = Frames::new(&out[..n]).map(|(h, d)| (h.timestamp, d[0])).collect();
+        assert_eq!(got, [(3, 3), (4, 4)]);
     }
 
     #[test]
@@ -221,8 +284,8 @@ mod tests {
         let mut out = vec![0u8; 256];
         for round in 0..20u8 {
             let f = [round; 50];
-            assert!(q.push(hdr(50, u64::from(round)), [&f[..]]));
-            assert!(q.push(hdr(50, u64::from(round)), [&f[..]]));
+            assert_eq!(q.push(hdr(50, u64::from(round)), [&f[..]]), Push::Queued);
+            assert_eq!(q.push(hdr(50, u64::from(round)), [&f[..]]), Push::Queued);
             // Room for one record of 80 bytes but not two.
             assert_eq!(q.next_record_len(), Some(80));
             let n = q.pop_into(&mut out[..100]);
@@ -241,8 +304,8 @@ mod tests {
     fn one_frame_at_a_time_without_headers() {
         let mut q = RxQueue::new(1024).unwrap();
         let (a, b) = ([1u8; 70], [2u8; 20]);
-        assert!(q.push(hdr(70, 0), [&a[..]]));
-        assert!(q.push(hdr(20, 0), [&b[..]]));
+        assert_eq!(q.push(hdr(70, 0), [&a[..]]), Push::Queued);
+        assert_eq!(q.push(hdr(20, 0), [&b[..]]), Push::Queued);
         let mut out = [0u8; 64];
         assert_eq!(q.pop_frame(&mut out), Some(Err(70)), "too small: nothing lost");
         let mut out = [0u8; 100];
@@ -256,7 +319,7 @@ mod tests {
     #[test]
     fn short_gathers_are_zero_filled() {
         let mut q = RxQueue::new(256).unwrap();
-        assert!(q.push(hdr(10, 0), [&[1u8, 2][..]]));
+        assert_eq!(q.push(hdr(10, 0), [&[1u8, 2][..]]), Push::Queued);
         let mut out = vec![0xEE; 64];
         let n = q.pop_into(&mut out);
         let (_, d) = Frames::new(&out[..n]).next().unwrap();

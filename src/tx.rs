@@ -110,6 +110,7 @@ mod tests {
                 original_length: f.len() as u32,
                 timestamp: 0,
                 flags: 0,
+                ..Default::default()
             };
             b.extend_from_slice(&h.to_bytes());
             b.extend_from_slice(f);

@@ -53,9 +53,12 @@ pub const DRIVER_MIN: NdisVersion = NdisVersion::new(6, 30);
 
 /// The newest NDIS whose semantics this driver implements.
 ///
-/// 6.30: the driver registers the NDIS 6.30 characteristics (revision 2, which carries
-/// DirectOidRequestComplete) and fills no structure whose layout changed after 6.30.
-pub const DRIVER_MAX: NdisVersion = NdisVersion::new(6, 30);
+/// 6.89: the characteristics stay revision 2 (which carries DirectOidRequestComplete) for every 6.x; OID
+/// requests use revision 2 from 6.50 on; bind parameters and PnP notifications are read only in their
+/// revision-1 fields, present in every later revision. Registering 6.89 promises to accept coalesced
+/// receives: TCP RSC and UDP URO units are delivered unchanged with their segment count and size and
+/// checksum results in the frame header (see [`crate::meta`]), so NDIS keeps URO on for the NIC.
+pub const DRIVER_MAX: NdisVersion = NdisVersion::new(6, 89);
 
 /// Picks the version to register: the OS's own, clamped to [`DRIVER_MAX`]; an OS older than [`DRIVER_MIN`]
 /// is refused with `NDIS_STATUS_BAD_VERSION`, the status NDIS itself uses for a version it cannot serve.
@@ -89,7 +92,9 @@ mod tests {
     #[test]
     fn clamps_to_what_the_driver_implements() {
         assert_eq!(negotiate(0x0006_001E), Ok(NdisVersion::new(6, 30)));
-        assert_eq!(negotiate(0x0006_0059), Ok(DRIVER_MAX)); // 6.89 OS
+        assert_eq!(negotiate(0x0006_0032), Ok(NdisVersion::new(6, 50))); // Windows 10 1507 registers its own
+        assert_eq!(negotiate(0x0006_0059), Ok(NdisVersion::new(6, 89)));
+        assert_eq!(DRIVER_MAX, NdisVersion::new(6, 89));
         assert_eq!(negotiate(0x0007_0000), Ok(DRIVER_MAX)); // a future major version
         assert!(DRIVER_MIN <= DRIVER_MAX);
     }
