@@ -13,17 +13,21 @@ use crate::driver::Driver;
 use crate::error::{nt_result, Error, Result};
 use crate::kernel::alloc::{try_box, POOL_TAG};
 use crate::kernel::irql;
-use crate::kernel::sync::SpinLock;
+use crate::kernel::sync::{Event, Gate, SpinLock};
 use crate::kernel::{nbl, time};
 use crate::open::OpenPtr;
+use crate::request::{self, OidOp, Owner};
 use crate::state::{self, BindingEvent, BindingState};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::ffi::c_void;
-use core::ptr;
-use core::sync::atomic::{AtomicPtr, Ordering};
+use core::ptr::{self, NonNull};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use ndis_sys::*;
-use rawlink_abi::{frame_flags, FrameHeader};
+use rawlink_abi::{BindingStatistics, FrameHeader};
+
+/// Multicast addresses a binding remembers (what it last set with OID_802_3_MULTICAST_LIST).
+pub const MAX_MULTICAST: usize = 32;
 
 /// The longest MAC address NDIS describes (`NDIS_MAX_PHYS_ADDRESS_LENGTH`); Ethernet uses 6 bytes.
 const ETHERNET_ADDRESS_LENGTH: usize = 6;
@@ -56,6 +60,53 @@ struct Inner {
     sends_in_flight: u32,
     /// A NetEventPause waiting for `sends_in_flight` to reach 0.
     pause: PNET_PNP_EVENT_NOTIFICATION,
+    /// Holders of a [`BindingRef`]; an unbind waits for them to leave.
+    users: u32,
+    /// The adapter is in a low-power state (NetEventSetPower to D1..D3): no sends until D0.
+    powered_down: bool,
+}
+
+/// An OID request in flight on the binding (see [`crate::request`]).
+#[derive(Debug, Clone, Copy)]
+struct OidEntry {
+    id: usize,
+    owner: Owner,
+    cancelled: bool,
+}
+
+/// The binding's receive and send counters (see [`BindingStatistics`]).
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub received: AtomicU64,
+    pub delivered: AtomicU64,
+    pub filtered: AtomicU64,
+    pub dropped_queue_full: AtomicU64,
+    pub dropped_too_large: AtomicU64,
+    pub dropped_resources: AtomicU64,
+    pub sent: AtomicU64,
+    pub send_failed: AtomicU64,
+}
+
+impl Counters {
+    pub fn add(c: &AtomicU64, n: u64) {
+        if n != 0 {
+            c.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    pub fn snapshot(&self) -> BindingStatistics {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        BindingStatistics {
+            received: g(&self.received),
+            delivered: g(&self.delivered),
+            filtered: g(&self.filtered),
+            dropped_queue_full: g(&self.dropped_queue_full),
+            dropped_too_large: g(&self.dropped_too_large),
+            dropped_resources: g(&self.dropped_resources),
+            sent: g(&self.sent),
+            send_failed: g(&self.send_failed),
+        }
+    }
 }
 
 /// One bound adapter.
@@ -73,9 +124,10 @@ pub struct Binding {
     pub friendly_name: SpinLock<Vec<u16>>,
     pub mac: [u8; ETHERNET_ADDRESS_LENGTH],
     pub mtu: u32,
-    pub link_speed: u64,
-    /// Media connect state at bind time.
-    pub connected: bool,
+    /// Bits per second, from the bind parameters and later link-state indications.
+    link_speed: AtomicU64,
+    /// Media connect state, likewise.
+    connected: AtomicBool,
     /// The medium NdisOpenAdapterEx selected from `medium`; NDIS writes it, possibly at completion.
     medium_index: u32,
     medium: [NDIS_MEDIUM; 1],
@@ -84,6 +136,52 @@ pub struct Binding {
     opens: SpinLock<Vec<OpenPtr>>,
     /// The binding's NBL pool (for sends); freed when the binding is dropped.
     nbl_pool: NblPool,
+    /// Signalled when the last [`BindingRef`] goes while the binding is closing.
+    idle: Event,
+    /// Serialises packet-filter updates (each is an OID request waited for at PASSIVE_LEVEL).
+    filter_gate: Gate,
+    /// The packet filter NDIS last accepted for this binding (0 when it opens).
+    applied_filter: AtomicU32,
+    /// The multicast list last set, and its length.
+    multicast: SpinLock<([[u8; 6]; MAX_MULTICAST], usize)>,
+    /// OID requests in flight, and whether the binding refuses new ones (it is closing).
+    oids: SpinLock<(Vec<OidEntry>, bool)>,
+    pub counters: Counters,
+}
+
+/// A counted reference that keeps a binding from closing: an unbind waits until every reference is gone
+/// (after cancelling their OID requests), so code holding one may wait at PASSIVE_LEVEL — for an OID
+/// request, say — without the binding lock.
+///
+/// # Invariants
+///
+/// The binding's `users` count includes this reference, so the binding is not freed while it exists.
+#[derive(Debug)]
+pub struct BindingRef(NonNull<Binding>);
+
+// SAFETY: a binding is Sync; the reference only keeps it alive.
+unsafe impl Send for BindingRef {}
+
+impl core::ops::Deref for BindingRef {
+    type Target = Binding;
+    fn deref(&self) -> &Binding {
+        // SAFETY: type invariant.
+        unsafe { self.0.as_ref() }
+    }
+}
+
+impl Drop for BindingRef {
+    fn drop(&mut self) {
+        let b: &Binding = self;
+        let last = {
+            let mut g = b.inner.lock();
+            g.users = g.users.saturating_sub(1);
+            g.users == 0 && g.state == BindingState::Closing
+        };
+        if last {
+            b.idle.set();
+        }
+    }
 }
 
 // SAFETY: the raw pointers are NDIS handles and the driver globals, both valid from any thread for the life
@@ -105,16 +203,117 @@ impl Binding {
 
     /// Calls `f` with a view of this binding for replies (the friendly name's lock is held meanwhile).
     pub fn with_view<R>(&self, f: impl FnOnce(&crate::control::BindingView<'_>) -> R) -> R {
+        let state = self.state();
         let friendly = self.friendly_name.lock();
         f(&crate::control::BindingView {
             adapter_name: &self.adapter_name,
             friendly_name: &friendly,
             mac: self.mac,
             mtu: self.mtu,
-            link_speed: self.link_speed,
-            connected: self.connected,
-            state: self.state(),
+            link_speed: self.link_speed.load(Ordering::Relaxed),
+            connected: self.connected.load(Ordering::Relaxed),
+            state,
         })
+    }
+
+    /// The driver this binding belongs to.
+    pub fn driver(&self) -> &Driver {
+        // SAFETY: the driver outlives every binding (deregistration unbinds all before unload frees it).
+        unsafe { &*self.driver }
+    }
+
+    /// A counted reference, unless the binding is opening or closing.
+    pub fn acquire(&self) -> Option<BindingRef> {
+        let mut g = self.inner.lock();
+        if !crate::control::enumerated(g.state) {
+            return None;
+        }
+        g.users = g.users.checked_add(1)?;
+        // INVARIANT: counted just now.
+        Some(BindingRef(NonNull::from(self)))
+    }
+
+    /// Records an OID request about to be issued; refused while the binding closes.
+    pub fn oid_register(&self, id: usize, owner: Owner) -> Result {
+        let mut g = self.oids.lock();
+        if g.1 {
+            return Err(Error::DEVICE_NOT_READY);
+        }
+        g.0.try_reserve(1)?;
+        g.0.push(OidEntry { id, owner, cancelled: false });
+        Ok(())
+    }
+
+    /// Forgets a completed OID request.
+    pub fn oid_unregister(&self, id: usize) {
+        self.oids.lock().0.retain(|e| e.id != id);
+    }
+
+    /// Cancels the OID requests in flight of `owner` (all of them with `None`), one NdisCancelOidRequest
+    /// each, called with no lock held (NDIS may complete the request inside the call).
+    pub fn cancel_oids(&self, owner: Option<Owner>) {
+        loop {
+            let next = {
+                let mut g = self.oids.lock();
+                let e = g.0.iter_mut().find(|e| !e.cancelled && owner.is_none_or(|o| o == e.owner));
+                e.map(|e| {
+                    e.cancelled = true;
+                    e.id
+                })
+            };
+            let Some(id) = next else { return };
+            request::cancel(self.handle(), id);
+        }
+    }
+
+    /// Issues an OID request for `owner` and waits for it (see [`request::issue`]). The caller holds a
+    /// [`BindingRef`] (`self` is reached through one).
+    pub fn oid(&self, oid: u32, op: OidOp<'_>, timeout_ms: u32, owner: Owner) -> Result<u32> {
+        request::issue(self, self.driver().version, oid, op, timeout_ms, owner)
+    }
+
+    /// Sets the adapter packet filter to the union of the attached handles' classes, if it changed
+    /// (PASSIVE_LEVEL; the caller holds a [`BindingRef`]). When the last handle leaves, the union is 0: the
+    /// binding receives nothing again, as when it opened.
+    pub fn update_packet_filter(&self) -> Result {
+        let _gate = self.filter_gate.enter().ok_or(Error::INVALID_DEVICE_STATE)?;
+        let want = {
+            let opens = self.opens.lock();
+            crate::filter::union(opens.iter().filter_map(|o| o.get()).map(|o| o.classes()))
+        };
+        if want == self.applied_filter.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let value = want.to_le_bytes();
+        self.oid(
+            OID_GEN_CURRENT_PACKET_FILTER,
+            OidOp::Set(&value),
+            rawlink_abi::OidHeader::DEFAULT_TIMEOUT_MS,
+            Owner::DRIVER,
+        )?;
+        self.applied_filter.store(want, Ordering::Release);
+        Ok(())
+    }
+
+    /// The packet filter NDIS last accepted.
+    pub fn packet_filter(&self) -> u32 {
+        self.applied_filter.load(Ordering::Acquire)
+    }
+
+    /// Remembers the multicast list NDIS accepted.
+    pub fn set_multicast(&self, list: impl Iterator<Item = [u8; 6]>) {
+        let mut g = self.multicast.lock();
+        let mut n = 0;
+        for (slot, a) in g.0.iter_mut().zip(list) {
+            *slot = a;
+            n += 1;
+        }
+        g.1 = n;
+    }
+
+    /// Whether the adapter is powered down (sends refused).
+    pub fn powered_down(&self) -> bool {
+        self.inner.lock().powered_down
     }
 
     /// The NBL pool sends allocate from.
@@ -125,6 +324,9 @@ impl Binding {
     /// Counts `n` sends about to be issued; refused unless the data path is on.
     pub fn sends_begin(&self, n: u32) -> Result {
         let mut g = self.inner.lock();
+        if g.powered_down {
+            return Err(Error::DEVICE_POWERED_OFF);
+        }
         if !g.state.data_path_on() {
             return Err(Error::DEVICE_NOT_READY);
         }
@@ -231,20 +433,31 @@ fn try_bind(driver: &Driver, bind_context: NDIS_HANDLE, params: *const NDIS_BIND
             unbind_context: ptr::null_mut(),
             sends_in_flight: 0,
             pause: ptr::null_mut(),
+            users: 0,
+            powered_down: false,
         }),
         adapter_name,
         friendly_name: SpinLock::new(Vec::new()),
         mac,
         mtu: p.MtuSize,
-        link_speed: p.XmitLinkSpeed,
-        connected: p.MediaConnectState == MediaConnectStateConnected,
+        link_speed: AtomicU64::new(p.XmitLinkSpeed),
+        connected: AtomicBool::new(p.MediaConnectState == MediaConnectStateConnected),
         opens: SpinLock::new(Vec::new()),
         medium_index: 0,
         medium: [NdisMedium802_3],
         // SAFETY: NDIS_OPEN_PARAMETERS is plain data; all-zero is valid and filled in below.
         open_parameters: unsafe { core::mem::zeroed() },
         nbl_pool: pool,
+        idle: Event::new(),
+        filter_gate: Gate::new(),
+        applied_filter: AtomicU32::new(0),
+        multicast: SpinLock::new(([[0; 6]; MAX_MULTICAST], 0)),
+        oids: SpinLock::new((Vec::new(), false)),
+        counters: Counters::default(),
     })?;
+    // The kernel objects are initialised at their final address.
+    binding.idle.init();
+    binding.filter_gate.init();
     let raw = Box::into_raw(binding);
     // From here the binding is reachable by NDIS (as the open's context) and by unload (through the list).
     if let Err(e) = driver.bindings_insert(raw) {
@@ -341,7 +554,19 @@ pub unsafe fn unbind(raw: *mut Binding, unbind_context: NDIS_HANDLE) -> NDIS_STA
     // SAFETY: guaranteed by the caller.
     let b = unsafe { &*raw };
     let _ = b.transition(BindingEvent::Unbind);
-    b.inner.lock().unbind_context = unbind_context;
+    // No new OID request from here; the ones in flight are cancelled, then every holder of a BindingRef
+    // is waited for (each finishes once its request completed), so nothing uses the binding handle after
+    // the close.
+    b.oids.lock().1 = true;
+    b.cancel_oids(None);
+    let busy = {
+        let mut g = b.inner.lock();
+        g.unbind_context = unbind_context;
+        g.users != 0
+    };
+    if busy {
+        b.idle.wait();
+    }
     // SAFETY: the binding is open; PASSIVE_LEVEL (UnbindAdapterEx's IRQL).
     let status = unsafe { NdisCloseAdapterEx(b.handle()) };
     if status == NDIS_STATUS_PENDING {
@@ -380,11 +605,13 @@ unsafe fn destroy(raw: *mut Binding) {
     // SAFETY: the binding's driver outlives every binding (deregistration unbinds all before unload frees it).
     let driver = unsafe { &*b.driver };
     // Handles attached to this binding now report the adapter gone.
-    for o in b.opens.lock().drain(..) {
+    let mut opens = b.opens.lock();
+    for o in opens.drain(..) {
         if let Some(o) = o.get() {
             o.binding_gone();
         }
     }
+    drop(opens);
     driver.bindings_remove(raw);
     drop(b);
 }
@@ -423,14 +650,35 @@ pub unsafe fn net_pnp_event(raw: *mut Binding, n: *const NET_PNP_EVENT_NOTIFICAT
                 NDIS_STATUS_PENDING
             }
         }
-        // Power, removal queries, reconfiguration: nothing to refuse or release.
+        e if e == NetEventSetPower => {
+            // NDIS pauses the binding before it powers the adapter down and restarts it after D0, so no send
+            // is in flight here; the flag keeps writes away (STATUS_DEVICE_POWERED_OFF) until D0.
+            // SAFETY: for NetEventSetPower the buffer is an NDIS_DEVICE_POWER_STATE (a ULONG).
+            let state = unsafe {
+                let ev = &(*n).NetPnPEvent;
+                if ev.Buffer.is_null() || (ev.BufferLength as usize) < core::mem::size_of::<NDIS_DEVICE_POWER_STATE>() {
+                    return NDIS_STATUS_INVALID_PARAMETER;
+                }
+                ev.Buffer.cast::<NDIS_DEVICE_POWER_STATE>().read_unaligned()
+            };
+            let low = state != NdisDeviceStateD0;
+            b.inner.lock().powered_down = low;
+            let kind = if low { rawlink_abi::event::POWER_LOW } else { rawlink_abi::event::POWER_ON };
+            // CAST: a small enum value (1 = D0 ... 4 = D3).
+            b.post_event(rawlink_abi::Event { kind, value: state as u64 });
+            NDIS_STATUS_SUCCESS
+        }
+        // QueryRemoveDevice: rawlink holds nothing that would stop the removal (handles stay valid and see
+        // ADAPTER_GONE after the unbind); CancelRemoveDevice: nothing was changed to undo. Reconfiguration and
+        // the rest: nothing to refuse or release.
         _ => NDIS_STATUS_SUCCESS,
     }
 }
 
-/// ProtocolReceiveNetBufferLists: copies every frame (every NET_BUFFER of every NBL) once into the queue
-/// of each attached handle, then gives the NBLs straight back to NDIS — unless NDIS_RECEIVE_FLAGS_RESOURCES
-/// says NDIS reclaims them itself when this call returns. Never waits, never allocates.
+/// ProtocolReceiveNetBufferLists: offers every frame (every NET_BUFFER of every NBL) once to each attached
+/// handle, which copies it into its queue if its filter wants it, then gives the NBLs straight back to
+/// NDIS — unless NDIS_RECEIVE_FLAGS_RESOURCES says NDIS reclaims them itself when this call returns. Never
+/// waits, never allocates; every frame is counted as delivered, filtered or dropped with its reason.
 ///
 /// # Safety
 ///
@@ -441,42 +689,77 @@ pub unsafe fn receive(raw: *mut Binding, nbls: PNET_BUFFER_LIST, flags: ULONG) {
     }
     // SAFETY: guaranteed by the caller.
     let b = unsafe { &*raw };
+    let uro = b.driver().version >= crate::version::NdisVersion::new(6, 89);
     {
         let opens = b.opens.lock_at_dispatch();
-        if !opens.is_empty() {
-            let now = time::now_100ns();
-            // SAFETY: the chain NDIS indicated stays with the driver until returned below (or this returns).
-            unsafe {
-                nbl::for_each_frame(nbls, |frame| {
-                    // Peek at the EtherType to flag 802.1Q frames.
-                    let mut head = [0u8; 14];
-                    let mut got = 0;
-                    for part in frame.fragments() {
-                        let n = part.len().min(head.len() - got);
-                        if let (Some(d), Some(s)) = (head.get_mut(got..got + n), part.get(..n)) {
-                            d.copy_from_slice(s);
-                        }
-                        got += n;
-                        if got == head.len() {
-                            break;
-                        }
+        let now = time::now_100ns();
+        let (groups, n_groups) = *b.multicast.lock_at_dispatch();
+        let groups = groups.get(..n_groups).unwrap_or_default();
+        let c = &b.counters;
+        let (mut received, mut delivered, mut filtered, mut full, mut large, mut resources) = (0, 0, 0, 0, 0, 0);
+        // SAFETY: the chain NDIS indicated stays with the driver until returned below (or this returns).
+        unsafe {
+            nbl::for_each_frame(nbls, uro, |frame| {
+                received += 1;
+                // The first bytes (addresses, EtherType, a VLAN tag) decide; every fragment is mapped once
+                // here, so a frame whose data cannot be reached is known before anything is queued.
+                let mut head = [0u8; crate::filter::HEAD];
+                let (mut got, mut avail) = (0, 0);
+                for part in frame.fragments() {
+                    let n = part.len().min(head.len() - got);
+                    if let (Some(d), Some(s)) = (head.get_mut(got..got + n), part.get(..n)) {
+                        d.copy_from_slice(s);
                     }
-                    let vlan = got == 14 && head[12..14] == [0x81, 0x00];
-                    // CAST: NET_BUFFER.DataLength is a ULONG.
-                    let header = FrameHeader {
-                        captured_length: frame.len as u32,
-                        original_length: frame.len as u32,
-                        timestamp: now,
-                        flags: if vlan { frame_flags::VLAN_TAGGED } else { 0 },
-                    };
+                    got += n;
+                    avail += part.len();
+                }
+                let head = head.get(..got).unwrap_or_default();
+                let dst = match head.get(..6).and_then(|d| <[u8; 6]>::try_from(d).ok()) {
+                    Some(d) => crate::filter::destination(&d, &b.mac, groups),
+                    None => crate::filter::Destination::Other,
+                };
+                if avail < frame.len {
+                    resources += 1;
                     for o in opens.iter().filter_map(|o| o.get()) {
-                        if let Some(q) = o.queue.lock_at_dispatch().as_mut() {
-                            q.push(header, frame.fragments());
-                        }
+                        o.lost_to_resources(dst, head);
                     }
-                });
-            }
-            // Waiting reads take what arrived.
+                    return;
+                }
+                let m = crate::meta::decode(&frame.meta);
+                let vlan = if crate::filter::vlan_tagged(head) { rawlink_abi::frame_flags::VLAN_TAGGED } else { 0 };
+                // CAST: NET_BUFFER.DataLength is a ULONG.
+                let header = FrameHeader {
+                    captured_length: frame.len as u32,
+                    original_length: frame.len as u32,
+                    timestamp: now,
+                    flags: m.flags | vlan,
+                    segment_count: m.segment_count,
+                    segment_size: m.segment_size,
+                };
+                let (mut queued, mut wanted) = (false, false);
+                for o in opens.iter().filter_map(|o| o.get()) {
+                    match o.offer(dst, head, header, frame.fragments()) {
+                        crate::open::Offer::Filtered => {}
+                        crate::open::Offer::Queued => (queued, wanted) = (true, true),
+                        crate::open::Offer::Full => (full, wanted) = (full + 1, true),
+                        crate::open::Offer::TooLarge => (large, wanted) = (large + 1, true),
+                    }
+                }
+                if queued {
+                    delivered += 1;
+                } else if !wanted {
+                    filtered += 1;
+                }
+            });
+        }
+        Counters::add(&c.received, received);
+        Counters::add(&c.delivered, delivered);
+        Counters::add(&c.filtered, filtered);
+        Counters::add(&c.dropped_queue_full, full);
+        Counters::add(&c.dropped_too_large, large);
+        Counters::add(&c.dropped_resources, resources);
+        // Waiting reads take what arrived.
+        if delivered != 0 {
             for o in opens.iter().filter_map(|o| o.get()) {
                 o.complete_reads();
             }
@@ -490,6 +773,45 @@ pub unsafe fn receive(raw: *mut Binding, nbls: PNET_BUFFER_LIST, flags: ULONG) {
         if flags & NDIS_RECEIVE_FLAGS_DISPATCH_LEVEL != 0 { NDIS_RETURN_FLAGS_DISPATCH_LEVEL } else { 0 };
     // SAFETY: the NBLs were indicated on this binding and are returned exactly once.
     unsafe { NdisReturnNetBufferLists(handle, nbls, return_flags) };
+}
+
+/// ProtocolStatusEx for a binding: link-state changes update the cached link and reach every attached
+/// handle as an event.
+///
+/// # Safety
+///
+/// `raw` is the ProtocolBindingContext of an open binding; `s` is the indication NDIS passed.
+pub unsafe fn status(raw: *mut Binding, s: *const NDIS_STATUS_INDICATION) {
+    // SAFETY: guaranteed by the caller.
+    let (b, s) = unsafe { (&*raw, &*s) };
+    if s.StatusCode != NDIS_STATUS_LINK_STATE
+        || s.StatusBuffer.is_null()
+        || (s.StatusBufferSize as usize) < core::mem::size_of::<NDIS_LINK_STATE>()
+    {
+        return;
+    }
+    // SAFETY: for NDIS_STATUS_LINK_STATE the buffer is an NDIS_LINK_STATE of the size checked above.
+    let ls = unsafe { s.StatusBuffer.cast::<NDIS_LINK_STATE>().read_unaligned() };
+    let up = ls.MediaConnectState == MediaConnectStateConnected;
+    b.connected.store(up, Ordering::Relaxed);
+    if up {
+        b.link_speed.store(ls.XmitLinkSpeed, Ordering::Relaxed);
+    }
+    let e = if up {
+        rawlink_abi::Event { kind: rawlink_abi::event::LINK_UP, value: ls.XmitLinkSpeed }
+    } else {
+        rawlink_abi::Event { kind: rawlink_abi::event::LINK_DOWN, value: 0 }
+    };
+    b.post_event(e);
+}
+
+impl Binding {
+    /// Delivers an adapter event to every attached handle.
+    pub fn post_event(&self, e: rawlink_abi::Event) {
+        for o in self.opens.lock().iter().filter_map(|o| o.get()) {
+            o.post_event(e);
+        }
+    }
 }
 
 /// An NBL pool; freed in `Drop`.

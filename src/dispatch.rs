@@ -6,7 +6,9 @@
 //! (see `send`).
 #![allow(unsafe_code)]
 
-use crate::control::{self, Request};
+use crate::control::{self, OidRequest, Request};
+use crate::filter::Filter;
+use crate::request::{OidOp, Owner};
 use crate::entry;
 use crate::error::{Error, Result};
 use crate::kernel::irp::Irp;
@@ -47,7 +49,7 @@ unsafe extern "system" fn dispatch(_device: PDEVICE_OBJECT, irp: PIRP) -> NTSTAT
         },
         IRP_MJ_CLEANUP => {
             if let (Some(o), Some(d)) = (open_of(&irp), entry::driver()) {
-                o.cancel_reads();
+                o.cancel_waiting();
                 o.detach(d);
             }
             irp.complete(STATUS_SUCCESS, 0)
@@ -86,7 +88,7 @@ fn write(irp: Irp) -> NTSTATUS {
 
 /// ReadFile: as many whole frame records as fit, at once (possibly none).
 fn read(mut irp: Irp) -> NTSTATUS {
-    if let Some(o) = open_of(&irp).filter(|o| o.wants_to_wait()) {
+    if let Some(o) = open_of(&irp).filter(|o| o.wants_to_wait(irp.read_length())) {
         o.pend_read(irp);
         return STATUS_PENDING;
     }
@@ -115,6 +117,13 @@ fn device_control(mut irp: Irp) -> NTSTATUS {
     }
     let (in_len, out_len) = (in_len as usize, out_len as usize);
     let open = open_of(&irp);
+    // The one request that pends until something happens: it needs the IRP itself.
+    if code == rawlink_abi::rawlink::IOCTL_RAWLINK_WAIT_EVENT {
+        return match open {
+            Some(o) => o.wait_event(irp),
+            None => irp.complete(STATUS_INVALID_DEVICE_STATE, 0),
+        };
+    }
     // SAFETY: IRP_MJ_DEVICE_CONTROL with a METHOD_BUFFERED code (checked above); the length is the
     // system buffer's.
     let buf = unsafe { irp.system_buffer(in_len.max(out_len)) };
@@ -135,15 +144,32 @@ fn device_control(mut irp: Irp) -> NTSTATUS {
                 open.ok_or(Error::INVALID_DEVICE_STATE)?.set_any_source(allow);
                 Ok(0)
             }
-            Request::SetReadMode { blocking } => {
-                open.ok_or(Error::INVALID_DEVICE_STATE)?.set_blocking(blocking);
+            Request::ReadMode(mode) => {
+                open.ok_or(Error::INVALID_DEVICE_STATE)?.set_mode(mode);
                 Ok(0)
             }
             Request::GetStatistics => {
                 let open = open.ok_or(Error::INVALID_DEVICE_STATE)?;
                 let out = buf.get_mut(..out_len).ok_or(Error::INVALID_PARAMETER)?;
-                control::statistics_reply(&open.statistics(), out)
+                control::fixed_reply(&open.statistics().to_bytes(), out)
             }
+            Request::GetBindingStatistics { index } => {
+                let stats = driver.with_binding_ref(index, |b| b.map(|b| b.counters.snapshot()));
+                let out = buf.get_mut(..out_len).ok_or(Error::INVALID_PARAMETER)?;
+                control::fixed_reply(&stats.ok_or(Error::NO_MORE_ENTRIES)?.to_bytes(), out)
+            }
+            Request::SetQueueSize { bytes } => {
+                open.ok_or(Error::INVALID_DEVICE_STATE)?.set_queue_size(bytes).map(|()| 0)
+            }
+            Request::SetFilter(f) => {
+                let open = open.ok_or(Error::INVALID_DEVICE_STATE)?;
+                open.set_filter(driver, |_| Filter::new(f)).map(|()| 0)
+            }
+            Request::Oid(r) => {
+                let open = open.ok_or(Error::INVALID_DEVICE_STATE)?;
+                oid(driver, open, r, buf, in_len, out_len)
+            }
+            Request::WaitEvent => Err(Error::INVALID_DEVICE_REQUEST),
             Request::NdisprotOpenDevice => {
                 let open = open.ok_or(Error::INVALID_DEVICE_STATE)?;
                 open.attach_ndisprot(driver, control::adapter_name(input)?).map(|()| 0)
@@ -162,4 +188,35 @@ fn device_control(mut irp: Irp) -> NTSTATUS {
         Ok(n) => irp.complete(STATUS_SUCCESS, n),
         Err(e) => irp.complete(e.to_status(), 0),
     }
+}
+
+/// An OID query or set for a handle, on its binding. Sets are allow-listed; a packet-filter set changes the
+/// handle's destination classes (the binding's filter is their union), a multicast-list set is remembered
+/// for the handles' multicast class. A query's reply is the request's header followed by the value.
+fn oid(driver: &crate::driver::Driver, open: &Open, r: OidRequest, buf: &mut [u8], in_len: usize, out_len: usize) -> Result<usize> {
+    let b = open.binding_ref(driver).ok_or(Error::INVALID_DEVICE_STATE)?;
+    let owner = Owner(core::ptr::from_ref(open) as usize);
+    if r.set {
+        control::check_settable(r.oid)?;
+        let data = buf.get(r.data_at..in_len).ok_or(Error::BUFFER_TOO_SMALL)?;
+        match r.oid {
+            OID_GEN_CURRENT_PACKET_FILTER => {
+                let classes = control::packet_filter_value(data)?;
+                drop(b);
+                open.set_filter(driver, |f| f.with_classes(classes))?;
+            }
+            OID_802_3_MULTICAST_LIST => {
+                let list = control::multicast_list(data, crate::binding::MAX_MULTICAST)?;
+                b.oid(r.oid, OidOp::Set(data), r.timeout_ms, owner)?;
+                b.set_multicast(list);
+            }
+            _ => {
+                b.oid(r.oid, OidOp::Set(data), r.timeout_ms, owner)?;
+            }
+        }
+        return Ok(0);
+    }
+    let out = buf.get_mut(r.data_at..out_len).ok_or(Error::BUFFER_TOO_SMALL)?;
+    let n = b.oid(r.oid, OidOp::Query(out), r.timeout_ms, owner)?;
+    Ok(r.data_at + (n as usize).min(out_len - r.data_at))
 }

@@ -1,41 +1,93 @@
-//! Handles: what a file object of the control device is attached to, and its receive queue.
+//! Handles: what a file object of the control device is attached to, its filter, receive queue, waiting
+//! reads and adapter events.
 //!
 //! Each CREATE makes an [`Open`] (kept in the file object's FsContext, freed at CLOSE). IOCTL_RAWLINK_OPEN
-//! attaches it to one binding; from then on the binding's receive path copies every frame into the open's
-//! queue, and reads take whole records out. CLEANUP detaches it; an unbind detaches every open of the
-//! binding (later reads report the adapter gone with STATUS_INVALID_DEVICE_STATE, the handle stays valid).
+//! attaches it to one binding; from then on the binding's receive path offers every frame to the open, which
+//! keeps what its filter accepts, and reads take whole records out. CLEANUP cancels what waits and detaches
+//! it; an unbind detaches every open of the binding (later reads report the adapter gone with
+//! STATUS_INVALID_DEVICE_STATE, the handle stays valid).
 //!
-//! Lock order: driver binding list → binding's open list → open's queue.
+//! Lock order: driver binding list → binding's open list → open's `waiting` → open's `rx`.
 #![allow(unsafe_code)]
 
-use crate::binding::Binding;
+use crate::binding::{Binding, BindingRef};
 use crate::driver::Driver;
 use crate::error::{Error, Result};
+use crate::events::EventQueue;
+use crate::filter::{Destination, Filter};
 use crate::kernel::alloc::try_box;
 use crate::kernel::irp::{Irp, PendingIrp};
 use crate::kernel::sync::SpinLock;
-use crate::rxqueue::{RxQueue, DEFAULT_CAPACITY};
+use crate::kernel::time;
+use crate::kernel::timer::Timer;
+use crate::request::Owner;
+use crate::rxqueue::{Push, RxQueue};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
+use core::ffi::c_void;
 use core::ptr;
-use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
-use ndis_sys::{IoReleaseCancelSpinLock, DEVICE_OBJECT, IRP, STATUS_CANCELLED, STATUS_SUCCESS};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
+use ndis_sys::{IoReleaseCancelSpinLock, DEVICE_OBJECT, IRP, KDPC, STATUS_CANCELLED, STATUS_SUCCESS};
+use rawlink_abi::{FrameHeader, HandleStatistics, ReadMode};
+
+/// What the receive path did with a frame offered to a handle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offer {
+    /// The handle's filter does not want it.
+    Filtered,
+    Queued,
+    Full,
+    TooLarge,
+}
+
+/// The receive side of a handle, behind one lock.
+#[derive(Debug)]
+struct Rx {
+    /// Allocated at attach.
+    queue: Option<RxQueue>,
+    filter: Filter,
+    offered: u64,
+    filtered: u64,
+    dropped_resources: u64,
+}
+
+impl Rx {
+    /// Whether a read of `len` bytes can complete now under `mode`.
+    fn ready(&self, len: usize, mode: &ReadMode) -> bool {
+        self.queue.as_ref().is_some_and(|q| q.records() > 0 && q.len() >= (mode.min_bytes as usize).min(len))
+    }
+}
+
+/// What waits on a handle.
+#[derive(Debug)]
+struct Waiting {
+    /// Blocking reads in arrival order, each with its deadline (100 ns units; 0: none).
+    reads: Vec<(PendingIrp, u64)>,
+    /// IOCTL_RAWLINK_WAIT_EVENT requests.
+    event_waits: Vec<PendingIrp>,
+    events: EventQueue,
+    /// The deadline the timer is armed for (0: not armed).
+    timer_due: u64,
+    /// CLOSE began: the timer is not armed again.
+    closing: bool,
+}
 
 /// One handle's state.
 #[derive(Debug)]
 pub struct Open {
     /// The binding this handle is attached to (null: none, or the adapter went away).
     binding: AtomicPtr<Binding>,
-    /// Allocated at attach.
-    pub queue: SpinLock<Option<RxQueue>>,
+    rx: SpinLock<Rx>,
+    /// The queue size the next attach allocates, and what IOCTL_RAWLINK_SET_QUEUE_SIZE last asked for.
+    queue_size: AtomicU32,
     /// Opened with NDISPROT's OPEN_DEVICE: one raw frame per read and per write.
     one_frame: AtomicBool,
-    /// Reads wait for a frame instead of returning empty.
-    blocking: AtomicBool,
+    mode: SpinLock<ReadMode>,
     /// Writes may carry any source MAC.
     any_source: AtomicBool,
-    /// Reads waiting for a frame, each with `cancel_read` as its cancel routine.
-    pending: SpinLock<Vec<PendingIrp>>,
+    waiting: SpinLock<Waiting>,
+    /// Expires at the earliest read deadline.
+    timer: Timer,
 }
 
 /// A pointer on a binding's open list.
@@ -59,25 +111,43 @@ impl Open {
     pub fn create() -> Result<*mut Open> {
         let b = try_box(Open {
             binding: AtomicPtr::new(ptr::null_mut()),
-            queue: SpinLock::new(None),
+            rx: SpinLock::new(Rx { queue: None, filter: Filter::default(), offered: 0, filtered: 0, dropped_resources: 0 }),
+            queue_size: AtomicU32::new(rawlink_abi::QUEUE_DEFAULT),
             one_frame: AtomicBool::new(false),
-            blocking: AtomicBool::new(false),
+            mode: SpinLock::new(ReadMode { blocking: false, min_bytes: 1, timeout_ms: 0 }),
             any_source: AtomicBool::new(false),
-            pending: SpinLock::new(Vec::new()),
+            waiting: SpinLock::new(Waiting {
+                reads: Vec::new(),
+                event_waits: Vec::new(),
+                events: EventQueue::default(),
+                timer_due: 0,
+                closing: false,
+            }),
+            timer: Timer::new(),
         })?;
-        Ok(Box::into_raw(b))
+        let raw = Box::into_raw(b);
+        // SAFETY: just allocated; the timer is initialised at its final address, with the open as context.
+        unsafe { (*raw).timer.init(read_timer, raw.cast::<c_void>()) };
+        Ok(raw)
     }
 
-    /// Frees an open made by [`Open::create`].
+    /// Frees an open made by [`Open::create`] (CLOSE, PASSIVE_LEVEL): the read timer is stopped and any
+    /// of its DPCs already queued is waited for first.
     ///
     /// # Safety
     ///
     /// `p` came from `create`, is detached (CLEANUP ran) and is not used afterwards.
     pub unsafe fn destroy(p: *mut Open) {
-        if !p.is_null() {
-            // SAFETY: guaranteed by the caller.
-            drop(unsafe { Box::from_raw(p) });
+        if p.is_null() {
+            return;
         }
+        // SAFETY: guaranteed by the caller.
+        let o = unsafe { &*p };
+        o.waiting.lock().closing = true;
+        o.timer.cancel();
+        Timer::flush();
+        // SAFETY: guaranteed by the caller; no DPC refers to it any more.
+        drop(unsafe { Box::from_raw(p) });
     }
 
     /// Whether this handle is attached to a binding that still exists.
@@ -85,18 +155,28 @@ impl Open {
         !self.binding.load(Ordering::Acquire).is_null()
     }
 
-    /// Attaches to the `index`th enumerated binding.
+    /// A counted reference to the attached binding, if it still exists and is not closing.
+    pub fn binding_ref(&self, driver: &Driver) -> Option<BindingRef> {
+        driver.with_live_binding(self.binding.load(Ordering::Acquire), |b| b.and_then(Binding::acquire))
+    }
+
+    fn owner(&self) -> Owner {
+        Owner(ptr::from_ref(self) as usize)
+    }
+
+    /// Attaches to the `index`th enumerated binding and brings the adapter's packet filter up to date.
     pub fn attach(&self, driver: &Driver, index: u32) -> Result {
         self.prepare()?;
-        driver.with_binding_ref(index, |b| self.attach_to(b))
+        let b = driver.with_binding_ref(index, |b| self.attach_to(b))?;
+        self.after_attach(driver, b)
     }
 
     /// NDISPROT's OPEN_DEVICE: attaches to the adapter called `name`, one frame per read and write.
     pub fn attach_ndisprot(&self, driver: &Driver, name: impl Iterator<Item = u16> + Clone) -> Result {
         self.prepare()?;
-        driver.with_binding_named(name, |b| self.attach_to(b))?;
+        let b = driver.with_binding_named(name, |b| self.attach_to(b))?;
         self.one_frame.store(true, Ordering::Release);
-        Ok(())
+        self.after_attach(driver, b)
     }
 
     /// Allocates the queue (before any lock is taken); a handle attaches once.
@@ -104,36 +184,131 @@ impl Open {
         if self.attached() {
             return Err(Error::INVALID_DEVICE_STATE);
         }
-        let queue = RxQueue::new(DEFAULT_CAPACITY)?;
-        *self.queue.lock() = Some(queue);
+        let queue = RxQueue::new(self.queue_size.load(Ordering::Acquire) as usize)?;
+        self.rx.lock().queue = Some(queue);
         Ok(())
     }
 
-    /// Joins binding `b` (under the binding-list lock).
-    fn attach_to(&self, b: Option<&Binding>) -> Result {
+    /// Joins binding `b` (under the binding-list lock) and takes a reference for the filter update.
+    fn attach_to(&self, b: Option<&Binding>) -> Result<BindingRef> {
         let b = b.ok_or(Error::NOT_FOUND)?;
+        let r = b.acquire().ok_or(Error::NOT_FOUND)?;
         b.opens_insert(OpenPtr(ptr::from_ref(self)))?;
         self.binding.store(ptr::from_ref(b).cast_mut(), Ordering::Release);
+        Ok(r)
+    }
+
+    /// The packet filter now covers this handle too; if NDIS refuses it, the handle detaches again.
+    fn after_attach(&self, driver: &Driver, b: BindingRef) -> Result {
+        if let Err(e) = b.update_packet_filter() {
+            drop(b);
+            self.detach(driver);
+            return Err(e);
+        }
         Ok(())
     }
 
-    /// Detaches from the binding, if still attached (CLEANUP).
+    /// Detaches from the binding, if still attached (CLEANUP): cancels this handle's OID requests, leaves
+    /// the open list and shrinks the packet filter to what the other handles need.
     pub fn detach(&self, driver: &Driver) {
+        let r = self.binding_ref(driver);
+        if let Some(b) = &r {
+            b.cancel_oids(Some(self.owner()));
+        }
         driver.with_live_binding(self.binding.load(Ordering::Acquire), |b| {
             if let Some(b) = b {
                 b.opens_remove(OpenPtr(ptr::from_ref(self)));
             }
         });
         self.binding.store(ptr::null_mut(), Ordering::Release);
+        if let Some(b) = r {
+            // Best effort: the handle is gone either way; a refused filter change only means the adapter
+            // keeps indicating more than is wanted, which the per-handle filters drop.
+            let _ = b.update_packet_filter();
+        }
+    }
+
+    /// The destination classes this handle wants (its share of the adapter packet filter).
+    pub fn classes(&self) -> u32 {
+        self.rx.lock().filter.classes()
+    }
+
+    /// Sets this handle's filter (IOCTL_RAWLINK_SET_FILTER, or a packet-filter OID set for the classes only)
+    /// and updates the adapter packet filter. The handle must be attached.
+    pub fn set_filter(&self, driver: &Driver, f: impl FnOnce(Filter) -> Filter) -> Result {
+        let b = self.binding_ref(driver).ok_or(Error::INVALID_DEVICE_STATE)?;
+        let old = {
+            let mut rx = self.rx.lock();
+            let old = rx.filter;
+            rx.filter = f(old);
+            old
+        };
+        if let Err(e) = b.update_packet_filter() {
+            self.rx.lock().filter = old;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Resizes the receive queue, keeping what is queued (STATUS_BUFFER_TOO_SMALL if it would not fit).
+    pub fn set_queue_size(&self, bytes: u32) -> Result {
+        let mut new = RxQueue::new(bytes as usize)?;
+        let old = {
+            let mut rx = self.rx.lock();
+            match rx.queue.as_mut() {
+                None => None,
+                Some(q) => {
+                    if !new.adopt(q) {
+                        return Err(Error::BUFFER_TOO_SMALL);
+                    }
+                    Some(core::mem::replace(q, new))
+                }
+            }
+        };
+        self.queue_size.store(bytes, Ordering::Release);
+        // The old ring is freed here, outside the lock.
+        drop(old);
+        Ok(())
+    }
+
+    /// Offers a received frame (called by the binding's receive path under its open-list lock, at
+    /// DISPATCH_LEVEL): queued if this handle's filter wants it and there is room.
+    pub fn offer<'a>(
+        &self,
+        dst: Destination,
+        head: &[u8],
+        header: FrameHeader,
+        parts: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Offer {
+        let mut rx = self.rx.lock_at_dispatch();
+        rx.offered += 1;
+        if !rx.filter.accepts(dst, head) {
+            rx.filtered += 1;
+            return Offer::Filtered;
+        }
+        match rx.queue.as_mut().map(|q| q.push(header, parts)) {
+            Some(Push::Queued) => Offer::Queued,
+            Some(Push::Full) | None => Offer::Full,
+            Some(Push::TooLarge) => Offer::TooLarge,
+        }
+    }
+
+    /// Counts a frame this handle wanted but whose data could not be reached; returns whether it wanted it.
+    pub fn lost_to_resources(&self, dst: Destination, head: &[u8]) -> bool {
+        let mut rx = self.rx.lock_at_dispatch();
+        rx.offered += 1;
+        if rx.filter.accepts(dst, head) {
+            rx.dropped_resources += 1;
+            true
+        } else {
+            rx.filtered += 1;
+            false
+        }
     }
 
     /// WriteFile: validates and sends the batch on the attached binding (the IRP pends until NDIS completes
     /// every frame). On an error the IRP comes back to the caller to complete.
-    pub fn write(
-        &self,
-        driver: &Driver,
-        mut irp: crate::kernel::irp::Irp,
-    ) -> core::result::Result<(), (crate::kernel::irp::Irp, Error)> {
+    pub fn write(&self, driver: &Driver, mut irp: Irp) -> core::result::Result<(), (Irp, Error)> {
         let Some(buf) = irp.write_buffer() else { return Err((irp, Error::INVALID_PARAMETER)) };
         // The buffer borrows the IRP's MDL mapping, which stays valid until the IRP completes; copy the
         // pointer out so the IRP itself can move into the send.
@@ -150,12 +325,12 @@ impl Open {
                     return crate::send::send(b, buf, &limits, irp);
                 }
                 // NDISPROT: the whole buffer is one frame; give it the record form the send path takes.
-                let mut record = alloc::vec::Vec::new();
-                if record.try_reserve_exact(rawlink_abi::FrameHeader::record_len(buf.len())).is_err() {
+                let mut record = Vec::new();
+                if record.try_reserve_exact(FrameHeader::record_len(buf.len())).is_err() {
                     return Err((irp, Error::INSUFFICIENT_RESOURCES));
                 }
                 let Ok(len) = u32::try_from(buf.len()) else { return Err((irp, Error::INVALID_BUFFER_SIZE)) };
-                let h = rawlink_abi::FrameHeader { captured_length: len, original_length: len, timestamp: 0, flags: 0 };
+                let h = FrameHeader { captured_length: len, original_length: len, ..Default::default() };
                 record.extend_from_slice(&h.to_bytes());
                 record.extend_from_slice(buf);
                 crate::send::send(b, &record, &limits, irp)
@@ -164,22 +339,37 @@ impl Open {
     }
 
     /// The binding went away: forget it (called by the binding under its open-list lock). Waiting reads
-    /// complete: with what is still queued, or STATUS_INVALID_DEVICE_STATE.
+    /// complete: with what is still queued, or STATUS_INVALID_DEVICE_STATE; an ADAPTER_GONE event is posted.
     pub fn binding_gone(&self) {
         self.binding.store(ptr::null_mut(), Ordering::Release);
         self.complete_reads();
         self.fail_reads(Error::INVALID_DEVICE_STATE);
+        self.post_event(rawlink_abi::Event { kind: rawlink_abi::event::ADAPTER_GONE, value: 0 });
     }
 
+    /// Completes every waiting read with `e`; reads whose cancel routine is already running are left to it.
     fn fail_reads(&self, e: Error) {
         loop {
             let next = {
-                let mut list = self.pending.lock();
-                let i = list.iter().position(|p| p.set_cancel_routine(None).is_some());
-                i.map(|i| list.swap_remove(i))
+                let mut w = self.waiting.lock();
+                let i = w.reads.iter().position(|(p, _)| p.set_cancel_routine(None).is_some());
+                i.map(|i| w.reads.remove(i).0)
             };
             let Some(p) = next else { return };
-            p.into_irp().complete(e.to_status(), 0);
+            p.complete(e.to_status(), 0);
+        }
+    }
+
+    /// Completes every waiting event request with `e` (cancel routines already running are left to them).
+    fn fail_event_waits(&self, e: Error) {
+        loop {
+            let next = {
+                let mut w = self.waiting.lock();
+                let i = w.event_waits.iter().position(|p| p.set_cancel_routine(None).is_some());
+                i.map(|i| w.event_waits.remove(i))
+            };
+            let Some(p) = next else { return };
+            p.complete(e.to_status(), 0);
         }
     }
 
@@ -188,55 +378,73 @@ impl Open {
         self.any_source.store(on, Ordering::Release);
     }
 
-    /// Blocking or non-blocking reads (IOCTL_RAWLINK_SET_READ_MODE).
-    pub fn set_blocking(&self, on: bool) {
-        self.blocking.store(on, Ordering::Release);
-    }
-
-    /// Whether an empty read should wait.
-    pub fn wants_to_wait(&self) -> bool {
-        self.blocking.load(Ordering::Acquire)
-            && self.attached()
-            && self.queue.lock().as_ref().is_some_and(|q| q.records() == 0)
-    }
-
-    /// Queues a read that found nothing; it completes when a frame arrives (`complete_reads`), or is cancelled.
-    /// The dispatch routine returns STATUS_PENDING afterwards in every case.
-    pub fn pend_read(&self, irp: Irp) {
-        let p = irp.mark_pending();
-        {
-            let mut list = self.pending.lock();
-            if list.try_reserve(1).is_err() {
-                drop(list);
-                p.into_irp().complete(Error::INSUFFICIENT_RESOURCES.to_status(), 0);
-                return;
-            }
-            let _ = p.set_cancel_routine(Some(cancel_read));
-            // Cancelled before the routine was in place: if we can take the routine back, the IRP is ours.
-            if p.cancel_requested() && p.set_cancel_routine(None).is_some() {
-                drop(list);
-                p.into_irp().complete(STATUS_CANCELLED, 0);
-                return;
-            }
-            list.push(p);
-        }
-        // A frame may have arrived between the empty read and the queuing.
+    /// Sets the read mode (IOCTL_RAWLINK_SET_READ_MODE); waiting reads are re-examined.
+    pub fn set_mode(&self, mode: ReadMode) {
+        *self.mode.lock() = mode;
         self.complete_reads();
     }
 
-    /// Completes waiting reads while frames are queued. A read whose cancel routine is already running is
-    /// left for that routine.
-    pub fn complete_reads(&self) {
-        loop {
-            if self.queue.lock().as_ref().is_none_or(|q| q.records() == 0) {
+    /// Whether a read of `len` bytes should wait (blocking mode, attached, not enough queued).
+    pub fn wants_to_wait(&self, len: usize) -> bool {
+        let mode = *self.mode.lock();
+        mode.blocking && self.attached() && !self.rx.lock().ready(len, &mode)
+    }
+
+    /// Queues a read that cannot complete yet; it completes when enough frames arrived or its timeout
+    /// passed, or is cancelled. The dispatch routine returns STATUS_PENDING afterwards in every case.
+    pub fn pend_read(&self, irp: Irp) {
+        let timeout_ms = self.mode.lock().timeout_ms;
+        let deadline = if timeout_ms == 0 { 0 } else { time::now_100ns().saturating_add(u64::from(timeout_ms) * 10_000) };
+        let p = irp.mark_pending();
+        {
+            let mut w = self.waiting.lock();
+            if w.reads.try_reserve(1).is_err() {
+                drop(w);
+                p.complete(Error::INSUFFICIENT_RESOURCES.to_status(), 0);
                 return;
             }
-            let next = {
-                let mut list = self.pending.lock();
-                let i = list.iter().position(|p| p.set_cancel_routine(None).is_some());
-                i.map(|i| list.swap_remove(i))
-            };
-            let Some(p) = next else { return };
+            let _ = p.set_cancel_routine(Some(cancel_waiting));
+            // Cancelled before the routine was in place: if we can take the routine back, the IRP is ours.
+            if p.cancel_requested() && p.set_cancel_routine(None).is_some() {
+                drop(w);
+                p.complete(STATUS_CANCELLED, 0);
+                return;
+            }
+            w.reads.push((p, deadline));
+            if deadline != 0 && (w.timer_due == 0 || deadline < w.timer_due) && !w.closing {
+                w.timer_due = deadline;
+                self.timer.set_ms(timeout_ms);
+            }
+        }
+        // Frames may have arrived between the check and the queuing.
+        self.complete_reads();
+    }
+
+    /// Takes the oldest waiting read if it can complete now (enough queued, its deadline passed, or the
+    /// adapter gone); reads being cancelled are skipped (their cancel routine completes them).
+    fn take_ready_read(&self) -> Option<PendingIrp> {
+        let now = time::now_100ns();
+        let mode = *self.mode.lock();
+        let attached = self.attached();
+        let mut w = self.waiting.lock();
+        let rx = self.rx.lock();
+        let mut i = 0;
+        while let Some((p, deadline)) = w.reads.get(i) {
+            let expired = *deadline != 0 && now >= *deadline;
+            if !(rx.ready(p.read_length(), &mode) || expired || !attached) {
+                return None;
+            }
+            if p.set_cancel_routine(None).is_some() {
+                return Some(w.reads.remove(i).0);
+            }
+            i += 1;
+        }
+        None
+    }
+
+    /// Completes the waiting reads that can complete, oldest first.
+    pub fn complete_reads(&self) {
+        while let Some(p) = self.take_ready_read() {
             let mut irp = p.into_irp();
             let result = match irp.read_buffer() {
                 Some(buf) => self.read(buf),
@@ -253,30 +461,110 @@ impl Open {
         }
     }
 
-    /// Completes every waiting read with STATUS_CANCELLED (CLEANUP, or the adapter went away); reads whose
-    /// cancel routine is already running are left to it.
-    pub fn cancel_reads(&self) {
+    /// The read timer expired: complete what is due and arm it for the next deadline.
+    fn timer_expired(&self) {
+        self.waiting.lock_at_dispatch().timer_due = 0;
+        self.complete_reads();
+        let now = time::now_100ns();
+        let mut w = self.waiting.lock_at_dispatch();
+        if w.closing || w.timer_due != 0 {
+            return;
+        }
+        if let Some(next) = w.reads.iter().map(|(_, d)| *d).filter(|d| *d != 0).min() {
+            w.timer_due = next;
+            // CAST: a deadline at most MAX_TIMEOUT_MS away.
+            let ms = (next.saturating_sub(now) / 10_000) as u32 + 1;
+            self.timer.set_ms(ms);
+        }
+    }
+
+    /// Completes every waiting read and event request with STATUS_CANCELLED (CLEANUP).
+    pub fn cancel_waiting(&self) {
         self.fail_reads(Error::CANCELLED);
+        self.fail_event_waits(Error::CANCELLED);
+    }
+
+    /// Delivers an adapter event to a waiting request, or keeps it for the next one.
+    pub fn post_event(&self, e: rawlink_abi::Event) {
+        let waiter = {
+            let mut w = self.waiting.lock();
+            let i = w.event_waits.iter().position(|p| p.set_cancel_routine(None).is_some());
+            match i {
+                Some(i) => Some(w.event_waits.remove(i)),
+                None => {
+                    w.events.push(e);
+                    None
+                }
+            }
+        };
+        if let Some(p) = waiter {
+            complete_event(p.into_irp(), e);
+        }
+    }
+
+    /// IOCTL_RAWLINK_WAIT_EVENT: completes at once with a kept event, or pends until one comes. Returns the
+    /// status for the dispatch routine.
+    pub fn wait_event(&self, irp: Irp) -> ndis_sys::NTSTATUS {
+        let (_, _, out_len) = irp.ioctl();
+        if (out_len as usize) < rawlink_abi::Event::LEN {
+            return irp.complete(Error::BUFFER_TOO_SMALL.to_status(), 0);
+        }
+        let kept = self.waiting.lock().events.pop();
+        if let Some(e) = kept {
+            return complete_event(irp, e);
+        }
+        if !self.attached() {
+            return irp.complete(Error::INVALID_DEVICE_STATE.to_status(), 0);
+        }
+        let p = irp.mark_pending();
+        let mut w = self.waiting.lock();
+        if w.event_waits.try_reserve(1).is_err() {
+            drop(w);
+            p.complete(Error::INSUFFICIENT_RESOURCES.to_status(), 0);
+            return ndis_sys::STATUS_PENDING;
+        }
+        let _ = p.set_cancel_routine(Some(cancel_waiting));
+        if p.cancel_requested() && p.set_cancel_routine(None).is_some() {
+            drop(w);
+            p.complete(STATUS_CANCELLED, 0);
+            return ndis_sys::STATUS_PENDING;
+        }
+        // An event posted between the look and now is delivered at once.
+        if let Some(e) = w.events.pop() {
+            if p.set_cancel_routine(None).is_some() {
+                drop(w);
+                complete_event(p.into_irp(), e);
+                return ndis_sys::STATUS_PENDING;
+            }
+            w.events.push(e);
+        }
+        w.event_waits.push(p);
+        ndis_sys::STATUS_PENDING
     }
 
     /// The handle's receive counters (all zero before it attaches).
-    pub fn statistics(&self) -> rawlink_abi::HandleStatistics {
-        let q = self.queue.lock();
-        q.as_ref().map_or_else(Default::default, |q| rawlink_abi::HandleStatistics {
-            received: q.stats.queued,
-            delivered: q.stats.delivered,
-            dropped_queue_full: q.stats.dropped_full,
+    pub fn statistics(&self) -> HandleStatistics {
+        let rx = self.rx.lock();
+        let q = rx.queue.as_ref();
+        HandleStatistics {
+            received: rx.offered,
+            filtered: rx.filtered,
+            queued: q.map_or(0, |q| q.stats.queued),
+            delivered: q.map_or(0, |q| q.stats.delivered),
+            dropped_queue_full: q.map_or(0, |q| q.stats.dropped_full),
+            dropped_too_large: q.map_or(0, |q| q.stats.dropped_too_large),
+            dropped_resources: rx.dropped_resources,
             // CAST: a record count of a bounded queue.
-            queued: q.records() as u64,
-        })
+            pending: q.map_or(0, |q| q.records() as u64),
+        }
     }
 
     /// Moves whole frame records into `out`. A handle that was never attached, or whose adapter is gone,
     /// gets STATUS_INVALID_DEVICE_STATE once its queue is empty; a buffer too small for the next record gets
     /// STATUS_BUFFER_TOO_SMALL and loses nothing.
     pub fn read(&self, out: &mut [u8]) -> Result<usize> {
-        let mut q = self.queue.lock();
-        let Some(q) = q.as_mut() else { return Err(Error::INVALID_DEVICE_STATE) };
+        let mut rx = self.rx.lock();
+        let Some(q) = rx.queue.as_mut() else { return Err(Error::INVALID_DEVICE_STATE) };
         if self.one_frame.load(Ordering::Acquire) {
             return match q.pop_frame(out) {
                 None if !self.attached() => Err(Error::INVALID_DEVICE_STATE),
@@ -294,12 +582,34 @@ impl Open {
     }
 }
 
-/// The cancel routine of a waiting read: called by the I/O manager with the cancel spin lock held.
-unsafe extern "system" fn cancel_read(_device: *mut DEVICE_OBJECT, irp: *mut IRP) {
+/// Completes a WAIT_EVENT request with `e` in its system buffer.
+fn complete_event(mut irp: Irp, e: rawlink_abi::Event) -> ndis_sys::NTSTATUS {
+    let (_, in_len, out_len) = irp.ioctl();
+    // SAFETY: an IRP_MJ_DEVICE_CONTROL with METHOD_BUFFERED (IOCTL_RAWLINK_WAIT_EVENT); the length is the
+    // system buffer's.
+    let buf = unsafe { irp.system_buffer(in_len.max(out_len) as usize) };
+    match crate::control::fixed_reply(&e.to_bytes(), buf) {
+        Ok(n) => irp.complete(STATUS_SUCCESS, n),
+        Err(err) => irp.complete(err.to_status(), 0),
+    }
+}
+
+/// The read timer's DPC: the context is the Open (alive until CLOSE, which cancels the timer and flushes
+/// DPCs before freeing it).
+unsafe extern "system" fn read_timer(_dpc: *mut KDPC, context: *mut c_void, _a: *mut c_void, _b: *mut c_void) {
+    // SAFETY: see above.
+    if let Some(o) = unsafe { context.cast::<Open>().as_ref() } {
+        o.timer_expired();
+    }
+}
+
+/// The cancel routine of a waiting read or event request: called by the I/O manager with the cancel spin
+/// lock held.
+unsafe extern "system" fn cancel_waiting(_device: *mut DEVICE_OBJECT, irp: *mut IRP) {
     // SAFETY: the I/O manager calls this with the cancel spin lock held and CancelIrql set; release it first.
     unsafe { IoReleaseCancelSpinLock((*irp).CancelIrql) };
-    // SAFETY: a read IRP of this driver's device; its file object's FsContext is the Open (alive until CLOSE,
-    // which cannot come while this read is outstanding).
+    // SAFETY: a request of this driver's device; its file object's FsContext is the Open (alive until CLOSE,
+    // which cannot come while this request is outstanding).
     let Some(irp) = (unsafe { Irp::from_raw(irp) }) else { return };
     let open = irp.fs_context().cast::<Open>();
     // SAFETY: as above.
@@ -309,15 +619,16 @@ unsafe extern "system" fn cancel_read(_device: *mut DEVICE_OBJECT, irp: *mut IRP
     };
     let raw = irp.as_raw();
     let found = {
-        let mut list = open.pending.lock();
-        let i = list.iter().position(|p| p.as_ptr() == raw);
-        i.map(|i| list.swap_remove(i))
+        let mut w = open.waiting.lock();
+        if let Some(i) = w.reads.iter().position(|(p, _)| p.as_ptr() == raw) {
+            Some(w.reads.remove(i).0)
+        } else {
+            let i = w.event_waits.iter().position(|p| p.as_ptr() == raw);
+            i.map(|i| w.event_waits.remove(i))
+        }
     };
-    // Not on the list: someone took it and will complete it; this routine must not touch it again.
+    // Not on a list: someone took it and will complete it; this routine must not touch it again.
     if let Some(p) = found {
-        core::mem::forget(irp);
-        p.into_irp().complete(STATUS_CANCELLED, 0);
-    } else {
-        core::mem::forget(irp);
+        p.complete(STATUS_CANCELLED, 0);
     }
 }

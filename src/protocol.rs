@@ -1,15 +1,15 @@
 //! The ProtocolXxx callbacks NDIS calls, and the characteristics that register them.
 //!
 //! Each callback is an `extern "system"` shim that converts raw pointers and hands over to the binding layer
-//! (`binding`). Handlers for what rawlink does not do yet (OID requests, sends) do what NDIS requires of a
-//! protocol that never issues them.
+//! (`binding`, `request`, `send`). DirectOidRequestComplete does nothing: rawlink issues no direct OID
+//! requests.
 #![allow(unsafe_code)]
 
 use crate::driver::Driver;
 use crate::error::{Error, Result};
 use crate::kernel::string::StaticUnicode;
 use crate::version::NdisVersion;
-use crate::{binding, entry, send};
+use crate::{binding, entry, request, send};
 use ndis_sys::*;
 
 /// Driver version reported to NDIS (major.minor of the crate version).
@@ -109,12 +109,17 @@ unsafe extern "system" fn net_pnp_event(
 /// ProtocolUninstall: nothing to tear down ahead of DriverUnload.
 unsafe extern "system" fn uninstall() {}
 
-/// ProtocolOidRequestComplete: rawlink issues no OID request yet.
+/// ProtocolOidRequestComplete: a pended OID request of `request::issue` finished.
 unsafe extern "system" fn oid_request_complete(
     _binding_context: NDIS_HANDLE,
-    _request: PNDIS_OID_REQUEST,
-    _status: NDIS_STATUS,
+    request: PNDIS_OID_REQUEST,
+    status: NDIS_STATUS,
 ) {
+    if request.is_null() {
+        return;
+    }
+    // SAFETY: every OID request rawlink issues is an OidCall's, and NDIS completes only requests that pended.
+    unsafe { request::complete(request, status) }
 }
 
 /// ProtocolDirectOidRequestComplete: no direct OID request is issued.
@@ -125,8 +130,15 @@ unsafe extern "system" fn direct_oid_request_complete(
 ) {
 }
 
-/// ProtocolStatusEx: status indications carry nothing rawlink keeps yet.
-unsafe extern "system" fn status_ex(_binding_context: NDIS_HANDLE, _indication: PNDIS_STATUS_INDICATION) {}
+/// ProtocolStatusEx: link-state changes (see `binding::status`); other indications carry nothing rawlink
+/// keeps.
+unsafe extern "system" fn status_ex(binding_context: NDIS_HANDLE, indication: PNDIS_STATUS_INDICATION) {
+    if binding_context.is_null() || indication.is_null() {
+        return;
+    }
+    // SAFETY: the context of an open binding and the indication NDIS passed.
+    unsafe { binding::status(binding_context.cast(), indication) }
+}
 
 /// ProtocolReceiveNetBufferLists (see `binding::receive`).
 unsafe extern "system" fn receive_net_buffer_lists(

@@ -161,6 +161,8 @@ pub unsafe fn complete(b: &Binding, nbls: PNET_BUFFER_LIST) {
         // SAFETY: as above; freed once.
         unsafe { free_nbl(n) };
         done += 1;
+        let c = &b.counters;
+        crate::binding::Counters::add(if status == NDIS_STATUS_SUCCESS { &c.sent } else { &c.send_failed }, 1);
         if !batch.is_null() {
             // SAFETY: the batch outlives its NBLs; only the completion of its last NBL frees it.
             let bref = unsafe { &*batch };

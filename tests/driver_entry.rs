@@ -35,9 +35,9 @@ fn driver_entry_registers_the_protocol_with_every_handler() {
     assert_eq!(c.header_type, 0x95, "NDIS_OBJECT_TYPE_PROTOCOL_DRIVER_CHARACTERISTICS");
     assert_eq!(c.header_revision, 2);
     assert_eq!(c.header_size, 128);
-    assert_eq!((c.major_ndis_version, c.minor_ndis_version), (6, 30), "the OS offers 6.89; the driver implements 6.30");
+    assert_eq!((c.major_ndis_version, c.minor_ndis_version), (6, 89), "the OS offers 6.89, the driver implements it");
     assert_eq!((c.major_driver_version, c.minor_driver_version), (0, 1));
-    assert_eq!(c.flags, 0);
+    assert_eq!(c.flags, 0, "no NDIS_PROTOCOL_DRIVER_UDP_RSC_NOT_SUPPORTED: URO stays on");
     let image = h.image();
     for (n, f) in c.handlers() {
         let f = f.unwrap_or_else(|| panic!("{n} not registered"));

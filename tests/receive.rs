@@ -13,6 +13,7 @@ const STATUS_SUCCESS: i32 = 0;
 const STATUS_BUFFER_TOO_SMALL: i32 = 0xC000_0023u32 as i32;
 const STATUS_INVALID_DEVICE_STATE: i32 = 0xC000_0184u32 as i32;
 const STATUS_NOT_FOUND: i32 = 0xC000_0225u32 as i32;
+const STATUS_NO_MORE_ENTRIES: i32 = 0x8000_001Au32 as i32;
 
 fn frame(n: u8, len: usize) -> Vec<u8> {
     let mut f = vec![0xFF; 6]; // broadcast
@@ -134,15 +135,27 @@ fn statistics_count_received_delivered_and_dropped() {
         h.indicate_receive(0, chunk.to_vec(), false).expect("indicated");
     }
     let s = stats(&h);
-    assert_eq!(s.received + s.dropped_queue_full, 1000);
-    assert_eq!(s.received, (1 << 20) / FrameHeader::record_len(1514) as u64);
-    assert_eq!((s.delivered, s.queued), (0, s.received));
+    assert_eq!(s.received, 1000);
+    assert_eq!(s.queued + s.dropped_queue_full, 1000);
+    assert_eq!(s.queued, (1 << 20) / FrameHeader::record_len(1514) as u64);
+    assert_eq!((s.delivered, s.pending, s.filtered, s.dropped_too_large), (0, s.queued, 0, 0));
     let r = h.read(f, 1 << 20).expect("read");
-    assert_eq!(Frames::new(&r.output).count() as u64, s.received);
+    assert_eq!(Frames::new(&r.output).count() as u64, s.queued);
     let after = stats(&h);
-    assert_eq!((after.delivered, after.queued), (s.received, 0));
+    assert_eq!((after.delivered, after.pending), (s.queued, 0));
+    // The binding counts the same frames.
+    let r = h
+        .device_io_control(f, rawlink::IOCTL_RAWLINK_GET_BINDING_STATISTICS, &0u32.to_le_bytes(), 64)
+        .expect("ioctl");
+    assert_eq!(r.status, STATUS_SUCCESS);
+    let b = rawlink_abi::BindingStatistics::parse(&r.output).expect("binding statistics");
+    assert_eq!((b.received, b.delivered, b.dropped_queue_full, b.filtered), (1000, s.queued, s.dropped_queue_full, 0));
+    let r = h
+        .device_io_control(f, rawlink::IOCTL_RAWLINK_GET_BINDING_STATISTICS, &1u32.to_le_bytes(), 64)
+        .expect("ioctl");
+    assert_eq!(r.status, STATUS_NO_MORE_ENTRIES, "no second binding");
     // A reply buffer too small for the counters.
-    let r = h.device_io_control(f, rawlink::IOCTL_RAWLINK_GET_STATISTICS, &[], 31).expect("ioctl");
+    let r = h.device_io_control(f, rawlink::IOCTL_RAWLINK_GET_STATISTICS, &[], 63).expect("ioctl");
     assert_eq!(r.status, STATUS_BUFFER_TOO_SMALL);
     common::finish(h, &[f]);
 }

@@ -72,10 +72,15 @@ impl Irp {
     /// For IRP_MJ_READ on a DO_DIRECT_IO device: the caller's buffer, mapped, `Parameters.Read.Length`
     /// bytes; `None` if it cannot be mapped (or there is none: a zero-length read).
     pub fn read_buffer(&mut self) -> Option<&mut [u8]> {
+        let len = self.read_length();
+        self.mapped_mdl(len)
+    }
+
+    /// For IRP_MJ_READ: `Parameters.Read.Length`.
+    pub fn read_length(&self) -> usize {
         let s = self.stack();
         // SAFETY: IRP_MJ_READ (the caller checked); its Parameters union holds Read.
-        let len = unsafe { (*s).Parameters.Read.Length } as usize;
-        self.mapped_mdl(len)
+        unsafe { (*s).Parameters.Read.Length as usize }
     }
 
     /// For IRP_MJ_WRITE on a DO_DIRECT_IO device: the caller's buffer, mapped, `Parameters.Write.Length`
@@ -205,6 +210,12 @@ impl PendingIrp {
         // SAFETY: a pending IRP of this driver; the I/O manager writes Cancel before calling the cancel
         // routine, so it is read volatile.
         unsafe { core::ptr::addr_of!((*self.0).Cancel).read_volatile() != 0 }
+    }
+
+    /// For a pending IRP_MJ_READ: `Parameters.Read.Length`.
+    pub fn read_length(&self) -> usize {
+        // Irp has no Drop: the temporary view gives nothing up.
+        Irp(self.0).read_length()
     }
 
     /// The raw pointer, for comparison with the IRP a cancel routine receives.

@@ -14,6 +14,7 @@ pub mod panic;
 pub mod string;
 pub mod sync;
 pub mod time;
+pub mod timer;
 
 // `_fltused` tells the MSVC toolchain that floating point is used; compiler_builtins references it. It is
 // defined in assembly so that it does not appear in the export table (a `#[no_mangle] static` would).

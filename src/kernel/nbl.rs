@@ -11,6 +11,8 @@ pub struct Frame<'a> {
     nb: PNET_BUFFER,
     /// Bytes of packet data (`NET_BUFFER.DataLength`).
     pub len: usize,
+    /// What the frame's NBL says about it.
+    pub meta: crate::meta::NblMeta,
     _nbl: PhantomData<&'a NET_BUFFER_LIST>,
 }
 
@@ -92,20 +94,34 @@ impl<'a> Iterator for Fragments<'a> {
     }
 }
 
-/// Calls `f` for every NET_BUFFER of every NBL of the chain.
+/// Calls `f` for every NET_BUFFER of every NBL of the chain. `uro` says whether the NBLs carry the NDIS 6.89
+/// UDP coalescing slot (the driver registered 6.89).
 ///
 /// # Safety
 ///
 /// `nbls` is null or a chain NDIS indicated to this driver, which stays with the driver while this runs.
-pub unsafe fn for_each_frame(nbls: PNET_BUFFER_LIST, mut f: impl FnMut(Frame<'_>)) {
+pub unsafe fn for_each_frame(nbls: PNET_BUFFER_LIST, uro: bool, mut f: impl FnMut(Frame<'_>)) {
     let mut nbl = nbls;
     while !nbl.is_null() {
-        // SAFETY: guaranteed by the caller for every NBL of the chain.
-        let mut nb = unsafe { (*nbl).u1.s.FirstNetBuffer };
+        // SAFETY: guaranteed by the caller for every NBL of the chain. The info slots read lie below the
+        // NDIS 6.30 MaxNetBufferListInfo (24), present in every NBL NDIS indicates.
+        let (mut nb, meta) = unsafe {
+            let info = &(*nbl).NetBufferListInfo;
+            let slot = |i: NDIS_NET_BUFFER_LIST_INFO| info.get(i as usize).map_or(0, |p| *p as usize);
+            (
+                (*nbl).u1.s.FirstNetBuffer,
+                crate::meta::NblMeta {
+                    nbl_flags: (*nbl).NblFlags,
+                    checksum: slot(TcpIpChecksumNetBufferListInfo),
+                    rsc: slot(TcpRecvSegCoalesceInfo),
+                    uro: if uro { slot(UdpRecvSegCoalesceOffloadInfo) } else { 0 },
+                },
+            )
+        };
         while !nb.is_null() {
             // SAFETY: NET_BUFFERs of an NBL of the chain.
             let len = unsafe { (*nb).u1.s.u.DataLength } as usize;
-            f(Frame { nb, len, _nbl: PhantomData });
+            f(Frame { nb, len, meta, _nbl: PhantomData });
             // SAFETY: as above.
             nb = unsafe { (*nb).u1.s.Next };
         }

@@ -147,23 +147,88 @@ impl Event {
         let _ = unsafe { ndis_sys::KeSetEvent(self.ev.get(), 0, 0) };
     }
 
+    /// Initialises the event as a synchronization (auto-reset) event: a wait that succeeds resets it, and a
+    /// set releases one waiter. Same placement rule as [`Event::init`].
+    pub fn init_synchronization(&self, signalled: bool) {
+        // SAFETY: as in `init`.
+        unsafe {
+            ndis_sys::KeInitializeEvent(self.ev.get(), ndis_sys::SynchronizationEvent, u8::from(signalled))
+        }
+    }
+
+    /// Clears the event (IRQL <= DISPATCH_LEVEL).
+    pub fn clear(&self) {
+        // SAFETY: an initialised event.
+        unsafe { ndis_sys::KeClearEvent(self.ev.get()) }
+    }
+
     /// Waits at most `ms` milliseconds at PASSIVE_LEVEL; true if the event was signalled.
     pub fn wait_ms(&self, ms: u32) -> bool {
+        // A negative time is relative, in 100 ns units.
+        self.wait_for(Some(-(i64::from(ms) * 10_000)))
+    }
+
+    /// Waits until the event is signalled (PASSIVE_LEVEL only; false without waiting elsewhere). For waits
+    /// whose end NDIS or the kernel guarantees, such as the completion of a cancelled request.
+    pub fn wait(&self) -> bool {
+        self.wait_for(None)
+    }
+
+    fn wait_for(&self, timeout: Option<i64>) -> bool {
         if irql::current() != irql::PASSIVE_LEVEL {
             return false;
         }
-        // A negative time is relative, in 100 ns units.
-        let mut timeout = ndis_sys::LARGE_INTEGER { QuadPart: -(i64::from(ms) * 10_000) };
-        // SAFETY: an initialised event; PASSIVE_LEVEL (checked) allows a non-zero timeout.
+        let mut t = ndis_sys::LARGE_INTEGER { QuadPart: timeout.unwrap_or(0) };
+        let t = if timeout.is_some() { &mut t as *mut _ } else { core::ptr::null_mut() };
+        // SAFETY: an initialised event; PASSIVE_LEVEL (checked) allows any timeout, including none (null).
         let status = unsafe {
-            ndis_sys::KeWaitForSingleObject(
-                self.ev.get().cast(),
-                ndis_sys::Executive,
-                ndis_sys::KernelMode,
-                0,
-                &mut timeout,
-            )
+            ndis_sys::KeWaitForSingleObject(self.ev.get().cast(), ndis_sys::Executive, ndis_sys::KernelMode, 0, t)
         };
         status == ndis_sys::STATUS_SUCCESS
+    }
+}
+
+/// A lock for PASSIVE_LEVEL code paths that call into NDIS and wait (a synchronization event used as a
+/// mutex, the way NDIS samples serialise OID sequences). Not usable at DISPATCH_LEVEL.
+///
+/// # Invariants
+///
+/// As for [`Event`]: initialised in place with [`Gate::init`] before use, never moved afterwards.
+pub struct Gate {
+    ev: Event,
+}
+
+impl core::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Gate { .. }")
+    }
+}
+
+impl Gate {
+    pub const fn new() -> Self {
+        Self { ev: Event::new() }
+    }
+
+    /// Initialises the gate, open. Call once at its final address.
+    pub fn init(&self) {
+        self.ev.init_synchronization(true);
+    }
+
+    /// Enters the gate (waiting for the holder to leave); `None` if not at PASSIVE_LEVEL.
+    pub fn enter(&self) -> Option<GateGuard<'_>> {
+        self.ev.wait().then_some(GateGuard { gate: self })
+    }
+}
+
+/// Proof of being inside a [`Gate`]; leaves it when dropped.
+#[must_use = "the gate opens again as soon as the guard is dropped"]
+#[derive(Debug)]
+pub struct GateGuard<'a> {
+    gate: &'a Gate,
+}
+
+impl Drop for GateGuard<'_> {
+    fn drop(&mut self) {
+        self.gate.ev.set();
     }
 }
