@@ -186,6 +186,9 @@ pub(crate) struct NdisState {
     pub oids: BTreeMap<usize, crate::oid::OidModel>,
     /// OID requests pended to the driver: request address → (adapter, RequestId, status to complete with).
     pub pending_oids: BTreeMap<usize, (usize, usize, i32)>,
+    /// The sets among them that succeed when completed: request address → (OID, data), applied to the model
+    /// only when the request completes with NDIS_STATUS_SUCCESS.
+    pub pending_sets: BTreeMap<usize, (u32, Vec<u8>)>,
     /// Each pended request's issue number (so a delayed completion never completes a later request that
     /// reuses the address), and the last number given.
     pub oid_issue: BTreeMap<usize, u64>,
@@ -845,6 +848,14 @@ pub(crate) fn complete_oid_issue(inner: &Inner, adapter: usize, request: usize, 
             return;
         }
         st.ndis.oid_issue.remove(&request);
+        // The adapter applies a pended set as it completes it (not when it was cancelled or failed).
+        let set = st.ndis.pending_sets.remove(&request);
+        if let (Some((oid, data)), NDIS_STATUS_SUCCESS) = (set, status) {
+            if let Some(m) = oid_model(&mut st.ndis, adapter) {
+                // It succeeded on the model when issued; only this adapter's own pended sets change it meanwhile.
+                let _ = m.set(oid, &data);
+            }
+        }
     }
     let Some((context, _)) = open_of(inner, adapter) else { return };
     let Some((_, handler)) = inner.protocol_handler(|c| c.oid_request_complete) else { return };

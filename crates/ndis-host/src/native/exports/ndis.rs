@@ -1132,6 +1132,7 @@ fn oid_request(inner: &std::sync::Arc<Inner>, handle: usize, request: usize) -> 
             format!("NdisOidRequest on port {}; the adapter has only port 0", req.PortNumber),
         );
     }
+    let (pends, delay) = inner.state().ndis.adapters.get(adapter).map_or((false, None), |a| (a.oid_pends, a.oid_delay));
     let status_out = match req.RequestType {
         t if t == NdisRequestQueryInformation || t == NdisRequestQueryStatistics => {
             // SAFETY: the active member for a query.
@@ -1184,9 +1185,21 @@ fn oid_request(inner: &std::sync::Arc<Inner>, handle: usize, request: usize) -> 
                     super::super::memory::read_bytes(q.InformationBuffer as usize, q.InformationBufferLength as usize)
                 }
             };
+            // A pended set takes effect when it completes successfully (a cancelled one never does): the model
+            // is only tried now, for the status and byte counts.
             let answer = {
                 let mut st = inner.state();
-                crate::ndis::oid_model(&mut st.ndis, adapter).map(|m| m.set(q.Oid, &data))
+                let answer = crate::ndis::oid_model(&mut st.ndis, adapter).map(|m| {
+                    if pends {
+                        m.clone().set(q.Oid, &data)
+                    } else {
+                        m.set(q.Oid, &data)
+                    }
+                });
+                if pends && matches!(answer, Some(Ok(_))) {
+                    st.ndis.pending_sets.insert(request, (q.Oid, data));
+                }
+                answer
             };
             let (read, needed, st) = match answer {
                 Some(Ok(n)) => (n, 0, NDIS_STATUS_SUCCESS),
@@ -1209,7 +1222,6 @@ fn oid_request(inner: &std::sync::Arc<Inner>, handle: usize, request: usize) -> 
             return NDIS_STATUS_INVALID_PARAMETER;
         }
     };
-    let (pends, delay) = inner.state().ndis.adapters.get(adapter).map_or((false, None), |a| (a.oid_pends, a.oid_delay));
     if pends {
         let issue = {
             let mut s = inner.state();

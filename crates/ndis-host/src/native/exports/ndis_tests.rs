@@ -1200,3 +1200,62 @@ fn receive_metadata_passes_the_packet_filter_frame_by_frame() {
     let v = r.finish();
     assert!(v.is_empty(), "{v:#?}");
 }
+
+#[test]
+fn pended_sets_take_effect_only_when_they_complete_successfully() {
+    let cfg = AdapterConfig { oid_pends: true, enforce_packet_filter: true, ..AdapterConfig::ethernet(0) };
+    let mut r = Rig::new(128, vec![cfg]);
+    let b = r.binding();
+    let filter = |r: &Rig| r.h.oid_state(0).map(|m| (m.packet_filter, m.multicast.len()));
+    let list = [[1u8, 0, 0x5E, 0, 0, 1], [0x33, 0x33, 0, 0, 0, 1]].concat();
+    let (mc, _mcb) = oid_block(NdisRequestSetInformation, OID_802_3_MULTICAST_LIST, &list, 12);
+    assert_eq!(oid(&r.h, b, mc.addr()), NDIS_STATUS_PENDING);
+    let (bc, _bcb) = oid_block(
+        NdisRequestSetInformation,
+        OID_GEN_CURRENT_PACKET_FILTER,
+        &NDIS_PACKET_TYPE_BROADCAST.to_le_bytes(),
+        4,
+    );
+    assert_eq!(oid(&r.h, b, bc.addr()), NDIS_STATUS_PENDING);
+    assert_eq!(filter(&r), Some((0, 0)), "nothing changes while the sets are pending");
+    r.h.indicate_receive(0, vec![to([0xFF; 6], 1)], false).expect("receive");
+    assert!(received(b).is_empty());
+    assert_eq!(r.h.complete_oid_requests(Some(0)).expect("complete"), 2);
+    assert_eq!(filter(&r), Some((NDIS_PACKET_TYPE_BROADCAST, 2)));
+    r.h.indicate_receive(0, vec![to([0xFF; 6], 2)], false).expect("receive");
+    assert_eq!(received(b), vec![to([0xFF; 6], 2)]);
+    // Cancelled from the other processor: completed with NDIS_STATUS_REQUEST_ABORTED, and the filter stays.
+    let (pr, _prb) = oid_block(
+        NdisRequestSetInformation,
+        OID_GEN_CURRENT_PACKET_FILTER,
+        &NDIS_PACKET_TYPE_PROMISCUOUS.to_le_bytes(),
+        4,
+    );
+    assert_eq!(oid(&r.h, b, pr.addr()), NDIS_STATUS_PENDING);
+    on(&r.h, 1, DISPATCH, move || NdisCancelOidRequest(b.handle.load(SeqCst) as *mut c_void, 0x77 as *mut c_void));
+    let oids = b.oids.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    assert_eq!(oids.last(), Some(&(pr.addr(), NDIS_STATUS_REQUEST_ABORTED)));
+    assert_eq!(r.h.pending_oid_requests(), 0);
+    assert_eq!(filter(&r), Some((NDIS_PACKET_TYPE_BROADCAST, 2)));
+    // A set the adapter refuses completes with its status and changes nothing.
+    let (bad, _badb) = oid_block(NdisRequestSetInformation, OID_GEN_CURRENT_PACKET_FILTER, &0x100u32.to_le_bytes(), 4);
+    assert_eq!(oid(&r.h, b, bad.addr()), NDIS_STATUS_PENDING);
+    r.h.complete_oid_requests(None).expect("complete");
+    let oids = b.oids.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    assert_eq!(oids.last(), Some(&(bad.addr(), NDIS_STATUS_NOT_SUPPORTED)));
+    assert_eq!(filter(&r), Some((NDIS_PACKET_TYPE_BROADCAST, 2)));
+    let v = r.finish();
+    assert!(v.is_empty(), "{v:#?}");
+    // An adapter that completes by itself applies the set when it does.
+    let delay = std::time::Duration::from_millis(20);
+    let cfg = AdapterConfig { oid_pends: true, oid_delay: Some(delay), ..AdapterConfig::ethernet(0) };
+    let r = Rig::new(128, vec![cfg]);
+    let b = r.binding();
+    let (set, _setb) = oid_block(NdisRequestSetInformation, OID_GEN_CURRENT_PACKET_FILTER, &0x9u32.to_le_bytes(), 4);
+    assert_eq!(oid(&r.h, b, set.addr()), NDIS_STATUS_PENDING);
+    assert_eq!(r.h.oid_state(0).map(|m| m.packet_filter), Some(0));
+    assert!(eventually(|| r.h.oid_state(0).map(|m| m.packet_filter) == Some(0x9)));
+    assert!(eventually(|| b.oids.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(&(set.addr(), 0))));
+    let v = r.finish();
+    assert!(v.is_empty(), "{v:#?}");
+}
