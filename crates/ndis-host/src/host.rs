@@ -351,6 +351,55 @@ impl Cpu {
     }
 }
 
+/// A job for a [`Threads`] worker, with the worker's own sender (returned to the idle list afterwards) and
+/// the processor number it runs as.
+struct ThreadJob(Job, mpsc::Sender<ThreadJob>, u32);
+
+/// Host threads that stand for the threads of callers entering the kernel (an application's thread in
+/// ReadFile, DeviceIoControl or CloseHandle): each I/O request runs its dispatch routine on a thread of its
+/// own, as on Windows, so a dispatch routine that blocks (waits on a KEVENT at PASSIVE_LEVEL) does not keep
+/// another caller's request — a CloseHandle's IRP_MJ_CLEANUP — from reaching the driver. Idle threads are
+/// reused; a thread whose job never returns (a driver that blocks for ever, faults or bug-checks) is simply
+/// not reused.
+#[derive(Debug, Default)]
+struct Threads {
+    /// Senders of idle workers; a worker holds only a weak reference, so dropping the list ends them.
+    idle: Arc<Mutex<Vec<mpsc::Sender<ThreadJob>>>>,
+}
+
+impl Threads {
+    /// Hands `job` to an idle worker, or to a new one, to run as processor `processor`.
+    fn send(&self, inner: &Arc<Inner>, processor: u32, job: Job) -> Result<(), HostError> {
+        let idle = lock(&self.idle).pop();
+        let tx = match idle {
+            Some(tx) => tx,
+            None => self.spawn(inner).map_err(|e| HostError::State(format!("starting a caller thread: {e}")))?,
+        };
+        tx.send(ThreadJob(job, tx.clone(), processor)).map_err(|_| HostError::Down)
+    }
+
+    fn spawn(&self, inner: &Arc<Inner>) -> std::io::Result<mpsc::Sender<ThreadJob>> {
+        let (tx, rx) = mpsc::channel::<ThreadJob>();
+        let ctx = Arc::clone(inner);
+        let idle = Arc::downgrade(&self.idle);
+        std::thread::Builder::new().name("caller".into()).stack_size(CPU_STACK).spawn(move || {
+            cpu::set_machine(Arc::as_ptr(&ctx) as usize);
+            CURRENT.with(|c| *c.borrow_mut() = Some(ctx));
+            while let Ok(ThreadJob(job, me, processor)) = rx.recv() {
+                cpu::set_irql(0);
+                cpu::set_processor(processor);
+                job();
+                match idle.upgrade() {
+                    Some(list) => lock(&list).push(me),
+                    None => break,
+                }
+            }
+            CURRENT.with(|c| c.borrow_mut().take());
+        })?;
+        Ok(tx)
+    }
+}
+
 /// Starts a system thread of the machine (the work-item worker, the timer/DPC thread): a host thread that
 /// runs driver code as processor `number`, like a [`Cpu`], and leaves when `body` returns.
 pub(crate) fn spawn_system_thread(
@@ -376,6 +425,7 @@ pub(crate) fn spawn_system_thread(
 pub struct Host {
     pub(crate) inner: Arc<Inner>,
     cpus: Vec<Cpu>,
+    threads: Threads,
     entry_status: Option<i32>,
     unloaded: bool,
 }
@@ -421,7 +471,7 @@ impl Host {
             inner.ke.shutdown();
             HostError::State(format!("starting processor threads: {e}"))
         })?;
-        Ok(Self { inner, cpus, entry_status: None, unloaded: false })
+        Ok(Self { inner, cpus, threads: Threads::default(), entry_status: None, unloaded: false })
     }
 
     /// Runs `f` on processor `cpu` and waits for it.
@@ -430,6 +480,28 @@ impl Host {
         cpu: usize,
         what: &str,
         f: impl FnOnce(&Inner) -> R + Send + 'static,
+    ) -> Result<R, HostError> {
+        let target = self.cpus.get(cpu).ok_or(HostError::State(format!("no processor {cpu}")))?;
+        self.run_job(what, f, |job| target.jobs.send(job).map_err(|_| HostError::Down))
+    }
+
+    /// Runs `f` on a caller thread of its own (see `Threads`) as processor `processor`, and waits for it:
+    /// how the I/O manager runs a request in the thread that issued it.
+    pub(crate) fn run_in_caller_thread<R: Send + 'static>(
+        &self,
+        processor: u32,
+        what: &str,
+        f: impl FnOnce(&Inner) -> R + Send + 'static,
+    ) -> Result<R, HostError> {
+        self.run_job(what, f, |job| self.threads.send(&self.inner, processor, job))
+    }
+
+    /// Hands `f` to a thread with `send` and waits for its result, reporting a bug check, a fault or a hang.
+    fn run_job<R: Send + 'static>(
+        &self,
+        what: &str,
+        f: impl FnOnce(&Inner) -> R + Send + 'static,
+        send: impl FnOnce(Job) -> Result<(), HostError>,
     ) -> Result<R, HostError> {
         if self.inner.down.load(Ordering::Acquire) {
             return Err(HostError::Down);
@@ -453,8 +525,7 @@ impl Host {
             let r = f(&inner);
             let _ = tx.send(r);
         });
-        let target = self.cpus.get(cpu).ok_or(HostError::State(format!("no processor {cpu}")))?;
-        target.jobs.send(job).map_err(|_| HostError::Down)?;
+        send(job)?;
         let start = Instant::now();
         loop {
             match rx.recv_timeout(Duration::from_millis(5)) {
@@ -678,6 +749,8 @@ impl Host {
 
 impl Drop for Host {
     fn drop(&mut self) {
+        // Idle caller threads end when their senders go.
+        lock(&self.threads.idle).clear();
         self.inner.ke.shutdown();
     }
 }

@@ -981,7 +981,9 @@ impl Host {
             return Ok(Submitted::InFlight(addr));
         }
         let label = name.to_owned();
-        self.run(0, name, move |inner| {
+        // The dispatch routine runs in the caller's thread, as on Windows: requests of different callers
+        // reach the driver concurrently, and one that blocks in its dispatch routine holds up no other.
+        self.run_in_caller_thread(0, name, move |inner| {
             let status = crate::native::irp::call_dispatch(inner, &label, f, device, &irp, details);
             after_dispatch(inner, irp.addr(), &label, status);
         })?;
@@ -1072,7 +1074,8 @@ impl Host {
             r.cancelling = true;
             (Arc::clone(&r.irp), r.device)
         };
-        let ran = self.run(1, "IoCancelIrp", move |inner| crate::native::irp::cancel_irp(inner, &block, device));
+        let ran = self
+            .run_in_caller_thread(1, "IoCancelIrp", move |inner| crate::native::irp::cancel_irp(inner, &block, device));
         if let Some(r) = self.inner.state().io.irps.get_mut(&irp) {
             r.cancelling = false;
         }

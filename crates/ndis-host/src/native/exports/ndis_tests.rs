@@ -1201,6 +1201,151 @@ fn receive_metadata_passes_the_packet_filter_frame_by_frame() {
     assert!(v.is_empty(), "{v:#?}");
 }
 
+// ---------------------------------------------------------------- a blocked DeviceIoControl and CloseHandle
+
+/// An export's address, as the driver's import table holds it.
+fn export(name: &str) -> usize {
+    crate::native::exports::table().into_iter().find(|e| e.1 == name).map(|e| e.2).expect("exported")
+}
+
+/// The stand-in's device: a SynchronizationEvent the OID completion sets, the binding, the request.
+struct Control {
+    event: HostBlock,
+    binding: &'static Binding,
+    request: (HostBlock, HostBlock),
+    /// What the waiting dispatch saw: the KeWaitForSingleObject status and the OID completion status.
+    seen: Mutex<Vec<(i32, i32)>>,
+}
+
+static CONTROL: Mutex<Option<&'static Control>> = Mutex::new(None);
+
+fn control() -> &'static Control {
+    CONTROL.lock().unwrap_or_else(std::sync::PoisonError::into_inner).expect("control device set up")
+}
+
+fn complete_irp(irp: usize, status: i32) {
+    // SAFETY: a dispatched IRP the stand-in owns.
+    unsafe { write_obj(irp + std::mem::offset_of!(IRP, IoStatus), status) };
+    // SAFETY: IofCompleteRequest's win64 signature (PIRP, CCHAR).
+    let complete: extern "win64" fn(usize, i8) = unsafe { std::mem::transmute(export("IofCompleteRequest")) };
+    complete(irp, 0);
+}
+
+/// IRP_MJ_DEVICE_CONTROL: issues a set of OID_GEN_CURRENT_PACKET_FILTER (which the adapter pends), then waits
+/// for its completion on a KEVENT at PASSIVE_LEVEL, as a driver's synchronous OID helper does.
+extern "win64" fn d_ioctl(_device: usize, irp: usize) -> i32 {
+    let c = control();
+    let st = NdisOidRequest(c.binding.handle.load(SeqCst) as *mut c_void, c.request.0.as_ptr::<NDIS_OID_REQUEST>());
+    let mut waited = 0;
+    if st == NDIS_STATUS_PENDING {
+        // SAFETY: KeWaitForSingleObject's win64 signature.
+        let wait: extern "win64" fn(usize, i32, i8, u8, *mut i64) -> i32 =
+            unsafe { std::mem::transmute(export("KeWaitForSingleObject")) };
+        waited = wait(c.event.addr(), 0, 0, 0, std::ptr::null_mut());
+    }
+    let oid_status =
+        c.binding.oids.lock().unwrap_or_else(std::sync::PoisonError::into_inner).last().map_or(st, |o| o.1);
+    c.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((waited, oid_status));
+    let status = if oid_status == NDIS_STATUS_REQUEST_ABORTED { 0xC000_0120u32 as i32 } else { 0 };
+    complete_irp(irp, status);
+    status
+}
+
+/// IRP_MJ_CLEANUP: cancels the OID request the blocked DeviceIoControl waits for.
+extern "win64" fn d_cleanup(_device: usize, irp: usize) -> i32 {
+    let c = control();
+    NdisCancelOidRequest(c.binding.handle.load(SeqCst) as *mut c_void, 0x77 as *mut c_void);
+    complete_irp(irp, 0);
+    0
+}
+
+extern "win64" fn d_success(_device: usize, irp: usize) -> i32 {
+    complete_irp(irp, 0);
+    0
+}
+
+#[test]
+fn closing_a_handle_cancels_the_oid_request_a_blocked_device_control_waits_for() {
+    let cfg = AdapterConfig { oid_pends: true, enforce_packet_filter: true, ..AdapterConfig::ethernet(0) };
+    let r = Rig::new(128, vec![cfg]);
+    let b = r.binding();
+    let event = HostBlock::new(64, 16).expect("memory");
+    let request = oid_block(NdisRequestSetInformation, OID_GEN_CURRENT_PACKET_FILTER, &0x20u32.to_le_bytes(), 4);
+    let c: &'static Control = Box::leak(Box::new(Control { event, binding: b, request, seen: Mutex::default() }));
+    *CONTROL.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(c);
+    let driver = r.h.driver_object();
+    let ev = c.event.addr();
+    let device = on(&r.h, 0, 0, move || {
+        // SAFETY: KeInitializeEvent's win64 signature.
+        let init: extern "win64" fn(usize, i32, u8) = unsafe { std::mem::transmute(export("KeInitializeEvent")) };
+        init(ev, SynchronizationEvent, 0);
+        let name: Vec<u16> = "\\Device\\StandIn".encode_utf16().collect();
+        let mut us = UNICODE_STRING { Length: 30, MaximumLength: 30, Buffer: name.as_ptr().cast_mut() };
+        let mut out: *mut DEVICE_OBJECT = std::ptr::null_mut();
+        // SAFETY: IoCreateDevice's win64 signature.
+        let create: extern "win64" fn(usize, u32, *mut UNICODE_STRING, u32, u32, u8, *mut *mut DEVICE_OBJECT) -> i32 =
+            unsafe { std::mem::transmute(export("IoCreateDevice")) };
+        assert_eq!(create(driver, 0, &mut us, 0x12, 0, 0, &mut out), 0);
+        out as usize
+    });
+    let object = &r.h.inner.driver_object;
+    crate::native::irp::set_major_function(object, IRP_MJ_CREATE, d_success as *const () as usize);
+    crate::native::irp::set_major_function(object, IRP_MJ_CLOSE, d_success as *const () as usize);
+    crate::native::irp::set_major_function(object, IRP_MJ_CLEANUP, d_cleanup as *const () as usize);
+    crate::native::irp::set_major_function(object, IRP_MJ_DEVICE_CONTROL, d_ioctl as *const () as usize);
+    // The OID completion handler sets the event the dispatch routine waits on.
+    extern "win64" fn oid_done(binding: u64, request: u64, status: i32) {
+        oid_complete(binding, request, status);
+        // SAFETY: KeSetEvent's win64 signature.
+        let set: extern "win64" fn(usize, i32, u8) -> i32 = unsafe { std::mem::transmute(export("KeSetEvent")) };
+        set(control().event.addr(), 0, 0);
+    }
+    {
+        let mut st = r.h.inner.state();
+        let p = st.protocols.iter_mut().find(|p| !p.deregistered).expect("registered");
+        p.chars.oid_request_complete = Some(oid_done as *const () as usize);
+    }
+    let h = r.h.open("\\Device\\StandIn").expect("open");
+    let host = &r.h;
+    let (ioctl, closed) = std::thread::scope(|s| {
+        let ioctl = s.spawn(move || host.device_io_control(h, ctl_code_buffered(), &[], 0));
+        assert!(eventually(|| host.pending_oid_requests() == 1), "the dispatch routine issued its OID request");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert!(!ioctl.is_finished(), "DeviceIoControl blocks in the driver until the request completes");
+        // CloseHandle from this thread: IRP_MJ_CLEANUP reaches the driver while the other request is blocked.
+        let t = std::time::Instant::now();
+        let closed = host.close(h);
+        assert!(t.elapsed() < std::time::Duration::from_secs(5), "close took {:?}", t.elapsed());
+        (ioctl.join().expect("ioctl thread"), closed)
+    });
+    assert_eq!(closed.expect("close"), 0);
+    assert_eq!(ioctl.expect("ioctl").status, 0xC000_0120u32 as i32, "STATUS_CANCELLED");
+    assert_eq!(
+        *c.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
+        vec![(0, NDIS_STATUS_REQUEST_ABORTED)]
+    );
+    assert_eq!(r.h.pending_oid_requests(), 0);
+    // A cancelled set changed nothing.
+    assert_eq!(r.h.oid_state(0).map(|m| m.packet_filter), Some(0));
+    let trace = r.h.trace();
+    let names: Vec<&str> = trace.iter().map(|e| e.name.as_str()).collect();
+    let pos = |n: &str| names.iter().position(|x| *x == n).unwrap_or(usize::MAX);
+    assert!(pos("IRP_MJ_CLEANUP") < pos("ProtocolOidRequestComplete"), "{names:?}");
+    on(&r.h, 0, 0, move || {
+        // SAFETY: IoDeleteDevice's win64 signature.
+        let delete: extern "win64" fn(usize) = unsafe { std::mem::transmute(export("IoDeleteDevice")) };
+        delete(device);
+    });
+    *CONTROL.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+    let v = r.finish();
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+/// A METHOD_BUFFERED control code of FILE_DEVICE_NETWORK (0x12), function 0x800, any access.
+fn ctl_code_buffered() -> u32 {
+    crate::io::ctl_code(0x12, 0x800, 0, 0)
+}
+
 #[test]
 fn pended_sets_take_effect_only_when_they_complete_successfully() {
     let cfg = AdapterConfig { oid_pends: true, enforce_packet_filter: true, ..AdapterConfig::ethernet(0) };
