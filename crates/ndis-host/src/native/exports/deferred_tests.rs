@@ -354,6 +354,76 @@ fn waiting_above_apc_level_is_an_irql_violation_unless_polling() {
     assert!(has(&h, Rule::Irql, "KeDelayExecutionThread called at IRQL 2"));
 }
 
+/// Takes a lock (a SynchronizationEvent) `n` times with a 5 s relative timeout per wait, each time bumping
+/// the counter at `counter` by a read, a yield and a write, then releases it; returns how many waits failed.
+extern "win64" fn locked_increments(ev: u64, counter: u64, n: u64) -> u64 {
+    let mut failed = 0;
+    for _ in 0..n {
+        if wait_event(ev, 50_000_000) != 0 {
+            failed += 1;
+            continue;
+        }
+        // SAFETY: the test's counter; only the lock holder touches it.
+        let v: u64 = unsafe { read_obj(counter as usize) };
+        std::thread::yield_now();
+        // SAFETY: as above.
+        unsafe { write_obj(counter as usize, v + 1) };
+        set_event(ev);
+    }
+    failed
+}
+
+#[test]
+fn a_synchronization_event_is_a_lock_each_set_admits_one_waiter() {
+    let h = std::sync::Arc::new(machine());
+    let ev = object();
+    let e = ev.addr() as u64;
+    // Free at first (signalled).
+    run(&h, 0, PASSIVE, "Init", init_event as *const () as usize, &[e, SynchronizationEvent as u64, 1]);
+    assert_eq!(run(&h, 0, PASSIVE, "Acquire", wait_event as *const () as usize, &[e, 0]), 0);
+    assert_eq!(run(&h, 0, PASSIVE, "Read", read_state as *const () as usize, &[e]), 0, "held");
+    let t = Instant::now();
+    assert_eq!(run(&h, 1, PASSIVE, "Try", wait_event as *const () as usize, &[e, 200_000]), 0x102, "20 ms, held");
+    assert!(t.elapsed() >= Duration::from_millis(20), "{:?}", t.elapsed());
+    // Two waiters with a relative timeout: one on processor 1, one on a caller thread.
+    let (h1, h2) = (std::sync::Arc::clone(&h), std::sync::Arc::clone(&h));
+    let a = std::thread::spawn(move || run(&h1, 1, PASSIVE, "A", wait_event as *const () as usize, &[e, 50_000_000]));
+    let b = std::thread::spawn(move || {
+        h2.run_in_caller_thread(0, "B", move |_| wait_event(e, 50_000_000)).expect("B returned")
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(!a.is_finished() && !b.is_finished(), "both wait while the lock is held");
+    // One release admits exactly one waiter, and the lock stays held (by it).
+    run(&h, 0, PASSIVE, "Release", set_event as *const () as usize, &[e]);
+    assert!(wait_for(|| a.is_finished() || b.is_finished()));
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(!(a.is_finished() && b.is_finished()), "a second waiter got in without a second release");
+    assert_eq!(run(&h, 0, PASSIVE, "Read", read_state as *const () as usize, &[e]), 0);
+    run(&h, 0, PASSIVE, "Release", set_event as *const () as usize, &[e]);
+    assert_eq!(a.join().expect("A"), 0);
+    assert_eq!(b.join().expect("B"), 0);
+    assert_eq!(run(&h, 0, PASSIVE, "Read", read_state as *const () as usize, &[e]), 0);
+    run(&h, 0, PASSIVE, "Release", set_event as *const () as usize, &[e]);
+    assert_eq!(run(&h, 0, PASSIVE, "Read", read_state as *const () as usize, &[e]), 1, "free");
+    // Mutual exclusion under contention from both processors and a caller thread.
+    let counter = HostBlock::new(8, 8).expect("memory");
+    let c = counter.addr() as u64;
+    let f = locked_increments as *const () as usize;
+    let workers: Vec<_> = (0..2usize)
+        .map(|cpu| {
+            let h = std::sync::Arc::clone(&h);
+            std::thread::spawn(move || run(&h, cpu, PASSIVE, "Locked", f, &[e, c, 300]))
+        })
+        .collect();
+    let h3 = std::sync::Arc::clone(&h);
+    let third = h3.run_in_caller_thread(1, "Locked", move |_| locked_increments(e, c, 300)).expect("caller thread");
+    let failed: u64 = workers.into_iter().map(|w| w.join().expect("worker")).sum::<u64>() + third;
+    assert_eq!(failed, 0);
+    // SAFETY: the test's counter, no longer used by anyone.
+    assert_eq!(unsafe { read_obj::<u64>(counter.addr()) }, 900);
+    assert_clean(&h);
+}
+
 // ---------------------------------------------------------------- time and processors
 
 extern "win64" fn times(out: u64) -> u64 {
