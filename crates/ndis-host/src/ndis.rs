@@ -71,6 +71,9 @@ pub struct AdapterConfig {
     /// multicast list) accepts its destination, as NDIS does; frames filtered out are counted
     /// ([`Host::frames_filtered`]) and not indicated. Off: every frame reaches a Running binding.
     pub enforce_packet_filter: bool,
+    /// The miniport sets NDIS_MINIPORT_ATTRIBUTES_NO_PAUSE_ON_SUSPEND: with protocols of NDIS 6.30 or later,
+    /// NDIS does not pause the binding around power transitions ([`Host::set_power`]).
+    pub no_pause_on_suspend: bool,
 }
 
 /// When an adapter completes the sends the driver gives it.
@@ -108,6 +111,7 @@ impl AdapterConfig {
             receive_resources: false,
             // TODO(driver): on once rawlink.sys sets OID_GEN_CURRENT_PACKET_FILTER at bind.
             enforce_packet_filter: false,
+            no_pause_on_suspend: false,
         }
     }
 }
@@ -206,6 +210,8 @@ pub(crate) struct NdisState {
     pub indications: Vec<(Vec<usize>, Lent)>,
     /// Received frames the packet filter kept from the binding, per adapter.
     pub filtered: BTreeMap<usize, u64>,
+    /// Adapters whose binding a transition to a low-power state paused (restarted at D0).
+    pub power_paused: std::collections::BTreeSet<usize>,
 }
 
 /// How many of the frames the driver sent the host keeps per adapter (a long `run` would grow without end).
@@ -478,6 +484,52 @@ pub(crate) fn pause(inner: &Inner, adapter: usize) -> i32 {
     st
 }
 
+/// `NdisDeviceStateD0`.
+const D0: u32 = 1;
+
+/// Whether NDIS pauses `adapter`'s binding around power transitions (see [`Host::set_power`]).
+fn pauses_on_suspend(inner: &Inner, adapter: usize) -> bool {
+    let no_pause = inner.state().ndis.adapters.get(adapter).is_some_and(|a| a.no_pause_on_suspend);
+    let protocol_630 = inner
+        .state()
+        .protocols
+        .iter()
+        .find(|p| !p.deregistered)
+        .is_some_and(|p| (p.chars.major_ndis_version, p.chars.minor_ndis_version) >= (6, 30));
+    !(no_pause && protocol_630)
+}
+
+/// NetEventSetPower with the binding's pause before a low-power state and its restart before D0.
+fn set_power(inner: &Inner, adapter: usize, device_state: u32) -> i32 {
+    let Some((context, state)) = open_of(inner, adapter) else { return NDIS_STATUS_SUCCESS };
+    let pauses = pauses_on_suspend(inner, adapter);
+    let power = |inner: &Inner| {
+        let mut lent = Lent::default();
+        let buf = objects::u32_buffer(&mut lent, device_state);
+        pnp(inner, context, NET_EVENT_SET_POWER, buf, 4)
+    };
+    let st = if device_state == D0 {
+        let paused_by_power = inner.state().ndis.power_paused.remove(&adapter);
+        if pauses && paused_by_power {
+            restart(inner, adapter);
+        }
+        power(inner)
+    } else {
+        let st = power(inner);
+        if pauses && state == NdisBindingState::Running && st != ndis_sys::NDIS_STATUS_NOT_SUPPORTED {
+            pause(inner, adapter);
+            inner.state().ndis.power_paused.insert(adapter);
+        }
+        st
+    };
+    if st == ndis_sys::NDIS_STATUS_NOT_SUPPORTED {
+        // An old protocol: NDIS unbinds it from the adapter.
+        inner.state().ndis.power_paused.remove(&adapter);
+        unbind(inner, adapter);
+    }
+    st
+}
+
 /// NetEventBindsComplete to the protocol (binding context NULL).
 pub(crate) fn binds_complete(inner: &Inner) {
     pnp(inner, 0, NET_EVENT_BINDS_COMPLETE, 0, 0);
@@ -488,6 +540,7 @@ pub(crate) fn unbind(inner: &Inner, adapter: usize) {
     if open_of(inner, adapter).is_none() {
         return;
     }
+    inner.state().ndis.power_paused.remove(&adapter);
     pause(inner, adapter);
     let Some((context, _)) = open_of(inner, adapter) else { return };
     let Some((_, handler)) = inner.protocol_handler(|c| c.unbind_adapter_ex) else { return };
@@ -692,7 +745,7 @@ impl Host {
     }
 
     /// Removes adapter `index`: NDIS pauses and unbinds it.
-    pub fn remove_adapter(&mut self, index: usize) -> Result<(), HostError> {
+    pub fn remove_adapter(&self, index: usize) -> Result<(), HostError> {
         self.run(0, "unbind", move |inner| unbind(inner, index))
     }
 
@@ -1119,15 +1172,20 @@ impl Host {
         })
     }
 
-    /// NetEventSetPower on adapter `index`'s binding with NET_DEVICE_POWER_STATE `device_state` (1 = D0,
-    /// 4 = D3) in the buffer; returns the driver's (or NdisCompleteNetPnPEvent's) status.
+    /// A device power transition of adapter `index` (NDIS_DEVICE_POWER_STATE `device_state`: 1 = D0, 2–4 =
+    /// D1–D3), as NDIS 6 delivers it to a bound protocol: NetEventSetPower with the state in a 4-byte buffer
+    /// and, around it, the pause and restart of the binding. To a low-power state: NetEventSetPower(Dx), then
+    /// NetEventPause (a Running binding); back to D0: NetEventRestart (of a binding this paused), then
+    /// NetEventSetPower(D0) — "after issuing the set power request, NDIS pauses the driver stack if the
+    /// miniport adapter is transitioning to a low-power state; NDIS restarts the driver stack before the
+    /// set-power request if the miniport adapter is transitioning to the working state (D0)" (learn.microsoft.com,
+    /// Handling PnP Events and Power Management Events in a Protocol Driver). With
+    /// [`AdapterConfig::no_pause_on_suspend`] and a protocol of NDIS 6.30 or later there is no pause or restart
+    /// (OID_PNP_SET_POWER, NDIS_MINIPORT_ATTRIBUTES_NO_PAUSE_ON_SUSPEND). A protocol that answers
+    /// NetEventSetPower with NDIS_STATUS_NOT_SUPPORTED is unbound, as NDIS does with old protocols. Returns the
+    /// driver's (or NdisCompleteNetPnPEvent's) status for NetEventSetPower.
     pub fn set_power(&mut self, index: usize, device_state: u32) -> Result<i32, HostError> {
-        self.run(0, "set power", move |inner| {
-            let Some((context, _)) = open_of(inner, index) else { return NDIS_STATUS_SUCCESS };
-            let mut lent = Lent::default();
-            let buf = objects::u32_buffer(&mut lent, device_state);
-            pnp(inner, context, NET_EVENT_SET_POWER, buf, 4)
-        })
+        self.run(0, "set power", move |inner| set_power(inner, index, device_state))
     }
 
     /// NetEventQueryRemoveDevice (`query`) or NetEventCancelRemoveDevice on adapter `index`'s binding.

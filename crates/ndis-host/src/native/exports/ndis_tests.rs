@@ -78,6 +78,8 @@ struct Binding {
     pnp: Mutex<Vec<(i32, u8, u16, Option<u32>)>>,
     /// How NetEventPause is answered: 0 success, 1 complete then pend, 2 pend for ever, 3 complete twice.
     pause_mode: AtomicU32,
+    /// The status NetEventSetPower is answered with (as u32; 0: success).
+    set_power_status: AtomicU32,
 }
 
 #[derive(Debug, Default)]
@@ -161,6 +163,10 @@ extern "win64" fn pnp_event(binding: u64, notification: u64) -> i32 {
         n.Header.Size,
         value,
     ));
+    if n.NetPnPEvent.NetEvent == NetEventSetPower {
+        // CAST: an NDIS_STATUS kept as its bit pattern.
+        return b.set_power_status.load(SeqCst) as i32;
+    }
     if n.NetPnPEvent.NetEvent != 8 {
         return 0;
     }
@@ -806,7 +812,8 @@ fn pnp_notifications_carry_the_emulated_versions_revision_and_power_states() {
         let events = b.pnp.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         // NetEventRestart (9) at bind, then the four.
         let codes: Vec<(i32, Option<u32>)> = events.iter().map(|e| (e.0, e.3)).collect();
-        assert_eq!(codes[1..], [(0, Some(4)), (0, Some(1)), (2, None), (3, None)]);
+        // D3: NetEventSetPower, then NetEventPause (8); D0: NetEventRestart (9), then NetEventSetPower.
+        assert_eq!(codes[1..], [(0, Some(4)), (8, None), (9, None), (0, Some(1)), (2, None), (3, None)]);
         assert!(events.iter().all(|e| (e.1, e.2) == (revision, size)), "{events:?}");
         let v = r.finish();
         assert!(v.is_empty(), "{v:#?}");
@@ -1401,6 +1408,122 @@ fn pended_sets_take_effect_only_when_they_complete_successfully() {
     assert_eq!(r.h.oid_state(0).map(|m| m.packet_filter), Some(0));
     assert!(eventually(|| r.h.oid_state(0).map(|m| m.packet_filter) == Some(0x9)));
     assert!(eventually(|| b.oids.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(&(set.addr(), 0))));
+    let v = r.finish();
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+fn pnp_codes(b: &Binding) -> Vec<(i32, Option<u32>)> {
+    std::mem::take(&mut *b.pnp.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+        .into_iter()
+        .map(|e| (e.0, e.3))
+        .collect()
+}
+
+#[test]
+fn a_low_power_state_pauses_the_binding_after_set_power_and_d0_restarts_it_before() {
+    const D0: u32 = 1;
+    const D2: u32 = 3;
+    const D3: u32 = 4;
+    let cfg = AdapterConfig { send_completion: SendCompletion::Deferred, ..AdapterConfig::ethernet(0) };
+    let mut r = Rig::new(128, vec![cfg]);
+    let b = r.binding();
+    pnp_codes(b);
+    // A send in flight is completed before the pause, as for any pause.
+    let nbls = send(&r.h, b, 0, 0, vec![vec![1; 60]]);
+    assert_eq!(r.h.set_power(0, D3).expect("power"), 0);
+    assert_eq!(pnp_codes(b), [(0, Some(D3)), (8, None)]);
+    assert_eq!(r.h.bindings()[0].state, NdisBindingState::Paused);
+    assert_eq!(completions(b).len(), 1);
+    // Nothing is received in a low-power state; a deeper state pauses nothing more.
+    r.h.indicate_receive(0, vec![to([0xFF; 6], 1)], false).expect("receive");
+    assert!(received(b).is_empty());
+    assert_eq!(r.h.set_power(0, D2).expect("power"), 0);
+    assert_eq!(pnp_codes(b), [(0, Some(D2))]);
+    assert_eq!(r.h.set_power(0, D0).expect("power"), 0);
+    assert_eq!(pnp_codes(b), [(9, None), (0, Some(D0))]);
+    assert_eq!(r.h.bindings()[0].state, NdisBindingState::Running);
+    // A binding paused before the transition stays paused at D0: NDIS restarts only what the power change paused.
+    r.h.pause(0).expect("pause");
+    r.h.set_power(0, D3).expect("power");
+    r.h.set_power(0, D0).expect("power");
+    assert_eq!(pnp_codes(b), [(8, None), (0, Some(D3)), (0, Some(D0))]);
+    assert_eq!(r.h.bindings()[0].state, NdisBindingState::Paused);
+    r.h.restart(0).expect("restart");
+    free(&r.h, nbls);
+    let v = r.finish();
+    assert!(v.is_empty(), "{v:#?}");
+    // A miniport with NDIS_MINIPORT_ATTRIBUTES_NO_PAUSE_ON_SUSPEND under a 6.30 protocol: no pause at all.
+    let cfg = AdapterConfig { no_pause_on_suspend: true, ..AdapterConfig::ethernet(0) };
+    let mut r = Rig::new(128, vec![cfg]);
+    let b = r.binding();
+    pnp_codes(b);
+    r.h.set_power(0, D3).expect("power");
+    assert_eq!(r.h.bindings()[0].state, NdisBindingState::Running);
+    r.h.set_power(0, D0).expect("power");
+    assert_eq!(pnp_codes(b), [(0, Some(D3)), (0, Some(D0))]);
+    // An old protocol refusing NetEventSetPower is unbound.
+    b.set_power_status.store(NDIS_STATUS_NOT_SUPPORTED as u32, SeqCst);
+    assert_eq!(r.h.set_power(0, D3).expect("power"), NDIS_STATUS_NOT_SUPPORTED);
+    assert!(r.h.bindings().is_empty());
+    let v = r.finish();
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+#[test]
+fn link_state_status_carries_a_whole_ndis_link_state_and_removal_queries_carry_no_buffer() {
+    let mut r = Rig::new(128, vec![AdapterConfig::ethernet(0)]);
+    let b = r.binding();
+    r.h.indicate_link_state(0, false).expect("status");
+    r.h.indicate_link_state(0, true).expect("status");
+    let s = b.statuses.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    let u32_at = |p: &[u8], at: usize| p.get(at..at + 4).map(|x| u32::from_le_bytes([x[0], x[1], x[2], x[3]]));
+    let u64_at = |p: &[u8], at: usize| p.get(at..at + 8).and_then(|x| x.try_into().ok()).map(u64::from_le_bytes);
+    let decoded: Vec<_> = s
+        .iter()
+        .map(|(_, code, p)| {
+            (
+                *code,
+                p.len(),
+                (p[0], p[1], u16::from_le_bytes([p[2], p[3]])),
+                u32_at(p, 4),
+                u32_at(p, 8),
+                u64_at(p, 16),
+                u64_at(p, 24),
+                u32_at(p, 32),
+                u32_at(p, 36),
+            )
+        })
+        .collect();
+    let header = (NDIS_OBJECT_TYPE_DEFAULT, NDIS_LINK_STATE_REVISION_1, NDIS_SIZEOF_LINK_STATE_REVISION_1);
+    // (code, size, header, MediaConnectState, MediaDuplexState, Xmit, Rcv, PauseFunctions, AutoNegotiationFlags)
+    assert_eq!(
+        decoded,
+        vec![
+            (NDIS_STATUS_LINK_STATE, 40, header, Some(2), Some(2), Some(0), Some(0), Some(0), Some(0)),
+            (
+                NDIS_STATUS_LINK_STATE,
+                40,
+                header,
+                Some(1),
+                Some(2),
+                Some(1_000_000_000),
+                Some(1_000_000_000),
+                Some(0),
+                Some(0)
+            ),
+        ]
+    );
+    // OID_GEN_LINK_STATE answers the same structure.
+    let (q, qb) = oid_block(NdisRequestQueryInformation, OID_GEN_LINK_STATE, &[], 40);
+    assert_eq!(oid(&r.h, b, q.addr()), 0);
+    // SAFETY: the test's 40-byte buffer.
+    assert_eq!(unsafe { crate::native::memory::read_bytes(qb.addr(), 40) }, s[1].2);
+    pnp_codes(b);
+    assert_eq!(r.h.query_remove(0, true).expect("query"), 0);
+    assert_eq!(r.h.query_remove(0, false).expect("cancel"), 0);
+    assert_eq!(pnp_codes(b), [(NetEventQueryRemoveDevice, None), (NetEventCancelRemoveDevice, None)]);
+    let trace = r.h.trace();
+    assert!(trace.iter().any(|e| e.name == "ProtocolNetPnPEvent(NetEventQueryRemoveDevice)"));
     let v = r.finish();
     assert!(v.is_empty(), "{v:#?}");
 }
