@@ -872,13 +872,10 @@ fn a_fault_in_a_dpc_takes_the_machine_down_and_the_next_call_reports_it() {
 fn a_callback_with_a_context_in_freed_pool_is_reported() {
     type Alloc = extern "win64" fn(i32, usize, u32) -> *mut c_void;
     type Free = extern "win64" fn(*mut c_void, u32);
-    // SAFETY: the exports' real signatures.
-    let (alloc, free) = unsafe {
-        (
-            std::mem::transmute::<usize, Alloc>(export("ExAllocatePoolWithTag")),
-            std::mem::transmute::<usize, Free>(export("ExFreePoolWithTag")),
-        )
-    };
+    // SAFETY: the export's real signature.
+    let alloc = unsafe { std::mem::transmute::<usize, Alloc>(export("ExAllocatePoolWithTag")) };
+    // SAFETY: as above.
+    let free = unsafe { std::mem::transmute::<usize, Free>(export("ExFreePoolWithTag")) };
     let h = machine();
     let tag = u32::from_le_bytes(*b"Test");
     let (live, freed) = h
