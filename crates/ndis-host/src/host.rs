@@ -3,8 +3,10 @@
 //!
 //! Driver code runs on host "processor" threads ([`Cpu`]); the thread that drives a test hands a call to a
 //! processor and waits for it, so a driver that bug-checks or faults kills only its processor and the waiter
-//! gets an error instead of the test process dying. No host lock is held while driver code runs: every
-//! export takes the state lock for its own bookkeeping only, and calls back into the driver after releasing it.
+//! gets an error instead of the test process dying. I/O requests run the same way on caller threads of their
+//! own (`Threads`), as a dispatch routine runs in the calling application's thread on Windows. No host lock is
+//! held while driver code runs: every export takes the state lock for its own bookkeeping only, and calls back
+//! into the driver after releasing it.
 
 use crate::faults::{FaultPlan, FaultRule};
 use crate::loader::{self, LoadError, LoadedImage};

@@ -4,8 +4,9 @@
 //!
 //! A request is an [`IrpBlock`](crate::native::irp::IrpBlock) with `StackSize` stack locations, the
 //! buffers its transfer type asks for (a system buffer, an MDL over the caller's buffer, or the caller's
-//! pointers), the caller's file object and an IO_STATUS_BLOCK. The host thread builds it, a processor calls
-//! the device's `MajorFunction` at PASSIVE_LEVEL, and the request is finished — output copied back, memory
+//! pointers), the caller's file object and an IO_STATUS_BLOCK. The host thread builds it, a caller thread of
+//! its own (as on Windows, where the dispatch routine runs in the requesting thread) calls the device's
+//! `MajorFunction` at PASSIVE_LEVEL, and the request is finished — output copied back, memory
 //! freed — once the dispatch routine has returned and the driver has called IofCompleteRequest
 //! ([`complete_request`]). The verifier checks the dispatch contract on the way: STATUS_PENDING only with
 //! IoMarkIrpPending, a synchronous return only after completion and with the completed status, no cancel

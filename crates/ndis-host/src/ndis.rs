@@ -12,8 +12,11 @@
 //! handed to the adapter's [`crate::backend::Backend`] and recorded, then completed per
 //! [`SendCompletion`] (inline, held for the test, or by an adapter thread after a delay, split and
 //! reordered); a pause first completes every held send and may pend until NdisCompleteNetPnPEvent. Receives
-//! come from [`Host::indicate_receive_shaped`], [`Host::pump`] or the receive pump thread. OID requests are
-//! answered by each adapter's [`crate::oid::OidModel`], synchronously or pended.
+//! come from [`Host::indicate_receive_shaped`], [`Host::indicate_receive_meta`] (NBLs carrying checksum,
+//! loopback and RSC/URO metadata), [`Host::pump`] or the receive pump thread, and pass the binding's packet
+//! filter when [`AdapterConfig::enforce_packet_filter`] is set. OID requests are answered by each adapter's
+//! [`crate::oid::OidModel`], synchronously or pended (a pended set takes effect when it completes). Power
+//! transitions pause and restart the binding around NetEventSetPower ([`Host::set_power`]).
 
 use crate::host::{Host, HostError, Inner};
 use crate::native::memory::HostBlock;

@@ -205,13 +205,14 @@ pub fn receive_chain_shaped<F: AsRef<[u8]>>(lent: &mut Lent, frames: &[F], shape
     nbls
 }
 
-/// Per-NBL metadata a miniport attaches to a received NET_BUFFER_LIST (see [`set_receive_meta`]).
+/// Per-NBL metadata a miniport attaches to a received NET_BUFFER_LIST ([`crate::host::Host::indicate_receive_meta`]).
 ///
-/// Layouts (ndis-sys, checked against the WDK 10.0.26100 headers nblinfo.h, nblrsc.h, nbluro.h and the
-/// learn.microsoft.com pages of `NDIS_TCP_IP_CHECKSUM_NET_BUFFER_LIST_INFO`, `NDIS_RSC_NBL_INFO` and
-/// `NDIS_UDP_RSC_OFFLOAD_NET_BUFFER_LIST_INFO`): each lives in one pointer-sized `NetBufferListInfo` slot,
-/// the checksum info as a ULONG bit-field, the two coalescing infos as two USHORTs (first member in the low
-/// 16 bits), the rest of the slot zero.
+/// Layouts (the ndis-sys definitions): the slot indices are WDK 10.0.26100's nblinfo.h
+/// (`reference/wdk-10.0.26100/constants-ndis689.tsv`), the checksum bit-field nblchecksum.h
+/// (`layout-ndis689.json`); `NDIS_RSC_NBL_INFO` (nblrsc.h) and `NDIS_UDP_RSC_OFFLOAD_NET_BUFFER_LIST_INFO`
+/// (nbluro.h) are not in the reference tables and follow their learn.microsoft.com pages. Each lives in one
+/// pointer-sized `NetBufferListInfo` slot: the checksum info as a ULONG bit-field, the coalescing infos as two
+/// USHORTs (the first member in the low 16 bits), the rest of the slot zero.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ReceiveMeta {
     /// `NblFlags |= NDIS_NBL_FLAGS_IS_LOOPBACK_PACKET` (0x8000): NDIS looped back another protocol's send.
