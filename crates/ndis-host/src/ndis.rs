@@ -196,6 +196,9 @@ pub(crate) struct NdisState {
     /// The sets among them that succeed when completed: request address → (OID, data), applied to the model
     /// only when the request completes with NDIS_STATUS_SUCCESS.
     pub pending_sets: BTreeMap<usize, (u32, Vec<u8>)>,
+    /// The queries among them that succeed: request address → (InformationBuffer, the answer), written into
+    /// the driver's buffer only when the request completes with NDIS_STATUS_SUCCESS.
+    pub pending_queries: BTreeMap<usize, (usize, Vec<u8>)>,
     /// Each pended request's issue number (so a delayed completion never completes a later request that
     /// reuses the address), and the last number given.
     pub oid_issue: BTreeMap<usize, u64>,
@@ -911,6 +914,11 @@ pub(crate) fn complete_oid_issue(inner: &Inner, adapter: usize, request: usize, 
                 // It succeeded on the model when issued; only this adapter's own pended sets change it meanwhile.
                 let _ = m.set(oid, &data);
             }
+        }
+        // Likewise it fills a pended query's buffer as it completes it.
+        let query = st.ndis.pending_queries.remove(&request);
+        if let (Some((buffer, bytes)), NDIS_STATUS_SUCCESS) = (query, status) {
+            crate::exports::finish_query(request, buffer, &bytes);
         }
     }
     let Some((context, _)) = open_of(inner, adapter) else { return };

@@ -51,6 +51,7 @@ mod ndis;
 mod sync;
 mod timers;
 
+pub(crate) use ndis::finish_query;
 pub(crate) use timers::{check_deferred_released, start_system_threads};
 
 /// (module, name, address) of every export the host provides.

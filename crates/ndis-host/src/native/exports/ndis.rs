@@ -1146,11 +1146,13 @@ fn oid_request(inner: &std::sync::Arc<Inner>, handle: usize, request: usize) -> 
                 crate::ndis::oid_model(&mut st.ndis, adapter).map(|m| m.query(q.Oid, q.InformationBufferLength))
             };
             let (written, needed, st) = match answer {
+                // A pended query fills the buffer when it completes successfully (finish_query).
+                Some(Ok(bytes)) if pends => {
+                    inner.state().ndis.pending_queries.insert(request, (q.InformationBuffer as usize, bytes));
+                    (0, 0, NDIS_STATUS_SUCCESS)
+                }
                 Some(Ok(bytes)) => {
-                    for (i, b) in bytes.iter().enumerate() {
-                        // SAFETY: the driver's buffer of InformationBufferLength bytes (the model checked the length).
-                        unsafe { write_obj(q.InformationBuffer as usize + i, *b) };
-                    }
+                    write_query_answer(q.InformationBuffer as usize, &bytes);
                     // CAST: bounded by InformationBufferLength.
                     (bytes.len() as u32, 0, NDIS_STATUS_SUCCESS)
                 }
@@ -1239,6 +1241,27 @@ fn oid_request(inner: &std::sync::Arc<Inner>, handle: usize, request: usize) -> 
         return NDIS_STATUS_PENDING;
     }
     status_out
+}
+
+/// Copies a query's answer into the driver's InformationBuffer (the model checked it is long enough).
+fn write_query_answer(buffer: usize, bytes: &[u8]) {
+    for (i, b) in bytes.iter().enumerate() {
+        // SAFETY: the driver's buffer of InformationBufferLength bytes, at least `bytes.len()` long.
+        unsafe { write_obj(buffer + i, *b) };
+    }
+}
+
+/// Completes a pended query's data as the adapter does when it completes the request successfully: the answer
+/// into InformationBuffer and its length into BytesWritten.
+pub(crate) fn finish_query(request: usize, buffer: usize, bytes: &[u8]) {
+    write_query_answer(buffer, bytes);
+    let at = request
+        + std::mem::offset_of!(NDIS_OID_REQUEST, DATA)
+        + std::mem::offset_of!(NDIS_OID_REQUEST_DATA_QUERY_INFORMATION, BytesWritten);
+    // Bounded by InformationBufferLength, a ULONG.
+    let written = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+    // SAFETY: the driver's pended request, which it may not free or reuse before it completes.
+    unsafe { write_obj(at, written) };
 }
 
 extern "win64" fn NdisCancelOidRequest(handle: *mut c_void, request_id: *mut c_void) {

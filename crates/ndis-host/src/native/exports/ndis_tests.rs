@@ -1527,3 +1527,36 @@ fn link_state_status_carries_a_whole_ndis_link_state_and_removal_queries_carry_n
     let v = r.finish();
     assert!(v.is_empty(), "{v:#?}");
 }
+
+#[test]
+fn a_pended_query_fills_its_buffer_only_when_it_completes_successfully() {
+    let cfg = AdapterConfig { oid_pends: true, ..AdapterConfig::ethernet(5) };
+    let mut r = Rig::new(128, vec![cfg]);
+    let b = r.binding();
+    let read = |buf: &HostBlock| {
+        // SAFETY: the test's 6-byte buffer.
+        unsafe { crate::native::memory::read_bytes(buf.addr(), 6) }
+    };
+    let (q, qb) = oid_block(NdisRequestQueryInformation, OID_802_3_CURRENT_ADDRESS, &[0xEE; 6], 6);
+    assert_eq!(oid(&r.h, b, q.addr()), NDIS_STATUS_PENDING);
+    assert_eq!((read(&qb), query_result(&q)), (vec![0xEE; 6], (0, 0)), "nothing written while pending");
+    r.h.complete_oid_requests(None).expect("complete");
+    assert_eq!((read(&qb), query_result(&q)), (AdapterConfig::ethernet(5).mac.to_vec(), (6, 0)));
+    // Cancelled: the buffer stays as it was.
+    let (c, cb) = oid_block(NdisRequestQueryInformation, OID_802_3_CURRENT_ADDRESS, &[0xEE; 6], 6);
+    assert_eq!(oid(&r.h, b, c.addr()), NDIS_STATUS_PENDING);
+    on(&r.h, 1, DISPATCH, move || NdisCancelOidRequest(b.handle.load(SeqCst) as *mut c_void, 0x77 as *mut c_void));
+    assert_eq!((read(&cb), query_result(&c)), (vec![0xEE; 6], (0, 0)));
+    // Too short: BytesNeeded at once, the failure at completion.
+    let (s, _sb) = oid_block(NdisRequestQueryInformation, OID_802_3_CURRENT_ADDRESS, &[], 4);
+    assert_eq!(oid(&r.h, b, s.addr()), NDIS_STATUS_PENDING);
+    r.h.complete_oid_requests(None).expect("complete");
+    assert_eq!(query_result(&s), (0, 6));
+    let oids = b.oids.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    assert_eq!(
+        oids,
+        vec![(q.addr(), 0), (c.addr(), NDIS_STATUS_REQUEST_ABORTED), (s.addr(), NDIS_STATUS_BUFFER_TOO_SHORT)]
+    );
+    let v = r.finish();
+    assert!(v.is_empty(), "{v:#?}");
+}
