@@ -72,7 +72,8 @@ pub struct AdapterConfig {
     pub receive_resources: bool,
     /// Deliver a received frame only if the binding's packet filter (OID_GEN_CURRENT_PACKET_FILTER, with the
     /// multicast list) accepts its destination, as NDIS does; frames filtered out are counted
-    /// ([`Host::frames_filtered`]) and not indicated. Off: every frame reaches a Running binding.
+    /// ([`Host::frames_filtered`]) and not indicated. On by default; off: every frame reaches a Running binding
+    /// (for tests of host mechanics with drivers that never set a filter).
     pub enforce_packet_filter: bool,
     /// The miniport sets NDIS_MINIPORT_ATTRIBUTES_NO_PAUSE_ON_SUSPEND: with protocols of NDIS 6.30 or later,
     /// NDIS does not pause the binding around power transitions ([`Host::set_power`]).
@@ -112,8 +113,7 @@ impl AdapterConfig {
             oid_delay: None,
             receive_shape: ReceiveShape { nbs_per_nbl: 1, mdls_per_nb: 1, data_offset: 14 },
             receive_resources: false,
-            // TODO(driver): on once rawlink.sys sets OID_GEN_CURRENT_PACKET_FILTER at bind.
-            enforce_packet_filter: false,
+            enforce_packet_filter: true,
             no_pause_on_suspend: false,
         }
     }
@@ -1106,6 +1106,15 @@ impl Host {
     /// Completes pended OID requests (of adapter `index`, or all) from processor 1; returns how many.
     pub fn complete_oid_requests(&mut self, index: Option<usize>) -> Result<usize, HostError> {
         self.run(1, "OID completion", move |inner| complete_oids(inner, index))
+    }
+
+    /// Changes whether adapter `index` pends the OID requests issued from now on (see
+    /// [`AdapterConfig::oid_pends`]); requests already pended stay so. Fails for an unknown adapter.
+    pub fn set_oid_pends(&self, index: usize, pends: bool) -> Result<(), HostError> {
+        let mut st = self.inner().state();
+        let a = st.ndis.adapters.get_mut(index).ok_or_else(|| HostError::State(format!("no adapter {index}")))?;
+        a.oid_pends = pends;
+        Ok(())
     }
 
     /// OID requests pended to the driver and not yet completed.

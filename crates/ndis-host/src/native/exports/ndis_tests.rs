@@ -391,9 +391,15 @@ fn has(v: &[crate::verifier::Violation], rule: Rule, text: &str) -> bool {
 
 // ---------------------------------------------------------------- tests
 
+/// Ethernet adapter `n` for the stand-in protocols of these tests, which set no packet filter: the filter is
+/// enforced only where a test asks for it.
+fn stand_in(n: u8) -> AdapterConfig {
+    AdapterConfig { enforce_packet_filter: false, ..AdapterConfig::ethernet(n) }
+}
+
 #[test]
 fn a_send_is_gathered_recorded_and_completed_synchronously() {
-    let r = Rig::new(256, vec![AdapterConfig::ethernet(0)]);
+    let r = Rig::new(256, vec![stand_in(0)]);
     let b = r.binding();
     assert_eq!(r.h.bindings()[0].state, NdisBindingState::Running);
     let frames = vec![vec![0xAA; 60], vec![0xBB; 1514]];
@@ -412,7 +418,7 @@ fn a_send_is_gathered_recorded_and_completed_synchronously() {
 
 #[test]
 fn a_send_gathers_a_driver_mdl_chain_from_data_offset() {
-    let r = Rig::new(0, vec![AdapterConfig::ethernet(0)]);
+    let r = Rig::new(0, vec![stand_in(0)]);
     let b = r.binding();
     let (frame, nbl, mdls, mem) = on(&r.h, 0, 0, move || {
         let alloc = crate::native::exports::table()
@@ -461,7 +467,7 @@ fn a_send_gathers_a_driver_mdl_chain_from_data_offset() {
 
 #[test]
 fn a_malformed_mdl_chain_is_a_violation_and_fails_the_send() {
-    let r = Rig::new(128, vec![AdapterConfig::ethernet(0)]);
+    let r = Rig::new(128, vec![stand_in(0)]);
     let b = r.binding();
     let stray = HostBlock::new(256, 16).expect("memory");
     let stray_addr = stray.addr();
@@ -489,7 +495,7 @@ fn a_malformed_mdl_chain_is_a_violation_and_fails_the_send() {
 
 #[test]
 fn deferred_completions_split_reorder_and_are_flushed_before_pause() {
-    let cfg = AdapterConfig { send_completion: SendCompletion::Deferred, ..AdapterConfig::ethernet(0) };
+    let cfg = AdapterConfig { send_completion: SendCompletion::Deferred, ..stand_in(0) };
     let mut r = Rig::new(128, vec![cfg]);
     let b = r.binding();
     let nbls = send(&r.h, b, 0, DISPATCH, vec![vec![1; 60], vec![2; 60], vec![3; 60]]);
@@ -526,7 +532,7 @@ fn deferred_completions_split_reorder_and_are_flushed_before_pause() {
 
 #[test]
 fn nbl_and_mdl_ownership_rules() {
-    let r = Rig::new(128, vec![AdapterConfig::ethernet(0)]);
+    let r = Rig::new(128, vec![stand_in(0)]);
     let b = r.binding();
     let foreign = HostBlock::new(objects::NBL_SIZE, 16).expect("memory");
     let fa = foreign.addr();
@@ -567,7 +573,7 @@ fn allocators_take_injected_faults() {
         ],
         ..HostConfig::default()
     };
-    let r = Rig::with(config, 128, vec![AdapterConfig::ethernet(0)]);
+    let r = Rig::with(config, 128, vec![stand_in(0)]);
     let b = r.binding();
     let (first, second, mdl) = on(&r.h, 0, 0, move || {
         let pool = b.pool.load(SeqCst) as *mut c_void;
@@ -585,9 +591,9 @@ fn allocators_take_injected_faults() {
 
 #[test]
 fn a_wire_carries_sends_to_the_other_adapter_and_get_data_buffer_reads_them() {
-    let mut r = Rig::new(2048, vec![AdapterConfig::ethernet(0)]);
+    let mut r = Rig::new(2048, vec![stand_in(0)]);
     let first = r.binding();
-    r.h.add_adapter(AdapterConfig::ethernet(1)).expect("bind");
+    r.h.add_adapter(stand_in(1)).expect("bind");
     let second = r.binding();
     r.h.connect(0, 1);
     let frame: Vec<u8> = (0..200u8).collect();
@@ -641,13 +647,13 @@ fn query_result(req: &HostBlock) -> (u32, u32) {
 
 #[test]
 fn oid_requests_query_and_set_the_adapter_model() {
-    let r = Rig::new(128, vec![AdapterConfig::ethernet(3)]);
+    let r = Rig::new(128, vec![stand_in(3)]);
     let b = r.binding();
     let (req, buf) = oid_block(NdisRequestQueryInformation, OID_802_3_CURRENT_ADDRESS, &[], 6);
     assert_eq!(oid(&r.h, b, req.addr()), 0);
     assert_eq!(query_result(&req), (6, 0));
     // SAFETY: the test's buffer.
-    assert_eq!(unsafe { crate::native::memory::read_bytes(buf.addr(), 6) }, AdapterConfig::ethernet(3).mac);
+    assert_eq!(unsafe { crate::native::memory::read_bytes(buf.addr(), 6) }, stand_in(3).mac);
     let (short, _sb) = oid_block(NdisRequestQueryInformation, OID_GEN_LINK_STATE, &[], 8);
     assert_eq!(oid(&r.h, b, short.addr()), NDIS_STATUS_BUFFER_TOO_SHORT);
     assert_eq!(query_result(&short), (0, 40));
@@ -673,7 +679,7 @@ fn oid_requests_query_and_set_the_adapter_model() {
 #[test]
 fn revision_2_oid_requests_follow_the_emulated_version() {
     let config = HostConfig { ndis_version: 0x0006_001E, ..HostConfig::default() };
-    let r = Rig::with(config, 128, vec![AdapterConfig::ethernet(0)]);
+    let r = Rig::with(config, 128, vec![stand_in(0)]);
     let b = r.binding();
     let (req, _buf) = oid_block(NdisRequestQueryInformation, OID_GEN_LINK_SPEED, &[], 4);
     // SAFETY: the test's request block; only its header changes.
@@ -688,7 +694,7 @@ fn revision_2_oid_requests_follow_the_emulated_version() {
 
 #[test]
 fn pended_oid_requests_complete_later_cancel_and_are_checked() {
-    let cfg = AdapterConfig { oid_pends: true, ..AdapterConfig::ethernet(0) };
+    let cfg = AdapterConfig { oid_pends: true, ..stand_in(0) };
     let mut r = Rig::new(128, vec![cfg]);
     let b = r.binding();
     let (q, _qb) = oid_block(NdisRequestQueryInformation, OID_GEN_MAXIMUM_FRAME_SIZE, &[], 4);
@@ -717,7 +723,7 @@ fn pended_oid_requests_complete_later_cancel_and_are_checked() {
 
 #[test]
 fn link_state_changes_are_indicated_through_status_ex() {
-    let mut r = Rig::new(128, vec![AdapterConfig::ethernet(0)]);
+    let mut r = Rig::new(128, vec![stand_in(0)]);
     let b = r.binding();
     r.h.indicate_link_state(0, false).expect("status");
     let s = b.statuses.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
@@ -745,7 +751,7 @@ fn link_state_changes_are_indicated_through_status_ex() {
 
 #[test]
 fn a_pended_pause_waits_for_ndis_complete_net_pnp_event() {
-    let mut r = Rig::new(128, vec![AdapterConfig::ethernet(0)]);
+    let mut r = Rig::new(128, vec![stand_in(0)]);
     let b = r.binding();
     b.pause_mode.store(1, SeqCst);
     assert_eq!(r.h.pause(0).expect("pause"), 0);
@@ -769,7 +775,7 @@ fn a_pended_pause_waits_for_ndis_complete_net_pnp_event() {
 
 #[test]
 fn shaped_and_concurrent_receives_reach_the_driver_byte_for_byte() {
-    let mut r = Rig::new(128, vec![AdapterConfig::ethernet(0)]);
+    let mut r = Rig::new(128, vec![stand_in(0)]);
     let b = r.binding();
     let frames: Vec<Vec<u8>> =
         (0..7u8).map(|i| (0..60 + usize::from(i) * 100).map(|j| (j as u8) ^ i).collect()).collect();
@@ -802,7 +808,7 @@ fn pnp_notifications_carry_the_emulated_versions_revision_and_power_states() {
         let mut r = Rig::with(
             HostConfig { ndis_version: version, ..HostConfig::default() },
             128,
-            vec![AdapterConfig::ethernet(0)],
+            vec![stand_in(0)],
         );
         let b = r.binding();
         assert_eq!(r.h.set_power(0, 4).expect("power"), 0);
@@ -838,7 +844,7 @@ fn adapters_complete_sends_and_oids_by_themselves_after_a_delay() {
         send_completion: SendCompletion::Async { delay, per_call: 1, reverse: true },
         oid_pends: true,
         oid_delay: Some(delay),
-        ..AdapterConfig::ethernet(0)
+        ..stand_in(0)
     };
     let r = Rig::new(128, vec![cfg]);
     let b = r.binding();
@@ -859,7 +865,7 @@ fn adapters_complete_sends_and_oids_by_themselves_after_a_delay() {
 
 #[test]
 fn the_receive_pump_indicates_what_a_backend_delivers() {
-    let mut r = Rig::new(128, vec![AdapterConfig::ethernet(0)]);
+    let mut r = Rig::new(128, vec![stand_in(0)]);
     let b = r.binding();
     let (near, far) = crate::backend::Wire::pair();
     r.h.set_backend(0, Some(Box::new(near)));
@@ -878,7 +884,7 @@ fn the_receive_pump_indicates_what_a_backend_delivers() {
 
 #[test]
 fn net_buffer_pools_data_start_moves_and_send_cancellation() {
-    let cfg = AdapterConfig { send_completion: SendCompletion::Deferred, ..AdapterConfig::ethernet(0) };
+    let cfg = AdapterConfig { send_completion: SendCompletion::Deferred, ..stand_in(0) };
     let mut r = Rig::new(128, vec![cfg]);
     let b = r.binding();
     let (nbl, nb, nb_pool, moves) = on(&r.h, 0, 0, move || {
@@ -962,7 +968,7 @@ fn both_processors_send_while_the_adapter_completes_and_the_pump_receives() {
         },
         receive_shape: crate::ndis::ReceiveShape { nbs_per_nbl: 4, mdls_per_nb: 2, data_offset: 2 },
         receive_resources: true,
-        ..AdapterConfig::ethernet(n)
+        ..stand_in(n)
     };
     let mut r = Rig::new(256, vec![cfg(0)]);
     let first = r.binding();
@@ -1023,7 +1029,7 @@ fn a_pause_that_completes_with_sends_in_flight_is_a_violation() {
             per_call: 0,
             reverse: false,
         },
-        ..AdapterConfig::ethernet(0)
+        ..stand_in(0)
     };
     let mut r = Rig::new(128, vec![cfg]);
     let b = r.binding();
@@ -1039,7 +1045,7 @@ fn a_pause_that_completes_with_sends_in_flight_is_a_violation() {
 
 #[test]
 fn binding_calls_after_deregistration_are_violations() {
-    let r = Rig::new(0, vec![AdapterConfig::ethernet(0)]);
+    let r = Rig::new(0, vec![stand_in(0)]);
     let b = r.binding();
     let handle = b.handle.load(SeqCst);
     let p = r.proto.handle.load(SeqCst);
@@ -1065,10 +1071,10 @@ fn received(b: &Binding) -> Vec<Vec<u8>> {
 
 #[test]
 fn an_enforced_packet_filter_decides_what_every_receive_path_delivers() {
-    let cfg = |n| AdapterConfig { enforce_packet_filter: true, ..AdapterConfig::ethernet(n) };
+    let cfg = |n| AdapterConfig { enforce_packet_filter: true, ..stand_in(n) };
     let mut r = Rig::new(128, vec![cfg(0)]);
     let b = r.binding();
-    let mac = AdapterConfig::ethernet(0).mac;
+    let mac = stand_in(0).mac;
     let frames = vec![
         to(mac, 1),
         to([2, 0, 0, 0, 0, 0x99], 2),
@@ -1125,7 +1131,7 @@ fn an_enforced_packet_filter_decides_what_every_receive_path_delivers() {
 
 #[test]
 fn without_enforcement_every_frame_is_delivered_and_none_counted() {
-    let mut r = Rig::new(128, vec![AdapterConfig::ethernet(0)]);
+    let mut r = Rig::new(128, vec![stand_in(0)]);
     let b = r.binding();
     let frames = vec![to([2, 0, 0, 0, 0, 0x99], 1), vec![1, 2, 3]];
     r.h.indicate_receive(0, frames.clone(), false).expect("receive");
@@ -1138,7 +1144,7 @@ fn without_enforcement_every_frame_is_delivered_and_none_counted() {
 #[test]
 fn receive_metadata_reaches_the_driver_one_nbl_per_frame() {
     let proto = || Proto { data_size: 128, minor: 89, ..Proto::default() };
-    let mut r = Rig::registering(HostConfig::default(), proto(), vec![AdapterConfig::ethernet(0)]);
+    let mut r = Rig::registering(HostConfig::default(), proto(), vec![stand_in(0)]);
     let b = r.binding();
     assert!(r.h.uro_enabled());
     let plain = ReceiveMeta::default();
@@ -1170,7 +1176,7 @@ fn receive_metadata_reaches_the_driver_one_nbl_per_frame() {
         (HostConfig { ndis_version: 0x0006_0056, ..HostConfig::default() }, Proto { minor: 86, ..proto() }),
     ];
     for (config, p) in off {
-        let mut r = Rig::registering(config, p, vec![AdapterConfig::ethernet(0)]);
+        let mut r = Rig::registering(config, p, vec![stand_in(0)]);
         let b = r.binding();
         assert!(!r.h.uro_enabled());
         assert!(matches!(r.h.indicate_receive_meta(0, &frames), Err(HostError::State(_))));
@@ -1185,7 +1191,7 @@ fn receive_metadata_reaches_the_driver_one_nbl_per_frame() {
 
 #[test]
 fn receive_metadata_passes_the_packet_filter_frame_by_frame() {
-    let cfg = AdapterConfig { enforce_packet_filter: true, ..AdapterConfig::ethernet(0) };
+    let cfg = AdapterConfig { enforce_packet_filter: true, ..stand_in(0) };
     let mut r = Rig::new(128, vec![cfg]);
     let b = r.binding();
     let (req, _buf) = oid_block(
@@ -1198,7 +1204,7 @@ fn receive_metadata_passes_the_packet_filter_frame_by_frame() {
     let mine = ReceiveMeta { checksum: 0x28, ..ReceiveMeta::default() };
     let frames = vec![
         (to([0xFF; 6], 1), ReceiveMeta { loopback: true, ..ReceiveMeta::default() }),
-        (to(AdapterConfig::ethernet(0).mac, 2), mine),
+        (to(stand_in(0).mac, 2), mine),
     ];
     r.h.indicate_receive_meta(0, &frames).expect("receive");
     assert_eq!(received(b), vec![frames[1].0.clone()]);
@@ -1273,7 +1279,7 @@ extern "win64" fn d_success(_device: usize, irp: usize) -> i32 {
 
 #[test]
 fn closing_a_handle_cancels_the_oid_request_a_blocked_device_control_waits_for() {
-    let cfg = AdapterConfig { oid_pends: true, enforce_packet_filter: true, ..AdapterConfig::ethernet(0) };
+    let cfg = AdapterConfig { oid_pends: true, enforce_packet_filter: true, ..stand_in(0) };
     let r = Rig::new(128, vec![cfg]);
     let b = r.binding();
     let event = HostBlock::new(64, 16).expect("memory");
@@ -1355,7 +1361,7 @@ fn ctl_code_buffered() -> u32 {
 
 #[test]
 fn pended_sets_take_effect_only_when_they_complete_successfully() {
-    let cfg = AdapterConfig { oid_pends: true, enforce_packet_filter: true, ..AdapterConfig::ethernet(0) };
+    let cfg = AdapterConfig { oid_pends: true, enforce_packet_filter: true, ..stand_in(0) };
     let mut r = Rig::new(128, vec![cfg]);
     let b = r.binding();
     let filter = |r: &Rig| r.h.oid_state(0).map(|m| (m.packet_filter, m.multicast.len()));
@@ -1400,7 +1406,7 @@ fn pended_sets_take_effect_only_when_they_complete_successfully() {
     assert!(v.is_empty(), "{v:#?}");
     // An adapter that completes by itself applies the set when it does.
     let delay = std::time::Duration::from_millis(20);
-    let cfg = AdapterConfig { oid_pends: true, oid_delay: Some(delay), ..AdapterConfig::ethernet(0) };
+    let cfg = AdapterConfig { oid_pends: true, oid_delay: Some(delay), ..stand_in(0) };
     let r = Rig::new(128, vec![cfg]);
     let b = r.binding();
     let (set, _setb) = oid_block(NdisRequestSetInformation, OID_GEN_CURRENT_PACKET_FILTER, &0x9u32.to_le_bytes(), 4);
@@ -1424,7 +1430,7 @@ fn a_low_power_state_pauses_the_binding_after_set_power_and_d0_restarts_it_befor
     const D0: u32 = 1;
     const D2: u32 = 3;
     const D3: u32 = 4;
-    let cfg = AdapterConfig { send_completion: SendCompletion::Deferred, ..AdapterConfig::ethernet(0) };
+    let cfg = AdapterConfig { send_completion: SendCompletion::Deferred, ..stand_in(0) };
     let mut r = Rig::new(128, vec![cfg]);
     let b = r.binding();
     pnp_codes(b);
@@ -1453,7 +1459,7 @@ fn a_low_power_state_pauses_the_binding_after_set_power_and_d0_restarts_it_befor
     let v = r.finish();
     assert!(v.is_empty(), "{v:#?}");
     // A miniport with NDIS_MINIPORT_ATTRIBUTES_NO_PAUSE_ON_SUSPEND under a 6.30 protocol: no pause at all.
-    let cfg = AdapterConfig { no_pause_on_suspend: true, ..AdapterConfig::ethernet(0) };
+    let cfg = AdapterConfig { no_pause_on_suspend: true, ..stand_in(0) };
     let mut r = Rig::new(128, vec![cfg]);
     let b = r.binding();
     pnp_codes(b);
@@ -1471,7 +1477,7 @@ fn a_low_power_state_pauses_the_binding_after_set_power_and_d0_restarts_it_befor
 
 #[test]
 fn link_state_status_carries_a_whole_ndis_link_state_and_removal_queries_carry_no_buffer() {
-    let mut r = Rig::new(128, vec![AdapterConfig::ethernet(0)]);
+    let mut r = Rig::new(128, vec![stand_in(0)]);
     let b = r.binding();
     r.h.indicate_link_state(0, false).expect("status");
     r.h.indicate_link_state(0, true).expect("status");
@@ -1530,7 +1536,7 @@ fn link_state_status_carries_a_whole_ndis_link_state_and_removal_queries_carry_n
 
 #[test]
 fn a_pended_query_fills_its_buffer_only_when_it_completes_successfully() {
-    let cfg = AdapterConfig { oid_pends: true, ..AdapterConfig::ethernet(5) };
+    let cfg = AdapterConfig { oid_pends: true, ..stand_in(5) };
     let mut r = Rig::new(128, vec![cfg]);
     let b = r.binding();
     let read = |buf: &HostBlock| {
@@ -1541,7 +1547,7 @@ fn a_pended_query_fills_its_buffer_only_when_it_completes_successfully() {
     assert_eq!(oid(&r.h, b, q.addr()), NDIS_STATUS_PENDING);
     assert_eq!((read(&qb), query_result(&q)), (vec![0xEE; 6], (0, 0)), "nothing written while pending");
     r.h.complete_oid_requests(None).expect("complete");
-    assert_eq!((read(&qb), query_result(&q)), (AdapterConfig::ethernet(5).mac.to_vec(), (6, 0)));
+    assert_eq!((read(&qb), query_result(&q)), (stand_in(5).mac.to_vec(), (6, 0)));
     // Cancelled: the buffer stays as it was.
     let (c, cb) = oid_block(NdisRequestQueryInformation, OID_802_3_CURRENT_ADDRESS, &[0xEE; 6], 6);
     assert_eq!(oid(&r.h, b, c.addr()), NDIS_STATUS_PENDING);
