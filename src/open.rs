@@ -316,13 +316,15 @@ impl Open {
         // SAFETY: the mapping of the caller's locked buffer lives until the IRP is completed, which happens
         // only after `send` copied the frames out.
         let buf = unsafe { core::slice::from_raw_parts(p, len) };
-        driver.with_live_binding(self.binding.load(Ordering::Acquire), |b| match b {
+        // A counted reference, not the binding-list lock, keeps the binding open during the send: no spin
+        // lock is held while NDIS runs (it may complete the sends or loop frames back inside the call).
+        match self.binding_ref(driver) {
             None => Err((irp, Error::INVALID_DEVICE_STATE)),
             Some(b) => {
                 let limits =
                     crate::tx::Limits { mtu: b.mtu, mac: b.mac, any_source: self.any_source.load(Ordering::Acquire) };
                 if !self.one_frame.load(Ordering::Acquire) {
-                    return crate::send::send(b, buf, &limits, irp);
+                    return crate::send::send(&b, buf, &limits, irp);
                 }
                 // NDISPROT: the whole buffer is one frame; give it the record form the send path takes.
                 let mut record = Vec::new();
@@ -333,9 +335,9 @@ impl Open {
                 let h = FrameHeader { captured_length: len, original_length: len, ..Default::default() };
                 record.extend_from_slice(&h.to_bytes());
                 record.extend_from_slice(buf);
-                crate::send::send(b, &record, &limits, irp)
+                crate::send::send(&b, &record, &limits, irp)
             }
-        })
+        }
     }
 
     /// The binding went away: forget it (called by the binding under its open-list lock). Waiting reads

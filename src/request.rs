@@ -58,8 +58,9 @@ pub fn issue(b: &Binding, version: NdisVersion, oid: u32, op: OidOp<'_>, timeout
     };
     let len = u32::try_from(len).map_err(|_| Error::INVALID_BUFFER_SIZE)?;
     // SAFETY: NDIS_OID_REQUEST is plain data for which all-zero is valid; the fields are filled below.
+    let request: NDIS_OID_REQUEST = unsafe { core::mem::zeroed() };
     let call = try_box(OidCall {
-        request: unsafe { core::mem::zeroed() },
+        request,
         revision_2_tail: [0; 16],
         done: Event::new(),
         status: AtomicI32::new(NDIS_STATUS_PENDING),
@@ -113,9 +114,8 @@ pub fn issue(b: &Binding, version: NdisVersion, oid: u32, op: OidOp<'_>, timeout
         let status = if status == NDIS_STATUS_PENDING {
             if !call.done.wait_ms(timeout_ms) {
                 timed_out = true;
-                // SAFETY: the request was issued on this binding; cancelling one that has just completed is
-                // harmless. No lock is held, so a synchronous completion inside the call is fine.
-                unsafe { NdisCancelOidRequest(b.handle(), raw.cast()) };
+                // No lock is held, so a completion inside the cancel call is fine.
+                cancel(b.handle(), id);
                 // NDIS completes every request it accepted, cancelled or not.
                 call.done.wait();
             }

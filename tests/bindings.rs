@@ -111,7 +111,10 @@ fn non_ethernet_adapters_are_declined_with_unsupported_media() {
 
 #[test]
 fn received_nbls_are_returned_at_once_and_kept_not_under_resources() {
-    let mut h = host_with(vec![AdapterConfig::ethernet(1)], HostConfig::default());
+    // No handle is attached, so the binding's packet filter is 0; the adapter indicates regardless, to reach
+    // the receive path (NDIS would deliver these once a handle asked for them).
+    let adapter = AdapterConfig { enforce_packet_filter: false, ..AdapterConfig::ethernet(1) };
+    let mut h = host_with(vec![adapter], HostConfig::default());
     let frames: Vec<Vec<u8>> = (0..8u8).map(|i| vec![i; 60 + usize::from(i)]).collect();
     assert_eq!(h.indicate_receive(0, frames.clone(), false).expect("indicated"), 0, "every NBL returned");
     assert_eq!(h.outstanding_receives(), 0);

@@ -122,3 +122,23 @@ fn closing_the_handle_cancels_its_request() {
     assert_eq!(h.pending_oid_requests(), 0);
     common::finish(h, &[]);
 }
+
+#[test]
+fn an_unbind_cancels_requests_in_flight_and_waits_for_them() {
+    let h = common::running(common::ethernet(1));
+    let f = common::attach(&h, 0);
+    h.set_oid_pends(0, true).expect("adapter");
+    let status = std::thread::scope(|s| {
+        let t = s.spawn(|| query(&h, f, ndis_sys::OID_GEN_MAXIMUM_FRAME_SIZE, 60_000, 4).0);
+        while h.pending_oid_requests() == 0 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // NDIS unbinds while the request waits: the driver cancels it and closes only after it returned.
+        h.remove_adapter(0).expect("unbound");
+        t.join().expect("query thread")
+    });
+    assert_eq!(status, STATUS_CANCELLED);
+    assert_eq!(h.pending_oid_requests(), 0);
+    assert!(h.bindings().is_empty(), "{:?}", h.bindings());
+    common::finish(h, &[f]);
+}
