@@ -991,12 +991,16 @@ fn send(inner: &std::sync::Arc<Inner>, handle: usize, head: usize, port: u32, fl
         return;
     }
     let running = state == crate::ndis::NdisBindingState::Running;
+    // A miniport whose link is down fails sends with NDIS_STATUS_MEDIA_DISCONNECTED and transmits nothing.
+    let connected = s.ndis.oids.get(&adapter).is_none_or(|m| m.connected);
     let mut problems = Vec::new();
     let mut frames = Vec::new();
     for &l in &chain {
         let mut status = NDIS_STATUS_SUCCESS;
         if !running {
             status = NDIS_STATUS_PAUSED;
+        } else if !connected {
+            status = NDIS_STATUS_MEDIA_DISCONNECTED;
         } else {
             // SAFETY: a driver NBL the host allocated.
             let mut b = unsafe { objects::first_nb(l) };
