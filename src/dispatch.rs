@@ -117,11 +117,18 @@ fn device_control(mut irp: Irp) -> NTSTATUS {
     }
     let (in_len, out_len) = (in_len as usize, out_len as usize);
     let open = open_of(&irp);
-    // The one request that pends until something happens: it needs the IRP itself.
+    // The requests that pend need the IRP itself.
     if code == rawlink_abi::rawlink::IOCTL_RAWLINK_WAIT_EVENT {
         return match open {
             Some(o) => o.wait_event(irp),
             None => irp.complete(STATUS_INVALID_DEVICE_STATE, 0),
+        };
+    }
+    if code == rawlink_abi::rawlink::IOCTL_RAWLINK_SEND {
+        let Some(o) = open else { return irp.complete(STATUS_INVALID_DEVICE_STATE, 0) };
+        return match o.send_ioctl(driver, irp) {
+            Ok(()) => STATUS_PENDING,
+            Err((irp, e)) => irp.complete(e.to_status(), 0),
         };
     }
     // SAFETY: IRP_MJ_DEVICE_CONTROL with a METHOD_BUFFERED code (checked above); the length is the

@@ -22,6 +22,7 @@ use crate::kernel::time;
 use crate::kernel::timer::Timer;
 use crate::request::Owner;
 use crate::rxqueue::{Push, RxQueue};
+use crate::send::Mode;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::ffi::c_void;
@@ -316,28 +317,45 @@ impl Open {
         // SAFETY: the mapping of the caller's locked buffer lives until the IRP is completed, which happens
         // only after `send` copied the frames out.
         let buf = unsafe { core::slice::from_raw_parts(p, len) };
-        // A counted reference, not the binding-list lock, keeps the binding open during the send: no spin
-        // lock is held while NDIS runs (it may complete the sends or loop frames back inside the call).
-        match self.binding_ref(driver) {
-            None => Err((irp, Error::INVALID_DEVICE_STATE)),
-            Some(b) => {
-                let limits =
-                    crate::tx::Limits { mtu: b.mtu, mac: b.mac, any_source: self.any_source.load(Ordering::Acquire) };
-                if !self.one_frame.load(Ordering::Acquire) {
-                    return crate::send::send(&b, buf, &limits, irp);
-                }
-                // NDISPROT: the whole buffer is one frame; give it the record form the send path takes.
-                let mut record = Vec::new();
-                if record.try_reserve_exact(FrameHeader::record_len(buf.len())).is_err() {
-                    return Err((irp, Error::INSUFFICIENT_RESOURCES));
-                }
-                let Ok(len) = u32::try_from(buf.len()) else { return Err((irp, Error::INVALID_BUFFER_SIZE)) };
-                let h = FrameHeader { captured_length: len, original_length: len, ..Default::default() };
-                record.extend_from_slice(&h.to_bytes());
-                record.extend_from_slice(buf);
-                crate::send::send(&b, &record, &limits, irp)
-            }
+        if !self.one_frame.load(Ordering::Acquire) {
+            return self.send(driver, buf, irp, Mode::Write);
         }
+        // NDISPROT: the whole buffer is one frame; give it the record form the send path takes.
+        let mut record = Vec::new();
+        if record.try_reserve_exact(FrameHeader::record_len(buf.len())).is_err() {
+            return Err((irp, Error::INSUFFICIENT_RESOURCES));
+        }
+        let Ok(len) = u32::try_from(buf.len()) else { return Err((irp, Error::INVALID_BUFFER_SIZE)) };
+        let h = FrameHeader { captured_length: len, original_length: len, ..Default::default() };
+        record.extend_from_slice(&h.to_bytes());
+        record.extend_from_slice(buf);
+        self.send(driver, &record, irp, Mode::Write)
+    }
+
+    /// IOCTL_RAWLINK_SEND: sends the valid frames at the start of the input and replies with a SendReply
+    /// (the IRP pends until NDIS completes them). On an error the IRP comes back to the caller to complete.
+    pub fn send_ioctl(&self, driver: &Driver, mut irp: Irp) -> core::result::Result<(), (Irp, Error)> {
+        let (_, in_len, out_len) = irp.ioctl();
+        if (out_len as usize) < rawlink_abi::SendReply::LEN {
+            return Err((irp, Error::BUFFER_TOO_SMALL));
+        }
+        // SAFETY: IRP_MJ_DEVICE_CONTROL with the METHOD_BUFFERED IOCTL_RAWLINK_SEND; the length is the
+        // system buffer's.
+        let buf = unsafe { irp.system_buffer(in_len.max(out_len) as usize) };
+        let (p, len) = (buf.as_ptr(), buf.len().min(in_len as usize));
+        // SAFETY: the system buffer belongs to the IRP until it completes, which happens only after `send`
+        // copied the frames out (the reply is written into it at completion).
+        let buf = unsafe { core::slice::from_raw_parts(p, len) };
+        self.send(driver, buf, irp, Mode::Report)
+    }
+
+    /// Sends `buf` on the attached binding. A counted reference, not the binding-list lock, keeps the binding
+    /// open during the send: no spin lock is held while NDIS runs (it may complete the sends or loop frames
+    /// back inside the call).
+    fn send(&self, driver: &Driver, buf: &[u8], irp: Irp, mode: Mode) -> core::result::Result<(), (Irp, Error)> {
+        let Some(b) = self.binding_ref(driver) else { return Err((irp, Error::INVALID_DEVICE_STATE)) };
+        let limits = crate::tx::Limits { mtu: b.mtu, mac: b.mac, any_source: self.any_source.load(Ordering::Acquire) };
+        crate::send::send(&b, buf, &limits, irp, mode)
     }
 
     /// The binding went away: forget it (called by the binding under its open-list lock). Waiting reads

@@ -9,7 +9,8 @@
 use crate::binding::Binding;
 use crate::error::Error;
 use crate::kernel::alloc::try_box;
-use crate::kernel::irp::PendingIrp;
+use crate::kernel::irp::{Irp, PendingIrp};
+use crate::kernel::sync::SpinLock;
 use crate::tx;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -17,11 +18,20 @@ use core::ffi::c_void;
 use core::ptr;
 use core::sync::atomic::{AtomicU32, Ordering};
 use ndis_sys::*;
+use rawlink_abi::SendReply;
 
 /// One write in flight.
 #[derive(Debug)]
 struct Batch {
     irp: Option<PendingIrp>,
+    /// Complete with a [`SendReply`] (IOCTL_RAWLINK_SEND) rather than a byte count (WriteFile).
+    report: bool,
+    /// Frames sent.
+    count: u32,
+    /// The frame validation refused (IOCTL_RAWLINK_SEND sends the frames before it).
+    refusal: Option<tx::Refusal>,
+    /// The lowest frame index NDIS failed, with its status.
+    first_failed: SpinLock<(u32, NDIS_STATUS)>,
     /// NBLs not yet completed.
     remaining: AtomicU32,
     /// NBLs NDIS completed with a failure status.
@@ -49,18 +59,45 @@ unsafe fn free_nbl(nbl: PNET_BUFFER_LIST) {
     }
 }
 
-/// Sends a validated batch on `b` and pends `irp` until NDIS completes it.
+/// How a send request reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// WriteFile: all frames valid or none sent; the byte count on success.
+    Write,
+    /// IOCTL_RAWLINK_SEND: the valid prefix is sent; a [`SendReply`] says what happened.
+    Report,
+}
+
+/// Sends a validated batch on `b` and pends `irp` until NDIS completes it (or, for a report with nothing
+/// valid to send, completes it at once with its reply).
 ///
 /// On an error nothing is in flight, nothing leaks, and the caller completes the IRP itself.
 pub fn send(
     b: &Binding,
     buf: &[u8],
     limits: &tx::Limits,
-    irp: crate::kernel::irp::Irp,
-) -> core::result::Result<(), (crate::kernel::irp::Irp, Error)> {
-    let (count, bytes) = match tx::validate(buf, limits) {
-        Ok(v) => v,
-        Err(r) => return Err((irp, r.error)),
+    irp: Irp,
+    mode: Mode,
+) -> core::result::Result<(), (Irp, Error)> {
+    let (count, bytes, refusal) = match mode {
+        Mode::Write => match tx::validate(buf, limits) {
+            Ok((count, bytes)) => (count, bytes, None),
+            Err(r) => return Err((irp, r.error)),
+        },
+        Mode::Report => {
+            let p = tx::validate_prefix(buf, limits);
+            match (p.count, p.refusal) {
+                (0, None) => return Err((irp, Error::INVALID_PARAMETER)),
+                (0, Some(r)) => {
+                    // CAST: a frame index below MAX_BATCH.
+                    let reply = SendReply { frames_sent: 0, first_failure: r.frame as u32, status: r.error.to_status() };
+                    // Marked pending first, so the dispatch routine's STATUS_PENDING is right.
+                    let _ = complete_with_reply(irp.mark_pending().into_irp(), &reply);
+                    return Ok(());
+                }
+                (count, refusal) => (count, p.bytes, refusal),
+            }
+        }
     };
     // CAST: MAX_BATCH bounds the count.
     let count32 = count as u32;
@@ -72,12 +109,16 @@ pub fn send(
     if spans.try_reserve_exact(count).is_err() {
         return Err((irp, Error::INSUFFICIENT_RESOURCES));
     }
-    for (off, len) in tx::frames(buf) {
+    for (off, len) in tx::frames(buf).take(count) {
         spans.push((data.len(), len));
         data.extend_from_slice(buf.get(off..off + len).unwrap_or_default());
     }
     let batch = match try_box(Batch {
         irp: None,
+        report: mode == Mode::Report,
+        count: count32,
+        refusal,
+        first_failed: SpinLock::new((SendReply::NONE, NDIS_STATUS_SUCCESS)),
         remaining: AtomicU32::new(count32),
         failed: AtomicU32::new(0),
         bytes,
@@ -107,7 +148,7 @@ pub fn send(
     };
     // SAFETY: the batch is live (owned through `batch`); its buffer does not move while the batch exists.
     let base = unsafe { (*batch).data.as_ptr() };
-    for &(off, len) in &spans {
+    for (index, &(off, len)) in spans.iter().enumerate() {
         // SAFETY: `off..off + len` lies inside the batch's buffer, which lives until the last completion.
         // CAST: frames are at most MTU + 18 bytes.
         let mdl = unsafe { NdisAllocateMdl(b.handle(), base.add(off).cast_mut().cast(), len as u32) };
@@ -124,6 +165,8 @@ pub fn send(
         // SAFETY: a fresh NBL this driver owns until it sends it; `tail` is the previous one of the chain.
         unsafe {
             (*nbl).ProtocolReserved[0] = batch.cast::<c_void>();
+            // The frame's index in the batch, for the report of the first failure.
+            (*nbl).ProtocolReserved[1] = index as *mut c_void;
             (*nbl).u1.s.Next = ptr::null_mut();
             if tail.is_null() {
                 head = nbl;
@@ -156,8 +199,9 @@ pub unsafe fn complete(b: &Binding, nbls: PNET_BUFFER_LIST) {
     let mut done = 0u32;
     while !n.is_null() {
         // SAFETY: NBLs this driver sent, back from NDIS.
-        let (next, batch, status) =
-            unsafe { ((*n).u1.s.Next, (*n).ProtocolReserved[0].cast::<Batch>(), (*n).u2.Status) };
+        let (next, batch, index, status) = unsafe {
+            ((*n).u1.s.Next, (*n).ProtocolReserved[0].cast::<Batch>(), (*n).ProtocolReserved[1] as usize, (*n).u2.Status)
+        };
         // SAFETY: as above; freed once.
         unsafe { free_nbl(n) };
         done += 1;
@@ -168,22 +212,61 @@ pub unsafe fn complete(b: &Binding, nbls: PNET_BUFFER_LIST) {
             let bref = unsafe { &*batch };
             if status != NDIS_STATUS_SUCCESS {
                 bref.failed.fetch_add(1, Ordering::AcqRel);
+                let mut first = bref.first_failed.lock_at_dispatch();
+                // CAST: a frame index below MAX_BATCH.
+                if (index as u32) < first.0 {
+                    *first = (index as u32, status);
+                }
             }
             if bref.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
                 // SAFETY: the last NBL of the batch: nothing else refers to it.
                 let mut owned = unsafe { Box::from_raw(batch) };
+                let reply = owned.report.then(|| owned.reply());
                 let status = if owned.failed.load(Ordering::Acquire) == 0 {
                     STATUS_SUCCESS
                 } else {
                     Error::UNSUCCESSFUL.to_status()
                 };
                 let bytes = if status == STATUS_SUCCESS { owned.bytes } else { 0 };
-                if let Some(irp) = owned.irp.take() {
-                    irp.complete(status, bytes);
+                match (owned.irp.take(), reply) {
+                    (Some(irp), Some(reply)) => {
+                        let _ = complete_with_reply(irp.into_irp(), &reply);
+                    }
+                    (Some(irp), None) => irp.complete(status, bytes),
+                    (None, _) => {}
                 }
             }
         }
         n = next;
     }
     b.sends_end(done);
+}
+
+impl Batch {
+    /// The reply of a report: frames NDIS sent, and the earliest failure, NDIS's or validation's.
+    fn reply(&self) -> SendReply {
+        let failed = self.failed.load(Ordering::Acquire);
+        let (nbl_index, nbl_status) = *self.first_failed.lock();
+        // CAST: a frame index below MAX_BATCH.
+        let refused = self.refusal.map(|r| (r.frame as u32, r.error.to_status()));
+        let (first_failure, status) = match refused {
+            Some((i, st)) if i < nbl_index => (i, st),
+            _ if nbl_index != SendReply::NONE => (nbl_index, nbl_status),
+            _ => (SendReply::NONE, 0),
+        };
+        SendReply { frames_sent: self.count.saturating_sub(failed), first_failure, status }
+    }
+}
+
+/// Completes an IOCTL_RAWLINK_SEND with its reply in the system buffer (the dispatch routine checked that
+/// the output holds one).
+fn complete_with_reply(mut irp: Irp, reply: &SendReply) -> NTSTATUS {
+    let (_, in_len, out_len) = irp.ioctl();
+    // SAFETY: an IRP_MJ_DEVICE_CONTROL with the METHOD_BUFFERED code IOCTL_RAWLINK_SEND; the length is the
+    // system buffer's.
+    let buf = unsafe { irp.system_buffer(in_len.max(out_len) as usize) };
+    match crate::control::fixed_reply(&reply.to_bytes(), buf) {
+        Ok(n) => irp.complete(STATUS_SUCCESS, n),
+        Err(e) => irp.complete(e.to_status(), 0),
+    }
 }

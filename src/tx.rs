@@ -36,28 +36,55 @@ pub struct Refusal {
 /// STATUS_INVALID_BUFFER_SIZE; a foreign source MAC → STATUS_INVALID_PARAMETER; no frame, or more than
 /// [`MAX_BATCH`] → STATUS_INVALID_PARAMETER.
 pub fn validate(buf: &[u8], limits: &Limits) -> core::result::Result<(usize, usize), Refusal> {
-    let mut at = 0;
-    let mut count = 0;
-    let mut bytes = 0;
-    while at < buf.len() {
-        let refuse = |error| Refusal { frame: count, error };
-        if count == MAX_BATCH {
-            return Err(refuse(Error::INVALID_PARAMETER));
+    match validate_prefix(buf, limits) {
+        Prefix { refusal: Some(r), .. } => Err(r),
+        Prefix { count: 0, .. } => Err(Refusal { frame: 0, error: Error::INVALID_PARAMETER }),
+        Prefix { count, bytes, .. } => Ok((count, bytes)),
+    }
+}
+
+/// The valid frames at the start of a batch, and why the next one (if any) was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Prefix {
+    /// Frames before the first refused one.
+    pub count: usize,
+    /// Their bytes of frame data.
+    pub bytes: usize,
+    /// Their length in the buffer, records included (where the refused record starts).
+    pub len: usize,
+    pub refusal: Option<Refusal>,
+}
+
+/// Checks a batch frame by frame up to the first refusal (IOCTL_RAWLINK_SEND sends that prefix and
+/// reports the refusal). The errors are [`validate`]'s.
+pub fn validate_prefix(buf: &[u8], limits: &Limits) -> Prefix {
+    let mut p = Prefix { count: 0, bytes: 0, len: 0, refusal: None };
+    while p.len < buf.len() {
+        let refuse = |error| Some(Refusal { frame: p.count, error });
+        if p.count == MAX_BATCH {
+            p.refusal = refuse(Error::INVALID_PARAMETER);
+            break;
         }
-        let rest = buf.get(at..).unwrap_or_default();
-        let h = FrameHeader::parse(rest).map_err(|_| refuse(Error::INVALID_PARAMETER))?;
+        let rest = buf.get(p.len..).unwrap_or_default();
+        let Ok(h) = FrameHeader::parse(rest) else {
+            p.refusal = refuse(Error::INVALID_PARAMETER);
+            break;
+        };
         let len = h.captured_length as usize;
-        let frame = rest.get(FrameHeader::LEN..FrameHeader::LEN + len).ok_or(refuse(Error::INVALID_PARAMETER))?;
-        check_frame(frame, limits).map_err(refuse)?;
-        count += 1;
-        bytes += len;
+        let Some(frame) = rest.get(FrameHeader::LEN..FrameHeader::LEN.saturating_add(len)) else {
+            p.refusal = refuse(Error::INVALID_PARAMETER);
+            break;
+        };
+        if let Err(e) = check_frame(frame, limits) {
+            p.refusal = refuse(e);
+            break;
+        }
+        p.count += 1;
+        p.bytes += len;
         // The last record may omit its padding.
-        at += FrameHeader::record_len(len).min(rest.len());
+        p.len += FrameHeader::record_len(len).min(rest.len());
     }
-    if count == 0 {
-        return Err(Refusal { frame: 0, error: Error::INVALID_PARAMETER });
-    }
-    Ok((count, bytes))
+    p
 }
 
 fn check_frame(frame: &[u8], limits: &Limits) -> Result {
@@ -151,6 +178,19 @@ mod tests {
         // Other sources only when allowed.
         let foreign = batch(&[frame(60, [9; 6])]);
         assert!(validate(&foreign, &Limits { any_source: true, ..L }).is_ok());
+    }
+
+    #[test]
+    fn the_valid_prefix_is_found_with_the_first_refusal() {
+        let fs = [frame(60, MAC), frame(70, MAC), frame(60, [9; 6]), frame(60, MAC)];
+        let b = batch(&fs);
+        let p = validate_prefix(&b, &L);
+        assert_eq!((p.count, p.bytes, p.len), (2, 130, FrameHeader::record_len(60) + FrameHeader::record_len(70)));
+        assert_eq!(p.refusal, Some(Refusal { frame: 2, error: Error::INVALID_PARAMETER }));
+        assert_eq!(&b[p.len..p.len + 4], &60u32.to_le_bytes(), "the refused record starts there");
+        let all = validate_prefix(&batch(&fs[..2]), &L);
+        assert_eq!((all.count, all.refusal), (2, None));
+        assert_eq!(validate_prefix(&[], &L), Prefix { count: 0, bytes: 0, len: 0, refusal: None });
     }
 
     #[test]

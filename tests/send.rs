@@ -204,3 +204,70 @@ fn a_handle_may_be_allowed_other_source_macs() {
     assert_eq!(h.write(f, &spoofed).expect("write").status, STATUS_INVALID_PARAMETER, "refused again");
     common::finish(h, &[f]);
 }
+
+fn send_ioctl(h: &Host, f: ndis_host::io::Handle, input: &[u8], out: usize) -> (i32, Option<rawlink_abi::SendReply>) {
+    let r = h.device_io_control(f, rawlink::IOCTL_RAWLINK_SEND, input, out).expect("ioctl");
+    (r.status, rawlink_abi::SendReply::parse(&r.output).ok())
+}
+
+#[test]
+fn the_send_ioctl_sends_the_valid_prefix_and_names_the_first_failure() {
+    use rawlink_abi::SendReply;
+    let mut a = AdapterConfig::ethernet(1);
+    a.send_completion = ndis_host::ndis::SendCompletion::Async {
+        delay: std::time::Duration::from_millis(5),
+        per_call: 1,
+        reverse: true,
+    };
+    let h = common::running(vec![a.clone()]);
+    let f = common::attach(&h, 0);
+    let good: Vec<Vec<u8>> = (0..5u8).map(|i| frame(a.mac, i, 60 + usize::from(i))).collect();
+    // All valid: all sent, no failure.
+    let (st, r) = send_ioctl(&h, f, &batch(&good), SendReply::LEN);
+    assert_eq!((st, r), (STATUS_SUCCESS, Some(SendReply { frames_sent: 5, first_failure: SendReply::NONE, status: 0 })));
+    assert_eq!(h.sent_frames(0), good);
+    // Frame 3 longer than MTU + 14: frames 0..3 go out, the reply names frame 3 and why.
+    let mut mixed = good.clone();
+    mixed[3] = frame(a.mac, 3, 1515);
+    let (st, r) = send_ioctl(&h, f, &batch(&mixed), SendReply::LEN);
+    assert_eq!(st, STATUS_SUCCESS);
+    assert_eq!(r, Some(SendReply { frames_sent: 3, first_failure: 3, status: STATUS_INVALID_BUFFER_SIZE }));
+    assert_eq!(h.sent_frames(0)[5..], good[..3]);
+    // The first frame from a foreign source: nothing sent, the reply still comes.
+    let foreign = batch(&[frame([2, 0, 0, 0, 0, 9], 0, 60)]);
+    let (st, r) = send_ioctl(&h, f, &foreign, SendReply::LEN);
+    assert_eq!((st, r), (STATUS_SUCCESS, Some(SendReply { frames_sent: 0, first_failure: 0, status: STATUS_INVALID_PARAMETER })));
+    assert_eq!(h.sent_frames(0).len(), 8);
+    // No room for the reply, or nothing at all to send: refused before anything is sent.
+    assert_eq!(send_ioctl(&h, f, &batch(&good), 15).0, 0xC000_0023u32 as i32);
+    assert_eq!(send_ioctl(&h, f, &[], SendReply::LEN).0, STATUS_INVALID_PARAMETER);
+    assert_eq!(h.sent_frames(0).len(), 8);
+    let unattached = h.open("\\\\.\\RawLink").expect("opened");
+    assert_eq!(send_ioctl(&h, unattached, &batch(&good), SendReply::LEN).0, STATUS_INVALID_DEVICE_STATE);
+    common::finish(h, &[f, unattached]);
+}
+
+#[test]
+fn frames_ndis_fails_are_reported_by_the_send_ioctl_and_fail_a_write() {
+    use rawlink_abi::SendReply;
+    const NDIS_STATUS_MEDIA_DISCONNECTED: i32 = 0xC023_001Fu32 as i32;
+    let a = AdapterConfig::ethernet(1);
+    let mut h = common::running(vec![a.clone()]);
+    let f = common::attach(&h, 0);
+    let frames: Vec<Vec<u8>> = (0..3u8).map(|i| frame(a.mac, i, 60)).collect();
+    // The adapter fails every send while its link is down.
+    h.indicate_link_state(0, false).expect("link down");
+    let (st, r) = send_ioctl(&h, f, &batch(&frames), SendReply::LEN);
+    assert_eq!(st, STATUS_SUCCESS);
+    assert_eq!(r, Some(SendReply { frames_sent: 0, first_failure: 0, status: NDIS_STATUS_MEDIA_DISCONNECTED }));
+    let w = h.write(f, &batch(&frames)).expect("write");
+    assert_eq!((w.status, w.information), (0xC000_0001u32 as i32, 0), "a write fails as a whole");
+    let r = h.device_io_control(f, rawlink::IOCTL_RAWLINK_GET_BINDING_STATISTICS, &0u32.to_le_bytes(), 64);
+    let stats = rawlink_abi::BindingStatistics::parse(&r.expect("ioctl").output).expect("statistics");
+    assert_eq!((stats.sent, stats.send_failed), (0, 6));
+    h.indicate_link_state(0, true).expect("link up");
+    let (_, r) = send_ioctl(&h, f, &batch(&frames), SendReply::LEN);
+    assert_eq!(r.map(|r| r.frames_sent), Some(3));
+    assert_eq!(h.sent_frames(0), frames);
+    common::finish(h, &[f]);
+}

@@ -77,6 +77,42 @@ pub mod rawlink {
     /// No input. Output: one [`crate::Event`] (16 bytes). Pends until the attached adapter reports one (link
     /// up/down, power change, removal); events that arrive with no request waiting are kept (up to 64).
     pub const IOCTL_RAWLINK_WAIT_EVENT: u32 = net_ioctl(0x90A);
+    /// Input: frame records, as for WriteFile. Output: a [`crate::SendReply`] (16 bytes). The frames before
+    /// the first invalid one are sent as one NBL chain; the request completes when NDIS has completed them,
+    /// and the reply says how many were sent and which frame failed first, and why. (WriteFile instead
+    /// refuses a batch with any invalid frame as a whole.)
+    pub const IOCTL_RAWLINK_SEND: u32 = net_ioctl(0x90B);
+}
+
+/// IOCTL_RAWLINK_SEND's reply: `u32 frames_sent`, `u32 first_failure` (index of the first frame not sent,
+/// [`SendReply::NONE`] when all were), `i32 status` (the NTSTATUS of that failure, 0 when none),
+/// `u32 reserved`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendReply {
+    pub frames_sent: u32,
+    pub first_failure: u32,
+    pub status: i32,
+}
+
+impl SendReply {
+    pub const LEN: usize = 16;
+    pub const NONE: u32 = u32::MAX;
+
+    pub fn to_bytes(&self) -> [u8; Self::LEN] {
+        let mut b = [0u8; Self::LEN];
+        put_u32(&mut b, 0, self.frames_sent);
+        put_u32(&mut b, 4, self.first_failure);
+        put_u32(&mut b, 8, self.status as u32);
+        b
+    }
+
+    pub fn parse(b: &[u8]) -> Result<Self, TooShort> {
+        if b.len() < Self::LEN {
+            return Err(TooShort { needed: Self::LEN });
+        }
+        // CAST: the NTSTATUS bits as written.
+        Ok(Self { frames_sent: get_u32(b, 0), first_failure: get_u32(b, 4), status: get_u32(b, 8) as i32 })
+    }
 }
 
 /// Receive queue sizes per handle (IOCTL_RAWLINK_SET_QUEUE_SIZE).
@@ -761,6 +797,8 @@ mod tests {
         assert!(BindingStatistics::parse(&[0; 63]).is_err());
         let e = Event { kind: event::LINK_UP, value: 1_000_000_000 };
         assert_eq!(Event::parse(&e.to_bytes()), Ok(e));
+        let r = SendReply { frames_sent: 3, first_failure: 3, status: 0xC000_0206u32 as i32 };
+        assert_eq!(SendReply::parse(&r.to_bytes()), Ok(r));
         let h = OidHeader { oid: 0x0001_010E, port: 0, timeout_ms: 250 };
         assert_eq!(OidHeader::parse(&h.to_bytes()), Ok(h));
         assert!(OidHeader::parse(&[0; 15]).is_err());
