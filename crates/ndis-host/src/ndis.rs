@@ -446,13 +446,18 @@ fn wait_pnp(inner: &Inner, n: usize, name: &str, handle: Option<usize>) -> i32 {
 
 /// NetEventRestart: Paused → Running.
 pub(crate) fn restart(inner: &Inner, adapter: usize) -> i32 {
+    restart_with(inner, adapter, None)
+}
+
+/// NetEventRestart, with the attributes that changed while paused.
+pub(crate) fn restart_with(inner: &Inner, adapter: usize, change: Option<objects::RestartChange>) -> i32 {
     let Some((context, state)) = open_of(inner, adapter) else { return NDIS_STATUS_SUCCESS };
     if state != NdisBindingState::Paused {
         return NDIS_STATUS_SUCCESS;
     }
     let mut lent = Lent::default();
     // CAST: a handful of adapters.
-    let (params, len) = objects::restart_parameters(&mut lent, 10 + adapter as u32);
+    let (params, len) = objects::restart_parameters(&mut lent, 10 + adapter as u32, change);
     let st = pnp(inner, context, NET_EVENT_RESTART, params, len);
     if st == NDIS_STATUS_SUCCESS {
         set_state(inner, adapter, NdisBindingState::Running);
@@ -763,6 +768,28 @@ impl Host {
     /// NetEventRestart on adapter `index`.
     pub fn restart(&mut self, index: usize) -> Result<i32, HostError> {
         self.run(0, "restart", move |inner| restart(inner, index))
+    }
+
+    /// The adapter's MTU changes as NDIS reports it to a protocol: the binding is paused, the new MTU is
+    /// recorded (bind parameters of later binds, OIDs), and the restart carries it in its restart attributes
+    /// (OID_GEN_MINIPORT_RESTART_ATTRIBUTES). Returns the restart's status.
+    pub fn change_mtu(&mut self, index: usize, mtu: u32) -> Result<i32, HostError> {
+        let paused = self.pause(index)?;
+        if paused != NDIS_STATUS_SUCCESS {
+            return Ok(paused);
+        }
+        let speed = {
+            let mut st = self.inner().state();
+            let a = st.ndis.adapters.get_mut(index).ok_or_else(|| HostError::State(format!("no adapter {index}")))?;
+            a.mtu = mtu;
+            let speed = a.link_speed;
+            if let Some(m) = st.ndis.oids.get_mut(&index) {
+                m.mtu = mtu;
+            }
+            speed
+        };
+        let change = objects::RestartChange { mtu, link_speed: speed };
+        self.run(0, "restart", move |inner| restart_with(inner, index, Some(change)))
     }
 
     /// Indicates received frames on adapter `index` (one NBL chain, DISPATCH_LEVEL, processor 1); returns how

@@ -131,9 +131,44 @@ pub fn pnp_notification(
     lent.keep(block)
 }
 
-/// NDIS_PROTOCOL_RESTART_PARAMETERS with no changed attributes.
-pub fn restart_parameters(lent: &mut Lent, if_index: u32) -> (usize, u32) {
+/// What changed while a binding was paused, as the restart attributes tell a protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestartChange {
+    pub mtu: u32,
+    /// Bits per second.
+    pub link_speed: u64,
+}
+
+/// NDIS_PROTOCOL_RESTART_PARAMETERS; with `change`, its RestartAttributes list holds one
+/// OID_GEN_MINIPORT_RESTART_ATTRIBUTES entry whose Data is an NDIS_RESTART_GENERAL_ATTRIBUTES (revision 2).
+pub fn restart_parameters(lent: &mut Lent, if_index: u32, change: Option<RestartChange>) -> (usize, u32) {
     let Some(block) = HostBlock::new(size_of::<NDIS_PROTOCOL_RESTART_PARAMETERS>(), 16) else { return (0, 0) };
+    let data_at = std::mem::offset_of!(NDIS_RESTART_ATTRIBUTES, Data);
+    let attributes = change.and_then(|c| {
+        let general = size_of::<NDIS_RESTART_GENERAL_ATTRIBUTES>();
+        let a = HostBlock::new(data_at + general, 16)?;
+        let set_entry = |e: &mut NDIS_RESTART_ATTRIBUTES| {
+            e.Next = std::ptr::null_mut();
+            e.Oid = OID_GEN_MINIPORT_RESTART_ATTRIBUTES;
+            // CAST: a small structure.
+            e.DataLength = general as u32;
+        };
+        // SAFETY: a fresh zeroed block holding the entry header and the general attributes after it.
+        unsafe { update::<NDIS_RESTART_ATTRIBUTES>(a.addr(), set_entry) };
+        let set_general = |g: &mut NDIS_RESTART_GENERAL_ATTRIBUTES| {
+            g.Header = NDIS_OBJECT_HEADER {
+                Type: NDIS_OBJECT_TYPE_RESTART_GENERAL_ATTRIBUTES,
+                Revision: NDIS_RESTART_GENERAL_ATTRIBUTES_REVISION_2,
+                Size: NDIS_SIZEOF_RESTART_GENERAL_ATTRIBUTES_REVISION_2,
+            };
+            g.MtuSize = c.mtu;
+            g.MaxXmitLinkSpeed = c.link_speed;
+            g.MaxRcvLinkSpeed = c.link_speed;
+        };
+        // SAFETY: the Data member of the entry, inside the block, aligned as the WDK declares it (16).
+        unsafe { update::<NDIS_RESTART_GENERAL_ATTRIBUTES>(a.addr() + data_at, set_general) };
+        Some(lent.keep(a))
+    });
     let set = |r: &mut NDIS_PROTOCOL_RESTART_PARAMETERS| {
         r.Header = NDIS_OBJECT_HEADER {
             Type: NDIS_OBJECT_TYPE_PROTOCOL_RESTART_PARAMETERS,
@@ -141,6 +176,7 @@ pub fn restart_parameters(lent: &mut Lent, if_index: u32) -> (usize, u32) {
             Size: NDIS_SIZEOF_PROTOCOL_RESTART_PARAMETERS_REVISION_1,
         };
         r.BoundIfIndex = if_index;
+        r.RestartAttributes = attributes.unwrap_or(0) as PNDIS_RESTART_ATTRIBUTES;
     };
     // SAFETY: a fresh zeroed block of the structure's size.
     unsafe { update::<NDIS_PROTOCOL_RESTART_PARAMETERS>(block.addr(), set) };
