@@ -123,7 +123,8 @@ pub struct Binding {
     /// The adapter's friendly name (NdisQueryAdapterInstanceName), when known.
     pub friendly_name: SpinLock<Vec<u16>>,
     pub mac: [u8; ETHERNET_ADDRESS_LENGTH],
-    pub mtu: u32,
+    /// Payload bytes after the Ethernet header; from the bind parameters, then from restart attributes.
+    mtu: AtomicU32,
     /// Bits per second, from the bind parameters and later link-state indications.
     link_speed: AtomicU64,
     /// Media connect state, likewise.
@@ -209,11 +210,16 @@ impl Binding {
             adapter_name: &self.adapter_name,
             friendly_name: &friendly,
             mac: self.mac,
-            mtu: self.mtu,
+            mtu: self.mtu(),
             link_speed: self.link_speed.load(Ordering::Relaxed),
             connected: self.connected.load(Ordering::Relaxed),
             state,
         })
+    }
+
+    /// The adapter's MTU as last reported.
+    pub fn mtu(&self) -> u32 {
+        self.mtu.load(Ordering::Relaxed)
     }
 
     /// The driver this binding belongs to.
@@ -439,7 +445,7 @@ fn try_bind(driver: &Driver, bind_context: NDIS_HANDLE, params: *const NDIS_BIND
         adapter_name,
         friendly_name: SpinLock::new(Vec::new()),
         mac,
-        mtu: p.MtuSize,
+        mtu: AtomicU32::new(p.MtuSize),
         link_speed: AtomicU64::new(p.XmitLinkSpeed),
         connected: AtomicBool::new(p.MediaConnectState == MediaConnectStateConnected),
         opens: SpinLock::new(Vec::new()),
@@ -626,11 +632,12 @@ pub unsafe fn net_pnp_event(raw: *mut Binding, n: *const NET_PNP_EVENT_NOTIFICAT
     let (b, event) = unsafe { (&*raw, (*n).NetPnPEvent.NetEvent) };
     match event {
         e if e == NetEventRestart => {
-            // The restart parameters (attributes that changed while paused) carry nothing rawlink caches
-            // beyond what the bind parameters gave; the data path simply turns on.
             if b.transition(BindingEvent::Restart).is_err() {
                 return NDIS_STATUS_FAILURE;
             }
+            // SAFETY: for NetEventRestart the buffer is the NDIS_PROTOCOL_RESTART_PARAMETERS NDIS lends for
+            // the call (or null).
+            unsafe { read_restart_attributes(b, &(*n).NetPnPEvent) };
             let _ = b.transition(BindingEvent::Restarted);
             NDIS_STATUS_SUCCESS
         }
@@ -672,6 +679,53 @@ pub unsafe fn net_pnp_event(raw: *mut Binding, n: *const NET_PNP_EVENT_NOTIFICAT
         // ADAPTER_GONE after the unbind); CancelRemoveDevice: nothing was changed to undo. Reconfiguration and
         // the rest: nothing to refuse or release.
         _ => NDIS_STATUS_SUCCESS,
+    }
+}
+
+/// Entries of a restart attribute list rawlink looks at before giving up (a list is a handful long).
+const MAX_RESTART_ATTRIBUTES: usize = 64;
+
+/// Takes what changed while the binding was paused from the restart attributes: the MTU and link speed of
+/// OID_GEN_MINIPORT_RESTART_ATTRIBUTES (NDIS_RESTART_GENERAL_ATTRIBUTES).
+///
+/// # Safety
+///
+/// `ev` is the NET_PNP_EVENT of a NetEventRestart NDIS passed for the duration of the call.
+unsafe fn read_restart_attributes(b: &Binding, ev: &NET_PNP_EVENT) {
+    let size = core::mem::size_of::<NDIS_PROTOCOL_RESTART_PARAMETERS>();
+    if ev.Buffer.is_null() || (ev.BufferLength as usize) < size {
+        return;
+    }
+    // SAFETY: checked non-null and long enough; valid for the call (caller's contract).
+    let params = unsafe { &*ev.Buffer.cast::<NDIS_PROTOCOL_RESTART_PARAMETERS>() };
+    if params.Header.Type != NDIS_OBJECT_TYPE_PROTOCOL_RESTART_PARAMETERS {
+        return;
+    }
+    let general = core::mem::offset_of!(NDIS_RESTART_GENERAL_ATTRIBUTES, MaxRcvLinkSpeed);
+    let mut a = params.RestartAttributes;
+    for _ in 0..MAX_RESTART_ATTRIBUTES {
+        if a.is_null() {
+            return;
+        }
+        // SAFETY: an entry of the list NDIS lent with the parameters.
+        let entry = unsafe { &*a };
+        if entry.Oid == OID_GEN_MINIPORT_RESTART_ATTRIBUTES && entry.DataLength as usize >= general {
+            let g = core::ptr::addr_of!(entry.Data).cast::<NDIS_RESTART_GENERAL_ATTRIBUTES>();
+            // SAFETY: `Data` holds DataLength bytes, which cover the three fields read (checked above); each
+            // is read on its own through a raw pointer, unaligned, so no reference spans unchecked bytes.
+            let (kind, mtu, speed) = unsafe {
+                (
+                    core::ptr::addr_of!((*g).Header.Type).read_unaligned(),
+                    core::ptr::addr_of!((*g).MtuSize).read_unaligned(),
+                    core::ptr::addr_of!((*g).MaxXmitLinkSpeed).read_unaligned(),
+                )
+            };
+            if kind == NDIS_OBJECT_TYPE_RESTART_GENERAL_ATTRIBUTES && mtu != 0 {
+                b.mtu.store(mtu, Ordering::Relaxed);
+                b.link_speed.store(speed, Ordering::Relaxed);
+            }
+        }
+        a = entry.Next;
     }
 }
 

@@ -354,7 +354,7 @@ impl Open {
     /// back inside the call).
     fn send(&self, driver: &Driver, buf: &[u8], irp: Irp, mode: Mode) -> core::result::Result<(), (Irp, Error)> {
         let Some(b) = self.binding_ref(driver) else { return Err((irp, Error::INVALID_DEVICE_STATE)) };
-        let limits = crate::tx::Limits { mtu: b.mtu, mac: b.mac, any_source: self.any_source.load(Ordering::Acquire) };
+        let limits = crate::tx::Limits { mtu: b.mtu(), mac: b.mac, any_source: self.any_source.load(Ordering::Acquire) };
         crate::send::send(&b, buf, &limits, irp, mode)
     }
 

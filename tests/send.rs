@@ -271,3 +271,18 @@ fn frames_ndis_fails_are_reported_by_the_send_ioctl_and_fail_a_write() {
     assert_eq!(h.sent_frames(0), frames);
     common::finish(h, &[f]);
 }
+
+#[test]
+fn an_mtu_change_reported_at_restart_moves_the_size_limit() {
+    let a = AdapterConfig::ethernet(1);
+    let mut h = common::running(vec![a.clone()]);
+    let f = common::attach(&h, 0);
+    let jumbo = frame(a.mac, 1, 9014);
+    assert_eq!(h.write(f, &batch(&[jumbo.clone()])).expect("write").status, STATUS_INVALID_BUFFER_SIZE);
+    assert_eq!(h.change_mtu(0, 9000).expect("restart"), 0);
+    assert_eq!(h.write(f, &batch(&[jumbo.clone()])).expect("write").status, STATUS_SUCCESS);
+    assert_eq!(h.sent_frames(0), [jumbo]);
+    let r = h.device_io_control(f, rawlink::IOCTL_RAWLINK_QUERY_BINDING, &0u32.to_le_bytes(), 512).expect("ioctl");
+    assert_eq!(rawlink_abi::BindingRecord::parse(&r.output).expect("record").0.mtu, 9000);
+    common::finish(h, &[f]);
+}
