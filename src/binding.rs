@@ -301,11 +301,6 @@ impl Binding {
         Ok(())
     }
 
-    /// The packet filter NDIS last accepted.
-    pub fn packet_filter(&self) -> u32 {
-        self.applied_filter.load(Ordering::Acquire)
-    }
-
     /// Remembers the multicast list NDIS accepted.
     pub fn set_multicast(&self, list: impl Iterator<Item = [u8; 6]>) {
         let mut g = self.multicast.lock();
@@ -315,11 +310,6 @@ impl Binding {
             n += 1;
         }
         g.1 = n;
-    }
-
-    /// Whether the adapter is powered down (sends refused).
-    pub fn powered_down(&self) -> bool {
-        self.inner.lock().powered_down
     }
 
     /// The NBL pool sends allocate from.
@@ -658,8 +648,9 @@ pub unsafe fn net_pnp_event(raw: *mut Binding, n: *const NET_PNP_EVENT_NOTIFICAT
             }
         }
         e if e == NetEventSetPower => {
-            // NDIS pauses the binding before it powers the adapter down and restarts it after D0, so no send
-            // is in flight here; the flag keeps writes away (STATUS_DEVICE_POWERED_OFF) until D0.
+            // NDIS sends SetPower(Dx) and then pauses the stack (the pause waits for sends in flight, as
+            // always); it restarts the stack before SetPower(D0). The flag refuses new writes
+            // (STATUS_DEVICE_POWERED_OFF) from SetPower(Dx) until SetPower(D0).
             // SAFETY: for NetEventSetPower the buffer is an NDIS_DEVICE_POWER_STATE (a ULONG).
             let state = unsafe {
                 let ev = &(*n).NetPnPEvent;
