@@ -7,7 +7,9 @@ use ndis_sys::{
     NDIS_STATUS_BUFFER_TOO_SHORT, NDIS_STATUS_INVALID_LENGTH, NDIS_STATUS_REQUEST_ABORTED, NDIS_STATUS_SUCCESS,
     OID_802_3_MULTICAST_LIST, OID_GEN_CURRENT_LOOKAHEAD, OID_GEN_CURRENT_PACKET_FILTER,
 };
-use rawlink_abi::{binding_state, ndisprot, rawlink, BindingRecord, FilterError, FilterRequest, OidHeader, QueryBinding, ReadMode};
+use rawlink_abi::{
+    binding_state, ndisprot, rawlink, BindingRecord, FilterError, FilterRequest, OidHeader, QueryBinding, ReadMode,
+};
 
 /// What a reply needs to know about one binding.
 #[derive(Debug, Clone, Copy)]
@@ -86,7 +88,8 @@ pub struct OidRequest {
 /// OIDs a handle may set. Everything else could reconfigure the adapter for every other protocol on it.
 /// OID_GEN_CURRENT_PACKET_FILTER is not passed down: it sets the handle's destination classes, and the
 /// binding's filter becomes the union over its handles.
-pub const SETTABLE_OIDS: [u32; 3] = [OID_GEN_CURRENT_PACKET_FILTER, OID_802_3_MULTICAST_LIST, OID_GEN_CURRENT_LOOKAHEAD];
+pub const SETTABLE_OIDS: [u32; 3] =
+    [OID_GEN_CURRENT_PACKET_FILTER, OID_802_3_MULTICAST_LIST, OID_GEN_CURRENT_LOOKAHEAD];
 
 /// The status of a completed OID request as the driver reports it: a request NDIS aborted because its
 /// time ran out is STATUS_IO_TIMEOUT; one aborted because its handle closed is STATUS_CANCELLED.

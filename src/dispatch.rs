@@ -7,12 +7,12 @@
 #![allow(unsafe_code)]
 
 use crate::control::{self, OidRequest, Request};
-use crate::filter::Filter;
-use crate::request::{OidOp, Owner};
 use crate::entry;
 use crate::error::{Error, Result};
+use crate::filter::Filter;
 use crate::kernel::irp::Irp;
 use crate::open::Open;
+use crate::request::{OidOp, Owner};
 use ndis_sys::*;
 
 /// Fills the driver object's dispatch table and unload routine.
@@ -200,7 +200,14 @@ fn device_control(mut irp: Irp) -> NTSTATUS {
 /// An OID query or set for a handle, on its binding. Sets are allow-listed; a packet-filter set changes the
 /// handle's destination classes (the binding's filter is their union), a multicast-list set is remembered
 /// for the handles' multicast class. A query's reply is the request's header followed by the value.
-fn oid(driver: &crate::driver::Driver, open: &Open, r: OidRequest, buf: &mut [u8], in_len: usize, out_len: usize) -> Result<usize> {
+fn oid(
+    driver: &crate::driver::Driver,
+    open: &Open,
+    r: OidRequest,
+    buf: &mut [u8],
+    in_len: usize,
+    out_len: usize,
+) -> Result<usize> {
     let b = open.binding_ref(driver).ok_or(Error::INVALID_DEVICE_STATE)?;
     let owner = Owner(core::ptr::from_ref(open) as usize);
     if r.set {

@@ -60,7 +60,8 @@ pub fn decode(m: &NblMeta) -> HeaderMeta {
     }
     let mut out = HeaderMeta { flags, segment_count: 0, segment_size: 0 };
     // CAST: both infos keep two USHORTs in the low 32 bits of the pointer-sized slot.
-    let (rsc_count, uro_count, uro_size) = ((m.rsc & 0xFFFF) as u16, (m.uro & 0xFFFF) as u16, ((m.uro >> 16) & 0xFFFF) as u16);
+    let (rsc_count, uro_count, uro_size) =
+        ((m.rsc & 0xFFFF) as u16, (m.uro & 0xFFFF) as u16, ((m.uro >> 16) & 0xFFFF) as u16);
     if rsc_count != 0 {
         out.flags |= frame_flags::COALESCED_TCP;
         out.segment_count = rsc_count;
@@ -98,12 +99,12 @@ mod tests {
         // NDIS_RSC_NBL_INFO {CoalescedSegCount 5, DupAckCount 1}.
         let m = NblMeta { rsc: 5 | (1 << 16), checksum: TCP_OK | IP_OK, ..Default::default() };
         let d = decode(&m);
-        assert_eq!((d.flags & frame_flags::COALESCED_TCP, d.segment_count, d.segment_size), (frame_flags::COALESCED_TCP, 5, 0));
+        assert_eq!(
+            (d.flags & frame_flags::COALESCED_TCP, d.segment_count, d.segment_size),
+            (frame_flags::COALESCED_TCP, 5, 0)
+        );
         // NDIS_UDP_RSC_OFFLOAD_NET_BUFFER_LIST_INFO {SegCount 12, SegSize 1200}.
         let m = NblMeta { uro: 12 | (1200 << 16), ..Default::default() };
-        assert_eq!(
-            decode(&m),
-            HeaderMeta { flags: frame_flags::COALESCED_UDP, segment_count: 12, segment_size: 1200 }
-        );
+        assert_eq!(decode(&m), HeaderMeta { flags: frame_flags::COALESCED_UDP, segment_count: 12, segment_size: 1200 });
     }
 }

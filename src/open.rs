@@ -112,7 +112,13 @@ impl Open {
     pub fn create() -> Result<*mut Open> {
         let b = try_box(Open {
             binding: AtomicPtr::new(ptr::null_mut()),
-            rx: SpinLock::new(Rx { queue: None, filter: Filter::default(), offered: 0, filtered: 0, dropped_resources: 0 }),
+            rx: SpinLock::new(Rx {
+                queue: None,
+                filter: Filter::default(),
+                offered: 0,
+                filtered: 0,
+                dropped_resources: 0,
+            }),
             queue_size: AtomicU32::new(rawlink_abi::QUEUE_DEFAULT),
             one_frame: AtomicBool::new(false),
             mode: SpinLock::new(ReadMode { blocking: false, min_bytes: 1, timeout_ms: 0 }),
@@ -354,7 +360,8 @@ impl Open {
     /// back inside the call).
     fn send(&self, driver: &Driver, buf: &[u8], irp: Irp, mode: Mode) -> core::result::Result<(), (Irp, Error)> {
         let Some(b) = self.binding_ref(driver) else { return Err((irp, Error::INVALID_DEVICE_STATE)) };
-        let limits = crate::tx::Limits { mtu: b.mtu(), mac: b.mac, any_source: self.any_source.load(Ordering::Acquire) };
+        let limits =
+            crate::tx::Limits { mtu: b.mtu(), mac: b.mac, any_source: self.any_source.load(Ordering::Acquire) };
         crate::send::send(&b, buf, &limits, irp, mode)
     }
 
@@ -414,7 +421,8 @@ impl Open {
     /// passed, or is cancelled. The dispatch routine returns STATUS_PENDING afterwards in every case.
     pub fn pend_read(&self, irp: Irp) {
         let timeout_ms = self.mode.lock().timeout_ms;
-        let deadline = if timeout_ms == 0 { 0 } else { time::now_100ns().saturating_add(u64::from(timeout_ms) * 10_000) };
+        let deadline =
+            if timeout_ms == 0 { 0 } else { time::now_100ns().saturating_add(u64::from(timeout_ms) * 10_000) };
         let p = irp.mark_pending();
         {
             let mut w = self.waiting.lock();

@@ -225,7 +225,13 @@ mod tests {
 
     fn hdr(len: usize, ts: u64) -> FrameHeader {
         // CAST: test frames are small.
-        FrameHeader { captured_length: len as u32, original_length: len as u32, timestamp: ts, flags: 0, ..Default::default() }
+        FrameHeader {
+            captured_length: len as u32,
+            original_length: len as u32,
+            timestamp: ts,
+            flags: 0,
+            ..Default::default()
+        }
     }
 
     #[test]

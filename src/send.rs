@@ -90,7 +90,8 @@ pub fn send(
                 (0, None) => return Err((irp, Error::INVALID_PARAMETER)),
                 (0, Some(r)) => {
                     // CAST: a frame index below MAX_BATCH.
-                    let reply = SendReply { frames_sent: 0, first_failure: r.frame as u32, status: r.error.to_status() };
+                    let reply =
+                        SendReply { frames_sent: 0, first_failure: r.frame as u32, status: r.error.to_status() };
                     // Marked pending first, so the dispatch routine's STATUS_PENDING is right.
                     let _ = complete_with_reply(irp.mark_pending().into_irp(), &reply);
                     return Ok(());
@@ -200,7 +201,12 @@ pub unsafe fn complete(b: &Binding, nbls: PNET_BUFFER_LIST) {
     while !n.is_null() {
         // SAFETY: NBLs this driver sent, back from NDIS.
         let (next, batch, index, status) = unsafe {
-            ((*n).u1.s.Next, (*n).ProtocolReserved[0].cast::<Batch>(), (*n).ProtocolReserved[1] as usize, (*n).u2.Status)
+            (
+                (*n).u1.s.Next,
+                (*n).ProtocolReserved[0].cast::<Batch>(),
+                (*n).ProtocolReserved[1] as usize,
+                (*n).u2.Status,
+            )
         };
         // SAFETY: as above; freed once.
         unsafe { free_nbl(n) };

@@ -77,11 +77,11 @@ fn each_handle_gets_its_ethertypes_and_classes_and_the_adapter_filter_is_their_u
     h.indicate_receive(
         0,
         vec![
-            frame([0xFF; 6], 0x0806, None, 1),         // broadcast ARP
-            frame([0xFF; 6], 0x0800, None, 2),         // broadcast IPv4
-            frame(MAC, 0x8100, Some(0x0806), 3),       // directed, VLAN-tagged ARP
+            frame([0xFF; 6], 0x0806, None, 1),          // broadcast ARP
+            frame([0xFF; 6], 0x0800, None, 2),          // broadcast IPv4
+            frame(MAC, 0x8100, Some(0x0806), 3),        // directed, VLAN-tagged ARP
             frame([2, 0, 0, 0, 0, 7], 0x0806, None, 4), // another station's ARP
-            frame(GROUP, 0x0800, None, 5),             // multicast not in any list
+            frame(GROUP, 0x0800, None, 5),              // multicast not in any list
         ],
         false,
     )
@@ -124,7 +124,8 @@ fn bad_filter_requests_get_their_status_and_change_nothing() {
     let unattached = h.open("\\\\.\\RawLink").expect("opened");
     assert_eq!(set_filter(&h, unattached, class::DIRECTED, &[]), STATUS_INVALID_DEVICE_STATE);
     let f = common::attach(&h, 0);
-    let ioctl = |input: &[u8]| h.device_io_control(f, rawlink::IOCTL_RAWLINK_SET_FILTER, input, 0).expect("ioctl").status;
+    let ioctl =
+        |input: &[u8]| h.device_io_control(f, rawlink::IOCTL_RAWLINK_SET_FILTER, input, 0).expect("ioctl").status;
     assert_eq!(ioctl(&[1, 0, 0]), STATUS_BUFFER_TOO_SMALL);
     assert_eq!(ioctl(&[1, 0, 0, 0, 2, 0, 0, 0, 0x08, 0x00]), STATUS_BUFFER_TOO_SMALL, "two types promised, one given");
     assert_eq!(ioctl(&[0x40, 0, 0, 0, 0, 0, 0, 0]), STATUS_INVALID_PARAMETER, "unknown class bit");
@@ -159,7 +160,11 @@ fn ndisprot_oid_requests_query_and_set_the_packet_filter_and_multicast_list() {
     assert_eq!(h.oid_state(0).expect("adapter").multicast, vec![GROUP]);
     h.indicate_receive(
         0,
-        vec![frame(GROUP, 0x0800, None, 1), frame([0x01, 0, 0x5E, 0, 0, 2], 0x0800, None, 2), frame([0xFF; 6], 0x0800, None, 3)],
+        vec![
+            frame(GROUP, 0x0800, None, 1),
+            frame([0x01, 0, 0x5E, 0, 0, 2], 0x0800, None, 2),
+            frame([0xFF; 6], 0x0800, None, 3),
+        ],
         false,
     )
     .expect("indicated");

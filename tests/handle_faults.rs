@@ -42,7 +42,10 @@ fn session(h: &mut Host) -> Vec<(&'static str, i32)> {
     step("filter", h.device_io_control(f, rawlink::IOCTL_RAWLINK_SET_FILTER, &fb[..n], 0).expect("ioctl"));
     let q = OidHeader { oid: ndis_sys::OID_GEN_MAXIMUM_FRAME_SIZE, port: 0, timeout_ms: 0 }.to_bytes();
     step("query", h.device_io_control(f, rawlink::IOCTL_RAWLINK_QUERY_OID, &q, OidHeader::LEN + 4).expect("ioctl"));
-    step("queue", h.device_io_control(f, rawlink::IOCTL_RAWLINK_SET_QUEUE_SIZE, &(2u32 << 20).to_le_bytes(), 0).expect("ioctl"));
+    step(
+        "queue",
+        h.device_io_control(f, rawlink::IOCTL_RAWLINK_SET_QUEUE_SIZE, &(2u32 << 20).to_le_bytes(), 0).expect("ioctl"),
+    );
     let mut frame = vec![0xFF; 6];
     frame.extend_from_slice(&ndis_host::ndis::AdapterConfig::ethernet(1).mac);
     frame.extend_from_slice(&[0x88, 0xB5]);

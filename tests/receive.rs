@@ -144,15 +144,13 @@ fn statistics_count_received_delivered_and_dropped() {
     let after = stats(&h);
     assert_eq!((after.delivered, after.pending), (s.queued, 0));
     // The binding counts the same frames.
-    let r = h
-        .device_io_control(f, rawlink::IOCTL_RAWLINK_GET_BINDING_STATISTICS, &0u32.to_le_bytes(), 64)
-        .expect("ioctl");
+    let r =
+        h.device_io_control(f, rawlink::IOCTL_RAWLINK_GET_BINDING_STATISTICS, &0u32.to_le_bytes(), 64).expect("ioctl");
     assert_eq!(r.status, STATUS_SUCCESS);
     let b = rawlink_abi::BindingStatistics::parse(&r.output).expect("binding statistics");
     assert_eq!((b.received, b.delivered, b.dropped_queue_full, b.filtered), (1000, s.queued, s.dropped_queue_full, 0));
-    let r = h
-        .device_io_control(f, rawlink::IOCTL_RAWLINK_GET_BINDING_STATISTICS, &1u32.to_le_bytes(), 64)
-        .expect("ioctl");
+    let r =
+        h.device_io_control(f, rawlink::IOCTL_RAWLINK_GET_BINDING_STATISTICS, &1u32.to_le_bytes(), 64).expect("ioctl");
     assert_eq!(r.status, STATUS_NO_MORE_ENTRIES, "no second binding");
     // A reply buffer too small for the counters.
     let r = h.device_io_control(f, rawlink::IOCTL_RAWLINK_GET_STATISTICS, &[], 63).expect("ioctl");

@@ -27,8 +27,13 @@ fn frame(src: [u8; 6], n: u8, len: usize) -> Vec<u8> {
 fn batch(frames: &[Vec<u8>]) -> Vec<u8> {
     let mut b = Vec::new();
     for f in frames {
-        let h =
-            FrameHeader { captured_length: f.len() as u32, original_length: f.len() as u32, timestamp: 0, flags: 0, ..Default::default() };
+        let h = FrameHeader {
+            captured_length: f.len() as u32,
+            original_length: f.len() as u32,
+            timestamp: 0,
+            flags: 0,
+            ..Default::default()
+        };
         b.extend_from_slice(&h.to_bytes());
         b.extend_from_slice(f);
         b.resize(b.len().next_multiple_of(8), 0);
@@ -224,7 +229,10 @@ fn the_send_ioctl_sends_the_valid_prefix_and_names_the_first_failure() {
     let good: Vec<Vec<u8>> = (0..5u8).map(|i| frame(a.mac, i, 60 + usize::from(i))).collect();
     // All valid: all sent, no failure.
     let (st, r) = send_ioctl(&h, f, &batch(&good), SendReply::LEN);
-    assert_eq!((st, r), (STATUS_SUCCESS, Some(SendReply { frames_sent: 5, first_failure: SendReply::NONE, status: 0 })));
+    assert_eq!(
+        (st, r),
+        (STATUS_SUCCESS, Some(SendReply { frames_sent: 5, first_failure: SendReply::NONE, status: 0 }))
+    );
     assert_eq!(h.sent_frames(0), good);
     // Frame 3 longer than MTU + 14: frames 0..3 go out, the reply names frame 3 and why.
     let mut mixed = good.clone();
@@ -236,7 +244,10 @@ fn the_send_ioctl_sends_the_valid_prefix_and_names_the_first_failure() {
     // The first frame from a foreign source: nothing sent, the reply still comes.
     let foreign = batch(&[frame([2, 0, 0, 0, 0, 9], 0, 60)]);
     let (st, r) = send_ioctl(&h, f, &foreign, SendReply::LEN);
-    assert_eq!((st, r), (STATUS_SUCCESS, Some(SendReply { frames_sent: 0, first_failure: 0, status: STATUS_INVALID_PARAMETER })));
+    assert_eq!(
+        (st, r),
+        (STATUS_SUCCESS, Some(SendReply { frames_sent: 0, first_failure: 0, status: STATUS_INVALID_PARAMETER }))
+    );
     assert_eq!(h.sent_frames(0).len(), 8);
     // No room for the reply, or nothing at all to send: refused before anything is sent.
     assert_eq!(send_ioctl(&h, f, &batch(&good), 15).0, 0xC000_0023u32 as i32);

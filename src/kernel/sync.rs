@@ -107,7 +107,8 @@ impl<T> Drop for SpinLockGuard<'_, T> {
     }
 }
 
-/// A kernel notification event (`KEVENT`), set once and waited on with a bounded timeout.
+/// A kernel event (`KEVENT`): a notification event (set once, waited on with or without a timeout), or a
+/// synchronization event (the basis of [`Gate`]).
 ///
 /// # Invariants
 ///
@@ -151,15 +152,7 @@ impl Event {
     /// set releases one waiter. Same placement rule as [`Event::init`].
     pub fn init_synchronization(&self, signalled: bool) {
         // SAFETY: as in `init`.
-        unsafe {
-            ndis_sys::KeInitializeEvent(self.ev.get(), ndis_sys::SynchronizationEvent, u8::from(signalled))
-        }
-    }
-
-    /// Clears the event (IRQL <= DISPATCH_LEVEL).
-    pub fn clear(&self) {
-        // SAFETY: an initialised event.
-        unsafe { ndis_sys::KeClearEvent(self.ev.get()) }
+        unsafe { ndis_sys::KeInitializeEvent(self.ev.get(), ndis_sys::SynchronizationEvent, u8::from(signalled)) }
     }
 
     /// Waits at most `ms` milliseconds at PASSIVE_LEVEL; true if the event was signalled.

@@ -758,7 +758,13 @@ mod tests {
         assert_eq!(FrameHeader::record_len(0), 24);
         assert_eq!(FrameHeader::record_len(1), 32);
         assert_eq!(FrameHeader::record_len(60), 88);
-        let h = FrameHeader { captured_length: 3, original_length: 9, timestamp: 77, flags: frame_flags::TRUNCATED, ..Default::default() };
+        let h = FrameHeader {
+            captured_length: 3,
+            original_length: 9,
+            timestamp: 77,
+            flags: frame_flags::TRUNCATED,
+            ..Default::default()
+        };
         let mut buf = Vec::new();
         buf.extend_from_slice(&h.to_bytes());
         buf.extend_from_slice(&[1, 2, 3, 0, 0, 0, 0, 0]);
@@ -790,7 +796,8 @@ mod tests {
 
     #[test]
     fn counters_events_and_oid_headers_round_trip() {
-        let s = HandleStatistics { received: 1, filtered: 2, queued: 3, delivered: 4, pending: 8, ..Default::default() };
+        let s =
+            HandleStatistics { received: 1, filtered: 2, queued: 3, delivered: 4, pending: 8, ..Default::default() };
         assert_eq!(HandleStatistics::LEN, 64);
         assert_eq!(HandleStatistics::parse(&s.to_bytes()), Ok(s));
         assert_eq!(&s.to_bytes()[8..16], &2u64.to_le_bytes());

@@ -805,11 +805,7 @@ fn shaped_and_concurrent_receives_reach_the_driver_byte_for_byte() {
 #[test]
 fn pnp_notifications_carry_the_emulated_versions_revision_and_power_states() {
     for (version, revision, size) in [(crate::host::NDIS_689, 2u8, 172u16), (0x0006_001E, 1, 164)] {
-        let mut r = Rig::with(
-            HostConfig { ndis_version: version, ..HostConfig::default() },
-            128,
-            vec![stand_in(0)],
-        );
+        let mut r = Rig::with(HostConfig { ndis_version: version, ..HostConfig::default() }, 128, vec![stand_in(0)]);
         let b = r.binding();
         assert_eq!(r.h.set_power(0, 4).expect("power"), 0);
         assert_eq!(r.h.set_power(0, 1).expect("power"), 0);
