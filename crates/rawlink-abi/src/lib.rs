@@ -54,8 +54,9 @@ pub mod rawlink {
     pub const IOCTL_RAWLINK_OPEN: u32 = net_ioctl(0x901);
     /// No input. Output: [`crate::HandleStatistics`] of this handle.
     pub const IOCTL_RAWLINK_GET_STATISTICS: u32 = net_ioctl(0x902);
-    /// Input: a little-endian `u32`, [`crate::READ_NON_BLOCKING`] (the default: a read returns at once, maybe
-    /// with nothing) or [`crate::READ_BLOCKING`] (a read waits until at least one frame is queued, or is
+    /// Input: a [`crate::ReadMode`] (12 bytes), or its first `u32` alone: [`crate::READ_NON_BLOCKING`] (the
+    /// default: a read returns at once, maybe with nothing) or [`crate::READ_BLOCKING`] (a read waits until
+    /// its minimum of bytes is queued — one frame with the short form — or its timeout passes, or it is
     /// cancelled: CancelIo, closing the handle, or the adapter going away).
     pub const IOCTL_RAWLINK_SET_READ_MODE: u32 = net_ioctl(0x903);
     /// Input: a little-endian `u32`, 1 to let this handle send frames whose source MAC is not the adapter's,
