@@ -12,6 +12,8 @@ const STATUS_SUCCESS: i32 = 0;
 const STATUS_NO_MORE_ENTRIES: i32 = 0x8000_001Au32 as i32;
 const STATUS_BUFFER_TOO_SMALL: i32 = 0xC000_0023u32 as i32;
 const STATUS_INVALID_DEVICE_REQUEST: i32 = 0xC000_0010u32 as i32;
+const STATUS_INVALID_PARAMETER: i32 = 0xC000_000Du32 as i32;
+const STATUS_INVALID_DEVICE_STATE: i32 = 0xC000_0184u32 as i32;
 
 fn utf16(b: impl Iterator<Item = u16>) -> String {
     String::from_utf16_lossy(&b.collect::<Vec<_>>())
@@ -133,6 +135,65 @@ fn every_bad_input_gets_its_defined_status_and_changes_nothing() {
             vec![0; 4],
             48,
             STATUS_BUFFER_TOO_SMALL,
+        ),
+        (
+            "binding statistics without an index",
+            rawlink::IOCTL_RAWLINK_GET_BINDING_STATISTICS,
+            vec![0; 3],
+            64,
+            STATUS_BUFFER_TOO_SMALL,
+        ),
+        (
+            "binding statistics past the end",
+            rawlink::IOCTL_RAWLINK_GET_BINDING_STATISTICS,
+            7u32.to_le_bytes().to_vec(),
+            64,
+            STATUS_NO_MORE_ENTRIES,
+        ),
+        (
+            "binding statistics, short output",
+            rawlink::IOCTL_RAWLINK_GET_BINDING_STATISTICS,
+            vec![0; 4],
+            63,
+            STATUS_BUFFER_TOO_SMALL,
+        ),
+        ("queue size without a size", rawlink::IOCTL_RAWLINK_SET_QUEUE_SIZE, vec![0; 2], 0, STATUS_BUFFER_TOO_SMALL),
+        ("queue size of 0", rawlink::IOCTL_RAWLINK_SET_QUEUE_SIZE, vec![0; 4], 0, STATUS_INVALID_PARAMETER),
+        (
+            "ALLOW_ANY_SOURCE with 2",
+            rawlink::IOCTL_RAWLINK_ALLOW_ANY_SOURCE,
+            vec![2, 0, 0, 0],
+            0,
+            STATUS_INVALID_PARAMETER,
+        ),
+        (
+            "a filter on an unattached handle",
+            rawlink::IOCTL_RAWLINK_SET_FILTER,
+            vec![1, 0, 0, 0, 0, 0, 0, 0],
+            0,
+            STATUS_INVALID_DEVICE_STATE,
+        ),
+        (
+            "an event wait on an unattached handle",
+            rawlink::IOCTL_RAWLINK_WAIT_EVENT,
+            vec![],
+            16,
+            STATUS_INVALID_DEVICE_STATE,
+        ),
+        ("a send on an unattached handle", rawlink::IOCTL_RAWLINK_SEND, vec![0; 32], 16, STATUS_INVALID_DEVICE_STATE),
+        (
+            "an OID query on an unattached handle",
+            rawlink::IOCTL_RAWLINK_QUERY_OID,
+            vec![0; 16],
+            20,
+            STATUS_INVALID_DEVICE_STATE,
+        ),
+        (
+            "an NDISPROT OID set on an unattached handle",
+            ndisprot::IOCTL_NDISPROT_SET_OID_VALUE,
+            vec![0; 12],
+            0,
+            STATUS_INVALID_DEVICE_STATE,
         ),
         (
             "an unknown METHOD_BUFFERED code",
