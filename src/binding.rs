@@ -555,6 +555,10 @@ pub unsafe fn unbind(raw: *mut Binding, unbind_context: NDIS_HANDLE) -> NDIS_STA
     // the close.
     b.oids.lock().1 = true;
     b.cancel_oids(None);
+    // The attached handles give back their references (their later requests report the adapter gone).
+    for o in b.opens.lock().iter().filter_map(|o| o.get()) {
+        o.unlink();
+    }
     let busy = {
         let mut g = b.inner.lock();
         g.unbind_context = unbind_context;

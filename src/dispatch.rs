@@ -77,10 +77,10 @@ fn open_of<'a>(irp: &Irp) -> Option<&'a Open> {
 
 /// WriteFile: a batch of frame records, sent as one NBL chain; pends until NDIS completes every frame.
 fn write(irp: Irp) -> NTSTATUS {
-    let (Some(o), Some(d)) = (open_of(&irp), entry::driver()) else {
+    let Some(o) = open_of(&irp) else {
         return irp.complete(STATUS_INVALID_DEVICE_STATE, 0);
     };
-    match o.write(d, irp) {
+    match o.write(irp) {
         Ok(()) => STATUS_PENDING,
         Err((irp, e)) => irp.complete(e.to_status(), 0),
     }
@@ -126,7 +126,7 @@ fn device_control(mut irp: Irp) -> NTSTATUS {
     }
     if code == rawlink_abi::rawlink::IOCTL_RAWLINK_SEND {
         let Some(o) = open else { return irp.complete(STATUS_INVALID_DEVICE_STATE, 0) };
-        return match o.send_ioctl(driver, irp) {
+        return match o.send_ioctl(irp) {
             Ok(()) => STATUS_PENDING,
             Err((irp, e)) => irp.complete(e.to_status(), 0),
         };
@@ -170,11 +170,11 @@ fn device_control(mut irp: Irp) -> NTSTATUS {
             }
             Request::SetFilter(f) => {
                 let open = open.ok_or(Error::INVALID_DEVICE_STATE)?;
-                open.set_filter(driver, |_| Filter::new(f)).map(|()| 0)
+                open.set_filter(|_| Filter::new(f)).map(|()| 0)
             }
             Request::Oid(r) => {
                 let open = open.ok_or(Error::INVALID_DEVICE_STATE)?;
-                oid(driver, open, r, buf, in_len, out_len)
+                oid(open, r, buf, in_len, out_len)
             }
             Request::WaitEvent => Err(Error::INVALID_DEVICE_REQUEST),
             Request::NdisprotOpenDevice => {
@@ -200,15 +200,8 @@ fn device_control(mut irp: Irp) -> NTSTATUS {
 /// An OID query or set for a handle, on its binding. Sets are allow-listed; a packet-filter set changes the
 /// handle's destination classes (the binding's filter is their union), a multicast-list set is remembered
 /// for the handles' multicast class. A query's reply is the request's header followed by the value.
-fn oid(
-    driver: &crate::driver::Driver,
-    open: &Open,
-    r: OidRequest,
-    buf: &mut [u8],
-    in_len: usize,
-    out_len: usize,
-) -> Result<usize> {
-    let b = open.binding_ref(driver).ok_or(Error::INVALID_DEVICE_STATE)?;
+fn oid(open: &Open, r: OidRequest, buf: &mut [u8], in_len: usize, out_len: usize) -> Result<usize> {
+    let b = open.binding_ref().ok_or(Error::INVALID_DEVICE_STATE)?;
     let owner = Owner(core::ptr::from_ref(open) as usize);
     if r.set {
         control::check_settable(r.oid)?;
@@ -217,7 +210,7 @@ fn oid(
             OID_GEN_CURRENT_PACKET_FILTER => {
                 let classes = control::packet_filter_value(data)?;
                 drop(b);
-                open.set_filter(driver, |f| f.with_classes(classes))?;
+                open.set_filter(|f| f.with_classes(classes))?;
             }
             OID_802_3_MULTICAST_LIST => {
                 let list = control::multicast_list(data, crate::binding::MAX_MULTICAST)?;

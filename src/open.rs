@@ -7,7 +7,8 @@
 //! it; an unbind detaches every open of the binding (later reads report the adapter gone with
 //! STATUS_INVALID_DEVICE_STATE, the handle stays valid).
 //!
-//! Lock order: driver binding list → binding's open list → open's `waiting` → open's `rx`.
+//! Lock order: driver binding list → binding's open list → open's `waiting` → open's `rx` → open's `link`
+//! → binding's state lock. The data path (reads, writes, receive) never takes the driver's binding list.
 #![allow(unsafe_code)]
 
 use crate::binding::{Binding, BindingRef};
@@ -78,6 +79,10 @@ struct Waiting {
 pub struct Open {
     /// The binding this handle is attached to (null: none, or the adapter went away).
     binding: AtomicPtr<Binding>,
+    /// A counted reference to that binding while it is open: the data path takes its references from
+    /// here, under this handle's own lock, never under the driver's binding-list lock. An unbind takes it
+    /// back (see [`Open::unlink`]) before it waits for the binding's users.
+    link: SpinLock<Option<BindingRef>>,
     rx: SpinLock<Rx>,
     /// The queue size the next attach allocates, and what IOCTL_RAWLINK_SET_QUEUE_SIZE last asked for.
     queue_size: AtomicU32,
@@ -112,6 +117,7 @@ impl Open {
     pub fn create() -> Result<*mut Open> {
         let b = try_box(Open {
             binding: AtomicPtr::new(ptr::null_mut()),
+            link: SpinLock::new(None),
             rx: SpinLock::new(Rx {
                 queue: None,
                 filter: Filter::default(),
@@ -162,9 +168,15 @@ impl Open {
         !self.binding.load(Ordering::Acquire).is_null()
     }
 
-    /// A counted reference to the attached binding, if it still exists and is not closing.
-    pub fn binding_ref(&self, driver: &Driver) -> Option<BindingRef> {
-        driver.with_live_binding(self.binding.load(Ordering::Acquire), |b| b.and_then(Binding::acquire))
+    /// A counted reference to the attached binding, if it is open and not closing.
+    pub fn binding_ref(&self) -> Option<BindingRef> {
+        self.link.lock().as_ref().and_then(|r| r.acquire())
+    }
+
+    /// Gives back this handle's reference to its binding (the binding is unbinding).
+    pub fn unlink(&self) {
+        let r = self.link.lock().take();
+        drop(r);
     }
 
     fn owner(&self) -> Owner {
@@ -199,8 +211,9 @@ impl Open {
     /// Joins binding `b` (under the binding-list lock) and takes a reference for the filter update.
     fn attach_to(&self, b: Option<&Binding>) -> Result<BindingRef> {
         let b = b.ok_or(Error::NOT_FOUND)?;
-        let r = b.acquire().ok_or(Error::NOT_FOUND)?;
+        let (keep, r) = (b.acquire().ok_or(Error::NOT_FOUND)?, b.acquire().ok_or(Error::NOT_FOUND)?);
         b.opens_insert(OpenPtr(ptr::from_ref(self)))?;
+        *self.link.lock() = Some(keep);
         self.binding.store(ptr::from_ref(b).cast_mut(), Ordering::Release);
         Ok(r)
     }
@@ -218,7 +231,7 @@ impl Open {
     /// Detaches from the binding, if still attached (CLEANUP): cancels this handle's OID requests, leaves
     /// the open list and shrinks the packet filter to what the other handles need.
     pub fn detach(&self, driver: &Driver) {
-        let r = self.binding_ref(driver);
+        let r = self.link.lock().take();
         if let Some(b) = &r {
             b.cancel_oids(Some(self.owner()));
         }
@@ -242,8 +255,8 @@ impl Open {
 
     /// Sets this handle's filter (IOCTL_RAWLINK_SET_FILTER, or a packet-filter OID set for the classes only)
     /// and updates the adapter packet filter. The handle must be attached.
-    pub fn set_filter(&self, driver: &Driver, f: impl FnOnce(Filter) -> Filter) -> Result {
-        let b = self.binding_ref(driver).ok_or(Error::INVALID_DEVICE_STATE)?;
+    pub fn set_filter(&self, f: impl FnOnce(Filter) -> Filter) -> Result {
+        let b = self.binding_ref().ok_or(Error::INVALID_DEVICE_STATE)?;
         let old = {
             let mut rx = self.rx.lock();
             let old = rx.filter;
@@ -315,7 +328,7 @@ impl Open {
 
     /// WriteFile: validates and sends the batch on the attached binding (the IRP pends until NDIS completes
     /// every frame). On an error the IRP comes back to the caller to complete.
-    pub fn write(&self, driver: &Driver, mut irp: Irp) -> core::result::Result<(), (Irp, Error)> {
+    pub fn write(&self, mut irp: Irp) -> core::result::Result<(), (Irp, Error)> {
         let Some(buf) = irp.write_buffer() else { return Err((irp, Error::INVALID_PARAMETER)) };
         // The buffer borrows the IRP's MDL mapping, which stays valid until the IRP completes; copy the
         // pointer out so the IRP itself can move into the send.
@@ -324,7 +337,7 @@ impl Open {
         // only after `send` copied the frames out.
         let buf = unsafe { core::slice::from_raw_parts(p, len) };
         if !self.one_frame.load(Ordering::Acquire) {
-            return self.send(driver, buf, irp, Mode::Write);
+            return self.send(buf, irp, Mode::Write);
         }
         // NDISPROT: the whole buffer is one frame; give it the record form the send path takes.
         let mut record = Vec::new();
@@ -335,12 +348,12 @@ impl Open {
         let h = FrameHeader { captured_length: len, original_length: len, ..Default::default() };
         record.extend_from_slice(&h.to_bytes());
         record.extend_from_slice(buf);
-        self.send(driver, &record, irp, Mode::Write)
+        self.send(&record, irp, Mode::Write)
     }
 
     /// IOCTL_RAWLINK_SEND: sends the valid frames at the start of the input and replies with a SendReply
     /// (the IRP pends until NDIS completes them). On an error the IRP comes back to the caller to complete.
-    pub fn send_ioctl(&self, driver: &Driver, mut irp: Irp) -> core::result::Result<(), (Irp, Error)> {
+    pub fn send_ioctl(&self, mut irp: Irp) -> core::result::Result<(), (Irp, Error)> {
         let (_, in_len, out_len) = irp.ioctl();
         if (out_len as usize) < rawlink_abi::SendReply::LEN {
             return Err((irp, Error::BUFFER_TOO_SMALL));
@@ -352,14 +365,14 @@ impl Open {
         // SAFETY: the system buffer belongs to the IRP until it completes, which happens only after `send`
         // copied the frames out (the reply is written into it at completion).
         let buf = unsafe { core::slice::from_raw_parts(p, len) };
-        self.send(driver, buf, irp, Mode::Report)
+        self.send(buf, irp, Mode::Report)
     }
 
     /// Sends `buf` on the attached binding. A counted reference, not the binding-list lock, keeps the binding
     /// open during the send: no spin lock is held while NDIS runs (it may complete the sends or loop frames
     /// back inside the call).
-    fn send(&self, driver: &Driver, buf: &[u8], irp: Irp, mode: Mode) -> core::result::Result<(), (Irp, Error)> {
-        let Some(b) = self.binding_ref(driver) else { return Err((irp, Error::INVALID_DEVICE_STATE)) };
+    fn send(&self, buf: &[u8], irp: Irp, mode: Mode) -> core::result::Result<(), (Irp, Error)> {
+        let Some(b) = self.binding_ref() else { return Err((irp, Error::INVALID_DEVICE_STATE)) };
         let limits =
             crate::tx::Limits { mtu: b.mtu(), mac: b.mac, any_source: self.any_source.load(Ordering::Acquire) };
         crate::send::send(&b, buf, &limits, irp, mode)
@@ -368,6 +381,7 @@ impl Open {
     /// The binding went away: forget it (called by the binding under its open-list lock). Waiting reads
     /// complete: with what is still queued, or STATUS_INVALID_DEVICE_STATE; an ADAPTER_GONE event is posted.
     pub fn binding_gone(&self) {
+        self.unlink();
         self.binding.store(ptr::null_mut(), Ordering::Release);
         self.complete_reads();
         self.fail_reads(Error::INVALID_DEVICE_STATE);
