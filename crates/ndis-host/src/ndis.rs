@@ -794,12 +794,7 @@ impl Host {
 
     /// Indicates received frames on adapter `index` (one NBL chain, DISPATCH_LEVEL, processor 1); returns how
     /// many NBLs the driver kept (to return later).
-    pub fn indicate_receive(
-        &mut self,
-        index: usize,
-        frames: Vec<Vec<u8>>,
-        resources: bool,
-    ) -> Result<usize, HostError> {
+    pub fn indicate_receive(&self, index: usize, frames: Vec<Vec<u8>>, resources: bool) -> Result<usize, HostError> {
         self.run(1, "receive", move |inner| indicate(inner, index, &frames, resources))
     }
 
@@ -1251,7 +1246,7 @@ impl Host {
     }
 
     /// Indicates a link state change (NDIS_STATUS_LINK_STATE through ProtocolStatusEx) on processor 1.
-    pub fn indicate_link_state(&mut self, index: usize, connected: bool) -> Result<(), HostError> {
+    pub fn indicate_link_state(&self, index: usize, connected: bool) -> Result<(), HostError> {
         self.run(1, "status", move |inner| indicate_link_state(inner, index, connected))
     }
 }
