@@ -70,6 +70,8 @@ pub enum Request {
     GetBindingStatistics { index: u32 },
     /// Resize this handle's receive queue.
     SetQueueSize { bytes: u32 },
+    /// Keep at most this many bytes of each frame (0: all).
+    SetCaptureLength { bytes: u32 },
     /// Wait for the next adapter event.
     WaitEvent,
 }
@@ -193,6 +195,10 @@ pub fn decode(code: u32, input: &[u8]) -> Result<Request> {
             Ok(Request::SetQueueSize { bytes })
         }
         rawlink::IOCTL_RAWLINK_WAIT_EVENT => Ok(Request::WaitEvent),
+        rawlink::IOCTL_RAWLINK_SET_CAPTURE_LENGTH => match index()? {
+            bytes @ (0 | 14..) => Ok(Request::SetCaptureLength { bytes }),
+            _ => Err(Error::INVALID_PARAMETER),
+        },
         rawlink::IOCTL_RAWLINK_QUERY_OID | rawlink::IOCTL_RAWLINK_SET_OID => {
             let h = OidHeader::parse(input).map_err(|_| Error::BUFFER_TOO_SMALL)?;
             if h.port != 0 || input.get(12..16).is_some_and(|r| r != [0; 4]) || h.timeout_ms > OidHeader::MAX_TIMEOUT_MS
@@ -250,6 +256,7 @@ pub fn query_reply(request: Request, view: Option<&BindingView<'_>>, out: &mut [
         | Request::Oid(_)
         | Request::GetBindingStatistics { .. }
         | Request::SetQueueSize { .. }
+        | Request::SetCaptureLength { .. }
         | Request::WaitEvent => Err(Error::INVALID_DEVICE_REQUEST),
     }
 }
@@ -324,6 +331,10 @@ mod tests {
         assert_eq!(decode(IOCTL_RAWLINK_SET_QUEUE_SIZE, &le(&[1 << 16])), Ok(Request::SetQueueSize { bytes: 1 << 16 }));
         assert_eq!(decode(IOCTL_RAWLINK_SET_QUEUE_SIZE, &le(&[1000])), Err(Error::INVALID_PARAMETER));
         assert_eq!(decode(IOCTL_RAWLINK_SET_QUEUE_SIZE, &le(&[(64 << 20) + 1])), Err(Error::INVALID_PARAMETER));
+        assert_eq!(decode(IOCTL_RAWLINK_SET_CAPTURE_LENGTH, &le(&[0])), Ok(Request::SetCaptureLength { bytes: 0 }));
+        assert_eq!(decode(IOCTL_RAWLINK_SET_CAPTURE_LENGTH, &le(&[14])), Ok(Request::SetCaptureLength { bytes: 14 }));
+        assert_eq!(decode(IOCTL_RAWLINK_SET_CAPTURE_LENGTH, &le(&[13])), Err(Error::INVALID_PARAMETER));
+        assert_eq!(decode(IOCTL_RAWLINK_SET_CAPTURE_LENGTH, &[0; 3]), Err(Error::BUFFER_TOO_SMALL));
         assert_eq!(decode(IOCTL_RAWLINK_SET_FILTER, &le(&[1, 2])), Err(Error::BUFFER_TOO_SMALL));
         assert_eq!(decode(IOCTL_RAWLINK_SET_FILTER, &le(&[0x100, 0])), Err(Error::INVALID_PARAMETER));
         assert_eq!(decode(IOCTL_RAWLINK_SET_FILTER, &le(&[1, 17])), Err(Error::INVALID_PARAMETER));

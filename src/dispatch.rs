@@ -168,6 +168,10 @@ fn device_control(mut irp: Irp) -> NTSTATUS {
             Request::SetQueueSize { bytes } => {
                 open.ok_or(Error::INVALID_DEVICE_STATE)?.set_queue_size(bytes).map(|()| 0)
             }
+            Request::SetCaptureLength { bytes } => {
+                open.ok_or(Error::INVALID_DEVICE_STATE)?.set_capture_length(bytes);
+                Ok(0)
+            }
             Request::SetFilter(f) => {
                 let open = open.ok_or(Error::INVALID_DEVICE_STATE)?;
                 open.set_filter(|_| Filter::new(f)).map(|()| 0)

@@ -48,6 +48,8 @@ struct Rx {
     /// Allocated at attach.
     queue: Option<RxQueue>,
     filter: Filter,
+    /// Bytes kept of each frame (0: all).
+    capture_length: u32,
     offered: u64,
     filtered: u64,
     dropped_resources: u64,
@@ -121,6 +123,7 @@ impl Open {
             rx: SpinLock::new(Rx {
                 queue: None,
                 filter: Filter::default(),
+                capture_length: 0,
                 offered: 0,
                 filtered: 0,
                 dropped_resources: 0,
@@ -270,6 +273,11 @@ impl Open {
         Ok(())
     }
 
+    /// Sets how many bytes of each frame this handle keeps (0: all; IOCTL_RAWLINK_SET_CAPTURE_LENGTH).
+    pub fn set_capture_length(&self, bytes: u32) {
+        self.rx.lock().capture_length = bytes;
+    }
+
     /// Resizes the receive queue, keeping what is queued (STATUS_BUFFER_TOO_SMALL if it would not fit).
     pub fn set_queue_size(&self, bytes: u32) -> Result {
         let mut new = RxQueue::new(bytes as usize)?;
@@ -297,7 +305,7 @@ impl Open {
         &self,
         dst: Destination,
         head: &[u8],
-        header: FrameHeader,
+        mut header: FrameHeader,
         parts: impl IntoIterator<Item = &'a [u8]>,
     ) -> Offer {
         let mut rx = self.rx.lock_at_dispatch();
@@ -305,6 +313,10 @@ impl Open {
         if !rx.filter.accepts(dst, head) {
             rx.filtered += 1;
             return Offer::Filtered;
+        }
+        if rx.capture_length != 0 && header.captured_length > rx.capture_length {
+            header.captured_length = rx.capture_length;
+            header.flags |= rawlink_abi::frame_flags::TRUNCATED;
         }
         match rx.queue.as_mut().map(|q| q.push(header, parts)) {
             Some(Push::Queued) => Offer::Queued,

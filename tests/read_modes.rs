@@ -151,3 +151,26 @@ fn coalesced_receives_checksums_and_loopback_are_in_the_frame_headers() {
     assert_eq!((got[3].0.flags, got[3].0.segment_count), (0, 0));
     common::finish(h, &[f]);
 }
+
+#[test]
+fn a_capture_length_keeps_the_start_of_each_frame_and_flags_the_cut() {
+    let mut h = common::running(common::ethernet(1));
+    let f = common::attach(&h, 0);
+    let whole = common::attach(&h, 0);
+    let r = h.device_io_control(f, rawlink::IOCTL_RAWLINK_SET_CAPTURE_LENGTH, &64u32.to_le_bytes(), 0).expect("ioctl");
+    assert_eq!(r.status, STATUS_SUCCESS);
+    let r = h.device_io_control(f, rawlink::IOCTL_RAWLINK_SET_CAPTURE_LENGTH, &13u32.to_le_bytes(), 0).expect("ioctl");
+    assert_eq!(r.status, STATUS_INVALID_PARAMETER, "shorter than an Ethernet header");
+    let (long, short) = (frame(1, 1514), frame(2, 60));
+    h.indicate_receive(0, vec![long.clone(), short.clone()], false).expect("indicated");
+    let r = h.read(f, 1 << 16).expect("read");
+    let got: Vec<(FrameHeader, Vec<u8>)> = Frames::new(&r.output).map(|(hd, d)| (hd, d.to_vec())).collect();
+    assert_eq!(r.output.len(), FrameHeader::record_len(64) + FrameHeader::record_len(60), "only the kept bytes");
+    assert_eq!((got[0].0.captured_length, got[0].0.original_length), (64, 1514));
+    assert_eq!(got[0].0.flags & frame_flags::TRUNCATED, frame_flags::TRUNCATED);
+    assert_eq!(got[0].1, long[..64]);
+    assert_eq!((got[1].0.flags & frame_flags::TRUNCATED, &got[1].1), (0, &short));
+    let r = h.read(whole, 1 << 16).expect("read");
+    assert_eq!(Frames::new(&r.output).next().map(|(hd, d)| (hd.captured_length, d.len())), Some((1514, 1514)));
+    common::finish(h, &[f, whole]);
+}

@@ -83,6 +83,10 @@ pub mod rawlink {
     /// and the reply says how many were sent and which frame failed first, and why. (WriteFile instead
     /// refuses a batch with any invalid frame as a whole.)
     pub const IOCTL_RAWLINK_SEND: u32 = net_ioctl(0x90B);
+    /// Input: a little-endian `u32`, the most bytes of each frame this handle keeps (0, the default: whole
+    /// frames; otherwise at least 14). Longer frames are cut, with their original length in the header and
+    /// the TRUNCATED flag.
+    pub const IOCTL_RAWLINK_SET_CAPTURE_LENGTH: u32 = net_ioctl(0x90C);
 }
 
 /// IOCTL_RAWLINK_SEND's reply: `u32 frames_sent`, `u32 first_failure` (index of the first frame not sent,
