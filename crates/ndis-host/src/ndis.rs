@@ -126,6 +126,13 @@ pub enum NdisBindingState {
     Binding,
     Paused,
     Running,
+    /// NetEventRestart delivered and not yet returned. The protocol may send from here on: the binding
+    /// enters Running "when the driver is ready to resume send and receive operations" (Restarting a
+    /// Binding, learn.microsoft.com), which it decides inside its handler.
+    Restarting,
+    /// NetEventPause being delivered: the driver's handler has not returned yet. A send issued now raced
+    /// with the notification (the driver could not have known) and is accepted; the pause must wait for it.
+    PauseDelivering,
     /// NetEventPause delivered and not yet completed (no new sends).
     Pausing,
     /// UnbindAdapterEx in progress.
@@ -376,6 +383,11 @@ fn set_state(inner: &Inner, adapter: usize, state: NdisBindingState) {
 
 /// Sends a NET_PNP_EVENT to a binding; returns the driver's status.
 fn pnp(inner: &Inner, context: usize, code: i32, buffer: usize, len: u32) -> i32 {
+    pnp_then(inner, context, code, buffer, len, || {})
+}
+
+/// [`pnp`], calling `returned` as soon as the driver's handler returned (before a pended event completes).
+fn pnp_then(inner: &Inner, context: usize, code: i32, buffer: usize, len: u32, returned: impl FnOnce()) -> i32 {
     let Some((_, handler)) = inner.protocol_handler(|c| c.net_pnp_event) else { return NDIS_STATUS_SUCCESS };
     let mut lent = Lent::default();
     let n = objects::pnp_notification(&mut lent, inner.config.ndis_version, code, buffer, len);
@@ -405,6 +417,7 @@ fn pnp(inner: &Inner, context: usize, code: i32, buffer: usize, len: u32) -> i32
         handler,
         &[("ProtocolBindingContext", context as u64), ("NetPnPEventNotification", n as u64)],
     );
+    returned();
     // CAST: NDIS_STATUS.
     let mut st = r as u32 as i32;
     if st == NDIS_STATUS_PENDING {
@@ -458,10 +471,12 @@ pub(crate) fn restart_with(inner: &Inner, adapter: usize, change: Option<objects
     let mut lent = Lent::default();
     // CAST: a handful of adapters.
     let (params, len) = objects::restart_parameters(&mut lent, 10 + adapter as u32, change);
+    set_state(inner, adapter, NdisBindingState::Restarting);
     let st = pnp(inner, context, NET_EVENT_RESTART, params, len);
     if st == NDIS_STATUS_SUCCESS {
         set_state(inner, adapter, NdisBindingState::Running);
     } else {
+        set_state(inner, adapter, NdisBindingState::Paused);
         inner.violation(Rule::Ndis, format!("NetEventRestart on adapter {adapter} returned {}", status(st)));
     }
     st
@@ -478,8 +493,8 @@ pub(crate) fn pause(inner: &Inner, adapter: usize) -> i32 {
     if held_for_test(inner, adapter) {
         flush_sends(inner, adapter, 0, false);
     }
-    set_state(inner, adapter, NdisBindingState::Pausing);
-    let st = pnp(inner, context, NET_EVENT_PAUSE, 0, 0);
+    set_state(inner, adapter, NdisBindingState::PauseDelivering);
+    let st = pnp_then(inner, context, NET_EVENT_PAUSE, 0, 0, || set_state(inner, adapter, NdisBindingState::Pausing));
     // A pause cannot fail: the binding is paused either way.
     set_state(inner, adapter, NdisBindingState::Paused);
     let in_flight = inner.state().ndis.in_flight.values().filter(|f| f.0 == adapter).count();
@@ -761,12 +776,12 @@ impl Host {
     }
 
     /// NetEventPause on adapter `index`.
-    pub fn pause(&mut self, index: usize) -> Result<i32, HostError> {
+    pub fn pause(&self, index: usize) -> Result<i32, HostError> {
         self.run(0, "pause", move |inner| pause(inner, index))
     }
 
     /// NetEventRestart on adapter `index`.
-    pub fn restart(&mut self, index: usize) -> Result<i32, HostError> {
+    pub fn restart(&self, index: usize) -> Result<i32, HostError> {
         self.run(0, "restart", move |inner| restart(inner, index))
     }
 

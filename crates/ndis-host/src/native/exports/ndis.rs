@@ -990,7 +990,12 @@ fn send(inner: &std::sync::Arc<Inner>, handle: usize, head: usize, port: u32, fl
         inner.violation(Rule::BadParameter, "NdisSendNetBufferLists with no NBLs");
         return;
     }
-    let running = state == crate::ndis::NdisBindingState::Running;
+    let running = matches!(
+        state,
+        crate::ndis::NdisBindingState::Running
+            | crate::ndis::NdisBindingState::Restarting
+            | crate::ndis::NdisBindingState::PauseDelivering
+    );
     // A miniport whose link is down fails sends with NDIS_STATUS_MEDIA_DISCONNECTED and transmits nothing.
     let connected = s.ndis.oids.get(&adapter).is_none_or(|m| m.connected);
     let mut problems = Vec::new();
