@@ -148,6 +148,9 @@ pub struct Binding {
     /// OID requests in flight, and whether the binding refuses new ones (it is closing).
     oids: SpinLock<(Vec<OidEntry>, bool)>,
     pub counters: Counters,
+    /// Held from the state check of a send to the return of NdisSendNetBufferLists, and by the pause
+    /// handler while it leaves Running (see `send::send`).
+    pub send_gate: SpinLock<()>,
 }
 
 /// A counted reference that keeps a binding from closing: an unbind waits until every reference is gone
@@ -450,6 +453,7 @@ fn try_bind(driver: &Driver, bind_context: NDIS_HANDLE, params: *const NDIS_BIND
         multicast: SpinLock::new(([[0; 6]; MAX_MULTICAST], 0)),
         oids: SpinLock::new((Vec::new(), false)),
         counters: Counters::default(),
+        send_gate: SpinLock::new(()),
     })?;
     // The kernel objects are initialised at their final address.
     binding.idle.init();
@@ -636,8 +640,10 @@ pub unsafe fn net_pnp_event(raw: *mut Binding, n: *const NET_PNP_EVENT_NOTIFICAT
             NDIS_STATUS_SUCCESS
         }
         e if e == NetEventPause => {
-            // Under the binding's lock: either no send is in flight and the pause is done now, or the last
-            // send completion finishes it (sends_end) — no polling, no sleeping.
+            // With the send gate held no send is between its state check and NDIS; under the binding's
+            // lock: either no send is in flight and the pause is done now, or the last send completion
+            // finishes it (sends_end) — no polling, no sleeping.
+            let _gate = b.send_gate.lock();
             let mut g = b.inner.lock();
             let Ok(pausing) = state::next(g.state, BindingEvent::Pause) else { return NDIS_STATUS_FAILURE };
             g.state = pausing;

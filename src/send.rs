@@ -177,16 +177,23 @@ pub fn send(
         }
         tail = nbl;
     }
+    // The send gate makes "still Running" and the hand-over to NDIS one step: a pause cannot begin between
+    // them (its handler takes the gate too), so no send is ever issued after NDIS asked the binding to
+    // pause. NDIS's callbacks from inside the send (completion, loopback receive) do not take the gate.
+    let gate = b.send_gate.lock();
     // Reserve the sends against pause; refuse if the data path is off.
     if let Err(e) = b.sends_begin(count32) {
+        drop(gate);
         return fail(head, irp, e);
     }
     // SAFETY: nothing else reaches the batch before the send below.
     unsafe { (*batch).irp = Some(irp.mark_pending()) };
     // SAFETY: a complete chain of NBLs from the binding's pool; the binding is Running (checked under its
-    // lock by sends_begin); completion arrives in ProtocolSendNetBufferListsComplete, which may free the
-    // batch during this very call, so it is not touched afterwards.
-    unsafe { NdisSendNetBufferLists(b.handle(), head, NDIS_DEFAULT_PORT_NUMBER, 0) };
+    // lock by sends_begin, with the gate held); the gate's lock raised the IRQL to DISPATCH_LEVEL, which
+    // the flag says; completion arrives in ProtocolSendNetBufferListsComplete, which may free the batch
+    // during this very call, so it is not touched afterwards.
+    unsafe { NdisSendNetBufferLists(b.handle(), head, NDIS_DEFAULT_PORT_NUMBER, NDIS_SEND_FLAGS_DISPATCH_LEVEL) };
+    drop(gate);
     Ok(())
 }
 

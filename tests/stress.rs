@@ -86,3 +86,61 @@ fn receives_reads_filter_changes_and_events_at_once_lose_nothing() {
     assert_eq!(c.filtered + c.queued + c.dropped_queue_full, total);
     common::finish(h, &[reader, changer]);
 }
+
+#[test]
+fn pause_and_restart_under_send_and_receive_traffic() {
+    let mut a = common::ethernet(1);
+    a[0].send_completion = ndis_host::ndis::SendCompletion::Async {
+        delay: std::time::Duration::from_micros(200),
+        per_call: 3,
+        reverse: true,
+    };
+    let mac = a[0].mac;
+    let h = common::running(a);
+    let f = common::attach(&h, 0);
+    // Four frames per write, from the adapter's own MAC.
+    let mut batch = Vec::new();
+    for n in 0..4u8 {
+        let mut fr = vec![0xFF; 6];
+        fr.extend_from_slice(&mac);
+        fr.extend_from_slice(&[0x88, 0xB5]);
+        fr.resize(100, n);
+        let hd = rawlink_abi::FrameHeader { captured_length: 100, original_length: 100, ..Default::default() };
+        batch.extend_from_slice(&hd.to_bytes());
+        batch.extend_from_slice(&fr);
+        batch.resize(batch.len().next_multiple_of(8), 0);
+    }
+    let done = AtomicBool::new(false);
+    let (sent_ok, refused) = std::thread::scope(|s| {
+        let writer = s.spawn(|| {
+            let (mut ok, mut refused) = (0u64, 0u64);
+            while !done.load(Ordering::Acquire) {
+                match h.write(f, &batch).expect("write").status {
+                    0 => ok += 1,
+                    // STATUS_DEVICE_NOT_READY: the binding is paused (or pausing).
+                    st if st == 0xC000_00A3u32 as i32 => refused += 1,
+                    st => panic!("write failed with {st:#x}: {:?}", h.violations()),
+                }
+            }
+            (ok, refused)
+        });
+        let receiver = s.spawn(|| {
+            for i in 0..200u8 {
+                h.indicate_receive(0, vec![frame(0x0800, i); 4], false).expect("receive");
+            }
+        });
+        for _ in 0..20 {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            assert_eq!(h.pause(0).expect("pause"), 0, "the pause completes once the sends in flight did");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            assert_eq!(h.restart(0).expect("restart"), 0);
+        }
+        receiver.join().expect("receiver");
+        done.store(true, Ordering::Release);
+        writer.join().expect("writer")
+    });
+    assert!(sent_ok > 0, "some writes went out between pauses ({refused} refused)");
+    assert_eq!(h.sent_count(0), sent_ok * 4, "every accepted frame reached the adapter, none twice");
+    assert_eq!(h.sends_in_flight(), 0);
+    common::finish(h, &[f]);
+}
