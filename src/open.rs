@@ -215,9 +215,28 @@ impl Open {
     fn attach_to(&self, b: Option<&Binding>) -> Result<BindingRef> {
         let b = b.ok_or(Error::NOT_FOUND)?;
         let (keep, r) = (b.acquire().ok_or(Error::NOT_FOUND)?, b.acquire().ok_or(Error::NOT_FOUND)?);
-        b.opens_insert(OpenPtr(ptr::from_ref(self)))?;
+        // Claim the handle: of two attaches racing on one handle, only one gets here (a handle on two
+        // bindings' lists would outlive its CLOSE on one of them).
+        let me = ptr::from_ref(b).cast_mut();
+        if self.binding.compare_exchange(ptr::null_mut(), me, Ordering::AcqRel, Ordering::Acquire).is_err() {
+            return Err(Error::INVALID_DEVICE_STATE);
+        }
+        // The reference is in place before the handle is on the open list, where an unbind looks for it.
         *self.link.lock() = Some(keep);
-        self.binding.store(ptr::from_ref(b).cast_mut(), Ordering::Release);
+        let undo = |e| {
+            self.unlink();
+            self.binding.store(ptr::null_mut(), Ordering::Release);
+            Err(e)
+        };
+        if let Err(e) = b.opens_insert(OpenPtr(ptr::from_ref(self))) {
+            return undo(e);
+        }
+        // An unbind that began after the references were taken may have collected the list's references
+        // before this handle was on it: then it must not keep one.
+        if !crate::control::enumerated(b.state()) {
+            b.opens_remove(OpenPtr(ptr::from_ref(self)));
+            return undo(Error::NOT_FOUND);
+        }
         Ok(r)
     }
 
