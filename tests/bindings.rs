@@ -3,13 +3,13 @@
 
 mod common;
 
+
 use ndis_host::faults::FaultRule;
 use ndis_host::host::{Host, HostConfig};
 use ndis_host::ndis::{AdapterConfig, NdisBindingState, MEDIUM_NATIVE_802_11};
 use ndis_host::trace::Direction;
 
 // CAST: NDIS_STATUS values are written as the unsigned hex the docs use.
-const NDIS_STATUS_UNSUPPORTED_MEDIA: i32 = 0xC001_0019u32 as i32;
 
 fn host_with(adapters: Vec<AdapterConfig>, config: HostConfig) -> Host {
     let bytes = common::package_file("rawlink.sys");
@@ -102,7 +102,6 @@ fn non_ethernet_adapters_are_declined_with_unsupported_media() {
     let mut h = host_with(vec![wifi, AdapterConfig::ethernet(4)], HostConfig::default());
     let bind = h.trace().into_iter().find(|e| e.name == "ProtocolBindAdapterEx").expect("offered");
     assert!(bind.result.as_deref().is_some_and(|r| r.starts_with("NDIS_STATUS_UNSUPPORTED_MEDIA")), "{bind}");
-    let _ = NDIS_STATUS_UNSUPPORTED_MEDIA;
     assert_eq!(h.bindings().len(), 1);
     assert_eq!(h.bindings()[0].adapter, 1);
     h.unload().expect("unload");

@@ -58,3 +58,26 @@ pub fn finish(mut h: ndis_host::host::Host, handles: &[ndis_host::io::Handle]) {
     assert!(v.is_empty(), "verifier: {v:#?}");
     assert!(h.pool().is_empty(), "pool left: {:?}", h.pool());
 }
+
+/// The NTSTATUS / NDIS_STATUS values the tests expect, written as the unsigned hex the docs use.
+#[allow(dead_code)]
+pub mod status {
+    // CAST: the docs' unsigned hex, as the i32 the I/O manager reports.
+    pub const NDIS_STATUS_BAD_VERSION: i32 = 0xC001_0004u32 as i32;
+    pub const NDIS_STATUS_UNSUPPORTED_MEDIA: i32 = 0xC001_0019u32 as i32;
+    pub const STATUS_ACCESS_DENIED: i32 = 0xC000_0022u32 as i32;
+    pub const STATUS_BUFFER_TOO_SMALL: i32 = 0xC000_0023u32 as i32;
+    pub const STATUS_CANCELLED: i32 = 0xC000_0120u32 as i32;
+    pub const STATUS_DEVICE_NOT_READY: i32 = 0xC000_00A3u32 as i32;
+    pub const STATUS_DEVICE_POWERED_OFF: i32 = 0xC000_048Fu32 as i32;
+    pub const STATUS_INSUFFICIENT_RESOURCES: i32 = 0xC000_009Au32 as i32;
+    pub const STATUS_INVALID_BUFFER_SIZE: i32 = 0xC000_0206u32 as i32;
+    pub const STATUS_INVALID_DEVICE_REQUEST: i32 = 0xC000_0010u32 as i32;
+    pub const STATUS_INVALID_DEVICE_STATE: i32 = 0xC000_0184u32 as i32;
+    pub const STATUS_INVALID_PARAMETER: i32 = 0xC000_000Du32 as i32;
+    pub const STATUS_IO_TIMEOUT: i32 = 0xC000_00B5u32 as i32;
+    pub const STATUS_NOT_FOUND: i32 = 0xC000_0225u32 as i32;
+    pub const STATUS_NOT_SUPPORTED: i32 = 0xC000_00BBu32 as i32;
+    pub const STATUS_NO_MORE_ENTRIES: i32 = 0x8000_001Au32 as i32;
+    pub const STATUS_SUCCESS: i32 = 0;
+}

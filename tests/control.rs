@@ -4,16 +4,10 @@
 
 mod common;
 
+use common::status::*;
+
 use ndis_host::ndis::AdapterConfig;
 use rawlink_abi::{binding_state, ndisprot, rawlink, BindingRecord, QueryBinding};
-
-// CAST: NTSTATUS values are written as the unsigned hex the docs use.
-const STATUS_SUCCESS: i32 = 0;
-const STATUS_NO_MORE_ENTRIES: i32 = 0x8000_001Au32 as i32;
-const STATUS_BUFFER_TOO_SMALL: i32 = 0xC000_0023u32 as i32;
-const STATUS_INVALID_DEVICE_REQUEST: i32 = 0xC000_0010u32 as i32;
-const STATUS_INVALID_PARAMETER: i32 = 0xC000_000Du32 as i32;
-const STATUS_INVALID_DEVICE_STATE: i32 = 0xC000_0184u32 as i32;
 
 fn utf16(b: impl Iterator<Item = u16>) -> String {
     String::from_utf16_lossy(&b.collect::<Vec<_>>())
@@ -71,7 +65,7 @@ fn rawlink_query_binding_reports_mac_mtu_speed_link_and_state() {
 
 #[test]
 fn paused_bindings_are_still_listed_and_state_is_reported() {
-    let mut h = common::running(common::ethernet(1));
+    let h = common::running(common::ethernet(1));
     assert_eq!(h.pause(0).expect("paused"), 0);
     let f = h.open("\\\\.\\RawLink").expect("opened");
     let r = h.device_io_control(f, rawlink::IOCTL_RAWLINK_QUERY_BINDING, &0u32.to_le_bytes(), 512).expect("ioctl");

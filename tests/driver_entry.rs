@@ -3,15 +3,12 @@
 
 mod common;
 
+use common::status::*;
+
 use ndis_host::faults::FaultRule;
 use ndis_host::host::{Host, HostConfig};
 use ndis_host::loader::PrivilegedKind;
 use ndis_host::trace::Direction;
-
-// CAST: NTSTATUS values are written as the unsigned hex the docs use.
-const STATUS_INSUFFICIENT_RESOURCES: i32 = 0xC000_009Au32 as i32;
-const STATUS_INVALID_DEVICE_STATE: i32 = 0xC000_0184u32 as i32;
-const NDIS_STATUS_BAD_VERSION: i32 = 0xC001_0004u32 as i32;
 
 fn host(config: HostConfig) -> Host {
     let bytes = common::package_file("rawlink.sys");

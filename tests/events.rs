@@ -4,16 +4,12 @@
 
 mod common;
 
+use common::status::*;
+
 use ndis_host::host::Host;
 use ndis_host::io::Handle;
 use rawlink_abi::{event, rawlink, BindingRecord, Event, FrameHeader};
 use std::time::Duration;
-
-const STATUS_SUCCESS: i32 = 0;
-const STATUS_BUFFER_TOO_SMALL: i32 = 0xC000_0023u32 as i32;
-const STATUS_CANCELLED: i32 = 0xC000_0120u32 as i32;
-const STATUS_INVALID_DEVICE_STATE: i32 = 0xC000_0184u32 as i32;
-const STATUS_DEVICE_POWERED_OFF: i32 = 0xC000_048Fu32 as i32;
 
 /// `NdisDeviceStateD0` / `NdisDeviceStateD3`.
 const D0: u32 = 1;
@@ -45,9 +41,9 @@ fn one_frame_batch() -> Vec<u8> {
 
 #[test]
 fn link_changes_reach_a_waiting_request_or_the_next_one() {
-    let mut h = common::running(common::ethernet(1));
+    let h = common::running(common::ethernet(1));
     let f = common::attach(&h, 0);
-    let mut waiting = h.submit_ioctl(f, rawlink::IOCTL_RAWLINK_WAIT_EVENT, &[], Event::LEN).expect("submitted");
+    let waiting = h.submit_ioctl(f, rawlink::IOCTL_RAWLINK_WAIT_EVENT, &[], Event::LEN).expect("submitted");
     assert!(!waiting.is_completed(), "no event yet: the request pends");
     let irp = waiting.irp();
     drop(waiting);
@@ -105,7 +101,7 @@ fn power_down_stops_writes_until_d0_and_both_are_reported() {
 
 #[test]
 fn removal_is_an_event_and_then_the_handle_reports_the_adapter_gone() {
-    let mut h = common::running(common::ethernet(1));
+    let h = common::running(common::ethernet(1));
     let f = common::attach(&h, 0);
     let waiting = h.submit_ioctl(f, rawlink::IOCTL_RAWLINK_WAIT_EVENT, &[], Event::LEN).expect("submitted");
     let irp = waiting.irp();

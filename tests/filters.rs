@@ -5,14 +5,11 @@
 
 mod common;
 
+use common::status::*;
+
 use ndis_host::host::Host;
 use ndis_host::io::Handle;
 use rawlink_abi::{class, frame_flags, ndisprot, rawlink, FilterRequest, Frames, HandleStatistics};
-
-const STATUS_SUCCESS: i32 = 0;
-const STATUS_INVALID_PARAMETER: i32 = 0xC000_000Du32 as i32;
-const STATUS_BUFFER_TOO_SMALL: i32 = 0xC000_0023u32 as i32;
-const STATUS_INVALID_DEVICE_STATE: i32 = 0xC000_0184u32 as i32;
 
 const MAC: [u8; 6] = [0x02, 0x52, 0x4C, 0x00, 0x00, 1];
 const GROUP: [u8; 6] = [0x01, 0x00, 0x5E, 0x00, 0x00, 0x01];
@@ -65,7 +62,7 @@ fn enforcing() -> Host {
 
 #[test]
 fn each_handle_gets_its_ethertypes_and_classes_and_the_adapter_filter_is_their_union() {
-    let mut h = enforcing();
+    let h = enforcing();
     assert_eq!(packet_filter(&h), 0, "no handle: the binding asks for nothing");
     let arp = common::attach(&h, 0);
     assert_eq!(packet_filter(&h), class::DEFAULT, "a handle starts with NDISPROT's filter");
@@ -104,7 +101,7 @@ fn each_handle_gets_its_ethertypes_and_classes_and_the_adapter_filter_is_their_u
 
 #[test]
 fn the_adapter_delivers_only_what_the_union_asks_for() {
-    let mut h = enforcing();
+    let h = enforcing();
     let f = common::attach(&h, 0);
     assert_eq!(set_filter(&h, f, class::DIRECTED, &[]), STATUS_SUCCESS);
     let before = h.frames_filtered(0);
@@ -136,7 +133,7 @@ fn bad_filter_requests_get_their_status_and_change_nothing() {
 
 #[test]
 fn ndisprot_oid_requests_query_and_set_the_packet_filter_and_multicast_list() {
-    let mut h = enforcing();
+    let h = enforcing();
     let f = common::attach(&h, 0);
     // QUERY_OID_VALUE: {Oid, PortNumber, Data}; the reply carries the header and the value.
     let mut q = ndis_sys::OID_802_3_CURRENT_ADDRESS.to_le_bytes().to_vec();

@@ -5,13 +5,11 @@
 
 mod common;
 
+use common::status::*;
+
 use ndis_host::faults::{FaultRule, ALLOCATING_APIS};
 use ndis_host::host::{Host, HostConfig};
 use rawlink_abi::{class, rawlink, FilterRequest, FrameHeader, OidHeader, SendReply};
-
-const STATUS_SUCCESS: i32 = 0;
-const STATUS_INSUFFICIENT_RESOURCES: i32 = 0xC000_009Au32 as i32;
-const STATUS_INVALID_DEVICE_STATE: i32 = 0xC000_0184u32 as i32;
 
 fn host(faults: Vec<FaultRule>) -> Host {
     let bytes = common::package_file("rawlink.sys");

@@ -4,15 +4,11 @@
 
 mod common;
 
+use common::status::*;
+
 use ndis_host::host::{Host, HostConfig};
 use ndis_host::ndis::AdapterConfig;
 use rawlink_abi::ndisprot;
-
-// CAST: NTSTATUS values are written as the unsigned hex the docs use.
-const STATUS_SUCCESS: i32 = 0;
-const STATUS_INVALID_PARAMETER: i32 = 0xC000_000Du32 as i32;
-const STATUS_BUFFER_TOO_SMALL: i32 = 0xC000_0023u32 as i32;
-const STATUS_NOT_FOUND: i32 = 0xC000_0225u32 as i32;
 
 fn utf16z(s: &str) -> Vec<u8> {
     s.encode_utf16().chain([0]).flat_map(u16::to_le_bytes).collect()

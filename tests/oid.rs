@@ -4,19 +4,12 @@
 
 mod common;
 
+use common::status::*;
+
 use ndis_host::host::Host;
 use ndis_host::io::Handle;
 use rawlink_abi::{rawlink, OidHeader};
 use std::time::Duration;
-
-const STATUS_SUCCESS: i32 = 0;
-const STATUS_ACCESS_DENIED: i32 = 0xC000_0022u32 as i32;
-const STATUS_BUFFER_TOO_SMALL: i32 = 0xC000_0023u32 as i32;
-const STATUS_INVALID_PARAMETER: i32 = 0xC000_000Du32 as i32;
-const STATUS_INVALID_DEVICE_STATE: i32 = 0xC000_0184u32 as i32;
-const STATUS_NOT_SUPPORTED: i32 = 0xC000_00BBu32 as i32;
-const STATUS_IO_TIMEOUT: i32 = 0xC000_00B5u32 as i32;
-const STATUS_CANCELLED: i32 = 0xC000_0120u32 as i32;
 
 fn header(oid: u32, timeout_ms: u32) -> Vec<u8> {
     OidHeader { oid, port: 0, timeout_ms }.to_bytes().to_vec()

@@ -5,15 +5,13 @@
 
 mod common;
 
+use common::status::*;
+
 use ndis_host::host::Host;
 use ndis_host::io::Handle;
 use ndis_host::ndis::ReceiveMeta;
 use rawlink_abi::{frame_flags, rawlink, FrameHeader, Frames, HandleStatistics, ReadMode};
 use std::time::{Duration, Instant};
-
-const STATUS_SUCCESS: i32 = 0;
-const STATUS_INVALID_PARAMETER: i32 = 0xC000_000Du32 as i32;
-const STATUS_BUFFER_TOO_SMALL: i32 = 0xC000_0023u32 as i32;
 
 fn frame(n: u8, len: usize) -> Vec<u8> {
     let mut f = vec![0xFF; 6];
@@ -39,7 +37,7 @@ fn stats(h: &Host, f: Handle) -> HandleStatistics {
 
 #[test]
 fn a_blocking_read_waits_for_its_minimum_of_bytes() {
-    let mut h = common::running(common::ethernet(1));
+    let h = common::running(common::ethernet(1));
     let f = common::attach(&h, 0);
     // Ten 1000-byte frames are 10 records of 1024 bytes.
     assert_eq!(set_mode(&h, f, 5000, 0), STATUS_SUCCESS);
@@ -60,7 +58,7 @@ fn a_blocking_read_waits_for_its_minimum_of_bytes() {
 
 #[test]
 fn a_blocking_read_with_a_timeout_returns_what_arrived_when_it_runs_out() {
-    let mut h = common::running(common::ethernet(1));
+    let h = common::running(common::ethernet(1));
     let f = common::attach(&h, 0);
     assert_eq!(set_mode(&h, f, 1 << 20, 100), STATUS_SUCCESS);
     let started = Instant::now();
@@ -90,7 +88,7 @@ fn a_blocking_read_with_a_timeout_returns_what_arrived_when_it_runs_out() {
 
 #[test]
 fn the_queue_size_is_per_handle_and_resizing_keeps_what_is_queued() {
-    let mut h = common::running(common::ethernet(1));
+    let h = common::running(common::ethernet(1));
     let small = h.open("\\\\.\\RawLink").expect("opened");
     // Set before attaching: the attach allocates this size.
     assert_eq!(set_queue(&h, small, 64 << 10), STATUS_SUCCESS);
@@ -154,7 +152,7 @@ fn coalesced_receives_checksums_and_loopback_are_in_the_frame_headers() {
 
 #[test]
 fn a_capture_length_keeps_the_start_of_each_frame_and_flags_the_cut() {
-    let mut h = common::running(common::ethernet(1));
+    let h = common::running(common::ethernet(1));
     let f = common::attach(&h, 0);
     let whole = common::attach(&h, 0);
     let r = h.device_io_control(f, rawlink::IOCTL_RAWLINK_SET_CAPTURE_LENGTH, &64u32.to_le_bytes(), 0).expect("ioctl");

@@ -4,16 +4,11 @@
 
 mod common;
 
+use common::status::*;
+
 use ndis_host::host::Host;
 use ndis_host::io::Handle;
 use rawlink_abi::{frame_flags, rawlink, FrameHeader, Frames};
-
-// CAST: NTSTATUS values are written as the unsigned hex the docs use.
-const STATUS_SUCCESS: i32 = 0;
-const STATUS_BUFFER_TOO_SMALL: i32 = 0xC000_0023u32 as i32;
-const STATUS_INVALID_DEVICE_STATE: i32 = 0xC000_0184u32 as i32;
-const STATUS_NOT_FOUND: i32 = 0xC000_0225u32 as i32;
-const STATUS_NO_MORE_ENTRIES: i32 = 0x8000_001Au32 as i32;
 
 fn frame(n: u8, len: usize) -> Vec<u8> {
     let mut f = vec![0xFF; 6]; // broadcast
@@ -25,7 +20,7 @@ fn frame(n: u8, len: usize) -> Vec<u8> {
 
 #[test]
 fn a_batch_of_frames_is_read_in_one_call_byte_for_byte() {
-    let mut h = common::running(common::ethernet(1));
+    let h = common::running(common::ethernet(1));
     let f = common::attach(&h, 0);
     let sent: Vec<Vec<u8>> = (0..16u8).map(|i| frame(i, 60 + usize::from(i) * 37)).collect();
     assert_eq!(h.indicate_receive(0, sent.clone(), false).expect("indicated"), 0, "NBLs returned at once");
@@ -50,7 +45,7 @@ fn a_batch_of_frames_is_read_in_one_call_byte_for_byte() {
 
 #[test]
 fn every_attached_handle_gets_its_own_copy_and_resources_indications_are_copied_too() {
-    let mut h = common::running(common::ethernet(2));
+    let h = common::running(common::ethernet(2));
     let (a, b, other) = (common::attach(&h, 0), common::attach(&h, 0), common::attach(&h, 1));
     assert_eq!(h.indicate_receive(0, vec![frame(1, 100)], true).expect("indicated"), 0);
     for f in [a, b] {
@@ -65,7 +60,7 @@ fn every_attached_handle_gets_its_own_copy_and_resources_indications_are_copied_
 
 #[test]
 fn vlan_tagged_frames_are_flagged() {
-    let mut h = common::running(common::ethernet(1));
+    let h = common::running(common::ethernet(1));
     let f = common::attach(&h, 0);
     let mut tagged = frame(1, 64);
     tagged[12..14].copy_from_slice(&[0x81, 0x00]);
@@ -79,7 +74,7 @@ fn vlan_tagged_frames_are_flagged() {
 
 #[test]
 fn a_buffer_too_small_for_the_next_frame_loses_nothing() {
-    let mut h = common::running(common::ethernet(1));
+    let h = common::running(common::ethernet(1));
     let f = common::attach(&h, 0);
     h.indicate_receive(0, vec![frame(1, 1000), frame(2, 60)], false).expect("indicated");
     let r = h.read(f, 100).expect("read");
@@ -108,7 +103,7 @@ fn handles_not_attached_or_attached_twice_or_to_nothing_get_defined_errors() {
 
 #[test]
 fn when_the_adapter_goes_away_queued_frames_can_still_be_read_then_reads_report_it() {
-    let mut h = common::running(common::ethernet(1));
+    let h = common::running(common::ethernet(1));
     let f = common::attach(&h, 0);
     h.indicate_receive(0, vec![frame(1, 80)], false).expect("indicated");
     h.remove_adapter(0).expect("unbound");
@@ -121,7 +116,7 @@ fn when_the_adapter_goes_away_queued_frames_can_still_be_read_then_reads_report_
 #[test]
 fn statistics_count_received_delivered_and_dropped() {
     use rawlink_abi::HandleStatistics;
-    let mut h = common::running(common::ethernet(1));
+    let h = common::running(common::ethernet(1));
     let f = common::attach(&h, 0);
     let stats = |h: &Host| {
         let r = h.device_io_control(f, rawlink::IOCTL_RAWLINK_GET_STATISTICS, &[], 64).expect("ioctl");
@@ -163,13 +158,10 @@ fn set_blocking(h: &Host, f: Handle) {
     assert_eq!(r.expect("ioctl").status, STATUS_SUCCESS);
 }
 
-const STATUS_CANCELLED: i32 = 0xC000_0120u32 as i32;
-const STATUS_INVALID_PARAMETER: i32 = 0xC000_000Du32 as i32;
-
 #[test]
 fn a_blocking_read_waits_for_frames_and_completes_when_they_arrive() {
     use std::time::Duration;
-    let mut h = common::running(common::ethernet(1));
+    let h = common::running(common::ethernet(1));
     let f = common::attach(&h, 0);
     set_blocking(&h, f);
     let irp = {
@@ -209,7 +201,7 @@ fn a_blocking_read_is_cancellable_and_closing_the_handle_cancels_it() {
 #[test]
 fn a_blocking_read_ends_when_the_adapter_goes_away_and_bad_modes_are_refused() {
     use std::time::Duration;
-    let mut h = common::running(common::ethernet(1));
+    let h = common::running(common::ethernet(1));
     let f = common::attach(&h, 0);
     let r = h.device_io_control(f, rawlink::IOCTL_RAWLINK_SET_READ_MODE, &7u32.to_le_bytes(), 0).expect("ioctl");
     assert_eq!(r.status, STATUS_INVALID_PARAMETER);

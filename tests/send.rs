@@ -3,16 +3,11 @@
 
 mod common;
 
+use common::status::*;
+
 use ndis_host::host::{Host, HostConfig};
 use ndis_host::ndis::AdapterConfig;
 use rawlink_abi::{rawlink, FrameHeader};
-
-// CAST: NTSTATUS values are written as the unsigned hex the docs use.
-const STATUS_SUCCESS: i32 = 0;
-const STATUS_INVALID_PARAMETER: i32 = 0xC000_000Du32 as i32;
-const STATUS_INVALID_BUFFER_SIZE: i32 = 0xC000_0206u32 as i32;
-const STATUS_INVALID_DEVICE_STATE: i32 = 0xC000_0184u32 as i32;
-const STATUS_DEVICE_NOT_READY: i32 = 0xC000_00A3u32 as i32;
 
 /// A frame from `src` of `len` bytes.
 fn frame(src: [u8; 6], n: u8, len: usize) -> Vec<u8> {
@@ -90,7 +85,7 @@ fn a_bad_frame_refuses_the_whole_write_and_sends_nothing() {
 #[test]
 fn writes_need_an_attached_handle_and_a_running_binding() {
     let a = AdapterConfig::ethernet(1);
-    let mut h = common::running(vec![a.clone()]);
+    let h = common::running(vec![a.clone()]);
     let loose = h.open("\\\\.\\RawLink").expect("opened");
     let buf = batch(&[frame(a.mac, 0, 60)]);
     assert_eq!(h.write(loose, &buf).expect("write").status, STATUS_INVALID_DEVICE_STATE);
@@ -137,7 +132,7 @@ fn a_pause_with_sends_in_flight_pends_until_the_last_completion() {
         },
         ..AdapterConfig::ethernet(1)
     };
-    let mut h = common::running(vec![a.clone()]);
+    let h = common::running(vec![a.clone()]);
     let f = common::attach(&h, 0);
     let irp = h.submit_write(f, &batch(&[frame(a.mac, 1, 200), frame(a.mac, 2, 300)])).expect("submitted").irp();
     assert_eq!(h.pause(0).expect("paused"), 0);
@@ -263,7 +258,7 @@ fn frames_ndis_fails_are_reported_by_the_send_ioctl_and_fail_a_write() {
     use rawlink_abi::SendReply;
     const NDIS_STATUS_MEDIA_DISCONNECTED: i32 = 0xC023_001Fu32 as i32;
     let a = AdapterConfig::ethernet(1);
-    let mut h = common::running(vec![a.clone()]);
+    let h = common::running(vec![a.clone()]);
     let f = common::attach(&h, 0);
     let frames: Vec<Vec<u8>> = (0..3u8).map(|i| frame(a.mac, i, 60)).collect();
     // The adapter fails every send while its link is down.

@@ -751,7 +751,7 @@ fn link_state_changes_are_indicated_through_status_ex() {
 
 #[test]
 fn a_pended_pause_waits_for_ndis_complete_net_pnp_event() {
-    let mut r = Rig::new(128, vec![stand_in(0)]);
+    let r = Rig::new(128, vec![stand_in(0)]);
     let b = r.binding();
     b.pause_mode.store(1, SeqCst);
     assert_eq!(r.h.pause(0).expect("pause"), 0);
@@ -1027,7 +1027,7 @@ fn a_pause_that_completes_with_sends_in_flight_is_a_violation() {
         },
         ..stand_in(0)
     };
-    let mut r = Rig::new(128, vec![cfg]);
+    let r = Rig::new(128, vec![cfg]);
     let b = r.binding();
     let nbls = send(&r.h, b, 0, 0, vec![vec![1; 60]]);
     // The stand-in answers NetEventPause with success at once, though its send is still in flight.
@@ -1127,7 +1127,7 @@ fn an_enforced_packet_filter_decides_what_every_receive_path_delivers() {
 
 #[test]
 fn without_enforcement_every_frame_is_delivered_and_none_counted() {
-    let mut r = Rig::new(128, vec![stand_in(0)]);
+    let r = Rig::new(128, vec![stand_in(0)]);
     let b = r.binding();
     let frames = vec![to([2, 0, 0, 0, 0, 0x99], 1), vec![1, 2, 3]];
     r.h.indicate_receive(0, frames.clone(), false).expect("receive");
