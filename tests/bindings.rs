@@ -3,7 +3,6 @@
 
 mod common;
 
-
 use ndis_host::faults::FaultRule;
 use ndis_host::host::{Host, HostConfig};
 use ndis_host::ndis::{AdapterConfig, NdisBindingState, MEDIUM_NATIVE_802_11};
