@@ -3,6 +3,7 @@
 //! * `build` — cross-builds rawlink.sys with Debian's rustc + build-std and writes the package folder.
 //! * `test`  — `build`, then the whole workspace's tests on the host with the normal stable toolchain.
 //! * `demo`  — `build`, then shows what was built.
+//! * `bench` — `build`, then the throughput benchmarks (`examples/bench.rs`) in release mode.
 
 mod driver;
 mod inf;
@@ -19,6 +20,7 @@ commands:
   build            cross-build rawlink.sys (Debian rustc + build-std) into target/rawlink-package/
   test [ARGS...]   build, then run every test of the workspace (ARGS go to `cargo test`)
   demo [--trace]   build, audit the image, then load it in ndis-host: DriverEntry, DriverUnload, verifier report
+  bench [ARGS...]  build, then run the throughput benchmarks in ndis-host (release; ARGS: --seconds S, --frames N)
   toolchain        check (and as root install) the driver toolchain, then print it
 ";
 
@@ -49,6 +51,10 @@ fn run() -> Result<()> {
             let pkg = driver::build_and_package(&root)?;
             driver::describe(&pkg)?;
             demo(&root, &pkg.sys, &rest)
+        }
+        "bench" => {
+            let pkg = driver::build_and_package(&root)?;
+            bench(&root, &pkg.sys, &rest)
         }
         "toolchain" => {
             let tc = toolchain::ensure()?;
@@ -109,4 +115,20 @@ fn demo(root: &Path, sys: &Path, extra: &[String]) -> Result<()> {
     let mut args: Vec<&std::ffi::OsStr> = vec!["run".as_ref(), "--once".as_ref(), sys.as_os_str()];
     args.extend(extra.iter().map(std::ffi::OsStr::new));
     host(&args)
+}
+
+/// Runs `examples/bench.rs` (the root package's example) in release mode on the built driver.
+fn bench(root: &Path, sys: &Path, extra: &[String]) -> Result<()> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(root)
+        .args(["run", "--quiet", "--release", "--package", "rawlink-driver", "--example", "bench", "--"])
+        .arg(sys)
+        .args(extra)
+        .status()
+        .context("running the benchmarks")?;
+    if !status.success() {
+        bail!("the benchmarks failed ({status})");
+    }
+    Ok(())
 }
