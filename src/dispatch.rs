@@ -1,9 +1,9 @@
 //! IRP dispatch for the control device.
 //!
-//! CREATE, CLEANUP and CLOSE succeed: any number of handles may be open. DEVICE_CONTROL answers binding
-//! enumeration (NDISPROT's QUERY_BINDING and BIND_WAIT, rawlink's QUERY_BINDING; see `control`) and attaches
-//! a handle to a binding (IOCTL_RAWLINK_OPEN). READ returns received frames (see `open`), WRITE sends a batch
-//! (see `send`).
+//! CREATE, CLEANUP and CLOSE succeed: any number of handles may be open; CLEANUP cancels what the handle
+//! has waiting and detaches it. DEVICE_CONTROL decodes every IOCTL in `control` (enumeration, attach, filters,
+//! read mode, queue size, capture length, OIDs, statistics) and hands the ones that pend — WAIT_EVENT and
+//! SEND — to the handle itself. READ returns received frames (see `open`), WRITE sends a batch (see `send`).
 #![allow(unsafe_code)]
 
 use crate::control::{self, OidRequest, Request};
