@@ -89,8 +89,7 @@ fn write(irp: Irp) -> NTSTATUS {
 /// ReadFile: as many whole frame records as fit, at once (possibly none).
 fn read(mut irp: Irp) -> NTSTATUS {
     if let Some(o) = open_of(&irp).filter(|o| o.wants_to_wait(irp.read_length())) {
-        o.pend_read(irp);
-        return STATUS_PENDING;
+        return o.pend_read(irp);
     }
     let result = match open_of(&irp) {
         None => Err(Error::INVALID_DEVICE_STATE),

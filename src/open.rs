@@ -422,12 +422,9 @@ impl Open {
     /// Completes every waiting read with `e`; reads whose cancel routine is already running are left to it.
     fn fail_reads(&self, e: Error) {
         loop {
-            let next = {
-                let mut w = self.waiting.lock();
-                let i = w.reads.iter().position(|(p, _)| p.set_cancel_routine(None).is_some());
-                i.map(|i| w.reads.remove(i).0)
-            };
-            let Some(p) = next else { return };
+            // The lock goes with the statement: the request is completed outside it.
+            let next = take_owned(&mut self.waiting.lock().reads, |r| &r.0);
+            let Some((p, _)) = next else { return };
             p.complete(e.to_status(), 0);
         }
     }
@@ -435,11 +432,7 @@ impl Open {
     /// Completes every waiting event request with `e` (cancel routines already running are left to them).
     fn fail_event_waits(&self, e: Error) {
         loop {
-            let next = {
-                let mut w = self.waiting.lock();
-                let i = w.event_waits.iter().position(|p| p.set_cancel_routine(None).is_some());
-                i.map(|i| w.event_waits.remove(i))
-            };
+            let next = take_owned(&mut self.waiting.lock().event_waits, |p| p);
             let Some(p) = next else { return };
             p.complete(e.to_status(), 0);
         }
@@ -463,25 +456,22 @@ impl Open {
     }
 
     /// Queues a read that cannot complete yet; it completes when enough frames arrived or its timeout
-    /// passed, or is cancelled. The dispatch routine returns STATUS_PENDING afterwards in every case.
-    pub fn pend_read(&self, irp: Irp) {
+    /// passed, or is cancelled. Returns the status for the dispatch routine.
+    pub fn pend_read(&self, irp: Irp) -> ndis_sys::NTSTATUS {
         let timeout_ms = self.mode.lock().timeout_ms;
         let deadline =
             if timeout_ms == 0 { 0 } else { time::now_100ns().saturating_add(u64::from(timeout_ms) * 10_000) };
-        let p = irp.mark_pending();
         {
             let mut w = self.waiting.lock();
             if w.reads.try_reserve(1).is_err() {
                 drop(w);
-                p.complete(Error::INSUFFICIENT_RESOURCES.to_status(), 0);
-                return;
+                return irp.complete(Error::INSUFFICIENT_RESOURCES.to_status(), 0);
             }
-            let _ = p.set_cancel_routine(Some(cancel_waiting));
-            // Cancelled before the routine was in place: if we can take the routine back, the IRP is ours.
-            if p.cancel_requested() && p.set_cancel_routine(None).is_some() {
+            let p = irp.mark_pending();
+            if !arm(&p) {
                 drop(w);
                 p.complete(STATUS_CANCELLED, 0);
-                return;
+                return ndis_sys::STATUS_PENDING;
             }
             w.reads.push((p, deadline));
             if deadline != 0 && (w.timer_due == 0 || deadline < w.timer_due) && !w.closing {
@@ -491,6 +481,7 @@ impl Open {
         }
         // Frames may have arrived between the check and the queuing.
         self.complete_reads();
+        ndis_sys::STATUS_PENDING
     }
 
     /// Takes the oldest waiting read if it can complete now (enough queued, its deadline passed, or the
@@ -561,55 +552,43 @@ impl Open {
     pub fn post_event(&self, e: rawlink_abi::Event) {
         let waiter = {
             let mut w = self.waiting.lock();
-            let i = w.event_waits.iter().position(|p| p.set_cancel_routine(None).is_some());
-            match i {
-                Some(i) => Some(w.event_waits.remove(i)),
-                None => {
-                    w.events.push(e);
-                    None
-                }
+            let waiter = take_owned(&mut w.event_waits, |p| p);
+            if waiter.is_none() {
+                w.events.push(e);
             }
+            waiter
         };
         if let Some(p) = waiter {
-            complete_event(p.into_irp(), e);
+            let _ = p.into_irp().complete_with_reply(&e.to_bytes());
         }
     }
 
     /// IOCTL_RAWLINK_WAIT_EVENT: completes at once with a kept event, or pends until one comes. Returns the
-    /// status for the dispatch routine.
+    /// status for the dispatch routine. Looking for a kept event and queuing the request happen under one
+    /// lock, the one `post_event` takes, so no event slips between them.
     pub fn wait_event(&self, irp: Irp) -> ndis_sys::NTSTATUS {
         let (_, _, out_len) = irp.ioctl();
         if (out_len as usize) < rawlink_abi::Event::LEN {
             return irp.complete(Error::BUFFER_TOO_SMALL.to_status(), 0);
         }
-        let kept = self.waiting.lock().events.pop();
-        if let Some(e) = kept {
-            return complete_event(irp, e);
+        let mut w = self.waiting.lock();
+        if let Some(e) = w.events.pop() {
+            drop(w);
+            return irp.complete_with_reply(&e.to_bytes());
         }
         if !self.attached() {
+            drop(w);
             return irp.complete(Error::INVALID_DEVICE_STATE.to_status(), 0);
         }
-        let p = irp.mark_pending();
-        let mut w = self.waiting.lock();
         if w.event_waits.try_reserve(1).is_err() {
             drop(w);
-            p.complete(Error::INSUFFICIENT_RESOURCES.to_status(), 0);
-            return ndis_sys::STATUS_PENDING;
+            return irp.complete(Error::INSUFFICIENT_RESOURCES.to_status(), 0);
         }
-        let _ = p.set_cancel_routine(Some(cancel_waiting));
-        if p.cancel_requested() && p.set_cancel_routine(None).is_some() {
+        let p = irp.mark_pending();
+        if !arm(&p) {
             drop(w);
             p.complete(STATUS_CANCELLED, 0);
             return ndis_sys::STATUS_PENDING;
-        }
-        // An event posted between the look and now is delivered at once.
-        if let Some(e) = w.events.pop() {
-            if p.set_cancel_routine(None).is_some() {
-                drop(w);
-                complete_event(p.into_irp(), e);
-                return ndis_sys::STATUS_PENDING;
-            }
-            w.events.push(e);
         }
         w.event_waits.push(p);
         ndis_sys::STATUS_PENDING
@@ -655,16 +634,18 @@ impl Open {
     }
 }
 
-/// Completes a WAIT_EVENT request with `e` in its system buffer.
-fn complete_event(mut irp: Irp, e: rawlink_abi::Event) -> ndis_sys::NTSTATUS {
-    let (_, in_len, out_len) = irp.ioctl();
-    // SAFETY: an IRP_MJ_DEVICE_CONTROL with METHOD_BUFFERED (IOCTL_RAWLINK_WAIT_EVENT); the length is the
-    // system buffer's.
-    let buf = unsafe { irp.system_buffer(in_len.max(out_len) as usize) };
-    match crate::control::fixed_reply(&e.to_bytes(), buf) {
-        Ok(n) => irp.complete(STATUS_SUCCESS, n),
-        Err(err) => irp.complete(err.to_status(), 0),
-    }
+/// Takes the first request of `list` whose cancel routine this driver can still take back (it is then the
+/// driver's to complete); requests whose cancel routine already runs are left to that routine.
+fn take_owned<T>(list: &mut Vec<T>, irp: impl Fn(&T) -> &PendingIrp) -> Option<T> {
+    let i = list.iter().position(|x| irp(x).set_cancel_routine(None).is_some())?;
+    Some(list.remove(i))
+}
+
+/// Puts `cancel_waiting` on a request about to wait; false if it was cancelled before that and the routine
+/// was taken back, so the caller completes it with STATUS_CANCELLED.
+fn arm(p: &PendingIrp) -> bool {
+    let _ = p.set_cancel_routine(Some(cancel_waiting));
+    !(p.cancel_requested() && p.set_cancel_routine(None).is_some())
 }
 
 /// The read timer's DPC: the context is the Open (alive until CLOSE, which cancels the timer and flushes

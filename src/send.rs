@@ -93,7 +93,7 @@ pub fn send(
                     let reply =
                         SendReply { frames_sent: 0, first_failure: r.frame as u32, status: r.error.to_status() };
                     // Marked pending first, so the dispatch routine's STATUS_PENDING is right.
-                    let _ = complete_with_reply(irp.mark_pending().into_irp(), &reply);
+                    let _ = irp.mark_pending().into_irp().complete_with_reply(&reply.to_bytes());
                     return Ok(());
                 }
                 (count, refusal) => (count, p.bytes, refusal),
@@ -243,7 +243,7 @@ pub unsafe fn complete(b: &Binding, nbls: PNET_BUFFER_LIST) {
                 let bytes = if status == STATUS_SUCCESS { owned.bytes } else { 0 };
                 match (owned.irp.take(), reply) {
                     (Some(irp), Some(reply)) => {
-                        let _ = complete_with_reply(irp.into_irp(), &reply);
+                        let _ = irp.into_irp().complete_with_reply(&reply.to_bytes());
                     }
                     (Some(irp), None) => irp.complete(status, bytes),
                     (None, _) => {}
@@ -268,18 +268,5 @@ impl Batch {
             _ => (SendReply::NONE, 0),
         };
         SendReply { frames_sent: self.count.saturating_sub(failed), first_failure, status }
-    }
-}
-
-/// Completes an IOCTL_RAWLINK_SEND with its reply in the system buffer (the dispatch routine checked that
-/// the output holds one).
-fn complete_with_reply(mut irp: Irp, reply: &SendReply) -> NTSTATUS {
-    let (_, in_len, out_len) = irp.ioctl();
-    // SAFETY: an IRP_MJ_DEVICE_CONTROL with the METHOD_BUFFERED code IOCTL_RAWLINK_SEND; the length is the
-    // system buffer's.
-    let buf = unsafe { irp.system_buffer(in_len.max(out_len) as usize) };
-    match crate::control::fixed_reply(&reply.to_bytes(), buf) {
-        Ok(n) => irp.complete(STATUS_SUCCESS, n),
-        Err(e) => irp.complete(e.to_status(), 0),
     }
 }

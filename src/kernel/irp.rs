@@ -148,6 +148,24 @@ impl Irp {
         }
     }
 
+    /// Completes a METHOD_BUFFERED device-control request with `reply` as its output (STATUS_BUFFER_TOO_SMALL
+    /// if the caller's output buffer cannot hold it; STATUS_INVALID_DEVICE_REQUEST for any other request).
+    pub fn complete_with_reply(mut self, reply: &[u8]) -> NTSTATUS {
+        let (code, in_len, out_len) = self.ioctl();
+        if self.major_function() != IRP_MJ_DEVICE_CONTROL || code & 0x3 != METHOD_BUFFERED {
+            return self.complete(STATUS_INVALID_DEVICE_REQUEST, 0);
+        }
+        // SAFETY: an IRP_MJ_DEVICE_CONTROL with a METHOD_BUFFERED code (checked); the system buffer's length.
+        let buf = unsafe { self.system_buffer(in_len.max(out_len) as usize) };
+        match buf.get_mut(..reply.len()).filter(|_| out_len as usize >= reply.len()) {
+            Some(dst) => {
+                dst.copy_from_slice(reply);
+                self.complete(STATUS_SUCCESS, reply.len())
+            }
+            None => self.complete(STATUS_BUFFER_TOO_SMALL, 0),
+        }
+    }
+
     /// Completes the IRP (`IoCompleteRequest`, a macro over `IofCompleteRequest`) and returns `status` for the
     /// dispatch routine to return.
     pub fn complete(self, status: NTSTATUS, information: usize) -> NTSTATUS {
