@@ -72,8 +72,6 @@ pub enum Request {
     SetQueueSize { bytes: u32 },
     /// Keep at most this many bytes of each frame (0: all).
     SetCaptureLength { bytes: u32 },
-    /// Wait for the next adapter event.
-    WaitEvent,
 }
 
 /// A decoded OID request (NDISPROT's or rawlink's form).
@@ -143,7 +141,8 @@ pub fn multicast_list(data: &[u8], max: usize) -> Result<impl Iterator<Item = [u
     }))
 }
 
-/// Decodes an IOCTL's code and input. Unknown codes get STATUS_INVALID_DEVICE_REQUEST; inputs too short for
+/// Decodes an IOCTL's code and input (WAIT_EVENT and SEND pend, so the dispatch routine hands those to the
+/// handle before decoding). Unknown codes get STATUS_INVALID_DEVICE_REQUEST; inputs too short for
 /// their request get STATUS_BUFFER_TOO_SMALL.
 pub fn decode(code: u32, input: &[u8]) -> Result<Request> {
     let index = || -> Result<u32> {
@@ -194,7 +193,6 @@ pub fn decode(code: u32, input: &[u8]) -> Result<Request> {
             }
             Ok(Request::SetQueueSize { bytes })
         }
-        rawlink::IOCTL_RAWLINK_WAIT_EVENT => Ok(Request::WaitEvent),
         rawlink::IOCTL_RAWLINK_SET_CAPTURE_LENGTH => match index()? {
             bytes @ (0 | 14..) => Ok(Request::SetCaptureLength { bytes }),
             _ => Err(Error::INVALID_PARAMETER),
@@ -256,8 +254,7 @@ pub fn query_reply(request: Request, view: Option<&BindingView<'_>>, out: &mut [
         | Request::Oid(_)
         | Request::GetBindingStatistics { .. }
         | Request::SetQueueSize { .. }
-        | Request::SetCaptureLength { .. }
-        | Request::WaitEvent => Err(Error::INVALID_DEVICE_REQUEST),
+        | Request::SetCaptureLength { .. } => Err(Error::INVALID_DEVICE_REQUEST),
     }
 }
 

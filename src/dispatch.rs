@@ -179,7 +179,6 @@ fn device_control(mut irp: Irp) -> NTSTATUS {
                 let open = open.ok_or(Error::INVALID_DEVICE_STATE)?;
                 oid(open, r, buf, in_len, out_len)
             }
-            Request::WaitEvent => Err(Error::INVALID_DEVICE_REQUEST),
             Request::NdisprotOpenDevice => {
                 let open = open.ok_or(Error::INVALID_DEVICE_STATE)?;
                 open.attach_ndisprot(driver, control::adapter_name(input)?).map(|()| 0)
