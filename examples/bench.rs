@@ -99,11 +99,9 @@ mod linux {
     fn batch(frames: &[Vec<u8>]) -> Vec<u8> {
         let mut b = Vec::new();
         for f in frames {
-            let len = u32::try_from(f.len()).unwrap_or(u32::MAX); // frames ≤ 1514 bytes
-            let h = FrameHeader { captured_length: len, original_length: len, ..Default::default() };
-            b.extend_from_slice(&h.to_bytes());
-            b.extend_from_slice(f);
-            b.resize(b.len().next_multiple_of(8), 0);
+            let at = b.len();
+            b.resize(at + FrameHeader::record_len(f.len()), 0);
+            let _ = rawlink_abi::write_record(&mut b[at..], f); // sized for it just above
         }
         b
     }

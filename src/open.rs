@@ -375,10 +375,10 @@ impl Open {
         if record.try_reserve_exact(FrameHeader::record_len(buf.len())).is_err() {
             return Err((irp, Error::INSUFFICIENT_RESOURCES));
         }
-        let Ok(len) = u32::try_from(buf.len()) else { return Err((irp, Error::INVALID_BUFFER_SIZE)) };
-        let h = FrameHeader { captured_length: len, original_length: len, ..Default::default() };
-        record.extend_from_slice(&h.to_bytes());
-        record.extend_from_slice(buf);
+        record.resize(FrameHeader::record_len(buf.len()), 0);
+        if rawlink_abi::write_record(&mut record, buf).is_err() {
+            return Err((irp, Error::INVALID_BUFFER_SIZE));
+        }
         self.send(&record, irp, Mode::Write)
     }
 

@@ -131,17 +131,9 @@ mod tests {
     fn batch(frames: &[Vec<u8>]) -> Vec<u8> {
         let mut b = Vec::new();
         for f in frames {
-            // CAST: test frames are small.
-            let h = FrameHeader {
-                captured_length: f.len() as u32,
-                original_length: f.len() as u32,
-                timestamp: 0,
-                flags: 0,
-                ..Default::default()
-            };
-            b.extend_from_slice(&h.to_bytes());
-            b.extend_from_slice(f);
-            b.resize(b.len().next_multiple_of(8), 0);
+            let at = b.len();
+            b.resize(at + FrameHeader::record_len(f.len()), 0);
+            rawlink_abi::write_record(&mut b[at..], f).unwrap();
         }
         b
     }

@@ -59,6 +59,17 @@ pub fn finish(mut h: ndis_host::host::Host, handles: &[ndis_host::io::Handle]) {
     assert!(h.pool().is_empty(), "pool left: {:?}", h.pool());
 }
 
+/// A write buffer carrying `frames`: one record each (see `rawlink_abi::write_record`).
+pub fn batch(frames: &[Vec<u8>]) -> Vec<u8> {
+    let mut b = Vec::new();
+    for f in frames {
+        let at = b.len();
+        b.resize(at + rawlink_abi::FrameHeader::record_len(f.len()), 0);
+        rawlink_abi::write_record(&mut b[at..], f).expect("room for the record");
+    }
+    b
+}
+
 /// The NTSTATUS / NDIS_STATUS values the tests expect, written as the unsigned hex the docs use.
 #[allow(dead_code)]
 pub mod status {

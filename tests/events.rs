@@ -8,7 +8,7 @@ use common::status::*;
 
 use ndis_host::host::Host;
 use ndis_host::io::Handle;
-use rawlink_abi::{event, rawlink, BindingRecord, Event, FrameHeader};
+use rawlink_abi::{event, rawlink, BindingRecord, Event};
 use std::time::Duration;
 
 /// `NdisDeviceStateD0` / `NdisDeviceStateD3`.
@@ -32,11 +32,7 @@ fn one_frame_batch() -> Vec<u8> {
     frame.extend_from_slice(&[0x02, 0x52, 0x4C, 0x00, 0x00, 1]);
     frame.extend_from_slice(&[0x88, 0xB5]);
     frame.resize(60, 0);
-    let h = FrameHeader { captured_length: 60, original_length: 60, ..Default::default() };
-    let mut b = h.to_bytes().to_vec();
-    b.extend_from_slice(&frame);
-    b.resize(FrameHeader::record_len(60), 0);
-    b
+    common::batch(&[frame])
 }
 
 #[test]

@@ -9,7 +9,7 @@ use common::status::*;
 
 use ndis_host::faults::{FaultRule, ALLOCATING_APIS};
 use ndis_host::host::{Host, HostConfig};
-use rawlink_abi::{class, rawlink, FilterRequest, FrameHeader, OidHeader, SendReply};
+use rawlink_abi::{class, rawlink, FilterRequest, OidHeader, SendReply};
 
 fn host(faults: Vec<FaultRule>) -> Host {
     let bytes = common::package_file("rawlink.sys");
@@ -50,9 +50,7 @@ fn session(h: &mut Host) -> Vec<(&'static str, i32)> {
     frame.resize(60, 7);
     h.indicate_receive(0, vec![frame.clone(); 3], false).expect("indicated");
     step("read", h.read(f, 4096).expect("read"));
-    let mut batch = FrameHeader { captured_length: 60, original_length: 60, ..Default::default() }.to_bytes().to_vec();
-    batch.extend_from_slice(&frame);
-    batch.resize(FrameHeader::record_len(60), 0);
+    let batch = common::batch(&[frame]);
     step("write", h.write(f, &batch).expect("write"));
     step("send", h.device_io_control(f, rawlink::IOCTL_RAWLINK_SEND, &batch, SendReply::LEN).expect("ioctl"));
     let waiting = h.submit_ioctl(f, rawlink::IOCTL_RAWLINK_WAIT_EVENT, &[], 16).expect("submitted");

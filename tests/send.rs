@@ -7,7 +7,7 @@ use common::status::*;
 
 use ndis_host::host::{Host, HostConfig};
 use ndis_host::ndis::AdapterConfig;
-use rawlink_abi::{rawlink, FrameHeader};
+use rawlink_abi::rawlink;
 
 /// A frame from `src` of `len` bytes.
 fn frame(src: [u8; 6], n: u8, len: usize) -> Vec<u8> {
@@ -18,31 +18,13 @@ fn frame(src: [u8; 6], n: u8, len: usize) -> Vec<u8> {
     f
 }
 
-/// The write buffer for `frames`.
-fn batch(frames: &[Vec<u8>]) -> Vec<u8> {
-    let mut b = Vec::new();
-    for f in frames {
-        let h = FrameHeader {
-            captured_length: f.len() as u32,
-            original_length: f.len() as u32,
-            timestamp: 0,
-            flags: 0,
-            ..Default::default()
-        };
-        b.extend_from_slice(&h.to_bytes());
-        b.extend_from_slice(f);
-        b.resize(b.len().next_multiple_of(8), 0);
-    }
-    b
-}
-
 #[test]
 fn a_batch_is_sent_as_one_chain_in_order_byte_for_byte() {
     let a = AdapterConfig::ethernet(1);
     let h = common::running(vec![a.clone()]);
     let f = common::attach(&h, 0);
     let frames: Vec<Vec<u8>> = (0..32u8).map(|i| frame(a.mac, i, 60 + usize::from(i) * 45)).collect();
-    let r = h.write(f, &batch(&frames)).expect("write");
+    let r = h.write(f, &common::batch(&frames)).expect("write");
     assert_eq!(r.status, STATUS_SUCCESS);
     assert_eq!(r.information, frames.iter().map(Vec::len).sum::<usize>());
     assert_eq!(h.sent_frames(0), frames);
@@ -60,13 +42,17 @@ fn a_bad_frame_refuses_the_whole_write_and_sends_nothing() {
     let cases: Vec<(&str, Vec<u8>, i32)> = vec![
         (
             "a frame shorter than 14 bytes",
-            batch(&[good.clone(), frame(a.mac, 1, 14)[..13].to_vec()]),
+            common::batch(&[good.clone(), frame(a.mac, 1, 14)[..13].to_vec()]),
             STATUS_INVALID_BUFFER_SIZE,
         ),
-        ("a frame longer than MTU + 14", batch(&[frame(a.mac, 1, 1515)]), STATUS_INVALID_BUFFER_SIZE),
-        ("another source MAC", batch(&[good.clone(), frame([2, 9, 9, 9, 9, 9], 1, 60)]), STATUS_INVALID_PARAMETER),
-        ("a record longer than the buffer", batch(&[good.clone()])[..40].to_vec(), STATUS_INVALID_PARAMETER),
-        ("trailing bytes", [batch(&[good.clone()]), vec![1, 2, 3]].concat(), STATUS_INVALID_PARAMETER),
+        ("a frame longer than MTU + 14", common::batch(&[frame(a.mac, 1, 1515)]), STATUS_INVALID_BUFFER_SIZE),
+        (
+            "another source MAC",
+            common::batch(&[good.clone(), frame([2, 9, 9, 9, 9, 9], 1, 60)]),
+            STATUS_INVALID_PARAMETER,
+        ),
+        ("a record longer than the buffer", common::batch(&[good.clone()])[..40].to_vec(), STATUS_INVALID_PARAMETER),
+        ("trailing bytes", [common::batch(&[good.clone()]), vec![1, 2, 3]].concat(), STATUS_INVALID_PARAMETER),
     ];
     for (what, buf, status) in cases {
         let r = h.write(f, &buf).expect("write");
@@ -77,7 +63,7 @@ fn a_bad_frame_refuses_the_whole_write_and_sends_nothing() {
     // A VLAN-tagged frame may be 4 bytes longer.
     let mut tagged = frame(a.mac, 2, 1518);
     tagged[12..14].copy_from_slice(&[0x81, 0x00]);
-    assert_eq!(h.write(f, &batch(&[tagged.clone()])).expect("write").status, STATUS_SUCCESS);
+    assert_eq!(h.write(f, &common::batch(&[tagged.clone()])).expect("write").status, STATUS_SUCCESS);
     assert_eq!(h.sent_frames(0), [tagged]);
     common::finish(h, &[f]);
 }
@@ -87,7 +73,7 @@ fn writes_need_an_attached_handle_and_a_running_binding() {
     let a = AdapterConfig::ethernet(1);
     let h = common::running(vec![a.clone()]);
     let loose = h.open("\\\\.\\RawLink").expect("opened");
-    let buf = batch(&[frame(a.mac, 0, 60)]);
+    let buf = common::batch(&[frame(a.mac, 0, 60)]);
     assert_eq!(h.write(loose, &buf).expect("write").status, STATUS_INVALID_DEVICE_STATE);
     let f = common::attach(&h, 0);
     h.pause(0).expect("paused");
@@ -111,7 +97,7 @@ fn a_write_completes_after_asynchronous_reordered_completions() {
     let h = common::running(vec![a.clone()]);
     let f = common::attach(&h, 0);
     let frames: Vec<Vec<u8>> = (0..8u8).map(|i| frame(a.mac, i, 100)).collect();
-    let mut w = h.submit_write(f, &batch(&frames)).expect("submitted");
+    let mut w = h.submit_write(f, &common::batch(&frames)).expect("submitted");
     let r = w.wait(std::time::Duration::from_secs(5)).expect("waited").expect("completed");
     assert_eq!((r.status, r.information), (STATUS_SUCCESS, 800));
     drop(w);
@@ -134,7 +120,8 @@ fn a_pause_with_sends_in_flight_pends_until_the_last_completion() {
     };
     let h = common::running(vec![a.clone()]);
     let f = common::attach(&h, 0);
-    let irp = h.submit_write(f, &batch(&[frame(a.mac, 1, 200), frame(a.mac, 2, 300)])).expect("submitted").irp();
+    let irp =
+        h.submit_write(f, &common::batch(&[frame(a.mac, 1, 200), frame(a.mac, 2, 300)])).expect("submitted").irp();
     assert_eq!(h.pause(0).expect("paused"), 0);
     let w = h.wait_request(irp, std::time::Duration::from_secs(5)).expect("waited").expect("the write completed");
     assert_eq!((w.status, w.information), (STATUS_SUCCESS, 500));
@@ -156,7 +143,7 @@ fn frames_sent_on_one_adapter_arrive_on_the_other_end_of_the_wire() {
     h.connect(0, 1);
     let (tx, rx) = (common::attach(&h, 0), common::attach(&h, 1));
     let frames: Vec<Vec<u8>> = (0..4u8).map(|i| frame(a.mac, i, 64 + usize::from(i))).collect();
-    assert_eq!(h.write(tx, &batch(&frames)).expect("write").status, STATUS_SUCCESS);
+    assert_eq!(h.write(tx, &common::batch(&frames)).expect("write").status, STATUS_SUCCESS);
     h.pump().expect("pumped");
     let r = h.read(rx, 64 * 1024).expect("read");
     let got: Vec<Vec<u8>> = rawlink_abi::Frames::new(&r.output).map(|(_, d)| d.to_vec()).collect();
@@ -176,12 +163,12 @@ fn a_write_that_cannot_get_its_mdls_or_nbls_fails_cleanly() {
         assert_eq!(h.driver_entry().expect("DriverEntry ran"), 0);
         let f = common::attach(&h, 0);
         let frames: Vec<Vec<u8>> = (0..3u8).map(|i| frame(a.mac, i, 100)).collect();
-        let r = h.write(f, &batch(&frames)).expect("write");
+        let r = h.write(f, &common::batch(&frames)).expect("write");
         // CAST: STATUS_INSUFFICIENT_RESOURCES.
         assert_eq!((r.status, r.information), (0xC000_009Au32 as i32, 0), "failing {api} #2");
         assert!(h.sent_frames(0).is_empty(), "failing {api} #2: nothing sent");
         // The next write works: nothing was left half-built.
-        assert_eq!(h.write(f, &batch(&frames)).expect("write").status, STATUS_SUCCESS, "after failing {api}");
+        assert_eq!(h.write(f, &common::batch(&frames)).expect("write").status, STATUS_SUCCESS, "after failing {api}");
         common::finish(h, &[f]);
     }
 }
@@ -191,7 +178,7 @@ fn a_handle_may_be_allowed_other_source_macs() {
     let a = AdapterConfig::ethernet(1);
     let h = common::running(vec![a.clone()]);
     let f = common::attach(&h, 0);
-    let spoofed = batch(&[frame([2, 9, 9, 9, 9, 9], 1, 60)]);
+    let spoofed = common::batch(&[frame([2, 9, 9, 9, 9, 9], 1, 60)]);
     assert_eq!(h.write(f, &spoofed).expect("write").status, STATUS_INVALID_PARAMETER, "refused by default");
     let allow = |v: u32| {
         h.device_io_control(f, rawlink::IOCTL_RAWLINK_ALLOW_ANY_SOURCE, &v.to_le_bytes(), 0).expect("ioctl").status
@@ -223,7 +210,7 @@ fn the_send_ioctl_sends_the_valid_prefix_and_names_the_first_failure() {
     let f = common::attach(&h, 0);
     let good: Vec<Vec<u8>> = (0..5u8).map(|i| frame(a.mac, i, 60 + usize::from(i))).collect();
     // All valid: all sent, no failure.
-    let (st, r) = send_ioctl(&h, f, &batch(&good), SendReply::LEN);
+    let (st, r) = send_ioctl(&h, f, &common::batch(&good), SendReply::LEN);
     assert_eq!(
         (st, r),
         (STATUS_SUCCESS, Some(SendReply { frames_sent: 5, first_failure: SendReply::NONE, status: 0 }))
@@ -232,12 +219,12 @@ fn the_send_ioctl_sends_the_valid_prefix_and_names_the_first_failure() {
     // Frame 3 longer than MTU + 14: frames 0..3 go out, the reply names frame 3 and why.
     let mut mixed = good.clone();
     mixed[3] = frame(a.mac, 3, 1515);
-    let (st, r) = send_ioctl(&h, f, &batch(&mixed), SendReply::LEN);
+    let (st, r) = send_ioctl(&h, f, &common::batch(&mixed), SendReply::LEN);
     assert_eq!(st, STATUS_SUCCESS);
     assert_eq!(r, Some(SendReply { frames_sent: 3, first_failure: 3, status: STATUS_INVALID_BUFFER_SIZE }));
     assert_eq!(h.sent_frames(0)[5..], good[..3]);
     // The first frame from a foreign source: nothing sent, the reply still comes.
-    let foreign = batch(&[frame([2, 0, 0, 0, 0, 9], 0, 60)]);
+    let foreign = common::batch(&[frame([2, 0, 0, 0, 0, 9], 0, 60)]);
     let (st, r) = send_ioctl(&h, f, &foreign, SendReply::LEN);
     assert_eq!(
         (st, r),
@@ -245,11 +232,11 @@ fn the_send_ioctl_sends_the_valid_prefix_and_names_the_first_failure() {
     );
     assert_eq!(h.sent_frames(0).len(), 8);
     // No room for the reply, or nothing at all to send: refused before anything is sent.
-    assert_eq!(send_ioctl(&h, f, &batch(&good), 15).0, 0xC000_0023u32 as i32);
+    assert_eq!(send_ioctl(&h, f, &common::batch(&good), 15).0, 0xC000_0023u32 as i32);
     assert_eq!(send_ioctl(&h, f, &[], SendReply::LEN).0, STATUS_INVALID_PARAMETER);
     assert_eq!(h.sent_frames(0).len(), 8);
     let unattached = h.open("\\\\.\\RawLink").expect("opened");
-    assert_eq!(send_ioctl(&h, unattached, &batch(&good), SendReply::LEN).0, STATUS_INVALID_DEVICE_STATE);
+    assert_eq!(send_ioctl(&h, unattached, &common::batch(&good), SendReply::LEN).0, STATUS_INVALID_DEVICE_STATE);
     common::finish(h, &[f, unattached]);
 }
 
@@ -263,16 +250,16 @@ fn frames_ndis_fails_are_reported_by_the_send_ioctl_and_fail_a_write() {
     let frames: Vec<Vec<u8>> = (0..3u8).map(|i| frame(a.mac, i, 60)).collect();
     // The adapter fails every send while its link is down.
     h.indicate_link_state(0, false).expect("link down");
-    let (st, r) = send_ioctl(&h, f, &batch(&frames), SendReply::LEN);
+    let (st, r) = send_ioctl(&h, f, &common::batch(&frames), SendReply::LEN);
     assert_eq!(st, STATUS_SUCCESS);
     assert_eq!(r, Some(SendReply { frames_sent: 0, first_failure: 0, status: NDIS_STATUS_MEDIA_DISCONNECTED }));
-    let w = h.write(f, &batch(&frames)).expect("write");
+    let w = h.write(f, &common::batch(&frames)).expect("write");
     assert_eq!((w.status, w.information), (0xC000_0001u32 as i32, 0), "a write fails as a whole");
     let r = h.device_io_control(f, rawlink::IOCTL_RAWLINK_GET_BINDING_STATISTICS, &0u32.to_le_bytes(), 64);
     let stats = rawlink_abi::BindingStatistics::parse(&r.expect("ioctl").output).expect("statistics");
     assert_eq!((stats.sent, stats.send_failed), (0, 6));
     h.indicate_link_state(0, true).expect("link up");
-    let (_, r) = send_ioctl(&h, f, &batch(&frames), SendReply::LEN);
+    let (_, r) = send_ioctl(&h, f, &common::batch(&frames), SendReply::LEN);
     assert_eq!(r.map(|r| r.frames_sent), Some(3));
     assert_eq!(h.sent_frames(0), frames);
     common::finish(h, &[f]);
@@ -284,9 +271,9 @@ fn an_mtu_change_reported_at_restart_moves_the_size_limit() {
     let mut h = common::running(vec![a.clone()]);
     let f = common::attach(&h, 0);
     let jumbo = frame(a.mac, 1, 9014);
-    assert_eq!(h.write(f, &batch(&[jumbo.clone()])).expect("write").status, STATUS_INVALID_BUFFER_SIZE);
+    assert_eq!(h.write(f, &common::batch(&[jumbo.clone()])).expect("write").status, STATUS_INVALID_BUFFER_SIZE);
     assert_eq!(h.change_mtu(0, 9000).expect("restart"), 0);
-    assert_eq!(h.write(f, &batch(&[jumbo.clone()])).expect("write").status, STATUS_SUCCESS);
+    assert_eq!(h.write(f, &common::batch(&[jumbo.clone()])).expect("write").status, STATUS_SUCCESS);
     assert_eq!(h.sent_frames(0), [jumbo]);
     let r = h.device_io_control(f, rawlink::IOCTL_RAWLINK_QUERY_BINDING, &0u32.to_le_bytes(), 512).expect("ioctl");
     assert_eq!(rawlink_abi::BindingRecord::parse(&r.output).expect("record").0.mtu, 9000);

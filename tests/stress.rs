@@ -99,17 +99,16 @@ fn pause_and_restart_under_send_and_receive_traffic() {
     let h = common::running(a);
     let f = common::attach(&h, 0);
     // Four frames per write, from the adapter's own MAC.
-    let mut batch = Vec::new();
-    for n in 0..4u8 {
-        let mut fr = vec![0xFF; 6];
-        fr.extend_from_slice(&mac);
-        fr.extend_from_slice(&[0x88, 0xB5]);
-        fr.resize(100, n);
-        let hd = rawlink_abi::FrameHeader { captured_length: 100, original_length: 100, ..Default::default() };
-        batch.extend_from_slice(&hd.to_bytes());
-        batch.extend_from_slice(&fr);
-        batch.resize(batch.len().next_multiple_of(8), 0);
-    }
+    let frames: Vec<Vec<u8>> = (0..4u8)
+        .map(|n| {
+            let mut fr = vec![0xFF; 6];
+            fr.extend_from_slice(&mac);
+            fr.extend_from_slice(&[0x88, 0xB5]);
+            fr.resize(100, n);
+            fr
+        })
+        .collect();
+    let batch = common::batch(&frames);
     let done = AtomicBool::new(false);
     let (sent_ok, refused) = std::thread::scope(|s| {
         let writer = s.spawn(|| {

@@ -10,7 +10,7 @@ mod common;
 use ndis_host::backend::tap::{enter_network_namespace, TapBackend};
 use ndis_host::host::{Host, HostConfig};
 use ndis_host::ndis::AdapterConfig;
-use rawlink_abi::{rawlink, FrameHeader, Frames};
+use rawlink_abi::{rawlink, Frames};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -64,8 +64,7 @@ fn an_arp_request_written_to_the_driver_is_answered_by_linux_and_read_back() {
     arp.extend_from_slice(&[0; 6]);
     arp.extend_from_slice(&[192, 0, 2, 1]);
     arp.resize(60, 0);
-    let h_arp = FrameHeader { captured_length: 60, original_length: 60, timestamp: 0, flags: 0, ..Default::default() };
-    let batch = [h_arp.to_bytes().to_vec(), arp, vec![0; 4]].concat();
+    let batch = common::batch(&[arp]);
     assert_eq!(h.write(f, &batch).expect("write").status, 0);
 
     let deadline = Instant::now() + Duration::from_secs(5);

@@ -477,6 +477,22 @@ impl FrameHeader {
     }
 }
 
+/// Writes `frame` as one whole record at the start of `out` — a [`FrameHeader`] whose two lengths are the
+/// frame's, the frame, zeros up to the next 8-byte boundary — as writes take them. Returns the record's length.
+pub fn write_record(out: &mut [u8], frame: &[u8]) -> Result<usize, TooShort> {
+    let record = FrameHeader::record_len(frame.len());
+    let too_short = TooShort { needed: record };
+    let len = u32::try_from(frame.len()).map_err(|_| too_short)?;
+    let dst = out.get_mut(..record).ok_or(too_short)?;
+    let header = FrameHeader { captured_length: len, original_length: len, ..FrameHeader::default() };
+    let (h, rest) = dst.split_at_mut(FrameHeader::LEN);
+    h.copy_from_slice(&header.to_bytes());
+    let (data, pad) = rest.split_at_mut(frame.len());
+    data.copy_from_slice(frame);
+    pad.fill(0);
+    Ok(record)
+}
+
 /// Iterates over the records of a read: (header, frame bytes). Stops at the first malformed record.
 #[derive(Debug, Clone)]
 pub struct Frames<'a> {
@@ -816,6 +832,17 @@ mod tests {
         assert!(OidHeader::parse(&[0; 15]).is_err());
         let h = FrameHeader { captured_length: 1, segment_count: 3, segment_size: 1400, ..Default::default() };
         assert_eq!(FrameHeader::parse(&h.to_bytes()), Ok(h));
+    }
+
+    #[test]
+    fn written_records_read_back() {
+        let mut out = vec![0xEE; 64];
+        assert_eq!(write_record(&mut out, &[1, 2, 3]), Ok(32));
+        assert_eq!(&out[24..32], &[1, 2, 3, 0, 0, 0, 0, 0], "padded with zeros");
+        let n = write_record(&mut out[32..], &[9; 8]).unwrap();
+        let got: Vec<_> = Frames::new(&out[..32 + n]).map(|(h, d)| (h.original_length, d.to_vec())).collect();
+        assert_eq!(got, [(3, vec![1, 2, 3]), (8, vec![9; 8])]);
+        assert_eq!(write_record(&mut out[..31], &[1, 2, 3]), Err(TooShort { needed: 32 }));
     }
 
     #[test]
