@@ -1,10 +1,8 @@
 //! What NDIS says about a received NBL, turned into the flags and segment fields of a frame header.
 //! Pure logic: the receive path reads the raw values out of the NBL and hands them here.
 
+use ndis_sys::{NDIS_TCP_IP_CHECKSUM_NET_BUFFER_LIST_INFO_Receive, NDIS_NBL_FLAGS_IS_LOOPBACK_PACKET};
 use rawlink_abi::frame_flags;
-
-/// `NDIS_NBL_FLAGS_IS_LOOPBACK_PACKET`: NDIS looped back a send of this host.
-pub const NBL_FLAGS_IS_LOOPBACK_PACKET: u32 = 0x0000_8000;
 
 /// The raw per-NBL values the receive path reads.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -28,35 +26,21 @@ pub struct HeaderMeta {
     pub segment_size: u16,
 }
 
-// NDIS_TCP_IP_CHECKSUM_NET_BUFFER_LIST_INFO.Receive bits (ndis/nblchecksum.h): TcpChecksumFailed 0,
-// UdpChecksumFailed 1, IpChecksumFailed 2, TcpChecksumSucceeded 3, UdpChecksumSucceeded 4,
-// IpChecksumSucceeded 5, Loopback 6.
-const TCP_FAILED: usize = 1 << 0;
-const UDP_FAILED: usize = 1 << 1;
-const IP_FAILED: usize = 1 << 2;
-const TCP_OK: usize = 1 << 3;
-const UDP_OK: usize = 1 << 4;
-const IP_OK: usize = 1 << 5;
-const CHECKSUM_LOOPBACK: usize = 1 << 6;
-
 /// Decodes the metadata of one received NBL.
 pub fn decode(m: &NblMeta) -> HeaderMeta {
+    // CAST: the receive checksum info is a ULONG of bit-fields in the low bits of its pointer-sized slot.
+    let c = NDIS_TCP_IP_CHECKSUM_NET_BUFFER_LIST_INFO_Receive { Bits: m.checksum as u32 };
     let mut flags = 0;
-    let c = m.checksum;
-    if c & IP_OK != 0 {
-        flags |= frame_flags::IP_CHECKSUM_OK;
-    }
-    if c & IP_FAILED != 0 {
-        flags |= frame_flags::IP_CHECKSUM_BAD;
-    }
-    if c & (TCP_OK | UDP_OK) != 0 {
-        flags |= frame_flags::L4_CHECKSUM_OK;
-    }
-    if c & (TCP_FAILED | UDP_FAILED) != 0 {
-        flags |= frame_flags::L4_CHECKSUM_BAD;
-    }
-    if m.nbl_flags & NBL_FLAGS_IS_LOOPBACK_PACKET != 0 || c & CHECKSUM_LOOPBACK != 0 {
-        flags |= frame_flags::SENT_BY_HOST;
+    for (set, flag) in [
+        (c.IpChecksumSucceeded(), frame_flags::IP_CHECKSUM_OK),
+        (c.IpChecksumFailed(), frame_flags::IP_CHECKSUM_BAD),
+        (c.TcpChecksumSucceeded() | c.UdpChecksumSucceeded(), frame_flags::L4_CHECKSUM_OK),
+        (c.TcpChecksumFailed() | c.UdpChecksumFailed(), frame_flags::L4_CHECKSUM_BAD),
+        (c.Loopback() | u32::from(m.nbl_flags & NDIS_NBL_FLAGS_IS_LOOPBACK_PACKET != 0), frame_flags::SENT_BY_HOST),
+    ] {
+        if set != 0 {
+            flags |= flag;
+        }
     }
     let mut out = HeaderMeta { flags, segment_count: 0, segment_size: 0 };
     // CAST: both infos keep two USHORTs in the low 32 bits of the pointer-sized slot.
@@ -77,6 +61,14 @@ pub fn decode(m: &NblMeta) -> HeaderMeta {
 mod tests {
     use super::*;
 
+    // NDIS_TCP_IP_CHECKSUM_NET_BUFFER_LIST_INFO.Receive bits, as raw values a miniport stores.
+    const TCP_FAILED: usize = 1 << 0;
+    const UDP_FAILED: usize = 1 << 1;
+    const IP_FAILED: usize = 1 << 2;
+    const TCP_OK: usize = 1 << 3;
+    const IP_OK: usize = 1 << 5;
+    const CHECKSUM_LOOPBACK: usize = 1 << 6;
+
     #[test]
     fn plain_frames_have_no_flags() {
         assert_eq!(decode(&NblMeta::default()), HeaderMeta::default());
@@ -86,9 +78,11 @@ mod tests {
     fn checksum_results_and_loopback() {
         let m = NblMeta { checksum: IP_OK | TCP_OK, ..Default::default() };
         assert_eq!(decode(&m).flags, frame_flags::IP_CHECKSUM_OK | frame_flags::L4_CHECKSUM_OK);
+        let m = NblMeta { checksum: IP_OK | TCP_FAILED, ..Default::default() };
+        assert_eq!(decode(&m).flags, frame_flags::IP_CHECKSUM_OK | frame_flags::L4_CHECKSUM_BAD);
         let m = NblMeta { checksum: IP_FAILED | UDP_FAILED, ..Default::default() };
         assert_eq!(decode(&m).flags, frame_flags::IP_CHECKSUM_BAD | frame_flags::L4_CHECKSUM_BAD);
-        let m = NblMeta { nbl_flags: NBL_FLAGS_IS_LOOPBACK_PACKET, ..Default::default() };
+        let m = NblMeta { nbl_flags: NDIS_NBL_FLAGS_IS_LOOPBACK_PACKET, ..Default::default() };
         assert_eq!(decode(&m).flags, frame_flags::SENT_BY_HOST);
         let m = NblMeta { checksum: CHECKSUM_LOOPBACK, ..Default::default() };
         assert_eq!(decode(&m).flags, frame_flags::SENT_BY_HOST);
