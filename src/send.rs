@@ -188,10 +188,9 @@ pub fn send(
     }
     // SAFETY: nothing else reaches the batch before the send below.
     unsafe { (*batch).irp = Some(irp.mark_pending()) };
-    // SAFETY: a complete chain of NBLs from the binding's pool; the binding is Running (checked under its
-    // lock by sends_begin, with the gate held); the gate's lock raised the IRQL to DISPATCH_LEVEL, which
-    // the flag says; completion arrives in ProtocolSendNetBufferListsComplete, which may free the batch
-    // during this very call, so it is not touched afterwards.
+    // The gate raised the IRQL to DISPATCH_LEVEL, which the flag says. ProtocolSendNetBufferListsComplete
+    // may free the batch during this very call, so it is not touched afterwards.
+    // SAFETY: a complete chain of NBLs from the binding's pool, on a binding that is Running (sends_begin).
     unsafe { NdisSendNetBufferLists(b.handle(), head, NDIS_DEFAULT_PORT_NUMBER, NDIS_SEND_FLAGS_DISPATCH_LEVEL) };
     drop(gate);
     Ok(())
