@@ -7,8 +7,9 @@
 //! it; an unbind detaches every open of the binding (later reads report the adapter gone with
 //! STATUS_INVALID_DEVICE_STATE, the handle stays valid).
 //!
-//! Lock order: driver binding list → binding's open list → open's `waiting` → open's `rx` → open's `link`
-//! → binding's state lock. The data path (reads, writes, receive) never takes the driver's binding list.
+//! Lock order: driver binding list → binding's open list → open's `waiting` → open's `mode`, then `rx` →
+//! open's `link` → binding's state lock. The data path (reads, writes, receive) never takes the driver's
+//! binding list.
 #![allow(unsafe_code)]
 
 use crate::binding::{Binding, BindingRef};
@@ -487,10 +488,14 @@ impl Open {
     /// Takes the oldest waiting read if it can complete now (enough queued, its deadline passed, or the
     /// adapter gone); reads being cancelled are skipped (their cancel routine completes them).
     fn take_ready_read(&self) -> Option<PendingIrp> {
+        let mut w = self.waiting.lock();
+        // The common case on the receive path: nobody waits, and nothing more is looked at.
+        if w.reads.is_empty() {
+            return None;
+        }
         let now = time::now_100ns();
         let mode = *self.mode.lock();
         let attached = self.attached();
-        let mut w = self.waiting.lock();
         let rx = self.rx.lock();
         let mut i = 0;
         while let Some((p, deadline)) = w.reads.get(i) {
