@@ -1,18 +1,60 @@
-//! The driver toolchain: Debian's rustc/cargo pair with the matching standard-library source, and an lld-link.
+//! The programs the build and the tests run, each with the Debian package that provides it.
 //!
 //! rustup's toolchains have no `x86_64-pc-windows-msvc` target that can be fetched here, so the driver is built
 //! with Debian's `rustc-web` and `-Zbuild-std`, which needs the library source of exactly that rustc version
-//! (`rust-web-src`). Everything else in the workspace keeps using the normal stable toolchain.
+//! (`rust-web-src`), and linked by `rust-lld` in lld-link mode (`rust-web-llvm`). Everything else in the
+//! workspace keeps using the normal stable toolchain.
+//!
+//! Every program is checked the way it is used: it must exist, every symbolic link on the way to it must resolve,
+//! and it must answer its version query. What fails is reported by name with the package to install, and when
+//! running as root the packages are installed (one `apt-get update`, one `apt-get install`) and everything is
+//! checked again. A link that dangles is traced to what it points at, and the package that provides that file is
+//! looked up in apt instead of being assumed: Debian's `rust-web-llvm` links `/usr/bin/rust-lld` to `lld-22`
+//! without depending on the `lld-22` package.
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Debian packages the cross-build needs: rustc + cargo, the matching library source, and rust-lld (lld-link).
-pub const PACKAGES: &[&str] = &["rustc-web", "cargo-web", "rust-web-src", "rust-web-llvm"];
+/// A program the build or the tests run.
+#[derive(Debug, Clone, Copy)]
+pub struct Tool<'a> {
+    /// An absolute path, or a name looked up in `PATH`.
+    pub program: &'a str,
+    /// Arguments that make a working program print its version and exit 0.
+    pub probe: &'a [&'a str],
+    /// The Debian package that installs `program`.
+    pub package: &'a str,
+    /// What it is for, in the words of an error message.
+    pub purpose: &'a str,
+}
 
 const DEBIAN_RUSTC: &str = "/usr/bin/rustc";
 const DEBIAN_CARGO: &str = "/usr/bin/cargo";
+const RUST_LLD: &str = "/usr/bin/rust-lld";
+
+/// What `cargo xtask build` runs. The library source (`rust-web-src`) is checked separately: it is a folder.
+pub const BUILD_TOOLS: &[Tool<'static>] = &[
+    Tool { program: DEBIAN_RUSTC, probe: &["-vV"], package: "rustc-web", purpose: "compiles the driver (build-std)" },
+    Tool { program: DEBIAN_CARGO, probe: &["--version"], package: "cargo-web", purpose: "drives the driver build" },
+    Tool {
+        program: RUST_LLD,
+        probe: &["-flavor", "link", "--version"],
+        package: "rust-web-llvm",
+        purpose: "links rawlink.sys (lld-link)",
+    },
+];
+
+/// The package of the standard library source that build-std compiles.
+const LIBRARY_SOURCE_PACKAGE: &str = "rust-web-src";
+
+/// What the host tests run besides cargo. `ip` makes the network namespaces the TAP tests run in; `unshare`
+/// gives the CLI test its own network namespace.
+pub const TEST_TOOLS: &[Tool<'static>] = &[
+    Tool { program: "ip", probe: &["-V"], package: "iproute2", purpose: "network namespaces of the TAP tests" },
+    Tool { program: "unshare", probe: &["--version"], package: "util-linux", purpose: "namespaces of the CLI test" },
+];
 
 /// A usable cross-build toolchain.
 #[derive(Debug, Clone)]
@@ -25,39 +67,217 @@ pub struct Toolchain {
     pub version: String,
 }
 
-/// Finds the toolchain; installs what is missing when running as root, otherwise prints the exact command.
-pub fn ensure() -> Result<Toolchain> {
-    match probe() {
-        Ok(tc) => Ok(tc),
-        Err(first) => {
-            eprintln!("xtask: driver toolchain incomplete: {first:#}");
-            install()?;
-            probe().context("the driver toolchain is still incomplete after installing it")
-        }
+/// One thing that keeps a tool from working, and the packages that would mend it (none: no package is known).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub message: String,
+    pub packages: Vec<String>,
+    /// The missing file a dangling link points at, whose provider is still to be looked up.
+    pub dangling: Option<PathBuf>,
+}
+
+impl Problem {
+    fn new(message: String, package: &str) -> Self {
+        Self { message, packages: vec![package.to_owned()], dangling: None }
+    }
+
+    fn without_package(message: String) -> Self {
+        Self { message, packages: Vec::new(), dangling: None }
     }
 }
 
-fn probe() -> Result<Toolchain> {
-    let rustc = PathBuf::from(DEBIAN_RUSTC);
-    let cargo = PathBuf::from(DEBIAN_CARGO);
-    if !rustc.exists() || !cargo.exists() {
-        bail!("Debian's rustc/cargo ({DEBIAN_RUSTC}, {DEBIAN_CARGO}) are not installed");
+/// Finds the driver toolchain; installs what is missing when running as root, otherwise prints the exact command.
+pub fn ensure() -> Result<Toolchain> {
+    ensure_with(probe_toolchain)
+}
+
+/// Checks the programs the tests run; installs what is missing when running as root.
+pub fn ensure_test_tools() -> Result<()> {
+    ensure_with(|| check_all(TEST_TOOLS).map(drop))
+}
+
+/// Runs `probe`; on problems installs their packages (as root) and runs it again. An install can uncover the next
+/// problem (installing rust-web-llvm brings the link that dangles), so this goes a few rounds while each one
+/// installs something new.
+fn ensure_with<T>(probe: impl Fn() -> Result<T, Vec<Problem>>) -> Result<T> {
+    let mut installed: Vec<String> = Vec::new();
+    loop {
+        let problems = match probe() {
+            Ok(found) => return Ok(found),
+            Err(problems) => problems,
+        };
+        for p in &problems {
+            eprintln!("xtask: {}", p.message);
+        }
+        // A dangling link's provider is looked up in apt's lists, which a new machine may not have yet.
+        if is_root() {
+            apt_update()?;
+        }
+        let problems = refine(problems);
+        if let Some(p) = problems.iter().find(|p| p.packages.is_empty()) {
+            bail!("{}", p.message);
+        }
+        let mut packages: Vec<String> = problems.iter().flat_map(|p| p.packages.iter().cloned()).collect();
+        packages.sort();
+        packages.dedup();
+        if packages.iter().all(|p| installed.contains(p)) {
+            let lines: Vec<String> = problems.iter().map(|p| format!("  - {}", p.message)).collect();
+            bail!("still not usable after installing {}:\n{}", installed.join(" "), lines.join("\n"));
+        }
+        apt_install(&packages)?;
+        installed.extend(packages);
     }
-    let vv = output(&rustc, &["-vV"])?;
+}
+
+/// Adds the provider of every dangling link's target (known only after `apt-get update` on a new machine).
+fn refine(problems: Vec<Problem>) -> Vec<Problem> {
+    problems
+        .into_iter()
+        .map(|mut p| match p.dangling.take() {
+            Some(target) => {
+                match provider_of(&target) {
+                    Some(pkg) => {
+                        p.message.push_str(&format!("; package {pkg} provides {}", target.display()));
+                        p.packages = vec![pkg];
+                    }
+                    None => p.message.push_str(&format!(
+                        "; no Debian package named after {} was found: install the package that provides it \
+                         (`apt-file search {}`)",
+                        target.display(),
+                        target.display()
+                    )),
+                }
+                p
+            }
+            None => p,
+        })
+        .collect()
+}
+
+fn probe_toolchain() -> Result<Toolchain, Vec<Problem>> {
+    let found = check_all(BUILD_TOOLS)?;
+    let [rustc, cargo, linker] = <[PathBuf; 3]>::try_from(found).map_err(|_| Vec::new())?;
+    let fail = |message: String, package: &str| vec![Problem::new(message, package)];
+    let vv = output(&rustc, &["-vV"]).map_err(|e| fail(format!("{e:#}"), "rustc-web"))?;
     let version = vv
         .lines()
         .find_map(|l| l.strip_prefix("release: "))
         .map(str::trim)
         .map(str::to_owned)
-        .context("`rustc -vV` printed no `release:` line")?;
-    let cargo_v = output(&cargo, &["--version"])?;
+        .ok_or_else(|| fail(format!("`{} -vV` printed no `release:` line", rustc.display()), "rustc-web"))?;
+    let cargo_v = output(&cargo, &["--version"]).map_err(|e| fail(format!("{e:#}"), "cargo-web"))?;
     let cargo_release = cargo_v.split_whitespace().nth(1).unwrap_or_default();
     if !same_minor(cargo_release, &version) {
-        bail!("{DEBIAN_CARGO} is {cargo_release} but {DEBIAN_RUSTC} is {version}: install a matching cargo-web");
+        return Err(fail(
+            format!("{} is {cargo_release} but {} is {version}: rustc-web and cargo-web must match", cargo.display(), rustc.display()),
+            "cargo-web",
+        ));
     }
-    check_library_source(&rustc, &version)?;
-    let linker = find_linker().context("no lld-link found (rust-lld, lld-link or lld-link-NN)")?;
+    check_library_source(&rustc, &version).map_err(|p| vec![p])?;
     Ok(Toolchain { rustc, cargo, linker, version })
+}
+
+/// Checks every tool; all problems at once, so that one install mends them all.
+pub fn check_all(tools: &[Tool]) -> Result<Vec<PathBuf>, Vec<Problem>> {
+    let (found, problems): (Vec<_>, Vec<_>) = tools.iter().map(check).partition(Result::is_ok);
+    if problems.is_empty() {
+        Ok(found.into_iter().filter_map(Result::ok).collect())
+    } else {
+        Err(problems.into_iter().filter_map(Result::err).collect())
+    }
+}
+
+/// Finds `tool`, follows its links and runs its version query.
+pub fn check(tool: &Tool) -> Result<PathBuf, Problem> {
+    let need = |message: String| Problem::new(message, tool.package);
+    let Some(path) = locate(tool.program) else {
+        return Err(need(format!("{} ({}) is not installed (package {})", tool.program, tool.purpose, tool.package)));
+    };
+    if let Some((link, target)) = first_dangling_link(&path) {
+        let owner = owner_of(&link).map(|o| format!(" (from package {o})")).unwrap_or_default();
+        // No package yet: `refine` looks up the provider of the missing target.
+        return Err(Problem {
+            message: format!(
+                "{} ({}) is a link{owner} whose hop {} -> {} is missing",
+                path.display(),
+                tool.purpose,
+                link.display(),
+                target.display()
+            ),
+            packages: Vec::new(),
+            dangling: Some(target),
+        });
+    }
+    match Command::new(&path).args(tool.probe).output() {
+        Ok(out) if out.status.success() => Ok(path),
+        Ok(out) => Err(need(format!(
+            "{} ({}) is installed but `{} {}` failed ({}): {}; reinstall package {}",
+            path.display(),
+            tool.purpose,
+            path.display(),
+            tool.probe.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim(),
+            tool.package
+        ))),
+        Err(e) => Err(need(format!(
+            "{} ({}) cannot be run: {e}; reinstall package {}",
+            path.display(),
+            tool.purpose,
+            tool.package
+        ))),
+    }
+}
+
+/// An absolute path as it is, or the first `PATH` entry holding `program` — a dangling link counts as found, so
+/// that it can be reported as such.
+fn locate(program: &str) -> Option<PathBuf> {
+    if program.contains('/') {
+        let p = PathBuf::from(program);
+        return p.symlink_metadata().is_ok().then_some(p);
+    }
+    let paths = std::env::var_os("PATH")?;
+    std::env::split_paths(&paths).map(|d| d.join(program)).find(|p| p.symlink_metadata().is_ok())
+}
+
+/// Follows `path`'s chain of symbolic links; the first link whose target does not exist, with that target.
+pub fn first_dangling_link(path: &Path) -> Option<(PathBuf, PathBuf)> {
+    let mut at = path.to_path_buf();
+    for _ in 0..40 {
+        let meta = at.symlink_metadata().ok()?;
+        if !meta.file_type().is_symlink() {
+            return None;
+        }
+        let to = std::fs::read_link(&at).ok()?;
+        let target = match at.parent() {
+            Some(dir) if to.is_relative() => dir.join(&to),
+            _ => to,
+        };
+        if target.symlink_metadata().is_err() {
+            return Some((at, target));
+        }
+        at = target;
+    }
+    None
+}
+
+/// The installed package that owns `path`, from dpkg's file lists.
+fn owner_of(path: &Path) -> Option<String> {
+    let out = Command::new("dpkg-query").arg("-S").arg(path).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let owner = text.lines().next()?.split_once(':')?.0.trim().to_owned();
+    (out.status.success() && !owner.is_empty()).then_some(owner)
+}
+
+/// The package that provides a missing file. dpkg knows only installed packages' files, so the missing file can
+/// be none of theirs; Debian names the packages of versioned tools after the file they install (`lld-22` installs
+/// `/usr/bin/lld-22`), so the file's name is asked of apt. The install is then checked by probing again.
+fn provider_of(missing: &Path) -> Option<String> {
+    let name = missing.file_name()?.to_str()?;
+    let out = Command::new("apt-cache").args(["show", "--no-all-versions", name]).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let package = text.lines().find_map(|l| l.strip_prefix("Package: "))?.trim().to_owned();
+    (out.status.success() && package == name).then_some(package)
 }
 
 /// `1.96.0` and `1.96.2` are one pair; Debian ships rustc-web and cargo-web from one source package.
@@ -68,9 +288,10 @@ fn same_minor(a: &str, b: &str) -> bool {
 
 /// build-std reads `$(rustc --print sysroot)/lib/rustlib/src/rust/library`; it must be the source of exactly
 /// this rustc. Debian installs the source as /usr/src/rustc-<version>; recent packages also add the symlink.
-fn check_library_source(rustc: &Path, version: &str) -> Result<()> {
-    let sysroot = PathBuf::from(output(rustc, &["--print", "sysroot"])?.trim());
-    let link = sysroot.join("lib/rustlib/src/rust");
+fn check_library_source(rustc: &Path, version: &str) -> Result<(), Problem> {
+    let problem = |message: String| Problem::new(message, LIBRARY_SOURCE_PACKAGE);
+    let sysroot = output(rustc, &["--print", "sysroot"]).map_err(|e| problem(format!("{e:#}")))?;
+    let link = PathBuf::from(sysroot.trim()).join("lib/rustlib/src/rust");
     let expected = PathBuf::from(format!("/usr/src/rustc-{version}"));
     if !expected.join("library/core").is_dir() {
         let found: Vec<String> = std::fs::read_dir("/usr/src")
@@ -82,105 +303,71 @@ fn check_library_source(rustc: &Path, version: &str) -> Result<()> {
             })
             .unwrap_or_default();
         if found.is_empty() {
-            bail!("the standard library source for rustc {version} is missing (package rust-web-src)");
+            return Err(problem(format!(
+                "the standard library source for rustc {version} is missing (package {LIBRARY_SOURCE_PACKAGE})"
+            )));
         }
-        bail!(
+        return Err(problem(format!(
             "rustc is {version} but the installed library source is {}: rustc-web and rust-web-src must be the \
              same version (apt-get install --only-upgrade rustc-web cargo-web rust-web-src)",
             found.join(", ")
-        );
+        )));
     }
+    let no_package = Problem::without_package;
+    let canonical_expected = std::fs::canonicalize(expected.join("library")).map_err(|e| no_package(e.to_string()))?;
     match std::fs::canonicalize(link.join("library")) {
-        Ok(p) if p == std::fs::canonicalize(expected.join("library"))? => Ok(()),
-        Ok(p) => bail!(
+        Ok(p) if p == canonical_expected => Ok(()),
+        Ok(p) => Err(no_package(format!(
             "{} points at {} but rustc is {version}; it must point at {}",
             link.display(),
             p.display(),
             expected.display()
-        ),
+        ))),
         Err(_) => {
             if !is_root() {
-                bail!(
+                return Err(no_package(format!(
                     "{} is missing; create it with: sudo ln -s {} {}",
                     link.display(),
                     expected.display(),
                     link.display()
-                );
+                )));
             }
             eprintln!("xtask: linking {} -> {}", link.display(), expected.display());
-            if let Some(parent) = link.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            std::os::unix::fs::symlink(&expected, &link).with_context(|| format!("creating {}", link.display()))?;
-            Ok(())
+            let made = link
+                .parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|()| std::os::unix::fs::symlink(&expected, &link));
+            made.map_err(|e| no_package(format!("creating {}: {e}", link.display())))
         }
     }
-}
-
-fn find_linker() -> Option<PathBuf> {
-    let mut candidates: Vec<PathBuf> = ["rust-lld", "lld-link"].iter().filter_map(|n| which(n)).collect();
-    // Versioned Debian packages: lld-link-NN, newest first.
-    let mut versioned: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/bin")
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .filter_map(|e| {
-                    let name = e.file_name().to_string_lossy().into_owned();
-                    let n = name.strip_prefix("lld-link-")?.parse().ok()?;
-                    Some((n, e.path()))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    versioned.sort_by(|a, b| b.0.cmp(&a.0));
-    candidates.extend(versioned.into_iter().map(|(_, p)| p));
-    candidates.into_iter().next()
-}
-
-fn which(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| std::env::split_paths(&paths).map(|d| d.join(name)).find(|p| p.is_file()))
 }
 
 fn is_root() -> bool {
     output(Path::new("id"), &["-u"]).map(|s| s.trim() == "0").unwrap_or(false)
 }
 
-fn install() -> Result<()> {
-    let cmd = format!("apt-get update && apt-get install -y --no-install-recommends {}", PACKAGES.join(" "));
-    if !is_root() {
-        bail!("the driver toolchain comes from Debian packages; as root run:\n    {cmd}");
-    }
-    eprintln!("xtask: installing the driver toolchain from Debian: {}", PACKAGES.join(" "));
-    run_quiet(Command::new("apt-get").arg("update"), "apt-get update")?;
-    run_quiet(
-        Command::new("apt-get")
-            .args(["install", "-y", "--no-install-recommends"])
-            .args(PACKAGES)
-            .env("DEBIAN_FRONTEND", "noninteractive"),
-        "apt-get install",
-    )
-}
-
-/// Debian packages the host tests use beyond the toolchain: `ip` (iproute2) makes the network namespaces the
-/// TAP tests run in. Priority "important", so minimal images may lack it.
-pub const TEST_PACKAGES: &[(&str, &str)] = &[("ip", "iproute2")];
-
-/// Installs what the tests need when it is missing (as root), or says how to.
-pub fn ensure_test_tools() -> Result<()> {
-    let missing: Vec<&str> =
-        TEST_PACKAGES.iter().filter(|(bin, _)| which(bin).is_none()).map(|&(_, pkg)| pkg).collect();
-    if missing.is_empty() {
+/// `apt-get update`, at most once per xtask run.
+fn apt_update() -> Result<()> {
+    static DONE: AtomicBool = AtomicBool::new(false);
+    if DONE.swap(true, Ordering::SeqCst) {
         return Ok(());
     }
-    let cmd = format!("apt-get update && apt-get install -y --no-install-recommends {}", missing.join(" "));
+    eprintln!("xtask: apt-get update");
+    run_quiet(Command::new("apt-get").arg("update"), "apt-get update")
+}
+
+/// Installs `packages` as root, or says how to.
+fn apt_install(packages: &[String]) -> Result<()> {
+    let cmd = format!("apt-get update && apt-get install -y --no-install-recommends {}", packages.join(" "));
     if !is_root() {
-        bail!("the tests need {}; as root run:\n    {cmd}", missing.join(", "));
+        bail!("these come from Debian packages; as root run:\n    {cmd}");
     }
-    eprintln!("xtask: installing what the tests need from Debian: {}", missing.join(" "));
-    run_quiet(Command::new("apt-get").arg("update"), "apt-get update")?;
+    apt_update()?;
+    eprintln!("xtask: installing from Debian: {}", packages.join(" "));
     run_quiet(
         Command::new("apt-get")
             .args(["install", "-y", "--no-install-recommends"])
-            .args(&missing)
+            .args(packages)
             .env("DEBIAN_FRONTEND", "noninteractive"),
         "apt-get install",
     )
@@ -212,7 +399,7 @@ fn output(program: &Path, args: &[&str]) -> Result<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::same_minor;
+    use super::*;
 
     #[test]
     fn version_pairs() {
@@ -220,5 +407,51 @@ mod tests {
         assert!(same_minor("1.96.1", "1.96.0"));
         assert!(!same_minor("1.95.0", "1.96.0"));
         assert!(!same_minor("", "1.96.0"));
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("xtask-toolchain-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        dir
+    }
+
+    /// The rust-web-llvm case: a relative link to a file that no package installed.
+    #[test]
+    fn a_dangling_link_is_reported_with_its_missing_target() {
+        let dir = scratch("dangling");
+        let link = dir.join("rust-lld");
+        std::os::unix::fs::symlink("lld-99", &link).expect("link");
+        let program = link.to_string_lossy();
+        let tool = Tool { program: &program, probe: &["--version"], package: "rust-web-llvm", purpose: "links" };
+        let p = check(&tool).expect_err("a dangling link is not a tool");
+        assert!(p.packages.is_empty(), "the provider is looked up later: {p:?}");
+        assert_eq!(p.dangling, Some(dir.join("lld-99")), "{}", p.message);
+        assert_eq!(first_dangling_link(&link), Some((link.clone(), dir.join("lld-99"))));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A chain of links whose last hop dangles names that hop.
+    #[test]
+    fn the_last_hop_of_a_chain_is_named() {
+        let dir = scratch("chain");
+        std::os::unix::fs::symlink("b", dir.join("a")).expect("link a");
+        std::os::unix::fs::symlink(dir.join("c"), dir.join("b")).expect("link b");
+        assert_eq!(first_dangling_link(&dir.join("a")), Some((dir.join("b"), dir.join("c"))));
+        std::fs::write(dir.join("c"), b"").expect("file c");
+        assert_eq!(first_dangling_link(&dir.join("a")), None);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A program that exists but fails its version query is named with its package.
+    #[test]
+    fn a_failing_program_is_reported_with_its_package() {
+        let tool = Tool { program: "false", probe: &[], package: "coreutils", purpose: "nothing" };
+        let p = check(&tool).expect_err("false fails");
+        assert_eq!(p.packages, vec!["coreutils".to_owned()]);
+        assert!(p.message.contains("failed"), "{}", p.message);
+        let tool = Tool { program: "no-such-program-rawlink", probe: &[], package: "nothing", purpose: "nothing" };
+        let p = check(&tool).expect_err("absent");
+        assert!(p.message.contains("not installed (package nothing)"), "{}", p.message);
     }
 }
