@@ -36,13 +36,18 @@ const RUST_LLD: &str = "/usr/bin/rust-lld";
 
 /// What `cargo xtask build` runs. The library source (`rust-web-src`) is checked separately: it is a folder.
 pub const BUILD_TOOLS: &[Tool<'static>] = &[
-    Tool { program: DEBIAN_RUSTC, probe: &["-vV"], package: "rustc-web", purpose: "compiles the driver (build-std)" },
+    Tool {
+        program: DEBIAN_RUSTC,
+        probe: &["-vV"],
+        package: "rustc-web",
+        purpose: "compiles the driver with build-std",
+    },
     Tool { program: DEBIAN_CARGO, probe: &["--version"], package: "cargo-web", purpose: "drives the driver build" },
     Tool {
         program: RUST_LLD,
         probe: &["-flavor", "link", "--version"],
         package: "rust-web-llvm",
-        purpose: "links rawlink.sys (lld-link)",
+        purpose: "links rawlink.sys as lld-link",
     },
 ];
 
@@ -155,7 +160,17 @@ fn refine(problems: Vec<Problem>) -> Vec<Problem> {
 }
 
 fn probe_toolchain() -> Result<Toolchain, Vec<Problem>> {
-    let found = check_all(BUILD_TOOLS)?;
+    let found = check_all(BUILD_TOOLS).map_err(|mut problems| {
+        // Without rustc the source's version cannot be matched yet, but a machine with no source at all needs
+        // the package either way: one install round instead of two.
+        if installed_library_sources().is_empty() {
+            problems.push(Problem::new(
+                format!("the standard library source is missing (package {LIBRARY_SOURCE_PACKAGE})"),
+                LIBRARY_SOURCE_PACKAGE,
+            ));
+        }
+        problems
+    })?;
     let [rustc, cargo, linker] = <[PathBuf; 3]>::try_from(found).map_err(|_| Vec::new())?;
     let fail = |message: String, package: &str| vec![Problem::new(message, package)];
     let vv = output(&rustc, &["-vV"]).map_err(|e| fail(format!("{e:#}"), "rustc-web"))?;
@@ -169,7 +184,11 @@ fn probe_toolchain() -> Result<Toolchain, Vec<Problem>> {
     let cargo_release = cargo_v.split_whitespace().nth(1).unwrap_or_default();
     if !same_minor(cargo_release, &version) {
         return Err(fail(
-            format!("{} is {cargo_release} but {} is {version}: rustc-web and cargo-web must match", cargo.display(), rustc.display()),
+            format!(
+                "{} is {cargo_release} but {} is {version}: rustc-web and cargo-web must match",
+                cargo.display(),
+                rustc.display()
+            ),
             "cargo-web",
         ));
     }
@@ -294,14 +313,7 @@ fn check_library_source(rustc: &Path, version: &str) -> Result<(), Problem> {
     let link = PathBuf::from(sysroot.trim()).join("lib/rustlib/src/rust");
     let expected = PathBuf::from(format!("/usr/src/rustc-{version}"));
     if !expected.join("library/core").is_dir() {
-        let found: Vec<String> = std::fs::read_dir("/usr/src")
-            .map(|rd| {
-                rd.filter_map(|e| e.ok())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|n| n.starts_with("rustc-"))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let found = installed_library_sources();
         if found.is_empty() {
             return Err(problem(format!(
                 "the standard library source for rustc {version} is missing (package {LIBRARY_SOURCE_PACKAGE})"
@@ -340,6 +352,18 @@ fn check_library_source(rustc: &Path, version: &str) -> Result<(), Problem> {
             made.map_err(|e| no_package(format!("creating {}: {e}", link.display())))
         }
     }
+}
+
+/// The `rustc-<version>` folders of /usr/src (what rust-web-src installs).
+fn installed_library_sources() -> Vec<String> {
+    std::fs::read_dir("/usr/src")
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("rustc-"))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn is_root() -> bool {
