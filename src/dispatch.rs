@@ -94,8 +94,9 @@ fn read(mut irp: Irp) -> NTSTATUS {
     let result = match open_of(&irp) {
         None => Err(Error::INVALID_DEVICE_STATE),
         Some(o) => match irp.read_buffer() {
-            Some(buf) => o.read(buf),
-            None => Err(Error::BUFFER_TOO_SMALL),
+            Ok(Some(buf)) => o.read(buf),
+            Ok(None) => Err(Error::BUFFER_TOO_SMALL),
+            Err(e) => Err(e),
         },
     };
     match result {

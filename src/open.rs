@@ -361,7 +361,11 @@ impl Open {
     /// WriteFile: validates and sends the batch on the attached binding (the IRP pends until NDIS completes
     /// every frame). On an error the IRP comes back to the caller to complete.
     pub fn write(&self, mut irp: Irp) -> core::result::Result<(), (Irp, Error)> {
-        let Some(buf) = irp.write_buffer() else { return Err((irp, Error::INVALID_PARAMETER)) };
+        let buf = match irp.write_buffer() {
+            Ok(Some(buf)) => buf,
+            Ok(None) => return Err((irp, Error::INVALID_PARAMETER)),
+            Err(e) => return Err((irp, e)),
+        };
         // The buffer borrows the IRP's MDL mapping, which stays valid until the IRP completes; copy the
         // pointer out so the IRP itself can move into the send.
         let (p, len) = (buf.as_ptr(), buf.len());
@@ -371,7 +375,16 @@ impl Open {
         if !self.one_frame.load(Ordering::Acquire) {
             return self.send(buf, irp, Mode::Write);
         }
-        // NDISPROT: the whole buffer is one frame; give it the record form the send path takes.
+        // NDISPROT: the whole buffer is one frame; give it the record form the send path takes. Its length is
+        // checked before the record is allocated (a write may claim up to 4 GiB); the send path checks the
+        // copy in full.
+        let mtu = match self.binding_ref() {
+            Some(b) => b.mtu(),
+            None => return Err((irp, Error::INVALID_DEVICE_STATE)),
+        };
+        if let Err(e) = crate::tx::check_frame_length(buf.len(), mtu) {
+            return Err((irp, e));
+        }
         let mut record = Vec::new();
         if record.try_reserve_exact(FrameHeader::record_len(buf.len())).is_err() {
             return Err((irp, Error::INSUFFICIENT_RESOURCES));
@@ -516,8 +529,9 @@ impl Open {
         while let Some(p) = self.take_ready_read() {
             let mut irp = p.into_irp();
             let result = match irp.read_buffer() {
-                Some(buf) => self.read(buf),
-                None => Err(Error::BUFFER_TOO_SMALL),
+                Ok(Some(buf)) => self.read(buf),
+                Ok(None) => Err(Error::BUFFER_TOO_SMALL),
+                Err(e) => Err(e),
             };
             match result {
                 Ok(n) => {

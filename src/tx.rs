@@ -87,6 +87,16 @@ pub fn validate_prefix(buf: &[u8], limits: &Limits) -> Prefix {
     p
 }
 
+/// The length check alone, for a frame not yet copied: shorter than 14 bytes or longer than the largest frame
+/// the MTU allows (MTU + 14 + 4, a VLAN-tagged frame) → STATUS_INVALID_BUFFER_SIZE. [`validate`] applies the
+/// exact limit (untagged frames: MTU + 14) once the frame is in driver memory.
+pub fn check_frame_length(len: usize, mtu: u32) -> Result {
+    if len < MIN_FRAME || len > mtu as usize + MIN_FRAME + VLAN_TAG {
+        return Err(Error::INVALID_BUFFER_SIZE);
+    }
+    Ok(())
+}
+
 fn check_frame(frame: &[u8], limits: &Limits) -> Result {
     let tagged = frame.get(12..14) == Some(&[0x81, 0x00]);
     let max = limits.mtu as usize + MIN_FRAME + if tagged { VLAN_TAG } else { 0 };
@@ -119,6 +129,15 @@ mod tests {
 
     const MAC: [u8; 6] = [2, 0x52, 0x4C, 0, 0, 1];
     const L: Limits = Limits { mtu: 1500, mac: MAC, any_source: false };
+
+    #[test]
+    fn the_early_length_check_allows_the_largest_tagged_frame() {
+        assert_eq!(check_frame_length(13, 1500), Err(Error::INVALID_BUFFER_SIZE));
+        assert_eq!(check_frame_length(14, 1500), Ok(()));
+        assert_eq!(check_frame_length(1518, 1500), Ok(()));
+        assert_eq!(check_frame_length(1519, 1500), Err(Error::INVALID_BUFFER_SIZE));
+        assert_eq!(check_frame_length(usize::MAX, u32::MAX), Err(Error::INVALID_BUFFER_SIZE));
+    }
 
     fn frame(len: usize, src: [u8; 6]) -> Vec<u8> {
         let mut f = std::vec![0xFFu8; 6];

@@ -82,3 +82,60 @@ fn open_device_with_a_bad_or_unknown_name_fails() {
     h.unload().expect("unload");
     assert!(h.violations().is_empty(), "{:#?}", h.violations());
 }
+
+/// Opens an NDISPROT handle on the first adapter of a host running with `faults`.
+fn ndisprot_handle(faults: Vec<ndis_host::faults::FaultRule>) -> (Host, ndis_host::io::Handle, AdapterConfig) {
+    let a = AdapterConfig::ethernet(1);
+    let bytes = common::package_file("rawlink.sys");
+    let mut h = Host::load(&bytes, HostConfig { faults, ..HostConfig::default() }).expect("loaded");
+    h.add_adapter(a.clone()).expect("adapter");
+    assert_eq!(h.driver_entry().expect("DriverEntry ran"), 0);
+    let f = h.open("\\\\.\\RawLink").expect("opened");
+    let r = h.device_io_control(f, ndisprot::IOCTL_NDISPROT_OPEN_DEVICE, &utf16z(&a.name), 0).expect("ioctl");
+    assert_eq!(r.status, STATUS_SUCCESS);
+    (h, f, a)
+}
+
+/// A one-frame write longer than any frame is refused before the driver allocates anything for it: the record
+/// copy used to be allocated (and zero-filled) first, so a write could make the driver take as much pool as
+/// its length claimed.
+#[test]
+fn an_oversized_one_frame_write_is_refused_before_any_allocation() {
+    let (mut h, f, a) = ndisprot_handle(Vec::new());
+    let mut frame = vec![0xFF; 6];
+    frame.extend_from_slice(&a.mac);
+    frame.extend_from_slice(&[0x88, 0x8E]);
+    frame.resize(1 << 20, 0x42);
+    let before = h.trace().len();
+    let r = h.write(f, &frame).expect("write");
+    assert_eq!(r.status, STATUS_INVALID_BUFFER_SIZE);
+    let big: Vec<String> = h.trace()[before..]
+        .iter()
+        .filter(|e| e.name.starts_with("ExAllocatePool"))
+        .filter(|e| e.arg("NumberOfBytes").and_then(|n| n.parse::<usize>().ok()).is_some_and(|n| n >= 1514))
+        .map(|e| e.to_string())
+        .collect();
+    assert!(big.is_empty(), "allocated for a frame it then refused: {big:#?}");
+    assert!(h.sent_frames(0).is_empty());
+    // The largest VLAN-tagged frame still passes the early check and goes out.
+    frame.truncate(1500 + 14);
+    assert_eq!(h.write(f, &frame).expect("write").status, STATUS_SUCCESS);
+    assert_eq!(h.sent_frames(0).len(), 1);
+    common::finish(h, &[f]);
+}
+
+/// A write buffer the system cannot map (MmGetSystemAddressForMdlSafe fails: no system PTEs) is a shortage of
+/// resources, not a buffer that is too small.
+#[test]
+fn an_unmappable_write_buffer_is_insufficient_resources() {
+    let rule = ndis_host::faults::FaultRule::FailNth { api: "MmMapLockedPagesSpecifyCache".into(), n: 1 };
+    let (mut h, f, a) = ndisprot_handle(vec![rule]);
+    let mut frame = vec![0xFF; 6];
+    frame.extend_from_slice(&a.mac);
+    frame.extend_from_slice(&[0x88, 0x8E]);
+    frame.resize(64, 0x42);
+    assert_eq!(h.write(f, &frame).expect("write").status, STATUS_INSUFFICIENT_RESOURCES);
+    assert!(h.sent_frames(0).is_empty());
+    assert_eq!(h.write(f, &frame).expect("write").status, STATUS_SUCCESS, "the next write maps and goes out");
+    common::finish(h, &[f]);
+}

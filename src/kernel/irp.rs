@@ -1,5 +1,6 @@
 //! Ownership of an IRP between dispatch and completion.
 
+use crate::error::Error;
 use ndis_sys::*;
 
 /// An IRP this driver owns: it must be completed exactly once, which `complete` (taking `self`) enforces.
@@ -71,7 +72,7 @@ impl Irp {
 
     /// For IRP_MJ_READ on a DO_DIRECT_IO device: the caller's buffer, mapped, `Parameters.Read.Length`
     /// bytes; `None` if it cannot be mapped (or there is none: a zero-length read).
-    pub fn read_buffer(&mut self) -> Option<&mut [u8]> {
+    pub fn read_buffer(&mut self) -> Result<Option<&mut [u8]>, Error> {
         let len = self.read_length();
         self.mapped_mdl(len)
     }
@@ -84,28 +85,31 @@ impl Irp {
     }
 
     /// For IRP_MJ_WRITE on a DO_DIRECT_IO device: the caller's buffer, mapped, `Parameters.Write.Length`
-    /// bytes; `None` if there is none or it cannot be mapped.
-    pub fn write_buffer(&mut self) -> Option<&[u8]> {
+    /// bytes; `None` if there is none, STATUS_INSUFFICIENT_RESOURCES if it cannot be mapped.
+    pub fn write_buffer(&mut self) -> Result<Option<&[u8]>, Error> {
         let s = self.stack();
         // SAFETY: IRP_MJ_WRITE (the caller checked); its Parameters union holds Write, laid out as Read.
         let len = unsafe { (*s).Parameters.Write.Length } as usize;
-        self.mapped_mdl(len).map(|b| &*b)
+        self.mapped_mdl(len).map(|b| b.map(|b| &*b))
     }
 
-    fn mapped_mdl(&mut self, len: usize) -> Option<&mut [u8]> {
+    /// The caller's buffer behind MdlAddress: `None` when there is none (no MDL or length 0);
+    /// STATUS_INSUFFICIENT_RESOURCES when the system cannot map it (MmGetSystemAddressForMdlSafe failed), which
+    /// is a shortage of system PTEs, not a fault of the caller's buffer.
+    fn mapped_mdl(&mut self, len: usize) -> Result<Option<&mut [u8]>, Error> {
         // SAFETY: a dispatched IRP; MdlAddress is the I/O manager's MDL for the caller's locked buffer.
         let mdl = unsafe { (*self.0).MdlAddress };
         if mdl.is_null() || len == 0 {
-            return None;
+            return Ok(None);
         }
         // SAFETY: the MDL describes the caller's buffer, locked for the life of the IRP.
         let va = unsafe { super::nbl::system_address(mdl) }.cast_mut();
         if va.is_null() {
-            return None;
+            return Err(Error::INSUFFICIENT_RESOURCES);
         }
         // SAFETY: `len` bytes at `va` are the caller's buffer (the MDL covers the transfer length);
         // `&mut self` keeps this the only view until the IRP completes.
-        Some(unsafe { core::slice::from_raw_parts_mut(va.cast::<u8>(), len) })
+        Ok(Some(unsafe { core::slice::from_raw_parts_mut(va.cast::<u8>(), len) }))
     }
 
     /// Marks the IRP pending (`IoMarkIrpPending`, a header inline) and hands it over to whoever completes it
