@@ -1,8 +1,10 @@
 //! The send path: one write = one batch of frames = one NBL chain handed to NdisSendNetBufferLists; the
 //! write completes when NDIS has completed every NBL of it.
 //!
-//! The frames are copied once into a pool buffer owned by the batch (the caller's pages are not held across
-//! the send); each frame gets an MDL (NdisAllocateMdl) and an NBL with one NET_BUFFER from the binding's pool.
+//! The caller's buffer is read exactly once: copied whole into a pool buffer owned by the batch, which is then
+//! validated and sent from (another thread of the caller can change its pages at any time, so nothing is
+//! read from them twice, and they are not held across the send); each frame gets an MDL (NdisAllocateMdl)
+//! over its bytes in that copy and an NBL with one NET_BUFFER from the binding's pool.
 //! `NET_BUFFER_LIST.ProtocolReserved[0]` points back to the batch.
 #![allow(unsafe_code)]
 
@@ -38,7 +40,7 @@ struct Batch {
     failed: AtomicU32,
     /// Bytes the write carried (reported as the write's Information).
     bytes: usize,
-    /// The frames, back to back.
+    /// The driver's copy of the caller's buffer (frame records); the MDLs describe frames inside it.
     data: Vec<u8>,
 }
 
@@ -79,13 +81,24 @@ pub fn send(
     irp: Irp,
     mode: Mode,
 ) -> core::result::Result<(), (Irp, Error)> {
+    // No batch of MAX_BATCH frames of the largest size is longer; refusing longer buffers first keeps a
+    // write from making the driver copy (and allocate) more than any valid batch holds.
+    if buf.len() > tx::max_batch_len(limits.mtu) {
+        return Err((irp, Error::INVALID_PARAMETER));
+    }
+    let mut data = Vec::new();
+    if data.try_reserve_exact(buf.len()).is_err() {
+        return Err((irp, Error::INSUFFICIENT_RESOURCES));
+    }
+    // The one read of the caller's bytes; from here on only the copy is used.
+    data.extend_from_slice(buf);
     let (count, bytes, refusal) = match mode {
-        Mode::Write => match tx::validate(buf, limits) {
+        Mode::Write => match tx::validate(&data, limits) {
             Ok((count, bytes)) => (count, bytes, None),
             Err(r) => return Err((irp, r.error)),
         },
         Mode::Report => {
-            let p = tx::validate_prefix(buf, limits);
+            let p = tx::validate_prefix(&data, limits);
             match (p.count, p.refusal) {
                 (0, None) => return Err((irp, Error::INVALID_PARAMETER)),
                 (0, Some(r)) => {
@@ -102,18 +115,12 @@ pub fn send(
     };
     // CAST: MAX_BATCH bounds the count.
     let count32 = count as u32;
-    let mut data = Vec::new();
-    if data.try_reserve_exact(bytes).is_err() {
-        return Err((irp, Error::INSUFFICIENT_RESOURCES));
-    }
     let mut spans = Vec::new();
     if spans.try_reserve_exact(count).is_err() {
         return Err((irp, Error::INSUFFICIENT_RESOURCES));
     }
-    for (off, len) in tx::frames(buf).take(count) {
-        spans.push((data.len(), len));
-        data.extend_from_slice(buf.get(off..off + len).unwrap_or_default());
-    }
+    // The validated frames of the copy (validation walked the same bytes, so every span lies inside it).
+    spans.extend(tx::frames(&data).take(count));
     let batch = match try_box(Batch {
         irp: None,
         report: mode == Mode::Report,

@@ -87,6 +87,11 @@ pub fn validate_prefix(buf: &[u8], limits: &Limits) -> Prefix {
     p
 }
 
+/// The longest buffer a batch can need: [`MAX_BATCH`] records of the largest frame the MTU allows.
+pub fn max_batch_len(mtu: u32) -> usize {
+    MAX_BATCH.saturating_mul(FrameHeader::record_len((mtu as usize).saturating_add(MIN_FRAME + VLAN_TAG)))
+}
+
 /// The length check alone, for a frame not yet copied: shorter than 14 bytes or longer than the largest frame
 /// the MTU allows (MTU + 14 + 4, a VLAN-tagged frame) → STATUS_INVALID_BUFFER_SIZE. [`validate`] applies the
 /// exact limit (untagged frames: MTU + 14) once the frame is in driver memory.
@@ -129,6 +134,12 @@ mod tests {
 
     const MAC: [u8; 6] = [2, 0x52, 0x4C, 0, 0, 1];
     const L: Limits = Limits { mtu: 1500, mac: MAC, any_source: false };
+
+    #[test]
+    fn the_longest_batch_is_max_batch_records_of_the_largest_frame() {
+        assert_eq!(max_batch_len(1500), MAX_BATCH * FrameHeader::record_len(1518));
+        assert!(max_batch_len(u32::MAX) >= MAX_BATCH);
+    }
 
     #[test]
     fn the_early_length_check_allows_the_largest_tagged_frame() {

@@ -279,3 +279,36 @@ fn an_mtu_change_reported_at_restart_moves_the_size_limit() {
     assert_eq!(rawlink_abi::BindingRecord::parse(&r.output).expect("record").0.mtu, 9000);
     common::finish(h, &[f]);
 }
+
+/// A hostile caller changes its write buffer while the driver handles the write (another thread of the
+/// process may write the locked pages at any time): the source MAC to a foreign one, or the record's length to
+/// past the buffer. Whichever driver call the change lands at, what goes out is the frame as validated or
+/// nothing — never a frame validation did not see, and never bytes from outside the caller's buffer.
+#[test]
+fn a_write_buffer_changed_during_the_write_sends_only_what_was_validated() {
+    use ndis_host::io::UserFlip;
+    use rawlink_abi::FrameHeader;
+    let a = AdapterConfig::ethernet(1);
+    let original = frame(a.mac, 7, 60);
+    let flips = [
+        ("the source MAC", FrameHeader::LEN + 6, vec![0x02, 0xBA, 0xD0, 0, 0, 1]),
+        ("the record length", 0, 1514u32.to_le_bytes().to_vec()),
+    ];
+    for (what, offset, bytes) in flips {
+        for after_calls in 1..=6 {
+            let h = common::running(vec![a.clone()]);
+            let f = common::attach(&h, 0);
+            h.arm_user_flip(UserFlip { after_calls, offset, bytes: bytes.clone() });
+            let r = h.write(f, &common::batch(std::slice::from_ref(&original))).expect("write");
+            let sent = h.sent_frames(0);
+            let ctx = format!("{what} changed at the driver's call {after_calls} (fired: {})", h.user_flip_fired());
+            assert!(sent.iter().all(|s| *s == original), "{ctx}: sent {sent:x?}");
+            match r.status {
+                STATUS_SUCCESS => assert_eq!(sent.len(), 1, "{ctx}"),
+                STATUS_INVALID_PARAMETER => assert!(sent.is_empty(), "{ctx}"),
+                other => panic!("{ctx}: status {other:#x}"),
+            }
+            common::finish(h, &[f]);
+        }
+    }
+}

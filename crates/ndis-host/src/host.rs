@@ -193,6 +193,8 @@ pub(crate) struct Inner {
     pub registry_path: HostBlock,
     /// Dispatcher, timers, work items and stack measurements (crate::ke).
     pub ke: crate::ke::Kernel,
+    /// A hostile caller's write into a request's buffer, armed by a test (crate::io::UserFlip).
+    pub user_flip: crate::io::FlipState,
 }
 
 thread_local! {
@@ -245,6 +247,9 @@ impl Inner {
 
     /// Starts a trace event; returns its index for [`Inner::trace_result`].
     pub fn trace_call(&self, direction: Direction, name: &str, args: Vec<(&'static str, String)>) -> usize {
+        if direction == Direction::DriverToHost {
+            self.user_flip.on_driver_call();
+        }
         let ev = TraceEvent {
             seq: self.seq.fetch_add(1, Ordering::Relaxed),
             direction,
@@ -465,6 +470,7 @@ impl Host {
             driver_object,
             registry_path,
             ke: crate::ke::Kernel::default(),
+            user_flip: crate::io::FlipState::default(),
         });
         cpu::refresh_shared_clock();
         crate::exports::start_system_threads(&inner)

@@ -234,7 +234,8 @@ struct IrpRec {
     file: u64,
     device: usize,
     system: Option<Buffer>,
-    user_in: Option<Buffer>,
+    /// Shared with a armed [`UserFlip`], which may write it while the driver runs.
+    user_in: Option<Arc<Buffer>>,
     user_out: Option<Buffer>,
     /// Blocks the IRP points at that only need to live until it is finished (MDL, security context).
     _lent: (Option<MdlBlock>, Option<SecurityContextBlock>),
@@ -264,11 +265,77 @@ pub(crate) struct IoState {
     next_pid: u32,
 }
 
+/// A hostile caller: another thread of the process that owns a request's input buffer writes `bytes` at
+/// `offset` of it while the driver is handling the request — deterministically, when the driver makes its
+/// `after_calls`-th call into the kernel (counted from the dispatch of the next request that has a caller
+/// input buffer: WriteFile on a DO_DIRECT_IO or neither-I/O device, a METHOD_*_DIRECT or NEITHER IOCTL). A
+/// driver that copies the buffer once and uses only its copy is unaffected; one that reads the caller's bytes
+/// twice sees them change between the two reads (Windows does not stop this: the pages stay the caller's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserFlip {
+    pub after_calls: u32,
+    pub offset: usize,
+    pub bytes: Vec<u8>,
+}
+
+/// The armed [`UserFlip`], its target buffer and how many calls are left; a flag keeps the trace path free
+/// of the lock while nothing is armed.
+#[derive(Debug, Default)]
+pub(crate) struct FlipState {
+    armed: std::sync::atomic::AtomicBool,
+    slot: std::sync::Mutex<FlipSlot>,
+}
+
+#[derive(Debug, Default)]
+struct FlipSlot {
+    plan: Option<UserFlip>,
+    target: Option<Arc<Buffer>>,
+    calls: u32,
+    fired: bool,
+}
+
+impl FlipState {
+    fn slot(&self) -> std::sync::MutexGuard<'_, FlipSlot> {
+        self.slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A request with a caller input buffer is being dispatched: the armed flip (if any, not yet aimed) aims at it.
+    fn target(&self, b: &Arc<Buffer>) {
+        if !self.armed.load(std::sync::atomic::Ordering::Acquire) {
+            return;
+        }
+        let mut s = self.slot();
+        if s.plan.is_some() && s.target.is_none() {
+            s.target = Some(Arc::clone(b));
+        }
+    }
+
+    /// The driver called into the kernel: counts the call and writes the caller's buffer when it is due.
+    pub(crate) fn on_driver_call(&self) {
+        if !self.armed.load(std::sync::atomic::Ordering::Acquire) {
+            return;
+        }
+        let mut s = self.slot();
+        if s.target.is_none() {
+            return;
+        }
+        s.calls += 1;
+        if s.plan.as_ref().is_some_and(|p| s.calls >= p.after_calls) {
+            let plan = s.plan.take();
+            let target = s.target.take();
+            if let (Some(p), Some(t)) = (plan, target) {
+                s.fired = t.overwrite(p.offset, &p.bytes);
+            }
+            self.armed.store(false, std::sync::atomic::Ordering::Release);
+        }
+    }
+}
+
 impl IoState {
     /// Whether `start..end` lies inside a buffer the I/O manager lent the driver for a live request.
     pub(crate) fn lent_range(&self, start: usize, end: usize) -> bool {
         self.irps.values().any(|r| {
-            [&r.system, &r.user_in, &r.user_out]
+            [r.system.as_ref(), r.user_in.as_deref(), r.user_out.as_ref()]
                 .into_iter()
                 .flatten()
                 .any(|b| start >= b.addr() && end <= b.addr() + b.len())
@@ -600,6 +667,19 @@ enum Submitted {
 }
 
 impl Host {
+    /// Arms a [`UserFlip`] for the next request that carries a caller input buffer (replacing one still armed).
+    pub fn arm_user_flip(&self, flip: UserFlip) {
+        let f = &self.inner().user_flip;
+        *f.slot() = FlipSlot { plan: Some(flip), ..FlipSlot::default() };
+        f.armed.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether the armed flip wrote the caller's buffer (it does not if the driver made fewer calls, or the
+    /// bytes did not fit the buffer).
+    pub fn user_flip_fired(&self) -> bool {
+        self.inner().user_flip.slot().fired
+    }
+
     /// A new process of the emulated machine.
     pub fn new_process(&self) -> ProcessId {
         let mut st = self.inner.state();
@@ -884,6 +964,10 @@ impl Host {
             info_limit,
             details,
         } = req;
+        let user_in = user_in.map(Arc::new);
+        if let Some(b) = &user_in {
+            self.inner.user_flip.target(b);
+        }
         let built = {
             let mut st = self.inner.state();
             let Some(f) = st.io.files.get(&file_id) else {
@@ -897,7 +981,7 @@ impl Host {
             let mdl = match mdl_over {
                 None => None,
                 Some((over_out, device_writes)) => {
-                    let b = if over_out { user_out.as_ref() } else { user_in.as_ref() };
+                    let b = if over_out { user_out.as_ref() } else { user_in.as_deref() };
                     match b {
                         None => None,
                         Some(b) => {
@@ -918,7 +1002,7 @@ impl Host {
             };
             let ub = match user_buffer {
                 Some(true) => user_out.as_ref().map_or(0, Buffer::addr),
-                Some(false) => user_in.as_ref().map_or(0, Buffer::addr),
+                Some(false) => user_in.as_deref().map_or(0, Buffer::addr),
                 None => 0,
             };
             let Some(iosb) = IosbBlock::new() else {

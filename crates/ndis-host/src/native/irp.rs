@@ -406,6 +406,20 @@ impl Buffer {
         self.len
     }
 
+    /// Writes `bytes` at `offset` while the driver may be using the buffer, as another thread of the caller
+    /// would (a hostile caller's page changing under the driver); `false` if they do not fit.
+    pub fn overwrite(&self, offset: usize, bytes: &[u8]) -> bool {
+        if offset.checked_add(bytes.len()).is_none_or(|end| end > self.len) {
+            return false;
+        }
+        for (i, b) in bytes.iter().enumerate() {
+            // SAFETY: offset + i < len <= the block's size (checked above, type invariant). The driver may read
+            // these bytes concurrently; they are plain bytes of host-owned memory, written one at a time.
+            unsafe { write_obj(self.block.addr() + offset + i, *b) };
+        }
+        true
+    }
+
     /// Copies out the first `n` bytes (at most the buffer's length).
     pub fn bytes(&self, n: usize) -> Vec<u8> {
         // SAFETY: min(n, len) bytes lie inside the block (type invariant).
