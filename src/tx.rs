@@ -111,7 +111,30 @@ fn check_frame(frame: &[u8], limits: &Limits) -> Result {
     if !limits.any_source && frame.get(6..12) != Some(&limits.mac[..]) {
         return Err(Error::INVALID_PARAMETER);
     }
+    if is_mac_control(frame) {
+        return Err(Error::ACCESS_DENIED);
+    }
     Ok(())
+}
+
+/// IEEE 802.3 MAC Control (EtherType 0x8808: PAUSE, priority flow control) and frames to the MAC-control /
+/// slow-protocols address 01:80:C2:00:00:01: a NIC acts on them instead of forwarding them, so one from user
+/// mode could stop a link or a switch port. Refused on every handle, whatever it is allowed otherwise; the
+/// EtherType is looked for behind 802.1Q/802.1ad tags too.
+pub fn is_mac_control(frame: &[u8]) -> bool {
+    const MAC_CONTROL: [u8; 2] = [0x88, 0x08];
+    const PAUSE_DESTINATION: [u8; 6] = [0x01, 0x80, 0xC2, 0x00, 0x00, 0x01];
+    if frame.get(..6) == Some(&PAUSE_DESTINATION[..]) {
+        return true;
+    }
+    let mut at = 12;
+    while let Some(t) = frame.get(at..at + 2) {
+        match t {
+            [0x81, 0x00] | [0x88, 0xA8] => at += 4,
+            _ => return t == MAC_CONTROL,
+        }
+    }
+    false
 }
 
 /// The frames of a batch [`validate`] accepted: (offset into the buffer, length).
@@ -134,6 +157,31 @@ mod tests {
 
     const MAC: [u8; 6] = [2, 0x52, 0x4C, 0, 0, 1];
     const L: Limits = Limits { mtu: 1500, mac: MAC, any_source: false };
+
+    #[test]
+    fn mac_control_frames_are_refused_even_with_any_source() {
+        let mut pause = frame(60, MAC);
+        pause[..6].copy_from_slice(&[0x01, 0x80, 0xC2, 0, 0, 1]);
+        pause[12..14].copy_from_slice(&[0x88, 0x08]);
+        let any = Limits { any_source: true, ..L };
+        assert_eq!(check_frame(&pause, &any), Err(Error::ACCESS_DENIED));
+        // The EtherType alone (PFC to another address), and behind a VLAN tag.
+        let mut pfc = frame(60, MAC);
+        pfc[12..14].copy_from_slice(&[0x88, 0x08]);
+        assert_eq!(check_frame(&pfc, &L), Err(Error::ACCESS_DENIED));
+        let mut tagged = frame(64, MAC);
+        tagged[12..18].copy_from_slice(&[0x81, 0x00, 0x00, 0x05, 0x88, 0x08]);
+        assert_eq!(check_frame(&tagged, &L), Err(Error::ACCESS_DENIED));
+        // Any other EtherType to the MAC-control address is refused by the address.
+        let mut lacp = frame(60, MAC);
+        lacp[..6].copy_from_slice(&[0x01, 0x80, 0xC2, 0, 0, 1]);
+        lacp[12..14].copy_from_slice(&[0x88, 0x09]);
+        assert!(is_mac_control(&lacp));
+        // Ordinary frames, tagged or not, pass; a frame cut inside its tags is not MAC control.
+        assert_eq!(check_frame(&frame(60, MAC), &L), Ok(()));
+        assert!(!is_mac_control(&[0u8; 13]));
+        assert!(!is_mac_control(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x81, 0x00, 0, 5]));
+    }
 
     #[test]
     fn the_longest_batch_is_max_batch_records_of_the_largest_frame() {

@@ -192,6 +192,27 @@ fn a_handle_may_be_allowed_other_source_macs() {
     common::finish(h, &[f]);
 }
 
+/// 802.3x PAUSE and other MAC-control frames never go out, even from a handle allowed any source: a NIC acts
+/// on them (a PAUSE from user mode could stop the link's traffic or a switch port).
+#[test]
+fn mac_control_frames_are_refused_on_every_handle() {
+    let a = AdapterConfig::ethernet(1);
+    let h = common::running(vec![a.clone()]);
+    let f = common::attach(&h, 0);
+    let r = h.device_io_control(f, rawlink::IOCTL_RAWLINK_ALLOW_ANY_SOURCE, &1u32.to_le_bytes(), 0).expect("ioctl");
+    assert_eq!(r.status, STATUS_SUCCESS);
+    let mut pause = frame(a.mac, 0, 60);
+    pause[..6].copy_from_slice(&[0x01, 0x80, 0xC2, 0x00, 0x00, 0x01]);
+    pause[12..16].copy_from_slice(&[0x88, 0x08, 0x00, 0x01]);
+    assert_eq!(h.write(f, &common::batch(&[pause.clone()])).expect("write").status, STATUS_ACCESS_DENIED);
+    let (status, reply) = send_ioctl(&h, f, &common::batch(&[frame(a.mac, 1, 60), pause]), 64);
+    assert_eq!(status, STATUS_SUCCESS);
+    let reply = reply.expect("a SEND reply");
+    assert_eq!((reply.frames_sent, reply.first_failure, reply.status), (1, 1, STATUS_ACCESS_DENIED));
+    assert_eq!(h.sent_frames(0), [frame(a.mac, 1, 60)], "only the ordinary frame went out");
+    common::finish(h, &[f]);
+}
+
 fn send_ioctl(h: &Host, f: ndis_host::io::Handle, input: &[u8], out: usize) -> (i32, Option<rawlink_abi::SendReply>) {
     let r = h.device_io_control(f, rawlink::IOCTL_RAWLINK_SEND, input, out).expect("ioctl");
     (r.status, rawlink_abi::SendReply::parse(&r.output).ok())
