@@ -1,7 +1,8 @@
 //! IRP dispatch for the control device.
 //!
 //! CREATE, CLEANUP and CLOSE succeed: any number of handles may be open; CLEANUP cancels what the handle
-//! has waiting and detaches it. DEVICE_CONTROL decodes every IOCTL in `control` (enumeration, attach, filters,
+//! has waiting and detaches it, and every later READ, WRITE or DEVICE_CONTROL on the file object gets
+//! STATUS_DELETE_PENDING. DEVICE_CONTROL decodes every IOCTL in `control` (enumeration, attach, filters,
 //! read mode, queue size, capture length, OIDs, statistics) and hands the ones that pend — WAIT_EVENT and
 //! SEND — to the handle itself. READ returns received frames (see `open`), WRITE sends a batch (see `send`).
 #![allow(unsafe_code)]
@@ -49,8 +50,7 @@ unsafe extern "system" fn dispatch(_device: PDEVICE_OBJECT, irp: PIRP) -> NTSTAT
         },
         IRP_MJ_CLEANUP => {
             if let (Some(o), Some(d)) = (open_of(&irp), entry::driver()) {
-                o.cancel_waiting();
-                o.detach(d);
+                o.cleanup(d);
             }
             irp.complete(STATUS_SUCCESS, 0)
         }
@@ -60,6 +60,11 @@ unsafe extern "system" fn dispatch(_device: PDEVICE_OBJECT, irp: PIRP) -> NTSTAT
             // SAFETY: CLOSE is the last request on the file object; CLEANUP detached it already.
             unsafe { Open::destroy(o) };
             irp.complete(STATUS_SUCCESS, 0)
+        }
+        // A request that was in flight when the last handle closed can arrive after CLEANUP: it must not
+        // attach, queue or arm anything CLOSE would then free under it.
+        IRP_MJ_READ | IRP_MJ_WRITE | IRP_MJ_DEVICE_CONTROL if open_of(&irp).is_some_and(Open::cleaned_up) => {
+            irp.complete(Error::DELETE_PENDING.to_status(), 0)
         }
         IRP_MJ_READ => read(irp),
         IRP_MJ_WRITE => write(irp),

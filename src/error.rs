@@ -71,6 +71,8 @@ declare_status! {
     NOT_FOUND = 0xC000_0225u32;
     /// `STATUS_IO_TIMEOUT`: a bounded wait ran out.
     IO_TIMEOUT = 0xC000_00B5u32;
+    /// `STATUS_DELETE_PENDING`: a request on a handle whose IRP_MJ_CLEANUP already ran.
+    DELETE_PENDING = 0xC000_0056u32;
     /// `NDIS_STATUS_BAD_VERSION`.
     NDIS_BAD_VERSION = 0xC001_0004u32;
     /// `NDIS_STATUS_UNSUPPORTED_MEDIA`.

@@ -3,9 +3,10 @@
 //!
 //! Each CREATE makes an [`Open`] (kept in the file object's FsContext, freed at CLOSE). IOCTL_RAWLINK_OPEN
 //! attaches it to one binding; from then on the binding's receive path offers every frame to the open, which
-//! keeps what its filter accepts, and reads take whole records out. CLEANUP cancels what waits and detaches
-//! it; an unbind detaches every open of the binding (later reads report the adapter gone with
-//! STATUS_INVALID_DEVICE_STATE, the handle stays valid).
+//! keeps what its filter accepts, and reads take whole records out. CLEANUP marks it cleaned up (nothing
+//! attaches, waits or is armed after that), cancels what waits and detaches it; an unbind detaches every
+//! open of the binding (later reads report the adapter gone with STATUS_INVALID_DEVICE_STATE, the handle
+//! stays valid).
 //!
 //! Lock order: driver binding list → binding's open list → open's `waiting` → open's `mode`, then `rx` →
 //! open's `link` → binding's state lock. The data path (reads, writes, receive) never takes the driver's
@@ -75,6 +76,8 @@ struct Waiting {
     timer_due: u64,
     /// CLOSE began: the timer is not armed again.
     closing: bool,
+    /// CLEANUP ran: nothing attaches, waits or is armed on this handle any more (see [`Open::cleanup`]).
+    cleaned_up: bool,
 }
 
 /// One handle's state.
@@ -139,6 +142,7 @@ impl Open {
                 events: EventQueue::default(),
                 timer_due: 0,
                 closing: false,
+                cleaned_up: false,
             }),
             timer: Timer::new(),
         })?;
@@ -202,8 +206,11 @@ impl Open {
         self.after_attach(driver, b)
     }
 
-    /// Allocates the queue (before any lock is taken); a handle attaches once.
+    /// Allocates the queue (before any lock is taken); a handle attaches once, and never after CLEANUP.
     fn prepare(&self) -> Result {
+        if self.cleaned_up() {
+            return Err(Error::DELETE_PENDING);
+        }
         if self.attached() {
             return Err(Error::INVALID_DEVICE_STATE);
         }
@@ -238,6 +245,13 @@ impl Open {
             b.opens_remove(OpenPtr(ptr::from_ref(self)));
             return undo(Error::NOT_FOUND);
         }
+        // A CLEANUP that ran since `prepare` looked may have detached before this handle was on the list:
+        // then it leaves again (CLOSE would free it while listed). CLEANUP sets its mark before it detaches,
+        // so if the mark is not set here, the handle was listed before CLEANUP looks and CLEANUP removes it.
+        if self.cleaned_up() {
+            b.opens_remove(OpenPtr(ptr::from_ref(self)));
+            return undo(Error::DELETE_PENDING);
+        }
         Ok(r)
     }
 
@@ -251,9 +265,23 @@ impl Open {
         Ok(())
     }
 
+    /// IRP_MJ_CLEANUP: marks the handle cleaned up (under the `waiting` lock, which attaches and waiting
+    /// requests check), completes what waits with STATUS_CANCELLED and detaches. Every request after it is
+    /// refused with STATUS_DELETE_PENDING, so CLOSE finds the handle detached with nothing queued or armed.
+    pub fn cleanup(&self, driver: &Driver) {
+        self.waiting.lock().cleaned_up = true;
+        self.cancel_waiting();
+        self.detach(driver);
+    }
+
+    /// Whether IRP_MJ_CLEANUP ran on this handle.
+    pub fn cleaned_up(&self) -> bool {
+        self.waiting.lock().cleaned_up
+    }
+
     /// Detaches from the binding, if still attached (CLEANUP): cancels this handle's OID requests, leaves
     /// the open list and shrinks the packet filter to what the other handles need.
-    pub fn detach(&self, driver: &Driver) {
+    fn detach(&self, driver: &Driver) {
         let r = self.link.lock().take();
         if let Some(b) = &r {
             b.cancel_oids(Some(self.owner()));
@@ -477,6 +505,10 @@ impl Open {
             if timeout_ms == 0 { 0 } else { time::now_100ns().saturating_add(u64::from(timeout_ms) * 10_000) };
         {
             let mut w = self.waiting.lock();
+            if w.cleaned_up {
+                drop(w);
+                return irp.complete(Error::DELETE_PENDING.to_status(), 0);
+            }
             if w.reads.try_reserve(1).is_err() {
                 drop(w);
                 return irp.complete(Error::INSUFFICIENT_RESOURCES.to_status(), 0);
@@ -562,7 +594,7 @@ impl Open {
     }
 
     /// Completes every waiting read and event request with STATUS_CANCELLED (CLEANUP).
-    pub fn cancel_waiting(&self) {
+    fn cancel_waiting(&self) {
         self.fail_reads(Error::CANCELLED);
         self.fail_event_waits(Error::CANCELLED);
     }
@@ -591,6 +623,10 @@ impl Open {
             return irp.complete(Error::BUFFER_TOO_SMALL.to_status(), 0);
         }
         let mut w = self.waiting.lock();
+        if w.cleaned_up {
+            drop(w);
+            return irp.complete(Error::DELETE_PENDING.to_status(), 0);
+        }
         if let Some(e) = w.events.pop() {
             drop(w);
             return irp.complete_with_reply(&e.to_bytes());

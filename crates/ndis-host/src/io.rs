@@ -780,20 +780,46 @@ impl Host {
             (file_id, f.handles == 0)
         };
         if last {
-            let mut req = Request::new(IRP_MJ_CLEANUP, StackParameters::None);
-            req.flags = IRP_CLOSE_OPERATION | IRP_SYNCHRONOUS_API;
-            req.requestor_mode = KernelMode;
-            if let Some(f) = self.inner.state().io.files.get_mut(&file_id) {
-                f.cleanup_sent = true;
-            }
-            let s = self.submit(handle.pid, file_id, req)?;
-            self.finish(s)?;
-            if let Some(f) = self.inner.state().io.files.get(&file_id) {
-                f.fo.add_flags(FO_CLEANUP_COMPLETE);
+            // A file object whose CLEANUP `cleanup_only` sent already gets only its CLOSE.
+            if !self.inner.state().io.files.get(&file_id).is_some_and(|f| f.cleanup_sent) {
+                self.send_cleanup(handle.pid, file_id)?;
             }
             self.close_if_unreferenced(handle.pid, file_id)?;
         }
         Ok(STATUS_SUCCESS)
+    }
+
+    /// The race at the I/O manager's edge, made deterministic: IRP_MJ_CLEANUP of `handle`'s file object is
+    /// sent now, but the handle stays usable, so later requests on it stand for requests that were already
+    /// in flight when the last handle closed and reach the driver after CLEANUP. [`Host::close`] then sends
+    /// only IRP_MJ_CLOSE. Returns STATUS_SUCCESS or STATUS_INVALID_HANDLE.
+    pub fn cleanup_only(&self, handle: Handle) -> Result<i32, HostError> {
+        let file_id = {
+            let st = self.inner.state();
+            let Some(&file_id) = st.io.handles.get(&handle) else { return Ok(STATUS_INVALID_HANDLE) };
+            match st.io.files.get(&file_id) {
+                Some(f) if !f.cleanup_sent => file_id,
+                _ => return Ok(STATUS_INVALID_HANDLE),
+            }
+        };
+        self.send_cleanup(handle.pid, file_id)?;
+        Ok(STATUS_SUCCESS)
+    }
+
+    /// IRP_MJ_CLEANUP of `file_id`, waiting for it; the file object is then marked FO_CLEANUP_COMPLETE.
+    fn send_cleanup(&self, pid: ProcessId, file_id: u64) -> Result<(), HostError> {
+        let mut req = Request::new(IRP_MJ_CLEANUP, StackParameters::None);
+        req.flags = IRP_CLOSE_OPERATION | IRP_SYNCHRONOUS_API;
+        req.requestor_mode = KernelMode;
+        if let Some(f) = self.inner.state().io.files.get_mut(&file_id) {
+            f.cleanup_sent = true;
+        }
+        let s = self.submit(pid, file_id, req)?;
+        self.finish(s)?;
+        if let Some(f) = self.inner.state().io.files.get(&file_id) {
+            f.fo.add_flags(FO_CLEANUP_COMPLETE);
+        }
+        Ok(())
     }
 
     /// Sends IRP_MJ_CLOSE when the file object has no handles and no outstanding requests.
