@@ -11,6 +11,7 @@
 
 use crate::driver::Driver;
 use crate::error::{nt_result, Error, Result};
+use crate::filter::Groups;
 use crate::kernel::alloc::{try_box, POOL_TAG};
 use crate::kernel::irql;
 use crate::kernel::sync::{Event, Gate, SpinLock};
@@ -27,7 +28,7 @@ use ndis_sys::*;
 use rawlink_abi::{BindingStatistics, FrameHeader};
 
 /// Multicast addresses a binding remembers (what it last set with OID_802_3_MULTICAST_LIST).
-pub const MAX_MULTICAST: usize = 32;
+pub const MAX_MULTICAST: usize = crate::filter::Groups::CAPACITY;
 
 /// The longest MAC address NDIS describes (`NDIS_MAX_PHYS_ADDRESS_LENGTH`); Ethernet uses 6 bytes.
 const ETHERNET_ADDRESS_LENGTH: usize = 6;
@@ -143,8 +144,10 @@ pub struct Binding {
     filter_gate: Gate,
     /// The packet filter NDIS last accepted for this binding (0 when it opens).
     applied_filter: AtomicU32,
-    /// The multicast list last set, and its length.
-    multicast: SpinLock<([[u8; 6]; MAX_MULTICAST], usize)>,
+    /// The multicast list NDIS last accepted: the union of the handles' lists.
+    multicast: SpinLock<Groups>,
+    /// The lookahead NDIS last accepted: the largest a handle asked for (0: none set).
+    applied_lookahead: AtomicU32,
     /// OID requests in flight, and whether the binding refuses new ones (it is closing).
     oids: SpinLock<(Vec<OidEntry>, bool)>,
     pub counters: Counters,
@@ -304,15 +307,54 @@ impl Binding {
         Ok(())
     }
 
-    /// Remembers the multicast list NDIS accepted.
-    pub fn set_multicast(&self, list: impl Iterator<Item = [u8; 6]>) {
-        let mut g = self.multicast.lock();
-        let mut n = 0;
-        for (slot, a) in g.0.iter_mut().zip(list) {
-            *slot = a;
-            n += 1;
+    /// Sets the adapter multicast list to the union of the attached handles' lists, if it changed
+    /// (PASSIVE_LEVEL; the caller holds a [`BindingRef`]). More groups than the adapter list holds is
+    /// STATUS_INSUFFICIENT_RESOURCES and changes nothing; when the last handle leaves, the list is empty again.
+    pub fn update_multicast(&self) -> Result {
+        let _gate = self.filter_gate.enter().ok_or(Error::INVALID_DEVICE_STATE)?;
+        let want = {
+            let opens = self.opens.lock();
+            let mut union = Groups::EMPTY;
+            for o in opens.iter().filter_map(|o| o.get()) {
+                union = Groups::union([&union, &o.groups()]).ok_or(Error::INSUFFICIENT_RESOURCES)?;
+            }
+            union
+        };
+        if want == *self.multicast.lock() {
+            return Ok(());
         }
-        g.1 = n;
+        let mut value = [0u8; MAX_MULTICAST * 6];
+        let n = want.write_to(&mut value);
+        self.oid(
+            OID_802_3_MULTICAST_LIST,
+            OidOp::Set(value.get(..n).unwrap_or_default()),
+            rawlink_abi::OidHeader::DEFAULT_TIMEOUT_MS,
+            Owner::DRIVER,
+        )?;
+        *self.multicast.lock() = want;
+        Ok(())
+    }
+
+    /// Sets the adapter lookahead to the largest value an attached handle asked for, if it changed
+    /// (PASSIVE_LEVEL; the caller holds a [`BindingRef`]). With no handle asking, the last value stays:
+    /// lookahead is a hint, and NDIS keeps the largest over all protocols' bindings anyway.
+    pub fn update_lookahead(&self) -> Result {
+        let _gate = self.filter_gate.enter().ok_or(Error::INVALID_DEVICE_STATE)?;
+        let want = {
+            let opens = self.opens.lock();
+            crate::filter::lookahead(opens.iter().filter_map(|o| o.get()).map(|o| o.lookahead()))
+        };
+        if want == 0 || want == self.applied_lookahead.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.oid(
+            OID_GEN_CURRENT_LOOKAHEAD,
+            OidOp::Set(&want.to_le_bytes()),
+            rawlink_abi::OidHeader::DEFAULT_TIMEOUT_MS,
+            Owner::DRIVER,
+        )?;
+        self.applied_lookahead.store(want, Ordering::Release);
+        Ok(())
     }
 
     /// The NBL pool sends allocate from.
@@ -450,7 +492,8 @@ fn try_bind(driver: &Driver, bind_context: NDIS_HANDLE, params: *const NDIS_BIND
         idle: Event::new(),
         filter_gate: Gate::new(),
         applied_filter: AtomicU32::new(0),
-        multicast: SpinLock::new(([[0; 6]; MAX_MULTICAST], 0)),
+        multicast: SpinLock::new(Groups::EMPTY),
+        applied_lookahead: AtomicU32::new(0),
         oids: SpinLock::new((Vec::new(), false)),
         counters: Counters::default(),
         send_gate: SpinLock::new(()),
@@ -748,8 +791,8 @@ pub unsafe fn receive(raw: *mut Binding, nbls: PNET_BUFFER_LIST, flags: ULONG) {
     {
         let opens = b.opens.lock_at_dispatch();
         let now = time::now_100ns();
-        let (groups, n_groups) = *b.multicast.lock_at_dispatch();
-        let groups = groups.get(..n_groups).unwrap_or_default();
+        let groups = *b.multicast.lock_at_dispatch();
+        let groups = groups.as_slice();
         let c = &b.counters;
         let (mut received, mut delivered, mut filtered, mut full, mut large, mut resources) = (0, 0, 0, 0, 0, 0);
         // SAFETY: the chain NDIS indicated stays with the driver until returned below (or this returns).

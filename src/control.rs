@@ -103,6 +103,19 @@ pub fn oid_result(status: i32, timed_out: bool) -> Result {
     }
 }
 
+/// OIDs a handle may query (documented in the ABI). Everything else is refused: a query can reach any code
+/// path of the miniport and the filters above it, and some reveal the machine's configuration.
+pub const QUERYABLE_OIDS: [u32; 38] = rawlink::QUERYABLE_OIDS;
+
+/// Checks a query against [`QUERYABLE_OIDS`] (STATUS_ACCESS_DENIED otherwise).
+pub fn check_queryable(oid: u32) -> Result {
+    if QUERYABLE_OIDS.contains(&oid) {
+        Ok(())
+    } else {
+        Err(Error::ACCESS_DENIED)
+    }
+}
+
 /// Checks a set against [`SETTABLE_OIDS`] (STATUS_ACCESS_DENIED otherwise).
 pub fn check_settable(oid: u32) -> Result {
     if SETTABLE_OIDS.contains(&oid) {
@@ -121,6 +134,18 @@ pub fn packet_filter_value(data: &[u8]) -> Result<u32> {
         return Err(Error::NOT_SUPPORTED);
     }
     Ok(classes)
+}
+
+/// A handle's multicast list value as a set of groups (duplicates count once).
+pub fn multicast_groups(data: &[u8]) -> Result<crate::filter::Groups> {
+    let list = multicast_list(data, crate::filter::Groups::CAPACITY)?;
+    crate::filter::Groups::collect(list).ok_or(Error::INSUFFICIENT_RESOURCES)
+}
+
+/// The little-endian u32 value of a lookahead set.
+pub fn lookahead_value(data: &[u8]) -> Result<u32> {
+    let b: [u8; 4] = data.get(..4).and_then(|s| s.try_into().ok()).ok_or(Error::BUFFER_TOO_SMALL)?;
+    Ok(u32::from_le_bytes(b))
 }
 
 /// A multicast list value: whole 6-byte group addresses, at most `max` of them.
@@ -349,6 +374,60 @@ mod tests {
     #[test]
     fn oid_values_and_statuses() {
         assert_eq!(check_settable(OID_802_3_MULTICAST_LIST), Ok(()));
+        // The ABI's values are the WDK's, OID by OID.
+        let named: [u32; 38] = [
+            // What the adapter is.
+            ndis_sys::OID_GEN_SUPPORTED_LIST,
+            ndis_sys::OID_GEN_HARDWARE_STATUS,
+            ndis_sys::OID_GEN_MEDIA_SUPPORTED,
+            ndis_sys::OID_GEN_MEDIA_IN_USE,
+            ndis_sys::OID_GEN_PHYSICAL_MEDIUM,
+            ndis_sys::OID_GEN_VENDOR_ID,
+            ndis_sys::OID_GEN_VENDOR_DESCRIPTION,
+            ndis_sys::OID_GEN_VENDOR_DRIVER_VERSION,
+            ndis_sys::OID_GEN_DRIVER_VERSION,
+            ndis_sys::OID_GEN_MAC_OPTIONS,
+            // Addresses.
+            ndis_sys::OID_802_3_PERMANENT_ADDRESS,
+            ndis_sys::OID_802_3_CURRENT_ADDRESS,
+            ndis_sys::OID_802_3_MULTICAST_LIST,
+            ndis_sys::OID_802_3_MAXIMUM_LIST_SIZE,
+            // Sizes.
+            ndis_sys::OID_GEN_MAXIMUM_FRAME_SIZE,
+            ndis_sys::OID_GEN_MAXIMUM_TOTAL_SIZE,
+            ndis_sys::OID_GEN_MAXIMUM_LOOKAHEAD,
+            ndis_sys::OID_GEN_CURRENT_LOOKAHEAD,
+            ndis_sys::OID_GEN_MAXIMUM_SEND_PACKETS,
+            ndis_sys::OID_GEN_TRANSMIT_BLOCK_SIZE,
+            ndis_sys::OID_GEN_RECEIVE_BLOCK_SIZE,
+            ndis_sys::OID_GEN_TRANSMIT_BUFFER_SPACE,
+            ndis_sys::OID_GEN_RECEIVE_BUFFER_SPACE,
+            // Link.
+            ndis_sys::OID_GEN_LINK_SPEED,
+            ndis_sys::OID_GEN_LINK_STATE,
+            ndis_sys::OID_GEN_MEDIA_CONNECT_STATUS,
+            ndis_sys::OID_GEN_MEDIA_DUPLEX_STATE,
+            ndis_sys::OID_GEN_MAX_LINK_SPEED,
+            // Filters.
+            ndis_sys::OID_GEN_CURRENT_PACKET_FILTER,
+            // Counters.
+            ndis_sys::OID_GEN_STATISTICS,
+            ndis_sys::OID_GEN_XMIT_OK,
+            ndis_sys::OID_GEN_RCV_OK,
+            ndis_sys::OID_GEN_XMIT_ERROR,
+            ndis_sys::OID_GEN_RCV_ERROR,
+            ndis_sys::OID_GEN_RCV_NO_BUFFER,
+            ndis_sys::OID_GEN_RCV_CRC_ERROR,
+            ndis_sys::OID_GEN_XMIT_DISCARDS,
+            ndis_sys::OID_GEN_RCV_DISCARDS,
+        ];
+        assert_eq!(QUERYABLE_OIDS, named);
+        assert_eq!(check_queryable(ndis_sys::OID_802_3_CURRENT_ADDRESS), Ok(()));
+        assert_eq!(check_queryable(ndis_sys::OID_GEN_STATISTICS), Ok(()));
+        // Vendor-private (0xFFxxxxxx), offload and power OIDs are refused.
+        assert_eq!(check_queryable(0xFF00_0001), Err(Error::ACCESS_DENIED));
+        assert_eq!(check_queryable(ndis_sys::OID_GEN_RECEIVE_SCALE_PARAMETERS), Err(Error::ACCESS_DENIED));
+        assert_eq!(check_queryable(ndis_sys::OID_GEN_NETWORK_LAYER_ADDRESSES), Err(Error::ACCESS_DENIED));
         assert_eq!(check_settable(0x0001_0114), Err(Error::ACCESS_DENIED));
         assert_eq!(packet_filter_value(&[0x0B, 0, 0, 0]), Ok(0x0B));
         assert_eq!(packet_filter_value(&[0x0B, 0, 0]), Err(Error::BUFFER_TOO_SMALL));

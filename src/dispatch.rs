@@ -205,9 +205,11 @@ fn device_control(mut irp: Irp) -> NTSTATUS {
     }
 }
 
-/// An OID query or set for a handle, on its binding. Sets are allow-listed; a packet-filter set changes the
-/// handle's destination classes (the binding's filter is their union), a multicast-list set is remembered
-/// for the handles' multicast class. A query's reply is the request's header followed by the value.
+/// An OID query or set for a handle, on its binding. Queries and sets are allow-listed
+/// ([`control::QUERYABLE_OIDS`], [`control::SETTABLE_OIDS`]) and a query's buffer is zeroed; a packet-filter set changes the
+/// handle's destination classes (the binding's filter is their union), a multicast-list set the handle's
+/// groups (the binding's list is their union) and a lookahead set the handle's lookahead (the binding asks
+/// for the largest); each is restored to what the other handles need when the handle closes. A query's reply is the request's header followed by the value.
 fn oid(open: &Open, r: OidRequest, buf: &mut [u8], in_len: usize, out_len: usize) -> Result<usize> {
     let b = open.binding_ref().ok_or(Error::INVALID_DEVICE_STATE)?;
     let owner = Owner(core::ptr::from_ref(open) as usize);
@@ -221,9 +223,14 @@ fn oid(open: &Open, r: OidRequest, buf: &mut [u8], in_len: usize, out_len: usize
                 open.set_filter(|f| f.with_classes(classes))?;
             }
             OID_802_3_MULTICAST_LIST => {
-                let list = control::multicast_list(data, crate::binding::MAX_MULTICAST)?;
-                b.oid(r.oid, OidOp::Set(data), r.timeout_ms, owner)?;
-                b.set_multicast(list);
+                let groups = control::multicast_groups(data)?;
+                drop(b);
+                open.set_groups(groups)?;
+            }
+            OID_GEN_CURRENT_LOOKAHEAD => {
+                let bytes = control::lookahead_value(data)?;
+                drop(b);
+                open.set_lookahead(bytes)?;
             }
             _ => {
                 b.oid(r.oid, OidOp::Set(data), r.timeout_ms, owner)?;
@@ -231,7 +238,11 @@ fn oid(open: &Open, r: OidRequest, buf: &mut [u8], in_len: usize, out_len: usize
         }
         return Ok(0);
     }
+    control::check_queryable(r.oid)?;
     let out = buf.get_mut(r.data_at..out_len).ok_or(Error::BUFFER_TOO_SMALL)?;
+    // The system buffer holds what the caller wrote; the miniport gets a zeroed buffer, never user bytes
+    // or stale pool, whatever it writes back.
+    out.fill(0);
     let n = b.oid(r.oid, OidOp::Query(out), r.timeout_ms, owner)?;
     Ok(r.data_at + (n as usize).min(out_len - r.data_at))
 }

@@ -113,6 +113,96 @@ pub fn union(filters: impl IntoIterator<Item = u32>) -> u32 {
     filters.into_iter().fold(0, |a, c| a | c)
 }
 
+/// A set of multicast group addresses, at most [`Groups::CAPACITY`]: one handle's list, or the union a
+/// binding sets on the adapter (OID_802_3_MULTICAST_LIST).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Groups {
+    list: [[u8; 6]; Groups::CAPACITY],
+    len: usize,
+}
+
+impl Default for Groups {
+    fn default() -> Self {
+        Self::EMPTY
+    }
+}
+
+impl Groups {
+    /// Addresses a binding sets at most (handles share them).
+    pub const CAPACITY: usize = 32;
+    pub const EMPTY: Groups = Groups { list: [[0; 6]; Groups::CAPACITY], len: 0 };
+
+    /// The distinct addresses of `addresses`, in first-seen order; `None` if there are more than
+    /// [`Groups::CAPACITY`].
+    pub fn collect(addresses: impl IntoIterator<Item = [u8; 6]>) -> Option<Groups> {
+        let mut g = Groups::EMPTY;
+        for a in addresses {
+            if !g.insert(a) {
+                return None;
+            }
+        }
+        Some(g)
+    }
+
+    /// The union of several sets; `None` if it holds more than [`Groups::CAPACITY`] addresses.
+    pub fn union<'a>(sets: impl IntoIterator<Item = &'a Groups>) -> Option<Groups> {
+        Groups::collect(sets.into_iter().flat_map(|g| g.as_slice().iter().copied()))
+    }
+
+    /// Adds `a` unless it is already in; false if the set is full.
+    fn insert(&mut self, a: [u8; 6]) -> bool {
+        if self.contains(&a) {
+            return true;
+        }
+        match self.list.get_mut(self.len) {
+            Some(slot) => {
+                *slot = a;
+                self.len += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn contains(&self, a: &[u8; 6]) -> bool {
+        self.as_slice().contains(a)
+    }
+
+    pub fn as_slice(&self) -> &[[u8; 6]] {
+        self.list.get(..self.len).unwrap_or_default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The OID_802_3_MULTICAST_LIST value: the addresses back to back, in `out`; returns its length.
+    pub fn write_to(&self, out: &mut [u8; Groups::CAPACITY * 6]) -> usize {
+        for (chunk, a) in out.chunks_exact_mut(6).zip(self.as_slice()) {
+            chunk.copy_from_slice(a);
+        }
+        self.len * 6
+    }
+}
+
+/// How a handle sees a frame's destination: a group the binding listed for another handle only is, for
+/// this handle, a multicast address it did not ask for (its MULTICAST class does not take it).
+pub fn destination_for(d: Destination, dst: Option<&[u8; 6]>, own: &Groups) -> Destination {
+    match (d, dst) {
+        (Destination::ListedMulticast, Some(a)) if !own.contains(a) => Destination::OtherMulticast,
+        _ => d,
+    }
+}
+
+/// The lookahead a binding asks the adapter for: the largest any of its handles asked for (0: none asked).
+pub fn lookahead(values: impl IntoIterator<Item = u32>) -> u32 {
+    values.into_iter().max().unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,6 +260,34 @@ mod tests {
         assert_eq!(ethertype(&frame(MAC, 0x8100, None)[..16]), None);
         assert!(vlan_tagged(&frame(MAC, 0x8100, Some(1))));
         assert!(!vlan_tagged(&frame(MAC, 0x0800, None)));
+    }
+
+    #[test]
+    fn multicast_sets_are_deduplicated_bounded_and_joined() {
+        let a = Groups::collect([GROUP, GROUP, [0x33, 0x33, 0, 0, 0, 1]]).unwrap();
+        assert_eq!(a.len(), 2);
+        let b = Groups::collect([[0x33, 0x33, 0, 0, 0, 1], [0x01, 0x80, 0xC2, 0, 0, 0x0E]]).unwrap();
+        let u = Groups::union([&a, &b]).unwrap();
+        assert_eq!(u.as_slice(), [GROUP, [0x33, 0x33, 0, 0, 0, 1], [0x01, 0x80, 0xC2, 0, 0, 0x0E]]);
+        let mut bytes = [0; Groups::CAPACITY * 6];
+        assert_eq!(u.write_to(&mut bytes), 18);
+        assert_eq!(bytes[..6], GROUP);
+        let many = |base: u8| Groups::collect((0..16u8).map(|i| [1, 0, 0x5E, 0, base, i])).unwrap();
+        assert_eq!(Groups::union([&many(1), &many(2)]).map(|g| g.len()), Some(32));
+        assert_eq!(Groups::union([&many(1), &many(2), &a]), None);
+        assert_eq!(Groups::collect((0..33u8).map(|i| [1, 0, 0x5E, 0, 0, i])), None);
+        assert!(Groups::union([]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_handle_takes_only_its_own_groups() {
+        let mine = Groups::collect([GROUP]).unwrap();
+        let other = [0x01, 0x00, 0x5E, 0, 0, 2];
+        assert_eq!(destination_for(Destination::ListedMulticast, Some(&GROUP), &mine), Destination::ListedMulticast);
+        assert_eq!(destination_for(Destination::ListedMulticast, Some(&other), &mine), Destination::OtherMulticast);
+        assert_eq!(destination_for(Destination::Broadcast, Some(&[0xFF; 6]), &mine), Destination::Broadcast);
+        assert_eq!(lookahead([128, 256, 0]), 256);
+        assert_eq!(lookahead([]), 0);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::binding::{Binding, BindingRef};
 use crate::driver::Driver;
 use crate::error::{Error, Result};
 use crate::events::EventQueue;
-use crate::filter::{Destination, Filter};
+use crate::filter::{Destination, Filter, Groups};
 use crate::kernel::alloc::try_box;
 use crate::kernel::irp::{Irp, PendingIrp};
 use crate::kernel::sync::SpinLock;
@@ -50,6 +50,10 @@ struct Rx {
     /// Allocated at attach.
     queue: Option<RxQueue>,
     filter: Filter,
+    /// The multicast groups this handle asked for (its share of the adapter's list).
+    groups: Groups,
+    /// The lookahead this handle asked for (0: none).
+    lookahead: u32,
     /// Bytes kept of each frame (0: all).
     capture_length: u32,
     offered: u64,
@@ -127,6 +131,8 @@ impl Open {
             rx: SpinLock::new(Rx {
                 queue: None,
                 filter: Filter::default(),
+                groups: Groups::EMPTY,
+                lookahead: 0,
                 capture_length: 0,
                 offered: 0,
                 filtered: 0,
@@ -296,6 +302,8 @@ impl Open {
             // Best effort: the handle is gone either way; a refused filter change only means the adapter
             // keeps indicating more than is wanted, which the per-handle filters drop.
             let _ = b.update_packet_filter();
+            let _ = b.update_multicast();
+            let _ = b.update_lookahead();
         }
     }
 
@@ -316,6 +324,40 @@ impl Open {
         };
         if let Err(e) = b.update_packet_filter() {
             self.rx.lock().filter = old;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// The multicast groups this handle asked for.
+    pub fn groups(&self) -> Groups {
+        self.rx.lock().groups
+    }
+
+    /// The lookahead this handle asked for (0: none).
+    pub fn lookahead(&self) -> u32 {
+        self.rx.lock().lookahead
+    }
+
+    /// Sets this handle's multicast list (OID_802_3_MULTICAST_LIST) and the adapter's to the union over the
+    /// binding's handles; on failure the handle keeps its old list. The handle must be attached.
+    pub fn set_groups(&self, groups: Groups) -> Result {
+        let b = self.binding_ref().ok_or(Error::INVALID_DEVICE_STATE)?;
+        let old = core::mem::replace(&mut self.rx.lock().groups, groups);
+        if let Err(e) = b.update_multicast() {
+            self.rx.lock().groups = old;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Sets this handle's lookahead (OID_GEN_CURRENT_LOOKAHEAD) and the adapter's to the largest over the
+    /// binding's handles; on failure the handle keeps its old value. The handle must be attached.
+    pub fn set_lookahead(&self, bytes: u32) -> Result {
+        let b = self.binding_ref().ok_or(Error::INVALID_DEVICE_STATE)?;
+        let old = core::mem::replace(&mut self.rx.lock().lookahead, bytes);
+        if let Err(e) = b.update_lookahead() {
+            self.rx.lock().lookahead = old;
             return Err(e);
         }
         Ok(())
@@ -358,6 +400,7 @@ impl Open {
     ) -> Offer {
         let mut rx = self.rx.lock_at_dispatch();
         rx.offered += 1;
+        let dst = crate::filter::destination_for(dst, head.first_chunk::<6>(), &rx.groups);
         if !rx.filter.accepts(dst, head) {
             rx.filtered += 1;
             return Offer::Filtered;
@@ -377,6 +420,7 @@ impl Open {
     pub fn lost_to_resources(&self, dst: Destination, head: &[u8]) -> bool {
         let mut rx = self.rx.lock_at_dispatch();
         rx.offered += 1;
+        let dst = crate::filter::destination_for(dst, head.first_chunk::<6>(), &rx.groups);
         if rx.filter.accepts(dst, head) {
             rx.dropped_resources += 1;
             true

@@ -168,3 +168,47 @@ fn ndisprot_oid_requests_query_and_set_the_packet_filter_and_multicast_list() {
     assert_eq!(read_tags(&h, f), [(1, 0)]);
     common::finish(h, &[f]);
 }
+
+fn oid_set(h: &Host, f: Handle, oid: u32, value: &[u8]) -> i32 {
+    let mut input = rawlink_abi::OidHeader { oid, port: 0, timeout_ms: 0 }.to_bytes().to_vec();
+    input.extend_from_slice(value);
+    h.device_io_control(f, rawlink::IOCTL_RAWLINK_SET_OID, &input, 0).expect("ioctl").status
+}
+
+#[test]
+fn each_handle_keeps_its_multicast_list_and_lookahead_and_the_adapter_gets_their_union() {
+    let h = enforcing();
+    let (g1, g2, g3) = (GROUP, [0x01, 0, 0x5E, 0, 0, 2], [0x33, 0x33, 0, 0, 0, 1]);
+    let list = ndis_sys::OID_802_3_MULTICAST_LIST;
+    let lookahead = ndis_sys::OID_GEN_CURRENT_LOOKAHEAD;
+    let multicast = |h: &Host| h.oid_state(0).expect("adapter").multicast;
+    let a = common::attach(&h, 0);
+    let b = common::attach(&h, 0);
+    assert_eq!(oid_set(&h, a, list, &[g1, g3].concat()), STATUS_SUCCESS);
+    assert_eq!(oid_set(&h, b, list, &[g2, g3].concat()), STATUS_SUCCESS);
+    assert_eq!(multicast(&h), [g1, g3, g2], "the adapter's list is the union, each group once");
+    assert_eq!(oid_set(&h, a, lookahead, &128u32.to_le_bytes()), STATUS_SUCCESS);
+    assert_eq!(oid_set(&h, b, lookahead, &256u32.to_le_bytes()), STATUS_SUCCESS);
+    assert_eq!(oid_set(&h, a, lookahead, &64u32.to_le_bytes()), STATUS_SUCCESS);
+    assert_eq!(h.oid_state(0).expect("adapter").lookahead, 256, "the largest any handle asked for");
+    // Each handle's MULTICAST class takes its own groups only.
+    h.indicate_receive(
+        0,
+        vec![frame(g1, 0x0800, None, 1), frame(g2, 0x0800, None, 2), frame(g3, 0x0800, None, 3)],
+        false,
+    )
+    .expect("indicated");
+    assert_eq!(read_tags(&h, a), [(1, 0), (3, 0)]);
+    assert_eq!(read_tags(&h, b), [(2, 0), (3, 0)]);
+    // A list that would overflow the adapter's is refused and changes nothing.
+    let many: Vec<u8> = (0..31u8).flat_map(|i| [0x01, 0, 0x5E, 0, 1, i]).collect();
+    assert_eq!(oid_set(&h, b, list, &many), STATUS_INSUFFICIENT_RESOURCES);
+    assert_eq!(multicast(&h), [g1, g3, g2]);
+    // Closing a handle gives the adapter what the others still need.
+    assert_eq!(h.close(b).expect("closed"), 0);
+    assert_eq!(multicast(&h), [g1, g3]);
+    assert_eq!(h.oid_state(0).expect("adapter").lookahead, 64);
+    assert_eq!(h.close(a).expect("closed"), 0);
+    assert!(multicast(&h).is_empty(), "no handle left: the list is empty again, as when the binding opened");
+    common::finish(h, &[]);
+}

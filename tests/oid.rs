@@ -1,5 +1,5 @@
 //! OID requests through the real rawlink.sys: rawlink's QUERY/SET_OID with a timeout, the allow-list for
-//! sets, pended completions, a timeout that cancels the request, and cancellation when the handle closes.
+//! queries and sets, the zeroed query buffer, pended completions, a timeout that cancels the request, and cancellation when the handle closes.
 #![cfg(target_os = "linux")]
 
 mod common;
@@ -36,9 +36,10 @@ fn queries_return_the_value_and_sets_are_allow_listed() {
     assert_eq!((st, v), (STATUS_SUCCESS, 1500u32.to_le_bytes().to_vec()));
     let (st, _) = query(&h, f, ndis_sys::OID_802_3_CURRENT_ADDRESS, 0, 2);
     assert_eq!(st, STATUS_BUFFER_TOO_SMALL, "a 6-byte value does not fit 2 bytes");
-    let (st, _) = query(&h, f, 0x0F0F_0F0F, 0, 4);
+    let (st, _) = query(&h, f, ndis_sys::OID_GEN_MEDIA_DUPLEX_STATE, 0, 4);
     assert_eq!(st, STATUS_NOT_SUPPORTED, "the miniport's status comes back");
-    assert_eq!(set(&h, f, ndis_sys::OID_GEN_CURRENT_LOOKAHEAD, &256u32.to_le_bytes()), STATUS_NOT_SUPPORTED);
+    assert_eq!(set(&h, f, ndis_sys::OID_GEN_CURRENT_LOOKAHEAD, &256u32.to_le_bytes()), STATUS_SUCCESS);
+    assert_eq!(set(&h, f, ndis_sys::OID_GEN_CURRENT_LOOKAHEAD, &[1, 0]), STATUS_BUFFER_TOO_SMALL);
     assert_eq!(set(&h, f, ndis_sys::OID_GEN_MAXIMUM_FRAME_SIZE, &9000u32.to_le_bytes()), STATUS_ACCESS_DENIED);
     assert_eq!(set(&h, f, ndis_sys::OID_GEN_CURRENT_PACKET_FILTER, &0x100u32.to_le_bytes()), STATUS_NOT_SUPPORTED);
     assert_eq!(set(&h, f, ndis_sys::OID_GEN_CURRENT_PACKET_FILTER, &[1, 0]), STATUS_BUFFER_TOO_SMALL);
@@ -52,12 +53,41 @@ fn queries_return_the_value_and_sets_are_allow_listed() {
     assert_eq!(r.status, STATUS_INVALID_PARAMETER);
     let r = h.device_io_control(f, rawlink::IOCTL_RAWLINK_QUERY_OID, &[0; 15], 32).expect("ioctl");
     assert_eq!(r.status, STATUS_BUFFER_TOO_SMALL);
-    let r = h.device_io_control(f, rawlink::IOCTL_RAWLINK_QUERY_OID, &header(1, 0), 8).expect("ioctl");
+    let r = h.device_io_control(f, rawlink::IOCTL_RAWLINK_QUERY_OID, &header(ndis_sys::OID_GEN_MAXIMUM_FRAME_SIZE, 0), 8).expect("ioctl");
     assert_eq!(r.status, STATUS_BUFFER_TOO_SMALL, "no room for the header in the reply");
     let unattached = h.open("\\\\.\\RawLink").expect("opened");
     assert_eq!(query(&h, unattached, ndis_sys::OID_GEN_MAXIMUM_FRAME_SIZE, 0, 4).0, STATUS_INVALID_DEVICE_STATE);
     assert_eq!(h.pending_oid_requests(), 0);
     common::finish(h, &[f, unattached]);
+}
+
+#[test]
+fn only_allow_listed_oids_can_be_queried_and_they_reach_the_miniport_with_a_zeroed_buffer() {
+    let h = common::running(common::ethernet(1));
+    let f = common::attach(&h, 0);
+    // Vendor-private, unknown and configuration OIDs never reach the miniport.
+    for oid in [
+        0xFF00_0001,
+        0x0F0F_0F0F,
+        ndis_sys::OID_GEN_NETWORK_LAYER_ADDRESSES,
+        ndis_sys::OID_GEN_RECEIVE_SCALE_PARAMETERS,
+    ] {
+        assert_eq!(query(&h, f, oid, 0, 4).0, STATUS_ACCESS_DENIED, "query of {oid:#x}");
+    }
+    assert!(h.oid_requests().iter().all(|e| e.set), "a refused query reached the miniport: {:?}", h.oid_requests());
+    // Every allow-listed OID is passed down: it may fail in the miniport, never with ACCESS_DENIED.
+    for &oid in rawlink::QUERYABLE_OIDS.iter() {
+        assert_ne!(query(&h, f, oid, 0, 64).0, STATUS_ACCESS_DENIED, "query of {oid:#x}");
+    }
+    // The caller's bytes after the header (the system buffer holds them) are not handed to the miniport.
+    let mut input = header(ndis_sys::OID_GEN_MAXIMUM_FRAME_SIZE, 0);
+    input.extend_from_slice(&[0xAA; 4]);
+    let r = h.device_io_control(f, rawlink::IOCTL_RAWLINK_QUERY_OID, &input, OidHeader::LEN + 4).expect("ioctl");
+    assert_eq!((r.status, &r.output[OidHeader::LEN..]), (STATUS_SUCCESS, &1500u32.to_le_bytes()[..]));
+    let last = h.oid_requests().pop().expect("the query reached the miniport");
+    assert_eq!((last.oid, last.set, last.length), (ndis_sys::OID_GEN_MAXIMUM_FRAME_SIZE, false, 4));
+    assert!(last.buffer_zeroed, "the miniport was handed the caller's bytes: {last:?}");
+    common::finish(h, &[f]);
 }
 
 #[test]

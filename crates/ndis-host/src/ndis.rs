@@ -210,6 +210,8 @@ pub(crate) struct NdisState {
     /// reuses the address), and the last number given.
     pub oid_issue: BTreeMap<usize, u64>,
     pub oid_issues: u64,
+    /// The last [`OID_LOG_KEPT`] OID requests the driver issued, oldest first.
+    pub oid_log: std::collections::VecDeque<OidLogEntry>,
     /// Whether the receive pump thread runs.
     pub pump_running: bool,
     /// PnP events the driver pended: notification address → (binding handle, the status NdisCompleteNetPnPEvent
@@ -225,6 +227,31 @@ pub(crate) struct NdisState {
     pub filtered: BTreeMap<usize, u64>,
     /// Adapters whose binding a transition to a low-power state paused (restarted at D0).
     pub power_paused: std::collections::BTreeSet<usize>,
+}
+
+/// One OID request as the driver issued it, for tests that check what a miniport is handed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OidLogEntry {
+    pub adapter: usize,
+    pub oid: u32,
+    /// A set (otherwise a query).
+    pub set: bool,
+    /// The InformationBuffer's length.
+    pub length: u32,
+    /// For a query: whether every byte of the InformationBuffer was zero when the request reached the
+    /// miniport (a driver that passes user bytes or stale pool down hands the miniport data it never meant to).
+    pub buffer_zeroed: bool,
+}
+
+/// How many OID requests the host's log keeps.
+pub const OID_LOG_KEPT: usize = 256;
+
+/// Records an OID request in the bounded log.
+pub(crate) fn log_oid(ndis: &mut NdisState, entry: OidLogEntry) {
+    if ndis.oid_log.len() == OID_LOG_KEPT {
+        ndis.oid_log.pop_front();
+    }
+    ndis.oid_log.push_back(entry);
 }
 
 /// How many of the frames the driver sent the host keeps per adapter (a long `run` would grow without end).
@@ -1157,6 +1184,11 @@ impl Host {
     /// OID requests pended to the driver and not yet completed.
     pub fn pending_oid_requests(&self) -> usize {
         self.inner().state().ndis.pending_oids.len()
+    }
+
+    /// The last [`OID_LOG_KEPT`] OID requests the driver issued, oldest first.
+    pub fn oid_requests(&self) -> Vec<OidLogEntry> {
+        self.inner().state().ndis.oid_log.iter().cloned().collect()
     }
 
     /// Adapter `index`'s OID state (packet filter, multicast list, counters), if it was ever bound.

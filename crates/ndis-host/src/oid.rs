@@ -11,9 +11,10 @@ use ndis_sys::{
     NDIS_SIZEOF_LINK_STATE_REVISION_1, NDIS_SIZEOF_STATISTICS_INFO_REVISION_1, NDIS_STATISTICS_INFO_REVISION_1,
     NDIS_STATUS, NDIS_STATUS_BUFFER_TOO_SHORT, NDIS_STATUS_INVALID_DATA, NDIS_STATUS_INVALID_LENGTH,
     NDIS_STATUS_MULTICAST_FULL, NDIS_STATUS_NOT_SUPPORTED, OID_802_3_CURRENT_ADDRESS, OID_802_3_MAXIMUM_LIST_SIZE,
-    OID_802_3_MULTICAST_LIST, OID_802_3_PERMANENT_ADDRESS, OID_GEN_CURRENT_PACKET_FILTER, OID_GEN_LINK_SPEED,
-    OID_GEN_LINK_STATE, OID_GEN_MAC_OPTIONS, OID_GEN_MAXIMUM_FRAME_SIZE, OID_GEN_MAXIMUM_TOTAL_SIZE,
-    OID_GEN_MEDIA_CONNECT_STATUS, OID_GEN_RCV_OK, OID_GEN_STATISTICS, OID_GEN_VENDOR_DESCRIPTION, OID_GEN_XMIT_OK,
+    OID_802_3_MULTICAST_LIST, OID_802_3_PERMANENT_ADDRESS, OID_GEN_CURRENT_LOOKAHEAD, OID_GEN_CURRENT_PACKET_FILTER,
+    OID_GEN_LINK_SPEED, OID_GEN_LINK_STATE, OID_GEN_MAC_OPTIONS, OID_GEN_MAXIMUM_FRAME_SIZE, OID_GEN_MAXIMUM_LOOKAHEAD,
+    OID_GEN_MAXIMUM_TOTAL_SIZE, OID_GEN_MEDIA_CONNECT_STATUS, OID_GEN_RCV_OK, OID_GEN_STATISTICS,
+    OID_GEN_VENDOR_DESCRIPTION, OID_GEN_XMIT_OK,
 };
 
 /// Packet filter bits the virtual adapter supports: directed, multicast, all-multicast, broadcast,
@@ -53,6 +54,8 @@ pub struct OidModel {
     pub packet_filter: u32,
     /// OID_802_3_MULTICAST_LIST as last set.
     pub multicast: Vec<[u8; 6]>,
+    /// OID_GEN_CURRENT_LOOKAHEAD as last set (the MTU when the adapter starts; at most the MTU).
+    pub lookahead: u32,
     pub xmit_ok: u64,
     pub rcv_ok: u64,
     pub xmit_octets: u64,
@@ -70,6 +73,7 @@ impl OidModel {
             connected,
             packet_filter: 0,
             multicast: Vec::new(),
+            lookahead: mtu,
             xmit_ok: 0,
             rcv_ok: 0,
             xmit_octets: 0,
@@ -119,7 +123,8 @@ impl OidModel {
             OID_802_3_PERMANENT_ADDRESS => self.permanent_mac.to_vec(),
             // CAST: a small constant.
             OID_802_3_MAXIMUM_LIST_SIZE => u32v(MAX_MULTICAST as u32),
-            OID_GEN_MAXIMUM_FRAME_SIZE => u32v(self.mtu),
+            OID_GEN_MAXIMUM_FRAME_SIZE | OID_GEN_MAXIMUM_LOOKAHEAD => u32v(self.mtu),
+            OID_GEN_CURRENT_LOOKAHEAD => u32v(self.lookahead),
             OID_GEN_MAXIMUM_TOTAL_SIZE => u32v(self.mtu + ETHERNET_HEADER),
             // In units of 100 bit/s.
             OID_GEN_LINK_SPEED => u32v(u32::try_from(self.link_speed / 100).unwrap_or(u32::MAX)),
@@ -207,6 +212,16 @@ impl OidModel {
                 self.multicast = list;
                 // CAST: at most 32 * 6.
                 Ok(data.len() as u32)
+            }
+            OID_GEN_CURRENT_LOOKAHEAD => {
+                exact(4)?;
+                let v = u32::from_le_bytes([data[0], data[1], data[2], data[3]]);
+                // Lookahead is at most OID_GEN_MAXIMUM_LOOKAHEAD (the MTU here).
+                if v > self.mtu {
+                    return Err(OidError { status: NDIS_STATUS_INVALID_DATA, bytes_needed: 0 });
+                }
+                self.lookahead = v;
+                Ok(4)
             }
             _ => Err(OidError::not_supported()),
         }

@@ -65,6 +65,56 @@ pub mod rawlink {
     /// Input: a [`crate::FilterRequest`]: which destination classes and EtherTypes this handle receives.
     /// The adapter's packet filter becomes the union over the binding's handles.
     pub const IOCTL_RAWLINK_SET_FILTER: u32 = net_ioctl(0x905);
+    /// The OIDs [`IOCTL_RAWLINK_QUERY_OID`] (and NDISPROT's query) passes down: the read-only facts a user
+    /// of raw Ethernet needs about an adapter — identity, addresses, frame sizes, link, packet filter and
+    /// counters. Any other query (vendor-private OIDs, offload, RSS, power, port and protocol configuration)
+    /// is refused with STATUS_ACCESS_DENIED before it reaches NDIS. Values from the WDK's ntddndis.h.
+    pub const QUERYABLE_OIDS: [u32; 38] = [
+        // What the adapter is.
+        0x0001_0101, // OID_GEN_SUPPORTED_LIST
+        0x0001_0102, // OID_GEN_HARDWARE_STATUS
+        0x0001_0103, // OID_GEN_MEDIA_SUPPORTED
+        0x0001_0104, // OID_GEN_MEDIA_IN_USE
+        0x0001_0202, // OID_GEN_PHYSICAL_MEDIUM
+        0x0001_010C, // OID_GEN_VENDOR_ID
+        0x0001_010D, // OID_GEN_VENDOR_DESCRIPTION
+        0x0001_0116, // OID_GEN_VENDOR_DRIVER_VERSION
+        0x0001_0110, // OID_GEN_DRIVER_VERSION
+        0x0001_0113, // OID_GEN_MAC_OPTIONS
+        // Addresses.
+        0x0101_0101, // OID_802_3_PERMANENT_ADDRESS
+        0x0101_0102, // OID_802_3_CURRENT_ADDRESS
+        0x0101_0103, // OID_802_3_MULTICAST_LIST
+        0x0101_0104, // OID_802_3_MAXIMUM_LIST_SIZE
+        // Sizes.
+        0x0001_0106, // OID_GEN_MAXIMUM_FRAME_SIZE
+        0x0001_0111, // OID_GEN_MAXIMUM_TOTAL_SIZE
+        0x0001_0105, // OID_GEN_MAXIMUM_LOOKAHEAD
+        0x0001_010F, // OID_GEN_CURRENT_LOOKAHEAD
+        0x0001_0115, // OID_GEN_MAXIMUM_SEND_PACKETS
+        0x0001_010A, // OID_GEN_TRANSMIT_BLOCK_SIZE
+        0x0001_010B, // OID_GEN_RECEIVE_BLOCK_SIZE
+        0x0001_0108, // OID_GEN_TRANSMIT_BUFFER_SPACE
+        0x0001_0109, // OID_GEN_RECEIVE_BUFFER_SPACE
+        // Link.
+        0x0001_0107, // OID_GEN_LINK_SPEED
+        0x0001_0207, // OID_GEN_LINK_STATE
+        0x0001_0114, // OID_GEN_MEDIA_CONNECT_STATUS
+        0x0001_028C, // OID_GEN_MEDIA_DUPLEX_STATE
+        0x0001_0206, // OID_GEN_MAX_LINK_SPEED
+        // Filters.
+        0x0001_010E, // OID_GEN_CURRENT_PACKET_FILTER
+        // Counters.
+        0x0002_0106, // OID_GEN_STATISTICS
+        0x0002_0101, // OID_GEN_XMIT_OK
+        0x0002_0102, // OID_GEN_RCV_OK
+        0x0002_0103, // OID_GEN_XMIT_ERROR
+        0x0002_0104, // OID_GEN_RCV_ERROR
+        0x0002_0105, // OID_GEN_RCV_NO_BUFFER
+        0x0002_020D, // OID_GEN_RCV_CRC_ERROR
+        0x0002_021C, // OID_GEN_XMIT_DISCARDS
+        0x0002_021B, // OID_GEN_RCV_DISCARDS
+    ];
     /// Input: an [`crate::OidHeader`]; output: the header followed by the value NDIS returned.
     pub const IOCTL_RAWLINK_QUERY_OID: u32 = net_ioctl(0x906);
     /// Input: an [`crate::OidHeader`] followed by the value; only allow-listed OIDs are set.

@@ -1150,6 +1150,21 @@ fn oid_request(inner: &std::sync::Arc<Inner>, handle: usize, request: usize) -> 
                 inner.violation(Rule::BadParameter, "NdisOidRequest: a query with a null buffer of non-zero length");
                 return NDIS_STATUS_INVALID_PARAMETER;
             }
+            let buffer_zeroed = q.InformationBufferLength == 0 || {
+                // SAFETY: the driver's buffer of InformationBufferLength bytes.
+                let bytes = unsafe {
+                    super::super::memory::read_bytes(q.InformationBuffer as usize, q.InformationBufferLength as usize)
+                };
+                bytes.iter().all(|&b| b == 0)
+            };
+            let entry = crate::ndis::OidLogEntry {
+                adapter,
+                oid: q.Oid,
+                set: false,
+                length: q.InformationBufferLength,
+                buffer_zeroed,
+            };
+            crate::ndis::log_oid(&mut inner.state().ndis, entry);
             let answer = {
                 let mut st = inner.state();
                 crate::ndis::oid_model(&mut st.ndis, adapter).map(|m| m.query(q.Oid, q.InformationBufferLength))
@@ -1196,6 +1211,14 @@ fn oid_request(inner: &std::sync::Arc<Inner>, handle: usize, request: usize) -> 
                     super::super::memory::read_bytes(q.InformationBuffer as usize, q.InformationBufferLength as usize)
                 }
             };
+            let entry = crate::ndis::OidLogEntry {
+                adapter,
+                oid: q.Oid,
+                set: true,
+                length: q.InformationBufferLength,
+                buffer_zeroed: false,
+            };
+            crate::ndis::log_oid(&mut inner.state().ndis, entry);
             // A pended set takes effect when it completes successfully (a cancelled one never does): the model
             // is only tried now, for the status and byte counts.
             let answer = {
