@@ -36,7 +36,10 @@ unsafe extern "system" fn dispatch(_device: PDEVICE_OBJECT, irp: PIRP) -> NTSTAT
     // SAFETY: the I/O manager passes a valid IRP that this driver now owns until it completes it.
     let Some(irp) = (unsafe { Irp::from_raw(irp) }) else { return STATUS_INVALID_PARAMETER };
     match irp.major_function() {
-        IRP_MJ_CREATE => match Open::create() {
+        // The device has no namespace: `\\.\RawLink\anything` is not the device (FILE_DEVICE_SECURE_OPEN
+        // already applies the device's descriptor to such names; this refuses them outright).
+        IRP_MJ_CREATE if irp.file_name_len() != 0 => irp.complete(Error::OBJECT_PATH_NOT_FOUND.to_status(), 0),
+        IRP_MJ_CREATE => match Open::create(crate::kernel::security::opener()) {
             Ok(o) => {
                 if irp.set_fs_context(o.cast()) {
                     irp.complete(STATUS_SUCCESS, 0)
@@ -153,8 +156,7 @@ fn device_control(mut irp: Irp) -> NTSTATUS {
                 }
             }
             Request::AllowAnySource { allow } => {
-                open.ok_or(Error::INVALID_DEVICE_STATE)?.set_any_source(allow);
-                Ok(0)
+                open.ok_or(Error::INVALID_DEVICE_STATE)?.set_any_source(allow).map(|()| 0)
             }
             Request::ReadMode(mode) => {
                 open.ok_or(Error::INVALID_DEVICE_STATE)?.set_mode(mode);

@@ -5,7 +5,8 @@
 //! 1. look up optional kernel routines; negotiate the NDIS version;
 //! 2. the driver globals ([`Driver`]) — everything any callback touches, initialised *before* registration,
 //!    because NDIS may call any ProtocolXxx handler from inside `NdisRegisterProtocolDriver`;
-//! 3. the control device `\Device\RawLink` (FILE_DEVICE_SECURE_OPEN), then its symbolic link;
+//! 3. the control device `\Device\RawLink` (FILE_DEVICE_SECURE_OPEN; SYSTEM and Administrators only, see
+//!    [`crate::security`]), then its symbolic link;
 //! 4. the IRP dispatch table and DriverUnload;
 //! 5. `NdisRegisterProtocolDriver`;
 //! 6. the record of what is loaded, for DriverUnload.
@@ -151,6 +152,8 @@ impl ControlDevice {
             return Err(Error::UNSUCCESSFUL);
         }
         let owner = ControlDevice(device);
+        // SYSTEM and Administrators only (or an administrator's replacement), before anyone can open it.
+        crate::kernel::security::protect_device(device)?;
         // SAFETY: IoCreateDevice succeeded, so `device` is a valid DEVICE_OBJECT whose extension has room
         // for one pointer (requested above) and is ours to write.
         unsafe {

@@ -73,6 +73,13 @@ declare_status! {
     IO_TIMEOUT = 0xC000_00B5u32;
     /// `STATUS_DELETE_PENDING`: a request on a handle whose IRP_MJ_CLEANUP already ran.
     DELETE_PENDING = 0xC000_0056u32;
+    /// `STATUS_PRIVILEGE_NOT_HELD`: a handle whose opener is neither an administrator nor holds
+    /// SeTcbPrivilege asked to send as any source.
+    PRIVILEGE_NOT_HELD = 0xC000_0061u32;
+    /// `STATUS_INVALID_SECURITY_DESCR`: a malformed replacement security descriptor.
+    INVALID_SECURITY_DESCR = 0xC000_0079u32;
+    /// `STATUS_OBJECT_PATH_NOT_FOUND`: an open of a name below the control device (it has no namespace).
+    OBJECT_PATH_NOT_FOUND = 0xC000_003Au32;
     /// `NDIS_STATUS_BAD_VERSION`.
     NDIS_BAD_VERSION = 0xC001_0004u32;
     /// `NDIS_STATUS_UNSUPPORTED_MEDIA`.

@@ -27,6 +27,7 @@ pub mod events;
 pub mod filter;
 pub mod meta;
 pub mod rxqueue;
+pub mod security;
 pub mod state;
 pub mod tx;
 pub mod version;

@@ -25,6 +25,7 @@ use crate::kernel::time;
 use crate::kernel::timer::Timer;
 use crate::request::Owner;
 use crate::rxqueue::{Push, RxQueue};
+use crate::security::Opener;
 use crate::send::Mode;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -101,6 +102,8 @@ pub struct Open {
     mode: SpinLock<ReadMode>,
     /// Writes may carry any source MAC.
     any_source: AtomicBool,
+    /// Who opened the handle (decided at IRP_MJ_CREATE).
+    opener: Opener,
     waiting: SpinLock<Waiting>,
     /// Expires at the earliest read deadline.
     timer: Timer,
@@ -124,7 +127,7 @@ impl OpenPtr {
 
 impl Open {
     /// A new, unattached handle state, in pool.
-    pub fn create() -> Result<*mut Open> {
+    pub fn create(opener: Opener) -> Result<*mut Open> {
         let b = try_box(Open {
             binding: AtomicPtr::new(ptr::null_mut()),
             link: SpinLock::new(None),
@@ -142,6 +145,7 @@ impl Open {
             one_frame: AtomicBool::new(false),
             mode: SpinLock::new(ReadMode { blocking: false, min_bytes: 1, timeout_ms: 0 }),
             any_source: AtomicBool::new(false),
+            opener,
             waiting: SpinLock::new(Waiting {
                 reads: Vec::new(),
                 event_waits: Vec::new(),
@@ -525,8 +529,14 @@ impl Open {
     }
 
     /// Lets this handle send frames with other source MACs (IOCTL_RAWLINK_ALLOW_ANY_SOURCE).
-    pub fn set_any_source(&self, on: bool) {
+    /// Sets whether writes may carry any source MAC (IOCTL_RAWLINK_ALLOW_ANY_SOURCE): turning it on needs
+    /// an opener who is an administrator or holds SeTcbPrivilege ([`Opener::check_any_source`]).
+    pub fn set_any_source(&self, on: bool) -> Result {
+        if on {
+            self.opener.check_any_source()?;
+        }
         self.any_source.store(on, Ordering::Release);
+        Ok(())
     }
 
     /// Sets the read mode (IOCTL_RAWLINK_SET_READ_MODE); waiting reads are re-examined.

@@ -53,7 +53,9 @@ fn queries_return_the_value_and_sets_are_allow_listed() {
     assert_eq!(r.status, STATUS_INVALID_PARAMETER);
     let r = h.device_io_control(f, rawlink::IOCTL_RAWLINK_QUERY_OID, &[0; 15], 32).expect("ioctl");
     assert_eq!(r.status, STATUS_BUFFER_TOO_SMALL);
-    let r = h.device_io_control(f, rawlink::IOCTL_RAWLINK_QUERY_OID, &header(ndis_sys::OID_GEN_MAXIMUM_FRAME_SIZE, 0), 8).expect("ioctl");
+    let r = h
+        .device_io_control(f, rawlink::IOCTL_RAWLINK_QUERY_OID, &header(ndis_sys::OID_GEN_MAXIMUM_FRAME_SIZE, 0), 8)
+        .expect("ioctl");
     assert_eq!(r.status, STATUS_BUFFER_TOO_SMALL, "no room for the header in the reply");
     let unattached = h.open("\\\\.\\RawLink").expect("opened");
     assert_eq!(query(&h, unattached, ndis_sys::OID_GEN_MAXIMUM_FRAME_SIZE, 0, 4).0, STATUS_INVALID_DEVICE_STATE);

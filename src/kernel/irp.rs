@@ -56,6 +56,20 @@ impl Irp {
         }
     }
 
+    /// The length in bytes of the file object's FileName: at IRP_MJ_CREATE, the part of the opened name
+    /// below the device (`\\.\RawLink\x` gives `\x`); 0 for the device itself or without a file object.
+    pub fn file_name_len(&self) -> usize {
+        let s = self.stack();
+        // SAFETY: as in `fs_context`; FileName is set by the I/O manager before CREATE is dispatched.
+        unsafe {
+            let f = (*s).FileObject;
+            if f.is_null() {
+                return 0;
+            }
+            usize::from((*f).FileName.Length)
+        }
+    }
+
     /// Stores the per-handle state in the file object (IRP_MJ_CREATE). Returns false without a file object.
     pub fn set_fs_context(&self, p: *mut core::ffi::c_void) -> bool {
         let s = self.stack();

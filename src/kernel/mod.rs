@@ -11,6 +11,7 @@ pub mod irp;
 pub mod irql;
 pub mod nbl;
 pub mod panic;
+pub mod security;
 pub mod string;
 pub mod sync;
 pub mod time;

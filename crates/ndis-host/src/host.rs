@@ -173,6 +173,8 @@ pub(crate) struct State {
     pub ndis: crate::ndis::NdisState,
     /// The I/O manager's files, handles, IRPs and MDLs.
     pub io: crate::io::IoState,
+    /// Tokens, device descriptors, kernel handles and the registry.
+    pub security: crate::security::SecurityState,
 }
 
 /// Everything the exports reach through the current processor.
@@ -685,6 +687,11 @@ impl Host {
         if !links.is_empty() {
             self.inner
                 .violation(Rule::ObjectLeak, format!("{when}: symbolic link(s) not deleted: {}", links.join(", ")));
+        }
+        let handles = crate::native::exports::open_handles(&self.inner);
+        if !handles.is_empty() {
+            self.inner
+                .violation(Rule::ObjectLeak, format!("{when}: kernel handle(s) not closed: {}", handles.join(", ")));
         }
         if !protocols.is_empty() {
             self.inner.violation(

@@ -690,6 +690,28 @@ impl Host {
         pid
     }
 
+    /// A new process of the emulated machine whose threads run with `token` (see [`crate::security`]).
+    pub fn new_process_as(&self, token: crate::security::Token) -> ProcessId {
+        let pid = self.new_process();
+        self.inner.state().security.tokens.insert(pid.0, token);
+        pid
+    }
+
+    /// Sets a registry value (`key` an NT name such as `\Registry\Machine\SYSTEM\...`; case does not
+    /// matter), e.g. before DriverEntry reads it.
+    pub fn set_registry_value(&self, key: &str, name: &str, kind: u32, data: &[u8]) {
+        let mut st = self.inner.state();
+        let values = st.security.registry.entry(key.to_ascii_lowercase()).or_default();
+        values.insert(name.to_ascii_lowercase(), crate::security::RegValue { kind, data: data.to_vec() });
+    }
+
+    /// The DACL the driver set on its device named `name` (`\Device\RawLink`), if it set one.
+    pub fn device_security(&self, name: &str) -> Option<crate::security::Descriptor> {
+        let st = self.inner.state();
+        let device = st.devices.iter().find(|d| d.name.as_deref() == Some(name))?.block.addr();
+        st.security.devices.get(&device).cloned()
+    }
+
     /// Opens `path` (`\\.\RawLink`, `\??\RawLink`, `\Device\RawLink` ...) for reading and writing in the
     /// initial process.
     pub fn open(&self, path: &str) -> Result<Handle, OpenError> {
@@ -709,6 +731,18 @@ impl Host {
             let device = rec.block.addr();
             if facts.flags & DO_EXCLUSIVE != 0 && st.io.files.values().any(|f| f.device == device) {
                 return Err(OpenError::Status(STATUS_ACCESS_DENIED));
+            }
+            // The access check (SeAccessCheck against the device's descriptor): for the device itself, and
+            // with FILE_DEVICE_SECURE_OPEN for every name below it; other names below it are the driver's
+            // to check.
+            const FILE_DEVICE_SECURE_OPEN: u32 = 0x100;
+            let checked = rest.is_empty() || facts.characteristics & FILE_DEVICE_SECURE_OPEN != 0;
+            if let Some(d) = st.security.devices.get(&device).filter(|_| checked) {
+                let asked = if access.grants(Access::READ) { 0x0012_0089 } else { 0 }
+                    | if access.grants(Access::WRITE) { 0x0012_0116 } else { 0 };
+                if !d.grants(&st.security.token(pid.0), asked) {
+                    return Err(OpenError::Status(STATUS_ACCESS_DENIED));
+                }
             }
             (device, rest)
         };
@@ -1095,8 +1129,10 @@ impl Host {
         // The dispatch routine runs in the caller's thread, as on Windows: requests of different callers
         // reach the driver concurrently, and one that blocks in its dispatch routine holds up no other.
         self.run_in_caller_thread(0, name, move |inner| {
-            let status = crate::native::irp::call_dispatch(inner, &label, f, device, &irp, details);
-            after_dispatch(inner, irp.addr(), &label, status);
+            crate::security::as_caller(pid.0, || {
+                let status = crate::native::irp::call_dispatch(inner, &label, f, device, &irp, details);
+                after_dispatch(inner, irp.addr(), &label, status);
+            });
         })?;
         Ok(Submitted::InFlight(addr))
     }

@@ -14,6 +14,7 @@ pub mod loader;
 mod native;
 pub mod ndis;
 pub mod oid;
+pub mod security;
 pub mod trace;
 pub mod verifier;
 pub mod wdk;

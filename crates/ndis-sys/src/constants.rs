@@ -102,6 +102,20 @@ constants! {
     STATUS_UNEXPECTED_NETWORK_ERROR: NTSTATUS = 0xC000_00C4_u32 as NTSTATUS;
     STATUS_INVALID_PORT_HANDLE: NTSTATUS = 0xC000_0042_u32 as NTSTATUS;
     STATUS_BAD_DEVICE_TYPE: NTSTATUS = 0xC000_00CB_u32 as NTSTATUS;
+    STATUS_INVALID_SECURITY_DESCR: NTSTATUS = 0xC000_0079_u32 as NTSTATUS;
+
+    // ---------------------------------------------------------------------------------------------
+    // Security, objects and the registry (wdm.h, ntifs.h, winnt.h).
+    // ---------------------------------------------------------------------------------------------
+    OBJ_CASE_INSENSITIVE: ULONG = 0x40;
+    OBJ_KERNEL_HANDLE: ULONG = 0x200;
+    WRITE_DAC: ACCESS_MASK = 0x0004_0000;
+    KEY_READ: ACCESS_MASK = 0x0002_0019;
+    DACL_SECURITY_INFORMATION: SECURITY_INFORMATION = 4;
+    REG_BINARY: ULONG = 3;
+    REG_DWORD: ULONG = 4;
+    KeyValuePartialInformation: KEY_VALUE_INFORMATION_CLASS = 2;
+    SE_TCB_PRIVILEGE: ULONG = 7;
 
     // ---------------------------------------------------------------------------------------------
     // NDIS_STATUS values (ndis.h, ndis/status.h): completion statuses and status-indication codes.

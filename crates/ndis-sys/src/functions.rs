@@ -205,6 +205,46 @@ imports! {
         /// What the `ObReferenceObject` macro calls.
         fn ObfReferenceObject(Object: PVOID) -> LONG_PTR;
         fn ZwClose(Handle: HANDLE) -> NTSTATUS;
+        /// [ObOpenObjectByPointer](https://learn.microsoft.com/windows-hardware/drivers/ddi/ntifs/nf-ntifs-obopenobjectbypointer).
+        fn ObOpenObjectByPointer(
+            Object: PVOID,
+            HandleAttributes: ULONG,
+            PassedAccessState: PVOID,
+            DesiredAccess: ACCESS_MASK,
+            ObjectType: POBJECT_TYPE,
+            AccessMode: KPROCESSOR_MODE,
+            Handle: *mut HANDLE,
+        ) -> NTSTATUS;
+        /// [ZwSetSecurityObject](https://learn.microsoft.com/windows-hardware/drivers/ddi/ntifs/nf-ntifs-zwsetsecurityobject).
+        fn ZwSetSecurityObject(
+            Handle: HANDLE,
+            SecurityInformation: SECURITY_INFORMATION,
+            SecurityDescriptor: PSECURITY_DESCRIPTOR,
+        ) -> NTSTATUS;
+        /// [ZwOpenKey](https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-zwopenkey).
+        fn ZwOpenKey(KeyHandle: *mut HANDLE, DesiredAccess: ACCESS_MASK, ObjectAttributes: POBJECT_ATTRIBUTES) -> NTSTATUS;
+        /// [ZwQueryValueKey](https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-zwqueryvaluekey).
+        fn ZwQueryValueKey(
+            KeyHandle: HANDLE,
+            ValueName: PUNICODE_STRING,
+            KeyValueInformationClass: KEY_VALUE_INFORMATION_CLASS,
+            KeyValueInformation: PVOID,
+            Length: ULONG,
+            ResultLength: *mut ULONG,
+        ) -> NTSTATUS;
+        /// [RtlValidRelativeSecurityDescriptor](https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-rtlvalidrelativesecuritydescriptor).
+        fn RtlValidRelativeSecurityDescriptor(
+            SecurityDescriptorInput: PSECURITY_DESCRIPTOR,
+            SecurityDescriptorLength: ULONG,
+            RequiredInformation: SECURITY_INFORMATION,
+        ) -> BOOLEAN;
+        /// [SeCaptureSubjectContext](https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-secapturesubjectcontext).
+        fn SeCaptureSubjectContext(SubjectContext: PSECURITY_SUBJECT_CONTEXT);
+        fn SeReleaseSubjectContext(SubjectContext: PSECURITY_SUBJECT_CONTEXT);
+        /// [SeTokenIsAdmin](https://learn.microsoft.com/windows-hardware/drivers/ddi/ntifs/nf-ntifs-setokenisadmin).
+        fn SeTokenIsAdmin(Token: PACCESS_TOKEN) -> BOOLEAN;
+        /// [SeSinglePrivilegeCheck](https://learn.microsoft.com/windows-hardware/drivers/ddi/ntddk/nf-ntddk-sesingleprivilegecheck).
+        fn SeSinglePrivilegeCheck(PrivilegeValue: LUID, PreviousMode: KPROCESSOR_MODE) -> BOOLEAN;
         fn PsGetCurrentProcessId() -> HANDLE;
         fn PsGetCurrentThreadId() -> HANDLE;
         fn RtlInitUnicodeString(DestinationString: PUNICODE_STRING, SourceString: PCWSTR);

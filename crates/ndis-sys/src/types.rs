@@ -98,6 +98,57 @@ pub type LCID = ULONG;
 pub type PSECURITY_DESCRIPTOR = PVOID;
 /// `PSID` (`void *` in the WDK).
 pub type PSID = PVOID;
+/// `PACCESS_TOKEN` (`void *` in the WDK).
+pub type PACCESS_TOKEN = PVOID;
+/// `KEY_VALUE_INFORMATION_CLASS` (an enum).
+pub type KEY_VALUE_INFORMATION_CLASS = i32;
+/// `SECURITY_IMPERSONATION_LEVEL` (an enum).
+pub type SECURITY_IMPERSONATION_LEVEL = i32;
+
+/// `LUID`: a locally unique identifier (here, a privilege's).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LUID {
+    pub LowPart: ULONG,
+    pub HighPart: LONG,
+}
+
+/// `OBJECT_ATTRIBUTES`: what ZwOpenKey and friends open (the `InitializeObjectAttributes` macro fills it).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct OBJECT_ATTRIBUTES {
+    pub Length: ULONG,
+    pub RootDirectory: HANDLE,
+    pub ObjectName: *mut UNICODE_STRING,
+    pub Attributes: ULONG,
+    pub SecurityDescriptor: PVOID,
+    pub SecurityQualityOfService: PVOID,
+}
+/// `OBJECT_ATTRIBUTES *`.
+pub type POBJECT_ATTRIBUTES = *mut OBJECT_ATTRIBUTES;
+
+/// `KEY_VALUE_PARTIAL_INFORMATION`: ZwQueryValueKey's KeyValuePartialInformation reply; `Data` runs on for
+/// `DataLength` bytes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct KEY_VALUE_PARTIAL_INFORMATION {
+    pub TitleIndex: ULONG,
+    pub Type: ULONG,
+    pub DataLength: ULONG,
+    pub Data: [UCHAR; 1],
+}
+
+/// `SECURITY_SUBJECT_CONTEXT`: the tokens of a thread, as SeCaptureSubjectContext captures them.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct SECURITY_SUBJECT_CONTEXT {
+    pub ClientToken: PACCESS_TOKEN,
+    pub ImpersonationLevel: SECURITY_IMPERSONATION_LEVEL,
+    pub PrimaryToken: PACCESS_TOKEN,
+    pub ProcessAuditId: PVOID,
+}
+/// `SECURITY_SUBJECT_CONTEXT *`.
+pub type PSECURITY_SUBJECT_CONTEXT = *mut SECURITY_SUBJECT_CONTEXT;
 /// `POOL_FLAGS` (`ExAllocatePool2`'s flags, `POOL_FLAG_*`).
 pub type POOL_FLAGS = ULONG64;
 

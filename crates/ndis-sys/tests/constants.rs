@@ -27,6 +27,14 @@ const NOT_IN_TABLES: &[(&str, i128, &str)] = &[
     ("FALSE", 0, "ntdef.h `#define FALSE 0`"),
     ("PAGE_SIZE", 0x1000, "wdm.h, x64: `#define PAGE_SIZE 0x1000`"),
     ("PAGE_SHIFT", 12, "wdm.h, x64: `#define PAGE_SHIFT 12L`"),
+    ("OBJ_CASE_INSENSITIVE", 0x40, "ntdef.h `#define OBJ_CASE_INSENSITIVE 0x00000040L`"),
+    ("OBJ_KERNEL_HANDLE", 0x200, "ntdef.h `#define OBJ_KERNEL_HANDLE 0x00000200L`"),
+    ("WRITE_DAC", 0x0004_0000, "winnt.h/wdm.h `#define WRITE_DAC (0x00040000L)`"),
+    ("KEY_READ", 0x0002_0019, "wdm.h `KEY_READ`: (STANDARD_RIGHTS_READ | KEY_QUERY_VALUE | KEY_ENUMERATE_SUB_KEYS | KEY_NOTIFY) & ~SYNCHRONIZE"),
+    ("DACL_SECURITY_INFORMATION", 4, "winnt.h `#define DACL_SECURITY_INFORMATION (0x00000004L)`"),
+    ("REG_BINARY", 3, "wdm.h `#define REG_BINARY ( 3ul )`"),
+    ("REG_DWORD", 4, "wdm.h `#define REG_DWORD ( 4ul )`"),
+    ("SE_TCB_PRIVILEGE", 7, "wdm.h `#define SE_TCB_PRIVILEGE (7L)`"),
 ];
 
 /// Whether a declared constant has the value the table row gives.

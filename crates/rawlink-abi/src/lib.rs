@@ -12,6 +12,14 @@ pub const DEVICE_NAME: &str = "\\Device\\RawLink";
 pub const SYMBOLIC_LINK_NAME: &str = "\\DosDevices\\Global\\RawLink";
 /// Protocol name registered with NDIS; also the service name in the INF.
 pub const PROTOCOL_NAME: &str = "RAWLINK";
+/// The control device's class GUID, as IoCreateDeviceSecure takes one: an administrator replaces the
+/// device's security descriptor (by default SYSTEM and Administrators only, `D:P(A;;GA;;;SY)(A;;GA;;;BA)`)
+/// with a self-relative descriptor in the REG_BINARY value `Security` of
+/// `HKLM\SYSTEM\CurrentControlSet\Control\Class\{this GUID}\Properties`, read when the driver loads.
+pub const DEVICE_CLASS_GUID: &str = "{66c3878c-5b42-45ac-983c-cfc4e8688096}";
+/// The registry key [`DEVICE_CLASS_GUID`] names, in the kernel's namespace.
+pub const DEVICE_CLASS_PROPERTIES_KEY: &str =
+    "\\Registry\\Machine\\SYSTEM\\CurrentControlSet\\Control\\Class\\{66c3878c-5b42-45ac-983c-cfc4e8688096}\\Properties";
 
 /// `FILE_DEVICE_NETWORK`.
 pub const FILE_DEVICE_NETWORK: u32 = 0x12;

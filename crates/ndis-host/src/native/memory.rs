@@ -38,6 +38,16 @@ pub unsafe fn read_bytes(addr: usize, len: usize) -> Vec<u8> {
     v
 }
 
+/// Copies `bytes` into driver-visible memory at `addr`.
+///
+/// # Safety
+///
+/// `addr..addr + bytes.len()` is writable and nobody else uses it.
+pub unsafe fn write_bytes(addr: usize, bytes: &[u8]) {
+    // SAFETY: guaranteed by the caller.
+    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), addr as *mut u8, bytes.len()) };
+}
+
 /// Fills `len` bytes at `addr` with `byte`.
 ///
 /// # Safety

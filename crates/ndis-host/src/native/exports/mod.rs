@@ -48,15 +48,17 @@ mod deferred_tests;
 mod io;
 mod ke;
 mod ndis;
+mod security;
 mod sync;
 mod timers;
 
 pub(crate) use ndis::finish_query;
+pub(crate) use security::open_handles;
 pub(crate) use timers::{check_deferred_released, start_system_threads};
 
 /// (module, name, address) of every export the host provides.
 pub fn table() -> Vec<(&'static str, &'static str, usize)> {
-    [io::table(), ke::table(), ndis::table(), sync::table(), timers::table()].concat()
+    [io::table(), ke::table(), ndis::table(), security::table(), sync::table(), timers::table()].concat()
 }
 
 impl Resolver for Exports {
