@@ -69,23 +69,36 @@ static LOADED: AtomicPtr<Loaded> = AtomicPtr::new(ptr::null_mut());
 /// Called by the kernel at PASSIVE_LEVEL with a valid driver object and registry path.
 // SAFETY: `DriverEntry` is the symbol the linker's /ENTRY names; no other item exports it.
 #[unsafe(export_name = "DriverEntry")]
-pub unsafe extern "system" fn driver_entry(driver: PDRIVER_OBJECT, _registry_path: PCUNICODE_STRING) -> NTSTATUS {
+pub unsafe extern "system" fn driver_entry(driver: PDRIVER_OBJECT, registry_path: PCUNICODE_STRING) -> NTSTATUS {
     if driver.is_null() {
         return Error::INVALID_PARAMETER.to_status();
     }
-    match load(driver) {
+    // SAFETY: the kernel passes the service key's name, valid for the duration of DriverEntry (a null or
+    // empty one is taken as no Parameters key).
+    let path: &[u16] = unsafe {
+        match registry_path.as_ref() {
+            Some(p) if !p.Buffer.is_null() => core::slice::from_raw_parts(p.Buffer, usize::from(p.Length / 2)),
+            _ => &[],
+        }
+    };
+    match load(driver, path) {
         Ok(()) => STATUS_SUCCESS,
         Err(e) => e.to_status(),
     }
 }
 
-fn load(driver_object: PDRIVER_OBJECT) -> Result {
+fn load(driver_object: PDRIVER_OBJECT, registry_path: &[u16]) -> Result {
     // Every step below requires PASSIVE_LEVEL; the I/O manager guarantees it, but a wrong caller must get
     // a status, not a bug check halfway through.
     if irql::current() != irql::PASSIVE_LEVEL {
         return Err(Error::INVALID_DEVICE_STATE);
     }
     alloc::init();
+    crate::budget::POOL.set_limit(if registry_path.is_empty() {
+        crate::budget::DEFAULT_BYTES
+    } else {
+        crate::kernel::security::pool_budget(registry_path)?
+    });
     // SAFETY: NdisGetVersion has no preconditions (any IRQL).
     let os_version = unsafe { NdisGetVersion() };
     let version = version::negotiate(os_version)?;

@@ -80,6 +80,8 @@ declare_status! {
     INVALID_SECURITY_DESCR = 0xC000_0079u32;
     /// `STATUS_OBJECT_PATH_NOT_FOUND`: an open of a name below the control device (it has no namespace).
     OBJECT_PATH_NOT_FOUND = 0xC000_003Au32;
+    /// `STATUS_QUOTA_EXCEEDED`: the driver's pool budget (see `crate::budget`) would be passed.
+    QUOTA_EXCEEDED = 0xC000_0044u32;
     /// `NDIS_STATUS_BAD_VERSION`.
     NDIS_BAD_VERSION = 0xC001_0004u32;
     /// `NDIS_STATUS_UNSUPPORTED_MEDIA`.

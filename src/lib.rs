@@ -21,6 +21,7 @@ extern crate std;
 
 extern crate alloc;
 
+pub mod budget;
 pub mod control;
 pub mod error;
 pub mod events;

@@ -14,6 +14,7 @@
 #![allow(unsafe_code)]
 
 use crate::binding::{Binding, BindingRef};
+use crate::budget::{self, Charge};
 use crate::driver::Driver;
 use crate::error::{Error, Result};
 use crate::events::EventQueue;
@@ -50,6 +51,8 @@ pub enum Offer {
 struct Rx {
     /// Allocated at attach.
     queue: Option<RxQueue>,
+    /// The queue's share of the pool budget.
+    queue_charge: Option<Charge>,
     filter: Filter,
     /// The multicast groups this handle asked for (its share of the adapter's list).
     groups: Groups,
@@ -104,6 +107,8 @@ pub struct Open {
     any_source: AtomicBool,
     /// Who opened the handle (decided at IRP_MJ_CREATE).
     opener: Opener,
+    /// The handle's fixed share of the pool budget ([`crate::budget::HANDLE_COST`]).
+    _charge: Charge,
     waiting: SpinLock<Waiting>,
     /// Expires at the earliest read deadline.
     timer: Timer,
@@ -128,11 +133,13 @@ impl OpenPtr {
 impl Open {
     /// A new, unattached handle state, in pool.
     pub fn create(opener: Opener) -> Result<*mut Open> {
+        let charge = budget::POOL.charge(budget::HANDLE_COST)?;
         let b = try_box(Open {
             binding: AtomicPtr::new(ptr::null_mut()),
             link: SpinLock::new(None),
             rx: SpinLock::new(Rx {
                 queue: None,
+                queue_charge: None,
                 filter: Filter::default(),
                 groups: Groups::EMPTY,
                 lookahead: 0,
@@ -146,6 +153,7 @@ impl Open {
             mode: SpinLock::new(ReadMode { blocking: false, min_bytes: 1, timeout_ms: 0 }),
             any_source: AtomicBool::new(false),
             opener,
+            _charge: charge,
             waiting: SpinLock::new(Waiting {
                 reads: Vec::new(),
                 event_waits: Vec::new(),
@@ -224,8 +232,12 @@ impl Open {
         if self.attached() {
             return Err(Error::INVALID_DEVICE_STATE);
         }
-        let queue = RxQueue::new(self.queue_size.load(Ordering::Acquire) as usize)?;
-        self.rx.lock().queue = Some(queue);
+        let bytes = self.queue_size.load(Ordering::Acquire) as usize;
+        let charge = budget::POOL.charge(bytes)?;
+        let queue = RxQueue::new(bytes)?;
+        let mut rx = self.rx.lock();
+        rx.queue = Some(queue);
+        rx.queue_charge = Some(charge);
         Ok(())
     }
 
@@ -374,6 +386,13 @@ impl Open {
 
     /// Resizes the receive queue, keeping what is queued (STATUS_BUFFER_TOO_SMALL if it would not fit).
     pub fn set_queue_size(&self, bytes: u32) -> Result {
+        // Before attach only the size is remembered (the queue is charged when it is allocated).
+        if !self.attached() {
+            self.queue_size.store(bytes, Ordering::Release);
+            return Ok(());
+        }
+        // The new queue is charged while the old one still is: a resize needs both for a moment.
+        let charge = budget::POOL.charge(bytes as usize)?;
         let mut new = RxQueue::new(bytes as usize)?;
         let old = {
             let mut rx = self.rx.lock();
@@ -383,7 +402,8 @@ impl Open {
                     if !new.adopt(q) {
                         return Err(Error::BUFFER_TOO_SMALL);
                     }
-                    Some(core::mem::replace(q, new))
+                    let old_queue = core::mem::replace(q, new);
+                    Some((old_queue, rx.queue_charge.replace(charge)))
                 }
             }
         };
@@ -563,6 +583,10 @@ impl Open {
                 drop(w);
                 return irp.complete(Error::DELETE_PENDING.to_status(), 0);
             }
+            if w.reads.len() + w.event_waits.len() >= budget::MAX_PENDED {
+                drop(w);
+                return irp.complete(Error::QUOTA_EXCEEDED.to_status(), 0);
+            }
             if w.reads.try_reserve(1).is_err() {
                 drop(w);
                 return irp.complete(Error::INSUFFICIENT_RESOURCES.to_status(), 0);
@@ -688,6 +712,10 @@ impl Open {
         if !self.attached() {
             drop(w);
             return irp.complete(Error::INVALID_DEVICE_STATE.to_status(), 0);
+        }
+        if w.reads.len() + w.event_waits.len() >= budget::MAX_PENDED {
+            drop(w);
+            return irp.complete(Error::QUOTA_EXCEEDED.to_status(), 0);
         }
         if w.event_waits.try_reserve(1).is_err() {
             drop(w);

@@ -42,6 +42,8 @@ struct Batch {
     bytes: usize,
     /// The driver's copy of the caller's buffer (frame records); the MDLs describe frames inside it.
     data: Vec<u8>,
+    /// The copy's share of the pool budget, given back when the batch is freed.
+    _charge: crate::budget::Charge,
 }
 
 /// Frees what one NBL of a batch holds (its MDL, the NBL itself).
@@ -86,6 +88,14 @@ pub fn send(
     if buf.len() > tx::max_batch_len(limits.mtu) {
         return Err((irp, Error::INVALID_PARAMETER));
     }
+    // The copy and the per-frame spans count against the pool budget until the batch completes.
+    // (A record holds a header and at least a 14-byte frame.)
+    let records = buf.len() / (rawlink_abi::FrameHeader::LEN + crate::filter::ETHERNET_HEADER);
+    let cost = buf.len() + records * core::mem::size_of::<(usize, usize)>();
+    let charge = match crate::budget::POOL.charge(cost) {
+        Ok(c) => c,
+        Err(e) => return Err((irp, e)),
+    };
     let mut data = Vec::new();
     if data.try_reserve_exact(buf.len()).is_err() {
         return Err((irp, Error::INSUFFICIENT_RESOURCES));
@@ -131,6 +141,7 @@ pub fn send(
         failed: AtomicU32::new(0),
         bytes,
         data,
+        _charge: charge,
     }) {
         Ok(b) => b,
         Err(e) => return Err((irp, e)),

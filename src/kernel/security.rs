@@ -5,7 +5,6 @@
 //! SeSinglePrivilegeCheck describe who is calling.
 
 use crate::error::{nt_result, Error, Result};
-use crate::kernel::string::StaticUnicode;
 use crate::security::{self, Opener};
 use alloc::vec::Vec;
 use core::ptr;
@@ -52,14 +51,14 @@ pub fn set_device_dacl(device: PDEVICE_OBJECT, sd: &[u8]) -> Result {
 /// Reads the value `name` of the registry key `key` (both NT names) into a new buffer: `Ok(None)` if the
 /// key or value does not exist; `Ok(Some((type, data)))` otherwise. A value longer than `max` bytes is
 /// STATUS_BUFFER_OVERFLOW. PASSIVE_LEVEL.
-pub fn read_registry_value(key: &'static [u16], name: &'static [u16], max: usize) -> Result<Option<(u32, Vec<u8>)>> {
-    let key_name = StaticUnicode::new(key).ok_or(Error::INVALID_PARAMETER)?;
-    let value_name = StaticUnicode::new(name).ok_or(Error::INVALID_PARAMETER)?;
+pub fn read_registry_value(key: &[u16], name: &[u16], max: usize) -> Result<Option<(u32, Vec<u8>)>> {
+    let mut key_name = counted(key)?;
+    let mut value_name = counted(name)?;
     let mut attributes = OBJECT_ATTRIBUTES {
         // CAST: a 48-byte struct.
         Length: core::mem::size_of::<OBJECT_ATTRIBUTES>() as ULONG,
         RootDirectory: ptr::null_mut(),
-        ObjectName: key_name.as_ptr(),
+        ObjectName: &mut key_name,
         Attributes: OBJ_CASE_INSENSITIVE | OBJ_KERNEL_HANDLE,
         SecurityDescriptor: ptr::null_mut(),
         SecurityQualityOfService: ptr::null_mut(),
@@ -82,14 +81,7 @@ pub fn read_registry_value(key: &'static [u16], name: &'static [u16], max: usize
     let len = buf.len() as ULONG;
     // SAFETY: `buf` is a writable buffer of `len` bytes that outlives the call; the value name is only read.
     let status = unsafe {
-        ZwQueryValueKey(
-            handle.0,
-            value_name.as_ptr(),
-            KeyValuePartialInformation,
-            buf.as_mut_ptr().cast(),
-            len,
-            &mut got,
-        )
+        ZwQueryValueKey(handle.0, &mut value_name, KeyValuePartialInformation, buf.as_mut_ptr().cast(), len, &mut got)
     };
     if status == STATUS_OBJECT_NAME_NOT_FOUND {
         return Ok(None);
@@ -107,6 +99,29 @@ pub fn read_registry_value(key: &'static [u16], name: &'static [u16], max: usize
     Ok(Some((kind, out)))
 }
 
+/// A UNICODE_STRING over `s` for a parameter the callee only reads (it lives as long as the borrow).
+fn counted(s: &[u16]) -> Result<UNICODE_STRING> {
+    let bytes = s.len().checked_mul(2).and_then(|n| u16::try_from(n).ok()).ok_or(Error::INVALID_PARAMETER)?;
+    Ok(UNICODE_STRING { Length: bytes, MaximumLength: bytes, Buffer: s.as_ptr().cast_mut() })
+}
+
+/// The pool budget the service's `Parameters\PoolBudgetMiB` value sets (see [`crate::budget`]); the
+/// default when it is absent, malformed or out of range. `registry_path` is DriverEntry's RegistryPath.
+/// A failure to read it (no pool, say) is returned: DriverEntry fails rather than guess.
+pub fn pool_budget(registry_path: &[u16]) -> Result<usize> {
+    const PARAMETERS: &[u16] = crate::utf16!("\\Parameters");
+    const VALUE: &[u16] = crate::utf16!("PoolBudgetMiB");
+    let mut key: Vec<u16> = Vec::new();
+    key.try_reserve_exact(registry_path.len() + PARAMETERS.len()).map_err(|_| Error::INSUFFICIENT_RESOURCES)?;
+    key.extend_from_slice(registry_path);
+    key.extend_from_slice(PARAMETERS);
+    let mib = match read_registry_value(&key, VALUE, 4)? {
+        Some((REG_DWORD, v)) => v.get(..4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        _ => None,
+    };
+    Ok(crate::budget::limit_from_registry(mib))
+}
+
 /// Which descriptor the control device got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
@@ -118,13 +133,15 @@ pub enum Applied {
 
 /// Puts the control device's descriptor on `device`: the class key's replacement if there is a valid one,
 /// else the default. A replacement that is malformed, or that the kernel refuses, leaves the default in
-/// place, so the device is never left open to everyone. PASSIVE_LEVEL, before the device is usable.
+/// place, so the device is never left open to everyone; a failure to apply the default, or to read the
+/// registry, is returned. PASSIVE_LEVEL, before the device is usable.
 pub fn protect_device(device: PDEVICE_OBJECT) -> Result<Applied> {
     const KEY: &[u16] = crate::utf16!(rawlink_abi::DEVICE_CLASS_PROPERTIES_KEY);
     const VALUE: &[u16] = crate::utf16!("Security");
     set_device_dacl(device, &security::default_descriptor())?;
-    let replacement = match read_registry_value(KEY, VALUE, security::MAX_LEN) {
-        Ok(Some((REG_BINARY, sd))) => sd,
+    // A value that is absent or not REG_BINARY leaves the default; failing to read it fails DriverEntry.
+    let replacement = match read_registry_value(KEY, VALUE, security::MAX_LEN)? {
+        Some((REG_BINARY, sd)) => sd,
         _ => return Ok(Applied::Default),
     };
     if security::check_replacement(&replacement).is_err() {

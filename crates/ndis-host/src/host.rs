@@ -38,6 +38,9 @@ pub struct HostConfig {
     pub echo_trace: bool,
     /// How long the host waits for one driver call before reporting a hang.
     pub call_timeout: Duration,
+    /// The machine's non-paged pool, in bytes (`None`: as much as the host process can have). An
+    /// allocation that would pass it fails (returns NULL), as when Windows runs out of pool.
+    pub pool_limit: Option<usize>,
 }
 
 impl Default for HostConfig {
@@ -48,6 +51,7 @@ impl Default for HostConfig {
             faults: Vec::new(),
             echo_trace: false,
             call_timeout: Duration::from_secs(30),
+            pool_limit: None,
         }
     }
 }
@@ -591,6 +595,16 @@ impl Host {
     }
 
     /// Calls DriverEntry at PASSIVE_LEVEL, as the I/O manager does, and returns its status.
+    /// The RegistryPath DriverEntry gets: the service key (its `Parameters` subkey holds the driver's settings).
+    pub fn registry_path(&self) -> String {
+        crate::native::exports::registry_path(&self.inner.registry_path)
+    }
+
+    /// Bytes of pool the driver holds now.
+    pub fn pool_in_use(&self) -> usize {
+        self.inner.state().pool.values().map(|b| b.size).sum()
+    }
+
     pub fn driver_entry(&mut self) -> Result<i32, HostError> {
         self.driver_entry_at(0)
     }

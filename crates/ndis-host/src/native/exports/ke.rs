@@ -32,6 +32,12 @@ fn pool_alloc(inner: &Inner, api: &'static str, size: usize, tag: u32) -> *mut c
     if inner.inject(api) {
         return std::ptr::null_mut();
     }
+    if let Some(limit) = inner.config.pool_limit {
+        let used: usize = inner.state().pool.values().map(|b| b.size).sum();
+        if used.saturating_add(size) > limit {
+            return std::ptr::null_mut();
+        }
+    }
     let Some(block) = HostBlock::new(size, 16) else { return std::ptr::null_mut() };
     let addr = block.addr();
     inner.state().pool.insert(addr, PoolBlock { block, tag, size, api });

@@ -214,6 +214,12 @@ pub(crate) fn init_driver_object(block: &HostBlock, registry: &HostBlock, image:
     unsafe { write_obj(registry.addr(), UNICODE_STRING { Length: len, MaximumLength: len, Buffer: buf as *mut u16 }) };
 }
 
+/// The registry path `init_driver_object` wrote into `registry`.
+pub(crate) fn registry_path(registry: &HostBlock) -> String {
+    // SAFETY: the block holds the UNICODE_STRING and, after it, its buffer (written at load).
+    unsafe { unicode(registry.addr() as *const UNICODE_STRING) }.unwrap_or_default()
+}
+
 /// The DriverUnload routine the driver set, if any.
 pub(crate) fn driver_unload_routine(inner: &Inner) -> Option<usize> {
     // SAFETY: the driver object block lives as long as the machine; the driver writes DriverUnload only in
