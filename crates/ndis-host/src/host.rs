@@ -167,6 +167,9 @@ pub(crate) struct State {
     pub pool: BTreeMap<usize, PoolBlock>,
     /// The most recently freed pool blocks (start, size), poisoned, to recognise use after free.
     pub freed_pool: std::collections::VecDeque<(usize, usize)>,
+    /// Their memory, kept (in quarantine) until they leave `freed_pool`: a driver that touches freed pool
+    /// reads poison and writes into memory nobody else uses, instead of corrupting the host's heap.
+    pub quarantine: std::collections::VecDeque<crate::native::memory::HostBlock>,
     pub devices: Vec<DeviceRec>,
     pub links: BTreeMap<String, String>,
     pub protocols: Vec<ProtocolRec>,
@@ -230,6 +233,19 @@ pub(crate) const FREED_POOL_KEPT: usize = 4096;
 pub(crate) const FREED_POOL_POISON: u8 = 0xDF;
 
 impl State {
+    /// Reports `api` acting on `object` (a spin lock, an event) inside freed pool: a verifier finding
+    /// (Rule::UseAfterFree); returns whether it was freed pool, so the caller leaves it alone.
+    pub fn freed_object(inner: &Inner, api: &str, what: &str, object: usize) -> bool {
+        if !inner.state().in_freed_pool(object) {
+            return false;
+        }
+        inner.violation(
+            Rule::UseAfterFree,
+            format!("{api}({object:#x}): the {what} lies in a pool block the driver already freed"),
+        );
+        true
+    }
+
     /// Whether `addr` lies in a pool block freed recently and not handed out again.
     pub fn in_freed_pool(&self, addr: usize) -> bool {
         let live = self.pool.range(..=addr).next_back().is_some_and(|(&start, b)| addr < start + b.size.max(1));

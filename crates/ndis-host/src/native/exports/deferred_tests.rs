@@ -895,3 +895,46 @@ fn a_callback_with_a_context_in_freed_pool_is_reported() {
     assert!(has(&h, Rule::UseAfterFree, "ProtocolBindingContext"), "{:#?}", h.violations());
     h.run(0, "free", move |_| free(live as *mut c_void, tag)).expect("ran");
 }
+
+#[test]
+fn a_spin_lock_or_event_in_freed_pool_is_a_finding_and_the_memory_stays_quarantined() {
+    type Alloc = extern "win64" fn(i32, usize, u32) -> *mut c_void;
+    type Free = extern "win64" fn(*mut c_void, u32);
+    type Lock = extern "win64" fn(*mut usize) -> u8;
+    type Unlock = extern "win64" fn(*mut usize, u8);
+    type InitEvent = extern "win64" fn(*mut KEVENT, i32, u8);
+    type SetEvent = extern "win64" fn(*mut KEVENT, i32, u8) -> i32;
+    // SAFETY: the exports' real signatures.
+    let (alloc, free, lock, unlock, init, set) = unsafe {
+        (
+            std::mem::transmute::<usize, Alloc>(export("ExAllocatePoolWithTag")),
+            std::mem::transmute::<usize, Free>(export("ExFreePoolWithTag")),
+            std::mem::transmute::<usize, Lock>(export("KeAcquireSpinLockRaiseToDpc")),
+            std::mem::transmute::<usize, Unlock>(export("KeReleaseSpinLock")),
+            std::mem::transmute::<usize, InitEvent>(export("KeInitializeEvent")),
+            std::mem::transmute::<usize, SetEvent>(export("KeSetEvent")),
+        )
+    };
+    let h = machine();
+    let tag = u32::from_le_bytes(*b"Test");
+    let freed = h
+        .run(0, "use after free", move |_| {
+            // NonPagedPoolNx (512), 512 bytes.
+            let block = alloc(512, 512, tag) as usize;
+            init((block + 64) as *mut KEVENT, 0, 0);
+            free(block as *mut c_void, tag);
+            // A spin lock and an event in the freed block: reported, not touched.
+            let old = lock(block as *mut usize);
+            unlock(block as *mut usize, old);
+            set((block + 64) as *mut KEVENT, 0, 0);
+            block
+        })
+        .expect("the machine survives");
+    assert!(has(&h, Rule::UseAfterFree, "spin lock"), "{:#?}", h.violations());
+    assert!(has(&h, Rule::UseAfterFree, "dispatcher object"), "{:#?}", h.violations());
+    // The freed block is still the machine's (poisoned), not handed back to the host's heap.
+    assert!(h.inner().state().quarantine.iter().any(|b| b.addr() == freed));
+    // SAFETY: the quarantined block is alive (checked above) and 512 bytes long.
+    let poison = unsafe { super::super::memory::read_bytes(freed + 128, 16) };
+    assert!(poison.iter().all(|&b| b == crate::host::FREED_POOL_POISON));
+}

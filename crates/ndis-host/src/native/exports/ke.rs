@@ -56,23 +56,30 @@ fn pool_free(inner: &Inner, api: &str, p: *mut c_void, tag: Option<u32>) {
             unsafe { super::super::memory::fill(b.block.addr(), b.size, crate::host::FREED_POOL_POISON) };
             if st.freed_pool.len() == crate::host::FREED_POOL_KEPT {
                 st.freed_pool.pop_front();
+                st.quarantine.pop_front();
             }
             st.freed_pool.push_back((b.block.addr(), b.size));
         }
         removed
     };
+    // The memory stays in quarantine (see State::quarantine); the record keeps only its tag.
+    let removed = removed.map(|b| {
+        let tag = b.tag;
+        inner.state().quarantine.push_back(b.block);
+        tag
+    });
     match removed {
         None => inner
             .violation(Rule::BadFree, format!("{api}({}) frees memory that is not an allocated pool block", ptr(p))),
-        Some(b) => {
-            if let Some(t) = tag.filter(|&t| t != b.tag) {
+        Some(block_tag) => {
+            if let Some(t) = tag.filter(|&t| t != block_tag) {
                 inner.violation(
                     Rule::BadFree,
                     format!(
                         "{api}({}) with tag '{}' frees a block allocated with tag '{}'",
                         ptr(p),
                         crate::host::tag_text(t),
-                        crate::host::tag_text(b.tag)
+                        crate::host::tag_text(block_tag)
                     ),
                 );
             }
@@ -272,6 +279,9 @@ extern "win64" fn KeInitializeSpinLock(lock: *mut usize) {
 }
 
 fn acquire(inner: &Inner, api: &str, lock: *mut usize) {
+    if crate::host::State::freed_object(inner, api, "spin lock", lock as usize) {
+        return;
+    }
     let me = std::thread::current().id();
     loop {
         let mut st = inner.state();
@@ -302,6 +312,9 @@ fn acquire(inner: &Inner, api: &str, lock: *mut usize) {
 }
 
 fn release(inner: &Inner, api: &str, lock: *mut usize) {
+    if crate::host::State::freed_object(inner, api, "spin lock", lock as usize) {
+        return;
+    }
     let me = std::thread::current().id();
     let mut st = inner.state();
     match st.spin_locks.get(&(lock as usize)) {
