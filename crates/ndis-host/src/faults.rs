@@ -7,6 +7,8 @@ pub const ALLOCATING_APIS: &[&str] = &[
     "ExAllocatePoolWithTag",
     "ExAllocatePool2",
     "NdisAllocateMemoryWithTagPriority",
+    "NdisAllocateMemoryWithTag",
+    "NdisAllocateNetBufferListContext",
     "NdisAllocateNetBufferListPool",
     "NdisAllocateNetBufferAndNetBufferList",
     "NdisAllocateNetBufferList",

@@ -225,6 +225,9 @@ pub(crate) struct NdisState {
     pub filtered: BTreeMap<usize, u64>,
     /// Adapters whose binding a transition to a low-power state paused (restarted at D0).
     pub power_paused: std::collections::BTreeSet<usize>,
+    /// NET_BUFFER_LIST_CONTEXT blocks NdisAllocateNetBufferListContext added: context address → (its block,
+    /// the NBL it was added to).
+    pub nbl_contexts: BTreeMap<usize, (HostBlock, usize)>,
 }
 
 /// How many of the frames the driver sent the host keeps per adapter (a long `run` would grow without end).
@@ -1050,7 +1053,14 @@ pub(crate) fn check_released(inner: &Inner, when: &str) {
     let oids = st.ndis.pending_oids.len();
     let nbs = st.ndis.driver_nbs.len();
     let nb_pools = st.ndis.nb_pools.len();
+    let contexts = st.ndis.nbl_contexts.len();
     drop(st);
+    if contexts != 0 {
+        inner.violation(
+            Rule::Ndis,
+            format!("{when}: {contexts} NBL context block(s) from NdisAllocateNetBufferListContext never freed (NdisFreeNetBufferListContext)"),
+        );
+    }
     if nbs != 0 {
         inner.violation(
             Rule::Ndis,

@@ -39,6 +39,10 @@ pub enum Rule {
     /// completion with a cancel routine still set, Information beyond the caller's buffer, files open or
     /// IRPs outstanding at unload.
     Irp,
+    /// A thread left the driver with its critical regions unbalanced: KeLeaveCriticalRegion without
+    /// KeEnterCriticalRegion, or a call into the driver that returned with a region still entered (bug check
+    /// 0x1 APC_INDEX_MISMATCH).
+    Apc,
 }
 
 /// One finding.

@@ -521,11 +521,13 @@ pub(crate) fn call_dispatch(
     let mut args = vec![("DeviceObject", hex(device as u64)), ("Irp", hex(irp.addr() as u64))];
     args.extend(details);
     let idx = inner.trace_call(Direction::HostToDriver, name, args);
+    let critical = super::exports::critical_depth();
     let probe = super::stack::Probe::begin();
     // SAFETY: `f` is the driver's MajorFunction entry, a DRIVER_DISPATCH taking (DEVICE_OBJECT*, IRP*);
     // `device` is its live device object and `irp` a complete IRP the host keeps alive until it is finished.
     let r = unsafe { call::call(f, &[device as u64, irp.addr() as u64]) };
     check_stack(inner, name, probe.end());
+    super::exports::check_critical_regions(inner, name, critical);
     let after = cpu::irql();
     if after != PASSIVE {
         inner.violation(

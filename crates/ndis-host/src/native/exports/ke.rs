@@ -22,7 +22,7 @@ export_table! {
 
 // ---------------------------------------------------------------- pool
 
-fn pool_alloc(inner: &Inner, api: &'static str, size: usize, tag: u32) -> *mut c_void {
+pub(super) fn pool_alloc(inner: &Inner, api: &'static str, size: usize, tag: u32) -> *mut c_void {
     if !inner.require_irql_at_most(api, DISPATCH) {
         return std::ptr::null_mut();
     }
@@ -38,7 +38,7 @@ fn pool_alloc(inner: &Inner, api: &'static str, size: usize, tag: u32) -> *mut c
     addr as *mut c_void
 }
 
-fn pool_free(inner: &Inner, api: &str, p: *mut c_void, tag: Option<u32>) {
+pub(super) fn pool_free(inner: &Inner, api: &str, p: *mut c_void, tag: Option<u32>) {
     if !inner.require_irql_at_most(api, DISPATCH) {
         return;
     }
@@ -59,6 +59,14 @@ fn pool_free(inner: &Inner, api: &str, p: *mut c_void, tag: Option<u32>) {
         None => inner
             .violation(Rule::BadFree, format!("{api}({}) frees memory that is not an allocated pool block", ptr(p))),
         Some(b) => {
+            // NDIS memory goes back through NdisFreeMemory, kernel pool through ExFreePool(WithTag).
+            let ndis_block = b.api.starts_with("NdisAllocateMemory");
+            if ndis_block != api.starts_with("Ndis") {
+                inner.violation(
+                    Rule::BadFree,
+                    format!("{api}({}) frees a block allocated with {}", ptr(p), b.api),
+                );
+            }
             if let Some(t) = tag.filter(|&t| t != b.tag) {
                 inner.violation(
                     Rule::BadFree,

@@ -538,7 +538,15 @@ extern "win64" fn NdisFreeMemory(p: *mut c_void, length: u32, flags: u32) {
         vec![("VirtualAddress", ptr(p)), ("Length", length.to_string()), ("MemoryFlags", hex(flags))],
     );
     inner.require_irql_at_most("NdisFreeMemory", DISPATCH);
-    if inner.state().ndis.ndis_memory.remove(&(p as usize)).is_none() {
+    let (ndis, pool) = {
+        let mut st = inner.state();
+        let ndis = st.ndis.ndis_memory.remove(&(p as usize)).is_some();
+        (ndis, st.pool.contains_key(&(p as usize)))
+    };
+    if pool {
+        // NdisAllocateMemoryWithTag(Priority) memory is tagged pool.
+        super::ke::pool_free(&inner, "NdisFreeMemory", p, None);
+    } else if !ndis {
         inner.violation(Rule::BadFree, format!("NdisFreeMemory({}) frees memory NDIS did not allocate", ptr(p)));
     }
 }
@@ -560,6 +568,7 @@ extern "win64" fn NdisReturnNetBufferLists(handle: *mut c_void, nbls: *mut c_voi
     let mut s = inner.state();
     let mut unknown = 0;
     for n in &chain {
+        super::ndis_extra::forget_contexts(&mut s, *n);
         if s.ndis.outstanding.remove(n).is_none() {
             unknown += 1;
         }
@@ -587,7 +596,7 @@ use crate::host::State;
 
 /// Whether `m` is an MDL the driver may chain into a NET_BUFFER it sends: NdisAllocateMdl, IoAllocateMdl,
 /// data NDIS allocated with an NBL, or an MDL the driver built in its own pool.
-fn mdl_known(st: &State, m: usize) -> bool {
+pub(super) fn mdl_known(st: &State, m: usize) -> bool {
     st.ndis.ndis_mdls.contains_key(&m)
         || st.io.driver_mdls.contains_key(&m)
         || st.ndis.driver_nbls.values().any(|n| n.data.is_some_and(|d| d.0 == m))
@@ -603,7 +612,7 @@ fn in_pool(st: &State, addr: usize, len: usize) -> bool {
 }
 
 /// Whether `addr..addr+len` is memory the driver owns (pool, data NDIS allocated for its NBLs, its image).
-fn readable(inner: &Inner, st: &State, addr: usize, len: usize) -> bool {
+pub(super) fn readable(inner: &Inner, st: &State, addr: usize, len: usize) -> bool {
     in_pool(st, addr, len)
         || st.ndis.driver_nbls.values().any(|n| n.data.is_some_and(|(_, a, l)| addr >= a && addr + len <= a + l))
         || st.ndis.driver_nbs.values().any(|n| n.2.is_some_and(|(_, a, l)| addr >= a && addr + len <= a + l))
@@ -740,6 +749,7 @@ extern "win64" fn NdisFreeNetBufferList(nbl: *mut NET_BUFFER_LIST) {
         );
         return;
     }
+    super::ndis_extra::forget_contexts(&mut s, n);
     if s.ndis.driver_nbls.remove(&n).is_none() {
         let received = s.ndis.outstanding.contains_key(&n);
         drop(s);
@@ -819,7 +829,7 @@ extern "win64" fn NdisFreeMdl(mdl: *mut MDL) {
 
 /// Whether `nb` is a NET_BUFFER the host allocated and the driver may read: one of its NBLs, or one of a
 /// received NBL it holds.
-fn nb_known(st: &State, nb: usize) -> bool {
+pub(super) fn nb_known(st: &State, nb: usize) -> bool {
     if nb == 0 {
         return false;
     }
