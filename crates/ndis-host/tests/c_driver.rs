@@ -1,0 +1,178 @@
+//! ndis-host with a driver that is not rawlink: `tests/c-driver/rlprot.c`, a small NDIS 6.30 protocol driver in C
+//! built the way a WDK build lays a driver out (clang for x86_64-pc-windows-msvc, lld-link `/DRIVER`, import
+//! libraries for ntoskrnl.exe and ndis.sys made from .def files). The build runs here, from Debian's
+//! `clang-22` and `rust-lld` (xtask's toolchain check installs both); nothing built is committed.
+
+use ndis_host::host::{Host, HostConfig};
+use ndis_host::io::STATUS_SUCCESS;
+use ndis_host::ndis::AdapterConfig;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+const CLANG: &str = "clang-22";
+const LLD: &str = "rust-lld";
+const IOCTL_SET_LOOPBACK: u32 = 0x0012_2000;
+const IOCTL_GET_STATS: u32 = 0x0012_2004;
+
+/// What the driver imports, by module (the .def files of its import libraries).
+const NTOSKRNL: &[&str] = &[
+    "IoCreateDevice",
+    "IoCreateSymbolicLink",
+    "IoDeleteDevice",
+    "IoDeleteSymbolicLink",
+    "IofCompleteRequest",
+    "KeAcquireSpinLockRaiseToDpc",
+    "KeEnterCriticalRegion",
+    "KeInitializeSpinLock",
+    "KeLeaveCriticalRegion",
+    "KeReleaseSpinLock",
+    "MmMapLockedPagesSpecifyCache",
+    "RtlInitUnicodeString",
+    "memcpy",
+    "memset",
+];
+const NDIS: &[&str] = &[
+    "NdisAllocateMemoryWithTagPriority",
+    "NdisAllocateNetBufferAndNetBufferList",
+    "NdisAllocateNetBufferListContext",
+    "NdisAllocateNetBufferListPool",
+    "NdisCloseAdapterEx",
+    "NdisCompleteBindAdapterEx",
+    "NdisCompleteUnbindAdapterEx",
+    "NdisCopyFromNetBufferToNetBuffer",
+    "NdisDeregisterProtocolDriver",
+    "NdisFreeMemory",
+    "NdisFreeNetBufferList",
+    "NdisFreeNetBufferListContext",
+    "NdisFreeNetBufferListPool",
+    "NdisGetDataBuffer",
+    "NdisInitializeEvent",
+    "NdisMSleep",
+    "NdisOidRequest",
+    "NdisOpenAdapterEx",
+    "NdisRegisterProtocolDriver",
+    "NdisResetEvent",
+    "NdisReturnNetBufferLists",
+    "NdisSendNetBufferLists",
+    "NdisSetEvent",
+    "NdisWaitEvent",
+];
+
+fn run(what: &str, cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| {
+        panic!("{what}: cannot run {:?}: {e} (install the Debian packages clang-22 and lld-22: `cargo xtask test` does)", cmd.get_program())
+    });
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn build_into(dir: &Path) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c-driver");
+    std::fs::create_dir_all(dir).expect("build folder");
+    let obj = dir.join("rlprot.obj");
+    run(
+        "compiling rlprot.c",
+        Command::new(CLANG)
+            .args(["--target=x86_64-pc-windows-msvc", "-ffreestanding", "-fno-stack-protector", "-O2", "-Wall", "-Werror", "-c"])
+            .arg(src.join("rlprot.c"))
+            .arg("-o")
+            .arg(&obj),
+    );
+    let mut libs = Vec::new();
+    for (module, names) in [("ntoskrnl.exe", NTOSKRNL), ("ndis.sys", NDIS)] {
+        let stem = module.split('.').next().unwrap_or(module);
+        let def = dir.join(format!("{stem}.def"));
+        let lib = dir.join(format!("{stem}.lib"));
+        std::fs::write(&def, format!("LIBRARY {module}\nEXPORTS\n{}\n", names.join("\n"))).expect(".def written");
+        run(
+            "making an import library",
+            Command::new(LLD).args(["-flavor", "link", "/lib", "/machine:x64"]).arg(format!("/def:{}", def.display())).arg(format!("/out:{}", lib.display())),
+        );
+        libs.push(lib);
+    }
+    let sys = dir.join("rlprot.sys");
+    run(
+        "linking rlprot.sys",
+        Command::new(LLD)
+            .args(["-flavor", "link", "/driver", "/subsystem:native", "/entry:DriverEntry", "/nodefaultlib", "/release"])
+            .arg(&obj)
+            .args(&libs)
+            .arg(format!("/out:{}", sys.display())),
+    );
+    sys
+}
+
+/// rlprot.sys, built once per test run.
+fn driver() -> &'static Path {
+    static SYS: OnceLock<PathBuf> = OnceLock::new();
+    SYS.get_or_init(|| build_into(&Path::new(env!("CARGO_TARGET_TMPDIR")).join("c-driver")))
+}
+
+fn loaded(adapter: AdapterConfig) -> Host {
+    let mut h = Host::load_file(driver(), HostConfig::default()).expect("rlprot.sys loads");
+    h.add_adapter(adapter).expect("adapter");
+    assert_eq!(h.driver_entry().expect("DriverEntry runs"), 0);
+    h
+}
+
+fn finish(mut h: Host) {
+    h.unload().expect("unloads");
+    assert!(h.violations().is_empty(), "{:#?}", h.violations());
+}
+
+fn frame(dst: [u8; 6], src: [u8; 6]) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&0x88B5u16.to_be_bytes());
+    f.extend((0..46u8).map(|i| i.wrapping_mul(7)));
+    f
+}
+
+/// The driver's counters: received, loopback_received, queued, dropped, sent, send_completed, send_failed, binds.
+fn stats(h: &Host, handle: ndis_host::io::Handle) -> [u32; 8] {
+    let r = h.device_io_control(handle, IOCTL_GET_STATS, &[], 32).expect("GET_STATS");
+    assert_eq!(r.status, STATUS_SUCCESS);
+    let mut out = [0u32; 8];
+    for (o, c) in out.iter_mut().zip(r.output.chunks_exact(4)) {
+        *o = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+    }
+    out
+}
+
+#[test]
+fn a_c_driver_using_compiler_emitted_memcpy_and_memset_loads_binds_and_unloads_clean() {
+    let h = Host::load_file(driver(), HostConfig::default()).expect("rlprot.sys loads");
+    let imports: Vec<String> = ndis_host::image::ImageInfo::parse(&std::fs::read(driver()).expect("read"))
+        .expect("a PE")
+        .imports
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    for want in ["ntoskrnl.exe!memcpy", "ntoskrnl.exe!memset", "ntoskrnl.exe!KeEnterCriticalRegion", "ndis.sys!NdisMSleep"] {
+        assert!(imports.iter().any(|i| i == want), "{want} not among {imports:?}");
+    }
+    drop(h);
+    let h = loaded(AdapterConfig::ethernet(1));
+    let (chars, live) = h.protocols().into_iter().next().expect("registered");
+    assert!(live && chars.name == "RLPROT" && (chars.major_ndis_version, chars.minor_ndis_version) == (6, 30));
+    assert_eq!(h.bindings().len(), 1);
+    let handle = h.open("\\\\.\\RlProt").expect("opens");
+    // The IOCTL path enters and leaves a critical region.
+    assert_eq!(stats(&h, handle)[7], 1, "one bind");
+    h.close(handle).expect("closes");
+    finish(h);
+}
+
+#[test]
+fn the_cli_runs_the_c_driver() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ndis-host")).args(["run", "--once"]).arg(driver()).output().expect("runs");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("protocol RLPROT NDIS 6.30") && text.contains("verifier: no violations, no leaks"), "{text}");
+}
