@@ -332,6 +332,17 @@ impl FlipState {
 }
 
 impl IoState {
+    /// Whether `mdl` is the MdlAddress of a request the driver has not completed yet: the I/O manager lent it
+    /// (and the pages it describes) to the driver until it completes the request.
+    pub(crate) fn lent_mdl(&self, mdl: usize) -> bool {
+        self.irps.values().any(|r| r.completion.is_none() && r._lent.0.as_ref().is_some_and(|m| m.addr() == mdl))
+    }
+
+    /// The MdlAddress the I/O manager built for request `irp`, if any.
+    pub(crate) fn irp_mdl(&self, irp: usize) -> Option<usize> {
+        self.irps.get(&irp).and_then(|r| r._lent.0.as_ref().map(MdlBlock::addr))
+    }
+
     /// Whether `start..end` lies inside a buffer the I/O manager lent the driver for a live request.
     pub(crate) fn lent_range(&self, start: usize, end: usize) -> bool {
         self.irps.values().any(|r| {

@@ -176,3 +176,45 @@ fn the_cli_runs_the_c_driver() {
     assert!(out.status.success(), "{text}");
     assert!(text.contains("protocol RLPROT NDIS 6.30") && text.contains("verifier: no violations, no leaks"), "{text}");
 }
+
+#[test]
+fn a_write_sends_an_nbl_built_on_the_write_irps_mdl_with_no_finding() {
+    let a = AdapterConfig::ethernet(1);
+    let mac = a.mac;
+    let h = loaded(a);
+    let handle = h.open("\\\\.\\RlProt").expect("opens");
+    let f = frame([0xFF; 6], mac);
+    let r = h.write(handle, &f).expect("write");
+    assert_eq!((r.status, r.information), (STATUS_SUCCESS, f.len()), "{:#?}", h.violations());
+    assert_eq!(h.sent_frames(0), vec![f]);
+    let s = stats(&h, handle);
+    assert_eq!((s[4], s[5], s[6]), (1, 1, 0), "sent, completed, failed");
+    h.close(handle).expect("closes");
+    finish(h);
+}
+
+#[test]
+fn with_check_for_loopback_a_frame_the_filter_accepts_comes_back_marked_as_loopback() {
+    let a = AdapterConfig::ethernet(1);
+    let mac = a.mac;
+    let h = loaded(a);
+    let handle = h.open("\\\\.\\RlProt").expect("opens");
+    // Without the flag NDIS does not loop the driver's own frame back.
+    let to_self = frame(mac, mac);
+    assert_eq!(h.write(handle, &to_self).expect("write").status, STATUS_SUCCESS);
+    assert_eq!(stats(&h, handle)[0], 0, "nothing received");
+    let r = h.device_io_control(handle, IOCTL_SET_LOOPBACK, &1u32.to_le_bytes(), 0).expect("SET_LOOPBACK");
+    assert_eq!(r.status, STATUS_SUCCESS);
+    // To another station's MAC: the directed/broadcast filter rejects it, so nothing comes back.
+    assert_eq!(h.write(handle, &frame([0x02, 0, 0, 0, 0, 9], mac)).expect("write").status, STATUS_SUCCESS);
+    assert_eq!(stats(&h, handle)[0], 0, "a frame the filter rejects is not looped back");
+    assert_eq!(h.write(handle, &to_self).expect("write").status, STATUS_SUCCESS);
+    let s = stats(&h, handle);
+    assert_eq!((s[0], s[1]), (1, 1), "received, of them loopback");
+    let read = h.read(handle, 1514).expect("read");
+    assert_eq!(read.status, STATUS_SUCCESS);
+    assert_eq!(&read.output[..read.information], &to_self[..]);
+    assert_eq!(h.sent_frames(0).len(), 3, "every frame still went to the wire");
+    h.close(handle).expect("closes");
+    finish(h);
+}

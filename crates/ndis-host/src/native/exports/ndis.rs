@@ -595,10 +595,12 @@ use super::super::ndis_objects as objects;
 use crate::host::State;
 
 /// Whether `m` is an MDL the driver may chain into a NET_BUFFER it sends: NdisAllocateMdl, IoAllocateMdl,
-/// data NDIS allocated with an NBL, or an MDL the driver built in its own pool.
+/// data NDIS allocated with an NBL, an MDL the driver built in its own pool, or the MdlAddress of a request
+/// it has not completed (DO_DIRECT_IO: the I/O manager lends it until completion).
 pub(super) fn mdl_known(st: &State, m: usize) -> bool {
     st.ndis.ndis_mdls.contains_key(&m)
         || st.io.driver_mdls.contains_key(&m)
+        || st.io.lent_mdl(m)
         || st.ndis.driver_nbls.values().any(|n| n.data.is_some_and(|d| d.0 == m))
         || st.ndis.driver_nbs.values().any(|n| n.2.is_some_and(|d| d.0 == m))
         || in_pool(st, m, size_of::<MDL>())
@@ -611,9 +613,11 @@ fn in_pool(st: &State, addr: usize, len: usize) -> bool {
         .is_some_and(|(&base, b)| addr.checked_add(len).is_some_and(|end| end <= base + b.size))
 }
 
-/// Whether `addr..addr+len` is memory the driver owns (pool, data NDIS allocated for its NBLs, its image).
+/// Whether `addr..addr+len` is memory the driver owns (pool, data NDIS allocated for its NBLs, its image, a
+/// buffer of a request in flight).
 pub(super) fn readable(inner: &Inner, st: &State, addr: usize, len: usize) -> bool {
     in_pool(st, addr, len)
+        || st.io.lent_range(addr, addr + len)
         || st.ndis.driver_nbls.values().any(|n| n.data.is_some_and(|(_, a, l)| addr >= a && addr + len <= a + l))
         || st.ndis.driver_nbs.values().any(|n| n.2.is_some_and(|(_, a, l)| addr >= a && addr + len <= a + l))
         || (inner.image.contains(addr) && inner.image.contains(addr + len - 1))
@@ -938,6 +942,42 @@ extern "win64" fn NdisGetDataBuffer(
 }
 
 // ---------------------------------------------------------------- sends
+
+/// IofCompleteRequest of `irp` while an NBL the driver sent still chains the request's MdlAddress: once the
+/// request completes the I/O manager unlocks and frees those pages while the adapter may still read them.
+pub(crate) fn check_irp_mdl_not_in_flight(inner: &Inner, irp: usize) {
+    let st = inner.state();
+    let Some(mdl) = st.io.irp_mdl(irp) else { return };
+    let held = st.ndis.in_flight.keys().copied().find(|&l| {
+        // SAFETY: an NBL of the driver's the adapter holds; the host allocated it and its NET_BUFFERs.
+        let mut b = unsafe { objects::first_nb(l) };
+        let mut n = 0;
+        while b != 0 && n < 4096 {
+            n += 1;
+            // SAFETY: a NET_BUFFER the host allocated for the driver.
+            let v = unsafe { objects::nb_view(b) };
+            let mut m = v.mdl_chain;
+            let mut k = 0;
+            while m != 0 && k < 4096 && mdl_known(&st, m) {
+                if m == mdl {
+                    return true;
+                }
+                k += 1;
+                // SAFETY: an MDL `mdl_known` vouches for.
+                m = unsafe { read_obj::<MDL>(m) }.Next as usize;
+            }
+            b = v.next;
+        }
+        false
+    });
+    drop(st);
+    if let Some(l) = held {
+        inner.violation(
+            Rule::Irp,
+            format!("IRP {irp:#x} completed while NBL {l:#x}, built on its MdlAddress, is still being sent"),
+        );
+    }
+}
 
 extern "win64" fn NdisSendNetBufferLists(handle: *mut c_void, nbls: *mut NET_BUFFER_LIST, port: u32, flags: u32) {
     let (inner, _) = ndis_call(
