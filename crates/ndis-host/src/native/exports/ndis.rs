@@ -1131,6 +1131,27 @@ fn send(inner: &std::sync::Arc<Inner>, handle: usize, head: usize, port: u32, fl
             crate::ndis::flush_sends(i, adapter, per_call, reverse);
         });
     }
+    if flags & NDIS_SEND_FLAGS_CHECK_FOR_LOOPBACK != 0 && running && connected {
+        loop_back(inner, adapter, frames);
+    }
+}
+
+/// NDIS_SEND_FLAGS_CHECK_FOR_LOOPBACK: what the sending binding's packet filter accepts of the frames it sent
+/// is indicated back to it, one NBL per frame with NDIS_NBL_FLAGS_IS_LOOPBACK_PACKET (NDIS does not loop a
+/// protocol's own sends back without the flag).
+fn loop_back(inner: &Inner, adapter: usize, frames: Vec<Vec<u8>>) {
+    let accepted: Vec<(Vec<u8>, crate::ndis::ReceiveMeta)> = {
+        let mut st = inner.state();
+        let Some(model) = crate::ndis::oid_model(&mut st.ndis, adapter) else { return };
+        frames
+            .into_iter()
+            .filter(|f| model.accepts(f))
+            .map(|f| (f, crate::ndis::ReceiveMeta { loopback: true, ..Default::default() }))
+            .collect()
+    };
+    if !accepted.is_empty() {
+        crate::ndis::indicate_meta(inner, adapter, &accepted);
+    }
 }
 
 // ---------------------------------------------------------------- OID requests
