@@ -42,6 +42,10 @@ enum Command {
         /// driver. Needs CAP_NET_ADMIN and /dev/net/tun.
         #[arg(long, value_name = "NAME")]
         tap: Option<String>,
+        /// NET_BUFFERs per NBL in the receive indications of TAP frames (frames that arrive together are
+        /// grouped); 1, the default, is the common one-NET_BUFFER-per-NBL shape.
+        #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+        nbs_per_nbl: u16,
     },
     /// Audit a driver image as the Windows loader and ApiValidator would.
     Audit {
@@ -64,8 +68,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Audit { driver } => audit_cmd(&driver),
-        Command::Run { driver, trace, once, adapters, ndis, tap } => {
-            run(&driver, trace, once, adapters, ndis, tap.as_deref())
+        Command::Run { driver, trace, once, adapters, ndis, tap, nbs_per_nbl } => {
+            run(&driver, trace, once, adapters, ndis, tap.as_deref(), nbs_per_nbl)
         }
     }
 }
@@ -129,7 +133,15 @@ fn open_tap(name: &str) -> Result<Arc<TapBackend>, String> {
     Ok(Arc::new(tap))
 }
 
-fn run(path: &std::path::Path, trace: bool, once: bool, adapters: u8, ndis: u32, tap_name: Option<&str>) -> ExitCode {
+fn run(
+    path: &std::path::Path,
+    trace: bool,
+    once: bool,
+    adapters: u8,
+    ndis: u32,
+    tap_name: Option<&str>,
+    nbs_per_nbl: u16,
+) -> ExitCode {
     if tap_name.is_some() && adapters == 0 {
         return fail("--tap connects the first adapter, but --adapters is 0");
     }
@@ -145,7 +157,8 @@ fn run(path: &std::path::Path, trace: bool, once: bool, adapters: u8, ndis: u32,
     };
     println!("loaded {} at {:#x} ({} bytes)", path.display(), host.image().base(), host.image().size());
     for n in 1..=adapters {
-        let a = ndis_host::ndis::AdapterConfig::ethernet(n);
+        let mut a = ndis_host::ndis::AdapterConfig::ethernet(n);
+        a.receive_shape.nbs_per_nbl = usize::from(nbs_per_nbl);
         let mac: Vec<String> = a.mac.iter().map(|b| format!("{b:02x}")).collect();
         println!("  adapter {} ({}) {} MTU {}", a.name, a.friendly_name, mac.join(":"), a.mtu);
         let index = match host.add_adapter(a) {

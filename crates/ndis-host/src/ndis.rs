@@ -75,6 +75,10 @@ pub struct AdapterConfig {
     /// ([`Host::frames_filtered`]) and not indicated. On by default; off: every frame reaches a Running binding
     /// (for tests of host mechanics with drivers that never set a filter).
     pub enforce_packet_filter: bool,
+    /// Every receive indication on this adapter carries one NET_BUFFER per NBL, whatever shape the test or
+    /// [`AdapterConfig::receive_shape`] asks for (the common miniport shape, which some protocol drivers
+    /// assume); off, NBLs may carry several NET_BUFFERs as NDIS allows.
+    pub one_net_buffer_per_nbl: bool,
     /// The miniport sets NDIS_MINIPORT_ATTRIBUTES_NO_PAUSE_ON_SUSPEND: with protocols of NDIS 6.30 or later,
     /// NDIS does not pause the binding around power transitions ([`Host::set_power`]).
     pub no_pause_on_suspend: bool,
@@ -114,6 +118,7 @@ impl AdapterConfig {
             receive_shape: ReceiveShape { nbs_per_nbl: 1, mdls_per_nb: 1, data_offset: 14 },
             receive_resources: false,
             enforce_packet_filter: true,
+            one_net_buffer_per_nbl: false,
             no_pause_on_suspend: false,
         }
     }
@@ -684,6 +689,10 @@ fn indicate_frames(
         return 0;
     }
     let Some((_, handler)) = inner.protocol_handler(|c| c.receive_net_buffer_lists) else { return 0 };
+    let mut shape = shape;
+    if inner.state().ndis.adapters.get(adapter).is_some_and(|a| a.one_net_buffer_per_nbl) {
+        shape.nbs_per_nbl = 1;
+    }
     let frames = packet_filter(inner, adapter, frames);
     let mut lent = Lent::default();
     let nbls = objects::receive_chain_with_meta(&mut lent, &frames, shape);

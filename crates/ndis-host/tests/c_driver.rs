@@ -218,3 +218,29 @@ fn with_check_for_loopback_a_frame_the_filter_accepts_comes_back_marked_as_loopb
     h.close(handle).expect("closes");
     finish(h);
 }
+
+/// NumberOfNetBufferLists of every ProtocolReceiveNetBufferLists call so far.
+fn indications(h: &Host) -> Vec<String> {
+    h.trace()
+        .iter()
+        .filter(|e| e.name == "ProtocolReceiveNetBufferLists")
+        .filter_map(|e| e.arg("NumberOfNetBufferLists").map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn one_net_buffer_per_nbl_lays_every_indication_out_as_one_nbl_per_frame() {
+    let shape = ndis_host::ndis::ReceiveShape { nbs_per_nbl: 4, ..Default::default() };
+    // Four frames in one NBL of four NET_BUFFERs, or four NBLs of one.
+    for (one, want) in [(false, "0x1"), (true, "0x4")] {
+        let a = AdapterConfig { one_net_buffer_per_nbl: one, ..AdapterConfig::ethernet(1) };
+        let mut h = loaded(a);
+        let frames = vec![frame([0xFF; 6], [0x02, 0, 0, 0, 0, 7]); 4];
+        assert_eq!(h.indicate_receive_shaped(0, 1, frames, false, shape).expect("indicated"), 0);
+        assert_eq!(indications(&h), [want], "one_net_buffer_per_nbl {one}");
+        let handle = h.open("\\\\.\\RlProt").expect("opens");
+        assert_eq!(stats(&h, handle)[0], 4, "every frame received");
+        h.close(handle).expect("closes");
+        finish(h);
+    }
+}
