@@ -46,6 +46,13 @@ enum Command {
         /// grouped); 1, the default, is the common one-NET_BUFFER-per-NBL shape.
         #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
         nbs_per_nbl: u16,
+        /// Write every call across the driver boundary to FILE as it happens (the in-memory trace keeps only
+        /// the newest --trace-keep events, so a run of days stays bounded).
+        #[arg(long, value_name = "FILE")]
+        trace_file: Option<PathBuf>,
+        /// How many trace events the machine keeps in memory.
+        #[arg(long, value_name = "N", default_value_t = 4096)]
+        trace_keep: usize,
     },
     /// Audit a driver image as the Windows loader and ApiValidator would.
     Audit {
@@ -68,8 +75,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Audit { driver } => audit_cmd(&driver),
-        Command::Run { driver, trace, once, adapters, ndis, tap, nbs_per_nbl } => {
-            run(&driver, trace, once, adapters, ndis, tap.as_deref(), nbs_per_nbl)
+        Command::Run { driver, trace, once, adapters, ndis, tap, nbs_per_nbl, trace_file, trace_keep } => {
+            let config = HostConfig {
+                ndis_version: ndis,
+                echo_trace: trace,
+                trace_capacity: trace_keep,
+                trace_file,
+                ..HostConfig::default()
+            };
+            run(&driver, config, once, adapters, tap.as_deref(), nbs_per_nbl)
         }
     }
 }
@@ -135,10 +149,9 @@ fn open_tap(name: &str) -> Result<Arc<TapBackend>, String> {
 
 fn run(
     path: &std::path::Path,
-    trace: bool,
+    config: HostConfig,
     once: bool,
     adapters: u8,
-    ndis: u32,
     tap_name: Option<&str>,
     nbs_per_nbl: u16,
 ) -> ExitCode {
@@ -150,7 +163,6 @@ fn run(
         Ok(t) => t,
         Err(e) => return fail(&e),
     };
-    let config = HostConfig { ndis_version: ndis, echo_trace: trace, ..HostConfig::default() };
     let mut host = match Host::load_file(path, config) {
         Ok(h) => h,
         Err(e) => return fail(&format!("{}: {e}", path.display())),
@@ -235,6 +247,7 @@ fn run(
         return fail(&format!("DriverUnload: {e}"));
     }
     println!("unloaded");
+    host.flush_trace();
     if let Some(t) = &tap {
         let s = t.stats();
         println!(

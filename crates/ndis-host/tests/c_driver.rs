@@ -244,3 +244,46 @@ fn one_net_buffer_per_nbl_lays_every_indication_out_as_one_nbl_per_frame() {
         finish(h);
     }
 }
+
+/// A long run keeps a bounded number of records: the trace ring, the sent-frame record and the fault plan's
+/// history stay at their limits however many frames go through (counted, not timed).
+#[test]
+fn a_long_run_keeps_bounded_records() {
+    let config = HostConfig { trace_capacity: 300, ..HostConfig::default() };
+    let mut h = Host::load_file(driver(), config).expect("loads");
+    let a = AdapterConfig::ethernet(1);
+    let mac = a.mac;
+    h.add_adapter(a).expect("adapter");
+    assert_eq!(h.driver_entry().expect("DriverEntry"), 0);
+    let handle = h.open("\\\\.\\RlProt").expect("opens");
+    let sends = ndis_host::ndis::SENT_KEPT + 200;
+    let f = frame([0xFF; 6], mac);
+    for _ in 0..sends {
+        assert_eq!(h.write(handle, &f).expect("write").status, STATUS_SUCCESS);
+    }
+    let (kept, dropped) = h.trace_retained();
+    assert_eq!(kept, 300);
+    assert!(dropped > 5 * sends as u64, "every write is several calls; {dropped} dropped");
+    assert_eq!(h.trace().len(), 300);
+    assert_eq!(h.sent_frames(0).len(), ndis_host::ndis::SENT_KEPT);
+    assert_eq!(h.sent_count(0), sends as u64);
+    let (history, _) = h.fault_history();
+    assert!(history.len() <= ndis_host::faults::HISTORY_KEPT);
+    h.close(handle).expect("closes");
+    finish(h);
+}
+
+#[test]
+fn the_cli_writes_the_trace_to_a_file_and_keeps_a_bounded_ring() {
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("rlprot-trace.txt");
+    let out = Command::new(env!("CARGO_BIN_EXE_ndis-host"))
+        .args(["run", "--once", "--trace-keep", "8", "--trace-file"])
+        .arg(&path)
+        .arg(driver())
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&path).expect("trace file");
+    assert!(text.lines().count() > 8, "the file has every event, not only the ring's");
+    assert!(text.contains("NdisRegisterProtocolDriver") && text.contains("DriverUnload"), "{text}");
+}
