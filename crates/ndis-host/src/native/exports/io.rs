@@ -398,7 +398,7 @@ extern "win64" fn MmMapLockedPagesSpecifyCache(
         if access_mode != KernelMode {
             inner.violation(
                 Rule::BadParameter,
-                "MmMapLockedPagesSpecifyCache into user mode: rawlink maps only into system space",
+                "MmMapLockedPagesSpecifyCache into user mode: a driver maps a request's MDL into system space only",
             );
             return std::ptr::null_mut();
         }
