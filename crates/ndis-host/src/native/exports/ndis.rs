@@ -589,7 +589,7 @@ extern "win64" fn NdisReturnNetBufferLists(handle: *mut c_void, nbls: *mut c_voi
 
 #[cfg(test)]
 #[path = "ndis_tests.rs"]
-mod tests;
+pub(super) mod tests;
 
 use super::super::ndis_objects as objects;
 use crate::host::State;

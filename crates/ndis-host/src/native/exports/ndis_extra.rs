@@ -349,3 +349,9 @@ extern "win64" fn NdisGetPoolFromNetBufferList(nbl: *mut NET_BUFFER_LIST) -> *mu
 pub(crate) fn forget_contexts(st: &mut crate::host::State, nbl: usize) {
     st.ndis.nbl_contexts.retain(|_, (_, n)| *n != nbl);
 }
+
+/// NdisAllocateMemoryWithTag for the unit tests of the pool rules.
+#[cfg(test)]
+pub(super) fn tests_alloc(out: &mut *mut c_void, len: u32) -> i32 {
+    NdisAllocateMemoryWithTag(out, len, 0x7465_7354)
+}

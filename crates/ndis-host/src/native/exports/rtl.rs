@@ -484,3 +484,130 @@ extern "win64" fn ExInterlockedPopEntryList(head: *mut c_void, lock: *mut usize)
     inner.trace_result(idx, hex(first as u64));
     first as *mut c_void
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::{Host, HostConfig};
+
+    fn host() -> Host {
+        Host::load(&super::super::ndis::tests::tiny_image(), HostConfig::default()).expect("loads")
+    }
+
+    fn rules(h: &Host) -> Vec<Rule> {
+        h.violations().iter().map(|v| v.rule).collect()
+    }
+
+    #[test]
+    fn memcpy_over_overlapping_ranges_is_a_finding_and_memmove_is_not() {
+        let h = host();
+        let moved = h
+            .run(0, "memmove", |_| {
+                let mut b: Vec<u8> = (0..16).collect();
+                let p = b.as_mut_ptr().cast::<c_void>();
+                memmove(p.wrapping_byte_add(2), p, 8);
+                b
+            })
+            .expect("runs");
+        assert_eq!(&moved[..10], &[0, 1, 0, 1, 2, 3, 4, 5, 6, 7]);
+        assert!(h.violations().is_empty(), "{:?}", h.violations());
+        h.run(0, "memcpy", |_| {
+            let mut b = [0u8; 16];
+            let p = b.as_mut_ptr().cast::<c_void>();
+            memcpy(p.wrapping_byte_add(2), p, 8);
+            memset(std::ptr::null_mut(), 0, 4);
+        })
+        .expect("runs");
+        let v = h.violations();
+        assert_eq!(rules(&h), [Rule::BadParameter, Rule::BadParameter], "{v:?}");
+        assert!(v.first().is_some_and(|v| v.message.contains("overlapping")), "{v:?}");
+        assert!(v.get(1).is_some_and(|v| v.message.contains("null destination")), "{v:?}");
+    }
+
+    #[test]
+    fn a_critical_region_left_entered_or_left_twice_is_a_finding() {
+        let h = host();
+        h.run(0, "regions", |inner| {
+            let before = critical_depth();
+            KeEnterCriticalRegion();
+            KeLeaveCriticalRegion();
+            check_critical_regions(inner, "Balanced", before);
+            KeEnterCriticalRegion();
+            check_critical_regions(inner, "Unbalanced", before);
+            KeLeaveCriticalRegion();
+        })
+        .expect("runs");
+        let v = h.violations();
+        assert_eq!(rules(&h), [Rule::Apc, Rule::Apc], "{v:?}");
+        assert!(v.first().is_some_and(|v| v.message.starts_with("Unbalanced returned with 1")), "{v:?}");
+        assert!(v.get(1).is_some_and(|v| v.message.contains("without a matching")), "{v:?}");
+    }
+
+    #[test]
+    fn string_routines_compare_as_documented_at_their_irql() {
+        let h = host();
+        let (eq, ne, cmp) = h
+            .run(0, "strings", |_| {
+                let a: Vec<u16> = "RlProt".encode_utf16().collect();
+                let b: Vec<u16> = "RLPROT".encode_utf16().collect();
+                // CAST: short constants.
+                let s = |v: &Vec<u16>| UNICODE_STRING { Length: (v.len() * 2) as u16, MaximumLength: (v.len() * 2) as u16, Buffer: v.as_ptr().cast_mut() };
+                let (x, y) = (s(&a), s(&b));
+                (RtlEqualUnicodeString(&x, &y, 1), RtlEqualUnicodeString(&x, &y, 0), RtlCompareUnicodeString(&x, &y, 0))
+            })
+            .expect("runs");
+        assert_eq!((eq, ne), (1, 0));
+        assert!(cmp > 0, "'l' sorts after 'L'");
+        assert!(h.violations().is_empty());
+        h.run(0, "at dispatch", |_| {
+            cpu::set_irql(DISPATCH);
+            let e = UNICODE_STRING { Length: 0, MaximumLength: 0, Buffer: std::ptr::null_mut() };
+            RtlEqualUnicodeString(&e, &e, 0);
+            cpu::set_irql(PASSIVE);
+        })
+        .expect("runs");
+        assert_eq!(rules(&h), [Rule::Irql]);
+    }
+
+    #[test]
+    fn interlocked_lists_insert_and_remove_in_order() {
+        let h = host();
+        let order = h
+            .run(0, "lists", |_| {
+                // A LIST_ENTRY head and two entries, 16 bytes each, and a spin lock.
+                let mut mem = vec![0usize; 7];
+                let base = mem.as_mut_ptr() as usize;
+                let (hp, e0, e1, lock) = (base, base + 16, base + 32, (base + 48) as *mut usize);
+                put(hp, hp);
+                put(hp + 8, hp);
+                let hv = hp as *mut c_void;
+                let first = ExInterlockedInsertTailList(hv, e0 as *mut c_void, lock) as usize;
+                let second = ExInterlockedInsertTailList(hv, e1 as *mut c_void, lock) as usize;
+                let a = ExInterlockedRemoveHeadList(hv, lock) as usize;
+                let b = ExInterlockedRemoveHeadList(hv, lock) as usize;
+                let c = ExInterlockedRemoveHeadList(hv, lock) as usize;
+                drop(mem);
+                (first, second == e0, a == e0, b == e1, c)
+            })
+            .expect("runs");
+        assert_eq!(order, (0, true, true, true, 0));
+        assert!(h.violations().is_empty(), "{:?}", h.violations());
+    }
+
+    #[test]
+    fn ndis_memory_goes_back_through_ndis_free_memory_only() {
+        let h = host();
+        h.run(0, "memory", |inner| {
+            let mut p: *mut c_void = std::ptr::null_mut();
+            assert_eq!(super::super::ndis_extra::tests_alloc(&mut p, 64), 0);
+            super::super::ke::pool_free(inner, "ExFreePoolWithTag", p, None);
+            let q = super::super::ke::pool_alloc(inner, "ExAllocatePoolWithTag", 32, 0x7465_7354);
+            super::super::ke::pool_free(inner, "NdisFreeMemory", q, None);
+        })
+        .expect("runs");
+        let v = h.violations();
+        assert_eq!(rules(&h), [Rule::BadFree, Rule::BadFree], "{v:?}");
+        assert!(v.first().is_some_and(|v| v.message.contains("allocated with NdisAllocateMemoryWithTag")), "{v:?}");
+        assert!(v.get(1).is_some_and(|v| v.message.contains("allocated with ExAllocatePoolWithTag")), "{v:?}");
+    }
+}
