@@ -463,8 +463,7 @@ impl Host {
         let faults = FaultPlan::new(config.faults.clone());
         let trace_file = match &config.trace_file {
             Some(p) => Some(
-                std::fs::File::create(p)
-                    .map_err(|source| HostError::Io { path: p.display().to_string(), source })?,
+                std::fs::File::create(p).map_err(|source| HostError::Io { path: p.display().to_string(), source })?,
             ),
             None => None,
         };

@@ -61,7 +61,10 @@ const NDIS: &[&str] = &[
 
 fn run(what: &str, cmd: &mut Command) {
     let out = cmd.output().unwrap_or_else(|e| {
-        panic!("{what}: cannot run {:?}: {e} (install the Debian packages clang-22 and lld-22: `cargo xtask test` does)", cmd.get_program())
+        panic!(
+            "{what}: cannot run {:?}: {e} (install the Debian packages clang-22 and lld-22: `cargo xtask test` does)",
+            cmd.get_program()
+        )
     });
     assert!(
         out.status.success(),
@@ -78,7 +81,15 @@ fn build_into(dir: &Path) -> PathBuf {
     run(
         "compiling rlprot.c",
         Command::new(CLANG)
-            .args(["--target=x86_64-pc-windows-msvc", "-ffreestanding", "-fno-stack-protector", "-O2", "-Wall", "-Werror", "-c"])
+            .args([
+                "--target=x86_64-pc-windows-msvc",
+                "-ffreestanding",
+                "-fno-stack-protector",
+                "-O2",
+                "-Wall",
+                "-Werror",
+                "-c",
+            ])
             .arg(src.join("rlprot.c"))
             .arg("-o")
             .arg(&obj),
@@ -91,7 +102,10 @@ fn build_into(dir: &Path) -> PathBuf {
         std::fs::write(&def, format!("LIBRARY {module}\nEXPORTS\n{}\n", names.join("\n"))).expect(".def written");
         run(
             "making an import library",
-            Command::new(LLD).args(["-flavor", "link", "/lib", "/machine:x64"]).arg(format!("/def:{}", def.display())).arg(format!("/out:{}", lib.display())),
+            Command::new(LLD)
+                .args(["-flavor", "link", "/lib", "/machine:x64"])
+                .arg(format!("/def:{}", def.display()))
+                .arg(format!("/out:{}", lib.display())),
         );
         libs.push(lib);
     }
@@ -99,7 +113,15 @@ fn build_into(dir: &Path) -> PathBuf {
     run(
         "linking rlprot.sys",
         Command::new(LLD)
-            .args(["-flavor", "link", "/driver", "/subsystem:native", "/entry:DriverEntry", "/nodefaultlib", "/release"])
+            .args([
+                "-flavor",
+                "link",
+                "/driver",
+                "/subsystem:native",
+                "/entry:DriverEntry",
+                "/nodefaultlib",
+                "/release",
+            ])
             .arg(&obj)
             .args(&libs)
             .arg(format!("/out:{}", sys.display())),
@@ -154,7 +176,9 @@ fn a_c_driver_using_compiler_emitted_memcpy_and_memset_loads_binds_and_unloads_c
         .iter()
         .map(ToString::to_string)
         .collect();
-    for want in ["ntoskrnl.exe!memcpy", "ntoskrnl.exe!memset", "ntoskrnl.exe!KeEnterCriticalRegion", "ndis.sys!NdisMSleep"] {
+    for want in
+        ["ntoskrnl.exe!memcpy", "ntoskrnl.exe!memset", "ntoskrnl.exe!KeEnterCriticalRegion", "ndis.sys!NdisMSleep"]
+    {
         assert!(imports.iter().any(|i| i == want), "{want} not among {imports:?}");
     }
     drop(h);
@@ -171,7 +195,8 @@ fn a_c_driver_using_compiler_emitted_memcpy_and_memset_loads_binds_and_unloads_c
 
 #[test]
 fn the_cli_runs_the_c_driver() {
-    let out = Command::new(env!("CARGO_BIN_EXE_ndis-host")).args(["run", "--once"]).arg(driver()).output().expect("runs");
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_ndis-host")).args(["run", "--once"]).arg(driver()).output().expect("runs");
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{text}");
     assert!(text.contains("protocol RLPROT NDIS 6.30") && text.contains("verifier: no violations, no leaks"), "{text}");

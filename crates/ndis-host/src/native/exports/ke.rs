@@ -62,10 +62,7 @@ pub(super) fn pool_free(inner: &Inner, api: &str, p: *mut c_void, tag: Option<u3
             // NDIS memory goes back through NdisFreeMemory, kernel pool through ExFreePool(WithTag).
             let ndis_block = b.api.starts_with("NdisAllocateMemory");
             if ndis_block != api.starts_with("Ndis") {
-                inner.violation(
-                    Rule::BadFree,
-                    format!("{api}({}) frees a block allocated with {}", ptr(p), b.api),
-                );
+                inner.violation(Rule::BadFree, format!("{api}({}) frees a block allocated with {}", ptr(p), b.api));
             }
             if let Some(t) = tag.filter(|&t| t != b.tag) {
                 inner.violation(

@@ -149,7 +149,8 @@ extern "win64" fn NdisCopyFromNetBufferToNetBuffer(
             }
         }
         // Received NET_BUFFERs are the host's own memory; the driver's are checked as for a send.
-        let driver_nb = |nb: usize| st.ndis.driver_nbls.values().any(|d| d.nb == nb) || st.ndis.driver_nbs.contains_key(&nb);
+        let driver_nb =
+            |nb: usize| st.ndis.driver_nbls.values().any(|d| d.nb == nb) || st.ndis.driver_nbs.contains_key(&nb);
         // SAFETY: a NET_BUFFER the host allocated (checked above).
         let d = unsafe { objects::nb_view(dst as usize) };
         // SAFETY: as above.
@@ -159,7 +160,10 @@ extern "win64" fn NdisCopyFromNetBufferToNetBuffer(
             drop(st);
             inner.violation(
                 Rule::Ndis,
-                format!("{api}: Destination {:#x} is a received NET_BUFFER, which NDIS owns (the driver may not write it)", dst as usize),
+                format!(
+                    "{api}: Destination {:#x} is a received NET_BUFFER, which NDIS owns (the driver may not write it)",
+                    dst as usize
+                ),
             );
             return NDIS_ST_FAILURE;
         }
@@ -225,7 +229,12 @@ fn set_context_of(nbl: usize, context: usize) {
     unsafe { write_obj(at, context) };
 }
 
-extern "win64" fn NdisAllocateNetBufferListContext(nbl: *mut NET_BUFFER_LIST, size: u16, backfill: u16, tag: u32) -> i32 {
+extern "win64" fn NdisAllocateNetBufferListContext(
+    nbl: *mut NET_BUFFER_LIST,
+    size: u16,
+    backfill: u16,
+    tag: u32,
+) -> i32 {
     let api = "NdisAllocateNetBufferListContext";
     let (inner, idx) = call(
         api,
@@ -248,7 +257,9 @@ extern "win64" fn NdisAllocateNetBufferListContext(nbl: *mut NET_BUFFER_LIST, si
         if size == 0 || size % 8 != 0 || backfill % 8 != 0 {
             inner.violation(
                 Rule::BadParameter,
-                format!("{api}: ContextSize {size} / ContextBackFill {backfill} not non-zero multiples of sizeof(void*)"),
+                format!(
+                    "{api}: ContextSize {size} / ContextBackFill {backfill} not non-zero multiples of sizeof(void*)"
+                ),
             );
             return NDIS_ST_FAILURE;
         }
@@ -334,7 +345,10 @@ extern "win64" fn NdisGetPoolFromNetBufferList(nbl: *mut NET_BUFFER_LIST) -> *mu
             return 0;
         }
         if !nbl_held(&inner.state(), nbl as usize) {
-            inner.violation(Rule::BadParameter, format!("{api}({}) on an NBL the driver does not hold", ptr(nbl.cast())));
+            inner.violation(
+                Rule::BadParameter,
+                format!("{api}({}) on an NBL the driver does not hold", ptr(nbl.cast())),
+            );
             return 0;
         }
         // SAFETY: an NBL the host allocated (checked above).

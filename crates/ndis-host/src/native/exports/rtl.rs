@@ -382,7 +382,10 @@ use std::sync::Arc;
 /// Inserts `entry` after `head` (at the front) or before it (at the back); returns the old first entry, or
 /// null when the list was empty.
 fn insert(api: &'static str, head: usize, entry: usize, lock: usize, front: bool) -> usize {
-    let (inner, idx) = list_call(api, vec![("ListHead", hex(head as u64)), ("ListEntry", hex(entry as u64)), ("Lock", hex(lock as u64))]);
+    let (inner, idx) = list_call(
+        api,
+        vec![("ListHead", hex(head as u64)), ("ListEntry", hex(entry as u64)), ("Lock", hex(lock as u64))],
+    );
     if !check_list_lock(&inner, api, lock) || head == 0 || entry == 0 {
         if head == 0 || entry == 0 {
             inner.violation(Rule::BadParameter, format!("{api} with a null ListHead or ListEntry"));
@@ -551,7 +554,11 @@ mod tests {
                 let a: Vec<u16> = "RlProt".encode_utf16().collect();
                 let b: Vec<u16> = "RLPROT".encode_utf16().collect();
                 // CAST: short constants.
-                let s = |v: &Vec<u16>| UNICODE_STRING { Length: (v.len() * 2) as u16, MaximumLength: (v.len() * 2) as u16, Buffer: v.as_ptr().cast_mut() };
+                let s = |v: &Vec<u16>| UNICODE_STRING {
+                    Length: (v.len() * 2) as u16,
+                    MaximumLength: (v.len() * 2) as u16,
+                    Buffer: v.as_ptr().cast_mut(),
+                };
                 let (x, y) = (s(&a), s(&b));
                 (RtlEqualUnicodeString(&x, &y, 1), RtlEqualUnicodeString(&x, &y, 0), RtlCompareUnicodeString(&x, &y, 0))
             })
