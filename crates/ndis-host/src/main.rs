@@ -54,10 +54,15 @@ enum Command {
         #[arg(long, value_name = "N", default_value_t = 4096)]
         trace_keep: usize,
     },
-    /// Audit a driver image as the Windows loader and ApiValidator would.
+    /// Audit a driver image as the Windows loader and ApiValidator would: what Windows requires to load it,
+    /// then rawlink's image policy (link.exe /DRIVER release conventions), reported separately. Fails on the
+    /// first kind only, unless --strict.
     Audit {
         /// Path to the driver image.
         driver: PathBuf,
+        /// Fail on image-policy findings too.
+        #[arg(long)]
+        strict: bool,
     },
 }
 
@@ -74,7 +79,7 @@ fn parse_ndis_version(s: &str) -> Result<u32, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Audit { driver } => audit_cmd(&driver),
+        Command::Audit { driver, strict } => audit_cmd(&driver, strict),
         Command::Run { driver, trace, once, adapters, ndis, tap, nbs_per_nbl, trace_file, trace_keep } => {
             let config = HostConfig {
                 ndis_version: ndis,
@@ -92,7 +97,7 @@ fn read(path: &std::path::Path) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
 
-fn audit_cmd(path: &std::path::Path) -> ExitCode {
+fn audit_cmd(path: &std::path::Path, strict: bool) -> ExitCode {
     let bytes = match read(path) {
         Ok(b) => b,
         Err(e) => return fail(&e),
@@ -116,13 +121,28 @@ fn audit_cmd(path: &std::path::Path) -> ExitCode {
         println!("    {i}");
     }
     let findings = audit(&info, &FunctionTable::wdk_16299());
-    if findings.is_empty() {
-        println!("audit: clean");
+    let (windows, policy): (Vec<_>, Vec<_>) =
+        findings.iter().partition(|f| f.requirement() == ndis_host::image::Requirement::Windows);
+    if windows.is_empty() {
+        println!("Windows load requirements: met");
+    } else {
+        println!("Windows load requirements: NOT met, the driver does not load");
+    }
+    for f in &windows {
+        println!("  audit: {f}");
+    }
+    if policy.is_empty() {
+        println!("image policy (link.exe /DRIVER release conventions): met");
+    } else {
+        println!("image policy (link.exe /DRIVER release conventions): {} finding(s)", policy.len());
+    }
+    for f in &policy {
+        println!("  policy: {f}");
+    }
+    if windows.is_empty() && (policy.is_empty() || !strict) {
+        println!("audit: {}", if findings.is_empty() { "clean" } else { "loads on Windows" });
         ExitCode::SUCCESS
     } else {
-        for f in &findings {
-            println!("audit: {f}");
-        }
         ExitCode::FAILURE
     }
 }

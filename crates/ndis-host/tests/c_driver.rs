@@ -312,3 +312,22 @@ fn the_cli_writes_the_trace_to_a_file_and_keeps_a_bounded_ring() {
     assert!(text.lines().count() > 8, "the file has every event, not only the ring's");
     assert!(text.contains("NdisRegisterProtocolDriver") && text.contains("DriverUnload"), "{text}");
 }
+
+#[test]
+fn the_audit_tells_windows_requirements_from_image_policy() {
+    let info = ndis_host::image::ImageInfo::parse(&std::fs::read(driver()).expect("read")).expect("a PE");
+    let findings = ndis_host::image::audit(&info, &ndis_host::wdk::FunctionTable::wdk_16299());
+    use ndis_host::image::Requirement;
+    assert!(findings.iter().all(|f| f.requirement() == Requirement::Policy), "{findings:#?}");
+    // A C driver linked without /INTEGRITYCHECK and without exporting DriverEntry loads on Windows; those are
+    // rawlink's policy, reported as such.
+    let rules: Vec<&str> = findings.iter().map(|f| f.rule).collect();
+    assert!(rules.contains(&"entry-point") && rules.contains(&"dll-characteristics"), "{rules:?}");
+    let out = Command::new(env!("CARGO_BIN_EXE_ndis-host")).arg("audit").arg(driver()).output().expect("runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("Windows load requirements: met") && text.contains("policy: [entry-point]"), "{text}");
+    let strict =
+        Command::new(env!("CARGO_BIN_EXE_ndis-host")).args(["audit", "--strict"]).arg(driver()).output().expect("runs");
+    assert!(!strict.status.success(), "--strict fails on policy findings");
+}
