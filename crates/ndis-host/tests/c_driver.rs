@@ -1,5 +1,5 @@
 //! ndis-host with a driver that is not rawlink: `tests/c-driver/rlprot.c`, a small NDIS 6.30 protocol driver in C
-//! built the way a WDK build lays a driver out (clang for x86_64-pc-windows-msvc, lld-link `/DRIVER`, import
+//! built the way a WDK build lays a driver out (/GS stack cookies in every function, clang for x86_64-pc-windows-msvc, lld-link `/DRIVER`, import
 //! libraries for ntoskrnl.exe and ndis.sys made from .def files). The build runs here, from Debian's
 //! `clang-22` and `rust-lld` (xtask's toolchain check installs both); nothing built is committed.
 
@@ -14,6 +14,7 @@ const CLANG: &str = "clang-22";
 const LLD: &str = "rust-lld";
 const IOCTL_SET_LOOPBACK: u32 = 0x0012_2000;
 const IOCTL_GET_STATS: u32 = 0x0012_2004;
+const IOCTL_GET_COOKIE: u32 = 0x0012_2008;
 
 /// What the driver imports, by module (the .def files of its import libraries).
 const NTOSKRNL: &[&str] = &[
@@ -23,6 +24,7 @@ const NTOSKRNL: &[&str] = &[
     "IoDeleteSymbolicLink",
     "IofCompleteRequest",
     "KeAcquireSpinLockRaiseToDpc",
+    "KeBugCheckEx",
     "KeEnterCriticalRegion",
     "KeInitializeSpinLock",
     "KeLeaveCriticalRegion",
@@ -84,7 +86,7 @@ fn build_into(dir: &Path) -> PathBuf {
             .args([
                 "--target=x86_64-pc-windows-msvc",
                 "-ffreestanding",
-                "-fno-stack-protector",
+                "-fstack-protector-all",
                 "-O2",
                 "-Wall",
                 "-Werror",
@@ -330,4 +332,20 @@ fn the_audit_tells_windows_requirements_from_image_policy() {
     let strict =
         Command::new(env!("CARGO_BIN_EXE_ndis-host")).args(["audit", "--strict"]).arg(driver()).output().expect("runs");
     assert!(!strict.status.success(), "--strict fails on policy findings");
+}
+
+#[test]
+fn the_gs_cookie_is_initialised_before_driver_entry_as_windows_loader_does() {
+    let h = loaded(AdapterConfig::ethernet(1));
+    let (_, at_load) = h.image().security_cookie.expect("the image has a load configuration with a /GS cookie");
+    assert_ne!(at_load, ndis_host::loader::DEFAULT_SECURITY_COOKIE);
+    assert!(at_load != 0 && at_load >> 48 == 0, "{at_load:#x}: 48 bits, as on x64 Windows");
+    let handle = h.open("\\\\.\\RlProt").expect("opens");
+    let r = h.device_io_control(handle, IOCTL_GET_COOKIE, &[], 8).expect("GET_COOKIE");
+    assert_eq!(r.status, STATUS_SUCCESS);
+    let mut v = [0u8; 8];
+    v.copy_from_slice(&r.output);
+    assert_eq!(u64::from_le_bytes(v), at_load, "the driver sees the cookie the loader wrote");
+    h.close(handle).expect("closes");
+    finish(h);
 }

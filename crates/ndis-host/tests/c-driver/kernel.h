@@ -248,3 +248,4 @@ static inline void *MmGetSystemAddressForMdlSafe(MDL *m, ULONG priority) {
 }
 #define NormalPagePriority 16
 #define MdlMappingNoExecute 0x40000000
+IMPORT void KeBugCheckEx(ULONG, ULONG_PTR, ULONG_PTR, ULONG_PTR, ULONG_PTR);

@@ -8,6 +8,7 @@
 #define TAG 0x746f7052 /* 'Rpot' */
 #define IOCTL_SET_LOOPBACK 0x00122000 /* CTL_CODE(FILE_DEVICE_NETWORK, 0x800, METHOD_BUFFERED, FILE_ANY_ACCESS) */
 #define IOCTL_GET_STATS 0x00122004
+#define IOCTL_GET_COOKIE 0x00122008
 #define RX_QUEUE 16
 #define PENDING_READS 16
 
@@ -39,6 +40,27 @@ static STATS g_stats;
 static const WCHAR g_device_name[] = L"\\Device\\RlProt";
 static const WCHAR g_link_name[] = L"\\DosDevices\\RlProt";
 static const WCHAR g_protocol_name[] = L"RLPROT";
+
+/* /GS, as the WDK's BufferOverflowK.lib provides it: the cookie starts at the default value and the loader
+ * replaces it before DriverEntry; the load configuration tells the loader where it is. */
+ULONG_PTR __security_cookie = 0x00002B992DDFA232ull;
+
+void __security_check_cookie(ULONG_PTR cookie) {
+    if (cookie != __security_cookie) KeBugCheckEx(0xF7 /* DRIVER_OVERRAN_STACK_BUFFER */, cookie, __security_cookie, 0, 0);
+}
+
+typedef struct LOAD_CONFIG {
+    ULONG Size, TimeDateStamp;
+    USHORT MajorVersion, MinorVersion;
+    ULONG GlobalFlagsClear, GlobalFlagsSet, CriticalSectionDefaultTimeout;
+    ULONG_PTR DeCommitFreeBlockThreshold, DeCommitTotalFreeThreshold, LockPrefixTable, MaximumAllocationSize,
+        VirtualMemoryThreshold, ProcessAffinityMask;
+    ULONG ProcessHeapFlags;
+    USHORT CSDVersion, DependentLoadFlags;
+    ULONG_PTR EditList, SecurityCookie;     /* 0x58 */
+} LOAD_CONFIG;
+_Static_assert(__builtin_offsetof(LOAD_CONFIG, SecurityCookie) == 0x58, "load config");
+const LOAD_CONFIG _load_config_used = { .Size = sizeof(LOAD_CONFIG), .SecurityCookie = (ULONG_PTR)&__security_cookie };
 
 static void complete(IRP *irp, NTSTATUS status, ULONG_PTR info) {
     irp->IoStatus.Status = status;
@@ -333,6 +355,10 @@ static NTSTATUS DispatchControl(DEVICE_OBJECT *dev, IRP *irp) {
     case IOCTL_GET_STATS:
         if (s->Parameters.DeviceIoControl.OutputBufferLength < sizeof(STATS)) status = STATUS_INVALID_PARAMETER;
         else { *(STATS *)irp->SystemBuffer = g_stats; info = sizeof(STATS); }
+        break;
+    case IOCTL_GET_COOKIE:
+        if (s->Parameters.DeviceIoControl.OutputBufferLength < sizeof(ULONG_PTR)) status = STATUS_INVALID_PARAMETER;
+        else { *(ULONG_PTR *)irp->SystemBuffer = __security_cookie; info = sizeof(ULONG_PTR); }
         break;
     default:
         status = STATUS_INVALID_DEVICE_REQUEST;
