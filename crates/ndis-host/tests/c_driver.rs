@@ -15,6 +15,7 @@ const LLD: &str = "rust-lld";
 const IOCTL_SET_LOOPBACK: u32 = 0x0012_2000;
 const IOCTL_GET_STATS: u32 = 0x0012_2004;
 const IOCTL_GET_COOKIE: u32 = 0x0012_2008;
+const IOCTL_SET_EARLY_COMPLETE: u32 = 0x0012_200C;
 
 /// What the driver imports, by module (the .def files of its import libraries).
 const NTOSKRNL: &[&str] = &[
@@ -348,4 +349,22 @@ fn the_gs_cookie_is_initialised_before_driver_entry_as_windows_loader_does() {
     assert_eq!(u64::from_le_bytes(v), at_load, "the driver sees the cookie the loader wrote");
     h.close(handle).expect("closes");
     finish(h);
+}
+
+#[test]
+fn completing_a_write_while_its_nbl_is_still_being_sent_is_a_finding() {
+    let a = AdapterConfig { send_completion: ndis_host::ndis::SendCompletion::Deferred, ..AdapterConfig::ethernet(1) };
+    let mac = a.mac;
+    let mut h = loaded(a);
+    let handle = h.open("\\\\.\\RlProt").expect("opens");
+    let r = h.device_io_control(handle, IOCTL_SET_EARLY_COMPLETE, &1u32.to_le_bytes(), 0).expect("SET_EARLY_COMPLETE");
+    assert_eq!(r.status, STATUS_SUCCESS);
+    assert_eq!(h.write(handle, &frame([0xFF; 6], mac)).expect("write").status, STATUS_SUCCESS);
+    let v = h.violations();
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert!(v[0].message.contains("built on its MdlAddress, is still being sent"), "{v:#?}");
+    assert_eq!(h.complete_sends(0, 0, false).expect("completes"), 1);
+    h.close(handle).expect("closes");
+    h.unload().expect("unloads");
+    assert_eq!(h.violations().len(), 1, "{:#?}", h.violations());
 }

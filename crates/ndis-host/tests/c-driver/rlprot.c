@@ -9,6 +9,8 @@
 #define IOCTL_SET_LOOPBACK 0x00122000 /* CTL_CODE(FILE_DEVICE_NETWORK, 0x800, METHOD_BUFFERED, FILE_ANY_ACCESS) */
 #define IOCTL_GET_STATS 0x00122004
 #define IOCTL_GET_COOKIE 0x00122008
+/* A deliberate bug for the verifier's test: complete each write as soon as it is handed to NDIS. */
+#define IOCTL_SET_EARLY_COMPLETE 0x0012200C
 #define RX_QUEUE 16
 #define PENDING_READS 16
 
@@ -36,6 +38,7 @@ static ULONG g_rx_count;
 static IRP *g_reads[PENDING_READS];
 static ULONG g_read_count;
 static ULONG g_loopback;
+static ULONG g_early_complete;
 static STATS g_stats;
 static const WCHAR g_device_name[] = L"\\Device\\RlProt";
 static const WCHAR g_link_name[] = L"\\DosDevices\\RlProt";
@@ -154,7 +157,8 @@ static void SendComplete(NDIS_HANDLE ctx, NET_BUFFER_LIST *nbls, ULONG flags) {
         NdisFreeNetBufferListContext(nbls, 16);
         NdisFreeNetBufferList(nbls);
         if (status == NDIS_STATUS_SUCCESS) g_stats.send_completed++; else g_stats.send_failed++;
-        complete(irp, status == NDIS_STATUS_SUCCESS ? STATUS_SUCCESS : STATUS_UNSUCCESSFUL, status == NDIS_STATUS_SUCCESS ? len : 0);
+        if (irp)
+            complete(irp, status == NDIS_STATUS_SUCCESS ? STATUS_SUCCESS : STATUS_UNSUCCESSFUL, status == NDIS_STATUS_SUCCESS ? len : 0);
         __atomic_fetch_sub(&b->sends, 1, __ATOMIC_SEQ_CST);
         nbls = next;
     }
@@ -316,11 +320,15 @@ static NTSTATUS DispatchWrite(DEVICE_OBJECT *dev, IRP *irp) {
         return STATUS_INSUFFICIENT_RESOURCES;
     }
     c = nbl->Context;
-    *(IRP **)(c->ContextData + c->Offset) = irp;
-    IoMarkIrpPending(irp);
+    *(IRP **)(c->ContextData + c->Offset) = g_early_complete ? NULL : irp;
+    if (!g_early_complete) IoMarkIrpPending(irp);
     __atomic_fetch_add(&b->sends, 1, __ATOMIC_SEQ_CST);
     g_stats.sent++;
     NdisSendNetBufferLists(b->handle, nbl, 0, g_loopback ? NDIS_SEND_FLAGS_CHECK_FOR_LOOPBACK : 0);
+    if (g_early_complete) {
+        complete(irp, STATUS_SUCCESS, len);
+        return STATUS_SUCCESS;
+    }
     return STATUS_PENDING;
 }
 
@@ -355,6 +363,10 @@ static NTSTATUS DispatchControl(DEVICE_OBJECT *dev, IRP *irp) {
     case IOCTL_GET_STATS:
         if (s->Parameters.DeviceIoControl.OutputBufferLength < sizeof(STATS)) status = STATUS_INVALID_PARAMETER;
         else { *(STATS *)irp->SystemBuffer = g_stats; info = sizeof(STATS); }
+        break;
+    case IOCTL_SET_EARLY_COMPLETE:
+        if (s->Parameters.DeviceIoControl.InputBufferLength < sizeof(ULONG)) status = STATUS_INVALID_PARAMETER;
+        else g_early_complete = *(ULONG *)irp->SystemBuffer;
         break;
     case IOCTL_GET_COOKIE:
         if (s->Parameters.DeviceIoControl.OutputBufferLength < sizeof(ULONG_PTR)) status = STATUS_INVALID_PARAMETER;
