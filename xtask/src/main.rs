@@ -110,7 +110,7 @@ fn demo(root: &Path, sys: &Path, extra: &[String]) -> Result<()> {
         Ok(())
     };
     println!("\n== audit ==");
-    host(&["audit".as_ref(), sys.as_os_str()])?;
+    host(&["audit".as_ref(), "--strict".as_ref(), sys.as_os_str()])?;
     println!("\n== run in ndis-host ==");
     let mut args: Vec<&std::ffi::OsStr> = vec!["run".as_ref(), "--once".as_ref(), sys.as_os_str()];
     args.extend(extra.iter().map(std::ffi::OsStr::new));

@@ -55,10 +55,17 @@ pub const BUILD_TOOLS: &[Tool<'static>] = &[
 const LIBRARY_SOURCE_PACKAGE: &str = "rust-web-src";
 
 /// What the host tests run besides cargo. `ip` makes the network namespaces the TAP tests run in; `unshare`
-/// gives the CLI test its own network namespace.
+/// gives the CLI test its own network namespace; `clang-22` compiles the C test driver (linked by the build's
+/// `rust-lld`).
 pub const TEST_TOOLS: &[Tool<'static>] = &[
     Tool { program: "ip", probe: &["-V"], package: "iproute2", purpose: "network namespaces of the TAP tests" },
     Tool { program: "unshare", probe: &["--version"], package: "util-linux", purpose: "namespaces of the CLI test" },
+    Tool {
+        program: "clang-22",
+        probe: &["--version"],
+        package: "clang-22",
+        purpose: "compiles the C protocol driver ndis-host's tests load (crates/ndis-host/tests/c_driver.rs)",
+    },
 ];
 
 /// A usable cross-build toolchain.

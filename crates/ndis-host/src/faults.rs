@@ -7,6 +7,8 @@ pub const ALLOCATING_APIS: &[&str] = &[
     "ExAllocatePoolWithTag",
     "ExAllocatePool2",
     "NdisAllocateMemoryWithTagPriority",
+    "NdisAllocateMemoryWithTag",
+    "NdisAllocateNetBufferListContext",
     "NdisAllocateNetBufferListPool",
     "NdisAllocateNetBufferAndNetBufferList",
     "NdisAllocateNetBufferList",
@@ -14,6 +16,10 @@ pub const ALLOCATING_APIS: &[&str] = &[
     "IoAllocateMdl",
     "IoAllocateWorkItem",
 ];
+
+/// How many entries of [`FaultPlan::history`] and [`FaultPlan::injected`] are kept (the oldest go first): a
+/// sweep reads the history of one DriverEntry or one bind, far fewer calls; a run of days must stay bounded.
+pub const HISTORY_KEPT: usize = 1 << 16;
 
 /// One rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,10 +36,11 @@ pub struct FaultPlan {
     rules: Vec<FaultRule>,
     calls: HashMap<String, u64>,
     allocations: u64,
-    /// Every injectable call in order: (api, its 1-based count), for building sweeps.
-    pub history: Vec<(String, u64)>,
-    /// Calls this plan failed.
-    pub injected: Vec<(String, u64)>,
+    /// Every injectable call in order: (api, its 1-based count), for building sweeps (the last
+    /// [`HISTORY_KEPT`]).
+    pub history: std::collections::VecDeque<(String, u64)>,
+    /// Calls this plan failed (the last [`HISTORY_KEPT`]).
+    pub injected: std::collections::VecDeque<(String, u64)>,
 }
 
 impl FaultPlan {
@@ -54,13 +61,19 @@ impl FaultPlan {
         } else {
             None
         };
-        self.history.push((api.to_owned(), n));
+        if self.history.len() == HISTORY_KEPT {
+            self.history.pop_front();
+        }
+        self.history.push_back((api.to_owned(), n));
         let fail = self.rules.iter().any(|r| match r {
             FaultRule::FailNth { api: a, n: k } => a == api && *k == n,
             FaultRule::FailAllocationsFrom { n: k } => alloc_n.is_some_and(|m| m >= *k),
         });
         if fail {
-            self.injected.push((api.to_owned(), n));
+            if self.injected.len() == HISTORY_KEPT {
+                self.injected.pop_front();
+            }
+            self.injected.push_back((api.to_owned(), n));
         }
         fail
     }
@@ -78,6 +91,17 @@ mod tests {
         assert!(p.should_fail("IoCreateDevice"));
         assert!(!p.should_fail("IoCreateDevice"));
         assert_eq!(p.injected, [("IoCreateDevice".to_owned(), 2)]);
+    }
+
+    #[test]
+    fn the_history_keeps_a_bounded_number_of_calls() {
+        let mut p = FaultPlan::new(vec![FaultRule::FailAllocationsFrom { n: 1 }]);
+        for _ in 0..HISTORY_KEPT + 10 {
+            assert!(p.should_fail("ExAllocatePoolWithTag"));
+        }
+        assert_eq!((p.history.len(), p.injected.len()), (HISTORY_KEPT, HISTORY_KEPT));
+        let last = u64::try_from(HISTORY_KEPT + 10).expect("fits");
+        assert_eq!(p.history.back(), Some(&("ExAllocatePoolWithTag".to_owned(), last)));
     }
 
     #[test]

@@ -41,6 +41,10 @@ pub struct HostConfig {
     /// The machine's non-paged pool, in bytes (`None`: as much as the host process can have). An
     /// allocation that would pass it fails (returns NULL), as when Windows runs out of pool.
     pub pool_limit: Option<usize>,
+    /// How many trace events the machine keeps (the newest; see [`crate::trace::TraceRing`]).
+    pub trace_capacity: usize,
+    /// A file that gets every trace event as it happens, besides the ring.
+    pub trace_file: Option<std::path::PathBuf>,
 }
 
 impl Default for HostConfig {
@@ -52,6 +56,8 @@ impl Default for HostConfig {
             echo_trace: false,
             call_timeout: Duration::from_secs(30),
             pool_limit: None,
+            trace_capacity: crate::trace::TRACE_KEPT,
+            trace_file: None,
         }
     }
 }
@@ -191,7 +197,7 @@ pub(crate) struct Inner {
     pub image: LoadedImage,
     image_slot: Option<usize>,
     pub state: Mutex<State>,
-    pub trace: Mutex<Vec<TraceEvent>>,
+    pub trace: Mutex<crate::trace::TraceRing>,
     seq: AtomicU64,
     pub violations: Mutex<Vec<Violation>>,
     pub faults: Mutex<FaultPlan>,
@@ -204,6 +210,8 @@ pub(crate) struct Inner {
     pub ke: crate::ke::Kernel,
     /// A hostile caller's write into a request's buffer, armed by a test (crate::io::UserFlip).
     pub user_flip: crate::io::FlipState,
+    /// Watch each request's caller input buffer for double fetches (crate::native::watch).
+    pub double_fetch_watch: AtomicBool,
 }
 
 thread_local! {
@@ -283,9 +291,10 @@ impl Inner {
         if self.config.echo_trace {
             eprintln!("{ev}");
         }
-        let mut t = lock(&self.trace);
-        t.push(ev);
-        t.len() - 1
+        // CAST: the seq is the handle trace_result gets back (a u64 on a 64-bit host).
+        let seq = ev.seq as usize;
+        lock(&self.trace).push(ev);
+        seq
     }
 
     /// Completes a trace event with its result.
@@ -293,9 +302,7 @@ impl Inner {
         if self.config.echo_trace {
             eprintln!("        -> {result}");
         }
-        if let Some(ev) = lock(&self.trace).get_mut(index) {
-            ev.result = Some(result);
-        }
+        lock(&self.trace).complete(index as u64, result);
     }
 
     /// Counts an injectable call and says whether the fault plan fails it.
@@ -478,12 +485,19 @@ impl Host {
         let registry_path = HostBlock::new(512, 16).ok_or(HostError::State("out of memory".into()))?;
         crate::exports::init_driver_object(&driver_object, &registry_path, &image);
         let faults = FaultPlan::new(config.faults.clone());
+        let trace_file = match &config.trace_file {
+            Some(p) => Some(
+                std::fs::File::create(p).map_err(|source| HostError::Io { path: p.display().to_string(), source })?,
+            ),
+            None => None,
+        };
+        let trace = crate::trace::TraceRing::new(config.trace_capacity, trace_file);
         let inner = Arc::new(Inner {
             config,
             image,
             image_slot,
             state: Mutex::new(State::default()),
-            trace: Mutex::new(Vec::new()),
+            trace: Mutex::new(trace),
             seq: AtomicU64::new(0),
             violations: Mutex::new(Vec::new()),
             faults: Mutex::new(faults),
@@ -493,6 +507,7 @@ impl Host {
             registry_path,
             ke: crate::ke::Kernel::default(),
             user_flip: crate::io::FlipState::default(),
+            double_fetch_watch: AtomicBool::new(false),
         });
         cpu::refresh_shared_clock();
         crate::exports::start_system_threads(&inner)
@@ -745,15 +760,26 @@ impl Host {
         lock(&self.inner.violations).clone()
     }
 
-    /// The trace so far.
+    /// The trace events kept (the newest [`HostConfig::trace_capacity`]), oldest first.
     pub fn trace(&self) -> Vec<TraceEvent> {
-        lock(&self.inner.trace).clone()
+        lock(&self.inner.trace).events()
+    }
+
+    /// How many trace events are kept, and how many were dropped to keep the ring's capacity.
+    pub fn trace_retained(&self) -> (usize, u64) {
+        let t = lock(&self.inner.trace);
+        (t.len(), t.dropped())
+    }
+
+    /// Writes what is buffered to the trace file, if there is one.
+    pub fn flush_trace(&self) {
+        lock(&self.inner.trace).flush();
     }
 
     /// The calls the fault plan counted (api, n), in order, and those it failed.
     pub fn fault_history(&self) -> (Vec<(String, u64)>, Vec<(String, u64)>) {
         let f = lock(&self.inner.faults);
-        (f.history.clone(), f.injected.clone())
+        (f.history.iter().cloned().collect(), f.injected.iter().cloned().collect())
     }
 
     /// Registered protocols: what each registered, and whether it is still registered.

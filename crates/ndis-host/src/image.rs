@@ -218,10 +218,37 @@ impl fmt::Display for Finding {
     }
 }
 
+/// Whose rule a [`Finding`] breaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requirement {
+    /// What Windows needs to load and run the driver at all: a NATIVE image that can be relocated, no TLS,
+    /// sections with access rights, imports that ntoskrnl.exe, HAL.dll and ndis.sys export on every
+    /// supported Windows 10/11. An image that breaks one does not load (or bug-checks on load).
+    Windows,
+    /// rawlink's image policy, the conventions of a link.exe `/DRIVER` release build that its own build
+    /// guarantees: DYNAMIC_BASE, NX_COMPAT and FORCE_INTEGRITY, no TERMINAL_SERVER_AWARE, a PE checksum, an
+    /// exported DriverEntry as the entry point, no writable+executable section (what HVCI refuses) and every
+    /// resident section non-pageable. Windows loads a driver that differs here.
+    Policy,
+}
+
+impl Finding {
+    /// Whether Windows itself requires the rule, or it is image policy.
+    pub fn requirement(&self) -> Requirement {
+        match self.rule {
+            "subsystem" | "relocations" | "tls" | "section-flags" | "import-module" | "import-not-exported" => {
+                Requirement::Windows
+            }
+            _ => Requirement::Policy,
+        }
+    }
+}
+
 /// The modules a driver may import from.
 pub const KERNEL_MODULES: &[&str] = &["ntoskrnl.exe", "HAL.dll", "ndis.sys"];
 
 /// Checks the image against the rules for a Windows kernel driver. Returns every finding; empty means clean.
+/// [`Finding::requirement`] tells what Windows requires to load it from rawlink's own image policy.
 pub fn audit(info: &ImageInfo, functions: &FunctionTable) -> Vec<Finding> {
     let mut f = Vec::new();
     let mut add = |rule: &'static str, message: String| f.push(Finding { rule, message });

@@ -332,6 +332,17 @@ impl FlipState {
 }
 
 impl IoState {
+    /// Whether `mdl` is the MdlAddress of a request the driver has not completed yet: the I/O manager lent it
+    /// (and the pages it describes) to the driver until it completes the request.
+    pub(crate) fn lent_mdl(&self, mdl: usize) -> bool {
+        self.irps.values().any(|r| r.completion.is_none() && r._lent.0.as_ref().is_some_and(|m| m.addr() == mdl))
+    }
+
+    /// The MdlAddress the I/O manager built for request `irp`, if any.
+    pub(crate) fn irp_mdl(&self, irp: usize) -> Option<usize> {
+        self.irps.get(&irp).and_then(|r| r._lent.0.as_ref().map(MdlBlock::addr))
+    }
+
     /// Whether `start..end` lies inside a buffer the I/O manager lent the driver for a live request.
     pub(crate) fn lent_range(&self, start: usize, end: usize) -> bool {
         self.irps.values().any(|r| {
@@ -690,6 +701,14 @@ impl Host {
         pid
     }
 
+    /// Turns the double-fetch watch on or off: while each request is dispatched, its caller input buffer
+    /// (WriteFile on a DO_DIRECT_IO device, direct and neither-I/O IOCTL input) is watched, and a byte the
+    /// driver reads twice is a [`Rule::DoubleFetch`] finding naming both instructions. Slow (every access
+    /// to the buffer traps twice): for tests.
+    pub fn set_double_fetch_watch(&self, on: bool) {
+        self.inner.double_fetch_watch.store(on, std::sync::atomic::Ordering::Release);
+    }
+
     /// A new process of the emulated machine whose threads run with `token` (see [`crate::security`]).
     pub fn new_process_as(&self, token: crate::security::Token) -> ProcessId {
         let pid = self.new_process();
@@ -1028,6 +1047,10 @@ impl Host {
         if let Some(b) = &user_in {
             self.inner.user_flip.target(b);
         }
+        let watched = user_in
+            .as_ref()
+            .filter(|_| self.inner.double_fetch_watch.load(std::sync::atomic::Ordering::Acquire))
+            .map(|b| (b.addr(), b.len()));
         let built = {
             let mut st = self.inner.state();
             let Some(f) = st.io.files.get(&file_id) else {
@@ -1130,7 +1153,19 @@ impl Host {
         // reach the driver concurrently, and one that blocks in its dispatch routine holds up no other.
         self.run_in_caller_thread(0, name, move |inner| {
             crate::security::as_caller(pid.0, || {
+                let watch = watched.and_then(|(start, len)| crate::native::watch::arm(start, len));
                 let status = crate::native::irp::call_dispatch(inner, &label, f, device, &irp, details);
+                if let Some(found) = watch.and_then(crate::native::watch::Armed::finish) {
+                    inner.violation(
+                        Rule::DoubleFetch,
+                        format!(
+                            "{label}: the caller's input byte at offset {} was read twice while the request was dispatched, first at {}, then at {} (the caller can change it in between)",
+                            found.offset,
+                            inner.symbolize(found.first_rip).unwrap_or_else(|| format!("{:#x}", found.first_rip)),
+                            inner.symbolize(found.second_rip).unwrap_or_else(|| format!("{:#x}", found.second_rip)),
+                        ),
+                    );
+                }
                 after_dispatch(inner, irp.addr(), &label, status);
             });
         })?;

@@ -1,4 +1,5 @@
-//! ndis-host: loads the real `rawlink.sys` into a Linux process and checks it the way Windows would.
+//! ndis-host: loads the real `rawlink.sys` (or another x64 NDIS 6 protocol driver) into a Linux process and
+//! checks it the way Windows would.
 //!
 //! This first part is [`image`]: reading and auditing the PE image as the Windows loader, ApiValidator and
 //! link.exe's driver conventions expect it. The loader and the emulated kernel build on it.

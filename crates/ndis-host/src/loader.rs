@@ -74,6 +74,61 @@ pub struct LoadedImage {
     pub privileged: Vec<PrivilegedInstruction>,
     /// Every import and the host address it was bound to.
     pub bindings: Vec<(Import, usize)>,
+    /// The /GS security cookie of the load configuration, as the loader left it: (its address, its value).
+    pub security_cookie: Option<(usize, u64)>,
+}
+
+/// The value link.exe and the compilers' run-time libraries give `__security_cookie` on x64; the loader
+/// replaces it before the driver runs.
+pub const DEFAULT_SECURITY_COOKIE: u64 = 0x0000_2B99_2DDF_A232;
+
+/// Offsets in IMAGE_LOAD_CONFIG_DIRECTORY64: `Size` and `SecurityCookie`.
+const LOAD_CONFIG_SECURITY_COOKIE: usize = 0x58;
+
+/// A fresh /GS cookie as the Windows loader makes one for a driver: random, only the low 48 bits set (the top
+/// 16 bits of an x64 kernel cookie are zero), never 0 and never the default value.
+fn new_security_cookie() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    let c = h.finish() & 0x0000_FFFF_FFFF_FFFF;
+    if c == 0 || c == DEFAULT_SECURITY_COOKIE {
+        0x0000_1234_5678_9ABC
+    } else {
+        c
+    }
+}
+
+/// The load configuration's /GS cookie: when the image has one (its SecurityCookie field, already relocated,
+/// points into the image) and it still holds the default value, it gets a fresh value, as the Windows loader
+/// initialises a driver's cookie before DriverEntry. A cookie address outside the image is refused.
+fn init_security_cookie(file: &PeFile64<'_>, mapping: &mut Mapping) -> Result<Option<(usize, u64)>, LoadError> {
+    let Some(dir) = file.data_directories().get(pe::IMAGE_DIRECTORY_ENTRY_LOAD_CONFIG) else { return Ok(None) };
+    let (rva, len) = (dir.virtual_address.get(LE) as usize, dir.size.get(LE) as usize);
+    if rva == 0 || len == 0 {
+        return Ok(None);
+    }
+    let size = u32::from_le_bytes(mapping.read::<4>(rva)?) as usize;
+    if size < LOAD_CONFIG_SECURITY_COOKIE + 8 {
+        return Ok(None);
+    }
+    let va = u64::from_le_bytes(mapping.read::<8>(rva + LOAD_CONFIG_SECURITY_COOKIE)?);
+    if va == 0 {
+        return Ok(None);
+    }
+    let base = mapping.base() as u64;
+    let off = va.checked_sub(base).and_then(|o| usize::try_from(o).ok()).filter(|&o| o + 8 <= mapping.len());
+    let Some(off) = off else {
+        return Err(LoadError::Malformed(format!(
+            "the load configuration's SecurityCookie {va:#x} is outside the image; Windows refuses it"
+        )));
+    };
+    let mut value = u64::from_le_bytes(mapping.read::<8>(off)?);
+    if value == DEFAULT_SECURITY_COOKIE {
+        value = new_security_cookie();
+        mapping.write(off, &value.to_le_bytes())?;
+    }
+    Ok(Some((mapping.base() + off, value)))
 }
 
 impl LoadedImage {
@@ -200,6 +255,8 @@ pub fn load(bytes: &[u8], resolver: &dyn Resolver, functions: &FunctionTable) ->
         }
     }
 
+    let security_cookie = init_security_cookie(&file, &mut mapping)?;
+
     // Protections: headers read-only, then each section as its characteristics say.
     mapping.protect(0, headers.max(1), Protection::ReadOnly)?;
     let mut privileged = Vec::new();
@@ -232,7 +289,7 @@ pub fn load(bytes: &[u8], resolver: &dyn Resolver, functions: &FunctionTable) ->
     }
 
     let entry = mapping.base() + info.entry_point as usize;
-    Ok(LoadedImage { mapping, info, entry, privileged, bindings })
+    Ok(LoadedImage { mapping, info, entry, privileged, bindings, security_cookie })
 }
 
 fn name(raw: &[u8]) -> String {

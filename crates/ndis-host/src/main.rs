@@ -42,11 +42,27 @@ enum Command {
         /// driver. Needs CAP_NET_ADMIN and /dev/net/tun.
         #[arg(long, value_name = "NAME")]
         tap: Option<String>,
+        /// NET_BUFFERs per NBL in the receive indications of TAP frames (frames that arrive together are
+        /// grouped); 1, the default, is the common one-NET_BUFFER-per-NBL shape.
+        #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+        nbs_per_nbl: u16,
+        /// Write every call across the driver boundary to FILE as it happens (the in-memory trace keeps only
+        /// the newest --trace-keep events, so a run of days stays bounded).
+        #[arg(long, value_name = "FILE")]
+        trace_file: Option<PathBuf>,
+        /// How many trace events the machine keeps in memory.
+        #[arg(long, value_name = "N", default_value_t = 4096)]
+        trace_keep: usize,
     },
-    /// Audit a driver image as the Windows loader and ApiValidator would.
+    /// Audit a driver image as the Windows loader and ApiValidator would: what Windows requires to load it,
+    /// then rawlink's image policy (link.exe /DRIVER release conventions), reported separately. Fails on the
+    /// first kind only, unless --strict.
     Audit {
         /// Path to the driver image.
         driver: PathBuf,
+        /// Fail on image-policy findings too.
+        #[arg(long)]
+        strict: bool,
     },
 }
 
@@ -63,9 +79,16 @@ fn parse_ndis_version(s: &str) -> Result<u32, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Audit { driver } => audit_cmd(&driver),
-        Command::Run { driver, trace, once, adapters, ndis, tap } => {
-            run(&driver, trace, once, adapters, ndis, tap.as_deref())
+        Command::Audit { driver, strict } => audit_cmd(&driver, strict),
+        Command::Run { driver, trace, once, adapters, ndis, tap, nbs_per_nbl, trace_file, trace_keep } => {
+            let config = HostConfig {
+                ndis_version: ndis,
+                echo_trace: trace,
+                trace_capacity: trace_keep,
+                trace_file,
+                ..HostConfig::default()
+            };
+            run(&driver, config, once, adapters, tap.as_deref(), nbs_per_nbl)
         }
     }
 }
@@ -74,7 +97,7 @@ fn read(path: &std::path::Path) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
 
-fn audit_cmd(path: &std::path::Path) -> ExitCode {
+fn audit_cmd(path: &std::path::Path, strict: bool) -> ExitCode {
     let bytes = match read(path) {
         Ok(b) => b,
         Err(e) => return fail(&e),
@@ -98,13 +121,28 @@ fn audit_cmd(path: &std::path::Path) -> ExitCode {
         println!("    {i}");
     }
     let findings = audit(&info, &FunctionTable::wdk_16299());
-    if findings.is_empty() {
-        println!("audit: clean");
+    let (windows, policy): (Vec<_>, Vec<_>) =
+        findings.iter().partition(|f| f.requirement() == ndis_host::image::Requirement::Windows);
+    if windows.is_empty() {
+        println!("Windows load requirements: met");
+    } else {
+        println!("Windows load requirements: NOT met, the driver does not load");
+    }
+    for f in &windows {
+        println!("  audit: {f}");
+    }
+    if policy.is_empty() {
+        println!("image policy (link.exe /DRIVER release conventions): met");
+    } else {
+        println!("image policy (link.exe /DRIVER release conventions): {} finding(s)", policy.len());
+    }
+    for f in &policy {
+        println!("  policy: {f}");
+    }
+    if windows.is_empty() && (policy.is_empty() || !strict) {
+        println!("audit: {}", if findings.is_empty() { "clean" } else { "loads on Windows" });
         ExitCode::SUCCESS
     } else {
-        for f in &findings {
-            println!("audit: {f}");
-        }
         ExitCode::FAILURE
     }
 }
@@ -129,7 +167,14 @@ fn open_tap(name: &str) -> Result<Arc<TapBackend>, String> {
     Ok(Arc::new(tap))
 }
 
-fn run(path: &std::path::Path, trace: bool, once: bool, adapters: u8, ndis: u32, tap_name: Option<&str>) -> ExitCode {
+fn run(
+    path: &std::path::Path,
+    config: HostConfig,
+    once: bool,
+    adapters: u8,
+    tap_name: Option<&str>,
+    nbs_per_nbl: u16,
+) -> ExitCode {
     if tap_name.is_some() && adapters == 0 {
         return fail("--tap connects the first adapter, but --adapters is 0");
     }
@@ -138,14 +183,14 @@ fn run(path: &std::path::Path, trace: bool, once: bool, adapters: u8, ndis: u32,
         Ok(t) => t,
         Err(e) => return fail(&e),
     };
-    let config = HostConfig { ndis_version: ndis, echo_trace: trace, ..HostConfig::default() };
     let mut host = match Host::load_file(path, config) {
         Ok(h) => h,
         Err(e) => return fail(&format!("{}: {e}", path.display())),
     };
     println!("loaded {} at {:#x} ({} bytes)", path.display(), host.image().base(), host.image().size());
     for n in 1..=adapters {
-        let a = ndis_host::ndis::AdapterConfig::ethernet(n);
+        let mut a = ndis_host::ndis::AdapterConfig::ethernet(n);
+        a.receive_shape.nbs_per_nbl = usize::from(nbs_per_nbl);
         let mac: Vec<String> = a.mac.iter().map(|b| format!("{b:02x}")).collect();
         println!("  adapter {} ({}) {} MTU {}", a.name, a.friendly_name, mac.join(":"), a.mtu);
         let index = match host.add_adapter(a) {
@@ -222,6 +267,7 @@ fn run(path: &std::path::Path, trace: bool, once: bool, adapters: u8, ndis: u32,
         return fail(&format!("DriverUnload: {e}"));
     }
     println!("unloaded");
+    host.flush_trace();
     if let Some(t) = &tap {
         let s = t.stats();
         println!(

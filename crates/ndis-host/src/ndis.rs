@@ -75,6 +75,10 @@ pub struct AdapterConfig {
     /// ([`Host::frames_filtered`]) and not indicated. On by default; off: every frame reaches a Running binding
     /// (for tests of host mechanics with drivers that never set a filter).
     pub enforce_packet_filter: bool,
+    /// Every receive indication on this adapter carries one NET_BUFFER per NBL, whatever shape the test or
+    /// [`AdapterConfig::receive_shape`] asks for (the common miniport shape, which some protocol drivers
+    /// assume); off, NBLs may carry several NET_BUFFERs as NDIS allows.
+    pub one_net_buffer_per_nbl: bool,
     /// The miniport sets NDIS_MINIPORT_ATTRIBUTES_NO_PAUSE_ON_SUSPEND: with protocols of NDIS 6.30 or later,
     /// NDIS does not pause the binding around power transitions ([`Host::set_power`]).
     pub no_pause_on_suspend: bool,
@@ -114,6 +118,7 @@ impl AdapterConfig {
             receive_shape: ReceiveShape { nbs_per_nbl: 1, mdls_per_nb: 1, data_offset: 14 },
             receive_resources: false,
             enforce_packet_filter: true,
+            one_net_buffer_per_nbl: false,
             no_pause_on_suspend: false,
         }
     }
@@ -227,6 +232,9 @@ pub(crate) struct NdisState {
     pub filtered: BTreeMap<usize, u64>,
     /// Adapters whose binding a transition to a low-power state paused (restarted at D0).
     pub power_paused: std::collections::BTreeSet<usize>,
+    /// NET_BUFFER_LIST_CONTEXT blocks NdisAllocateNetBufferListContext added: context address → (its block,
+    /// the NBL it was added to).
+    pub nbl_contexts: BTreeMap<usize, (HostBlock, usize)>,
 }
 
 /// One OID request as the driver issued it, for tests that check what a miniport is handed.
@@ -708,6 +716,10 @@ fn indicate_frames(
         return 0;
     }
     let Some((_, handler)) = inner.protocol_handler(|c| c.receive_net_buffer_lists) else { return 0 };
+    let mut shape = shape;
+    if inner.state().ndis.adapters.get(adapter).is_some_and(|a| a.one_net_buffer_per_nbl) {
+        shape.nbs_per_nbl = 1;
+    }
     let frames = packet_filter(inner, adapter, frames);
     let mut lent = Lent::default();
     let nbls = objects::receive_chain_with_meta(&mut lent, &frames, shape);
@@ -1077,7 +1089,14 @@ pub(crate) fn check_released(inner: &Inner, when: &str) {
     let oids = st.ndis.pending_oids.len();
     let nbs = st.ndis.driver_nbs.len();
     let nb_pools = st.ndis.nb_pools.len();
+    let contexts = st.ndis.nbl_contexts.len();
     drop(st);
+    if contexts != 0 {
+        inner.violation(
+            Rule::Ndis,
+            format!("{when}: {contexts} NBL context block(s) from NdisAllocateNetBufferListContext never freed (NdisFreeNetBufferListContext)"),
+        );
+    }
     if nbs != 0 {
         inner.violation(
             Rule::Ndis,

@@ -39,6 +39,14 @@ pub enum Rule {
     /// completion with a cancel routine still set, Information beyond the caller's buffer, files open or
     /// IRPs outstanding at unload.
     Irp,
+    /// A thread left the driver with its critical regions unbalanced: KeLeaveCriticalRegion without
+    /// KeEnterCriticalRegion, or a call into the driver that returned with a region still entered (bug check
+    /// 0x1 APC_INDEX_MISMATCH).
+    Apc,
+    /// The driver read the same byte of a caller-writable buffer twice while dispatching one request (a
+    /// double fetch: the caller can change it between the reads). Found by the watch
+    /// (`Host::set_double_fetch_watch`).
+    DoubleFetch,
 }
 
 /// One finding.

@@ -167,7 +167,7 @@ pub fn unregister_image(slot: usize) {
     }
 }
 
-fn in_driver_image(addr: usize) -> bool {
+pub(super) fn in_driver_image(addr: usize) -> bool {
     IMAGES.iter().any(|(s, e)| {
         let (s, e) = (s.load(Ordering::Acquire), e.load(Ordering::Acquire));
         s != 0 && addr >= s && addr < e
@@ -286,6 +286,11 @@ pub fn plan(instr: &Instruction, fault_addr: u64, irql: u8) -> Option<Emulation>
 }
 
 /// Index into `ucontext.uc_mcontext.gregs` of a general register (any width).
+/// The ucontext gregs index of a general-purpose register (any width), for the double-fetch watch.
+pub(super) fn greg_index(reg: Register) -> Option<usize> {
+    greg(reg)
+}
+
 fn greg(reg: Register) -> Option<usize> {
     let full = reg.full_register();
     let idx = match full {
@@ -362,6 +367,10 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut l
     let info_ref = unsafe { &*info };
     // SAFETY: si_addr is defined for SIGSEGV.
     let addr = unsafe { info_ref.si_addr() } as usize;
+    // A watched page of a request's caller buffer (the double-fetch detector).
+    if super::watch::on_segv(addr, rip, gregs) {
+        return;
+    }
     let guard_hit = super::stack::in_guard_page(addr);
     if in_driver_image(rip) && !guard_hit {
         if (SHARED_DATA_BASE..SHARED_DATA_BASE + SHARED_DATA_SIZE).contains(&(addr as u64)) {
@@ -431,7 +440,7 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut l
 /// # Safety
 ///
 /// `rip` lies inside a registered (mapped, readable) driver image.
-unsafe fn code_at(rip: usize) -> &'static [u8] {
+pub(super) unsafe fn code_at(rip: usize) -> &'static [u8] {
     let end = IMAGES
         .iter()
         .map(|(s, e)| (s.load(Ordering::Acquire), e.load(Ordering::Acquire)))

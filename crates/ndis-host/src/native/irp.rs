@@ -388,7 +388,9 @@ pub struct Buffer {
 impl Buffer {
     /// A buffer of `len` bytes holding `init` at its start and `fill` after it.
     pub fn new(len: usize, init: &[u8], fill: u8) -> Option<Self> {
-        let block = HostBlock::new(len.max(1), 16)?;
+        // Whole pages of its own, as a caller's buffer of its own pages would be: the double-fetch watch
+        // protects them without touching anything else.
+        let block = HostBlock::new(len.max(1).next_multiple_of(4096), 4096)?;
         for i in 0..len {
             let b = init.get(i).copied().unwrap_or(fill);
             // SAFETY: i < len <= the block's size.
@@ -521,11 +523,13 @@ pub(crate) fn call_dispatch(
     let mut args = vec![("DeviceObject", hex(device as u64)), ("Irp", hex(irp.addr() as u64))];
     args.extend(details);
     let idx = inner.trace_call(Direction::HostToDriver, name, args);
+    let critical = super::exports::critical_depth();
     let probe = super::stack::Probe::begin();
     // SAFETY: `f` is the driver's MajorFunction entry, a DRIVER_DISPATCH taking (DEVICE_OBJECT*, IRP*);
     // `device` is its live device object and `irp` a complete IRP the host keeps alive until it is finished.
     let r = unsafe { call::call(f, &[device as u64, irp.addr() as u64]) };
     check_stack(inner, name, probe.end());
+    super::exports::check_critical_regions(inner, name, critical);
     let after = cpu::irql();
     if after != PASSIVE {
         inner.violation(

@@ -13,3 +13,4 @@ pub mod ndis_objects;
 pub mod stack;
 #[cfg(target_os = "linux")]
 pub mod tap;
+pub mod watch;

@@ -659,6 +659,49 @@ pub fn gather(
     Ok(out)
 }
 
+/// Writes `bytes` starting `offset` bytes into the MDL chain at `chain`, as far as the chain reaches; returns
+/// how many were written. Every MDL must satisfy `known` and describe memory that satisfies `writable`
+/// (start, length) through its MappedSystemVa.
+pub fn scatter(
+    chain: usize,
+    offset: u64,
+    bytes: &[u8],
+    known: &dyn Fn(usize) -> bool,
+    writable: &dyn Fn(usize, usize) -> bool,
+) -> Result<usize, String> {
+    let mut done = 0;
+    let mut skip = offset;
+    let mut m = chain;
+    let mut n = 0;
+    while done < bytes.len() && m != 0 {
+        n += 1;
+        if n > 4096 || !known(m) {
+            return Err(format!("MDL {m:#x} is not an MDL of the driver (NdisAllocateMdl, IoAllocateMdl or its pool)"));
+        }
+        // SAFETY: `known` vouches for the MDL structure.
+        let mdl: MDL = unsafe { read_obj(m) };
+        if mdl.MdlFlags & (MDL_MAPPED_TO_SYSTEM_VA | MDL_SOURCE_IS_NONPAGED_POOL) == 0 || mdl.MappedSystemVa.is_null() {
+            return Err(format!("MDL {m:#x} is not mapped to system space (flags {:#x})", mdl.MdlFlags));
+        }
+        let va = mdl.MappedSystemVa as usize;
+        let count = mdl.ByteCount as usize;
+        if count > 0 && !writable(va, count) {
+            return Err(format!("MDL {m:#x} describes {va:#x}+{count}, which is not memory the driver owns"));
+        }
+        // CAST: min with a usize.
+        let start = skip.min(count as u64) as usize;
+        skip -= start as u64;
+        let take = (count - start).min(bytes.len() - done);
+        for (i, b) in bytes.iter().skip(done).take(take).enumerate() {
+            // SAFETY: `writable` vouches for va..va+count; start + take <= count.
+            unsafe { write_obj(va + start + i, *b) };
+        }
+        done += take;
+        m = mdl.Next as usize;
+    }
+    Ok(done)
+}
+
 /// Links `nbls` into one chain in this order (the last one's Next is null) and sets each one's Status.
 ///
 /// # Safety

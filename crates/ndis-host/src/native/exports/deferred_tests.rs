@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 const ENTRY: usize = 0x00; // lea rax,[rip+unload]; mov [rcx+0x68],rax; xor eax,eax; ret
 const RUNAWAY: usize = 0x10; // push rax; jmp RUNAWAY
 const READ_INTERRUPT_TIME: usize = 0x30; // mov rax,[0xFFFFF78000000008]; ret
+const READ_TWICE: usize = 0x40; // mov al,[rcx]; mov al,[rcx+1]; mov al,[rcx]; ret
+const READ_ONCE: usize = 0x50; // mov eax,[rcx]; mov al,[rcx+4]; ret
+const COPY: usize = 0x60; // push rsi; push rdi; mov rsi,rcx; mov rdi,rdx; mov rcx,r8; rep movsb; pop rdi; pop rsi; ret
 
 fn tiny_image() -> Vec<u8> {
     let mut f = vec![0u8; 0x400];
@@ -58,6 +61,13 @@ fn tiny_image() -> Vec<u8> {
     mov.extend_from_slice(&0xFFFF_F780_0000_0008u64.to_le_bytes());
     mov.push(0xC3);
     put(&mut f, c + READ_INTERRUPT_TIME, &mov);
+    put(&mut f, c + READ_TWICE, &[0x8A, 0x01, 0x8A, 0x41, 0x01, 0x8A, 0x01, 0xC3]);
+    put(&mut f, c + READ_ONCE, &[0x8B, 0x01, 0x8A, 0x41, 0x04, 0xC3]);
+    put(
+        &mut f,
+        c + COPY,
+        &[0x56, 0x57, 0x48, 0x89, 0xCE, 0x48, 0x89, 0xD7, 0x4C, 0x89, 0xC1, 0xF3, 0xA4, 0x5F, 0x5E, 0xC3],
+    );
     f
 }
 
@@ -937,4 +947,39 @@ fn a_spin_lock_or_event_in_freed_pool_is_a_finding_and_the_memory_stays_quaranti
     // SAFETY: the quarantined block is alive (checked above) and 512 bytes long.
     let poison = unsafe { super::super::memory::read_bytes(freed + 128, 16) };
     assert!(poison.iter().all(|&b| b == crate::host::FREED_POOL_POISON));
+}
+
+#[test]
+fn the_double_fetch_watch_names_both_reads_of_a_byte_and_passes_single_reads() {
+    let h = machine();
+    let base = h.image().base() + 0x1000;
+    let buffer = super::super::memory::HostBlock::new(8192, 4096).expect("buffer");
+    let copy = super::super::memory::HostBlock::new(8192, 16).expect("copy");
+    let addr = buffer.addr() as u64;
+    let args = vec![("Source", addr), ("Destination", copy.addr() as u64), ("Length", 6000)];
+    h.call_driver(0, PASSIVE, "Copy", base + COPY, args).expect("ran unwatched");
+    // Two reads of byte 0 by driver code.
+    let armed = super::super::watch::arm(buffer.addr(), 6000).expect("armed");
+    h.call_driver(0, PASSIVE, "ReadTwice", base + READ_TWICE, vec![("Buffer", addr)]).expect("ran");
+    let found = armed.finish().expect("a double fetch");
+    assert_eq!((found.offset, found.first_rip, found.second_rip), (0, base + READ_TWICE, base + READ_TWICE + 5));
+    // Distinct bytes, each read once; a copy of the whole buffer across its page boundary, once.
+    let armed = super::super::watch::arm(buffer.addr(), 6000).expect("armed");
+    h.call_driver(0, PASSIVE, "ReadOnce", base + READ_ONCE, vec![("Buffer", addr)]).expect("ran");
+    assert_eq!(armed.finish(), None);
+    let armed = super::super::watch::arm(buffer.addr(), 6000).expect("armed");
+    let args = vec![("Source", addr), ("Destination", copy.addr() as u64), ("Length", 6000)];
+    h.call_driver(0, PASSIVE, "Copy", base + COPY, args).expect("ran");
+    assert_eq!(armed.finish(), None, "one copy reads each byte once");
+    // Copying twice is a double fetch.
+    let armed = super::super::watch::arm(buffer.addr(), 6000).expect("armed");
+    for _ in 0..2 {
+        let args = vec![("Source", addr), ("Destination", copy.addr() as u64), ("Length", 100)];
+        h.call_driver(0, PASSIVE, "Copy", base + COPY, args).expect("ran");
+    }
+    let found = armed.finish().expect("the second copy");
+    assert_eq!((found.offset, found.first_rip, found.second_rip), (0, base + COPY + 11, base + COPY + 11));
+    // The pages are the host's again.
+    // SAFETY: a live 8 KiB block.
+    unsafe { super::super::memory::write_bytes(buffer.addr(), &[1, 2, 3]) };
 }

@@ -200,6 +200,7 @@ extern "win64" fn IofCompleteRequest(irp: *mut IRP, boost: i8) {
         vec![("Irp", ptr(irp.cast())), ("PriorityBoost", boost.to_string())],
     );
     inner.require_irql_at_most("IofCompleteRequest", DISPATCH);
+    super::ndis::check_irp_mdl_not_in_flight(&inner, irp as usize);
     // The I/O manager's side: checks, PendingReturned, and the signal to whoever waits for the request.
     if let Some((s, info)) = crate::io::complete_request(&inner, irp as usize) {
         inner.trace_result(idx, format!("IoStatus {} / {info}", status(s)));
@@ -397,7 +398,7 @@ extern "win64" fn MmMapLockedPagesSpecifyCache(
         if access_mode != KernelMode {
             inner.violation(
                 Rule::BadParameter,
-                "MmMapLockedPagesSpecifyCache into user mode: rawlink maps only into system space",
+                "MmMapLockedPagesSpecifyCache into user mode: a driver maps a request's MDL into system space only",
             );
             return std::ptr::null_mut();
         }

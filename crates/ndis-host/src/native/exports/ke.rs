@@ -22,7 +22,7 @@ export_table! {
 
 // ---------------------------------------------------------------- pool
 
-fn pool_alloc(inner: &Inner, api: &'static str, size: usize, tag: u32) -> *mut c_void {
+pub(super) fn pool_alloc(inner: &Inner, api: &'static str, size: usize, tag: u32) -> *mut c_void {
     if !inner.require_irql_at_most(api, DISPATCH) {
         return std::ptr::null_mut();
     }
@@ -44,7 +44,7 @@ fn pool_alloc(inner: &Inner, api: &'static str, size: usize, tag: u32) -> *mut c
     addr as *mut c_void
 }
 
-fn pool_free(inner: &Inner, api: &str, p: *mut c_void, tag: Option<u32>) {
+pub(super) fn pool_free(inner: &Inner, api: &str, p: *mut c_void, tag: Option<u32>) {
     if !inner.require_irql_at_most(api, DISPATCH) {
         return;
     }
@@ -64,14 +64,19 @@ fn pool_free(inner: &Inner, api: &str, p: *mut c_void, tag: Option<u32>) {
     };
     // The memory stays in quarantine (see State::quarantine); the record keeps only its tag.
     let removed = removed.map(|b| {
-        let tag = b.tag;
+        let kept = (b.tag, b.api);
         inner.state().quarantine.push_back(b.block);
-        tag
+        kept
     });
     match removed {
         None => inner
             .violation(Rule::BadFree, format!("{api}({}) frees memory that is not an allocated pool block", ptr(p))),
-        Some(block_tag) => {
+        Some((block_tag, block_api)) => {
+            // NDIS memory goes back through NdisFreeMemory, kernel pool through ExFreePool(WithTag).
+            let ndis_block = block_api.starts_with("NdisAllocateMemory");
+            if ndis_block != api.starts_with("Ndis") {
+                inner.violation(Rule::BadFree, format!("{api}({}) frees a block allocated with {}", ptr(p), block_api));
+            }
             if let Some(t) = tag.filter(|&t| t != block_tag) {
                 inner.violation(
                     Rule::BadFree,

@@ -48,17 +48,30 @@ mod deferred_tests;
 mod io;
 mod ke;
 mod ndis;
+mod ndis_extra;
+mod rtl;
 mod security;
 mod sync;
 mod timers;
 
 pub(crate) use ndis::finish_query;
+pub(crate) use rtl::{check_critical_regions, critical_depth};
 pub(crate) use security::open_handles;
 pub(crate) use timers::{check_deferred_released, start_system_threads};
 
 /// (module, name, address) of every export the host provides.
 pub fn table() -> Vec<(&'static str, &'static str, usize)> {
-    [io::table(), ke::table(), ndis::table(), security::table(), sync::table(), timers::table()].concat()
+    [
+        io::table(),
+        ke::table(),
+        ndis::table(),
+        ndis_extra::table(),
+        rtl::table(),
+        security::table(),
+        sync::table(),
+        timers::table(),
+    ]
+    .concat()
 }
 
 impl Resolver for Exports {
@@ -109,6 +122,7 @@ pub(crate) fn call_into_driver(inner: &Inner, irql: u8, name: &str, f: usize, ar
     }
     let prev = cpu::irql();
     cpu::set_irql(irql);
+    let critical = rtl::critical_depth();
     let idx = inner.trace_call(Direction::HostToDriver, name, args.iter().map(|(n, v)| (*n, hex(*v))).collect());
     let values: Vec<u64> = args.iter().map(|(_, v)| *v).collect();
     let probe = super::stack::Probe::begin();
@@ -132,6 +146,7 @@ pub(crate) fn call_into_driver(inner: &Inner, irql: u8, name: &str, f: usize, ar
         inner
             .violation(Rule::IrqlNotRestored, format!("{name} returned at IRQL {after}; it was called at IRQL {irql}"));
     }
+    rtl::check_critical_regions(inner, name, critical);
     // CAST: statuses are the low 32 bits of RAX.
     inner.trace_result(idx, status(r as u32 as i32));
     cpu::set_irql(prev);

@@ -538,7 +538,15 @@ extern "win64" fn NdisFreeMemory(p: *mut c_void, length: u32, flags: u32) {
         vec![("VirtualAddress", ptr(p)), ("Length", length.to_string()), ("MemoryFlags", hex(flags))],
     );
     inner.require_irql_at_most("NdisFreeMemory", DISPATCH);
-    if inner.state().ndis.ndis_memory.remove(&(p as usize)).is_none() {
+    let (ndis, pool) = {
+        let mut st = inner.state();
+        let ndis = st.ndis.ndis_memory.remove(&(p as usize)).is_some();
+        (ndis, st.pool.contains_key(&(p as usize)))
+    };
+    if pool {
+        // NdisAllocateMemoryWithTag(Priority) memory is tagged pool.
+        super::ke::pool_free(&inner, "NdisFreeMemory", p, None);
+    } else if !ndis {
         inner.violation(Rule::BadFree, format!("NdisFreeMemory({}) frees memory NDIS did not allocate", ptr(p)));
     }
 }
@@ -560,6 +568,7 @@ extern "win64" fn NdisReturnNetBufferLists(handle: *mut c_void, nbls: *mut c_voi
     let mut s = inner.state();
     let mut unknown = 0;
     for n in &chain {
+        super::ndis_extra::forget_contexts(&mut s, *n);
         if s.ndis.outstanding.remove(n).is_none() {
             unknown += 1;
         }
@@ -580,16 +589,18 @@ extern "win64" fn NdisReturnNetBufferLists(handle: *mut c_void, nbls: *mut c_voi
 
 #[cfg(test)]
 #[path = "ndis_tests.rs"]
-mod tests;
+pub(super) mod tests;
 
 use super::super::ndis_objects as objects;
 use crate::host::State;
 
 /// Whether `m` is an MDL the driver may chain into a NET_BUFFER it sends: NdisAllocateMdl, IoAllocateMdl,
-/// data NDIS allocated with an NBL, or an MDL the driver built in its own pool.
-fn mdl_known(st: &State, m: usize) -> bool {
+/// data NDIS allocated with an NBL, an MDL the driver built in its own pool, or the MdlAddress of a request
+/// it has not completed (DO_DIRECT_IO: the I/O manager lends it until completion).
+pub(super) fn mdl_known(st: &State, m: usize) -> bool {
     st.ndis.ndis_mdls.contains_key(&m)
         || st.io.driver_mdls.contains_key(&m)
+        || st.io.lent_mdl(m)
         || st.ndis.driver_nbls.values().any(|n| n.data.is_some_and(|d| d.0 == m))
         || st.ndis.driver_nbs.values().any(|n| n.2.is_some_and(|d| d.0 == m))
         || in_pool(st, m, size_of::<MDL>())
@@ -602,9 +613,11 @@ fn in_pool(st: &State, addr: usize, len: usize) -> bool {
         .is_some_and(|(&base, b)| addr.checked_add(len).is_some_and(|end| end <= base + b.size))
 }
 
-/// Whether `addr..addr+len` is memory the driver owns (pool, data NDIS allocated for its NBLs, its image).
-fn readable(inner: &Inner, st: &State, addr: usize, len: usize) -> bool {
+/// Whether `addr..addr+len` is memory the driver owns (pool, data NDIS allocated for its NBLs, its image, a
+/// buffer of a request in flight).
+pub(super) fn readable(inner: &Inner, st: &State, addr: usize, len: usize) -> bool {
     in_pool(st, addr, len)
+        || st.io.lent_range(addr, addr + len)
         || st.ndis.driver_nbls.values().any(|n| n.data.is_some_and(|(_, a, l)| addr >= a && addr + len <= a + l))
         || st.ndis.driver_nbs.values().any(|n| n.2.is_some_and(|(_, a, l)| addr >= a && addr + len <= a + l))
         || (inner.image.contains(addr) && inner.image.contains(addr + len - 1))
@@ -740,6 +753,7 @@ extern "win64" fn NdisFreeNetBufferList(nbl: *mut NET_BUFFER_LIST) {
         );
         return;
     }
+    super::ndis_extra::forget_contexts(&mut s, n);
     if s.ndis.driver_nbls.remove(&n).is_none() {
         let received = s.ndis.outstanding.contains_key(&n);
         drop(s);
@@ -819,7 +833,7 @@ extern "win64" fn NdisFreeMdl(mdl: *mut MDL) {
 
 /// Whether `nb` is a NET_BUFFER the host allocated and the driver may read: one of its NBLs, or one of a
 /// received NBL it holds.
-fn nb_known(st: &State, nb: usize) -> bool {
+pub(super) fn nb_known(st: &State, nb: usize) -> bool {
     if nb == 0 {
         return false;
     }
@@ -928,6 +942,42 @@ extern "win64" fn NdisGetDataBuffer(
 }
 
 // ---------------------------------------------------------------- sends
+
+/// IofCompleteRequest of `irp` while an NBL the driver sent still chains the request's MdlAddress: once the
+/// request completes the I/O manager unlocks and frees those pages while the adapter may still read them.
+pub(crate) fn check_irp_mdl_not_in_flight(inner: &Inner, irp: usize) {
+    let st = inner.state();
+    let Some(mdl) = st.io.irp_mdl(irp) else { return };
+    let held = st.ndis.in_flight.keys().copied().find(|&l| {
+        // SAFETY: an NBL of the driver's the adapter holds; the host allocated it and its NET_BUFFERs.
+        let mut b = unsafe { objects::first_nb(l) };
+        let mut n = 0;
+        while b != 0 && n < 4096 {
+            n += 1;
+            // SAFETY: a NET_BUFFER the host allocated for the driver.
+            let v = unsafe { objects::nb_view(b) };
+            let mut m = v.mdl_chain;
+            let mut k = 0;
+            while m != 0 && k < 4096 && mdl_known(&st, m) {
+                if m == mdl {
+                    return true;
+                }
+                k += 1;
+                // SAFETY: an MDL `mdl_known` vouches for.
+                m = unsafe { read_obj::<MDL>(m) }.Next as usize;
+            }
+            b = v.next;
+        }
+        false
+    });
+    drop(st);
+    if let Some(l) = held {
+        inner.violation(
+            Rule::Irp,
+            format!("IRP {irp:#x} completed while NBL {l:#x}, built on its MdlAddress, is still being sent"),
+        );
+    }
+}
 
 extern "win64" fn NdisSendNetBufferLists(handle: *mut c_void, nbls: *mut NET_BUFFER_LIST, port: u32, flags: u32) {
     let (inner, _) = ndis_call(
@@ -1080,6 +1130,27 @@ fn send(inner: &std::sync::Arc<Inner>, handle: usize, head: usize, port: u32, fl
         crate::ndis::later(inner, delay, move |i| {
             crate::ndis::flush_sends(i, adapter, per_call, reverse);
         });
+    }
+    if flags & NDIS_SEND_FLAGS_CHECK_FOR_LOOPBACK != 0 && running && connected {
+        loop_back(inner, adapter, frames);
+    }
+}
+
+/// NDIS_SEND_FLAGS_CHECK_FOR_LOOPBACK: what the sending binding's packet filter accepts of the frames it sent
+/// is indicated back to it, one NBL per frame with NDIS_NBL_FLAGS_IS_LOOPBACK_PACKET (NDIS does not loop a
+/// protocol's own sends back without the flag).
+fn loop_back(inner: &Inner, adapter: usize, frames: Vec<Vec<u8>>) {
+    let accepted: Vec<(Vec<u8>, crate::ndis::ReceiveMeta)> = {
+        let mut st = inner.state();
+        let Some(model) = crate::ndis::oid_model(&mut st.ndis, adapter) else { return };
+        frames
+            .into_iter()
+            .filter(|f| model.accepts(f))
+            .map(|f| (f, crate::ndis::ReceiveMeta { loopback: true, ..Default::default() }))
+            .collect()
+    };
+    if !accepted.is_empty() {
+        crate::ndis::indicate_meta(inner, adapter, &accepted);
     }
 }
 

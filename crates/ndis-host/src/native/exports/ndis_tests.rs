@@ -14,7 +14,7 @@ use std::sync::Mutex;
 
 // ---------------------------------------------------------------- a tiny image (DriverEntry sets DriverUnload = ret)
 
-fn tiny_image() -> Vec<u8> {
+pub(crate) fn tiny_image() -> Vec<u8> {
     let mut f = vec![0u8; 0x400];
     let mut put = |at: usize, b: &[u8]| f[at..at + b.len()].copy_from_slice(b);
     put(0, b"MZ");
