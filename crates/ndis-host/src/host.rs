@@ -38,6 +38,9 @@ pub struct HostConfig {
     pub echo_trace: bool,
     /// How long the host waits for one driver call before reporting a hang.
     pub call_timeout: Duration,
+    /// The driver's service name: `\Driver\<name>`, the service key `...\Services\<name>` DriverEntry
+    /// gets as its RegistryPath, and `<name>.sys` (lower case) in reported addresses.
+    pub service_name: String,
     /// The machine's non-paged pool, in bytes (`None`: as much as the host process can have). An
     /// allocation that would pass it fails (returns NULL), as when Windows runs out of pool.
     pub pool_limit: Option<usize>,
@@ -55,6 +58,7 @@ impl Default for HostConfig {
             faults: Vec::new(),
             echo_trace: false,
             call_timeout: Duration::from_secs(30),
+            service_name: "RAWLINK".to_owned(),
             pool_limit: None,
             trace_capacity: crate::trace::TRACE_KEPT,
             trace_file: None,
@@ -344,7 +348,9 @@ impl Inner {
 
     /// The image-relative name of a driver address, for messages.
     pub fn symbolize(&self, addr: usize) -> Option<String> {
-        self.image.contains(addr).then(|| format!("rawlink.sys+{:#x}", addr - self.image.base()))
+        self.image
+            .contains(addr)
+            .then(|| format!("{}.sys+{:#x}", self.config.service_name.to_ascii_lowercase(), addr - self.image.base()))
     }
 }
 
@@ -483,7 +489,7 @@ impl Host {
         let image_slot = cpu::register_image(image.base(), image.size());
         let driver_object = HostBlock::new(DRIVER_BLOCK, 16).ok_or(HostError::State("out of memory".into()))?;
         let registry_path = HostBlock::new(512, 16).ok_or(HostError::State("out of memory".into()))?;
-        crate::exports::init_driver_object(&driver_object, &registry_path, &image);
+        crate::exports::init_driver_object(&driver_object, &registry_path, &image, &config.service_name);
         let faults = FaultPlan::new(config.faults.clone());
         let trace_file = match &config.trace_file {
             Some(p) => Some(

@@ -81,7 +81,10 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Audit { driver, strict } => audit_cmd(&driver, strict),
         Command::Run { driver, trace, once, adapters, ndis, tap, nbs_per_nbl, trace_file, trace_keep } => {
+            // The service is named after the file, as an INF usually names it (rlprot.sys: RLPROT).
+            let service = driver.file_stem().and_then(|s| s.to_str()).unwrap_or("RAWLINK").to_ascii_uppercase();
             let config = HostConfig {
+                service_name: service,
                 ndis_version: ndis,
                 echo_trace: trace,
                 trace_capacity: trace_keep,

@@ -983,3 +983,16 @@ fn the_double_fetch_watch_names_both_reads_of_a_byte_and_passes_single_reads() {
     // SAFETY: a live 8 KiB block.
     unsafe { super::super::memory::write_bytes(buffer.addr(), &[1, 2, 3]) };
 }
+
+#[test]
+fn the_service_name_names_the_driver_object_the_registry_path_and_reported_addresses() {
+    let config = HostConfig { service_name: "RLPROT".to_owned(), ..HostConfig::default() };
+    let h = Host::load(&tiny_image(), config).expect("loads");
+    assert_eq!(h.registry_path(), "\\REGISTRY\\MACHINE\\SYSTEM\\CurrentControlSet\\Services\\RLPROT");
+    let base = h.image().base();
+    assert_eq!(h.inner().symbolize(base + 0x1010).as_deref(), Some("rlprot.sys+0x1010"));
+    // SAFETY: the driver object block holds a DRIVER_OBJECT whose DriverName was written at load.
+    let d: DRIVER_OBJECT = unsafe { read_obj(h.inner().driver_object.addr()) };
+    // SAFETY: DriverName points into the same block.
+    assert_eq!(unsafe { unicode(&d.DriverName) }.as_deref(), Some("\\Driver\\RLPROT"));
+}

@@ -171,7 +171,9 @@ pub(super) fn call_back(inner: &Inner, name: &str, f: usize, args: &[(&'static s
 // ---------------------------------------------------------------- driver object
 
 /// Prepares the DRIVER_OBJECT (with its DRIVER_EXTENSION and names) and the registry path.
-pub(crate) fn init_driver_object(block: &HostBlock, registry: &HostBlock, image: &LoadedImage) {
+pub(crate) fn init_driver_object(block: &HostBlock, registry: &HostBlock, image: &LoadedImage, service: &str) {
+    // Names longer than this would not fit the blocks' string areas.
+    let service: String = service.chars().filter(char::is_ascii_alphanumeric).take(64).collect();
     let base = block.addr();
     let ext = base + 0x200;
     let strings = base + 0x400;
@@ -188,8 +190,8 @@ pub(crate) fn init_driver_object(block: &HostBlock, registry: &HostBlock, image:
         off += usize::from(len) + 2;
         s
     };
-    let driver_name = put("\\Driver\\RAWLINK");
-    let service = put("RAWLINK");
+    let driver_name = put(&format!("\\Driver\\{service}"));
+    let service_key_name = put(&service);
     let hw = put("\\REGISTRY\\MACHINE\\HARDWARE\\DESCRIPTION\\SYSTEM");
     // HardwareDatabase points at a UNICODE_STRING; keep it in the string area too.
     let hw_addr = off;
@@ -213,14 +215,16 @@ pub(crate) fn init_driver_object(block: &HostBlock, registry: &HostBlock, image:
     // SAFETY: the extension lies at 0x200 in the same block, zeroed.
     let mut e: DRIVER_EXTENSION = unsafe { read_obj(ext) };
     e.DriverObject = d;
-    e.ServiceKeyName = service;
+    e.ServiceKeyName = service_key_name;
     // SAFETY: as above.
     unsafe { write_obj(ext, e) };
-    // Registry path: \REGISTRY\MACHINE\SYSTEM\CurrentControlSet\Services\RAWLINK
-    let path: Vec<u16> = "\\REGISTRY\\MACHINE\\SYSTEM\\CurrentControlSet\\Services\\RAWLINK".encode_utf16().collect();
+    // Registry path: \REGISTRY\MACHINE\SYSTEM\CurrentControlSet\Services\<service>
+    let path: Vec<u16> =
+        format!("\\REGISTRY\\MACHINE\\SYSTEM\\CurrentControlSet\\Services\\{service}").encode_utf16().collect();
     let buf = registry.addr() + 32;
     for (i, u) in path.iter().enumerate() {
-        // SAFETY: the registry block is 512 bytes; the path is < 240 bytes from offset 32.
+        // SAFETY: the registry block is 512 bytes; the path (a service name of at most 64 characters) is
+        // < 260 bytes from offset 32.
         unsafe { write_obj(buf + i * 2, *u) };
     }
     // CAST: a short constant path.
