@@ -374,3 +374,118 @@ fn variables_are_found_in_each_form() {
     assert_eq!(found, expected);
     assert!(variables_read("no variables $ here").is_empty());
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// The PowerShell scripts. There is no PowerShell on the build machine, so these are static checks of the rules the
+// scripts follow, and of docs/WINDOWS.md listing the same native commands in the same order.
+
+/// The values the scripts' variables stand for in docs/WINDOWS.md's commands.
+const SCRIPT_VALUES: &[(&str, &str)] = &[
+    ("$ComponentId", "RL_RAWLINK"),
+    ("$ServiceName", "RAWLINK"),
+    ("$inf", "<package>\\rawlink.inf"),
+    ("$oem", "oemNN.inf"),
+];
+
+/// `Invoke-Native <code> '<program>' @('<arg>', $var, ...) [+ $forceFlag]` calls, in script order, as the command
+/// line docs/WINDOWS.md shows.
+fn native_calls(script: &str) -> Vec<String> {
+    let mut calls = Vec::new();
+    for line in script.lines() {
+        let Some(at) = line.find("Invoke-Native ") else { continue };
+        let call = &line[at + "Invoke-Native ".len()..];
+        if call.starts_with('[') || call.starts_with("@") {
+            continue; // the function's own definition
+        }
+        let mut parts = call.splitn(2, " '");
+        let code = parts.next().expect("exit code");
+        assert!(code.parse::<u8>().is_ok(), "Invoke-Native without a numeric failure code: {line}");
+        let rest = parts.next().unwrap_or_else(|| panic!("Invoke-Native without a quoted program: {line}"));
+        let (program, rest) = rest.split_once('\'').expect("closing quote");
+        let list_start = rest.find("@(").unwrap_or_else(|| panic!("arguments are not an @(...) list: {line}"));
+        let list_end = rest[list_start..].find(')').expect("closing )") + list_start;
+        let mut command = vec![program.to_owned()];
+        for arg in rest[list_start + 2..list_end].split(',').map(str::trim) {
+            let value = if let Some(quoted) = arg.strip_prefix('\'').and_then(|a| a.strip_suffix('\'')) {
+                quoted.to_owned()
+            } else {
+                let (_, value) = SCRIPT_VALUES
+                    .iter()
+                    .find(|(var, _)| *var == arg)
+                    .unwrap_or_else(|| panic!("no documented value for {arg} in: {line}"));
+                (*value).to_owned()
+            };
+            command.push(value);
+        }
+        if rest[list_end..].contains("+ $forceFlag") {
+            command.push("[/force]".to_owned());
+        }
+        calls.push(command.join(" "));
+    }
+    calls
+}
+
+/// The native command lines (`<name>.exe ...`) of the fenced block after `marker` in docs/WINDOWS.md.
+fn documented_commands(docs: &str, marker: &str) -> Vec<String> {
+    let at = docs.find(marker).unwrap_or_else(|| panic!("docs/WINDOWS.md has no {marker}"));
+    let block = docs[at..].split("```").nth(1).expect("a fenced block after the marker");
+    block
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.split_whitespace().next().is_some_and(|w| w.ends_with(".exe")))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn script(name: &str) -> String {
+    read(&workspace_root().join("scripts").join(name))
+}
+
+#[test]
+fn the_docs_list_the_scripts_native_commands_in_order() {
+    let docs = read(&workspace_root().join("docs").join("WINDOWS.md"));
+    let install = native_calls(&script("install.ps1"));
+    assert_eq!(
+        install,
+        ["netcfg.exe -v -l <package>\\rawlink.inf -c p -i RL_RAWLINK", "sc.exe start RAWLINK"],
+        "install.ps1's native calls"
+    );
+    assert_eq!(documented_commands(&docs, "package folder). `install.ps1`:"), install);
+    let uninstall = native_calls(&script("uninstall.ps1"));
+    assert_eq!(
+        uninstall,
+        ["sc.exe stop RAWLINK", "netcfg.exe -v -u RL_RAWLINK", "pnputil.exe /delete-driver oemNN.inf [/force]"],
+        "uninstall.ps1's native calls"
+    );
+    assert_eq!(documented_commands(&docs, "`uninstall.ps1`:\n"), uninstall);
+}
+
+#[test]
+fn the_scripts_follow_their_rules() {
+    for name in ["install.ps1", "uninstall.ps1"] {
+        let text = script(name);
+        let code: Vec<&str> = text.lines().filter(|l| !l.trim_start().starts_with('#')).collect();
+        assert!(text.contains("\nSet-StrictMode -Version 3\n$ErrorActionPreference = 'Stop'\n"), "{name}");
+        assert!(text.contains("\n$PSNativeCommandUseErrorActionPreference = $false\n"), "{name}");
+        // Native programs run only through Invoke-Native, whose error preference is local and 'Continue'.
+        let invocations: Vec<&&str> = code.iter().filter(|l| l.trim_start().starts_with("& ")).collect();
+        assert_eq!(invocations.len(), 1, "{name}: programs are started only in Invoke-Native: {invocations:?}");
+        let function = text.split("function Invoke-Native(").nth(1).expect("Invoke-Native");
+        let body = function.split("\n}\n").next().expect("its body");
+        assert!(body.contains("$ErrorActionPreference = 'Continue'"), "{name}: {body}");
+        assert!(body.contains("& $command[0].Path @Arguments 2>&1 |"), "{name}: {body}");
+        assert!(body.contains("return [int] $LASTEXITCODE"), "{name}: {body}");
+        // Each call's exit code is used: assigned to $code and compared.
+        for line in code.iter().filter(|l| l.contains("Invoke-Native ") && !l.contains("function ")) {
+            assert!(line.trim_start().starts_with("$code = Invoke-Native "), "{name}: exit code not kept: {line}");
+        }
+        // No program output is parsed: no capture into text, no netcfg -q, no bcdedit.
+        for banned in ["Out-String", "netcfg.exe -q", "'-q'", "bcdedit.exe /enum", "-match 'is installed'"] {
+            assert!(!code.iter().any(|l| l.contains(banned)), "{name} uses {banned}");
+        }
+    }
+    // The [string] parameter is never assigned (StrictMode 3 + a type-constrained variable).
+    let install = script("install.ps1");
+    assert!(install.contains("[string] $PackageDir"), "install.ps1's parameter");
+    assert!(!install.contains("$PackageDir ="), "install.ps1 assigns its [string] parameter");
+}
