@@ -180,6 +180,15 @@ fn a_featureless_cargo_metadata_lists_one_wdk_build() {
     assert_eq!(dep["target"], "cfg(windows)", "{dep}");
     assert!(dep["req"].as_str().is_some_and(|r| r.contains("0.6")), "wdk-build requirement {} is not 0.6", dep["req"]);
 
+    // The workspace's rust-version is the Linux side's; the Windows prerequisites name wdk-build's.
+    let needs = wdk_build["rust_version"].as_str().expect("wdk-build declares a rust-version");
+    let minor: String = needs.split('.').take(2).collect::<Vec<_>>().join(".");
+    let docs = read(&workspace_root().join("docs").join("WINDOWS.md"));
+    assert!(
+        docs.contains(&format!("**{minor} or newer**")) && docs.contains(&format!("`rust-version = \"{needs}\"`")),
+        "docs/WINDOWS.md's prerequisites must say that a Windows host needs Rust {minor} (wdk-build {version})"
+    );
+
     // The manifest cargo metadata points at is there to read (the makefile test below reads it).
     let dir = wdk_build_dir(&meta);
     assert!(dir.join("Cargo.toml").is_file(), "{} has no Cargo.toml", dir.display());
