@@ -122,8 +122,11 @@ fn check_libclang() -> Result<(), Vec<Problem>> {
         .map(|n| Path::new("/usr/lib").join(n).join("lib"))
         .collect();
     dirs.extend(llvm.iter().cloned());
-    let library = dirs.iter().any(|d| read_dir_names(d).iter().any(|n| n.starts_with("libclang") && n.contains(".so")
-        && !n.starts_with("libclang-cpp")));
+    let library = dirs.iter().any(|d| {
+        read_dir_names(d)
+            .iter()
+            .any(|n| n.starts_with("libclang") && n.contains(".so") && !n.starts_with("libclang-cpp"))
+    });
     let headers = llvm.iter().any(|lib| {
         read_dir_names(&lib.join("clang")).iter().any(|v| lib.join("clang").join(v).join("include/stddef.h").is_file())
     });
@@ -136,7 +139,9 @@ fn check_libclang() -> Result<(), Vec<Problem>> {
     }
     if !headers {
         problems.push(Problem::new(
-            format!("clang's resource headers (stddef.h, for wdk-check) are not installed (package {LIBCLANG_PACKAGE})"),
+            format!(
+                "clang's resource headers (stddef.h, for wdk-check) are not installed (package {LIBCLANG_PACKAGE})"
+            ),
             LIBCLANG_PACKAGE,
         ));
     }
