@@ -5,9 +5,16 @@
 //! * Windows with the WDK (`--features wdk`, driven by cargo-make): wdk-build supplies the link configuration
 //!   and the bindings are proven against the installed WDK (see `build/wdk.rs`).
 
-#[cfg(feature = "wdk")]
+#[cfg(all(feature = "wdk", windows))]
 #[path = "build/wdk.rs"]
 mod wdk;
+
+// wdk-build is a build-dependency of Windows hosts only (Cargo.toml), and refuses to compile anywhere else.
+#[cfg(all(feature = "wdk", not(windows)))]
+compile_error!(
+    "the `wdk` feature needs a Windows host with the WDK (cargo make, docs/WINDOWS.md); on Linux the same layout \
+     proof runs as `cargo xtask wdk-check --wdk-include <WDK Include/10.0.x folder>`"
+);
 
 /// lld-link flags for a kernel-mode driver image, as link.exe/wdk-build use them, plus `/RELEASE` so that the
 /// PE checksum is computed (the Windows loader checks it for boot drivers; tools check it too).
@@ -40,7 +47,7 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=CARGO_FEATURE_WDK");
 
-    #[cfg(feature = "wdk")]
+    #[cfg(all(feature = "wdk", windows))]
     {
         if let Err(e) = wdk::configure() {
             println!("cargo:warning=wdk-build configuration failed: {e}");

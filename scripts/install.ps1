@@ -8,12 +8,15 @@
       2  package folder: rawlink.inf, rawlink.sys, rawlink.cat
       3  signature: test signing on, or a Microsoft-signed (WHQL/attestation) package; the catalog's
          publisher must be trusted so that the install does not stop at a publisher prompt
-      4  netcfg -v -l rawlink.inf -c p -i RL_RAWLINK  (protocols are installed through INetCfg, not pnputil)
+      4  netcfg.exe -v -l <package>\rawlink.inf -c p -i RL_RAWLINK, unless the RAWLINK service already exists
+         (protocols are installed through INetCfg, not pnputil)
       5  sc.exe start RAWLINK  (the service is demand-start: StartType 3)
       6  open \\.\RawLink (the control device the driver creates)
     Exit code 0: installed, running, device opens.
 
-    Works in Windows PowerShell 5.1 and PowerShell 7. Run it from an elevated prompt.
+    Works in Windows PowerShell 5.1 and PowerShell 7. Run it from an elevated prompt. Every native program's exit
+    code is checked; no program's text output is parsed (it is translated). docs/WINDOWS.md, section 4, lists the
+    same steps as commands to type.
 
 .PARAMETER PackageDir
     The folder with rawlink.inf, rawlink.sys and rawlink.cat. Default: the folder of this script if it holds
@@ -39,10 +42,14 @@ param(
 
 Set-StrictMode -Version 3
 $ErrorActionPreference = 'Stop'
+# PowerShell 7.3+: a native program's non-zero exit code is handled below, never turned into an error.
+$PSNativeCommandUseErrorActionPreference = $false
 
 $ComponentId = 'RL_RAWLINK'       # Models hardware id in rawlink.inf (netcfg -i)
 $ServiceName = 'RAWLINK'          # AddService name = NDIS protocol name
 $DevicePath  = '\\.\RawLink'      # symbolic link \DosDevices\Global\RawLink
+# netcfg's success code asking for a restart (Netcfgx.h), should netcfg.exe exit with it.
+$NetcfgRebootCode = 0x0004A020
 
 function Fail([int] $Code, [string] $Message) {
     Write-Host "rawlink install: FAILED (exit $Code): $Message" -ForegroundColor Red
@@ -50,6 +57,19 @@ function Fail([int] $Code, [string] $Message) {
 }
 function Step([string] $Message) { Write-Host "==> $Message" -ForegroundColor Cyan }
 function Info([string] $Message) { Write-Host "    $Message" }
+
+# Runs a native program, prints its output, returns its exit code; exits with $FailCode if it cannot be started.
+# Its standard error is merged into its output as text: Windows PowerShell 5.1 wraps each stderr line of a
+# redirected native program in an ErrorRecord, which the script-wide 'Stop' preference would make a terminating
+# error. Here the preference is 'Continue' (a variable local to this function), so such a line is only printed.
+function Invoke-Native([int] $FailCode, [string] $Program, [string[]] $Arguments) {
+    $ErrorActionPreference = 'Continue'
+    $command = @(Get-Command -Name $Program -CommandType Application -ErrorAction SilentlyContinue)
+    if ($command.Count -eq 0) { Fail $FailCode "$Program was not found (it comes with Windows: is PATH intact?)." }
+    Info ("> $Program " + ($Arguments -join ' '))
+    & $command[0].Path @Arguments 2>&1 | ForEach-Object { Info "$_" }
+    return [int] $LASTEXITCODE
+}
 
 # --- 1. Administrator ---------------------------------------------------------------------------------------------
 Step 'Checking for administrator rights'
@@ -61,30 +81,30 @@ if (-not $principal.IsInRole([Security.Principal.WindowsBuiltInRole]::Administra
 
 # --- 2. Package folder ----------------------------------------------------------------------------------------------
 Step 'Finding the driver package'
-if (-not $PackageDir) {
+# $PackageDir is a [string] parameter: it is only read, never assigned (a [string] variable converts whatever is
+# assigned to it, so a PathInfo stored there would lose its properties). The folder found is $package.
+if ($PackageDir) {
+    $candidates = @($PackageDir)
+} else {
     $candidates = @(
         $PSScriptRoot,
         (Join-Path $PSScriptRoot '..\target\rawlink-package'),
         (Join-Path $PSScriptRoot '..\target\release\rawlink_package'),
         (Join-Path $PSScriptRoot '..\target\debug\rawlink_package')
     )
-    $PackageDir = $candidates | Where-Object { Test-Path (Join-Path $_ 'rawlink.inf') } | Select-Object -First 1
-    if (-not $PackageDir) {
-        Fail 2 ("no rawlink.inf found in: " + ($candidates -join '; ') +
-            ". Build the package (cargo make on Windows, cargo xtask build on Linux) or pass -PackageDir.")
-    }
 }
-$PackageDir = (Resolve-Path -LiteralPath $PackageDir -ErrorAction SilentlyContinue)
-if (-not $PackageDir) { Fail 2 'the -PackageDir folder does not exist.' }
-$PackageDir = $PackageDir.Path
-$inf = Join-Path $PackageDir 'rawlink.inf'
-$sys = Join-Path $PackageDir 'rawlink.sys'
-$cat = Join-Path $PackageDir 'rawlink.cat'
-Info "package: $PackageDir"
-foreach ($file in @($inf, $sys)) {
-    if (-not (Test-Path -LiteralPath $file)) { Fail 2 "$file is missing." }
+$found = @($candidates | Where-Object { Test-Path -LiteralPath (Join-Path $_ 'rawlink.inf') -PathType Leaf })
+if ($found.Count -eq 0) {
+    Fail 2 ("no rawlink.inf found in: " + ($candidates -join '; ') +
+        ". Build the package (cargo make on Windows, cargo xtask build on Linux) or pass -PackageDir.")
 }
-if (-not (Test-Path -LiteralPath $cat)) {
+$package = (Resolve-Path -LiteralPath $found[0]).ProviderPath
+$inf = Join-Path $package 'rawlink.inf'
+$sys = Join-Path $package 'rawlink.sys'
+$cat = Join-Path $package 'rawlink.cat'
+Info "package: $package"
+if (-not (Test-Path -LiteralPath $sys -PathType Leaf)) { Fail 2 "$sys is missing." }
+if (-not (Test-Path -LiteralPath $cat -PathType Leaf)) {
     Fail 2 ("$cat is missing: the package has no catalog, so Windows treats it as unsigned. A package built on " +
         "Linux must be catalogued and signed on Windows first (docs/WINDOWS.md, 'Signing a package built on Linux'), " +
         "or build it on Windows with cargo make.")
@@ -94,32 +114,30 @@ if (-not (Test-Path -LiteralPath $cat)) {
 Step 'Checking signatures and test signing'
 $sysSignature = Get-AuthenticodeSignature -LiteralPath $sys
 $catSignature = Get-AuthenticodeSignature -LiteralPath $cat
-Info ("rawlink.sys: {0} {1}" -f $sysSignature.Status, $(if ($sysSignature.SignerCertificate) { $sysSignature.SignerCertificate.Subject } else { '' }))
-Info ("rawlink.cat: {0} {1}" -f $catSignature.Status, $(if ($catSignature.SignerCertificate) { $catSignature.SignerCertificate.Subject } else { '' }))
-if ($catSignature.Status -eq 'NotSigned' -or -not $catSignature.SignerCertificate) {
+function Show-Signature([string] $Name, $Signature) {
+    $signer = if ($Signature.SignerCertificate) { $Signature.SignerCertificate.Subject } else { '(no signer)' }
+    Info ("{0}: {1} {2}" -f $Name, $Signature.Status, $signer)
+}
+Show-Signature 'rawlink.sys' $sysSignature
+Show-Signature 'rawlink.cat' $catSignature
+if (-not $catSignature.SignerCertificate) {
     Fail 3 'rawlink.cat is not signed. Sign it (signtool sign /fd SHA256 ...) or build with cargo make, which test-signs it.'
 }
 
-# Test signing as the running system sees it: the loader's options of the current boot (locale independent) ...
-$startOptions = (Get-ItemProperty 'HKLM:\SYSTEM\CurrentControlSet\Control' -Name SystemStartOptions).SystemStartOptions
+# Test signing as the running system sees it: the boot loader's options of this boot, a registry value that is the
+# same in every language (bcdedit's output is translated, so it is not read).
+$startOptions = [string] (Get-ItemProperty -LiteralPath 'HKLM:\SYSTEM\CurrentControlSet\Control' -Name SystemStartOptions).SystemStartOptions
 $testSigningActive = $startOptions -match '\bTESTSIGNING\b'
-# ... and as configured for the next boot (bcdedit /enum {current}: "testsigning Yes"). bcdedit translates
-# "Yes"; only the message below depends on it, the check above is the one that decides.
-$bcd = (& bcdedit.exe /enum '{current}' 2>&1 | Out-String)
-$testSigningConfigured = $bcd -match '(?im)^\s*testsigning\s+Yes\s*$'
-
 $microsoftSigned = ($sysSignature.Status -eq 'Valid') -and
     ($sysSignature.SignerCertificate.Subject -match 'Microsoft Windows Hardware Compatibility Publisher')
 if ($microsoftSigned) {
     Info 'rawlink.sys carries a Microsoft (WHQL/attestation) signature: test signing is not needed.'
 } elseif ($testSigningActive) {
     Info 'test signing is on for this boot.'
-} elseif ($testSigningConfigured) {
-    Fail 3 'test signing is configured but not active yet: restart Windows, then run this script again.'
 } else {
-    Fail 3 ("this package is test-signed and test signing is off. Run 'bcdedit /set testsigning on' (Secure Boot " +
-        "must be off in the firmware settings), restart, and run this script again. Without it the driver " +
-        "fails to load with error 577 (ERROR_INVALID_IMAGE_HASH) or device code 52.")
+    Fail 3 ("this package is test-signed and test signing is off for this boot. Run 'bcdedit /set testsigning on' " +
+        "(Secure Boot must be off in the firmware settings), restart, and run this script again (if you already " +
+        "did, restart). Without it the driver fails to load with error 577 (ERROR_INVALID_IMAGE_HASH).")
 }
 
 if ($catSignature.Status -ne 'Valid') {
@@ -128,12 +146,13 @@ if ($catSignature.Status -ne 'Valid') {
             "On a test machine, rerun with -TrustTestCertificate, or run: " +
             "certutil -addstore Root WDRLocalTestCert.cer; certutil -addstore TrustedPublisher WDRLocalTestCert.cer")
     }
-    $cerFile = Join-Path $PackageDir 'WDRLocalTestCert.cer'
-    if (Test-Path -LiteralPath $cerFile) {
+    $cerFile = Join-Path $package 'WDRLocalTestCert.cer'
+    if (Test-Path -LiteralPath $cerFile -PathType Leaf) {
         $certificate = New-Object System.Security.Cryptography.X509Certificates.X509Certificate2($cerFile)
     } else {
         $certificate = $catSignature.SignerCertificate
     }
+    # What certutil -addstore Root / TrustedPublisher does, through .NET (no program to run, nothing to parse).
     foreach ($storeName in @('Root', 'TrustedPublisher')) {
         $store = New-Object System.Security.Cryptography.X509Certificates.X509Store($storeName, 'LocalMachine')
         $store.Open('ReadWrite')
@@ -148,25 +167,25 @@ if ($catSignature.Status -ne 'Valid') {
 
 # --- 4. netcfg ---------------------------------------------------------------------------------------------------------
 Step "Installing the protocol ($ComponentId)"
-# netcfg -q prints "<id> is installed" or "<id> is not installed".
-$query = (& netcfg.exe -q $ComponentId 2>&1 | Out-String)
-$already = ($query -match 'is installed') -and ($query -notmatch 'not installed')
-if ($already) {
-    Info "$ComponentId is already installed; to upgrade, run scripts\uninstall.ps1 first. Continuing with the start."
+# Installed means: the INF's AddService created the RAWLINK service (netcfg -u deletes it again). netcfg -q is not
+# used: it tells the answer only in (translated) text.
+if (Get-Service -Name $ServiceName -ErrorAction SilentlyContinue) {
+    Info "the $ServiceName service exists: $ComponentId is installed. To upgrade, run scripts\uninstall.ps1 first. Continuing with the start."
 } else {
-    $output = (& netcfg.exe -v -l $inf -c p -i $ComponentId 2>&1 | Out-String)
-    $code = $LASTEXITCODE
-    $output.TrimEnd() -split "`r?`n" | ForEach-Object { Info $_ }
-    $service = Get-Service -Name $ServiceName -ErrorAction SilentlyContinue
-    if ($code -ne 0 -and -not $service) {
-        Fail 4 ("netcfg failed (exit code $code). See the output above and %windir%\INF\setupapi.dev.log; " +
+    $code = Invoke-Native 4 'netcfg.exe' @('-v', '-l', $inf, '-c', 'p', '-i', $ComponentId)
+    if ($code -eq $NetcfgRebootCode) {
+        Info 'netcfg asks for a restart; restart before using the driver.'
+    } elseif ($code -ne 0) {
+        $hex = '0x{0:X8}' -f $code
+        Fail 4 ("netcfg failed (exit code $code, $hex). See the output above and %windir%\INF\setupapi.dev.log; " +
             "a signature problem there means the catalog or test certificate is wrong.")
     }
-    if (-not $service) { Fail 4 "netcfg reported success but the $ServiceName service does not exist." }
-    if ($output -match 'reboot') { Info 'netcfg asks for a restart; restart before using the driver.' }
+    if (-not (Get-Service -Name $ServiceName -ErrorAction SilentlyContinue)) {
+        Fail 4 "netcfg exited with $code but the $ServiceName service does not exist."
+    }
 }
-$driver = Get-CimInstance -ClassName Win32_SystemDriver -Filter "Name='$ServiceName'" -ErrorAction SilentlyContinue
-if ($driver) { Info ("service {0}: start mode {1}, binary {2}" -f $driver.Name, $driver.StartMode, $driver.PathName) }
+$driver = @(Get-CimInstance -ClassName Win32_SystemDriver -Filter "Name='$ServiceName'" -ErrorAction SilentlyContinue)
+if ($driver.Count -gt 0) { Info ("service {0}: start mode {1}, binary {2}" -f $driver[0].Name, $driver[0].StartMode, $driver[0].PathName) }
 
 if ($NoStart) {
     Step 'Done (not started: -NoStart). Start it with: sc.exe start RAWLINK'
@@ -177,12 +196,10 @@ if ($NoStart) {
 Step "Starting the $ServiceName service"
 $service = Get-Service -Name $ServiceName
 if ($service.Status -ne 'Running') {
-    $output = (& sc.exe start $ServiceName 2>&1 | Out-String)
-    $code = $LASTEXITCODE
-    try { $service.WaitForStatus('Running', [TimeSpan]::FromSeconds(15)) } catch { }
+    # A kernel driver's start is synchronous: sc.exe returns after DriverEntry, with the Win32 error as exit code.
+    $code = Invoke-Native 5 'sc.exe' @('start', $ServiceName)
     $service.Refresh()
-    if ($service.Status -ne 'Running') {
-        $output.TrimEnd() -split "`r?`n" | ForEach-Object { Info $_ }
+    if ($code -ne 0 -or $service.Status -ne 'Running') {
         $hint = switch ($code) {
             577   { 'error 577: Windows cannot verify the signature (test signing off, or Secure Boot on).' }
             1275  { 'error 1275: the driver was blocked from loading (driver block list or HVCI).' }
@@ -227,6 +244,6 @@ Next steps:
   sc.exe query RAWLINK                 service state; sc.exe stop RAWLINK / sc.exe start RAWLINK
   verifier /standard /driver rawlink.sys   Driver Verifier (then restart)
   scripts\uninstall.ps1                remove it again
-Debugging: docs/WINDOWS.md (WinDbg symbols: $PackageDir).
+Debugging: docs/WINDOWS.md (WinDbg symbols: $package).
 "@
 exit 0

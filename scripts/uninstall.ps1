@@ -8,8 +8,12 @@
       2  sc.exe stop RAWLINK  (fails while a program still has \\.\RawLink open: close it first;
          this script opens nothing itself)
       3  netcfg -v -u RL_RAWLINK  (unbinds from every adapter, runs the INF's Remove sections)
-      4  pnputil /delete-driver oemNN.inf for every staged copy of rawlink.inf in the driver store
+      4  pnputil.exe /delete-driver oemNN.inf for every package in the driver store whose original INF is
+         rawlink.inf (class NetTrans), as Get-WindowsDriver -Online lists them
     Exit code 0: nothing of rawlink is left (a restart may still be requested by netcfg).
+
+    Works in Windows PowerShell 5.1 and PowerShell 7. Every native program's exit code is checked; no program's
+    text output is parsed (it is translated). docs/WINDOWS.md, section 4, lists the same steps as commands.
 
 .PARAMETER Force
     Continue when the service does not stop (the uninstall then completes at the next restart), and pass /force
@@ -26,10 +30,16 @@ param(
 
 Set-StrictMode -Version 3
 $ErrorActionPreference = 'Stop'
+# PowerShell 7.3+: a native program's non-zero exit code is handled below, never turned into an error.
+$PSNativeCommandUseErrorActionPreference = $false
 
 $ComponentId = 'RL_RAWLINK'
 $ServiceName = 'RAWLINK'
 $OriginalInf = 'rawlink.inf'
+# netcfg's success code asking for a restart (Netcfgx.h), should netcfg.exe exit with it; pnputil's is 3010
+# (ERROR_SUCCESS_REBOOT_REQUIRED).
+$NetcfgRebootCode = 0x0004A020
+$RebootRequired = 3010
 
 function Fail([int] $Code, [string] $Message) {
     Write-Host "rawlink uninstall: FAILED (exit $Code): $Message" -ForegroundColor Red
@@ -37,6 +47,19 @@ function Fail([int] $Code, [string] $Message) {
 }
 function Step([string] $Message) { Write-Host "==> $Message" -ForegroundColor Cyan }
 function Info([string] $Message) { Write-Host "    $Message" }
+
+# Runs a native program, prints its output, returns its exit code; exits with $FailCode if it cannot be started.
+# Its standard error is merged into its output as text: Windows PowerShell 5.1 wraps each stderr line of a
+# redirected native program in an ErrorRecord, which the script-wide 'Stop' preference would make a terminating
+# error. Here the preference is 'Continue' (a variable local to this function), so such a line is only printed.
+function Invoke-Native([int] $FailCode, [string] $Program, [string[]] $Arguments) {
+    $ErrorActionPreference = 'Continue'
+    $command = @(Get-Command -Name $Program -CommandType Application -ErrorAction SilentlyContinue)
+    if ($command.Count -eq 0) { Fail $FailCode "$Program was not found (it comes with Windows: is PATH intact?)." }
+    Info ("> $Program " + ($Arguments -join ' '))
+    & $command[0].Path @Arguments 2>&1 | ForEach-Object { Info "$_" }
+    return [int] $LASTEXITCODE
+}
 
 # --- 1. Administrator ---------------------------------------------------------------------------------------------
 Step 'Checking for administrator rights'
@@ -47,19 +70,21 @@ if (-not $principal.IsInRole([Security.Principal.WindowsBuiltInRole]::Administra
 
 # --- 2. Stop the service --------------------------------------------------------------------------------------------
 Step "Stopping the $ServiceName service"
+# The INF's AddService created the service when netcfg installed the protocol; netcfg -u deletes it. Its existence
+# is what "installed" means here (netcfg -q answers only in translated text).
 $service = Get-Service -Name $ServiceName -ErrorAction SilentlyContinue
+$installed = [bool] $service
 if (-not $service) {
     Info 'the service does not exist (already removed?)'
 } elseif ($service.Status -eq 'Stopped') {
     Info 'already stopped'
 } else {
-    $output = (& sc.exe stop $ServiceName 2>&1 | Out-String)
-    try { $service.WaitForStatus('Stopped', [TimeSpan]::FromSeconds(20)) } catch { }
+    $code = Invoke-Native 2 'sc.exe' @('stop', $ServiceName)
+    try { $service.WaitForStatus('Stopped', [TimeSpan]::FromSeconds(20)) } catch { Info $_.Exception.Message }
     $service.Refresh()
     if ($service.Status -ne 'Stopped') {
-        $output.TrimEnd() -split "`r?`n" | ForEach-Object { Info $_ }
-        $message = ("the service is $($service.Status). A program still has \\.\RawLink open, or the driver is " +
-            "waiting for NDIS to finish unbinding; close every rawlink program and try again.")
+        $message = ("sc.exe exited with $code and the service is $($service.Status). A program still has \\.\RawLink " +
+            "open, or the driver is waiting for NDIS to finish unbinding; close every rawlink program and try again.")
         if (-not $Force) { Fail 2 "$message (-Force continues; the driver then leaves at the next restart)" }
         Info "$message Continuing because of -Force."
     } else {
@@ -69,18 +94,16 @@ if (-not $service) {
 
 # --- 3. netcfg -u ---------------------------------------------------------------------------------------------------
 Step "Removing the protocol ($ComponentId)"
-$query = (& netcfg.exe -q $ComponentId 2>&1 | Out-String)
-if ($query -match 'not installed') {
-    Info "$ComponentId is not installed"
+if (-not $installed) {
+    Info "$ComponentId is not installed (no $ServiceName service)"
 } else {
-    $output = (& netcfg.exe -v -u $ComponentId 2>&1 | Out-String)
-    $code = $LASTEXITCODE
-    $output.TrimEnd() -split "`r?`n" | ForEach-Object { Info $_ }
-    $query = (& netcfg.exe -q $ComponentId 2>&1 | Out-String)
-    if ($code -ne 0 -and $query -notmatch 'not installed') {
-        Fail 3 "netcfg -u failed (exit code $code); see the output above and %windir%\INF\setupapi.app.log."
+    $code = Invoke-Native 3 'netcfg.exe' @('-v', '-u', $ComponentId)
+    if ($code -eq $NetcfgRebootCode) {
+        Info 'netcfg asks for a restart to finish the removal.'
+    } elseif ($code -ne 0) {
+        $hex = '0x{0:X8}' -f $code
+        Fail 3 "netcfg -u failed (exit code $code, $hex); see the output above and %windir%\INF\setupapi.app.log."
     }
-    if ($output -match 'reboot') { Info 'netcfg asks for a restart to finish the removal.' }
 }
 
 # --- 4. Driver store ------------------------------------------------------------------------------------------------
@@ -88,29 +111,24 @@ if ($KeepPackage) {
     Step 'Leaving the driver package in the driver store (-KeepPackage)'
     exit 0
 }
-Step "Deleting staged copies of $OriginalInf from the driver store"
-# netcfg -l staged the package as %windir%\INF\oemNN.inf. Find ours by content (the published name is arbitrary,
-# and pnputil's text output is translated): a NetTrans INF whose Models section names RL_RAWLINK.
-$published = @(Get-ChildItem -Path (Join-Path $env:windir 'INF') -Filter 'oem*.inf' -ErrorAction SilentlyContinue |
-    Where-Object {
-        $text = Get-Content -LiteralPath $_.FullName -Raw -ErrorAction SilentlyContinue
-        $text -and ($text -match '(?im)^\s*Class\s*=\s*NetTrans\b') -and ($text -match "(?i)\b$ComponentId\b")
-    } | ForEach-Object { $_.Name })
-# The driver store keeps the original name in the package folder name (FileRepository\rawlink.inf_amd64_<hash>);
-# pnputil /enum-drivers lists it as "Original Name". Report what we found for the record.
+Step "Deleting the packages of $OriginalInf from the driver store"
+# netcfg -l staged the package under a published name oemNN.inf. Get-WindowsDriver lists the third-party packages
+# as objects: Driver is the published name, OriginalFileName the INF's path in the driver store.
+$published = @(Get-WindowsDriver -Online |
+    Where-Object { ([IO.Path]::GetFileName($_.OriginalFileName) -eq $OriginalInf) -and ($_.ClassName -eq 'NetTrans') } |
+    ForEach-Object { $_.Driver })
 if ($published.Count -eq 0) {
-    Info "no staged $OriginalInf found"
-} else {
-    foreach ($oem in $published) {
-        $arguments = @('/delete-driver', $oem)
-        if ($Force) { $arguments += '/force' }
-        $output = (& pnputil.exe @arguments 2>&1 | Out-String)
-        $code = $LASTEXITCODE
-        $output.TrimEnd() -split "`r?`n" | ForEach-Object { Info $_ }
-        if ($code -ne 0 -and (Test-Path -LiteralPath (Join-Path (Join-Path $env:windir 'INF') $oem))) {
-            Fail 4 ("pnputil /delete-driver $oem failed (exit code $code). If the protocol is still installed, " +
-                "restart and run this script again; -Force passes /force.")
-        }
+    Info "no package of $OriginalInf found"
+}
+$forceFlag = @(if ($Force) { '/force' })
+foreach ($oem in $published) {
+    $code = Invoke-Native 4 'pnputil.exe' (@('/delete-driver', $oem) + $forceFlag)
+    if ($code -eq $RebootRequired) {
+        Info "deleted $oem (original name $OriginalInf); pnputil asks for a restart"
+    } elseif ($code -ne 0) {
+        Fail 4 ("pnputil /delete-driver $oem failed (exit code $code). If the protocol is still installed, " +
+            "restart and run this script again; -Force passes /force.")
+    } else {
         Info "deleted $oem (original name $OriginalInf)"
     }
 }

@@ -4,10 +4,12 @@
 //! * `test`  — `build`, then the whole workspace's tests on the host with the normal stable toolchain.
 //! * `demo`  — `build`, then shows what was built.
 //! * `bench` — `build`, then the throughput benchmarks (`examples/bench.rs`) in release mode.
+//! * `wdk-check --wdk-include DIR` — the `wdk` feature's layout proof against a WDK's headers, on Linux.
 
 mod driver;
 mod inf;
 mod toolchain;
+mod wdk_check;
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -22,6 +24,9 @@ commands:
   demo [--trace]   build, audit the image, then load it in ndis-host: DriverEntry, DriverUnload, verifier report
   bench [ARGS...]  build, then run the throughput benchmarks in ndis-host (release; ARGS: --seconds S, --frames N)
   toolchain        check (and as root install) the driver toolchain, then print it
+  wdk-check --wdk-include DIR
+                   the `wdk` feature's bindgen pass (wdk-build 0.6 defaults, Debian's libclang) over a WDK
+                   Include/<version> folder, then src/wdk_check.rs compiled against it; reports each mismatch
 ";
 
 fn main() {
@@ -56,6 +61,7 @@ fn run() -> Result<()> {
             let pkg = driver::build_and_package(&root)?;
             bench(&root, &pkg.sys, &rest)
         }
+        "wdk-check" => wdk_check::run(&root, &rest),
         "toolchain" => {
             let tc = toolchain::ensure()?;
             println!("rustc   {} ({})", tc.rustc.display(), tc.version);

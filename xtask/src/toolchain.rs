@@ -68,6 +68,10 @@ pub const TEST_TOOLS: &[Tool<'static>] = &[
     },
 ];
 
+/// The Debian package of libclang for `cargo xtask wdk-check` (bindgen loads it at run time), with clang's own
+/// headers (stddef.h, ...) that the WDK headers include. Only that subcommand checks it; `test` does not need it.
+pub const LIBCLANG_PACKAGE: &str = "libclang-dev";
+
 /// A usable cross-build toolchain.
 #[derive(Debug, Clone)]
 pub struct Toolchain {
@@ -106,6 +110,59 @@ pub fn ensure() -> Result<Toolchain> {
 /// Checks the programs the tests run; installs what is missing when running as root.
 pub fn ensure_test_tools() -> Result<()> {
     ensure_with(|| check_all(TEST_TOOLS).map(drop))
+}
+
+/// Checks that libclang and clang's resource headers are installed (for bindgen in `wdk-check`); installs
+/// libclang-dev when running as root.
+pub fn ensure_libclang() -> Result<()> {
+    ensure_with(check_libclang)
+}
+
+/// A `libclang*.so*` where clang-sys looks for it (`LIBCLANG_PATH`, the multiarch lib folder, `/usr/lib/llvm-*`),
+/// and a clang resource folder with `stddef.h` (`/usr/lib/llvm-*/lib/clang/*/include`).
+fn check_libclang() -> Result<(), Vec<Problem>> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("LIBCLANG_PATH").map(PathBuf::from).into_iter().collect();
+    dirs.push(PathBuf::from("/usr/lib/x86_64-linux-gnu"));
+    let llvm: Vec<PathBuf> = read_dir_names(Path::new("/usr/lib"))
+        .into_iter()
+        .filter(|n| n.starts_with("llvm-"))
+        .map(|n| Path::new("/usr/lib").join(n).join("lib"))
+        .collect();
+    dirs.extend(llvm.iter().cloned());
+    let library = dirs.iter().any(|d| {
+        read_dir_names(d)
+            .iter()
+            .any(|n| n.starts_with("libclang") && n.contains(".so") && !n.starts_with("libclang-cpp"))
+    });
+    let headers = llvm.iter().any(|lib| {
+        read_dir_names(&lib.join("clang")).iter().any(|v| lib.join("clang").join(v).join("include/stddef.h").is_file())
+    });
+    let mut problems = Vec::new();
+    if !library {
+        problems.push(Problem::new(
+            format!("libclang (bindgen, for wdk-check) is not installed (package {LIBCLANG_PACKAGE})"),
+            LIBCLANG_PACKAGE,
+        ));
+    }
+    if !headers {
+        problems.push(Problem::new(
+            format!(
+                "clang's resource headers (stddef.h, for wdk-check) are not installed (package {LIBCLANG_PACKAGE})"
+            ),
+            LIBCLANG_PACKAGE,
+        ));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
+}
+
+fn read_dir_names(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default()
 }
 
 /// Runs `probe`; on problems installs their packages (as root) and runs it again. An install can uncover the next
