@@ -55,10 +55,16 @@ pub const BUILD_TOOLS: &[Tool<'static>] = &[
 const LIBRARY_SOURCE_PACKAGE: &str = "rust-web-src";
 
 /// What the host tests run besides cargo. `ip` makes the network namespaces the TAP tests run in; `unshare`
-/// gives the CLI test its own network namespace.
+/// gives the CLI test its own network namespace; `tshark` reads the rawlink CLI's captures in its tests.
 pub const TEST_TOOLS: &[Tool<'static>] = &[
     Tool { program: "ip", probe: &["-V"], package: "iproute2", purpose: "network namespaces of the TAP tests" },
     Tool { program: "unshare", probe: &["--version"], package: "util-linux", purpose: "namespaces of the CLI test" },
+    Tool {
+        program: "tshark",
+        probe: &["--version"],
+        package: "tshark",
+        purpose: "reads back the pcapng files the rawlink CLI writes",
+    },
 ];
 
 /// A usable cross-build toolchain.
