@@ -87,7 +87,11 @@ pub fn run(root: &Path, cli: &Path, sys: &Path) -> Result<()> {
             None => Command::new(cli),
         };
         cmd.arg("--driver").arg(sys).args(args);
-        println!("\n$ rawlink {}{}", if ns.is_some() { format!("--tap {TAP} ") } else { String::new() }, args.join(" "));
+        println!(
+            "\n$ rawlink {}{}",
+            if ns.is_some() { format!("--tap {TAP} ") } else { String::new() },
+            args.join(" ")
+        );
         let status = cmd.status().context("running rawlink")?;
         if !status.success() {
             bail!("rawlink {} failed ({status})", args.join(" "));
@@ -100,9 +104,13 @@ pub fn run(root: &Path, cli: &Path, sys: &Path) -> Result<()> {
     rawlink(&["ping", PEER, "-c", "3", "-w", &pcap_s])?;
     println!("\n== {} ==", pcap.display());
     match Command::new("tshark").args(["-r", &pcap_s]).output() {
-        Ok(o) if o.status.success() => print!("$ tshark -r target/demo/demo.pcapng\n{}", String::from_utf8_lossy(&o.stdout)),
+        Ok(o) if o.status.success() => {
+            print!("$ tshark -r target/demo/demo.pcapng\n{}", String::from_utf8_lossy(&o.stdout))
+        }
         Ok(o) => bail!("tshark could not read {}: {}", pcap.display(), String::from_utf8_lossy(&o.stderr).trim()),
-        Err(_) => println!("(tshark is not installed: `apt-get install tshark` to read it back; the CLI's summary is above)"),
+        Err(_) => {
+            println!("(tshark is not installed: `apt-get install tshark` to read it back; the CLI's summary is above)")
+        }
     }
     drop(ns);
     Ok(())

@@ -351,7 +351,9 @@ impl Backend for Hosted {
     fn describe(&self) -> String {
         let cable = match (&self.cable, &self.tap) {
             (Cable::Tap(_), Some(t)) => format!("TAP interface {}", t.name()),
-            _ if self.responder.is_some() => "the in-process wire (simulated peer 192.0.2.1 answers ARP and ping)".into(),
+            _ if self.responder.is_some() => {
+                "the in-process wire (simulated peer 192.0.2.1 answers ARP and ping)".into()
+            }
             _ => "the in-process wire".into(),
         };
         format!("hosted: {} in ndis-host, adapter 1 on {cable}", self.driver.display())

@@ -194,16 +194,23 @@ pub enum ReadMode {
 /// An adapter event (IOCTL_RAWLINK_WAIT_EVENT).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
-    LinkUp { speed: u64 },
+    LinkUp {
+        speed: u64,
+    },
     LinkDown,
     /// The adapter left D0 (`state`: 2..=4 for D1..D3): I/O stops until [`Event::PowerOn`].
-    PowerLow { state: u64 },
+    PowerLow {
+        state: u64,
+    },
     PowerOn,
     /// The adapter was unbound; this handle no longer reaches it.
     AdapterGone,
     /// Events were lost: the handle's list was full.
     Overflow,
-    Unknown { kind: u32, value: u64 },
+    Unknown {
+        kind: u32,
+        value: u64,
+    },
 }
 
 impl Event {
@@ -511,8 +518,7 @@ fn request(
 }
 
 fn utf16_range(b: &[u8], r: std::ops::Range<usize>) -> String {
-    let units: Vec<u16> =
-        b.get(r).unwrap_or(&[]).chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+    let units: Vec<u16> = b.get(r).unwrap_or(&[]).chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
     String::from_utf16_lossy(&units)
 }
 
@@ -665,8 +671,9 @@ impl Link {
     pub fn query_oid(&self, oid: u32, len: usize) -> Result<Vec<u8>> {
         let h = abi::OidHeader { oid, port: 0, timeout_ms: 0 };
         let mut out = vec![0u8; abi::OidHeader::LEN + len];
-        let n = request(&*self.backend, self.handle, "QUERY_OID", ioctl::IOCTL_RAWLINK_QUERY_OID, &h.to_bytes(), &mut out)
-            .map_err(|e| oid_error(e, oid))?;
+        let n =
+            request(&*self.backend, self.handle, "QUERY_OID", ioctl::IOCTL_RAWLINK_QUERY_OID, &h.to_bytes(), &mut out)
+                .map_err(|e| oid_error(e, oid))?;
         Ok(out.get(abi::OidHeader::LEN..n).unwrap_or(&[]).to_vec())
     }
 

@@ -256,7 +256,8 @@ pub fn summary(f: &[u8]) -> String {
         format!("IPv4 {} > {}: ICMP echo {kind}, id {}, seq {}", p.src_ip, p.dst_ip, p.id, p.seq)
     } else {
         match e.ethertype {
-            ETHERTYPE_IPV4 => match (f.get(e.payload_at + 9), ip_at(f, e.payload_at + 12), ip_at(f, e.payload_at + 16)) {
+            ETHERTYPE_IPV4 => match (f.get(e.payload_at + 9), ip_at(f, e.payload_at + 12), ip_at(f, e.payload_at + 16))
+            {
                 (Some(proto), Some(s), Some(d)) => format!("IPv4 {s} > {d}: protocol {proto}"),
                 _ => "IPv4 (truncated)".into(),
             },

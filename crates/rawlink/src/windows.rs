@@ -12,8 +12,8 @@ use crate::error::{Error, Status};
 use std::time::Duration;
 use windows_sys::Win32::Foundation::{
     CloseHandle, GetLastError, ERROR_ACCESS_DENIED, ERROR_FILE_NOT_FOUND, ERROR_IO_INCOMPLETE, ERROR_IO_PENDING,
-    ERROR_OPERATION_ABORTED, ERROR_PATH_NOT_FOUND, ERROR_SERVICE_DOES_NOT_EXIST, GENERIC_READ, GENERIC_WRITE,
-    HANDLE, INVALID_HANDLE_VALUE, WAIT_TIMEOUT,
+    ERROR_OPERATION_ABORTED, ERROR_PATH_NOT_FOUND, ERROR_SERVICE_DOES_NOT_EXIST, GENERIC_READ, GENERIC_WRITE, HANDLE,
+    INVALID_HANDLE_VALUE, WAIT_TIMEOUT,
 };
 use windows_sys::Win32::Storage::FileSystem::{
     CreateFileW, ReadFile, WriteFile, FILE_FLAG_OVERLAPPED, FILE_SHARE_READ, FILE_SHARE_WRITE, OPEN_EXISTING,
@@ -23,7 +23,9 @@ use windows_sys::Win32::System::Services::{
     SERVICE_QUERY_STATUS, SERVICE_RUNNING, SERVICE_STATUS,
 };
 use windows_sys::Win32::System::Threading::{CreateEventW, INFINITE};
-use windows_sys::Win32::System::IO::{CancelIoEx, DeviceIoControl, GetOverlappedResult, GetOverlappedResultEx, OVERLAPPED};
+use windows_sys::Win32::System::IO::{
+    CancelIoEx, DeviceIoControl, GetOverlappedResult, GetOverlappedResultEx, OVERLAPPED,
+};
 
 /// What user mode opens.
 pub const DEVICE_PATH: &str = "\\\\.\\RawLink";
@@ -95,7 +97,10 @@ fn diagnose_missing_device(open_error: u32) -> Error {
             Error::DriverNotInstalled { hint: format!("there is no RAWLINK service; {INSTALL_HINT}") }
         } else {
             Error::DriverNotStarted {
-                hint: format!("{DEVICE_PATH} is missing and the RAWLINK service cannot be queried ({})", Status::Win32(e)),
+                hint: format!(
+                    "{DEVICE_PATH} is missing and the RAWLINK service cannot be queried ({})",
+                    Status::Win32(e)
+                ),
             }
         };
     }
@@ -226,7 +231,18 @@ impl Backend for WindowsBackend {
         overlapped(hd, timeout, |ov| {
             let mut n = 0u32;
             // SAFETY: `input` and `output` outlive the request: `overlapped` returns only after it completed.
-            unsafe { DeviceIoControl(hd, code, input.as_ptr().cast(), len32(input.len()), out_ptr.cast(), out_len, &mut n, ov) }
+            unsafe {
+                DeviceIoControl(
+                    hd,
+                    code,
+                    input.as_ptr().cast(),
+                    len32(input.len()),
+                    out_ptr.cast(),
+                    out_len,
+                    &mut n,
+                    ov,
+                )
+            }
         })
     }
 

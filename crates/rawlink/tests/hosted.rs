@@ -78,7 +78,10 @@ fn an_unknown_adapter_is_refused_with_the_list_of_valid_ones() {
         let text = e.to_string();
         assert!(matches!(e, Error::AdapterNotFound { .. }), "{e:?}");
         assert!(text.contains("`eth7` not found"), "{text}");
-        assert!(text.contains("0: Virtual Ethernet Adapter #1") && text.contains("1: Virtual Ethernet Adapter #2"), "{text}");
+        assert!(
+            text.contains("0: Virtual Ethernet Adapter #1") && text.contains("1: Virtual Ethernet Adapter #2"),
+            "{text}"
+        );
         assert!(matches!(rl.open_adapter("5"), Err(Error::AdapterNotFound { .. })));
     }
     finish(&h);
@@ -95,7 +98,8 @@ fn received_frames_come_back_as_a_batch_of_borrowed_frames_with_headers() {
         link.set_read_mode(ReadMode::Blocking { min_bytes: 1, timeout_ms: 0 }).expect("read mode");
         link.set_queue_size(256 * 1024).expect("queue size");
         let wire = h.wire().expect("wire");
-        let sent: Vec<Vec<u8>> = (0..8u8).map(|i| frame(mac, [2, 0, 0, 0, 0, 9], 0x88B5, 60 + usize::from(i) * 100, i)).collect();
+        let sent: Vec<Vec<u8>> =
+            (0..8u8).map(|i| frame(mac, [2, 0, 0, 0, 0, 9], 0x88B5, 60 + usize::from(i) * 100, i)).collect();
         wire.transmit(&frame(mac, [2, 0, 0, 0, 0, 9], 0x0800, 60, 0xAA)); // filtered out: IPv4
         for f in &sent {
             wire.transmit(f);

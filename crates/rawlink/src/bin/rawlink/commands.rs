@@ -227,9 +227,7 @@ pub fn run(s: &Session, cmd: &Command) -> Res {
             let end = duration.map(|d| Instant::now() + Duration::from_secs_f64(d));
             let mut n = 0u64;
             println!("waiting for events on {} (Ctrl-C stops)", link.info().friendly_name);
-            while !stop.load(Ordering::SeqCst)
-                && count.is_none_or(|c| n < c)
-                && end.is_none_or(|e| Instant::now() < e)
+            while !stop.load(Ordering::SeqCst) && count.is_none_or(|c| n < c) && end.is_none_or(|e| Instant::now() < e)
             {
                 if let Some(e) = link.wait_event(Some(Duration::from_millis(200)))? {
                     n += 1;
@@ -302,7 +300,10 @@ fn parse_classes(dst: &[String]) -> Result<u32, Error> {
 fn parse_types(types: &[String]) -> Result<Vec<u16>, Error> {
     types
         .iter()
-        .map(|t| packet::parse_ethertype(t).ok_or_else(|| arg(format!("--ethertype {t}: not arp, ipv4, ipv6, vlan or a number"))))
+        .map(|t| {
+            packet::parse_ethertype(t)
+                .ok_or_else(|| arg(format!("--ethertype {t}: not arp, ipv4, ipv6, vlan or a number")))
+        })
         .collect()
 }
 
@@ -345,7 +346,8 @@ fn capture(
     eprintln!("capturing on {} ({}); Ctrl-C stops", link.info().friendly_name, link.info().mac_text());
     let status = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
     status.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        indicatif::ProgressStyle::with_template("{spinner} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
     );
     let stop = interrupted();
     let start = Instant::now();
@@ -408,8 +410,9 @@ fn parse_hex(s: &str) -> Result<Vec<u8>, Error> {
     (0..digits.len())
         .step_by(2)
         .map(|i| {
-            u8::from_str_radix(digits.get(i..i + 2).unwrap_or(""), 16)
-                .map_err(|_| arg(format!("hex frame: `{}` at digit {i} is not hex", digits.get(i..i + 2).unwrap_or(""))))
+            u8::from_str_radix(digits.get(i..i + 2).unwrap_or(""), 16).map_err(|_| {
+                arg(format!("hex frame: `{}` at digit {i} is not hex", digits.get(i..i + 2).unwrap_or("")))
+            })
         })
         .collect()
 }
@@ -477,7 +480,11 @@ fn replay(s: &Session, interface: &str, file: &PathBuf, rate: Option<f64>, flat_
         }
     }
     let secs = start.elapsed().as_secs_f64().max(1e-6);
-    println!("replayed {sent} of {} frame(s) from {name} in {secs:.3} s ({:.0} frames/s)", frames.len(), sent as f64 / secs);
+    println!(
+        "replayed {sent} of {} frame(s) from {name} in {secs:.3} s ({:.0} frames/s)",
+        frames.len(),
+        sent as f64 / secs
+    );
     Ok(())
 }
 
@@ -503,7 +510,14 @@ impl<'l> Exchange<'l> {
             }
             None => None,
         };
-        Ok(Self { link, buf: RecvBuffer::new(256 * 1024), clock: Clock::default(), record, source: None, frames: vec![] })
+        Ok(Self {
+            link,
+            buf: RecvBuffer::new(256 * 1024),
+            clock: Clock::default(),
+            record,
+            source: None,
+            frames: vec![],
+        })
     }
 
     fn send(&mut self, frame: &[u8]) -> Res {
@@ -592,7 +606,10 @@ fn ping(
     }
     let Some(mac) = mac else {
         x.finish()?;
-        return Err(Error::Backend(format!("{target} did not answer ARP (3 requests) on {}", link.info().friendly_name)));
+        return Err(Error::Backend(format!(
+            "{target} did not answer ARP (3 requests) on {}",
+            link.info().friendly_name
+        )));
     };
     println!("PING {target} from {me} via {}: {size} data bytes", link.info().friendly_name);
     let id = u16::try_from(std::process::id() & 0xFFFF).unwrap_or(1);

@@ -1,9 +1,9 @@
 //! pcapng out (capture, ping/arp --write) and pcap/pcapng in (replay), through the pcap-file crate.
 
+use pcap_file::pcap::PcapReader;
 use pcap_file::pcapng::blocks::enhanced_packet::{EnhancedPacketBlock, EnhancedPacketOption};
 use pcap_file::pcapng::blocks::interface_description::{InterfaceDescriptionBlock, InterfaceDescriptionOption};
 use pcap_file::pcapng::{Block, PcapNgReader, PcapNgWriter};
-use pcap_file::pcap::PcapReader;
 use pcap_file::DataLink;
 use std::borrow::Cow;
 use std::io::{Read, Write};
