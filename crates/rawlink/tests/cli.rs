@@ -228,3 +228,92 @@ fn oid_get_and_set_print_values_and_refusals() {
     let out = rawlink(&["oid", "get", "OID_NOPE"]);
     assert!(text(&out).contains("OID `OID_NOPE`: not a number or a known name"), "{}", text(&out));
 }
+
+/// `rawlink` in Wireshark's global extcap folder under a name of this test's own; removed on drop.
+struct Extcap(PathBuf);
+
+impl Extcap {
+    fn install() -> Self {
+        let dir = PathBuf::from("/usr/lib/x86_64-linux-gnu/wireshark/extcap");
+        assert!(dir.is_dir(), "{} is missing: install the Debian package tshark", dir.display());
+        let link = dir.join(format!("rawlink-test-{}", std::process::id()));
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_rawlink"), &link).expect("linked into the extcap folder");
+        Extcap(link)
+    }
+}
+
+impl Drop for Extcap {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn extcap_answers_wiresharks_queries() {
+    let out = rawlink(&["--extcap-interfaces"]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.starts_with("extcap {version="), "{t}");
+    assert!(
+        t.contains("interface {value=rawlink0}{display=rawlink: Virtual Ethernet Adapter #1 (02:52:4c:00:00:01)}"),
+        "{t}"
+    );
+    let out = rawlink(&["--extcap-dlts", "--extcap-interface", "rawlink0"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "dlt {number=1}{name=EN10MB}{display=Ethernet}");
+    let out = rawlink(&["--extcap-config", "--extcap-interface", "rawlink0"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("{call=--ethertype}"), "{}", text(&out));
+    let out = rawlink(&["--extcap-dlts", "--extcap-interface", "eth0"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("not a rawlink interface"), "{}", text(&out));
+}
+
+#[test]
+fn tshark_lists_and_captures_through_the_extcap_interface() {
+    let ns = Netns::new("ext");
+    let _extcap = Extcap::install();
+    let out = Command::new("ip").args(["netns", "exec", &ns.0, "tshark", "-D"]).output().expect("tshark -D");
+    assert!(text(&out).contains("rawlink0 (rawlink: Virtual Ethernet Adapter #1"), "{}", text(&out));
+    let file = temp("extcap.pcapng");
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &ns.0, "env", "RAWLINK_TAP=rl0"])
+        .arg(format!("RAWLINK_PACKAGE_DIR={}", driver().parent().expect("folder").display()))
+        .args(["tshark", "-i", "rawlink0", "-c", "2", "-a", "duration:30", "-w"])
+        .arg(&file)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("tshark started");
+    let path = PathBuf::from("/var/run/netns").join(&ns.0);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            ndis_host::backend::tap::enter_network_namespace(&path).expect("entered the namespace");
+            let sock = std::net::UdpSocket::bind("192.0.2.1:0").expect("bound");
+            while Instant::now() < deadline {
+                if tshark_done(&file) {
+                    break;
+                }
+                let _ = sock.send_to(b"rawlink", "192.0.2.2:9");
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        });
+    });
+    let out = child.wait_with_output().expect("tshark ended");
+    assert!(out.status.success(), "{}", text(&out));
+    let frames = tshark(&file, "frame");
+    let arp = tshark(&file, "arp.dst.proto_ipv4 == 192.0.2.2");
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(frames.len(), 2, "{frames:?}");
+    assert!(!arp.is_empty() || frames.iter().all(|f| f.contains("ICMPv6")), "{frames:?}");
+}
+
+/// Whether tshark has written two frames to `file` yet.
+fn tshark_done(file: &PathBuf) -> bool {
+    std::fs::metadata(file).is_ok_and(|m| m.len() > 0)
+        && Command::new("tshark")
+            .arg("-r")
+            .arg(file)
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).lines().count() >= 2)
+}

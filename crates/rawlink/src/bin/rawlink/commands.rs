@@ -314,7 +314,7 @@ fn clock_text(t: SystemTime) -> String {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn capture(
+pub fn capture(
     s: &Session,
     interface: &str,
     write: Option<&str>,

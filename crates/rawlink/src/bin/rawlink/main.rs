@@ -5,6 +5,7 @@
 //! an in-process wire with a simulated peer at 192.0.2.1 that answers ARP and ping.
 
 mod commands;
+mod extcap;
 mod pcap;
 
 use clap::Parser;
@@ -38,38 +39,76 @@ pub struct Session {
     pub rl: Rawlink,
     #[cfg(target_os = "linux")]
     hosted: Arc<rawlink::hosted::Hosted>,
+    quiet: bool,
+}
+
+/// How to reach the driver (the hosted backend's choices on Linux).
+#[derive(Debug, Default)]
+pub struct Options {
+    #[cfg(target_os = "linux")]
+    pub tap: Option<String>,
+    #[cfg(target_os = "linux")]
+    pub driver: Option<std::path::PathBuf>,
+    #[cfg(target_os = "linux")]
+    pub trace: bool,
+}
+
+impl Cli {
+    fn options(&self) -> Options {
+        #[cfg(target_os = "linux")]
+        {
+            Options { tap: self.tap.clone(), driver: self.driver.clone(), trace: self.trace }
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            Options {}
+        }
+    }
 }
 
 #[cfg(target_os = "linux")]
-fn connect(cli: &Cli) -> Result<Session, Error> {
+fn connect(o: &Options, quiet: bool) -> Result<Session, Error> {
     use rawlink::hosted::{default_driver_path, Cable, Hosted, HostedOptions};
-    let cable = match &cli.tap {
+    let cable = match &o.tap {
         Some(name) => Cable::Tap(name.clone()),
         None => Cable::Wire,
     };
-    let mut o = HostedOptions::new(cli.driver.clone().unwrap_or_else(default_driver_path), cable.clone());
-    o.trace = cli.trace;
-    let mut hosted = Hosted::start(o)?;
+    let mut ho = HostedOptions::new(o.driver.clone().unwrap_or_else(default_driver_path), cable.clone());
+    ho.trace = o.trace;
+    let mut hosted = Hosted::start(ho)?;
     if cable == Cable::Wire {
         hosted.start_responder(std::net::Ipv4Addr::new(192, 0, 2, 1))?;
     }
     let hosted = Arc::new(hosted);
-    eprintln!("rawlink: {}", hosted.describe());
+    if !quiet {
+        eprintln!("rawlink: {}", hosted.describe());
+    }
     let backend: Arc<dyn Backend> = hosted.clone();
-    Ok(Session { rl: Rawlink::new(backend)?, hosted })
+    Ok(Session { rl: Rawlink::new(backend)?, hosted, quiet })
 }
 
 #[cfg(windows)]
-fn connect(_cli: &Cli) -> Result<Session, Error> {
-    Ok(Session { rl: Rawlink::open_windows()? })
+fn connect(_o: &Options, _quiet: bool) -> Result<Session, Error> {
+    Ok(Session { rl: Rawlink::open_windows()?, quiet: _quiet })
 }
 
 #[cfg(not(any(windows, target_os = "linux")))]
-fn connect(_cli: &Cli) -> Result<Session, Error> {
+fn connect(_o: &Options, _quiet: bool) -> Result<Session, Error> {
     Err(Error::Backend("rawlink runs on Windows (the driver) or Linux (the hosted driver)".into()))
 }
 
+/// For extcap: nothing on stderr but errors (Wireshark shows stderr as an error).
+pub fn connect_quietly(o: &Options) -> Result<Session, Error> {
+    connect(o, true)
+}
+
 impl Session {
+    /// As [`Session::finish`], printing only findings.
+    pub fn finish_quietly(mut self) -> bool {
+        self.quiet = true;
+        self.finish()
+    }
+
     /// Unloads a hosted driver and prints the verifier's report; false if it found anything.
     fn finish(self) -> bool {
         #[cfg(target_os = "linux")]
@@ -77,7 +116,9 @@ impl Session {
             drop(self.rl);
             match self.hosted.shutdown() {
                 Ok(r) if r.clean() => {
-                    eprintln!("rawlink: hosted driver unloaded; verifier: no violations, no leaks");
+                    if !self.quiet {
+                        eprintln!("rawlink: hosted driver unloaded; verifier: no violations, no leaks");
+                    }
                     true
                 }
                 Ok(r) => {
@@ -104,8 +145,13 @@ impl Session {
 }
 
 fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
+    // Wireshark runs extcap programs with its own arguments (no subcommand).
+    if argv.iter().skip(1).any(|a| a.starts_with("--extcap-") || a == "--capture") {
+        return extcap::run(&argv);
+    }
     let cli = Cli::parse();
-    let session = match connect(&cli) {
+    let session = match connect(&cli.options(), false) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("rawlink: error: {e}");

@@ -46,7 +46,10 @@ impl<W: Write> Writer<W> {
             data: Cow::Borrowed(data),
             options: vec![EnhancedPacketOption::Flags(direction)],
         };
-        self.w.write_pcapng_block(epb).map_err(|e| format!("writing a frame: {e}"))?;
+        self.w.write_pcapng_block(epb).map_err(|e| match e {
+            pcap_file::PcapError::IoError(io) => format!("writing a frame: {io}"),
+            other => format!("writing a frame: {other}"),
+        })?;
         Ok(())
     }
 
