@@ -518,7 +518,12 @@ fn request(
 }
 
 fn utf16_range(b: &[u8], r: std::ops::Range<usize>) -> String {
-    let units: Vec<u16> = b.get(r).unwrap_or(&[]).chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+    let units: Vec<u16> = b
+        .get(r)
+        .unwrap_or(&[])
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c.first().copied().unwrap_or(0), c.get(1).copied().unwrap_or(0)]))
+        .collect();
     String::from_utf16_lossy(&units)
 }
 

@@ -141,12 +141,15 @@ impl Arp {
 
 /// The Internet checksum (RFC 1071) of `b`.
 pub fn checksum(b: &[u8]) -> u16 {
-    let mut sum: u32 = b.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], c.get(1).copied().unwrap_or(0)]))).sum();
+    let mut sum: u32 = b
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c.first().copied().unwrap_or(0), c.get(1).copied().unwrap_or(0)])))
+        .sum();
     while sum > 0xFFFF {
         sum = (sum & 0xFFFF) + (sum >> 16);
     }
-    // CAST: folded to 16 bits above.
-    !(sum as u16)
+    // Folded to 16 bits above.
+    !u16::try_from(sum).unwrap_or(u16::MAX)
 }
 
 /// An ICMP echo request or reply in IPv4 in Ethernet.
@@ -174,7 +177,9 @@ impl Echo {
         icmp.extend_from_slice(&self.seq.to_be_bytes());
         icmp.extend_from_slice(&self.payload);
         let c = checksum(&icmp);
-        icmp[2..4].copy_from_slice(&c.to_be_bytes());
+        if let Some(d) = icmp.get_mut(2..4) {
+            d.copy_from_slice(&c.to_be_bytes());
+        }
         let total = u16::try_from(20 + icmp.len()).unwrap_or(u16::MAX);
         let mut ip = vec![0x45, 0];
         ip.extend_from_slice(&total.to_be_bytes());
@@ -183,7 +188,9 @@ impl Echo {
         ip.extend_from_slice(&self.src_ip.octets());
         ip.extend_from_slice(&self.dst_ip.octets());
         let c = checksum(&ip);
-        ip[10..12].copy_from_slice(&c.to_be_bytes());
+        if let Some(d) = ip.get_mut(10..12) {
+            d.copy_from_slice(&c.to_be_bytes());
+        }
         ip.extend_from_slice(&icmp);
         ethernet(self.dst_mac, self.src_mac, ETHERTYPE_IPV4, &ip)
     }
@@ -207,7 +214,7 @@ impl Echo {
         if icmp.len() < 8 || checksum(icmp) != 0 {
             return None;
         }
-        let icmp_type = icmp[0];
+        let icmp_type = *icmp.first()?;
         if icmp_type != Self::REQUEST && icmp_type != Self::REPLY {
             return None;
         }

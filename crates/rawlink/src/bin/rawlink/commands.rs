@@ -528,8 +528,7 @@ impl<'l> Exchange<'l> {
     fn note(&mut self, at: SystemTime, frame: &[u8], dir: u32) -> Res {
         self.frames.push((dir == OUTBOUND, packet::summary(frame)));
         if let Some(w) = &mut self.record {
-            // CAST: a frame's length fits u32.
-            w.frame(at, frame, frame.len() as u32, dir).map_err(Error::Backend)?;
+            w.frame(at, frame, u32::try_from(frame.len()).unwrap_or(u32::MAX), dir).map_err(Error::Backend)?;
         }
         Ok(())
     }
@@ -629,8 +628,7 @@ fn ping(
             ttl: 64,
             id,
             seq,
-            // CAST: the payload pattern wraps at 256.
-            payload: (0..size).map(|i| i as u8).collect(),
+            payload: (0..size).map(|i| u8::try_from(i % 256).unwrap_or(0)).collect(),
         };
         let t0 = Instant::now();
         x.send(&echo.to_frame())?;
@@ -681,8 +679,8 @@ fn oid(s: &Session, op: &OidOp) -> Res {
             let name = rawlink::oid::name(code).map(str::to_owned).unwrap_or_else(|| format!("{code:#010x}"));
             let hex: Vec<String> = v.iter().map(|b| format!("{b:02x}")).collect();
             let num = match v.len() {
-                4 => format!(" = {}", u32::from_le_bytes([v[0], v[1], v[2], v[3]])),
-                8 => format!(" = {}", u64::from_le_bytes(v[..8].try_into().unwrap_or([0; 8]))),
+                4 => format!(" = {}", u32::from_le_bytes(v.as_slice().try_into().unwrap_or([0; 4]))),
+                8 => format!(" = {}", u64::from_le_bytes(v.as_slice().try_into().unwrap_or([0; 8]))),
                 _ => String::new(),
             };
             println!("{name}: {} byte(s) {}{num}", v.len(), hex.join(" "));
