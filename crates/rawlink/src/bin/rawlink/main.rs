@@ -9,8 +9,11 @@ mod extcap;
 mod pcap;
 
 use clap::Parser;
-use rawlink::{Backend, Error, Rawlink};
+#[cfg(target_os = "linux")]
+use rawlink::Backend;
+use rawlink::{Error, Rawlink};
 use std::process::ExitCode;
+#[cfg(target_os = "linux")]
 use std::sync::Arc;
 
 #[derive(Parser, Debug)]
