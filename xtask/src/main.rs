@@ -10,6 +10,7 @@ mod demo;
 mod driver;
 mod inf;
 mod toolchain;
+mod wine;
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -24,6 +25,7 @@ commands:
   demo [--trace]   build, audit, load/unload in ndis-host, then through the rawlink CLI and the driver ARP and
                    ping a Linux peer on a TAP in a namespace of its own (root; else the in-process wire)
   bench [ARGS...]  build, then run the throughput benchmarks in ndis-host (release; ARGS: --seconds S, --frames N)
+  wine             cross-build rawlink.exe (the CLI) into the package and run it under wine64
   toolchain        check (and as root install) the driver toolchain, then print it
 ";
 
@@ -61,6 +63,7 @@ fn run() -> Result<()> {
             let pkg = driver::build_and_package(&root)?;
             bench(&root, &pkg.sys, &rest)
         }
+        "wine" => wine::run(&root),
         "toolchain" => {
             let tc = toolchain::ensure()?;
             println!("rustc   {} ({})", tc.rustc.display(), tc.version);

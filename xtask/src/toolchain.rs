@@ -107,6 +107,11 @@ pub fn ensure_test_tools() -> Result<()> {
     ensure_with(|| check_all(TEST_TOOLS).map(drop))
 }
 
+/// Checks `tools`; installs what is missing when running as root.
+pub fn ensure_tools(tools: &'static [Tool<'static>]) -> Result<()> {
+    ensure_with(|| check_all(tools).map(drop))
+}
+
 /// Runs `probe`; on problems installs their packages (as root) and runs it again. An install can uncover the next
 /// problem (installing rust-web-llvm brings the link that dangles), so this goes a few rounds while each one
 /// installs something new.
