@@ -102,7 +102,7 @@ fn the_linux_kernel_answers_the_drivers_arp_and_ping_and_tshark_reads_the_exchan
 fn capture_writes_what_linux_sends_and_tshark_finds_it() {
     let ns = Netns::new("cap");
     let file = temp("capture.pcapng");
-    let mut child = ns
+    let child = ns
         .rawlink(&["capture", "-c", "2", "--ethertype", "arp", "-d", "30", "-w", file.to_str().expect("utf-8")])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -275,7 +275,7 @@ fn tshark_lists_and_captures_through_the_extcap_interface() {
     let out = Command::new("ip").args(["netns", "exec", &ns.0, "tshark", "-D"]).output().expect("tshark -D");
     assert!(text(&out).contains("rawlink0 (rawlink: Virtual Ethernet Adapter #1"), "{}", text(&out));
     let file = temp("extcap.pcapng");
-    let mut child = Command::new("ip")
+    let child = Command::new("ip")
         .args(["netns", "exec", &ns.0, "env", "RAWLINK_TAP=rl0"])
         .arg(format!("RAWLINK_PACKAGE_DIR={}", driver().parent().expect("folder").display()))
         .args(["tshark", "-i", "rawlink0", "-c", "2", "-a", "duration:30", "-w"])
