@@ -2,14 +2,17 @@
 //!
 //! * `build` — cross-builds rawlink.sys with Debian's rustc + build-std and writes the package folder.
 //! * `test`  — `build`, then the whole workspace's tests on the host with the normal stable toolchain.
-//! * `demo`  — `build`, then shows what was built.
+//! * `demo`  — `build`, audit and a load/unload in ndis-host, then the `rawlink` CLI against a Linux peer over a
+//!   TAP in a network namespace of its own (as root; else the in-process wire): ARP, ping, a pcapng of it.
 //! * `bench` — `build`, then the throughput benchmarks (`examples/bench.rs`) in release mode.
 //! * `wdk-check --wdk-include DIR` — the `wdk` feature's layout proof against a WDK's headers, on Linux.
 
+mod demo;
 mod driver;
 mod inf;
 mod toolchain;
 mod wdk_check;
+mod wine;
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -21,8 +24,10 @@ usage: cargo xtask <command> [args]
 commands:
   build            cross-build rawlink.sys (Debian rustc + build-std) into target/rawlink-package/
   test [ARGS...]   build, then run every test of the workspace (ARGS go to `cargo test`)
-  demo [--trace]   build, audit the image, then load it in ndis-host: DriverEntry, DriverUnload, verifier report
+  demo [--trace]   build, audit, load/unload in ndis-host, then through the rawlink CLI and the driver ARP and
+                   ping a Linux peer on a TAP in a namespace of its own (root; else the in-process wire)
   bench [ARGS...]  build, then run the throughput benchmarks in ndis-host (release; ARGS: --seconds S, --frames N)
+  wine             cross-build rawlink.exe (the CLI) into the package and run it under wine64
   toolchain        check (and as root install) the driver toolchain, then print it
   wdk-check --wdk-include DIR
                    the `wdk` feature's bindgen pass (wdk-build 0.6 defaults, Debian's libclang) over a WDK
@@ -55,13 +60,16 @@ fn run() -> Result<()> {
         "demo" => {
             let pkg = driver::build_and_package(&root)?;
             driver::describe(&pkg)?;
-            demo(&root, &pkg.sys, &rest)
+            demo(&root, &pkg.sys, &rest)?;
+            let cli = demo::build_cli(&root)?;
+            demo::run(&root, &cli, &pkg.sys)
         }
         "bench" => {
             let pkg = driver::build_and_package(&root)?;
             bench(&root, &pkg.sys, &rest)
         }
         "wdk-check" => wdk_check::run(&root, &rest),
+        "wine" => wine::run(&root),
         "toolchain" => {
             let tc = toolchain::ensure()?;
             println!("rustc   {} ({})", tc.rustc.display(), tc.version);

@@ -56,7 +56,7 @@ const LIBRARY_SOURCE_PACKAGE: &str = "rust-web-src";
 
 /// What the host tests run besides cargo. `ip` makes the network namespaces the TAP tests run in; `unshare`
 /// gives the CLI test its own network namespace; `clang-22` compiles the C test driver (linked by the build's
-/// `rust-lld`).
+/// `rust-lld`); `tshark` reads the rawlink CLI's captures in its tests.
 pub const TEST_TOOLS: &[Tool<'static>] = &[
     Tool { program: "ip", probe: &["-V"], package: "iproute2", purpose: "network namespaces of the TAP tests" },
     Tool { program: "unshare", probe: &["--version"], package: "util-linux", purpose: "namespaces of the CLI test" },
@@ -65,6 +65,12 @@ pub const TEST_TOOLS: &[Tool<'static>] = &[
         probe: &["--version"],
         package: "clang-22",
         purpose: "compiles the C protocol driver ndis-host's tests load (crates/ndis-host/tests/c_driver.rs)",
+    },
+    Tool {
+        program: "tshark",
+        probe: &["--version"],
+        package: "tshark",
+        purpose: "reads back the pcapng files the rawlink CLI writes",
     },
 ];
 
@@ -163,6 +169,11 @@ fn read_dir_names(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)
         .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
         .unwrap_or_default()
+}
+
+/// Checks `tools`; installs what is missing when running as root.
+pub fn ensure_tools(tools: &'static [Tool<'static>]) -> Result<()> {
+    ensure_with(|| check_all(tools).map(drop))
 }
 
 /// Runs `probe`; on problems installs their packages (as root) and runs it again. An install can uncover the next
