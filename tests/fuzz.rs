@@ -824,7 +824,7 @@ fn long_random_run() {
         match std::env::var(name) {
             Ok(v) => {
                 let v = v.trim();
-                let r = match v.strip_prefix("0x") {
+                let r = match v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
                     Some(hex) => u64::from_str_radix(hex, 16),
                     None => v.parse(),
                 };
