@@ -115,6 +115,9 @@ fn utf16z(s: &str) -> Vec<u8> {
 /// One scenario's statuses, each named.
 type Steps = Vec<(String, i32)>;
 
+/// A scenario run on a loaded host.
+type Scenario = fn(&mut Host) -> Steps;
+
 fn open(h: &Host, out: &mut Steps) -> Option<Handle> {
     match h.open("\\\\.\\RawLink") {
         Ok(f) => Some(f),
@@ -266,7 +269,7 @@ fn concurrent_traffic(h: &mut Host) -> Steps {
 
 /// Runs `scenario` once clean, then once per injectable call it made after DriverEntry with that call failed.
 /// Returns how many faults were injected.
-fn sweep(name: &str, adapters: &[AdapterConfig], scenario: fn(&mut Host) -> Steps, deterministic: bool) -> usize {
+fn sweep(name: &str, adapters: &[AdapterConfig], scenario: Scenario, deterministic: bool) -> usize {
     let mut h = load(adapters.to_vec(), Vec::new());
     let setup = h.fault_history().0.len();
     let clean = scenario(&mut h);
@@ -306,7 +309,7 @@ fn every_import_can_be_failed_or_cannot_fail() {
     // with the budget value set), each scenario of the sweeps below, an OID with a timeout, unload.
     let mut reached = BTreeSet::new();
     let mut collect = |h: &Host| reached.extend(h.fault_history().0.into_iter().map(|(api, _)| api));
-    let scenarios: &[(fn(&mut Host) -> Steps, Option<AdapterConfig>)] = &[
+    let scenarios: &[(Scenario, Option<AdapterConfig>)] = &[
         (pended_open_close, None),
         (ndisprot_writes, Some(AdapterConfig::ethernet(1))),
         (blocking_reads, Some(AdapterConfig::ethernet(1))),

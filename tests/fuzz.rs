@@ -340,10 +340,8 @@ impl Engine {
     /// Finishes a submitted request: requests that may wait for data or events are cancelled if they did not
     /// complete at once; everything else must complete.
     fn settle(seed: u64, op: u64, mut p: ndis_host::io::PendingIo<'_>, may_wait: bool) -> IoResult {
-        if may_wait {
-            if p.wait(Duration::from_millis(50)).expect("wait").is_none() {
-                p.cancel().expect("cancel");
-            }
+        if may_wait && p.wait(Duration::from_millis(50)).expect("wait").is_none() {
+            p.cancel().expect("cancel");
         }
         match p.wait(Duration::from_secs(20)).expect("wait") {
             Some(r) => r,
