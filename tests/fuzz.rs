@@ -364,7 +364,8 @@ impl Engine {
             0..=5 => ("open", Self::open),
             6..=7 => ("open as user", Self::open_as_user),
             8 => ("open below", Self::open_below),
-            9..=11 => ("close", Self::close),
+            9..=10 => ("close", Self::close),
+            11 => ("close while pending", Self::close_while_pending),
             12 => ("cleanup", Self::cleanup_only),
             13..=20 => ("attach", Self::attach),
             21..=34 => ("ioctl", Self::ioctl_known),
@@ -450,6 +451,34 @@ impl Engine {
         let s = self.slots.swap_remove(i);
         let st = self.h.close(s.handle).expect("close");
         self.check("close", st, Expect::OneOf(&[STATUS_SUCCESS]), String::new);
+    }
+
+    /// A request that waits (a blocking read without a timeout, or WAIT_EVENT) is in flight when the handle is
+    /// closed: CLEANUP must complete it (cancelled, or with what arrived), and CLOSE must find nothing left.
+    fn close_while_pending(&mut self) {
+        let Some(i) = self.random_slot() else { return self.open() };
+        let s = self.slots.swap_remove(i);
+        let read = self.rng.chance(50);
+        if read && !s.cleaned {
+            let mode = rawlink_abi::ReadMode { blocking: true, min_bytes: 1, timeout_ms: 0 };
+            let r = self.h.device_io_control(s.handle, rawlink::IOCTL_RAWLINK_SET_READ_MODE, &mode.to_bytes(), 0);
+            let st = r.expect("ioctl").status;
+            self.check("read mode", st, Expect::Defined, String::new);
+        }
+        let (seed, op) = (self.seed, self.op);
+        let mut p = if read {
+            self.h.submit_read(s.handle, 4096).expect("read")
+        } else {
+            self.h.submit_ioctl(s.handle, rawlink::IOCTL_RAWLINK_WAIT_EVENT, &[], 16).expect("ioctl")
+        };
+        let closed = self.h.close(s.handle).expect("close");
+        let r = match p.wait(Duration::from_secs(20)).expect("wait") {
+            Some(r) => r,
+            None => panic!("seed {seed:#x}, operation #{op}: a request outlived its handle's close"),
+        };
+        let what = if read { "read pending at close" } else { "WAIT_EVENT pending at close" };
+        self.check("close (request pending)", closed, Expect::OneOf(&[STATUS_SUCCESS]), String::new);
+        self.check(what, r.status, Expect::Defined, String::new);
     }
 
     fn cleanup_only(&mut self) {
