@@ -170,7 +170,10 @@ struct Engine {
 }
 
 const MAX_HANDLES: usize = 12;
-const MAX_ADAPTERS: usize = 8;
+/// Adapters ever added (each rebind adds a new one, ethernet(n) numbers them up to 255).
+const MAX_ADAPTERS: usize = 250;
+/// Bindings live at once.
+const MAX_LIVE: usize = 4;
 
 const CODES: &[u32] = &[
     ndisprot::IOCTL_NDISPROT_OPEN_DEVICE,
@@ -739,10 +742,11 @@ impl Engine {
     }
 
     fn indicate(&mut self) {
-        let a = self.rng.below(self.adapters.len());
-        if !self.adapters[a].1 {
+        let live: Vec<usize> = (0..self.adapters.len()).filter(|&a| self.adapters[a].1).collect();
+        if live.is_empty() {
             return;
         }
+        let a = *self.rng.pick(&live);
         let n = 1 + self.rng.below(6);
         let frames: Vec<Vec<u8>> = (0..n)
             .map(|_| {
@@ -756,10 +760,11 @@ impl Engine {
     }
 
     fn pause_restart(&mut self) {
-        let a = self.rng.below(self.adapters.len());
-        if !self.adapters[a].1 {
+        let live: Vec<usize> = (0..self.adapters.len()).filter(|&a| self.adapters[a].1).collect();
+        if live.is_empty() {
             return;
         }
+        let a = *self.rng.pick(&live);
         if self.paused[a] {
             let st = self.h.restart(a).expect("restart");
             self.paused[a] = false;
@@ -773,7 +778,7 @@ impl Engine {
 
     fn unbind_rebind(&mut self) {
         let live: Vec<usize> = (0..self.adapters.len()).filter(|&a| self.adapters[a].1).collect();
-        if live.len() > 1 && (self.rng.chance(50) || self.adapters.len() >= MAX_ADAPTERS) {
+        if live.len() > 1 && (self.rng.chance(50) || live.len() >= MAX_LIVE || self.adapters.len() >= MAX_ADAPTERS) {
             let a = *self.rng.pick(&live);
             self.h.remove_adapter(a).expect("unbind");
             self.adapters[a].1 = false;
