@@ -152,7 +152,16 @@ fn driver_entry_fault_sweep_fails_cleanly_at_every_point() {
         let what = format!("failing {api} #{n}");
         let mut h =
             host(HostConfig { faults: vec![FaultRule::FailNth { api: api.clone(), n: *n }], ..HostConfig::default() });
-        check_failed_entry(&mut h, &what);
+        if api == "MmGetSystemRoutineAddress" {
+            // Not finding ExAllocatePool2 is an older Windows, not a failure: the driver uses
+            // ExAllocatePoolWithTag.
+            assert_eq!(h.driver_entry().expect("DriverEntry ran"), 0, "{what}");
+            assert!(h.trace().iter().any(|e| e.name == "ExAllocatePoolWithTag"), "{what}");
+            h.unload().expect("unload");
+            assert_clean(&h);
+        } else {
+            check_failed_entry(&mut h, &what);
+        }
         let (_, injected) = h.fault_history();
         assert_eq!(injected, [(api.clone(), *n)], "{what}");
     }

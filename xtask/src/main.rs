@@ -6,6 +6,7 @@
 //!   TAP in a network namespace of its own (as root; else the in-process wire): ARP, ping, a pcapng of it.
 //! * `bench` — `build`, then the throughput benchmarks (`examples/bench.rs`) in release mode.
 //! * `wdk-check --wdk-include DIR` — the `wdk` feature's layout proof against a WDK's headers, on Linux.
+//! * `fuzz`  — `build`, then the seeded random test of the device interface (`tests/fuzz.rs`) for N operations.
 
 mod demo;
 mod driver;
@@ -28,6 +29,8 @@ commands:
                    ping a Linux peer on a TAP in a namespace of its own (root; else the in-process wire)
   bench [ARGS...]  build, then run the throughput benchmarks in ndis-host (release; ARGS: --seconds S, --frames N)
   wine             cross-build rawlink.exe (the CLI) into the package and run it under wine64
+  fuzz [--ops N] [--seed S]
+                   build, then N (default 1000000) random operations on the device from seed S (decimal or 0x…)
   toolchain        check (and as root install) the driver toolchain, then print it
   wdk-check --wdk-include DIR
                    the `wdk` feature's bindgen pass (wdk-build 0.6 defaults, Debian's libclang) over a WDK
@@ -70,6 +73,12 @@ fn run() -> Result<()> {
         }
         "wdk-check" => wdk_check::run(&root, &rest),
         "wine" => wine::run(&root),
+        "fuzz" => {
+            let (ops, seed) = fuzz_args(&rest)?;
+            let pkg = driver::build_and_package(&root)?;
+            toolchain::ensure_test_tools()?;
+            fuzz(&root, &pkg.dir, &ops, &seed)
+        }
         "toolchain" => {
             let tc = toolchain::ensure()?;
             println!("rustc   {} ({})", tc.rustc.display(), tc.version);
@@ -143,6 +152,50 @@ fn bench(root: &Path, sys: &Path, extra: &[String]) -> Result<()> {
         .context("running the benchmarks")?;
     if !status.success() {
         bail!("the benchmarks failed ({status})");
+    }
+    Ok(())
+}
+
+/// `--ops N --seed S` of `cargo xtask fuzz`, checked here so a typo is named before anything is built.
+fn fuzz_args(args: &[String]) -> Result<(String, String)> {
+    let (mut ops, mut seed) = ("1000000".to_owned(), "0x5EED0014".to_owned());
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let slot = match a.as_str() {
+            "--ops" => &mut ops,
+            "--seed" => &mut seed,
+            other => bail!("fuzz: unknown argument `{other}` (expected --ops N, --seed S)"),
+        };
+        *slot = it.next().with_context(|| format!("fuzz: {a} needs a value"))?.clone();
+    }
+    let number = |v: &str| match v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16).is_ok(),
+        None => v.parse::<u64>().is_ok(),
+    };
+    if !number(&ops) {
+        bail!("fuzz: --ops `{ops}` is not a number");
+    }
+    if !number(&seed) {
+        bail!("fuzz: --seed `{seed}` is not a number (decimal or 0x…)");
+    }
+    Ok((ops, seed))
+}
+
+/// Runs the ignored long test of `tests/fuzz.rs` on the built package; it prints ops/s, the statuses seen and
+/// the verdict.
+fn fuzz(root: &Path, package_dir: &Path, ops: &str, seed: &str) -> Result<()> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(root)
+        .args(["test", "--package", "rawlink-driver", "--test", "fuzz", "--", "--ignored", "--exact"])
+        .args(["long_random_run", "--nocapture"])
+        .env("RAWLINK_PACKAGE_DIR", package_dir)
+        .env("RAWLINK_FUZZ_OPS", ops)
+        .env("RAWLINK_FUZZ_SEED", seed)
+        .status()
+        .context("running the fuzz test")?;
+    if !status.success() {
+        bail!("fuzz: failed ({status}); the message above names the seed and operation to replay");
     }
     Ok(())
 }

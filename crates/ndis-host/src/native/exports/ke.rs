@@ -156,7 +156,9 @@ extern "win64" fn MmGetSystemRoutineAddress(name: *mut UNICODE_STRING) -> *mut c
     let idx =
         inner.trace_call(Direction::DriverToHost, "MmGetSystemRoutineAddress", vec![("SystemRoutineName", n.clone())]);
     inner.require_irql("MmGetSystemRoutineAddress", PASSIVE);
+    // An injected fault: the routine is not found, as on a Windows that lacks it.
     let addr = match n.as_str() {
+        _ if inner.inject("MmGetSystemRoutineAddress") => 0,
         "ExAllocatePool2" if inner.config.ex_allocate_pool2 => ExAllocatePool2 as *const () as usize,
         other => Exports.resolve("ntoskrnl.exe", other).unwrap_or(0),
     };

@@ -1187,6 +1187,10 @@ fn oid_request(inner: &std::sync::Arc<Inner>, handle: usize, request: usize) -> 
         );
         return NDIS_STATUS_INVALID_PARAMETER;
     }
+    if inner.inject("NdisOidRequest") {
+        // CAST: NDIS_STATUS_RESOURCES, as when NDIS cannot queue the request.
+        return ST_INSUFFICIENT_RESOURCES;
+    }
     // SAFETY: the driver's request, at least a header long (its contract); the rest is read after the size check.
     let header: NDIS_OBJECT_HEADER = unsafe { read_obj(request) };
     let version = inner.config.ndis_version;

@@ -270,6 +270,9 @@ extern "win64" fn ZwQueryValueKey(
         if !inner.require_irql("ZwQueryValueKey", PASSIVE) {
             return ST_INVALID_PARAMETER;
         }
+        if inner.inject("ZwQueryValueKey") {
+            return ST_INSUFFICIENT_RESOURCES;
+        }
         let found = {
             let st = inner.state();
             match st.security.handles.get(&(handle as usize)) {

@@ -292,7 +292,9 @@ extern "win64" fn KeWaitForSingleObject(
     let r = if !check_waitable(&inner, "KeWaitForSingleObject", object as usize) {
         ST_INVALID_PARAMETER
     } else {
-        match wait(&inner, &[object as usize], false, t) {
+        // An injected fault on a wait with a timeout: it runs out (a wait without one cannot fail).
+        let timed_out = !timeout.is_null() && inner.inject("KeWaitForSingleObject");
+        match if timed_out { None } else { wait(&inner, &[object as usize], false, t) } {
             Some(_) => ST_SUCCESS,
             None => ST_TIMEOUT,
         }
