@@ -376,9 +376,13 @@ impl Binding {
     }
 
     /// Counts `n` sends completed; the last one completes a pause that was waiting for it.
-    pub fn sends_end(&self, n: u32) {
+    /// `at`: the caller is known to run at DISPATCH_LEVEL (the send-complete flags said so).
+    pub fn sends_end(&self, n: u32, at: Option<AtDispatch<'_>>) {
         let pause = {
-            let mut g = self.inner.lock_at_dispatch();
+            let mut g = match at {
+                Some(at) => self.inner.lock_dpc(at),
+                None => self.inner.lock(),
+            };
             g.sends_in_flight = g.sends_in_flight.saturating_sub(n);
             if g.sends_in_flight == 0 && !g.pause.is_null() && g.state == BindingState::Pausing {
                 g.state = BindingState::Paused;
