@@ -20,7 +20,7 @@ commands:
   build            cross-build rawlink.sys (Debian rustc + build-std) into target/rawlink-package/
   test [ARGS...]   build, then run every test of the workspace (ARGS go to `cargo test`)
   demo [--trace]   build, audit the image, then load it in ndis-host: DriverEntry, DriverUnload, verifier report
-  bench [ARGS...]  build, then run the throughput benchmarks in ndis-host (release; ARGS: --seconds S, --frames N)
+  bench [ARGS...]  build, then run the throughput benchmarks in ndis-host (release; ARGS: --seconds S, --frames N, --json PATH)
   toolchain        check (and as root install) the driver toolchain, then print it
 ";
 
