@@ -36,7 +36,7 @@ mod linux {
     const NBS_PER_NBL: usize = 8;
     const READ_BATCH: usize = 256 * 1024;
     const WRITE_BATCH: usize = 64;
-    const SIZES: [usize; 2] = [64, 1514];
+    const SIZES: [usize; 3] = [64, 512, 1514];
 
     struct Options {
         sys: std::path::PathBuf,
@@ -44,18 +44,25 @@ mod linux {
         seconds: f64,
         /// Frame budget per case (whichever of the two runs out first).
         frames: u64,
+        /// Where `--json PATH` writes the cases.
+        json: Option<std::path::PathBuf>,
     }
 
     fn options() -> Result<Options> {
         let mut args = std::env::args().skip(1);
-        let mut o = Options { sys: "target/rawlink-package/rawlink.sys".into(), seconds: 2.0, frames: 1_000_000 };
+        let mut o =
+            Options { sys: "target/rawlink-package/rawlink.sys".into(), seconds: 2.0, frames: 1_000_000, json: None };
         while let Some(a) = args.next() {
             let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
             match a.as_str() {
                 "--seconds" => o.seconds = value("--seconds")?.parse().map_err(|e| format!("--seconds: {e}"))?,
                 "--frames" => o.frames = value("--frames")?.parse().map_err(|e| format!("--frames: {e}"))?,
+                "--json" => o.json = Some(value("--json")?.into()),
                 "-h" | "--help" => {
-                    return Err("usage: bench [PATH/rawlink.sys] [--seconds S per case] [--frames N per case]".into())
+                    return Err(
+                        "usage: bench [PATH/rawlink.sys] [--seconds S per case] [--frames N per case] [--json PATH]"
+                            .into(),
+                    )
                 }
                 path => o.sys = path.into(),
             }
@@ -65,6 +72,10 @@ mod linux {
 
     /// One row of the table.
     struct Row {
+        /// `receive` or `send` (the JSON's direction).
+        direction: &'static str,
+        /// `one-frame` or `batched` (the JSON's mode).
+        mode: &'static str,
         case: String,
         size: usize,
         frames: u64,
@@ -74,6 +85,19 @@ mod linux {
     }
 
     impl Row {
+        /// The case as one object of the `--json` schema. Nothing is dropped by these closed-loop cases
+        /// (a lost frame fails the run), and instruction counts are not measured yet: null.
+        fn json(&self) -> String {
+            let secs = self.elapsed.as_secs_f64().max(1e-9);
+            // CAST: counts far below 2^52, exact in f64.
+            let fps = self.frames as f64 / secs;
+            let gbit = fps * self.size as f64 * 8.0 / 1e9;
+            format!(
+                "{{\"direction\":\"{}\",\"mode\":\"{}\",\"frame_bytes\":{},\"frames_per_s\":{:.1},\"gbit_per_s\":{:.6},\"drops\":0,\"driver_instructions_per_frame\":null}}",
+                self.direction, self.mode, self.size, fps, gbit
+            )
+        }
+
         fn print(&self) {
             let secs = self.elapsed.as_secs_f64().max(1e-9);
             // CAST: counts far below 2^52, exact in f64.
@@ -187,6 +211,8 @@ mod linux {
             format!("receive→read, {} KiB reads", READ_BATCH / 1024)
         };
         Ok(Row {
+            direction: "receive",
+            mode: if ndisprot_mode { "one-frame" } else { "batched" },
             case,
             size,
             frames,
@@ -226,7 +252,16 @@ mod linux {
         } else {
             format!("write→send, {WRITE_BATCH} frames/write")
         };
-        Ok(Row { case, size, frames, elapsed, calls: writes, note: "synchronous send completion".into() })
+        Ok(Row {
+            direction: "send",
+            mode: if ndisprot_mode { "one-frame" } else { "batched" },
+            case,
+            size,
+            frames,
+            elapsed,
+            calls: writes,
+            note: "synchronous send completion".into(),
+        })
     }
 
     pub fn main() -> Result<()> {
@@ -237,15 +272,26 @@ mod linux {
             "{:<34} {:>5} {:>9} {:>7} {:>12} {:>9} {:>10}  note",
             "case", "bytes", "frames", "s", "frames/s", "MB/s", "frames/call"
         );
+        let mut rows = Vec::new();
         for ndisprot_mode in [false, true] {
             for size in SIZES {
-                receive(&bytes, &o, size, ndisprot_mode)?.print();
+                let r = receive(&bytes, &o, size, ndisprot_mode)?;
+                r.print();
+                rows.push(r);
             }
         }
         for ndisprot_mode in [false, true] {
             for size in SIZES {
-                send(&bytes, &o, size, ndisprot_mode)?.print();
+                let r = send(&bytes, &o, size, ndisprot_mode)?;
+                r.print();
+                rows.push(r);
             }
+        }
+        if let Some(path) = &o.json {
+            let cases: Vec<String> = rows.iter().map(Row::json).collect();
+            let text = format!("{{\"cases\":[\n{}\n]}}\n", cases.join(",\n"));
+            std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+            println!("(cases written to {})", path.display());
         }
         println!("(MB = 10^6 bytes of frame data; ndis-host emulation included, so compare rows, not with Windows)");
         Ok(())

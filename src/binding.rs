@@ -14,7 +14,7 @@ use crate::error::{nt_result, Error, Result};
 use crate::filter::Groups;
 use crate::kernel::alloc::{try_box, POOL_TAG};
 use crate::kernel::irql;
-use crate::kernel::sync::{Event, Gate, SpinLock};
+use crate::kernel::sync::{AtDispatch, Event, Gate, SpinLock};
 use crate::kernel::{nbl, time};
 use crate::open::OpenPtr;
 use crate::request::{self, OidOp, Owner};
@@ -376,9 +376,13 @@ impl Binding {
     }
 
     /// Counts `n` sends completed; the last one completes a pause that was waiting for it.
-    pub fn sends_end(&self, n: u32) {
+    /// `at`: the caller is known to run at DISPATCH_LEVEL (the send-complete flags said so).
+    pub fn sends_end(&self, n: u32, at: Option<AtDispatch<'_>>) {
         let pause = {
-            let mut g = self.inner.lock_at_dispatch();
+            let mut g = match at {
+                Some(at) => self.inner.lock_dpc(at),
+                None => self.inner.lock(),
+            };
             g.sends_in_flight = g.sends_in_flight.saturating_sub(n);
             if g.sends_in_flight == 0 && !g.pause.is_null() && g.state == BindingState::Pausing {
                 g.state = BindingState::Paused;
@@ -788,67 +792,48 @@ pub unsafe fn receive(raw: *mut Binding, nbls: PNET_BUFFER_LIST, flags: ULONG) {
     // SAFETY: guaranteed by the caller.
     let b = unsafe { &*raw };
     let uro = b.driver().version >= crate::version::NdisVersion::new(6, 89);
+    // SAFETY: NDIS sets NDIS_RECEIVE_FLAGS_DISPATCH_LEVEL only when it calls at DISPATCH_LEVEL, where this
+    // callback stays; the proof does not outlive the call. Without the flag the open-list lock raises.
+    let ndis_at_dispatch = (flags & NDIS_RECEIVE_FLAGS_DISPATCH_LEVEL != 0).then(|| unsafe { AtDispatch::assume() });
     {
-        let opens = b.opens.lock_at_dispatch();
-        let now = time::now_100ns();
-        let groups = *b.multicast.lock_at_dispatch();
-        let groups = groups.as_slice();
+        let opens = match ndis_at_dispatch {
+            Some(at) => b.opens.lock_dpc(at),
+            None => b.opens.lock(),
+        };
+        // From here on the open-list lock is held: DISPATCH_LEVEL, known without reading the IRQL.
+        let at = opens.at_dispatch();
+        let groups = *b.multicast.lock_dpc(at);
+        let run = Run { now: time::now_100ns(), mac: &b.mac, groups: groups.as_slice() };
         let c = &b.counters;
         let (mut received, mut delivered, mut filtered, mut full, mut large, mut resources) = (0, 0, 0, 0, 0, 0);
         // SAFETY: the chain NDIS indicated stays with the driver until returned below (or this returns).
-        unsafe {
-            nbl::for_each_frame(nbls, uro, |frame| {
+        let mut cursor = unsafe { nbl::Frames::new(nbls, uro) };
+        // Runs of up to RUN frames: each handle is locked once per run and offered the run's frames.
+        loop {
+            let mut outcome = [0u8; RUN];
+            let mut end = None;
+            for o in opens.iter().filter_map(|o| o.get()) {
+                let mut rx = o.rx_at_dispatch(at);
+                end = Some(run.offer(Some(&mut rx), cursor.clone(), &mut outcome, &mut full, &mut large));
+            }
+            let (next, n) = match end {
+                Some(e) => e,
+                None => run.offer(None, cursor.clone(), &mut outcome, &mut full, &mut large),
+            };
+            for &out in outcome.get(..n).unwrap_or_default() {
                 received += 1;
-                // The first bytes (addresses, EtherType, a VLAN tag) decide; every fragment is mapped once
-                // here, so a frame whose data cannot be reached is known before anything is queued.
-                let mut head = [0u8; crate::filter::HEAD];
-                let (mut got, mut avail) = (0, 0);
-                for part in frame.fragments() {
-                    let n = part.len().min(head.len() - got);
-                    if let (Some(d), Some(s)) = (head.get_mut(got..got + n), part.get(..n)) {
-                        d.copy_from_slice(s);
-                    }
-                    got += n;
-                    avail += part.len();
-                }
-                let head = head.get(..got).unwrap_or_default();
-                let dst = match head.get(..6).and_then(|d| <[u8; 6]>::try_from(d).ok()) {
-                    Some(d) => crate::filter::destination(&d, &b.mac, groups),
-                    None => crate::filter::Destination::Other,
-                };
-                if avail < frame.len {
+                if out & LOST != 0 {
                     resources += 1;
-                    for o in opens.iter().filter_map(|o| o.get()) {
-                        o.lost_to_resources(dst, head);
-                    }
-                    return;
-                }
-                let m = crate::meta::decode(&frame.meta);
-                let vlan = if crate::filter::vlan_tagged(head) { rawlink_abi::frame_flags::VLAN_TAGGED } else { 0 };
-                // CAST: NET_BUFFER.DataLength is a ULONG.
-                let header = FrameHeader {
-                    captured_length: frame.len as u32,
-                    original_length: frame.len as u32,
-                    timestamp: now,
-                    flags: m.flags | vlan,
-                    segment_count: m.segment_count,
-                    segment_size: m.segment_size,
-                };
-                let (mut queued, mut wanted) = (false, false);
-                for o in opens.iter().filter_map(|o| o.get()) {
-                    match o.offer(dst, head, header, frame.fragments()) {
-                        crate::open::Offer::Filtered => {}
-                        crate::open::Offer::Queued => (queued, wanted) = (true, true),
-                        crate::open::Offer::Full => (full, wanted) = (full + 1, true),
-                        crate::open::Offer::TooLarge => (large, wanted) = (large + 1, true),
-                    }
-                }
-                if queued {
+                } else if out & QUEUED != 0 {
                     delivered += 1;
-                } else if !wanted {
+                } else if out & WANTED == 0 {
                     filtered += 1;
                 }
-            });
+            }
+            if n < RUN {
+                break;
+            }
+            cursor = next;
         }
         Counters::add(&c.received, received);
         Counters::add(&c.delivered, delivered);
@@ -871,6 +856,82 @@ pub unsafe fn receive(raw: *mut Binding, nbls: PNET_BUFFER_LIST, flags: ULONG) {
         if flags & NDIS_RECEIVE_FLAGS_DISPATCH_LEVEL != 0 { NDIS_RETURN_FLAGS_DISPATCH_LEVEL } else { 0 };
     // SAFETY: the NBLs were indicated on this binding and are returned exactly once.
     unsafe { NdisReturnNetBufferLists(handle, nbls, return_flags) };
+}
+
+/// Frames offered to the handles per lock of each (the per-frame outcomes live on the stack).
+const RUN: usize = 256;
+/// Outcome bits of a frame within a run: some handle queued it, some handle wanted it, its data was lost.
+const QUEUED: u8 = 1;
+const WANTED: u8 = 2;
+const LOST: u8 = 4;
+
+/// What the frames of one indication share.
+struct Run<'g> {
+    now: u64,
+    mac: &'g [u8; 6],
+    groups: &'g [[u8; 6]],
+}
+
+impl Run<'_> {
+    /// Offers up to RUN frames from `frames` to one handle's locked receive side (or, with none, only looks
+    /// at them), ORing each frame's outcome into `outcome`; returns the cursor after them and their number.
+    fn offer<'f>(
+        &self,
+        mut rx: Option<&mut crate::open::RxLocked<'_>>,
+        mut frames: nbl::Frames<'f>,
+        outcome: &mut [u8; RUN],
+        full: &mut u64,
+        large: &mut u64,
+    ) -> (nbl::Frames<'f>, usize) {
+        let mut n = 0;
+        for out in outcome.iter_mut() {
+            let Some(frame) = frames.next() else { break };
+            n += 1;
+            // The first bytes (addresses, EtherType, a VLAN tag) decide; every fragment is mapped here, so
+            // a frame whose data cannot be reached is known before anything is queued.
+            let mut head = [0u8; crate::filter::HEAD];
+            let (mut got, mut avail) = (0, 0);
+            for part in frame.fragments() {
+                let k = part.len().min(head.len() - got);
+                if let Some(d) = head.get_mut(got..got + k) {
+                    crate::copy::copy(d, part);
+                }
+                got += k;
+                avail += part.len();
+            }
+            let head = head.get(..got).unwrap_or_default();
+            let dst = match head.first_chunk::<6>() {
+                Some(d) => crate::filter::destination(d, self.mac, self.groups),
+                None => crate::filter::Destination::Other,
+            };
+            if avail < frame.len {
+                *out |= LOST;
+                if let Some(rx) = rx.as_deref_mut() {
+                    rx.lost_to_resources(dst, head);
+                }
+                continue;
+            }
+            let Some(rx) = rx.as_deref_mut() else { continue };
+            let m = crate::meta::decode(&frame.meta);
+            let vlan = if crate::filter::vlan_tagged(head) { rawlink_abi::frame_flags::VLAN_TAGGED } else { 0 };
+            // CAST: NET_BUFFER.DataLength is a ULONG.
+            let header = FrameHeader {
+                captured_length: frame.len as u32,
+                original_length: frame.len as u32,
+                timestamp: self.now,
+                flags: m.flags | vlan,
+                segment_count: m.segment_count,
+                segment_size: m.segment_size,
+            };
+            match rx.offer(dst, head, header, frame.fragments()) {
+                crate::open::Offer::Filtered => {}
+                crate::open::Offer::Queued => *out |= QUEUED | WANTED,
+                crate::open::Offer::Full => (*full, *out) = (*full + 1, *out | WANTED),
+                crate::open::Offer::TooLarge => (*large, *out) = (*large + 1, *out | WANTED),
+            }
+        }
+        (frames, n)
+    }
 }
 
 /// ProtocolStatusEx for a binding: link-state changes update the cached link and reach every attached

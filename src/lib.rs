@@ -23,6 +23,7 @@ extern crate alloc;
 
 pub mod budget;
 pub mod control;
+pub mod copy;
 pub mod error;
 pub mod events;
 pub mod filter;

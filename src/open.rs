@@ -21,7 +21,7 @@ use crate::events::EventQueue;
 use crate::filter::{Destination, Filter, Groups};
 use crate::kernel::alloc::try_box;
 use crate::kernel::irp::{Irp, PendingIrp};
-use crate::kernel::sync::SpinLock;
+use crate::kernel::sync::{AtDispatch, SpinLock, SpinLockGuard};
 use crate::kernel::time;
 use crate::kernel::timer::Timer;
 use crate::request::Owner;
@@ -69,6 +69,52 @@ impl Rx {
     /// Whether a read of `len` bytes can complete now under `mode`.
     fn ready(&self, len: usize, mode: &ReadMode) -> bool {
         self.queue.as_ref().is_some_and(|q| q.records() > 0 && q.len() >= (mode.min_bytes as usize).min(len))
+    }
+}
+
+/// A handle's receive side, locked by the binding's receive path for a run of frames.
+#[derive(Debug)]
+pub struct RxLocked<'a>(SpinLockGuard<'a, Rx>);
+
+impl RxLocked<'_> {
+    /// Offers a received frame: queued if this handle's filter wants it and there is room.
+    pub fn offer<'a>(
+        &mut self,
+        dst: Destination,
+        head: &[u8],
+        mut header: FrameHeader,
+        parts: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Offer {
+        let rx = &mut *self.0;
+        rx.offered += 1;
+        let dst = crate::filter::destination_for(dst, head.first_chunk::<6>(), &rx.groups);
+        if !rx.filter.accepts(dst, head) {
+            rx.filtered += 1;
+            return Offer::Filtered;
+        }
+        if rx.capture_length != 0 && header.captured_length > rx.capture_length {
+            header.captured_length = rx.capture_length;
+            header.flags |= rawlink_abi::frame_flags::TRUNCATED;
+        }
+        match rx.queue.as_mut().map(|q| q.push(header, parts)) {
+            Some(Push::Queued) => Offer::Queued,
+            Some(Push::Full) | None => Offer::Full,
+            Some(Push::TooLarge) => Offer::TooLarge,
+        }
+    }
+
+    /// Counts a frame this handle wanted but whose data could not be reached; returns whether it wanted it.
+    pub fn lost_to_resources(&mut self, dst: Destination, head: &[u8]) -> bool {
+        let rx = &mut *self.0;
+        rx.offered += 1;
+        let dst = crate::filter::destination_for(dst, head.first_chunk::<6>(), &rx.groups);
+        if rx.filter.accepts(dst, head) {
+            rx.dropped_resources += 1;
+            true
+        } else {
+            rx.filtered += 1;
+            false
+        }
     }
 }
 
@@ -413,45 +459,10 @@ impl Open {
         Ok(())
     }
 
-    /// Offers a received frame (called by the binding's receive path under its open-list lock, at
-    /// DISPATCH_LEVEL): queued if this handle's filter wants it and there is room.
-    pub fn offer<'a>(
-        &self,
-        dst: Destination,
-        head: &[u8],
-        mut header: FrameHeader,
-        parts: impl IntoIterator<Item = &'a [u8]>,
-    ) -> Offer {
-        let mut rx = self.rx.lock_at_dispatch();
-        rx.offered += 1;
-        let dst = crate::filter::destination_for(dst, head.first_chunk::<6>(), &rx.groups);
-        if !rx.filter.accepts(dst, head) {
-            rx.filtered += 1;
-            return Offer::Filtered;
-        }
-        if rx.capture_length != 0 && header.captured_length > rx.capture_length {
-            header.captured_length = rx.capture_length;
-            header.flags |= rawlink_abi::frame_flags::TRUNCATED;
-        }
-        match rx.queue.as_mut().map(|q| q.push(header, parts)) {
-            Some(Push::Queued) => Offer::Queued,
-            Some(Push::Full) | None => Offer::Full,
-            Some(Push::TooLarge) => Offer::TooLarge,
-        }
-    }
-
-    /// Counts a frame this handle wanted but whose data could not be reached; returns whether it wanted it.
-    pub fn lost_to_resources(&self, dst: Destination, head: &[u8]) -> bool {
-        let mut rx = self.rx.lock_at_dispatch();
-        rx.offered += 1;
-        let dst = crate::filter::destination_for(dst, head.first_chunk::<6>(), &rx.groups);
-        if rx.filter.accepts(dst, head) {
-            rx.dropped_resources += 1;
-            true
-        } else {
-            rx.filtered += 1;
-            false
-        }
+    /// Locks the handle's receive side for a run of frames (the binding's receive path, under its open-list
+    /// lock, so at DISPATCH_LEVEL): one lock per handle per run, not per frame.
+    pub fn rx_at_dispatch<'a>(&'a self, at: AtDispatch<'_>) -> RxLocked<'a> {
+        RxLocked(self.rx.lock_dpc(at))
     }
 
     /// WriteFile: validates and sends the batch on the attached binding (the IRP pends until NDIS completes

@@ -159,12 +159,16 @@ unsafe extern "system" fn receive_net_buffer_lists(
 unsafe extern "system" fn send_net_buffer_lists_complete(
     binding_context: NDIS_HANDLE,
     net_buffer_lists: PNET_BUFFER_LIST,
-    _send_complete_flags: ULONG,
+    send_complete_flags: ULONG,
 ) {
     if binding_context.is_null() {
         return;
     }
+    // SAFETY: NDIS sets NDIS_SEND_COMPLETE_FLAGS_DISPATCH_LEVEL only when it calls at DISPATCH_LEVEL, where
+    // this callback stays; the proof goes no further than the call.
+    let at = (send_complete_flags & NDIS_SEND_COMPLETE_FLAGS_DISPATCH_LEVEL != 0)
+        .then(|| unsafe { crate::kernel::sync::AtDispatch::assume() });
     // SAFETY: the context of the binding the NBLs were sent on, alive while sends are in flight (unbind
     // happens only after a pause, which waits for them).
-    unsafe { send::complete(&*binding_context.cast::<crate::binding::Binding>(), net_buffer_lists) }
+    unsafe { send::complete(&*binding_context.cast::<crate::binding::Binding>(), net_buffer_lists, at) }
 }

@@ -2,6 +2,7 @@
 //! to a binding. The receive path only copies into it (counting a drop when it is full); reads copy whole
 //! records out. No allocation after creation, no FFI: unit-tested on the host.
 
+use crate::copy::copy;
 use crate::error::Result;
 use alloc::vec::Vec;
 use rawlink_abi::FrameHeader;
@@ -81,10 +82,10 @@ impl RxQueue {
         let first = src.len().min(cap - start);
         let (a, b) = src.split_at(first);
         if let Some(d) = self.buf.get_mut(start..start + first) {
-            d.copy_from_slice(a);
+            copy(d, a);
         }
         if let Some(d) = self.buf.get_mut(..b.len()) {
-            d.copy_from_slice(b);
+            copy(d, b);
         }
     }
 
@@ -94,11 +95,11 @@ impl RxQueue {
         let first = dst.len().min(cap - start);
         let (a, b) = dst.split_at_mut(first);
         if let Some(s) = self.buf.get(start..start + first) {
-            a.copy_from_slice(s);
+            copy(a, s);
         }
         let n = b.len();
         if let Some(s) = self.buf.get(..n) {
-            b.copy_from_slice(s);
+            copy(b, s);
         }
     }
 
@@ -115,7 +116,13 @@ impl RxQueue {
             return Push::Full;
         }
         let mut at = self.len;
-        self.put(at, &header.to_bytes());
+        // The header goes straight into the ring when it does not wrap (records are 8-aligned, so it
+        // wraps only when fewer than 24 bytes are left before the end).
+        let start = (self.head + at) % self.buf.len();
+        match self.buf.get_mut(start..).and_then(|d| d.first_chunk_mut::<{ FrameHeader::LEN }>()) {
+            Some(d) => *d = header.to_bytes(),
+            None => self.put(at, &header.to_bytes()),
+        }
         at += FrameHeader::LEN;
         let mut left = captured;
         for p in parts {

@@ -12,7 +12,7 @@ use crate::binding::Binding;
 use crate::error::Error;
 use crate::kernel::alloc::try_box;
 use crate::kernel::irp::{Irp, PendingIrp};
-use crate::kernel::sync::SpinLock;
+use crate::kernel::sync::{AtDispatch, SpinLock};
 use crate::tx;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -219,7 +219,8 @@ pub fn send(
 /// # Safety
 ///
 /// `nbls` is a chain of NBLs this driver sent on `b`.
-pub unsafe fn complete(b: &Binding, nbls: PNET_BUFFER_LIST) {
+/// `at` is NDIS's word that the call runs at DISPATCH_LEVEL (no IRQL read then).
+pub unsafe fn complete(b: &Binding, nbls: PNET_BUFFER_LIST, at: Option<AtDispatch<'_>>) {
     let mut n = nbls;
     let mut done = 0u32;
     while !n.is_null() {
@@ -242,7 +243,10 @@ pub unsafe fn complete(b: &Binding, nbls: PNET_BUFFER_LIST) {
             let bref = unsafe { &*batch };
             if status != NDIS_STATUS_SUCCESS {
                 bref.failed.fetch_add(1, Ordering::AcqRel);
-                let mut first = bref.first_failed.lock_at_dispatch();
+                let mut first = match at {
+                    Some(at) => bref.first_failed.lock_dpc(at),
+                    None => bref.first_failed.lock(),
+                };
                 // CAST: a frame index below MAX_BATCH.
                 if (index as u32) < first.0 {
                     *first = (index as u32, status);
@@ -269,7 +273,7 @@ pub unsafe fn complete(b: &Binding, nbls: PNET_BUFFER_LIST) {
         }
         n = next;
     }
-    b.sends_end(done);
+    b.sends_end(done, at);
 }
 
 impl Batch {

@@ -212,3 +212,29 @@ fn a_blocking_read_ends_when_the_adapter_goes_away_and_bad_modes_are_refused() {
     assert_eq!(r.status, STATUS_INVALID_DEVICE_STATE);
     common::finish(h, &[f]);
 }
+
+#[test]
+fn an_indication_longer_than_one_run_reaches_every_handle_whole_and_in_order() {
+    // The receive path locks each handle once per run of 256 frames: 600 frames span three runs, the last
+    // one short, and both handles must see every frame once, in order, and the counters count each once.
+    let h = common::running(common::ethernet(1));
+    let (a, b) = (common::attach(&h, 0), common::attach(&h, 0));
+    let sent: Vec<Vec<u8>> = (0..600usize).map(|i| frame(i as u8, 14 + i % 100)).collect();
+    h.indicate_receive(0, sent.clone(), false).expect("indicated");
+    for f in [a, b] {
+        let mut got = Vec::new();
+        loop {
+            let r = h.read(f, 64 * 1024).expect("read");
+            assert_eq!(r.status, STATUS_SUCCESS);
+            if r.information == 0 {
+                break;
+            }
+            got.extend(Frames::new(&r.output).map(|(_, d)| d.to_vec()));
+        }
+        assert_eq!(got, sent);
+    }
+    let r = h.device_io_control(a, rawlink::IOCTL_RAWLINK_GET_BINDING_STATISTICS, &0u32.to_le_bytes(), 64);
+    let s = rawlink_abi::BindingStatistics::parse(&r.expect("ioctl").output).expect("stats");
+    assert_eq!((s.received, s.delivered, s.filtered), (600, 600, 0));
+    common::finish(h, &[a, b]);
+}

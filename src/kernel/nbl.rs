@@ -94,38 +94,71 @@ impl<'a> Iterator for Fragments<'a> {
     }
 }
 
-/// Calls `f` for every NET_BUFFER of every NBL of the chain. `uro` says whether the NBLs carry the NDIS 6.89
-/// UDP coalescing slot (the driver registered 6.89).
-///
-/// # Safety
-///
-/// `nbls` is null or a chain NDIS indicated to this driver, which stays with the driver while this runs.
-pub unsafe fn for_each_frame(nbls: PNET_BUFFER_LIST, uro: bool, mut f: impl FnMut(Frame<'_>)) {
-    let mut nbl = nbls;
-    while !nbl.is_null() {
-        // SAFETY: guaranteed by the caller for every NBL of the chain. The info slots read lie below the
-        // NDIS 6.30 MaxNetBufferListInfo (24), present in every NBL NDIS indicates.
-        let (mut nb, meta) = unsafe {
+/// The frames of an indicated chain, NBL by NBL, NET_BUFFER by NET_BUFFER. Cloning it gives a cursor that
+/// walks the same frames again from the same place (the receive path offers a run of frames to each handle
+/// in turn).
+#[derive(Debug, Clone)]
+pub struct Frames<'a> {
+    /// The NBL whose NET_BUFFERs are being walked (null: done).
+    nbl: PNET_BUFFER_LIST,
+    /// The next NET_BUFFER of `nbl` (null: move on to the next NBL).
+    nb: PNET_BUFFER,
+    meta: crate::meta::NblMeta,
+    uro: bool,
+    _nbl: PhantomData<&'a NET_BUFFER_LIST>,
+}
+
+impl Frames<'_> {
+    /// Every NET_BUFFER of every NBL of the chain. `uro` says whether the NBLs carry the NDIS 6.89 UDP
+    /// coalescing slot (the driver registered 6.89).
+    ///
+    /// # Safety
+    ///
+    /// `nbls` is null or a chain NDIS indicated to this driver, which stays with the driver while the
+    /// iterator (or a clone, or a frame it yielded) lives.
+    pub unsafe fn new(nbls: PNET_BUFFER_LIST, uro: bool) -> Self {
+        let mut f = Frames { nbl: nbls, nb: core::ptr::null_mut(), meta: Default::default(), uro, _nbl: PhantomData };
+        f.enter_nbl();
+        f
+    }
+
+    /// Reads the current NBL's first NET_BUFFER and what the NBL says about its frames.
+    fn enter_nbl(&mut self) {
+        if self.nbl.is_null() {
+            return;
+        }
+        let nbl = self.nbl;
+        // SAFETY: an NBL of the chain (constructor's contract). The info slots read lie below the NDIS 6.30
+        // MaxNetBufferListInfo (24), present in every NBL NDIS indicates.
+        unsafe {
             let info = &(*nbl).NetBufferListInfo;
             let slot = |i: NDIS_NET_BUFFER_LIST_INFO| info.get(i as usize).map_or(0, |p| *p as usize);
-            (
-                (*nbl).u1.s.FirstNetBuffer,
-                crate::meta::NblMeta {
-                    nbl_flags: (*nbl).NblFlags,
-                    checksum: slot(TcpIpChecksumNetBufferListInfo),
-                    rsc: slot(TcpRecvSegCoalesceInfo),
-                    uro: if uro { slot(UdpRecvSegCoalesceOffloadInfo) } else { 0 },
-                },
-            )
-        };
-        while !nb.is_null() {
-            // SAFETY: NET_BUFFERs of an NBL of the chain.
-            let len = unsafe { (*nb).u1.s.u.DataLength } as usize;
-            f(Frame { nb, len, meta, _nbl: PhantomData });
-            // SAFETY: as above.
-            nb = unsafe { (*nb).u1.s.Next };
+            self.nb = (*nbl).u1.s.FirstNetBuffer;
+            self.meta = crate::meta::NblMeta {
+                nbl_flags: (*nbl).NblFlags,
+                checksum: slot(TcpIpChecksumNetBufferListInfo),
+                rsc: slot(TcpRecvSegCoalesceInfo),
+                uro: if self.uro { slot(UdpRecvSegCoalesceOffloadInfo) } else { 0 },
+            };
         }
-        // SAFETY: as above.
-        nbl = unsafe { (*nbl).u1.s.Next };
+    }
+}
+
+impl<'a> Iterator for Frames<'a> {
+    type Item = Frame<'a>;
+    fn next(&mut self) -> Option<Frame<'a>> {
+        while !self.nbl.is_null() {
+            if !self.nb.is_null() {
+                let nb = self.nb;
+                // SAFETY: a NET_BUFFER of an NBL of the chain (constructor's contract).
+                let (len, next) = unsafe { ((*nb).u1.s.u.DataLength as usize, (*nb).u1.s.Next) };
+                self.nb = next;
+                return Some(Frame { nb, len, meta: self.meta, _nbl: PhantomData });
+            }
+            // SAFETY: as above.
+            self.nbl = unsafe { (*self.nbl).u1.s.Next };
+            self.enter_nbl();
+        }
+        None
     }
 }

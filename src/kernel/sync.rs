@@ -54,6 +54,16 @@ impl<T> SpinLock<T> {
         SpinLockGuard { owner: self, old_irql: None }
     }
 
+    /// Acquires the lock at DISPATCH_LEVEL without reading the IRQL: `at` proves the caller runs there (NDIS
+    /// said so in its callback flags, or the caller holds another spin lock). No CR8 read, no IRQL change.
+    pub fn lock_dpc(&self, at: AtDispatch<'_>) -> SpinLockGuard<'_, T> {
+        let _ = at;
+        // SAFETY: the caller runs at DISPATCH_LEVEL (what an `AtDispatch` proves); the lock is valid as in
+        // `lock`.
+        unsafe { KeAcquireSpinLockAtDpcLevel(self.lock.get()) };
+        SpinLockGuard { owner: self, old_irql: None }
+    }
+
     /// Mutable access without locking, when the caller owns the lock exclusively.
     pub fn get_mut(&mut self) -> &mut T {
         self.data.get_mut()
@@ -64,6 +74,21 @@ impl<T> core::fmt::Debug for SpinLock<T> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         // Printing must not take the lock (it may be held by the caller).
         f.write_str("SpinLock { .. }")
+    }
+}
+
+/// Proof that the code holding it runs at DISPATCH_LEVEL, for as long as `'a` lasts: a held spin lock
+/// ([`SpinLockGuard::at_dispatch`]), or NDIS's word in a callback's flags ([`AtDispatch::assume`]).
+#[derive(Debug, Clone, Copy)]
+pub struct AtDispatch<'a>(core::marker::PhantomData<&'a ()>);
+
+impl AtDispatch<'_> {
+    /// # Safety
+    ///
+    /// The caller runs at DISPATCH_LEVEL and stays there while the value (and its copies) live, e.g. NDIS
+    /// passed NDIS_RECEIVE_FLAGS_DISPATCH_LEVEL to the callback that creates it and does not keep it.
+    pub unsafe fn assume() -> Self {
+        AtDispatch(core::marker::PhantomData)
     }
 }
 
@@ -78,6 +103,13 @@ pub struct SpinLockGuard<'a, T> {
 impl<T> core::fmt::Debug for SpinLockGuard<'_, T> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str("SpinLockGuard { .. }")
+    }
+}
+
+impl<T> SpinLockGuard<'_, T> {
+    /// Holding a spin lock means running at DISPATCH_LEVEL until it is released.
+    pub fn at_dispatch(&self) -> AtDispatch<'_> {
+        AtDispatch(core::marker::PhantomData)
     }
 }
 

@@ -27,7 +27,7 @@ commands:
   test [ARGS...]   build, then run every test of the workspace (ARGS go to `cargo test`)
   demo [--trace]   build, audit, load/unload in ndis-host, then through the rawlink CLI and the driver ARP and
                    ping a Linux peer on a TAP in a namespace of its own (root; else the in-process wire)
-  bench [ARGS...]  build, then run the throughput benchmarks in ndis-host (release; ARGS: --seconds S, --frames N)
+  bench [ARGS...]  build, then run the throughput benchmarks in ndis-host (release; ARGS: --seconds S, --frames N, --json PATH)
   wine             cross-build rawlink.exe (the CLI) into the package and run it under wine64
   fuzz [--ops N] [--seed S]
                    build, then N (default 1000000) random operations on the device from seed S (decimal or 0x…)
