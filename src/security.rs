@@ -90,8 +90,8 @@ impl Writer<'_> {
 /// keeps its default.
 pub fn check_replacement(sd: &[u8]) -> Result {
     let bad = Error::INVALID_SECURITY_DESCR;
-    let u16_at = |at: usize| sd.get(at..at + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
-    let u32_at = |at: usize| sd.get(at..at + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    let u16_at = |at: usize| sd.get(at..).and_then(<[u8]>::first_chunk).map(|b| u16::from_le_bytes(*b));
+    let u32_at = |at: usize| sd.get(at..).and_then(<[u8]>::first_chunk).map(|b| u32::from_le_bytes(*b));
     if sd.len() < SD_HEADER || sd.len() > MAX_LEN || sd.first() != Some(&1) {
         return Err(bad);
     }

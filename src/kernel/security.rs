@@ -89,7 +89,7 @@ pub fn read_registry_value(key: &[u16], name: &[u16], max: usize) -> Result<Opti
     nt_result(status)?;
     // KEY_VALUE_PARTIAL_INFORMATION: TitleIndex, Type, DataLength, then the data. The kernel wrote it, but
     // its lengths are still checked against the buffer.
-    let field = |at: usize| buf.get(at..at + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    let field = |at: usize| buf.get(at..).and_then(<[u8]>::first_chunk).map(|b| u32::from_le_bytes(*b));
     let kind = field(4).ok_or(Error::INVALID_PARAMETER)?;
     let data_len = field(8).ok_or(Error::INVALID_PARAMETER)? as usize;
     let data = buf.get(header..header + data_len).ok_or(Error::INVALID_PARAMETER)?;
@@ -116,7 +116,7 @@ pub fn pool_budget(registry_path: &[u16]) -> Result<usize> {
     key.extend_from_slice(registry_path);
     key.extend_from_slice(PARAMETERS);
     let mib = match read_registry_value(&key, VALUE, 4)? {
-        Some((REG_DWORD, v)) => v.get(..4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        Some((REG_DWORD, v)) => v.first_chunk().map(|b| u32::from_le_bytes(*b)),
         _ => None,
     };
     Ok(crate::budget::limit_from_registry(mib))

@@ -38,7 +38,10 @@ fn wine(exe: &Path, prefix: &Path, args: &[&str]) -> Result<(bool, String)> {
         .env("WINEDEBUG", "-all")
         .output()
         .context("running wine64")?;
-    Ok((out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))))
+    Ok((
+        out.status.success(),
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+    ))
 }
 
 pub fn run(root: &Path) -> Result<()> {
