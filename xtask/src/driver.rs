@@ -30,21 +30,10 @@ pub fn build_and_package(root: &Path) -> Result<Package> {
     let target_dir = root.join("target").join("driver");
     eprintln!("xtask: building rawlink.sys with {} (rustc {}) for {TARGET}", tc.rustc.display(), tc.version);
     // RUSTC_BOOTSTRAP is confined to this one command: build-std is unstable, and only the driver needs it.
-    let status = Command::new(&tc.cargo)
-        .current_dir(root)
-        .args(["build", "--package", DRIVER_PACKAGE, "--lib", "--release", "--target", TARGET])
+    let status = tc
+        .build_std_cargo(root, &target_dir)
+        .args(["--package", DRIVER_PACKAGE, "--lib", "--release", "--target", TARGET])
         .args(["-Zbuild-std=core,alloc,compiler_builtins", "-Zbuild-std-features=compiler-builtins-mem"])
-        .arg("--target-dir")
-        .arg(&target_dir)
-        .env("RUSTC", &tc.rustc)
-        .env("RUSTC_BOOTSTRAP", "1")
-        // Host-toolchain settings of the calling cargo must not leak into Debian's cargo.
-        .env_remove("RUSTUP_TOOLCHAIN")
-        .env_remove("RUSTC_WRAPPER")
-        .env_remove("RUSTC_WORKSPACE_WRAPPER")
-        .env_remove("CARGO_TARGET_DIR")
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env("CARGO_TARGET_X86_64_PC_WINDOWS_MSVC_LINKER", &tc.linker)
         .env(
             "CARGO_TARGET_X86_64_PC_WINDOWS_MSVC_RUSTFLAGS",

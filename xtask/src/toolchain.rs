@@ -109,6 +109,28 @@ impl Problem {
 }
 
 /// Finds the driver toolchain; installs what is missing when running as root, otherwise prints the exact command.
+impl Toolchain {
+    /// `cargo build` with Debian's cargo and rustc in `root`, into `target_dir`, with build-std allowed
+    /// (RUSTC_BOOTSTRAP is confined to this one command) and none of the calling cargo's host-toolchain
+    /// settings leaking in.
+    pub fn build_std_cargo(&self, root: &Path, target_dir: &Path) -> std::process::Command {
+        let mut c = std::process::Command::new(&self.cargo);
+        c.current_dir(root)
+            .arg("build")
+            .arg("--target-dir")
+            .arg(target_dir)
+            .env("RUSTC", &self.rustc)
+            .env("RUSTC_BOOTSTRAP", "1")
+            .env_remove("RUSTUP_TOOLCHAIN")
+            .env_remove("RUSTC_WRAPPER")
+            .env_remove("RUSTC_WORKSPACE_WRAPPER")
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS");
+        c
+    }
+}
+
 pub fn ensure() -> Result<Toolchain> {
     ensure_with(probe_toolchain)
 }

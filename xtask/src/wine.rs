@@ -49,20 +49,10 @@ pub fn run(root: &Path) -> Result<()> {
     toolchain::ensure_tools(WINE_TOOLS)?;
     let target_dir = root.join("target").join("windows-cli");
     eprintln!("xtask: building rawlink.exe with {} for {TARGET}", tc.rustc.display());
-    let status = Command::new(&tc.cargo)
-        .current_dir(root)
-        .args(["build", "--package", "rawlink", "--bin", "rawlink", "--release", "--target", TARGET])
+    let status = tc
+        .build_std_cargo(root, &target_dir)
+        .args(["--package", "rawlink", "--bin", "rawlink", "--release", "--target", TARGET])
         .args(["-Zbuild-std=std,panic_abort"])
-        .arg("--target-dir")
-        .arg(&target_dir)
-        .env("RUSTC", &tc.rustc)
-        .env("RUSTC_BOOTSTRAP", "1")
-        .env_remove("RUSTUP_TOOLCHAIN")
-        .env_remove("RUSTC_WRAPPER")
-        .env_remove("RUSTC_WORKSPACE_WRAPPER")
-        .env_remove("CARGO_TARGET_DIR")
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env("CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER", "x86_64-w64-mingw32-gcc")
         .env("CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUSTFLAGS", "-C panic=abort")
         .status()
