@@ -160,7 +160,14 @@ impl Accounting {
         self.out = self.out.saturating_sub(1);
         let want = self.bytes;
         match self.chunks.get_mut(usize::from(id.chunk)) {
-            Some(ChunkState::Ready { bytes, live }) if *bytes < want => {
+            // The common case: a slot of the pool's size. Room was reserved for every slot there is.
+            Some(ChunkState::Ready { bytes, .. }) if *bytes >= want => {
+                if self.free.len() < self.free.capacity() {
+                    self.free.push(id);
+                }
+                Chunks::default()
+            }
+            Some(ChunkState::Ready { live, .. }) => {
                 *live = live.saturating_sub(1);
                 if *live > 0 {
                     return Chunks::default();
@@ -169,13 +176,6 @@ impl Accounting {
                     *s = ChunkState::Vacant;
                 }
                 Chunks(1u64 << id.chunk)
-            }
-            Some(ChunkState::Ready { .. }) => {
-                // Room was reserved for every slot there is; `free` never grows past MAX_SLOTS.
-                if self.free.len() < self.free.capacity() {
-                    self.free.push(id);
-                }
-                Chunks::default()
             }
             // Not a slot of this pool: nothing to account.
             _ => Chunks::default(),
