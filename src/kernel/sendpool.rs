@@ -58,8 +58,9 @@ impl<T> Slot<T> {
     }
 
     /// Makes the NBL describe the first `len` bytes of the buffer (`len` ≤ its size), as one frame to send:
-    /// the MDL's ByteCount (NdisAdjustMdlLength), the NET_BUFFER's DataLength, DataOffset and current MDL, and
-    /// the NBL's link and status.
+    /// the MDL's ByteCount (NdisAdjustMdlLength), the NET_BUFFER's DataLength, DataOffset and current MDL, the
+    /// NBL's link and status, and its NDIS 6.30 info slots zeroed as a fresh NBL has them (a driver below may
+    /// have left per-packet information — a cancel ID, a VLAN tag, an offload's completion — in them).
     pub fn set_frame(&mut self, len: usize) {
         let len = len.min(self.bytes);
         // CAST: at most the slot's size, far below 4 GiB.
@@ -76,6 +77,7 @@ impl<T> Slot<T> {
             (*nb).u1.s.Next = ptr::null_mut();
             (*self.nbl).u1.s.Next = ptr::null_mut();
             (*self.nbl).u2.Status = NDIS_STATUS_SUCCESS;
+            (*self.nbl).NetBufferListInfo = [ptr::null_mut(); MaxNetBufferListInfo as usize];
         }
     }
 
