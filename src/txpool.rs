@@ -52,10 +52,19 @@ impl Chunks {
         self.0 == 0
     }
 
-    /// The chunk numbers in the set, lowest first.
+    /// The chunk numbers in the set, lowest first (one step per member: the empty set, the common case, costs
+    /// one test).
     pub fn iter(self) -> impl Iterator<Item = u8> {
-        // CAST: a bit position below 64.
-        (0..MAX_CHUNKS as u8).filter(move |&c| self.0 & (1u64 << c) != 0)
+        let mut rest = self.0;
+        core::iter::from_fn(move || {
+            if rest == 0 {
+                return None;
+            }
+            // CAST: a bit position below 64.
+            let c = rest.trailing_zeros() as u8;
+            rest &= rest - 1;
+            Some(c)
+        })
     }
 }
 
@@ -287,6 +296,14 @@ mod tests {
         assert!(a.put(got[0]).is_empty());
         assert_eq!(a.drain(), Chunks(1 << c));
         assert_eq!((a.free(), a.chunks()), (0, 0));
+    }
+
+    #[test]
+    fn chunk_sets_list_their_members() {
+        assert_eq!(Chunks(0).iter().count(), 0);
+        assert_eq!(Chunks(0b1010_0001).iter().collect::<Vec<_>>(), [0, 5, 7]);
+        assert_eq!(Chunks(u64::MAX).iter().count(), 64);
+        assert_eq!(Chunks(1 << 63).iter().collect::<Vec<_>>(), [63]);
     }
 
     #[test]
