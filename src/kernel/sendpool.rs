@@ -122,10 +122,13 @@ impl<T> Drop for Chunk<T> {
 ///
 /// `chunks[n]` is null or a chunk built by this pool whose number `n` the accounting holds as reserved or
 /// ready; it is published before the accounting makes its slots free and cleared (under the lock) when the
-/// accounting gives the number up.
+/// accounting gives the number up. `slots[n * CHUNK_SLOTS + i]` is null or slot `i` of `chunks[n]`, published
+/// and cleared with it.
 pub struct SendPool<T> {
     books: SpinLock<Accounting>,
     chunks: [AtomicPtr<Chunk<T>>; MAX_CHUNKS],
+    /// Every slot by its number (one load from a [`SlotId`] to its slot): [`crate::txpool::MAX_SLOTS`] entries.
+    slots: Vec<AtomicPtr<Slot<T>>>,
 }
 
 impl<T> core::fmt::Debug for SendPool<T> {
@@ -146,9 +149,13 @@ pub const TAKE_AT_ONCE: usize = 64;
 impl<T: Default> SendPool<T> {
     /// An empty pool (its free list's room is allocated now; chunks come with the first write).
     pub fn new() -> Result<Self> {
+        let mut slots = Vec::new();
+        slots.try_reserve_exact(MAX_CHUNKS * CHUNK_SLOTS)?;
+        slots.resize_with(MAX_CHUNKS * CHUNK_SLOTS, || AtomicPtr::new(ptr::null_mut()));
         Ok(Self {
             books: SpinLock::new(Accounting::new()?),
             chunks: [const { AtomicPtr::new(ptr::null_mut()) }; MAX_CHUNKS],
+            slots,
         })
     }
 
@@ -169,6 +176,12 @@ impl<T: Default> SendPool<T> {
             Ok(chunk) => {
                 let chunk = Box::into_raw(chunk);
                 // INVARIANT: number `n` is reserved for this chunk; nothing else stores there.
+                let table = self.slots.get(usize::from(n) * CHUNK_SLOTS..).unwrap_or_default();
+                // SAFETY: the chunk just built, not yet reachable by anyone else; its slots do not move.
+                let built = unsafe { (*chunk).slots.iter_mut() };
+                for (entry, slot) in table.iter().zip(built) {
+                    entry.store(ptr::from_mut(slot), Ordering::Release);
+                }
                 if let Some(p) = self.chunks.get(usize::from(n)) {
                     p.store(chunk, Ordering::Release);
                 }
@@ -195,6 +208,10 @@ impl<T> SendPool<T> {
         for c in set.iter() {
             let Some(p) = self.chunks.get(usize::from(c)) else { continue };
             let p = p.swap(ptr::null_mut(), Ordering::AcqRel);
+            let from = usize::from(c) * CHUNK_SLOTS;
+            for entry in self.slots.get(from..from + CHUNK_SLOTS).unwrap_or_default() {
+                entry.store(ptr::null_mut(), Ordering::Release);
+            }
             if !p.is_null() {
                 // SAFETY: a chunk of this pool (type invariant) that nobody else reaches any more.
                 unsafe { (*p).next_dead = list };
@@ -204,14 +221,10 @@ impl<T> SendPool<T> {
         list
     }
 
-    /// The slot an id names.
+    /// The slot an id names (null if there is none).
     fn slot(&self, id: SlotId) -> *mut Slot<T> {
-        let chunk = self.chunks.get(usize::from(id.chunk)).map_or(ptr::null_mut(), |p| p.load(Ordering::Acquire));
-        if chunk.is_null() {
-            return ptr::null_mut();
-        }
-        // SAFETY: a published chunk (type invariant) whose slots vector holds CHUNK_SLOTS slots.
-        unsafe { (*chunk).slots.as_mut_ptr().add(usize::from(id.index).min(CHUNK_SLOTS - 1)) }
+        let n = usize::from(id.chunk) * CHUNK_SLOTS + usize::from(id.index);
+        self.slots.get(n).map_or(ptr::null_mut(), |p| p.load(Ordering::Acquire))
     }
 
     /// Gives back a list of slots (linked through [`Slot::set_next`]) under one acquisition of the lock;
