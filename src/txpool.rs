@@ -68,6 +68,57 @@ impl Chunks {
     }
 }
 
+/// The free slots: a stack in storage allocated once, [`MAX_SLOTS`] long (a push is a store and an increment,
+/// no capacity check of `Vec::push`).
+#[derive(Debug)]
+struct Stack {
+    ids: Vec<SlotId>,
+    len: usize,
+}
+
+impl Stack {
+    fn new() -> Result<Self> {
+        let mut ids = Vec::new();
+        ids.try_reserve_exact(MAX_SLOTS)?;
+        ids.resize(MAX_SLOTS, SlotId { chunk: 0, index: 0 });
+        Ok(Self { ids, len: 0 })
+    }
+
+    /// Pushes `id` unless the stack is full (it never is: it has room for every slot there can be).
+    fn push(&mut self, id: SlotId) {
+        if let Some(e) = self.ids.get_mut(self.len) {
+            *e = id;
+            self.len += 1;
+        }
+    }
+
+    /// Moves up to `out.len()` ids off the top into `out`, the top one last; returns how many.
+    fn pop_into(&mut self, out: &mut [SlotId]) -> usize {
+        let n = out.len().min(self.len);
+        let from = self.len - n;
+        if let (Some(dst), Some(src)) = (out.get_mut(..n), self.ids.get(from..self.len)) {
+            dst.copy_from_slice(src);
+        }
+        self.len = from;
+        n
+    }
+
+    /// Keeps the ids `keep` says yes to, in order.
+    fn retain(&mut self, mut keep: impl FnMut(SlotId) -> bool) {
+        let mut kept = 0;
+        for i in 0..self.len {
+            let Some(&id) = self.ids.get(i) else { break };
+            if keep(id) {
+                if let Some(e) = self.ids.get_mut(kept) {
+                    *e = id;
+                }
+                kept += 1;
+            }
+        }
+        self.len = kept;
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ChunkState {
     /// No chunk has this number.
@@ -87,8 +138,8 @@ enum ChunkState {
 #[derive(Debug)]
 pub struct Accounting {
     chunks: [ChunkState; MAX_CHUNKS],
-    /// Free slots, the most recently returned last (taken first: its buffer is likely still in cache).
-    free: Vec<SlotId>,
+    /// Free slots, the most recently returned on top (taken first: its buffer is likely still in cache).
+    free: Stack,
     /// The size every slot taken now has (0: none yet).
     bytes: usize,
     /// Slots taken and not yet returned.
@@ -98,9 +149,7 @@ pub struct Accounting {
 impl Accounting {
     /// An empty pool; reserves room for [`MAX_SLOTS`] free slots, so nothing allocates later.
     pub fn new() -> Result<Self> {
-        let mut free = Vec::new();
-        free.try_reserve_exact(MAX_SLOTS)?;
-        Ok(Self { chunks: [ChunkState::Vacant; MAX_CHUNKS], free, bytes: 0, out: 0 })
+        Ok(Self { chunks: [ChunkState::Vacant; MAX_CHUNKS], free: Stack::new()?, bytes: 0, out: 0 })
     }
 
     /// The slot size of the pool now.
@@ -115,7 +164,7 @@ impl Accounting {
 
     /// Free slots.
     pub fn free(&self) -> usize {
-        self.free.len()
+        self.free.len
     }
 
     /// Chunks that exist (ready or being built).
@@ -153,12 +202,7 @@ impl Accounting {
 
     /// Takes up to `out.len()` free slots (the most recently returned first); returns how many.
     pub fn take(&mut self, out: &mut [SlotId]) -> usize {
-        let n = out.len().min(self.free.len());
-        let from = self.free.len() - n;
-        if let (Some(dst), Some(src)) = (out.get_mut(..n), self.free.get(from..)) {
-            dst.copy_from_slice(src);
-        }
-        self.free.truncate(from);
+        let n = self.free.pop_into(out);
         self.out += n;
         n
     }
@@ -166,29 +210,43 @@ impl Accounting {
     /// Gives a slot back: free again, or retired if it is smaller than the pool's size now (then its chunk is
     /// returned once no slot of it is live).
     pub fn put(&mut self, id: SlotId) -> Chunks {
-        self.out = self.out.saturating_sub(1);
+        self.put_all([id])
+    }
+
+    /// Gives slots back, as [`put`](Self::put) each (the common case — a slot of the pool's size — is a store
+    /// on the free stack; the counts are written once).
+    pub fn put_all(&mut self, ids: impl IntoIterator<Item = SlotId>) -> Chunks {
         let want = self.bytes;
-        match self.chunks.get_mut(usize::from(id.chunk)) {
-            // The common case: a slot of the pool's size. Room was reserved for every slot there is.
-            Some(ChunkState::Ready { bytes, .. }) if *bytes >= want => {
-                if self.free.len() < self.free.capacity() {
-                    self.free.push(id);
+        let (mut n, mut len, mut dead) = (0usize, self.free.len, Chunks::default());
+        for id in ids {
+            n += 1;
+            match self.chunks.get_mut(usize::from(id.chunk)) {
+                // Room was reserved for every slot there is.
+                Some(ChunkState::Ready { bytes, .. }) if *bytes >= want => {
+                    if let Some(e) = self.free.ids.get_mut(len) {
+                        *e = id;
+                        len += 1;
+                    }
                 }
-                Chunks::default()
+                // A slot of an older, smaller size: retired; its chunk goes with its last live slot.
+                Some(ChunkState::Ready { live, .. }) => {
+                    *live = live.saturating_sub(1);
+                    if *live == 0 {
+                        dead.0 |= 1u64 << id.chunk;
+                    }
+                }
+                // Not a slot of this pool: nothing to account.
+                _ => {}
             }
-            Some(ChunkState::Ready { live, .. }) => {
-                *live = live.saturating_sub(1);
-                if *live > 0 {
-                    return Chunks::default();
-                }
-                if let Some(s) = self.chunks.get_mut(usize::from(id.chunk)) {
-                    *s = ChunkState::Vacant;
-                }
-                Chunks(1u64 << id.chunk)
-            }
-            // Not a slot of this pool: nothing to account.
-            _ => Chunks::default(),
         }
+        self.free.len = len;
+        self.out = self.out.saturating_sub(n);
+        for c in dead.iter() {
+            if let Some(s) = self.chunks.get_mut(usize::from(c)) {
+                *s = ChunkState::Vacant;
+            }
+        }
+        dead
     }
 
     /// Reserves a chunk number for a new chunk with slots of the pool's size: `(chunk, slot bytes)`.
@@ -229,10 +287,8 @@ impl Accounting {
         // CAST: CHUNK_SLOTS (64) fits a u8.
         *s = ChunkState::Ready { bytes, live: CHUNK_SLOTS as u8 };
         for index in 0..CHUNK_SLOTS {
-            if self.free.len() < self.free.capacity() {
-                // CAST: below CHUNK_SLOTS.
-                self.free.push(SlotId { chunk, index: index as u8 });
-            }
+            // CAST: below CHUNK_SLOTS.
+            self.free.push(SlotId { chunk, index: index as u8 });
         }
         Chunks::default()
     }
@@ -246,7 +302,7 @@ impl Accounting {
             }
             *s = ChunkState::Vacant;
         }
-        self.free.clear();
+        self.free.len = 0;
         all
     }
 }

@@ -241,14 +241,17 @@ impl<T> SendPool<T> {
             Some(at) => self.books.lock_dpc(at),
             None => self.books.lock(),
         };
-        let mut dead = Chunks::default();
         let mut s = head;
-        while !s.is_null() {
+        let ids = core::iter::from_fn(|| {
+            if s.is_null() {
+                return None;
+            }
             // SAFETY: a slot of this pool the caller owns (caller's contract); read before it is free again.
             let (id, next) = unsafe { ((*s).id, (*s).next) };
-            dead.0 |= books.put(id).0;
             s = next;
-        }
+            Some(id)
+        });
+        let dead = books.put_all(ids);
         let dead = self.unpublish(dead);
         drop(books);
         free_list(dead);
@@ -390,10 +393,7 @@ impl<T> Drop for Taker<'_, T> {
             return;
         }
         let mut books = self.pool.books.lock();
-        let mut dead = Chunks::default();
-        for &id in self.ids.get(self.next..self.got).unwrap_or_default() {
-            dead.0 |= books.put(id).0;
-        }
+        let dead = books.put_all(self.ids.get(self.next..self.got).unwrap_or_default().iter().copied());
         let dead = self.pool.unpublish(dead);
         drop(books);
         free_list(dead);
