@@ -14,6 +14,7 @@ use crate::error::{nt_result, Error, Result};
 use crate::filter::Groups;
 use crate::kernel::alloc::{try_box, POOL_TAG};
 use crate::kernel::irql;
+use crate::kernel::sendpool::SendPool;
 use crate::kernel::sync::{AtDispatch, Event, Gate, SpinLock};
 use crate::kernel::{nbl, time};
 use crate::open::OpenPtr;
@@ -136,7 +137,10 @@ pub struct Binding {
     open_parameters: NDIS_OPEN_PARAMETERS,
     /// Handles attached to this binding.
     opens: SpinLock<Vec<OpenPtr>>,
-    /// The binding's NBL pool (for sends); freed when the binding is dropped.
+    /// The send slots (`kernel::sendpool`): declared before `nbl_pool`, so they (and their NBLs) are freed
+    /// first when the binding is dropped — after the unbind, when no send is in flight.
+    send_slots: SendPool<crate::send::Batch>,
+    /// The binding's NBL pool (for the send slots); freed when the binding is dropped.
     nbl_pool: NblPool,
     /// Signalled when the last [`BindingRef`] goes while the binding is closing.
     idle: Event,
@@ -357,9 +361,14 @@ impl Binding {
         Ok(())
     }
 
-    /// The NBL pool sends allocate from.
+    /// The NBL pool the send slots' NBLs come from.
     pub fn pool(&self) -> NDIS_HANDLE {
         self.nbl_pool.0
+    }
+
+    /// The binding's send slots.
+    pub fn send_slots(&self) -> &SendPool<crate::send::Batch> {
+        &self.send_slots
     }
 
     /// Counts `n` sends about to be issued; refused unless the data path is on.
@@ -469,6 +478,7 @@ fn try_bind(driver: &Driver, bind_context: NDIS_HANDLE, params: *const NDIS_BIND
     let adapter_name = copy_string(p.AdapterName)?;
 
     let pool = NblPool::allocate(driver)?;
+    let send_slots = SendPool::new()?;
     let binding = try_box(Binding {
         driver: ptr::from_ref(driver),
         handle: AtomicPtr::new(ptr::null_mut()),
@@ -492,6 +502,7 @@ fn try_bind(driver: &Driver, bind_context: NDIS_HANDLE, params: *const NDIS_BIND
         medium: [NdisMedium802_3],
         // SAFETY: NDIS_OPEN_PARAMETERS is plain data; all-zero is valid and filled in below.
         open_parameters: unsafe { core::mem::zeroed() },
+        send_slots,
         nbl_pool: pool,
         idle: Event::new(),
         filter_gate: Gate::new(),

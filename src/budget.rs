@@ -1,10 +1,11 @@
 //! The driver-wide budget of non-paged pool that callers can make the driver hold. Pure logic, no FFI.
 //!
-//! Receive queues (each handle's, up to 64 MiB), the copies of writes in flight, and a fixed charge per open
-//! handle draw on one budget — by default [`DEFAULT_BYTES`] (256 MiB), settable in the service's registry
-//! key: `Parameters\PoolBudgetMiB` (REG_DWORD, [`MIN_MIB`]..=[`MAX_MIB`]), read at DriverEntry. A request
-//! that would go past it fails with STATUS_QUOTA_EXCEEDED and changes nothing; the budget is given back when
-//! what it paid for is freed ([`Charge`]'s `Drop`), so a closed handle's share is free again at once.
+//! Receive queues (each handle's, up to 64 MiB), the bindings' send slots (`kernel::sendpool`), and a fixed
+//! charge per open handle draw on one budget — by default [`DEFAULT_BYTES`] (256 MiB), settable in the
+//! service's registry key: `Parameters\PoolBudgetMiB` (REG_DWORD, [`MIN_MIB`]..=[`MAX_MIB`]), read at
+//! DriverEntry. A request that would go past it fails with STATUS_QUOTA_EXCEEDED and changes nothing; the
+//! budget is given back when what it paid for is freed ([`Charge`]'s `Drop`), so a closed handle's share is
+//! free again at once.
 //! Many handles cannot exhaust pool either: each one is charged [`HANDLE_COST`] for as long as it exists,
 //! and holds at most [`MAX_PENDED`] waiting requests.
 

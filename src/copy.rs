@@ -44,6 +44,48 @@ pub fn copy(dst: &mut [u8], src: &[u8]) {
     }
 }
 
+/// Copies `src` into the start of `dst` like [`copy`], but reads every source byte exactly once (no
+/// overlapping tail pieces): for bytes another thread may change meanwhile — a caller's write buffer — where
+/// a byte read twice is a double fetch (ndis-host's watch reports it, whatever the copy ends up holding).
+#[inline]
+pub fn copy_once(dst: &mut [u8], src: &[u8]) {
+    let n = dst.len().min(src.len());
+    let (Some(dst), Some(src)) = (dst.get_mut(..n), src.get(..n)) else { return };
+    let mut d = dst.chunks_exact_mut(32);
+    let mut s = src.chunks_exact(32);
+    for (d, s) in (&mut d).zip(&mut s) {
+        if let (Some((d0, d1)), Some((s0, s1))) = (d.split_first_chunk_mut::<16>(), s.split_first_chunk::<16>()) {
+            *d0 = *s0;
+            if let (Some(d1), Some(s1)) = (d1.first_chunk_mut::<16>(), s1.first_chunk::<16>()) {
+                *d1 = *s1;
+            }
+        }
+    }
+    // 0..31 bytes left: 16-, 8-, 4-, 2- and 1-byte pieces, each where the previous one ended.
+    let (d, s) = (d.into_remainder(), s.remainder());
+    let mut at = 0;
+    let left = d.len();
+    if left & 16 != 0 {
+        copy16(d, s, at);
+        at += 16;
+    }
+    if left & 8 != 0 {
+        copy8(d, s, at);
+        at += 8;
+    }
+    if left & 4 != 0 {
+        copy4(d, s, at);
+        at += 4;
+    }
+    if left & 2 != 0 {
+        copy2(d, s, at);
+        at += 2;
+    }
+    if left & 1 != 0 {
+        copy1(d, s, at);
+    }
+}
+
 macro_rules! piece {
     ($name:ident, $n:literal) => {
         #[inline(always)]
@@ -59,10 +101,12 @@ macro_rules! piece {
 piece!(copy16, 16);
 piece!(copy8, 8);
 piece!(copy4, 4);
+piece!(copy2, 2);
+piece!(copy1, 1);
 
 #[cfg(test)]
 mod tests {
-    use super::copy;
+    use super::{copy, copy_once};
     use std::vec;
     use std::vec::Vec;
 
@@ -75,6 +119,20 @@ mod tests {
             assert_eq!(&dst[..n], &src[..n], "length {n}");
             assert!(dst[n..].iter().all(|&b| b == 0xEE), "length {n} wrote past the end");
         }
+    }
+
+    #[test]
+    fn the_read_once_copy_is_exact_at_every_length() {
+        let src: Vec<u8> = (0..3100u32).map(|i| (i * 13 + 5) as u8).collect();
+        for n in 0..3100 {
+            let mut dst = vec![0xEEu8; n + 40];
+            copy_once(&mut dst[..n], &src[..n]);
+            assert_eq!(&dst[..n], &src[..n], "length {n}");
+            assert!(dst[n..].iter().all(|&b| b == 0xEE), "length {n} wrote past the end");
+        }
+        let mut dst = [0u8; 5];
+        copy_once(&mut dst, &[1, 2, 3]);
+        assert_eq!(dst, [1, 2, 3, 0, 0]);
     }
 
     #[test]

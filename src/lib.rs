@@ -8,8 +8,8 @@
 //! * `kernel`: the thin safe wrappers over kernel and NDIS calls (allocator, panic handler, spin lock, IRP);
 //! * `binding`, `driver`: bindings (open, restart, pause, close) and the driver globals;
 //! * `open`: handles (filters, queues, waiting reads and event requests); `request`: OID requests;
-//! * [`error`], [`version`], [`state`], [`control`], [`filter`], [`meta`], [`events`], [`rxqueue`], [`tx`]:
-//!   plain safe logic, unit-tested on the Linux host.
+//! * [`error`], [`version`], [`state`], [`control`], [`filter`], [`meta`], [`events`], [`rxqueue`], [`tx`],
+//!   [`txpool`]: plain safe logic, unit-tested on the Linux host.
 //!
 //! The FFI layer is compiled only for the Windows target, where the raw imports exist. On the host the crate
 //! links `std` (for its panic handler and the test harness) but still uses only `core` and `alloc`.
@@ -32,6 +32,7 @@ pub mod rxqueue;
 pub mod security;
 pub mod state;
 pub mod tx;
+pub mod txpool;
 pub mod version;
 
 #[cfg(windows)]

@@ -27,7 +27,7 @@ use crate::kernel::timer::Timer;
 use crate::request::Owner;
 use crate::rxqueue::{Push, RxQueue};
 use crate::security::Opener;
-use crate::send::Mode;
+use crate::send::{Input, Mode};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::ffi::c_void;
@@ -480,27 +480,11 @@ impl Open {
         // only after `send` copied the frames out.
         let buf = unsafe { core::slice::from_raw_parts(p, len) };
         if !self.one_frame.load(Ordering::Acquire) {
-            return self.send(buf, irp, Mode::Write);
+            return self.send(Input::Records(buf), irp, Mode::Write);
         }
-        // NDISPROT: the whole buffer is one frame; give it the record form the send path takes. Its length is
-        // checked before the record is allocated (a write may claim up to 4 GiB); the send path checks the
-        // copy in full.
-        let mtu = match self.binding_ref() {
-            Some(b) => b.mtu(),
-            None => return Err((irp, Error::INVALID_DEVICE_STATE)),
-        };
-        if let Err(e) = crate::tx::check_frame_length(buf.len(), mtu) {
-            return Err((irp, e));
-        }
-        let mut record = Vec::new();
-        if record.try_reserve_exact(FrameHeader::record_len(buf.len())).is_err() {
-            return Err((irp, Error::INSUFFICIENT_RESOURCES));
-        }
-        record.resize(FrameHeader::record_len(buf.len()), 0);
-        if rawlink_abi::write_record(&mut record, buf).is_err() {
-            return Err((irp, Error::INVALID_BUFFER_SIZE));
-        }
-        self.send(&record, irp, Mode::Write)
+        // NDISPROT: the whole buffer is one frame, copied straight into a send slot (its length is checked
+        // before anything else: a write may claim up to 4 GiB).
+        self.send(Input::Frame(buf), irp, Mode::Write)
     }
 
     /// IOCTL_RAWLINK_SEND: sends the valid frames at the start of the input and replies with a SendReply
@@ -517,17 +501,17 @@ impl Open {
         // SAFETY: the system buffer belongs to the IRP until it completes, which happens only after `send`
         // copied the frames out (the reply is written into it at completion).
         let buf = unsafe { core::slice::from_raw_parts(p, len) };
-        self.send(buf, irp, Mode::Report)
+        self.send(Input::Records(buf), irp, Mode::Report)
     }
 
     /// Sends `buf` on the attached binding. A counted reference, not the binding-list lock, keeps the binding
     /// open during the send: no spin lock is held while NDIS runs (it may complete the sends or loop frames
     /// back inside the call).
-    fn send(&self, buf: &[u8], irp: Irp, mode: Mode) -> core::result::Result<(), (Irp, Error)> {
+    fn send(&self, input: Input<'_>, irp: Irp, mode: Mode) -> core::result::Result<(), (Irp, Error)> {
         let Some(b) = self.binding_ref() else { return Err((irp, Error::INVALID_DEVICE_STATE)) };
         let limits =
             crate::tx::Limits { mtu: b.mtu(), mac: b.mac, any_source: self.any_source.load(Ordering::Acquire) };
-        crate::send::send(&b, buf, &limits, irp, mode)
+        crate::send::send(&b, input, &limits, irp, mode)
     }
 
     /// The binding went away: forget it (called by the binding under its open-list lock). Waiting reads

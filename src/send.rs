@@ -1,66 +1,63 @@
 //! The send path: one write = one batch of frames = one NBL chain handed to NdisSendNetBufferLists; the
 //! write completes when NDIS has completed every NBL of it.
 //!
-//! The caller's buffer is read exactly once: copied whole into a pool buffer owned by the batch, which is then
-//! validated and sent from (another thread of the caller can change its pages at any time, so nothing is
-//! read from them twice, and they are not held across the send); each frame gets an MDL (NdisAllocateMdl)
-//! over its bytes in that copy and an NBL with one NET_BUFFER from the binding's pool.
-//! `NET_BUFFER_LIST.ProtocolReserved[0]` points back to the batch.
+//! Frames go out in the binding's send slots (`kernel::sendpool`): NBLs with one NET_BUFFER and an MDL over
+//! a driver-owned buffer, built once and reused, so a write in steady state allocates nothing — no NBL, no
+//! MDL, no pool. The caller's buffer is read exactly once: each record's length, then its frame, copied
+//! straight into a slot's buffer ([`crate::copy::copy_once`]), which is then validated and sent from
+//! (another thread of the caller can change its pages at any time, so nothing is read from them twice, and
+//! they are not held across the send). The first slot of a write carries the write's state ([`Batch`]);
+//! `NET_BUFFER_LIST.ProtocolReserved` holds the slot (0), the write's first slot (1) and the frame's index (2).
+//!
+//! When the pool has no free slot, a write builds one more chunk of slots (up to the bound of
+//! [`crate::txpool`] and the driver's pool budget). Past that, WriteFile fails whole with
+//! STATUS_INSUFFICIENT_RESOURCES (STATUS_QUOTA_EXCEEDED when the budget is what ran out) and sends nothing;
+//! IOCTL_RAWLINK_SEND sends the frames that got a slot and reports the first that did not with that status.
 #![allow(unsafe_code)]
 
 use crate::binding::Binding;
+use crate::copy::copy_once;
 use crate::error::Error;
-use crate::kernel::alloc::try_box;
 use crate::kernel::irp::{Irp, PendingIrp};
-use crate::kernel::sync::{AtDispatch, SpinLock};
+use crate::kernel::sendpool::{Slot, Taker};
+use crate::kernel::sync::AtDispatch;
 use crate::tx;
-use alloc::boxed::Box;
-use alloc::vec::Vec;
 use core::ffi::c_void;
 use core::ptr;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use ndis_sys::*;
-use rawlink_abi::SendReply;
+use rawlink_abi::{FrameHeader, SendReply};
 
-/// One write in flight.
-#[derive(Debug)]
-struct Batch {
+/// The state of one write in flight, kept in its first slot.
+#[derive(Debug, Default)]
+pub struct Batch {
     irp: Option<PendingIrp>,
     /// Complete with a [`SendReply`] (IOCTL_RAWLINK_SEND) rather than a byte count (WriteFile).
     report: bool,
     /// Frames sent.
     count: u32,
-    /// The frame validation refused (IOCTL_RAWLINK_SEND sends the frames before it).
+    /// The frame that was refused, or got no slot (IOCTL_RAWLINK_SEND sends the frames before it).
     refusal: Option<tx::Refusal>,
-    /// The lowest frame index NDIS failed, with its status.
-    first_failed: SpinLock<(u32, NDIS_STATUS)>,
+    /// The lowest frame index NDIS failed (high half) with its status (low half); `u64::MAX`: none.
+    first_failed: AtomicU64,
     /// NBLs not yet completed.
     remaining: AtomicU32,
     /// NBLs NDIS completed with a failure status.
     failed: AtomicU32,
     /// Bytes the write carried (reported as the write's Information).
     bytes: usize,
-    /// The driver's copy of the caller's buffer (frame records); the MDLs describe frames inside it.
-    data: Vec<u8>,
-    /// The copy's share of the pool budget, given back when the batch is freed.
-    _charge: crate::budget::Charge,
 }
 
-/// Frees what one NBL of a batch holds (its MDL, the NBL itself).
-///
-/// # Safety
-///
-/// `nbl` was allocated by `send` and is no longer with NDIS.
-unsafe fn free_nbl(nbl: PNET_BUFFER_LIST) {
-    // SAFETY: guaranteed by the caller; `send` gave every NBL exactly one NET_BUFFER with one MDL.
-    unsafe {
-        let nb = (*nbl).u1.s.FirstNetBuffer;
-        let mdl = if nb.is_null() { ptr::null_mut() } else { (*nb).u1.s.MdlChain };
-        NdisFreeNetBufferList(nbl);
-        if !mdl.is_null() {
-            NdisFreeMdl(mdl);
-        }
-    }
+/// A send slot of a binding.
+pub type TxSlot = Slot<Batch>;
+
+/// What a write carries.
+#[derive(Debug, Clone, Copy)]
+pub enum Input<'a> {
+    /// A batch of frame records (WriteFile on a rawlink handle, IOCTL_RAWLINK_SEND).
+    Records(&'a [u8]),
+    /// One raw frame (WriteFile on an NDISPROT handle).
+    Frame(&'a [u8]),
 }
 
 /// How a send request reports.
@@ -72,128 +69,138 @@ pub enum Mode {
     Report,
 }
 
-/// Sends a validated batch on `b` and pends `irp` until NDIS completes it (or, for a report with nothing
-/// valid to send, completes it at once with its reply).
+/// Sends the frames of `input` on `b` and pends `irp` until NDIS completes them (or, for a report with
+/// nothing to send, completes it at once with its reply).
 ///
-/// On an error nothing is in flight, nothing leaks, and the caller completes the IRP itself.
+/// On an error nothing is in flight, every slot is back in the pool, and the caller completes the IRP itself.
 pub fn send(
     b: &Binding,
-    buf: &[u8],
+    input: Input<'_>,
     limits: &tx::Limits,
     irp: Irp,
     mode: Mode,
 ) -> core::result::Result<(), (Irp, Error)> {
+    let (buf, one_frame) = match input {
+        Input::Records(buf) => (buf, false),
+        Input::Frame(frame) => (frame, true),
+    };
     // No batch of MAX_BATCH frames of the largest size is longer; refusing longer buffers first keeps a
-    // write from making the driver copy (and allocate) more than any valid batch holds.
-    if buf.len() > tx::max_batch_len(limits.mtu) {
+    // write from making the driver walk more than any valid batch holds.
+    if !one_frame && buf.len() > tx::max_batch_len(limits.mtu) {
         return Err((irp, Error::INVALID_PARAMETER));
     }
-    // The copy and the per-frame spans count against the pool budget until the batch completes.
-    // (A record holds a header and at least a 14-byte frame.)
-    let records = buf.len() / (rawlink_abi::FrameHeader::LEN + crate::filter::ETHERNET_HEADER);
-    let cost = buf.len() + records * core::mem::size_of::<(usize, usize)>();
-    let charge = match crate::budget::POOL.charge(cost) {
-        Ok(c) => c,
-        Err(e) => return Err((irp, e)),
-    };
-    let mut data = Vec::new();
-    if data.try_reserve_exact(buf.len()).is_err() {
-        return Err((irp, Error::INSUFFICIENT_RESOURCES));
-    }
-    // The one read of the caller's bytes; from here on only the copy is used.
-    data.extend_from_slice(buf);
-    let (count, bytes, refusal) = match mode {
-        Mode::Write => match tx::validate(&data, limits) {
-            Ok((count, bytes)) => (count, bytes, None),
-            Err(r) => return Err((irp, r.error)),
-        },
-        Mode::Report => {
-            let p = tx::validate_prefix(&data, limits);
-            match (p.count, p.refusal) {
-                (0, None) => return Err((irp, Error::INVALID_PARAMETER)),
-                (0, Some(r)) => {
-                    // CAST: a frame index below MAX_BATCH.
-                    let reply =
-                        SendReply { frames_sent: 0, first_failure: r.frame as u32, status: r.error.to_status() };
-                    // Marked pending first, so the dispatch routine's STATUS_PENDING is right.
-                    let _ = irp.mark_pending().into_irp().complete_with_reply(&reply.to_bytes());
-                    return Ok(());
+    let max_frame = tx::max_frame(limits.mtu);
+    let pool = b.send_slots();
+    let mut taker = Taker::new(pool, b.handle(), b.pool(), max_frame);
+    // The write's slots, linked through Slot::next (first = the batch's), and their NBLs through Next.
+    let (mut first, mut last): (*mut TxSlot, *mut TxSlot) = (ptr::null_mut(), ptr::null_mut());
+    let (mut count, mut bytes) = (0usize, 0usize);
+    let mut refusal = None;
+    let mut at = 0;
+    loop {
+        let refuse = |error| Some(tx::Refusal { frame: count, error });
+        let (start, len, next) = if one_frame {
+            if count == 1 {
+                break;
+            }
+            if let Err(e) = tx::check_frame_length(buf.len(), limits.mtu) {
+                refusal = refuse(e);
+                break;
+            }
+            (0, buf.len(), buf.len())
+        } else {
+            match tx::next_record(buf, at, count, max_frame) {
+                tx::Record::End => break,
+                tx::Record::Refused(e) => {
+                    refusal = refuse(e);
+                    break;
                 }
-                (count, refusal) => (count, p.bytes, refusal),
+                tx::Record::Frame { start, len, next } => (start, len, next),
+            }
+        };
+        // Frames still to come if the rest of the batch is like this one: how many slots to take at once.
+        let hint = buf.len().saturating_sub(at) / FrameHeader::record_len(len).max(1);
+        let slot = match taker.take(hint) {
+            Ok(s) => s,
+            Err(e) => {
+                refusal = refuse(e);
+                break;
+            }
+        };
+        // SAFETY: the taker handed the slot to this write, which owns it until it is sent or given back.
+        let s = unsafe { &mut *slot };
+        s.set_next(ptr::null_mut());
+        let checked = match (s.buffer().get_mut(..len), buf.get(start..start.saturating_add(len))) {
+            (Some(dst), Some(src)) => {
+                // The one read of the frame's bytes; from here on only the copy is used.
+                copy_once(dst, src);
+                tx::check_frame(dst, limits)
+            }
+            // A slot shorter than the largest frame the limits allow (cannot be: the taker sizes the pool
+            // for it), or a frame past the buffer (next_record refused those).
+            _ => Err(Error::INVALID_BUFFER_SIZE),
+        };
+        if let Err(e) = checked {
+            // SAFETY: a slot of the binding's pool, owned by this write and never sent.
+            unsafe { pool.put_list(slot, None) };
+            refusal = refuse(e);
+            break;
+        }
+        s.set_frame(len);
+        let nbl = s.nbl();
+        // SAFETY: the slot's NBL, with the driver until it is sent; `last` is the previous slot of the write.
+        unsafe {
+            if last.is_null() {
+                first = slot;
+            }
+            // The write's first slot (its state), and the frame's index for the report of the first failure.
+            (*nbl).ProtocolReserved[1] = first.cast::<c_void>();
+            (*nbl).ProtocolReserved[2] = count as *mut c_void;
+            if slot != first {
+                (*(*last).nbl()).u1.s.Next = nbl;
+                (*last).set_next(slot);
             }
         }
+        last = slot;
+        count += 1;
+        bytes += len;
+        at = next;
+    }
+    // What the write did not use goes back now, before the send.
+    drop(taker);
+    let give_back = |first: *mut TxSlot| {
+        // SAFETY: the write's slots, never handed to NDIS.
+        unsafe { pool.put_list(first, None) }
     };
+    match (mode, count, refusal) {
+        (Mode::Write, _, Some(r)) => {
+            give_back(first);
+            return Err((irp, r.error));
+        }
+        (_, 0, None) => return Err((irp, Error::INVALID_PARAMETER)),
+        (Mode::Report, 0, Some(r)) => {
+            // CAST: a frame index below MAX_BATCH.
+            let reply = SendReply { frames_sent: 0, first_failure: r.frame as u32, status: r.error.to_status() };
+            // Marked pending first, so the dispatch routine's STATUS_PENDING is right.
+            let _ = irp.mark_pending().into_irp().complete_with_reply(&reply.to_bytes());
+            return Ok(());
+        }
+        _ => {}
+    }
     // CAST: MAX_BATCH bounds the count.
     let count32 = count as u32;
-    let mut spans = Vec::new();
-    if spans.try_reserve_exact(count).is_err() {
-        return Err((irp, Error::INSUFFICIENT_RESOURCES));
-    }
-    // The validated frames of the copy (validation walked the same bytes, so every span lies inside it).
-    spans.extend(tx::frames(&data).take(count));
-    let batch = match try_box(Batch {
-        irp: None,
-        report: mode == Mode::Report,
-        count: count32,
-        refusal,
-        first_failed: SpinLock::new((SendReply::NONE, NDIS_STATUS_SUCCESS)),
-        remaining: AtomicU32::new(count32),
-        failed: AtomicU32::new(0),
-        bytes,
-        data,
-        _charge: charge,
-    }) {
-        Ok(b) => b,
-        Err(e) => return Err((irp, e)),
-    };
-    // From here the batch is reached through raw pointers only (the NBLs carry one), until the completion of
-    // its last NBL turns it back into a Box.
-    let batch = Box::into_raw(batch);
-    // Build the chain. On failure, free what was built and the batch.
-    let mut head: PNET_BUFFER_LIST = ptr::null_mut();
-    let mut tail: PNET_BUFFER_LIST = ptr::null_mut();
-    let fail = |head: PNET_BUFFER_LIST, irp, e| {
-        let mut n = head;
-        while !n.is_null() {
-            // SAFETY: an NBL of the chain being built, never handed to NDIS.
-            let next = unsafe { (*n).u1.s.Next };
-            // SAFETY: as above.
-            unsafe { free_nbl(n) };
-            n = next;
-        }
-        // SAFETY: `batch` came from Box::into_raw above; no NBL referring to it reached NDIS.
-        drop(unsafe { Box::from_raw(batch) });
-        Err((irp, e))
-    };
-    // SAFETY: the batch is live (owned through `batch`); its buffer does not move while the batch exists.
-    let base = unsafe { (*batch).data.as_ptr() };
-    for (index, &(off, len)) in spans.iter().enumerate() {
-        // SAFETY: `off..off + len` lies inside the batch's buffer, which lives until the last completion.
-        // CAST: frames are at most MTU + 18 bytes.
-        let mdl = unsafe { NdisAllocateMdl(b.handle(), base.add(off).cast_mut().cast(), len as u32) };
-        if mdl.is_null() {
-            return fail(head, irp, Error::INSUFFICIENT_RESOURCES);
-        }
-        // SAFETY: the binding's pool; one NET_BUFFER describing the whole MDL.
-        let nbl = unsafe { NdisAllocateNetBufferAndNetBufferList(b.pool(), 0, 0, mdl, 0, len) };
-        if nbl.is_null() {
-            // SAFETY: the MDL was just allocated and is not attached to anything.
-            unsafe { NdisFreeMdl(mdl) };
-            return fail(head, irp, Error::INSUFFICIENT_RESOURCES);
-        }
-        // SAFETY: a fresh NBL this driver owns until it sends it; `tail` is the previous one of the chain.
-        unsafe {
-            (*nbl).ProtocolReserved[0] = batch.cast::<c_void>();
-            // The frame's index in the batch, for the report of the first failure.
-            (*nbl).ProtocolReserved[1] = index as *mut c_void;
-            (*nbl).u1.s.Next = ptr::null_mut();
-            if tail.is_null() {
-                head = nbl;
-            } else {
-                (*tail).u1.s.Next = nbl;
-            }
-        }
-        tail = nbl;
+    // SAFETY: the write's first slot (count > 0), owned by this write; its state is set before any NBL goes.
+    unsafe {
+        (*first).ctx = Batch {
+            irp: None,
+            report: mode == Mode::Report,
+            count: count32,
+            refusal,
+            first_failed: AtomicU64::new(u64::MAX),
+            remaining: AtomicU32::new(count32),
+            failed: AtomicU32::new(0),
+            bytes,
+        };
     }
     // The send gate makes "still Running" and the hand-over to NDIS one step: a pause cannot begin between
     // them (its handler takes the gate too), so no send is ever issued after NDIS asked the binding to
@@ -202,19 +209,24 @@ pub fn send(
     // Reserve the sends against pause; refuse if the data path is off.
     if let Err(e) = b.sends_begin(count32) {
         drop(gate);
-        return fail(head, irp, e);
+        give_back(first);
+        return Err((irp, e));
     }
     // SAFETY: nothing else reaches the batch before the send below.
-    unsafe { (*batch).irp = Some(irp.mark_pending()) };
+    unsafe { (*first).ctx.irp = Some(irp.mark_pending()) };
+    // SAFETY: as above.
+    let head = unsafe { (*first).nbl() };
     // The gate raised the IRQL to DISPATCH_LEVEL, which the flag says. ProtocolSendNetBufferListsComplete
-    // may free the batch during this very call, so it is not touched afterwards.
+    // may finish the batch during this very call, so its slots are not touched afterwards.
     // SAFETY: a complete chain of NBLs from the binding's pool, on a binding that is Running (sends_begin).
     unsafe { NdisSendNetBufferLists(b.handle(), head, NDIS_DEFAULT_PORT_NUMBER, NDIS_SEND_FLAGS_DISPATCH_LEVEL) };
     drop(gate);
     Ok(())
 }
 
-/// ProtocolSendNetBufferListsComplete: frees each NBL and completes each write whose last NBL came back.
+/// ProtocolSendNetBufferListsComplete: gives each NBL's slot back to the pool (a write's first slot once its
+/// last NBL is back) and completes each write whose last NBL came back. One acquisition of the pool's lock
+/// per call, however long the chain.
 ///
 /// # Safety
 ///
@@ -223,64 +235,84 @@ pub fn send(
 pub unsafe fn complete(b: &Binding, nbls: PNET_BUFFER_LIST, at: Option<AtDispatch<'_>>) {
     let mut n = nbls;
     let mut done = 0u32;
+    let (mut sent, mut failed) = (0u64, 0u64);
+    // Slots to give back, linked through Slot::next.
+    let mut back: *mut TxSlot = ptr::null_mut();
     while !n.is_null() {
-        // SAFETY: NBLs this driver sent, back from NDIS.
-        let (next, batch, index, status) = unsafe {
+        // SAFETY: NBLs of send slots this driver sent, back from NDIS.
+        let (next, slot, first, index, status) = unsafe {
             (
                 (*n).u1.s.Next,
-                (*n).ProtocolReserved[0].cast::<Batch>(),
-                (*n).ProtocolReserved[1] as usize,
+                (*n).ProtocolReserved[0].cast::<TxSlot>(),
+                (*n).ProtocolReserved[1].cast::<TxSlot>(),
+                (*n).ProtocolReserved[2] as usize,
                 (*n).u2.Status,
             )
         };
-        // SAFETY: as above; freed once.
-        unsafe { free_nbl(n) };
         done += 1;
-        let c = &b.counters;
-        crate::binding::Counters::add(if status == NDIS_STATUS_SUCCESS { &c.sent } else { &c.send_failed }, 1);
-        if !batch.is_null() {
-            // SAFETY: the batch outlives its NBLs; only the completion of its last NBL frees it.
-            let bref = unsafe { &*batch };
-            if status != NDIS_STATUS_SUCCESS {
-                bref.failed.fetch_add(1, Ordering::AcqRel);
-                let mut first = match at {
-                    Some(at) => bref.first_failed.lock_dpc(at),
-                    None => bref.first_failed.lock(),
-                };
-                // CAST: a frame index below MAX_BATCH.
-                if (index as u32) < first.0 {
-                    *first = (index as u32, status);
-                }
-            }
-            if bref.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-                // SAFETY: the last NBL of the batch: nothing else refers to it.
-                let mut owned = unsafe { Box::from_raw(batch) };
-                let reply = owned.report.then(|| owned.reply());
-                let status = if owned.failed.load(Ordering::Acquire) == 0 {
-                    STATUS_SUCCESS
-                } else {
-                    Error::UNSUCCESSFUL.to_status()
-                };
-                let bytes = if status == STATUS_SUCCESS { owned.bytes } else { 0 };
-                match (owned.irp.take(), reply) {
-                    (Some(irp), Some(reply)) => {
-                        let _ = irp.into_irp().complete_with_reply(&reply.to_bytes());
-                    }
-                    (Some(irp), None) => irp.complete(status, bytes),
-                    (None, _) => {}
-                }
-            }
+        if status == NDIS_STATUS_SUCCESS {
+            sent += 1;
+        } else {
+            failed += 1;
+        }
+        // SAFETY: the batch's first slot outlives its NBLs: it goes back only when the last one is done.
+        let batch = unsafe { &(*first).ctx };
+        if status != NDIS_STATUS_SUCCESS {
+            batch.failed.fetch_add(1, Ordering::AcqRel);
+            // CAST: a frame index below MAX_BATCH; the status's bits.
+            batch.first_failed.fetch_min(((index as u64) << 32) | u64::from(status as u32), Ordering::AcqRel);
+        }
+        // The batch is not touched after this decrement unless it was the last.
+        let last = batch.remaining.fetch_sub(1, Ordering::AcqRel) == 1;
+        if slot != first {
+            // SAFETY: this NBL's slot, back from NDIS; nothing else refers to it.
+            unsafe { (*slot).set_next(back) };
+            back = slot;
+        }
+        if last {
+            // SAFETY: the last NBL of the batch: nothing else refers to its first slot.
+            unsafe { finish(&mut (*first).ctx) };
+            // SAFETY: as above.
+            unsafe { (*first).set_next(back) };
+            back = first;
         }
         n = next;
     }
+    let c = &b.counters;
+    crate::binding::Counters::add(&c.sent, sent);
+    crate::binding::Counters::add(&c.send_failed, failed);
+    // Back in the pool before the pause this may complete (sends_end) can let the binding go.
+    // SAFETY: slots of the binding's pool, no longer with NDIS, owned here.
+    unsafe { b.send_slots().put_list(back, at) };
     b.sends_end(done, at);
+}
+
+/// Completes a write whose every NBL came back.
+fn finish(batch: &mut Batch) {
+    let reply = batch.report.then(|| batch.reply());
+    let status =
+        if batch.failed.load(Ordering::Acquire) == 0 { STATUS_SUCCESS } else { Error::UNSUCCESSFUL.to_status() };
+    let bytes = if status == STATUS_SUCCESS { batch.bytes } else { 0 };
+    match (batch.irp.take(), reply) {
+        (Some(irp), Some(reply)) => {
+            let _ = irp.into_irp().complete_with_reply(&reply.to_bytes());
+        }
+        (Some(irp), None) => irp.complete(status, bytes),
+        (None, _) => {}
+    }
 }
 
 impl Batch {
     /// The reply of a report: frames NDIS sent, and the earliest failure, NDIS's or validation's.
     fn reply(&self) -> SendReply {
         let failed = self.failed.load(Ordering::Acquire);
-        let (nbl_index, nbl_status) = *self.first_failed.lock();
+        let first = self.first_failed.load(Ordering::Acquire);
+        // CAST: the two halves packed by `complete`.
+        let (nbl_index, nbl_status) = if first == u64::MAX {
+            (SendReply::NONE, NDIS_STATUS_SUCCESS)
+        } else {
+            ((first >> 32) as u32, first as u32 as i32)
+        };
         // CAST: a frame index below MAX_BATCH.
         let refused = self.refusal.map(|r| (r.frame as u32, r.error.to_status()));
         let (first_failure, status) = match refused {

@@ -59,50 +59,86 @@ pub struct Prefix {
 /// reports the refusal). The errors are [`validate`]'s.
 pub fn validate_prefix(buf: &[u8], limits: &Limits) -> Prefix {
     let mut p = Prefix { count: 0, bytes: 0, len: 0, refusal: None };
-    while p.len < buf.len() {
+    loop {
         let refuse = |error| Some(Refusal { frame: p.count, error });
-        if p.count == MAX_BATCH {
-            p.refusal = refuse(Error::INVALID_PARAMETER);
-            break;
+        match next_record(buf, p.len, p.count, max_frame(limits.mtu)) {
+            Record::End => break,
+            Record::Refused(e) => {
+                p.refusal = refuse(e);
+                break;
+            }
+            Record::Frame { start, len, next } => {
+                let frame = buf.get(start..start + len).unwrap_or_default();
+                if let Err(e) = check_frame(frame, limits) {
+                    p.refusal = refuse(e);
+                    break;
+                }
+                p.count += 1;
+                p.bytes += len;
+                p.len = next;
+            }
         }
-        let rest = buf.get(p.len..).unwrap_or_default();
-        let Ok(h) = FrameHeader::parse(rest) else {
-            p.refusal = refuse(Error::INVALID_PARAMETER);
-            break;
-        };
-        let len = h.captured_length as usize;
-        let Some(frame) = rest.get(FrameHeader::LEN..FrameHeader::LEN.saturating_add(len)) else {
-            p.refusal = refuse(Error::INVALID_PARAMETER);
-            break;
-        };
-        if let Err(e) = check_frame(frame, limits) {
-            p.refusal = refuse(e);
-            break;
-        }
-        p.count += 1;
-        p.bytes += len;
-        // The last record may omit its padding.
-        p.len += FrameHeader::record_len(len).min(rest.len());
     }
     p
 }
 
+/// The largest frame the MTU allows (a VLAN-tagged one).
+pub fn max_frame(mtu: u32) -> usize {
+    (mtu as usize).saturating_add(MIN_FRAME + VLAN_TAG)
+}
+
+/// The record of a batch at a given offset, as [`next_record`] finds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Record {
+    /// No bytes left: the batch ends here.
+    End,
+    /// A frame of `len` bytes at `start`; the next record begins at `next`.
+    Frame { start: usize, len: usize, next: usize },
+    /// The record is refused: a header or frame past the end of the buffer, or the batch already holds
+    /// [`MAX_BATCH`] frames → STATUS_INVALID_PARAMETER; a length below 14 or above `max_frame` →
+    /// STATUS_INVALID_BUFFER_SIZE.
+    Refused(Error),
+}
+
+/// Finds the record at `at`, after `count` frames. Of the caller's bytes it reads only the header's captured
+/// length, once (the send path copies the frame itself into driver memory and checks the copy with
+/// [`check_frame`]; padding and the rest of the header are never read).
+pub fn next_record(buf: &[u8], at: usize, count: usize, max_frame: usize) -> Record {
+    let Some(rest) = buf.get(at..).filter(|r| !r.is_empty()) else { return Record::End };
+    if count >= MAX_BATCH || rest.len() < FrameHeader::LEN {
+        return Record::Refused(Error::INVALID_PARAMETER);
+    }
+    // The one read of the length (FrameHeader::captured_length, little-endian at offset 0).
+    let Some(&raw) = rest.first_chunk::<4>() else { return Record::Refused(Error::INVALID_PARAMETER) };
+    let len = u32::from_le_bytes(raw) as usize;
+    if len > rest.len() - FrameHeader::LEN {
+        return Record::Refused(Error::INVALID_PARAMETER);
+    }
+    if !(MIN_FRAME..=max_frame).contains(&len) {
+        return Record::Refused(Error::INVALID_BUFFER_SIZE);
+    }
+    // The last record may omit its padding.
+    Record::Frame { start: at + FrameHeader::LEN, len, next: at + FrameHeader::record_len(len).min(rest.len()) }
+}
+
 /// The longest buffer a batch can need: [`MAX_BATCH`] records of the largest frame the MTU allows.
 pub fn max_batch_len(mtu: u32) -> usize {
-    MAX_BATCH.saturating_mul(FrameHeader::record_len((mtu as usize).saturating_add(MIN_FRAME + VLAN_TAG)))
+    MAX_BATCH.saturating_mul(FrameHeader::record_len(max_frame(mtu)))
 }
 
 /// The length check alone, for a frame not yet copied: shorter than 14 bytes or longer than the largest frame
 /// the MTU allows (MTU + 14 + 4, a VLAN-tagged frame) → STATUS_INVALID_BUFFER_SIZE. [`validate`] applies the
 /// exact limit (untagged frames: MTU + 14) once the frame is in driver memory.
 pub fn check_frame_length(len: usize, mtu: u32) -> Result {
-    if len < MIN_FRAME || len > mtu as usize + MIN_FRAME + VLAN_TAG {
+    if len < MIN_FRAME || len > max_frame(mtu) {
         return Err(Error::INVALID_BUFFER_SIZE);
     }
     Ok(())
 }
 
-fn check_frame(frame: &[u8], limits: &Limits) -> Result {
+/// The checks of one frame in driver memory: its length (MTU + 14, + 4 when VLAN-tagged), its source MAC
+/// and MAC control (see [`validate`] for the statuses).
+pub fn check_frame(frame: &[u8], limits: &Limits) -> Result {
     let tagged = frame.get(12..14) == Some(&[0x81, 0x00]);
     let max = limits.mtu as usize + MIN_FRAME + if tagged { VLAN_TAG } else { 0 };
     if frame.len() < MIN_FRAME || frame.len() > max {
