@@ -12,6 +12,7 @@ pub mod irql;
 pub mod nbl;
 pub mod panic;
 pub mod security;
+pub mod shared;
 pub mod string;
 pub mod sync;
 pub mod time;
