@@ -84,6 +84,8 @@ struct Rx {
     ring: Option<Ring>,
     /// An IOCTL_RAWLINK_RING_WAIT request waits for the ring to fill.
     ring_waiter: bool,
+    /// Counters of rings detached from this handle: frames written, consumed (as last seen), dropped full.
+    ring_totals: (u64, u64, u64),
     /// Allocated at attach.
     queue: Option<RxQueue>,
     /// The queue's share of the pool budget.
@@ -101,6 +103,28 @@ struct Rx {
 }
 
 impl Rx {
+    /// Takes the ring off the handle, keeping its counters in the handle's statistics.
+    fn take_ring(&mut self) -> Option<Ring> {
+        let r = self.ring.take()?;
+        let p = &r.producer;
+        let t = &mut self.ring_totals;
+        *t = (t.0 + p.written, t.1 + p.written - u64::from(p.pending()), t.2 + p.dropped);
+        Some(r)
+    }
+
+    /// (written, consumed as last seen, dropped full, pending) over this handle's rings.
+    fn ring_counts(&self) -> (u64, u64, u64, u64) {
+        let (w, c, d) = self.ring_totals;
+        match self.ring.as_ref() {
+            None => (w, c, d, 0),
+            Some(r) => {
+                let p = &r.producer;
+                let pending = u64::from(p.pending());
+                (w + p.written, c + p.written - pending, d + p.dropped, pending)
+            }
+        }
+    }
+
     /// Whether a read of `len` bytes can complete now under `mode`.
     fn ready(&self, len: usize, mode: &ReadMode) -> bool {
         self.queue.as_ref().is_some_and(|q| q.records() > 0 && q.len() >= (mode.min_bytes as usize).min(len))
@@ -191,6 +215,7 @@ fn ring_offer<'a>(ring: &mut Ring, mut header: FrameHeader, parts: impl IntoIter
         // The process's word: read once for the whole batch; only a value the producer accepts is used.
         let consumer = ring.mem.load_u32(abi_ring::CONSUMER_OFFSET).unwrap_or(u32::MAX);
         if !ring.producer.begin(consumer) {
+            ring.producer.dropped += 1;
             return Offer::Full;
         }
     }
@@ -288,6 +313,7 @@ impl Open {
             rx: SpinLock::new(Rx {
                 ring: None,
                 ring_waiter: false,
+                ring_totals: (0, 0, 0),
                 queue: None,
                 queue_charge: None,
                 filter: Filter::default(),
@@ -914,7 +940,7 @@ impl Open {
         let ring = {
             let mut rx = self.rx.lock();
             match rx.ring.as_ref() {
-                Some(r) if r.irp.set_cancel_routine(None).is_some() => rx.ring.take(),
+                Some(r) if r.irp.set_cancel_routine(None).is_some() => rx.take_ring(),
                 _ => None,
             }
         };
@@ -1007,15 +1033,12 @@ impl Open {
     pub fn statistics(&self) -> HandleStatistics {
         let rx = self.rx.lock();
         let q = rx.queue.as_ref();
-        let (ring_written, ring_dropped, ring_pending) = rx
-            .ring
-            .as_ref()
-            .map_or((0, 0, 0), |r| (r.producer.written, r.producer.dropped, u64::from(r.producer.pending())));
+        let (ring_written, ring_consumed, ring_dropped, ring_pending) = rx.ring_counts();
         HandleStatistics {
             received: rx.offered,
             filtered: rx.filtered,
             queued: q.map_or(0, |q| q.stats.queued) + ring_written,
-            delivered: q.map_or(0, |q| q.stats.delivered) + ring_written,
+            delivered: q.map_or(0, |q| q.stats.delivered) + ring_consumed,
             dropped_queue_full: q.map_or(0, |q| q.stats.dropped_full) + ring_dropped,
             dropped_too_large: q.map_or(0, |q| q.stats.dropped_too_large),
             dropped_resources: rx.dropped_resources,
@@ -1087,7 +1110,7 @@ unsafe extern "system" fn cancel_ring(_device: *mut DEVICE_OBJECT, irp: *mut IRP
     let ring = {
         let mut rx = open.rx.lock();
         match rx.ring.as_ref() {
-            Some(r) if r.irp.as_ptr() == raw => rx.ring.take(),
+            Some(r) if r.irp.as_ptr() == raw => rx.take_ring(),
             _ => None,
         }
     };

@@ -17,13 +17,13 @@ use crate::native::irp::{
     device_facts, major_function, Buffer, FileObjectBlock, IosbBlock, IrpBlock, IrpSpec, MdlBlock,
     SecurityContextBlock, StackParameters, FO_CLEANUP_COMPLETE, FO_HANDLE_CREATED,
 };
+pub use crate::native::user_memory::UserMemory;
 use crate::trace::status;
 use crate::verifier::Rule;
 use ndis_sys::{
     KernelMode, UserMode, DO_BUFFERED_IO, DO_DIRECT_IO, DO_EXCLUSIVE, IRP_MJ_CLEANUP, IRP_MJ_CLOSE, IRP_MJ_CREATE,
     IRP_MJ_DEVICE_CONTROL, IRP_MJ_READ, IRP_MJ_WRITE, MDL_PAGES_LOCKED, MDL_WRITE_OPERATION, SL_PENDING_RETURNED,
 };
-pub use crate::native::user_memory::UserMemory;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -967,6 +967,12 @@ impl Host {
         self.wait_irp(irp, timeout)
     }
 
+    /// Cancels a request submitted earlier whose [`PendingIo`] was dropped (IoCancelIrp, as CancelIoEx);
+    /// true if the driver's cancel routine ran.
+    pub fn cancel_request(&self, irp: usize) -> Result<bool, HostError> {
+        self.cancel_irp(irp)
+    }
+
     /// An overlapped WriteFile.
     pub fn submit_write(&self, handle: Handle, bytes: &[u8]) -> Result<PendingIo<'_>, HostError> {
         let s =
@@ -1112,7 +1118,10 @@ impl Host {
                 None => None,
                 Some((over_out, device_writes)) => {
                     let b = if over_out {
-                        user_out.as_ref().map(|b| (b.addr(), b.len())).or(shared.as_deref().map(|m| (m.addr(), m.len())))
+                        user_out
+                            .as_ref()
+                            .map(|b| (b.addr(), b.len()))
+                            .or(shared.as_deref().map(|m| (m.addr(), m.len())))
                     } else {
                         user_in.as_deref().map(|b| (b.addr(), b.len()))
                     };
