@@ -175,10 +175,10 @@ impl RingLayout {
             VERSION,
             self.slot_size,
             self.slot_count,
-            PRODUCER_OFFSET as u32,
-            CONSUMER_OFFSET as u32,
-            STATUS_OFFSET as u32,
-            DATA_OFFSET as u32,
+            word(PRODUCER_OFFSET),
+            word(CONSUMER_OFFSET),
+            word(STATUS_OFFSET),
+            word(DATA_OFFSET),
         ];
         for (d, w) in b.chunks_exact_mut(4).zip(words) {
             d.copy_from_slice(&w.to_le_bytes());
@@ -193,10 +193,10 @@ impl RingLayout {
         let fixed = [
             (0, MAGIC),
             (1, VERSION),
-            (4, PRODUCER_OFFSET as u32),
-            (5, CONSUMER_OFFSET as u32),
-            (6, STATUS_OFFSET as u32),
-            (7, DATA_OFFSET as u32),
+            (4, word(PRODUCER_OFFSET)),
+            (5, word(CONSUMER_OFFSET)),
+            (6, word(STATUS_OFFSET)),
+            (7, word(DATA_OFFSET)),
         ];
         if fixed.iter().any(|&(i, v)| w(i) != Some(v)) {
             return Err(RingError::Invalid);
@@ -208,6 +208,11 @@ impl RingLayout {
         }
         Ok(l)
     }
+}
+
+/// An offset of the fixed layout as the header's u32.
+fn word(offset: usize) -> u32 {
+    u32::try_from(offset).unwrap_or(u32::MAX)
 }
 
 /// Whether a consumer index the process wrote is acceptable: between `last` (the consumer index the driver

@@ -331,7 +331,7 @@ pub enum RxPath {
 fn ring_shape(snaplen: u32, mtu: u32, queue_bytes: u32) -> (u32, u32) {
     let frame = if snaplen == 0 { mtu.saturating_add(18) } else { snaplen };
     let slot = frame
-        .saturating_add(abi::FrameHeader::LEN as u32)
+        .saturating_add(u32::try_from(abi::FrameHeader::LEN).unwrap_or(u32::MAX))
         .checked_next_power_of_two()
         .unwrap_or(abi::ring::SLOT_MAX)
         .clamp(abi::ring::SLOT_MIN, abi::ring::SLOT_MAX);
