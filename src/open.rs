@@ -152,8 +152,8 @@ impl Drop for RxLocked<'_> {
             }
             return;
         }
+        ring.mem.write(abi_ring::DROPPED_OFFSET, &ring.producer.dropped.to_le_bytes());
         if let Some(p) = ring.producer.end() {
-            ring.mem.write(abi_ring::DROPPED_OFFSET, &ring.producer.dropped.to_le_bytes());
             // Release: the slots written in this batch are visible before the index that covers them.
             ring.mem.store_u32(abi_ring::PRODUCER_OFFSET, p);
             if waiter {

@@ -149,6 +149,9 @@ fn long_frames_are_cut_to_the_slot_and_a_full_ring_drops_and_counts() {
     h.indicate_receive(0, frames.clone(), false).expect("indicated");
     assert_eq!(r.producer(), 16);
     assert_eq!(r.dropped(), 4);
+    // A batch that finds the ring full writes nothing but the drop count.
+    h.indicate_receive(0, vec![frame(400, 100)], false).expect("indicated");
+    assert_eq!((r.producer(), r.dropped()), (16, 5));
     let got = r.consume();
     assert_eq!(got.len(), 16);
     for ((hd, data), want) in got.iter().zip(&frames) {
@@ -162,7 +165,7 @@ fn long_frames_are_cut_to_the_slot_and_a_full_ring_drops_and_counts() {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].1, frame(500, 100));
     let s = stats(&h, f);
-    assert_eq!((s.queued, s.dropped_queue_full), (17, 4), "{s:?}");
+    assert_eq!((s.queued, s.dropped_queue_full), (17, 5), "{s:?}");
     assert_eq!(r.status(), 0);
     close_with_ring(h, f, &r);
 }
