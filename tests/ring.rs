@@ -491,3 +491,34 @@ fn an_unbind_detaches_the_ring_with_the_adapter_gone() {
     assert_eq!(wait_done(&h, wirp), STATUS_INVALID_DEVICE_STATE);
     common::finish(h, &[f]);
 }
+
+#[test]
+fn a_ring_wait_whose_allocation_fails_gets_insufficient_resources() {
+    // The wait list's first slot is the one allocation on the ring's paths; fail it (the allocator's next
+    // pool allocation after setup).
+    let dry = running_with(Vec::new(), None);
+    let f = common::attach(&dry, 0);
+    let r = attach_ring(&dry, f, 16, 256);
+    let (history, _) = dry.fault_history();
+    let api = ["ExAllocatePool2", "ExAllocatePoolWithTag"]
+        .into_iter()
+        .find(|a| history.iter().any(|(h, _)| h == a))
+        .expect("the driver allocates pool");
+    let n = history.iter().filter(|(h, _)| h == api).count() as u64;
+    close_with_ring(dry, f, &r);
+    let h = running_with(vec![FaultRule::FailNth { api: api.into(), n: n + 1 }], None);
+    let f = common::attach(&h, 0);
+    let r = attach_ring(&h, f, 16, 256);
+    assert_eq!(
+        h.device_io_control(f, ring::IOCTL_RAWLINK_RING_WAIT, &[], 0).expect("ioctl").status,
+        STATUS_INSUFFICIENT_RESOURCES
+    );
+    // Nothing is broken: the next wait pends and frames wake it.
+    let w = ring_wait(&h, f);
+    let irp = w.irp();
+    drop(w);
+    h.indicate_receive(0, vec![frame(1, 64)], false).expect("indicated");
+    assert_eq!(wait_done(&h, irp), STATUS_SUCCESS);
+    assert_eq!(r.consume().len(), 1);
+    close_with_ring(h, f, &r);
+}
