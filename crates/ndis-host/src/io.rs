@@ -1008,7 +1008,8 @@ impl Host {
         let mem = Arc::clone(memory);
         let s = self.submit_handle(handle, ctl.required_access, move |_| {
             let mut r = device_control(code, input, 0)?;
-            if matches!(ctl.transfer, TransferType::InDirect | TransferType::OutDirect) {
+            // A zero-length buffer has no MDL, as on Windows.
+            if matches!(ctl.transfer, TransferType::InDirect | TransferType::OutDirect) && !mem.is_empty() {
                 let len = u32::try_from(mem.len()).map_err(|_| STATUS_INVALID_PARAMETER)?;
                 if let StackParameters::DeviceIoControl { output_length, .. } = &mut r.params {
                     *output_length = len;

@@ -66,8 +66,10 @@ pub const PAGE: usize = 4096;
 /// Slot sizes: powers of two in this range.
 pub const SLOT_MIN: u32 = 64;
 pub const SLOT_MAX: u32 = 64 << 10;
-/// The largest data area (as the largest read queue).
-pub const DATA_MAX: usize = crate::QUEUE_MAX as usize;
+/// The largest data area: 8 MiB. The whole ring is one buffer the I/O manager describes with one MDL, and an
+/// MDL describes at most (65535 - sizeof(MDL)) / 8 pages on x64 (IoAllocateMdl), about 32 MiB; 8 MiB stays
+/// well inside that everywhere.
+pub const DATA_MAX: usize = 8 << 20;
 /// The slot size [`RingLayout::default_for`] picks: a whole 1514-byte frame (plus a VLAN tag) fits.
 pub const SLOT_DEFAULT: u32 = 2048;
 
@@ -245,7 +247,8 @@ mod tests {
         assert_eq!(RingLayout::new(DATA_OFFSET + 4096, 32), Err(RingError::Invalid));
         assert_eq!(RingLayout::new(DATA_OFFSET + (128 << 10), 128 << 10), Err(RingError::Invalid));
         assert_eq!(RingLayout::new(DATA_OFFSET + 2048, 64), Err(RingError::Invalid), "less than a page");
-        assert_eq!(RingLayout::new(DATA_OFFSET + (128 << 20), 2048), Err(RingError::Invalid), "too large");
+        assert_eq!(RingLayout::new(DATA_OFFSET + (16 << 20), 2048), Err(RingError::Invalid), "too large");
+        assert_eq!(RingLayout::new(DATA_OFFSET + (8 << 20), 2048).map(|l| l.slot_count), Ok(4096));
         assert_eq!(RingLayout::new(100, 64), Err(RingError::Invalid));
         assert_eq!(RingLayout::new(usize::MAX, 64), Err(RingError::Invalid));
         assert_eq!(RingLayout::with_slots(1000, 2048).map(|l| l.slot_count), Ok(1024));

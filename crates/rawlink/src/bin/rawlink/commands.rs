@@ -39,7 +39,7 @@ pub enum Command {
         /// Keep at most this many bytes of each frame (0 = whole frames).
         #[arg(short = 's', long, default_value_t = 0)]
         snaplen: u32,
-        /// The driver's receive queue for this capture, in KiB (with a ring: the ring's data area).
+        /// The driver's receive queue for this capture, in KiB (with a ring: the ring's data area, at most 8 MiB).
         #[arg(long, default_value_t = 4096)]
         queue_kib: u32,
         /// How frames come up: `auto` uses the driver's mapped ring when it has one and reads otherwise,
@@ -335,7 +335,7 @@ fn ring_shape(snaplen: u32, mtu: u32, queue_bytes: u32) -> (u32, u32) {
         .checked_next_power_of_two()
         .unwrap_or(abi::ring::SLOT_MAX)
         .clamp(abi::ring::SLOT_MIN, abi::ring::SLOT_MAX);
-    let data = queue_bytes.clamp(abi::QUEUE_MIN, abi::QUEUE_MAX);
+    let data = queue_bytes.clamp(abi::QUEUE_MIN, u32::try_from(abi::ring::DATA_MAX).unwrap_or(abi::QUEUE_MIN));
     let slots = (data / slot).max(2);
     // Round down to a power of two so the ring stays within the queue size asked for.
     (1 << (31 - slots.leading_zeros()), slot)
