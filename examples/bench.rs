@@ -74,7 +74,7 @@ mod linux {
     struct Row {
         /// `receive` or `send` (the JSON's direction).
         direction: &'static str,
-        /// `one-frame` or `batched` (the JSON's mode).
+        /// `one-frame`, `batched` or `ring` (the JSON's mode).
         mode: &'static str,
         case: String,
         size: usize,
@@ -222,6 +222,87 @@ mod linux {
         })
     }
 
+    /// The mapped ring (`rawlink_abi::ring`): bursts of `size`-byte frames indicated into a ring the process
+    /// maps once, drained by copying each frame out of its slot and publishing the consumer index once per
+    /// burst — no read call at all while frames keep coming (RING_WAIT is only for an empty ring).
+    fn receive_ring(bytes: &[u8], o: &Options, size: usize) -> Result<Row> {
+        use rawlink_abi::ring::{self, RingLayout, RingSetup};
+        let adapter = AdapterConfig::ethernet(1);
+        let mut h = loaded(bytes, &adapter)?;
+        let f = attach(&h, &adapter, false)?;
+        let slot = u32::try_from(size + FrameHeader::LEN).unwrap_or(u32::MAX).next_power_of_two().max(ring::SLOT_MIN);
+        let layout = RingLayout::with_slots(u32::try_from(2 * BURST).unwrap_or(1024), slot)
+            .map_err(|e| format!("ring layout: {e:?}"))?;
+        let mem =
+            std::sync::Arc::new(ndis_host::io::UserMemory::new(layout.len()).map_err(|e| format!("ring memory: {e}"))?);
+        let setup = RingSetup { slot_size: slot, flags: 0 }.to_bytes();
+        let p = h
+            .submit_ioctl_shared(f, ring::IOCTL_RAWLINK_RING_ATTACH, &setup, &mem)
+            .map_err(|e| format!("attaching the ring: {e}"))?;
+        if p.is_completed() {
+            return Err("the ring's attach request did not pend".into());
+        }
+        let attach_irp = p.irp();
+        drop(p);
+        let shape = ReceiveShape { nbs_per_nbl: NBS_PER_NBL, ..ReceiveShape::default() };
+        let burst: Vec<Vec<u8>> = (0..BURST).map(|i| frame([2, 0, 0, 0, 0, 9], i, size)).collect();
+        let (mut frames, mut batches, mut consumer, mut indicate_time) = (0u64, 0u64, 0u32, Duration::ZERO);
+        let mut scratch = vec![0u8; layout.capacity()];
+        let mut head = [0u8; FrameHeader::LEN];
+        let budget = Duration::from_secs_f64(o.seconds);
+        let start = Instant::now();
+        while frames < o.frames && start.elapsed() < budget {
+            let chunk = burst.clone();
+            let t = Instant::now();
+            h.indicate_receive_shaped(0, 1, chunk, false, shape).map_err(|e| format!("indicating: {e}"))?;
+            indicate_time += t.elapsed();
+            let producer = mem.load_u32(ring::PRODUCER_OFFSET);
+            let mut got = 0;
+            while consumer != producer {
+                let at = layout.slot_offset(consumer);
+                mem.read_into(at, &mut head);
+                let hd = FrameHeader::parse(&head).map_err(|_| "a slot without a header".to_owned())?;
+                let data = scratch.get_mut(..hd.captured_length as usize).ok_or("a slot longer than the ring's")?;
+                mem.read_into(at + FrameHeader::LEN, data);
+                if hd.captured_length as usize != size {
+                    return Err(format!("a {size}-byte frame arrived as {} bytes", hd.captured_length));
+                }
+                consumer = consumer.wrapping_add(1);
+                got += 1;
+            }
+            mem.store_u32(ring::CONSUMER_OFFSET, consumer);
+            batches += 1;
+            if got != BURST {
+                return Err(format!("indicated {BURST} frames of {size} bytes, the ring got {got}"));
+            }
+            frames += BURST as u64;
+        }
+        let elapsed = start.elapsed();
+        h.close(f).map_err(|e| format!("closing: {e}"))?;
+        match h.wait_request(attach_irp, Duration::from_secs(10)) {
+            Ok(Some(r)) if r.status == STATUS_CANCELLED => {}
+            other => return Err(format!("the ring's attach request at close: {other:?}")),
+        }
+        h.unload().map_err(|e| format!("unloading: {e}"))?;
+        let v = h.violations();
+        if !v.is_empty() {
+            return Err(format!("verifier findings: {v:#?}"));
+        }
+        let share = 100.0 * indicate_time.as_secs_f64() / elapsed.as_secs_f64().max(1e-9);
+        Ok(Row {
+            direction: "receive",
+            mode: "ring",
+            case: format!("receive→ring, {} slots of {slot} B", layout.slot_count),
+            size,
+            frames,
+            elapsed,
+            calls: batches,
+            note: format!("no read calls; indicate {share:.0}% of time"),
+        })
+    }
+
+    const STATUS_CANCELLED: i32 = 0xC000_0120u32 as i32;
+
     /// Writes `size`-byte frames, `per_write` per WriteFile (NDISPROT: one raw frame per write).
     fn send(bytes: &[u8], o: &Options, size: usize, ndisprot_mode: bool) -> Result<Row> {
         let adapter = AdapterConfig::ethernet(1);
@@ -279,6 +360,11 @@ mod linux {
                 r.print();
                 rows.push(r);
             }
+        }
+        for size in SIZES {
+            let r = receive_ring(&bytes, &o, size)?;
+            r.print();
+            rows.push(r);
         }
         for ndisprot_mode in [false, true] {
             for size in SIZES {

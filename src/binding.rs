@@ -858,6 +858,10 @@ pub unsafe fn receive(raw: *mut Binding, nbls: PNET_BUFFER_LIST, flags: ULONG) {
                 o.complete_reads();
             }
         }
+        // Rings whose waiters should wake, or which their process broke.
+        for o in opens.iter().filter_map(|o| o.get()) {
+            o.ring_service();
+        }
     }
     if flags & NDIS_RECEIVE_FLAGS_RESOURCES != 0 {
         return;

@@ -119,7 +119,14 @@ const BIND_WAIT_MS: u32 = 5_000;
 fn device_control(mut irp: Irp) -> NTSTATUS {
     let (code, in_len, out_len) = irp.ioctl();
     let Some(driver) = entry::driver() else { return irp.complete(STATUS_DEVICE_NOT_READY, 0) };
-    // Every rawlink code is METHOD_BUFFERED; anything else is not ours.
+    // The ring's attach request is the one METHOD_OUT_DIRECT code: it pends while the ring lives.
+    if code == rawlink_abi::ring::IOCTL_RAWLINK_RING_ATTACH {
+        return match open_of(&irp) {
+            Some(o) => o.ring_attach(irp),
+            None => irp.complete(STATUS_INVALID_DEVICE_STATE, 0),
+        };
+    }
+    // Every other rawlink code is METHOD_BUFFERED; anything else is not ours.
     if code & 0x3 != METHOD_BUFFERED {
         return irp.complete(STATUS_INVALID_DEVICE_REQUEST, 0);
     }
@@ -129,6 +136,12 @@ fn device_control(mut irp: Irp) -> NTSTATUS {
     if code == rawlink_abi::rawlink::IOCTL_RAWLINK_WAIT_EVENT {
         return match open {
             Some(o) => o.wait_event(irp),
+            None => irp.complete(STATUS_INVALID_DEVICE_STATE, 0),
+        };
+    }
+    if code == rawlink_abi::ring::IOCTL_RAWLINK_RING_WAIT {
+        return match open {
+            Some(o) => o.ring_wait(irp),
             None => irp.complete(STATUS_INVALID_DEVICE_STATE, 0),
         };
     }

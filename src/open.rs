@@ -21,10 +21,12 @@ use crate::events::EventQueue;
 use crate::filter::{Destination, Filter, Groups};
 use crate::kernel::alloc::try_box;
 use crate::kernel::irp::{Irp, PendingIrp};
+use crate::kernel::shared::SharedRegion;
 use crate::kernel::sync::{AtDispatch, SpinLock, SpinLockGuard};
 use crate::kernel::time;
 use crate::kernel::timer::Timer;
 use crate::request::Owner;
+use crate::ring::Producer;
 use crate::rxqueue::{Push, RxQueue};
 use crate::security::Opener;
 use crate::send::{Input, Mode};
@@ -34,6 +36,7 @@ use core::ffi::c_void;
 use core::ptr;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
 use ndis_sys::{IoReleaseCancelSpinLock, DEVICE_OBJECT, IRP, KDPC, STATUS_CANCELLED, STATUS_SUCCESS};
+use rawlink_abi::ring as abi_ring;
 use rawlink_abi::{FrameHeader, HandleStatistics, ReadMode};
 
 /// What the receive path did with a frame offered to a handle.
@@ -46,9 +49,43 @@ pub enum Offer {
     TooLarge,
 }
 
+/// A mapped receive ring attached to a handle (IOCTL_RAWLINK_RING_ATTACH): the pending request whose MDL
+/// locks the process's pages, their system mapping, and the producer state.
+///
+/// # Invariants
+///
+/// `mem` is the mapping of `irp`'s locked output buffer; it is used only while the ring is in its handle's
+/// `Rx` (under the receive lock), and [`Ring::finish`] drops it before completing `irp`.
+#[derive(Debug)]
+struct Ring {
+    irp: PendingIrp,
+    mem: SharedRegion,
+    producer: Producer,
+    _charge: Charge,
+}
+
+impl Ring {
+    /// Detaches: the mapping is given up, then the request completes (the I/O manager unmaps, unlocks and
+    /// frees the MDL). The broken mark is written first, while the mapping is still valid.
+    fn finish(self, status: ndis_sys::NTSTATUS) {
+        if self.producer.broken {
+            self.mem.store_u32(abi_ring::STATUS_OFFSET, abi_ring::status::BROKEN);
+        }
+        let Ring { irp, mem, .. } = self;
+        drop(mem);
+        irp.complete(status, 0);
+    }
+}
+
 /// The receive side of a handle, behind one lock.
 #[derive(Debug)]
 struct Rx {
+    /// The mapped ring, when one is attached: frames go there instead of `queue`.
+    ring: Option<Ring>,
+    /// An IOCTL_RAWLINK_RING_WAIT request waits for the ring to fill.
+    ring_waiter: bool,
+    /// Counters of rings detached from this handle: frames written, consumed (as last seen), dropped full.
+    ring_totals: (u64, u64, u64),
     /// Allocated at attach.
     queue: Option<RxQueue>,
     /// The queue's share of the pool budget.
@@ -66,15 +103,65 @@ struct Rx {
 }
 
 impl Rx {
+    /// Takes the ring off the handle, keeping its counters in the handle's statistics.
+    fn take_ring(&mut self) -> Option<Ring> {
+        let r = self.ring.take()?;
+        let p = &r.producer;
+        let t = &mut self.ring_totals;
+        *t = (t.0 + p.written, t.1 + p.written - u64::from(p.pending()), t.2 + p.dropped);
+        Some(r)
+    }
+
+    /// (written, consumed as last seen, dropped full, pending) over this handle's rings.
+    fn ring_counts(&self) -> (u64, u64, u64, u64) {
+        let (w, c, d) = self.ring_totals;
+        match self.ring.as_ref() {
+            None => (w, c, d, 0),
+            Some(r) => {
+                let p = &r.producer;
+                let pending = u64::from(p.pending());
+                (w + p.written, c + p.written - pending, d + p.dropped, pending)
+            }
+        }
+    }
+
     /// Whether a read of `len` bytes can complete now under `mode`.
     fn ready(&self, len: usize, mode: &ReadMode) -> bool {
         self.queue.as_ref().is_some_and(|q| q.records() > 0 && q.len() >= (mode.min_bytes as usize).min(len))
     }
 }
 
-/// A handle's receive side, locked by the binding's receive path for a run of frames.
+/// A handle's receive side, locked by the binding's receive path for a run of frames. With a ring, the run
+/// is one batch: the consumer index is read once, at the first frame, and the producer index published once,
+/// when the lock is given back.
 #[derive(Debug)]
-pub struct RxLocked<'a>(SpinLockGuard<'a, Rx>);
+pub struct RxLocked<'a> {
+    rx: SpinLockGuard<'a, Rx>,
+    /// Set when the ring needs the handle's attention after the run (a waiter to wake, or it broke).
+    attention: &'a AtomicBool,
+}
+
+impl Drop for RxLocked<'_> {
+    fn drop(&mut self) {
+        let rx = &mut *self.rx;
+        let waiter = rx.ring_waiter;
+        let Some(ring) = rx.ring.as_mut() else { return };
+        if !ring.producer.in_batch() {
+            if ring.producer.broken {
+                self.attention.store(true, Ordering::Release);
+            }
+            return;
+        }
+        ring.mem.write(abi_ring::DROPPED_OFFSET, &ring.producer.dropped.to_le_bytes());
+        if let Some(p) = ring.producer.end() {
+            // Release: the slots written in this batch are visible before the index that covers them.
+            ring.mem.store_u32(abi_ring::PRODUCER_OFFSET, p);
+            if waiter {
+                self.attention.store(true, Ordering::Release);
+            }
+        }
+    }
+}
 
 impl RxLocked<'_> {
     /// Offers a received frame: queued if this handle's filter wants it and there is room.
@@ -85,7 +172,7 @@ impl RxLocked<'_> {
         mut header: FrameHeader,
         parts: impl IntoIterator<Item = &'a [u8]>,
     ) -> Offer {
-        let rx = &mut *self.0;
+        let rx = &mut *self.rx;
         rx.offered += 1;
         let dst = crate::filter::destination_for(dst, head.first_chunk::<6>(), &rx.groups);
         if !rx.filter.accepts(dst, head) {
@@ -96,6 +183,9 @@ impl RxLocked<'_> {
             header.captured_length = rx.capture_length;
             header.flags |= rawlink_abi::frame_flags::TRUNCATED;
         }
+        if let Some(ring) = rx.ring.as_mut() {
+            return ring_offer(ring, header, parts);
+        }
         match rx.queue.as_mut().map(|q| q.push(header, parts)) {
             Some(Push::Queued) => Offer::Queued,
             Some(Push::Full) | None => Offer::Full,
@@ -105,7 +195,7 @@ impl RxLocked<'_> {
 
     /// Counts a frame this handle wanted but whose data could not be reached; returns whether it wanted it.
     pub fn lost_to_resources(&mut self, dst: Destination, head: &[u8]) -> bool {
-        let rx = &mut *self.0;
+        let rx = &mut *self.rx;
         rx.offered += 1;
         let dst = crate::filter::destination_for(dst, head.first_chunk::<6>(), &rx.groups);
         if rx.filter.accepts(dst, head) {
@@ -118,9 +208,44 @@ impl RxLocked<'_> {
     }
 }
 
+/// Writes one frame into the ring's next slot (the first frame of a run opens the batch: the consumer
+/// index is read, once, and validated). Full and broken rings drop it.
+fn ring_offer<'a>(ring: &mut Ring, mut header: FrameHeader, parts: impl IntoIterator<Item = &'a [u8]>) -> Offer {
+    if !ring.producer.in_batch() {
+        // The process's word: read once for the whole batch; only a value the producer accepts is used.
+        let consumer = ring.mem.load_u32(abi_ring::CONSUMER_OFFSET).unwrap_or(u32::MAX);
+        if !ring.producer.begin(consumer) {
+            ring.producer.dropped += 1;
+            return Offer::Full;
+        }
+    }
+    let Some(at) = ring.producer.claim() else { return Offer::Full };
+    let cap = ring.producer.layout.capacity();
+    if header.captured_length as usize > cap {
+        // CAST: cap < 64 KiB.
+        header.captured_length = cap as u32;
+        header.flags |= rawlink_abi::frame_flags::TRUNCATED;
+    }
+    ring.mem.write(at, &header.to_bytes());
+    let mut left = header.captured_length as usize;
+    let mut to = at + FrameHeader::LEN;
+    for part in parts {
+        if left == 0 {
+            break;
+        }
+        let part = part.get(..left.min(part.len())).unwrap_or_default();
+        ring.mem.write(to, part);
+        to += part.len();
+        left -= part.len();
+    }
+    Offer::Queued
+}
+
 /// What waits on a handle.
 #[derive(Debug)]
 struct Waiting {
+    /// IOCTL_RAWLINK_RING_WAIT requests.
+    ring_waits: Vec<PendingIrp>,
     /// Blocking reads in arrival order, each with its deadline (100 ns units; 0: none).
     reads: Vec<(PendingIrp, u64)>,
     /// IOCTL_RAWLINK_WAIT_EVENT requests.
@@ -156,6 +281,8 @@ pub struct Open {
     /// The handle's fixed share of the pool budget ([`crate::budget::HANDLE_COST`]).
     _charge: Charge,
     waiting: SpinLock<Waiting>,
+    /// The ring needs attention after a receive run (see [`RxLocked`]).
+    ring_attention: AtomicBool,
     /// Expires at the earliest read deadline.
     timer: Timer,
 }
@@ -184,6 +311,9 @@ impl Open {
             binding: AtomicPtr::new(ptr::null_mut()),
             link: SpinLock::new(None),
             rx: SpinLock::new(Rx {
+                ring: None,
+                ring_waiter: false,
+                ring_totals: (0, 0, 0),
                 queue: None,
                 queue_charge: None,
                 filter: Filter::default(),
@@ -201,6 +331,7 @@ impl Open {
             opener,
             _charge: charge,
             waiting: SpinLock::new(Waiting {
+                ring_waits: Vec::new(),
                 reads: Vec::new(),
                 event_waits: Vec::new(),
                 events: EventQueue::default(),
@@ -208,6 +339,7 @@ impl Open {
                 closing: false,
                 cleaned_up: false,
             }),
+            ring_attention: AtomicBool::new(false),
             timer: Timer::new(),
         })?;
         let raw = Box::into_raw(b);
@@ -462,7 +594,7 @@ impl Open {
     /// Locks the handle's receive side for a run of frames (the binding's receive path, under its open-list
     /// lock, so at DISPATCH_LEVEL): one lock per handle per run, not per frame.
     pub fn rx_at_dispatch<'a>(&'a self, at: AtDispatch<'_>) -> RxLocked<'a> {
-        RxLocked(self.rx.lock_dpc(at))
+        RxLocked { rx: self.rx.lock_dpc(at), attention: &self.ring_attention }
     }
 
     /// WriteFile: validates and sends the batch on the attached binding (the IRP pends until NDIS completes
@@ -521,6 +653,8 @@ impl Open {
         self.binding.store(ptr::null_mut(), Ordering::Release);
         self.complete_reads();
         self.fail_reads(Error::INVALID_DEVICE_STATE);
+        self.fail_ring_waits(Error::INVALID_DEVICE_STATE);
+        self.ring_detach(Error::INVALID_DEVICE_STATE.to_status());
         self.post_event(rawlink_abi::Event { kind: rawlink_abi::event::ADAPTER_GONE, value: 0 });
     }
 
@@ -578,7 +712,7 @@ impl Open {
                 drop(w);
                 return irp.complete(Error::DELETE_PENDING.to_status(), 0);
             }
-            if w.reads.len() + w.event_waits.len() >= budget::MAX_PENDED {
+            if w.reads.len() + w.event_waits.len() + w.ring_waits.len() >= budget::MAX_PENDED {
                 drop(w);
                 return irp.complete(Error::QUOTA_EXCEEDED.to_status(), 0);
             }
@@ -670,6 +804,8 @@ impl Open {
     fn cancel_waiting(&self) {
         self.fail_reads(Error::CANCELLED);
         self.fail_event_waits(Error::CANCELLED);
+        self.fail_ring_waits(Error::CANCELLED);
+        self.ring_detach(STATUS_CANCELLED);
     }
 
     /// Delivers an adapter event to a waiting request, or keeps it for the next one.
@@ -708,7 +844,7 @@ impl Open {
             drop(w);
             return irp.complete(Error::INVALID_DEVICE_STATE.to_status(), 0);
         }
-        if w.reads.len() + w.event_waits.len() >= budget::MAX_PENDED {
+        if w.reads.len() + w.event_waits.len() + w.ring_waits.len() >= budget::MAX_PENDED {
             drop(w);
             return irp.complete(Error::QUOTA_EXCEEDED.to_status(), 0);
         }
@@ -726,20 +862,172 @@ impl Open {
         ndis_sys::STATUS_PENDING
     }
 
+    /// IOCTL_RAWLINK_RING_ATTACH: validates the setup and the caller's buffer, maps it once and leaves the
+    /// request pending for as long as the ring is attached (see `rawlink_abi::ring`). Returns the status for
+    /// the dispatch routine.
+    pub fn ring_attach(&self, mut irp: Irp) -> ndis_sys::NTSTATUS {
+        let (_, in_len, out_len) = irp.ioctl();
+        // SAFETY: IRP_MJ_DEVICE_CONTROL with the METHOD_OUT_DIRECT IOCTL_RAWLINK_RING_ATTACH, whose input
+        // the I/O manager copied into a system buffer of InputBufferLength bytes.
+        let input = unsafe { irp.system_buffer(in_len as usize) };
+        let layout = match abi_ring::RingSetup::parse(input) {
+            Err(_) => return irp.complete(Error::BUFFER_TOO_SMALL.to_status(), 0),
+            Ok(s) if s.flags != 0 => return irp.complete(Error::INVALID_PARAMETER.to_status(), 0),
+            Ok(s) => match abi_ring::RingLayout::new(out_len as usize, s.slot_size) {
+                Ok(l) => l,
+                Err(_) => return irp.complete(Error::INVALID_PARAMETER.to_status(), 0),
+            },
+        };
+        if !self.attached() || self.rx.lock().ring.is_some() {
+            return irp.complete(Error::INVALID_DEVICE_STATE.to_status(), 0);
+        }
+        let charge = match budget::POOL.charge(layout.len()) {
+            Ok(c) => c,
+            Err(e) => return irp.complete(e.to_status(), 0),
+        };
+        let mem = match irp.locked_output() {
+            Ok(Some(m)) => m,
+            Ok(None) => return irp.complete(Error::INVALID_PARAMETER.to_status(), 0),
+            Err(e) => return irp.complete(e.to_status(), 0),
+        };
+        // The ring is laid out before it is live; the process reads it after the request is pending.
+        mem.write(0, &layout.header());
+        mem.write(abi_ring::STATUS_OFFSET, &[0; abi_ring::CACHE_LINE]);
+        mem.store_u32(abi_ring::CONSUMER_OFFSET, 0);
+        mem.store_u32(abi_ring::PRODUCER_OFFSET, 0);
+        let w = self.waiting.lock();
+        if w.cleaned_up {
+            drop(w);
+            drop(mem);
+            return irp.complete(Error::DELETE_PENDING.to_status(), 0);
+        }
+        let mut rx = self.rx.lock();
+        if rx.ring.is_some() {
+            drop((rx, w, mem));
+            return irp.complete(Error::INVALID_DEVICE_STATE.to_status(), 0);
+        }
+        let p = irp.mark_pending();
+        let _ = p.set_cancel_routine(Some(cancel_ring));
+        if p.cancel_requested() && p.set_cancel_routine(None).is_some() {
+            drop((rx, w, mem));
+            p.complete(STATUS_CANCELLED, 0);
+            return ndis_sys::STATUS_PENDING;
+        }
+        // INVARIANT: `mem` maps `p`'s locked buffer; from here on it is used only under the receive lock.
+        rx.ring = Some(Ring { irp: p, mem, producer: Producer::new(layout), _charge: charge });
+        ndis_sys::STATUS_PENDING
+    }
+
+    /// Takes the ring off the handle (if its request is still the driver's to complete) and completes the
+    /// attach request with `status`. A ring whose cancel routine already runs is left to that routine.
+    fn ring_detach(&self, status: ndis_sys::NTSTATUS) {
+        let ring = {
+            let mut rx = self.rx.lock();
+            match rx.ring.as_ref() {
+                Some(r) if r.irp.set_cancel_routine(None).is_some() => rx.take_ring(),
+                _ => None,
+            }
+        };
+        if let Some(r) = ring {
+            r.finish(status);
+        }
+    }
+
+    /// IOCTL_RAWLINK_RING_WAIT: completes at once when the ring holds frames, pends until it does otherwise.
+    pub fn ring_wait(&self, irp: Irp) -> ndis_sys::NTSTATUS {
+        let mut w = self.waiting.lock();
+        if w.cleaned_up {
+            drop(w);
+            return irp.complete(Error::DELETE_PENDING.to_status(), 0);
+        }
+        let holds = {
+            let mut rx = self.rx.lock();
+            let state = rx.ring.as_mut().map(|r| {
+                let consumer = r.mem.load_u32(abi_ring::CONSUMER_OFFSET).unwrap_or(u32::MAX);
+                r.producer.holds_frames(consumer)
+            });
+            if state == Some(Some(false)) {
+                rx.ring_waiter = true;
+            }
+            state
+        };
+        let status = match holds {
+            None => Some(Error::INVALID_DEVICE_STATE.to_status()),
+            Some(None) => Some(Error::INVALID_PARAMETER.to_status()),
+            Some(Some(true)) => Some(STATUS_SUCCESS),
+            Some(Some(false)) => None,
+        };
+        if let Some(st) = status {
+            drop(w);
+            if holds == Some(None) {
+                self.ring_detach(Error::INVALID_PARAMETER.to_status());
+            }
+            return irp.complete(st, 0);
+        }
+        if w.reads.len() + w.event_waits.len() + w.ring_waits.len() >= budget::MAX_PENDED {
+            drop(w);
+            return irp.complete(Error::QUOTA_EXCEEDED.to_status(), 0);
+        }
+        if w.ring_waits.try_reserve(1).is_err() {
+            drop(w);
+            return irp.complete(Error::INSUFFICIENT_RESOURCES.to_status(), 0);
+        }
+        let p = irp.mark_pending();
+        if !arm(&p) {
+            drop(w);
+            p.complete(STATUS_CANCELLED, 0);
+            return ndis_sys::STATUS_PENDING;
+        }
+        w.ring_waits.push(p);
+        ndis_sys::STATUS_PENDING
+    }
+
+    /// After a receive run: wakes the ring's waiters, and detaches a ring the process broke.
+    pub fn ring_service(&self) {
+        if !self.ring_attention.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let broken = {
+            let mut rx = self.rx.lock();
+            rx.ring_waiter = false;
+            rx.ring.as_ref().is_some_and(|r| r.producer.broken)
+        };
+        if broken {
+            self.fail_ring_waits(Error::INVALID_PARAMETER);
+            self.ring_detach(Error::INVALID_PARAMETER.to_status());
+        } else {
+            self.fail_ring_waits_with(STATUS_SUCCESS);
+        }
+    }
+
+    /// Completes every waiting ring request with `e`.
+    fn fail_ring_waits(&self, e: Error) {
+        self.fail_ring_waits_with(e.to_status());
+    }
+
+    fn fail_ring_waits_with(&self, status: ndis_sys::NTSTATUS) {
+        loop {
+            let next = take_owned(&mut self.waiting.lock().ring_waits, |p| p);
+            let Some(p) = next else { return };
+            p.complete(status, 0);
+        }
+    }
+
     /// The handle's receive counters (all zero before it attaches).
     pub fn statistics(&self) -> HandleStatistics {
         let rx = self.rx.lock();
         let q = rx.queue.as_ref();
+        let (ring_written, ring_consumed, ring_dropped, ring_pending) = rx.ring_counts();
         HandleStatistics {
             received: rx.offered,
             filtered: rx.filtered,
-            queued: q.map_or(0, |q| q.stats.queued),
-            delivered: q.map_or(0, |q| q.stats.delivered),
-            dropped_queue_full: q.map_or(0, |q| q.stats.dropped_full),
+            queued: q.map_or(0, |q| q.stats.queued) + ring_written,
+            delivered: q.map_or(0, |q| q.stats.delivered) + ring_consumed,
+            dropped_queue_full: q.map_or(0, |q| q.stats.dropped_full) + ring_dropped,
             dropped_too_large: q.map_or(0, |q| q.stats.dropped_too_large),
             dropped_resources: rx.dropped_resources,
             // CAST: a record count of a bounded queue.
-            pending: q.map_or(0, |q| q.records() as u64),
+            pending: q.map_or(0, |q| q.records() as u64) + ring_pending,
         }
     }
 
@@ -789,6 +1077,34 @@ unsafe extern "system" fn read_timer(_dpc: *mut KDPC, context: *mut c_void, _a: 
     }
 }
 
+/// The cancel routine of a ring's attach request (CancelIo, thread exit): detaches the ring.
+unsafe extern "system" fn cancel_ring(_device: *mut DEVICE_OBJECT, irp: *mut IRP) {
+    // SAFETY: the I/O manager calls this with the cancel spin lock held and CancelIrql set; release it first.
+    unsafe { IoReleaseCancelSpinLock((*irp).CancelIrql) };
+    // SAFETY: a request of this driver's device; its file object's FsContext is the Open (alive until CLOSE,
+    // which cannot come while this request is outstanding).
+    let Some(irp) = (unsafe { Irp::from_raw(irp) }) else { return };
+    let open = irp.fs_context().cast::<Open>();
+    // SAFETY: as above.
+    let Some(open) = (unsafe { open.as_ref() }) else {
+        let _ = irp.complete(STATUS_CANCELLED, 0);
+        return;
+    };
+    let raw = irp.as_raw();
+    let ring = {
+        let mut rx = open.rx.lock();
+        match rx.ring.as_ref() {
+            Some(r) if r.irp.as_ptr() == raw => rx.take_ring(),
+            _ => None,
+        }
+    };
+    // Not attached any more: whoever took it completes it. (Irp has no Drop: forgetting the view is fine.)
+    if let Some(r) = ring {
+        open.fail_ring_waits(Error::CANCELLED);
+        r.finish(STATUS_CANCELLED);
+    }
+}
+
 /// The cancel routine of a waiting read or event request: called by the I/O manager with the cancel spin
 /// lock held.
 unsafe extern "system" fn cancel_waiting(_device: *mut DEVICE_OBJECT, irp: *mut IRP) {
@@ -808,6 +1124,8 @@ unsafe extern "system" fn cancel_waiting(_device: *mut DEVICE_OBJECT, irp: *mut 
         let mut w = open.waiting.lock();
         if let Some(i) = w.reads.iter().position(|(p, _)| p.as_ptr() == raw) {
             Some(w.reads.remove(i).0)
+        } else if let Some(i) = w.ring_waits.iter().position(|p| p.as_ptr() == raw) {
+            Some(w.ring_waits.remove(i))
         } else {
             let i = w.event_waits.iter().position(|p| p.as_ptr() == raw);
             i.map(|i| w.event_waits.remove(i))

@@ -14,13 +14,16 @@ mod common;
 
 use common::status::*;
 use ndis_host::host::{Host, HostConfig};
-use ndis_host::io::{Access, Handle, IoResult, ProcessId};
+use ndis_host::io::{Access, Handle, IoResult, ProcessId, UserMemory};
 use ndis_host::ndis::AdapterConfig;
 use rawlink_abi::{ndisprot, rawlink, FrameHeader, OidHeader, SendReply};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const STATUS_DELETE_PENDING: i32 = 0xC000_0056u32 as i32;
+/// Stands for "the request never finished" (not a status anything returns).
+const STATUS_PENDING_NEVER: i32 = 0x0000_0103;
 const STATUS_OBJECT_PATH_NOT_FOUND: i32 = 0xC000_003Au32 as i32;
 const STATUS_QUOTA_EXCEEDED: i32 = 0xC000_0044u32 as i32;
 const STATUS_PRIVILEGE_NOT_HELD: i32 = 0xC000_0061u32 as i32;
@@ -140,7 +143,13 @@ struct Slot {
     may_block: bool,
     /// The MAC of the binding the handle was last attached to successfully.
     mac: Option<[u8; 6]>,
+    /// A mapped ring attached to the handle: its memory, layout and attach request.
+    ring: Option<(Arc<UserMemory>, rawlink_abi::ring::RingLayout, usize)>,
 }
+
+/// How a ring's attach request may end: cancelled (CancelIo, CLEANUP), the adapter gone, or broken by the
+/// process's consumer index.
+const RING_ENDS: &[i32] = &[STATUS_CANCELLED, STATUS_INVALID_DEVICE_STATE, STATUS_INVALID_PARAMETER];
 
 /// The outcome of a run.
 #[derive(Debug)]
@@ -381,6 +390,7 @@ impl Engine {
             74..=89 => ("indicate", Self::indicate),
             90..=93 => ("pause/restart", Self::pause_restart),
             94..=95 => ("unbind/rebind", Self::unbind_rebind),
+            96..=97 => ("ring", Self::ring),
             _ => ("filter", Self::filter),
         };
         (kind.1)(self);
@@ -403,6 +413,7 @@ impl Engine {
                     ndisprot: false,
                     may_block: false,
                     mac: None,
+                    ring: None,
                 });
             }
             Err(e) => {
@@ -454,6 +465,106 @@ impl Engine {
         let s = self.slots.swap_remove(i);
         let st = self.h.close(s.handle).expect("close");
         self.check("close", st, Expect::OneOf(&[STATUS_SUCCESS]), String::new);
+        self.ring_closed(&s);
+    }
+
+    /// After the handle's CLEANUP: its ring's attach request must have ended.
+    fn ring_closed(&mut self, s: &Slot) {
+        if let Some((_, _, irp)) = &s.ring {
+            let r = self.h.wait_request(*irp, Duration::from_secs(20)).expect("wait");
+            let st = r.map_or(STATUS_PENDING_NEVER, |r| r.status);
+            self.check("ring at close", st, Expect::OneOf(RING_ENDS), String::new);
+        }
+    }
+
+    /// Mapped rings: attach one (well-formed or not), consume as a good process does, scribble over the
+    /// consumer index or anything else of the ring, wait for frames, cancel the attach request, or look
+    /// whether the driver detached it (broken, or the adapter went away).
+    fn ring(&mut self) {
+        use rawlink_abi::ring::{self as r, RingLayout, RingSetup};
+        let Some(i) = self.random_slot() else { return self.open() };
+        let Some((mem, layout, irp)) = self.slots[i].ring.clone() else {
+            let slot_size = if self.rng.chance(80) {
+                *self.rng.pick(&[64u32, 128, 256, 2048, 4096, 65536])
+            } else {
+                self.rng.next() as u32
+            };
+            let slots = *self.rng.pick(&[2u32, 16, 64, 1024]);
+            let len = match RingLayout::with_slots(slots, slot_size.clamp(64, 65536).next_power_of_two()) {
+                Ok(l) if self.rng.chance(85) => l.len(),
+                _ => self.rng.length(1 << 20),
+            };
+            let mut setup = RingSetup { slot_size, flags: 0 }.to_bytes().to_vec();
+            if self.rng.chance(10) {
+                let n = self.rng.below(12);
+                setup = self.rng.bytes(n);
+            }
+            let Ok(mem) = UserMemory::new(len) else { return };
+            let mem = Arc::new(mem);
+            let handle = self.slots[i].handle;
+            let mut p = self.h.submit_ioctl_shared(handle, r::IOCTL_RAWLINK_RING_ATTACH, &setup, &mem).expect("ioctl");
+            let (done, irp) = (p.is_completed(), p.irp());
+            let st = if done {
+                p.wait(Duration::from_secs(20)).expect("wait").map_or(STATUS_PENDING_NEVER, |r| r.status)
+            } else {
+                STATUS_SUCCESS
+            };
+            drop(p);
+            if done {
+                let e = self.on(i, Expect::Failure);
+                self.check("ring attach", st, e, || format!("setup {setup:02x?}, {len} bytes"));
+                return;
+            }
+            let e = self.on(i, Expect::Defined);
+            self.check("ring attach", STATUS_SUCCESS, e, || "a ring attached after CLEANUP".into());
+            let l = RingLayout::parse_header(&{
+                let mut b = [0u8; 64];
+                mem.read_into(0, &mut b);
+                b
+            });
+            match l {
+                Ok(l) => self.slots[i].ring = Some((mem, l, irp)),
+                Err(_) => panic!("seed {:#x}, operation #{}: an attached ring has no valid header", self.seed, self.op),
+            }
+            return;
+        };
+        match self.rng.below(10) {
+            0..=3 => {
+                // A good process: take everything produced.
+                let producer = mem.load_u32(r::PRODUCER_OFFSET);
+                let consumer = mem.load_u32(r::CONSUMER_OFFSET);
+                if producer.wrapping_sub(consumer) > layout.slot_count {
+                    // The consumer index is garbage already; the driver breaks the ring when it looks.
+                    return;
+                }
+                mem.store_u32(r::CONSUMER_OFFSET, producer);
+            }
+            4 => mem.store_u32(r::CONSUMER_OFFSET, self.rng.next() as u32),
+            5 => {
+                let at = self.rng.below(layout.len()) & !3;
+                mem.store_u32(at, self.rng.next() as u32);
+            }
+            6..=7 => {
+                let handle = self.slots[i].handle;
+                let p = self.h.submit_ioctl(handle, r::IOCTL_RAWLINK_RING_WAIT, &[], 0).expect("ioctl");
+                let res = Self::settle(self.seed, self.op, p, true);
+                let e = self.on(i, Expect::Defined);
+                self.check("ring wait", res.status, e, String::new);
+            }
+            8 => {
+                let _ = self.h.cancel_request(irp).expect("cancel");
+                let r = self.h.wait_request(irp, Duration::from_secs(20)).expect("wait");
+                let st = r.map_or(STATUS_PENDING_NEVER, |r| r.status);
+                self.check("ring cancel", st, Expect::OneOf(RING_ENDS), String::new);
+                self.slots[i].ring = None;
+            }
+            _ => {
+                if let Some(res) = self.h.wait_request(irp, Duration::ZERO).expect("wait") {
+                    self.check("ring detached", res.status, Expect::OneOf(RING_ENDS), String::new);
+                    self.slots[i].ring = None;
+                }
+            }
+        }
     }
 
     /// A request that waits (a blocking read without a timeout, or WAIT_EVENT) is in flight when the handle is
@@ -479,6 +590,8 @@ impl Engine {
             Some(r) => r,
             None => panic!("seed {seed:#x}, operation #{op}: a request outlived its handle's close"),
         };
+        drop(p);
+        self.ring_closed(&s);
         let what = if read { "read pending at close" } else { "WAIT_EVENT pending at close" };
         self.check("close (request pending)", closed, Expect::OneOf(&[STATUS_SUCCESS]), String::new);
         self.check(what, r.status, Expect::Defined, String::new);
@@ -492,6 +605,9 @@ impl Engine {
         let st = self.h.cleanup_only(self.slots[i].handle).expect("cleanup");
         self.slots[i].cleaned = true;
         self.check("cleanup", st, Expect::OneOf(&[STATUS_SUCCESS]), String::new);
+        let s = self.slots[i].clone();
+        self.ring_closed(&s);
+        self.slots[i].ring = None;
     }
 
     /// The expectation for a request on `slot`, given what the operation would otherwise expect.
@@ -795,6 +911,7 @@ impl Engine {
         for s in std::mem::take(&mut self.slots) {
             let st = self.h.close(s.handle).expect("close");
             self.check("close", st, Expect::OneOf(&[STATUS_SUCCESS]), String::new);
+            self.ring_closed(&s);
         }
         self.h.unload().expect("unload");
         let v = self.h.violations();

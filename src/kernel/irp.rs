@@ -126,6 +126,34 @@ impl Irp {
         Ok(Some(unsafe { core::slice::from_raw_parts_mut(va.cast::<u8>(), len) }))
     }
 
+    /// For a METHOD_OUT_DIRECT device-control request: the caller's output buffer (`OutputBufferLength`
+    /// bytes), which the I/O manager probed and locked for the life of the request, mapped into system space
+    /// once. `None` without one; STATUS_INVALID_PARAMETER if it does not start on a page; STATUS_INSUFFICIENT_RESOURCES
+    /// if it cannot be mapped. The region stays valid only while the request is outstanding: its owner must
+    /// drop it before the request completes.
+    pub fn locked_output(&mut self) -> Result<Option<super::shared::SharedRegion>, Error> {
+        let (_, _, len) = self.ioctl();
+        // SAFETY: a dispatched IRP; for METHOD_OUT_DIRECT, MdlAddress is the I/O manager's MDL for the
+        // caller's locked output buffer (or null).
+        let mdl = unsafe { (*self.0).MdlAddress };
+        if mdl.is_null() || len == 0 {
+            return Ok(None);
+        }
+        // SAFETY: a valid MDL; ByteOffset (MmGetMdlByteOffset, a header inline) and ByteCount are plain fields.
+        let (offset, count) = unsafe { ((*mdl).ByteOffset, (*mdl).ByteCount) };
+        if offset != 0 || count != len {
+            return Err(Error::INVALID_PARAMETER);
+        }
+        // SAFETY: the MDL describes the caller's buffer, locked for the life of the IRP.
+        let va = unsafe { super::nbl::system_address(mdl) }.cast_mut();
+        if va.is_null() {
+            return Err(Error::INSUFFICIENT_RESOURCES);
+        }
+        // SAFETY: `len` bytes at the page-aligned `va` are the locked buffer's system mapping, valid until the
+        // IRP completes (the caller's obligation above).
+        Ok(Some(unsafe { super::shared::SharedRegion::new(va, len as usize) }))
+    }
+
     /// Marks the IRP pending (`IoMarkIrpPending`, a header inline) and hands it over to whoever completes it
     /// later; the dispatch routine then returns STATUS_PENDING.
     pub fn mark_pending(self) -> PendingIrp {

@@ -13,6 +13,7 @@ pub mod nbl;
 pub mod panic;
 pub mod security;
 pub mod sendpool;
+pub mod shared;
 pub mod string;
 pub mod sync;
 pub mod time;

@@ -17,6 +17,7 @@ use crate::native::irp::{
     device_facts, major_function, Buffer, FileObjectBlock, IosbBlock, IrpBlock, IrpSpec, MdlBlock,
     SecurityContextBlock, StackParameters, FO_CLEANUP_COMPLETE, FO_HANDLE_CREATED,
 };
+pub use crate::native::user_memory::UserMemory;
 use crate::trace::status;
 use crate::verifier::Rule;
 use ndis_sys::{
@@ -237,6 +238,8 @@ struct IrpRec {
     /// Shared with a armed [`UserFlip`], which may write it while the driver runs.
     user_in: Option<Arc<Buffer>>,
     user_out: Option<Buffer>,
+    /// Caller memory that stays shared with the driver (a mapped ring), described by the IRP's MDL.
+    shared: Option<Arc<UserMemory>>,
     /// Blocks the IRP points at that only need to live until it is finished (MDL, security context).
     _lent: (Option<MdlBlock>, Option<SecurityContextBlock>),
     iosb: IosbBlock,
@@ -259,6 +262,8 @@ pub(crate) struct IoState {
     irps: HashMap<usize, IrpRec>,
     /// MDLs the driver allocated with IoAllocateMdl.
     pub driver_mdls: HashMap<usize, MdlBlock>,
+    /// Caller buffers the I/O manager probed and locked (MmProbeAndLockPages) for direct-I/O requests.
+    pub pages_locked: u64,
     processes: BTreeSet<ProcessId>,
     next_file: u64,
     next_handle: u64,
@@ -349,7 +354,9 @@ impl IoState {
             [r.system.as_ref(), r.user_in.as_deref(), r.user_out.as_ref()]
                 .into_iter()
                 .flatten()
-                .any(|b| start >= b.addr() && end <= b.addr() + b.len())
+                .map(|b| (b.addr(), b.len()))
+                .chain(r.shared.as_deref().map(|m| (m.addr(), m.len())))
+                .any(|(a, l)| start >= a && end <= a + l)
         })
     }
 }
@@ -497,6 +504,8 @@ struct Request {
     system: Option<Buffer>,
     user_in: Option<Buffer>,
     user_out: Option<Buffer>,
+    /// Caller memory shared with the driver; the MDL describes it (see [`Host::submit_ioctl_shared`]).
+    shared: Option<Arc<UserMemory>>,
     /// Which of the user buffers the MDL describes, and whether the device writes it.
     mdl_over: Option<(bool, bool)>,
     /// Which user buffer is `UserBuffer`: Some(true) = user_out, Some(false) = user_in.
@@ -517,6 +526,7 @@ impl Request {
             system: None,
             user_in: None,
             user_out: None,
+            shared: None,
             mdl_over: None,
             user_buffer: None,
             security: None,
@@ -957,6 +967,12 @@ impl Host {
         self.wait_irp(irp, timeout)
     }
 
+    /// Cancels a request submitted earlier whose [`PendingIo`] was dropped (IoCancelIrp, as CancelIoEx);
+    /// true if the driver's cancel routine ran.
+    pub fn cancel_request(&self, irp: usize) -> Result<bool, HostError> {
+        self.cancel_irp(irp)
+    }
+
     /// An overlapped WriteFile.
     pub fn submit_write(&self, handle: Handle, bytes: &[u8]) -> Result<PendingIo<'_>, HostError> {
         let s =
@@ -975,6 +991,43 @@ impl Host {
         let need = CtlCode::decode(code).required_access;
         let s = self.submit_handle(handle, need, |_| device_control(code, input, output_len))?;
         Ok(self.pending(s))
+    }
+
+    /// An overlapped DeviceIoControl whose output buffer is `memory`, caller memory that stays shared with the
+    /// driver while the request is outstanding (a mapped ring: METHOD_OUT_DIRECT or METHOD_IN_DIRECT, the
+    /// I/O manager probes and locks its pages once, for the life of the request). Nothing is copied back at
+    /// completion; the caller reads `memory` itself.
+    pub fn submit_ioctl_shared(
+        &self,
+        handle: Handle,
+        code: u32,
+        input: &[u8],
+        memory: &Arc<UserMemory>,
+    ) -> Result<PendingIo<'_>, HostError> {
+        let ctl = CtlCode::decode(code);
+        let mem = Arc::clone(memory);
+        let s = self.submit_handle(handle, ctl.required_access, move |_| {
+            let mut r = device_control(code, input, 0)?;
+            // A zero-length buffer has no MDL, as on Windows.
+            if matches!(ctl.transfer, TransferType::InDirect | TransferType::OutDirect) && !mem.is_empty() {
+                let len = u32::try_from(mem.len()).map_err(|_| STATUS_INVALID_PARAMETER)?;
+                if let StackParameters::DeviceIoControl { output_length, .. } = &mut r.params {
+                    *output_length = len;
+                }
+                r.mdl_over = Some((true, ctl.transfer == TransferType::OutDirect));
+                r.info_limit = mem.len();
+                r.output = Output::None;
+                r.shared = Some(mem);
+            }
+            Ok(r)
+        })?;
+        Ok(self.pending(s))
+    }
+
+    /// How many caller buffers the I/O manager has probed and locked for direct-I/O requests
+    /// (MmProbeAndLockPages), since the host started.
+    pub fn user_pages_locked(&self) -> u64 {
+        self.inner.state().io.pages_locked
     }
 
     fn pending(&self, s: Submitted) -> PendingIo<'_> {
@@ -1036,6 +1089,7 @@ impl Host {
             system,
             user_in,
             user_out,
+            shared,
             mdl_over,
             user_buffer,
             security,
@@ -1064,15 +1118,27 @@ impl Host {
             let mdl = match mdl_over {
                 None => None,
                 Some((over_out, device_writes)) => {
-                    let b = if over_out { user_out.as_ref() } else { user_in.as_deref() };
+                    let b = if over_out {
+                        user_out
+                            .as_ref()
+                            .map(|b| (b.addr(), b.len()))
+                            .or(shared.as_deref().map(|m| (m.addr(), m.len())))
+                    } else {
+                        user_in.as_deref().map(|b| (b.addr(), b.len()))
+                    };
                     match b {
                         None => None,
-                        Some(b) => {
+                        Some((addr, len)) => {
+                            // IoAllocateMdl + MmProbeAndLockPages(UserMode, IoWriteAccess or IoReadAccess): the
+                            // probe can fail (the pages cannot be locked), and the request then never reaches
+                            // the driver.
+                            if self.inner.inject("MmProbeAndLockPages") {
+                                return Ok(Submitted::Done(IoResult::status_only(STATUS_INSUFFICIENT_RESOURCES)));
+                            }
+                            st.io.pages_locked += 1;
                             let mdl_flags = MDL_PAGES_LOCKED | if device_writes { MDL_WRITE_OPERATION } else { 0 };
                             // Buffer lengths were checked to fit a ULONG when the request was built.
-                            let m = u32::try_from(b.len())
-                                .ok()
-                                .and_then(|len| MdlBlock::build(b.addr(), len, mdl_flags, true));
+                            let m = u32::try_from(len).ok().and_then(|len| MdlBlock::build(addr, len, mdl_flags, true));
                             match m {
                                 Some(m) => Some(m),
                                 None => {
@@ -1124,6 +1190,7 @@ impl Host {
                     system,
                     user_in,
                     user_out,
+                    shared,
                     _lent: (mdl, security),
                     iosb,
                     output,

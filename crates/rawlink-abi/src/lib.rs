@@ -37,6 +37,8 @@ const fn net_ioctl(function: u32) -> u32 {
     ctl_code(FILE_DEVICE_NETWORK, function, METHOD_BUFFERED, FILE_READ_WRITE_ACCESS)
 }
 
+pub mod ring;
+
 /// NDISPROT's codes, so existing NDISPROT programs work unchanged.
 pub mod ndisprot {
     use super::net_ioctl;
@@ -145,6 +147,8 @@ pub mod rawlink {
     /// frames; otherwise at least 14). Longer frames are cut, with their original length in the header and
     /// the TRUNCATED flag.
     pub const IOCTL_RAWLINK_SET_CAPTURE_LENGTH: u32 = net_ioctl(0x90C);
+    /// The mapped receive ring's requests: see [`crate::ring`].
+    pub use crate::ring::{IOCTL_RAWLINK_RING_ATTACH, IOCTL_RAWLINK_RING_WAIT};
 }
 
 /// IOCTL_RAWLINK_SEND's reply: `u32 frames_sent`, `u32 first_failure` (index of the first frame not sent,

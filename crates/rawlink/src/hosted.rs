@@ -7,18 +7,18 @@
 //! indicates what arrives. Requests go through ndis-host's I/O manager exactly as a Windows program's would
 //! through the real one. [`Hosted::shutdown`] unloads the driver and returns the verifier's findings.
 
-use crate::backend::{Backend, Completion, Failure, RawHandle};
+use crate::backend::{Backend, Completion, Failure, RawHandle, RingMemory};
 use crate::error::{Error, Status};
 use crate::packet::{Arp, Echo};
 use ndis_host::backend::tap::TapBackend;
 use ndis_host::backend::Wire;
 use ndis_host::host::{Host, HostConfig};
-use ndis_host::io::{Access, Handle, IoResult, OpenError, ProcessId};
+use ndis_host::io::{Access, Handle, IoResult, OpenError, ProcessId, UserMemory};
 use ndis_host::ndis::AdapterConfig;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 /// The name programs open (`\\.\RawLink`).
@@ -348,6 +348,51 @@ impl Backend for Hosted {
         Self::complete(&mut p, timeout, &mut [])
     }
 
+    fn attach_ring(&self, h: RawHandle, setup: &[u8], len: usize) -> Result<Box<dyn RingMemory>, Failure> {
+        let g = self.read_host();
+        let host = g.as_ref().ok_or_else(|| Failure::Backend("the driver was unloaded".into()))?;
+        let mem = Arc::new(UserMemory::new(len).map_err(|e| Failure::Backend(format!("ring memory: {e}")))?);
+        let mut p = host
+            .submit_ioctl_shared(Self::handle(h), rawlink_abi::ring::IOCTL_RAWLINK_RING_ATTACH, setup, &mem)
+            .map_err(|e| Failure::Backend(e.to_string()))?;
+        if p.is_completed() {
+            // Refused (the request does not stay pending when the ring attaches).
+            return match p.wait(Duration::from_secs(5)) {
+                Ok(Some(r)) => Err(Failure::Status(Status::Nt(r.status))),
+                Ok(None) => Err(Failure::Backend("RING_ATTACH completed but did not finish".into())),
+                Err(e) => Err(Failure::Backend(e.to_string())),
+            };
+        }
+        Ok(Box::new(HostedRing { mem, irp: p.irp(), done: Mutex::new(None) }))
+    }
+
+    fn ring_detached(&self, ring: &dyn RingMemory) -> Option<Failure> {
+        let r = ring.as_any().downcast_ref::<HostedRing>()?;
+        let mut done = r.done.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if done.is_none() {
+            let g = self.read_host();
+            let host = g.as_ref()?;
+            if let Ok(Some(res)) = host.wait_request(r.irp, Duration::ZERO) {
+                *done = Some(res.status);
+            }
+        }
+        done.map(|s| Failure::Status(Status::Nt(s)))
+    }
+
+    fn detach_ring(&self, ring: &dyn RingMemory) {
+        let Some(r) = ring.as_any().downcast_ref::<HostedRing>() else { return };
+        let mut done = r.done.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if done.is_some() {
+            return;
+        }
+        let g = self.read_host();
+        let Some(host) = g.as_ref() else { return };
+        let _ = host.cancel_request(r.irp);
+        if let Ok(Some(res)) = host.wait_request(r.irp, Duration::from_secs(5)) {
+            *done = Some(res.status);
+        }
+    }
+
     fn describe(&self) -> String {
         let cable = match (&self.cable, &self.tap) {
             (Cable::Tap(_), Some(t)) => format!("TAP interface {}", t.name()),
@@ -410,4 +455,31 @@ fn is_root() -> bool {
         .ok()
         .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(2) == Some("0")))
         .unwrap_or(false)
+}
+
+/// A mapped ring's memory in the hosted machine: caller memory the I/O manager locked for the attach request.
+#[derive(Debug)]
+struct HostedRing {
+    mem: Arc<UserMemory>,
+    irp: usize,
+    /// The attach request's final status, once it finished.
+    done: Mutex<Option<i32>>,
+}
+
+impl RingMemory for HostedRing {
+    fn load_u32(&self, offset: usize) -> u32 {
+        self.mem.load_u32(offset)
+    }
+    fn store_u32(&self, offset: usize, v: u32) {
+        self.mem.store_u32(offset, v);
+    }
+    fn read_into(&self, offset: usize, out: &mut [u8]) -> bool {
+        self.mem.read_into(offset, out)
+    }
+    fn request(&self) -> usize {
+        self.irp
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
 }

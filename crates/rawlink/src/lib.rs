@@ -31,13 +31,13 @@ pub mod packet;
 #[allow(unsafe_code)]
 pub mod windows;
 
-pub use backend::{Backend, Failure, RawHandle};
+pub use backend::{Backend, Failure, RawHandle, RingMemory};
 pub use error::{Error, Result, Status, StatusKind};
 pub use rawlink_abi as abi;
 pub use rawlink_abi::{frame_flags, BindingStatistics, FrameHeader, HandleStatistics};
 
 use rawlink_abi::rawlink as ioctl;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// What one adapter binding is, as the driver reports it (IOCTL_RAWLINK_QUERY_BINDING).
@@ -555,13 +555,24 @@ pub struct Link {
     backend: Arc<dyn Backend>,
     handle: RawHandle,
     info: AdapterInfo,
+    /// The mapped receive ring, when one is attached ([`Link::attach_ring`]).
+    ring: Mutex<Option<LinkRing>>,
+}
+
+/// A mapped receive ring of a [`Link`]: its memory, layout, this side's consumer index and a scratch frame.
+#[derive(Debug)]
+struct LinkRing {
+    mem: Box<dyn RingMemory>,
+    layout: abi::ring::RingLayout,
+    consumer: u32,
+    scratch: Vec<u8>,
 }
 
 impl Link {
     /// Opens a new handle and attaches it to `info`'s binding (IOCTL_RAWLINK_OPEN).
     pub fn attach(backend: Arc<dyn Backend>, info: AdapterInfo) -> Result<Self> {
         let handle = backend.open()?;
-        let link = Self { backend, handle, info };
+        let link = Self { backend, handle, info, ring: Mutex::new(None) };
         link.ioctl_in("OPEN", ioctl::IOCTL_RAWLINK_OPEN, &link.info.index.to_le_bytes())?;
         Ok(link)
     }
@@ -727,8 +738,100 @@ impl Link {
     }
 }
 
+impl Link {
+    fn ring_lock(&self) -> std::sync::MutexGuard<'_, Option<LinkRing>> {
+        self.ring.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Attaches a mapped receive ring of at least `slots` slots of `slot_size` bytes (powers of two; see
+    /// `rawlink_abi::ring`): from then on received frames go into memory shared with the driver, locked once,
+    /// and [`Link::recv_ring`] takes them without a read per batch. A driver or backend without rings
+    /// answers [`StatusKind::NotSupported`] (or STATUS_INVALID_DEVICE_REQUEST from an older driver): then
+    /// keep using [`Link::recv`].
+    pub fn attach_ring(&self, slots: u32, slot_size: u32) -> Result<abi::ring::RingLayout> {
+        let layout = abi::ring::RingLayout::with_slots(slots, slot_size).map_err(|_| {
+            Error::InvalidArgument(format!(
+                "ring of {slots} slots of {slot_size} bytes: the slot size must be a power of two from {} to {},                  the whole ring at most {} bytes",
+                abi::ring::SLOT_MIN,
+                abi::ring::SLOT_MAX,
+                abi::ring::DATA_MAX
+            ))
+        })?;
+        let mut g = self.ring_lock();
+        if g.is_some() {
+            return Err(Error::InvalidArgument("this handle has a ring already".into()));
+        }
+        let setup = abi::ring::RingSetup { slot_size, flags: 0 }.to_bytes();
+        let mem =
+            self.backend.attach_ring(self.handle, &setup, layout.len()).map_err(|f| request_error("RING_ATTACH", f))?;
+        let mut head = [0u8; abi::ring::CACHE_LINE];
+        if !mem.read_into(0, &mut head) || abi::ring::RingLayout::parse_header(&head) != Ok(layout) {
+            self.backend.detach_ring(&*mem);
+            return Err(malformed("RING_ATTACH", "the ring's header is not the layout asked for".into()));
+        }
+        *g = Some(LinkRing { mem, layout, consumer: 0, scratch: vec![0; layout.capacity()] });
+        Ok(layout)
+    }
+
+    /// Whether a ring is attached (and the driver has not detached it).
+    pub fn has_ring(&self) -> bool {
+        self.ring_lock().as_ref().is_some_and(|r| self.backend.ring_detached(&*r.mem).is_none())
+    }
+
+    /// Takes up to `max` frames from the ring, in arrival order, calling `f` with each (the data is a copy:
+    /// the ring's memory is never lent out). When the ring is empty it waits up to `timeout` (`None`: for
+    /// ever) for frames (IOCTL_RAWLINK_RING_WAIT); returns how many frames `f` saw (0: none came). An error
+    /// when the driver detached the ring (the adapter went away, or the ring was found broken).
+    pub fn recv_ring(&self, max: usize, timeout: Option<Duration>, mut f: impl FnMut(Frame<'_>)) -> Result<usize> {
+        let mut g = self.ring_lock();
+        let r = g.as_mut().ok_or_else(|| Error::InvalidArgument("no ring is attached (Link::attach_ring)".into()))?;
+        if let Some(fail) = self.backend.ring_detached(&*r.mem) {
+            return Err(request_error("RING_ATTACH", fail));
+        }
+        let mut producer = r.mem.load_u32(abi::ring::PRODUCER_OFFSET);
+        if producer == r.consumer {
+            match self.backend.ioctl(self.handle, abi::ring::IOCTL_RAWLINK_RING_WAIT, &[], &mut [], timeout) {
+                Ok(_) => {}
+                Err(Failure::TimedOut) => return Ok(0),
+                Err(Failure::Status(s)) if s.kind() == StatusKind::Cancelled => return Ok(0),
+                Err(fail) => return Err(request_error("RING_WAIT", fail)),
+            }
+            producer = r.mem.load_u32(abi::ring::PRODUCER_OFFSET);
+        }
+        let available = producer.wrapping_sub(r.consumer);
+        if available > r.layout.slot_count {
+            return Err(malformed("ring", format!("producer index {producer} is {available} slots ahead")));
+        }
+        let take = available.min(u32::try_from(max).unwrap_or(u32::MAX));
+        let mut head = [0u8; FrameHeader::LEN];
+        for i in 0..take {
+            let at = r.layout.slot_offset(r.consumer.wrapping_add(i));
+            let header = if r.mem.read_into(at, &mut head) { FrameHeader::parse(&head).ok() } else { None };
+            let header = header.filter(|h| h.captured_length as usize <= r.layout.capacity());
+            let Some(header) = header else {
+                return Err(malformed("ring", format!("slot at {at} has no valid header")));
+            };
+            let data = r.scratch.get_mut(..header.captured_length as usize).unwrap_or_default();
+            r.mem.read_into(at + FrameHeader::LEN, data);
+            f(Frame { header, data });
+        }
+        r.consumer = r.consumer.wrapping_add(take);
+        r.mem.store_u32(abi::ring::CONSUMER_OFFSET, r.consumer);
+        Ok(take as usize)
+    }
+
+    /// Detaches the ring (frames go to reads again); nothing if none is attached.
+    pub fn detach_ring(&self) {
+        if let Some(r) = self.ring_lock().take() {
+            self.backend.detach_ring(&*r.mem);
+        }
+    }
+}
+
 impl Drop for Link {
     fn drop(&mut self) {
+        // The ring's memory is freed only after its attach request completed.
+        self.detach_ring();
         self.backend.close(self.handle);
     }
 }

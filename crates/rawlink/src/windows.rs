@@ -7,8 +7,10 @@
 //! for the duration of the call (or, for overlapped I/O, until the request has completed or been cancelled
 //! and reaped).
 
-use crate::backend::{Backend, Completion, Failure, RawHandle};
+use crate::backend::{Backend, Completion, Failure, RawHandle, RingMemory};
 use crate::error::{Error, Status};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 use windows_sys::Win32::Foundation::{
     CloseHandle, GetLastError, ERROR_ACCESS_DENIED, ERROR_FILE_NOT_FOUND, ERROR_IO_INCOMPLETE, ERROR_IO_PENDING,
@@ -17,6 +19,9 @@ use windows_sys::Win32::Foundation::{
 };
 use windows_sys::Win32::Storage::FileSystem::{
     CreateFileW, ReadFile, WriteFile, FILE_FLAG_OVERLAPPED, FILE_SHARE_READ, FILE_SHARE_WRITE, OPEN_EXISTING,
+};
+use windows_sys::Win32::System::Memory::{
+    VirtualAlloc, VirtualFree, MEM_COMMIT, MEM_RELEASE, MEM_RESERVE, PAGE_READWRITE,
 };
 use windows_sys::Win32::System::Services::{
     CloseServiceHandle, OpenSCManagerW, OpenServiceW, QueryServiceStatus, SC_HANDLE, SC_MANAGER_CONNECT,
@@ -267,5 +272,166 @@ impl Backend for WindowsBackend {
 
     fn describe(&self) -> String {
         format!("Windows: {DEVICE_PATH}")
+    }
+
+    fn attach_ring(&self, h: RawHandle, setup: &[u8], len: usize) -> Result<Box<dyn RingMemory>, Failure> {
+        let hd = handle(h);
+        let null_attrs = std::ptr::null();
+        let no_name: *const u16 = std::ptr::null();
+        // SAFETY: a manual-reset, unnamed event with default security; no buffers are passed.
+        let event = unsafe { CreateEventW(null_attrs, 1, 0, no_name) };
+        if event.is_null() {
+            return Err(Failure::Backend(format!("CreateEventW: {}", Status::Win32(last_error()))));
+        }
+        let event = Owned(event);
+        // SAFETY: a fresh committed read-write allocation of `len` bytes at an address the system picks
+        // (page-aligned, as the driver requires).
+        let base = unsafe { VirtualAlloc(std::ptr::null(), len, MEM_COMMIT | MEM_RESERVE, PAGE_READWRITE) };
+        if base.is_null() {
+            return Err(Failure::Backend(format!("VirtualAlloc of {len} bytes: {}", Status::Win32(last_error()))));
+        }
+        let ov = Box::new(OVERLAPPED { Internal: 0, InternalHigh: 0, Anonymous: Default::default(), hEvent: event.0 });
+        // The ring owns the memory, the OVERLAPPED (boxed: its address stays put) and the event from here on,
+        // so every early return frees them, after the request (if it started) has completed.
+        let ring = WindowsRing { base: base.cast(), len, h: hd, ov, _event: event, done: Mutex::new(None) };
+        let mut n = 0u32;
+        let ov_ptr: *const OVERLAPPED = &*ring.ov;
+        // SAFETY: `setup` outlives the call (the I/O manager copies METHOD_OUT_DIRECT input); the output buffer
+        // is the ring's allocation, which stays allocated until the request has completed (WindowsRing's
+        // Drop); the OVERLAPPED lives in the ring's box for as long.
+        let started = unsafe {
+            DeviceIoControl(
+                hd,
+                rawlink_abi::ring::IOCTL_RAWLINK_RING_ATTACH,
+                setup.as_ptr().cast(),
+                len32(setup.len()),
+                base,
+                len32(len),
+                &mut n,
+                ov_ptr.cast_mut(),
+            )
+        };
+        let e = last_error();
+        if started != 0 {
+            // Completed at once: the driver did not keep the ring.
+            *ring.done.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(0);
+            return Err(Failure::Backend("RING_ATTACH completed at once instead of pending".into()));
+        }
+        if e != ERROR_IO_PENDING {
+            *ring.done.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e);
+            return Err(Failure::Status(Status::Win32(e)));
+        }
+        Ok(Box::new(ring))
+    }
+
+    fn ring_detached(&self, ring: &dyn RingMemory) -> Option<Failure> {
+        let r = ring.as_any().downcast_ref::<WindowsRing>()?;
+        match r.poll(false)? {
+            0 => Some(Failure::Backend("the ring's attach request completed".into())),
+            e => Some(Failure::Status(Status::Win32(e))),
+        }
+    }
+
+    fn detach_ring(&self, ring: &dyn RingMemory) {
+        if let Some(r) = ring.as_any().downcast_ref::<WindowsRing>() {
+            r.cancel_and_wait();
+        }
+    }
+}
+
+/// A mapped ring's memory on Windows: pages VirtualAlloc gave, which the I/O manager keeps locked while the
+/// attach request (on `h`, with `ov`) is pending. They are freed only after that request has completed.
+///
+/// # Invariants
+///
+/// `base..base + len` is this value's VirtualAlloc allocation; `ov` is the OVERLAPPED of the attach request
+/// started on `h`, if one was started.
+struct WindowsRing {
+    base: *mut u8,
+    len: usize,
+    h: HANDLE,
+    ov: Box<OVERLAPPED>,
+    _event: Owned,
+    /// The request's Win32 result once it completed (0: success).
+    done: Mutex<Option<u32>>,
+}
+
+// SAFETY: the memory is reached only through atomics and copies (the driver writes it concurrently anyway);
+// the OVERLAPPED is only passed to GetOverlappedResult/CancelIoEx, which may be called from any thread.
+unsafe impl Send for WindowsRing {}
+// SAFETY: as above.
+unsafe impl Sync for WindowsRing {}
+
+impl std::fmt::Debug for WindowsRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WindowsRing({:p}, {} bytes)", self.base, self.len)
+    }
+}
+
+impl WindowsRing {
+    /// The request's result if it completed (waiting for it with `wait`).
+    fn poll(&self, wait: bool) -> Option<u32> {
+        let mut done = self.done.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if done.is_none() {
+            let mut n = 0u32;
+            // SAFETY: `ov` is the OVERLAPPED of the request started on `h` (type invariant).
+            let ok = unsafe { GetOverlappedResult(self.h, &*self.ov, &mut n, i32::from(wait)) };
+            let e = if ok != 0 { 0 } else { last_error() };
+            if e != ERROR_IO_INCOMPLETE {
+                *done = Some(e);
+            }
+        }
+        *done
+    }
+
+    fn cancel_and_wait(&self) {
+        if self.poll(false).is_none() {
+            // SAFETY: cancels only the attach request of `ov` on `h`.
+            unsafe { CancelIoEx(self.h, &*self.ov) };
+            let _ = self.poll(true);
+        }
+    }
+
+    fn word(&self, offset: usize) -> Option<&AtomicU32> {
+        if offset % 4 != 0 || offset.checked_add(4).is_none_or(|e| e > self.len) {
+            return None;
+        }
+        // SAFETY: inside the allocation (checked), 4-byte aligned (VirtualAlloc memory is page-aligned); an
+        // AtomicU32 may alias memory the driver writes concurrently.
+        Some(unsafe { AtomicU32::from_ptr(self.base.add(offset).cast::<u32>()) })
+    }
+}
+
+impl RingMemory for WindowsRing {
+    fn load_u32(&self, offset: usize) -> u32 {
+        self.word(offset).map_or(0, |w| w.load(Ordering::Acquire))
+    }
+    fn store_u32(&self, offset: usize, v: u32) {
+        if let Some(w) = self.word(offset) {
+            w.store(v, Ordering::Release);
+        }
+    }
+    fn read_into(&self, offset: usize, out: &mut [u8]) -> bool {
+        if offset.checked_add(out.len()).is_none_or(|e| e > self.len) {
+            return false;
+        }
+        // SAFETY: inside the allocation (checked); copied out, never referenced.
+        unsafe { std::ptr::copy_nonoverlapping(self.base.add(offset), out.as_mut_ptr(), out.len()) };
+        true
+    }
+    fn request(&self) -> usize {
+        std::ptr::from_ref::<OVERLAPPED>(&*self.ov) as usize
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+impl Drop for WindowsRing {
+    fn drop(&mut self) {
+        // The pages stay allocated until the driver and the I/O manager are done with them.
+        self.cancel_and_wait();
+        // SAFETY: this value's allocation (type invariant), no longer used by any request.
+        unsafe { VirtualFree(self.base.cast(), 0, MEM_RELEASE) };
     }
 }

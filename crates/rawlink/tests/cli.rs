@@ -149,6 +149,17 @@ fn capture_to_stdout_is_a_valid_pcapng_even_with_no_frames() {
 }
 
 #[test]
+fn capture_uses_the_mapped_ring_when_asked_and_reads_when_told() {
+    for (rx, says) in [("ring", true), ("auto", true), ("read", false)] {
+        let out = rawlink(&["capture", "-w", "-", "-d", "0.3", "--rx", rx]);
+        let t = text(&out);
+        assert!(out.status.success(), "{rx}: {t}");
+        assert_eq!(out.stdout.get(..4), Some(&[0x0A, 0x0D, 0x0D, 0x0A][..]), "{rx}: a pcapng section header");
+        assert_eq!(t.contains("receiving through the driver's mapped ring"), says, "{rx}: {t}");
+    }
+}
+
+#[test]
 fn adapters_are_listed_as_a_table() {
     let out = rawlink(&["adapters"]);
     let t = text(&out);

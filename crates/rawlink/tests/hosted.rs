@@ -281,3 +281,49 @@ fn a_handle_without_write_access_is_told_to_run_as_administrator() {
     }
     finish(&h);
 }
+
+#[test]
+fn frames_come_through_the_mapped_ring_in_order_and_reads_take_over_after_a_detach() {
+    let h = start(1);
+    {
+        let rl = Rawlink::new(h.clone()).expect("opened");
+        let link = rl.open_adapter("0").expect("attached");
+        let mac = link.info().mac;
+        link.set_filter(&Filter::default().with_ethertypes(&[0x88B5])).expect("filter");
+        let layout = link.attach_ring(256, 2048).expect("ring attached");
+        assert_eq!((layout.slot_count, layout.slot_size), (256, 2048));
+        assert!(link.has_ring());
+        assert!(matches!(link.attach_ring(256, 2048), Err(Error::InvalidArgument(_))), "one ring per link");
+        // Nothing yet: the wait runs out.
+        assert_eq!(link.recv_ring(64, Some(Duration::from_millis(50)), |_| panic!("no frame")).expect("waited"), 0);
+        let wire = h.wire().expect("wire");
+        let sent: Vec<Vec<u8>> =
+            (0..40u8).map(|i| frame(mac, [2, 0, 0, 0, 0, 9], 0x88B5, 60 + usize::from(i) * 30, i)).collect();
+        for f in &sent {
+            wire.transmit(f);
+        }
+        let mut got: Vec<(abi::FrameHeader, Vec<u8>)> = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while got.len() < sent.len() && Instant::now() < deadline {
+            link.recv_ring(16, Some(Duration::from_millis(100)), |f| got.push((f.header, f.data.to_vec())))
+                .expect("ring receive");
+        }
+        assert_eq!(got.len(), sent.len());
+        for ((hd, data), want) in got.iter().zip(&sent) {
+            assert_eq!(data, want);
+            assert_eq!(hd.original_length as usize, want.len());
+        }
+        let st = link.statistics().expect("statistics");
+        assert_eq!(st.queued, 40, "{st:?}");
+        link.detach_ring();
+        assert!(!link.has_ring());
+        wire.transmit(&sent[0]);
+        link.set_read_mode(ReadMode::Blocking { min_bytes: 1, timeout_ms: 0 }).expect("read mode");
+        let mut buf = RecvBuffer::new(64 * 1024);
+        let b = link.recv_timeout(&mut buf, Duration::from_secs(5)).expect("read");
+        assert_eq!(b.iter().map(|f| f.data.to_vec()).collect::<Vec<_>>(), vec![sent[0].clone()]);
+        // A ring attached again and left attached is detached when the link drops.
+        link.attach_ring(64, 256).expect("ring attached again");
+    }
+    finish(&h);
+}

@@ -13,4 +13,5 @@ pub mod ndis_objects;
 pub mod stack;
 #[cfg(target_os = "linux")]
 pub mod tap;
+pub mod user_memory;
 pub mod watch;

@@ -2,7 +2,7 @@
 
 use crate::pcap::{self, Clock, INBOUND, OUTBOUND};
 use crate::Session;
-use clap::Subcommand;
+use clap::{Subcommand, ValueEnum};
 use rawlink::packet::{self, Arp, Echo};
 use rawlink::{abi, Error, Filter, Link, ReadMode, RecvBuffer, SendBatch};
 use std::io::Write;
@@ -39,9 +39,13 @@ pub enum Command {
         /// Keep at most this many bytes of each frame (0 = whole frames).
         #[arg(short = 's', long, default_value_t = 0)]
         snaplen: u32,
-        /// The driver's receive queue for this capture, in KiB.
+        /// The driver's receive queue for this capture, in KiB (with a ring: the ring's data area, at most 8 MiB).
         #[arg(long, default_value_t = 4096)]
         queue_kib: u32,
+        /// How frames come up: `auto` uses the driver's mapped ring when it has one and reads otherwise,
+        /// `ring` insists on the ring, `read` uses batched reads.
+        #[arg(long, value_enum, default_value_t = RxPath::Auto)]
+        rx: RxPath,
     },
     /// Send frames given as hex (`ffffffffffff0252...`) or read from a file of raw bytes (one frame).
     Send {
@@ -169,8 +173,8 @@ fn interrupted() -> Arc<AtomicBool> {
 pub fn run(s: &Session, cmd: &Command) -> Res {
     match cmd {
         Command::Adapters => adapters(s),
-        Command::Capture { interface, write, count, duration, ethertype, dst, snaplen, queue_kib } => {
-            capture(s, interface, write.as_deref(), *count, *duration, ethertype, dst, *snaplen, *queue_kib)
+        Command::Capture { interface, write, count, duration, ethertype, dst, snaplen, queue_kib, rx } => {
+            capture(s, interface, write.as_deref(), *count, *duration, ethertype, dst, *snaplen, *queue_kib, *rx)
         }
         Command::Send { interface, hex, file, repeat, any_source } => {
             send(s, interface, hex, file.as_ref(), *repeat, *any_source)
@@ -314,6 +318,30 @@ fn clock_text(t: SystemTime) -> String {
 }
 
 #[allow(clippy::too_many_arguments)]
+/// How `capture` takes frames from the driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RxPath {
+    Auto,
+    Ring,
+    Read,
+}
+
+/// The ring `capture` asks for: slots that hold `snaplen` bytes (whole frames of the adapter's MTU when 0),
+/// as many as fit `queue_bytes` (a power of two, at least 2).
+fn ring_shape(snaplen: u32, mtu: u32, queue_bytes: u32) -> (u32, u32) {
+    let frame = if snaplen == 0 { mtu.saturating_add(18) } else { snaplen };
+    let slot = frame
+        .saturating_add(u32::try_from(abi::FrameHeader::LEN).unwrap_or(u32::MAX))
+        .checked_next_power_of_two()
+        .unwrap_or(abi::ring::SLOT_MAX)
+        .clamp(abi::ring::SLOT_MIN, abi::ring::SLOT_MAX);
+    let data = queue_bytes.clamp(abi::QUEUE_MIN, u32::try_from(abi::ring::DATA_MAX).unwrap_or(abi::QUEUE_MIN));
+    let slots = (data / slot).max(2);
+    // Round down to a power of two so the ring stays within the queue size asked for.
+    (1 << (31 - slots.leading_zeros()), slot)
+}
+
+#[allow(clippy::too_many_arguments)]
 pub fn capture(
     s: &Session,
     interface: &str,
@@ -324,13 +352,37 @@ pub fn capture(
     dst: &[String],
     snaplen: u32,
     queue_kib: u32,
+    rx: RxPath,
 ) -> Res {
     let filter = Filter { classes: parse_classes(dst)?, ethertypes: parse_types(ethertype)? };
     let link = open(s, interface)?;
     link.set_filter(&filter)?;
     link.set_capture_length(snaplen)?;
-    link.set_queue_size(queue_kib.saturating_mul(1024))?;
-    link.set_read_mode(ReadMode::Blocking { min_bytes: 1, timeout_ms: 100 })?;
+    let queue_bytes = queue_kib.saturating_mul(1024);
+    let ring = match rx {
+        RxPath::Read => false,
+        RxPath::Auto | RxPath::Ring => {
+            let (slots, slot) = ring_shape(snaplen, link.info().mtu, queue_bytes);
+            match link.attach_ring(slots, slot) {
+                Ok(l) => {
+                    eprintln!(
+                        "receiving through the driver's mapped ring ({} slots of {} bytes, locked once)",
+                        l.slot_count, l.slot_size
+                    );
+                    true
+                }
+                Err(e) if rx == RxPath::Auto => {
+                    eprintln!("no mapped ring ({e}); using batched reads");
+                    false
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    };
+    if !ring {
+        link.set_queue_size(queue_bytes)?;
+        link.set_read_mode(ReadMode::Blocking { min_bytes: 1, timeout_ms: 100 })?;
+    }
     let mut out: Option<pcap::Writer<Box<dyn Write>>> = match write {
         None => None,
         Some(path) => {
@@ -356,22 +408,43 @@ pub fn capture(
     let mut clock = Clock::default();
     let mut buf = RecvBuffer::new(1 << 20);
     let mut last_status = Instant::now();
-    'outer: while !stop.load(Ordering::SeqCst) && end.is_none_or(|e| Instant::now() < e) {
-        let batch = link.recv_timeout(&mut buf, Duration::from_millis(250))?;
-        for f in batch {
-            if count.is_some_and(|c| frames >= c) {
-                break 'outer;
+    type Out = Option<pcap::Writer<Box<dyn Write>>>;
+    let take = |f: rawlink::Frame<'_>, out: &mut Out, clock: &mut Clock, frames: &mut u64, bytes: &mut u64| -> Res {
+        *frames += 1;
+        *bytes += u64::from(f.header.original_length);
+        let at = clock.wall(f.header.timestamp);
+        match out {
+            Some(w) => w.frame(at, f.data, f.header.original_length, INBOUND).map_err(Error::Backend)?,
+            None => {
+                let cut = if f.truncated() { format!(" (captured {})", f.data.len()) } else { String::new() };
+                status.suspend(|| println!("{} {}{cut}", clock_text(at), packet::summary(f.data)));
             }
-            frames += 1;
-            bytes += u64::from(f.header.original_length);
-            let at = clock.wall(f.header.timestamp);
-            match &mut out {
-                Some(w) => w.frame(at, f.data, f.header.original_length, INBOUND).map_err(Error::Backend)?,
-                None => {
-                    let cut = if f.truncated() { format!(" (captured {})", f.data.len()) } else { String::new() };
-                    status.suspend(|| println!("{} {}{cut}", clock_text(at), packet::summary(f.data)));
+        }
+        Ok(())
+    };
+    while !stop.load(Ordering::SeqCst) && end.is_none_or(|e| Instant::now() < e) {
+        if ring {
+            let max = count.map_or(usize::MAX, |c| usize::try_from(c.saturating_sub(frames)).unwrap_or(usize::MAX));
+            let mut failed = None;
+            link.recv_ring(max, Some(Duration::from_millis(250)), |f| {
+                if failed.is_none() {
+                    failed = take(f, &mut out, &mut clock, &mut frames, &mut bytes).err();
                 }
+            })?;
+            if let Some(e) = failed {
+                return Err(e);
             }
+        } else {
+            let batch = link.recv_timeout(&mut buf, Duration::from_millis(250))?;
+            for f in batch {
+                if count.is_some_and(|c| frames >= c) {
+                    break;
+                }
+                take(f, &mut out, &mut clock, &mut frames, &mut bytes)?;
+            }
+        }
+        if let Some(w) = &mut out {
+            w.flush().map_err(Error::Backend)?;
         }
         if let Some(w) = &mut out {
             w.flush().map_err(Error::Backend)?;

@@ -127,6 +127,7 @@ fn serve(argv: &[String]) -> Result<(), String> {
             &["promiscuous".to_owned()],
             snaplen,
             4096,
+            crate::commands::RxPath::Auto,
         );
         let ok = s.finish_quietly();
         return match r {
