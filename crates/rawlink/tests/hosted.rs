@@ -281,3 +281,14 @@ fn a_handle_without_write_access_is_told_to_run_as_administrator() {
     }
     finish(&h);
 }
+
+#[test]
+fn a_standard_user_is_denied_by_the_drivers_device_dacl() {
+    let mut o = HostedOptions::new(driver(), Cable::Wire);
+    o.user = Some(rawlink::hosted::Token::standard_user());
+    let h = Arc::new(Hosted::start(o).expect("started"));
+    let e = Rawlink::new(h.clone()).expect_err("the DACL admits SYSTEM and Administrators only");
+    assert!(matches!(e, Error::AccessDenied { .. }), "{e:?}");
+    assert!(e.to_string().contains("run as Administrator (this process runs as a standard user)"), "{e}");
+    finish(&h);
+}
