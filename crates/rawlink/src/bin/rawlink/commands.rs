@@ -512,7 +512,9 @@ impl<'l> Exchange<'l> {
         };
         Ok(Self {
             link,
-            buf: RecvBuffer::new(256 * 1024),
+            // ARP and echo traffic: 64 KiB holds dozens of full-size frames per read. Every read hands the
+            // system a buffer this large (ndis-host allocates and fills it per request), so no larger.
+            buf: RecvBuffer::new(64 * 1024),
             clock: Clock::default(),
             record,
             source: None,
