@@ -523,8 +523,11 @@ impl<'l> Exchange<'l> {
     }
 
     fn send(&mut self, frame: &[u8]) -> Res {
+        // Stamped when it is handed to the driver: after the send completed, an answer (stamped by the
+        // driver when it arrived) could come out earlier than its request in the capture.
+        let at = SystemTime::now();
         self.link.send_frames(&[frame])?;
-        self.note(SystemTime::now(), frame, OUTBOUND)
+        self.note(at, frame, OUTBOUND)
     }
 
     fn note(&mut self, at: SystemTime, frame: &[u8], dir: u32) -> Res {
