@@ -1,7 +1,8 @@
 //! `cargo xtask`: the one place that knows the toolchains.
 //!
 //! * `build` — cross-builds rawlink.sys with Debian's rustc + build-std and writes the package folder.
-//! * `test`  — `build`, then the whole workspace's tests on the host with the normal stable toolchain.
+//! * `test`  — `build` and rawlink.exe (the CLI for Windows), then the whole workspace's tests on the host with
+//!   the normal stable toolchain; one of them runs rawlink.exe under wine64.
 //! * `demo`  — `build`, audit and a load/unload in ndis-host, then the `rawlink` CLI against a Linux peer over a
 //!   TAP in a network namespace of its own (as root; else the in-process wire): ARP, ping, a pcapng of it.
 //! * `bench` — `build`, then the throughput benchmarks (`examples/bench.rs`) in release mode.
@@ -24,11 +25,12 @@ usage: cargo xtask <command> [args]
 
 commands:
   build            cross-build rawlink.sys (Debian rustc + build-std) into target/rawlink-package/
-  test [ARGS...]   build, then run every test of the workspace (ARGS go to `cargo test`)
+  test [ARGS...]   build rawlink.sys and rawlink.exe, then run every test of the workspace (ARGS go to
+                   `cargo test`), rawlink.exe's under wine64 among them
   demo [--trace]   build, audit, load/unload in ndis-host, then through the rawlink CLI and the driver ARP and
                    ping a Linux peer on a TAP in a namespace of its own (root; else the in-process wire)
   bench [ARGS...]  build, then run the throughput benchmarks in ndis-host (release; ARGS: --seconds S, --frames N, --json PATH)
-  wine             cross-build rawlink.exe (the CLI) into the package and run it under wine64
+  wine             cross-build rawlink.exe (the CLI) into the package and run its wine64 test alone
   fuzz [--ops N] [--seed S]
                    build, then N (default 1000000) random operations on the device from seed S (decimal or 0x…)
   toolchain        check (and as root install) the driver toolchain, then print it
@@ -58,7 +60,8 @@ fn run() -> Result<()> {
         "test" => {
             let pkg = driver::build_and_package(&root)?;
             toolchain::ensure_test_tools()?;
-            host_cargo_test(&root, &pkg.dir, &rest)
+            let exe = wine::build(&root)?;
+            host_cargo_test(&root, &pkg.dir, &rest, &exe)
         }
         "demo" => {
             let pkg = driver::build_and_package(&root)?;
@@ -76,7 +79,7 @@ fn run() -> Result<()> {
         "fuzz" => {
             let (ops, seed) = fuzz_args(&rest)?;
             let pkg = driver::build_and_package(&root)?;
-            toolchain::ensure_test_tools()?;
+            toolchain::ensure_tools(toolchain::TEST_TOOLS)?;
             fuzz(&root, &pkg.dir, &ops, &seed)
         }
         "toolchain" => {
@@ -102,13 +105,15 @@ fn workspace_root() -> Result<PathBuf> {
 
 /// Runs the host test suite with the cargo that started xtask (the normal stable toolchain), pointing the
 /// integration tests at the freshly built package.
-fn host_cargo_test(root: &Path, package_dir: &Path, extra: &[String]) -> Result<()> {
+/// rawlink.exe goes to `crates/rawlink/tests/wine.rs`, which runs it under wine64.
+fn host_cargo_test(root: &Path, package_dir: &Path, extra: &[String], exe: &wine::WineExe) -> Result<()> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
         .current_dir(root)
         .args(["test", "--workspace"])
         .args(extra)
         .env("RAWLINK_PACKAGE_DIR", package_dir)
+        .envs(exe.test_env())
         .status()
         .context("running cargo test")?;
     if !status.success() {

@@ -74,6 +74,28 @@ pub const TEST_TOOLS: &[Tool<'static>] = &[
     },
 ];
 
+/// Debian's wine64 (the loader; `/usr/bin/wine64` is only a wrapper script around it).
+pub const WINE64: &str = "/usr/lib/wine/wine64";
+
+/// What building rawlink.exe and running it under Wine take (`cargo xtask test`, `cargo xtask wine`): the
+/// mingw-w64 linker, its dlltool (raw-dylib import libraries) and wine64. Debian 12's packages; wine64 8.0
+/// runs 64-bit programs without the 32-bit wine32.
+pub const WINE_TOOLS: &[Tool<'static>] = &[
+    Tool {
+        program: "x86_64-w64-mingw32-gcc",
+        probe: &["--version"],
+        package: "gcc-mingw-w64-x86-64",
+        purpose: "links rawlink.exe",
+    },
+    Tool {
+        program: "x86_64-w64-mingw32-dlltool",
+        probe: &["--version"],
+        package: "binutils-mingw-w64-x86-64",
+        purpose: "import libraries of rawlink.exe's raw-dylib imports",
+    },
+    Tool { program: WINE64, probe: &["--version"], package: "wine64", purpose: "runs rawlink.exe in the tests" },
+];
+
 /// The Debian package of libclang for `cargo xtask wdk-check` (bindgen loads it at run time), with clang's own
 /// headers (stddef.h, ...) that the WDK headers include. Only that subcommand checks it; `test` does not need it.
 pub const LIBCLANG_PACKAGE: &str = "libclang-dev";
@@ -135,9 +157,11 @@ pub fn ensure() -> Result<Toolchain> {
     ensure_with(probe_toolchain)
 }
 
-/// Checks the programs the tests run; installs what is missing when running as root.
+/// Checks the programs the tests run (with the rawlink.exe cross tools and wine64: one install round for
+/// all); installs what is missing when running as root.
 pub fn ensure_test_tools() -> Result<()> {
-    ensure_with(|| check_all(TEST_TOOLS).map(drop))
+    let all: Vec<Tool<'static>> = TEST_TOOLS.iter().chain(WINE_TOOLS).copied().collect();
+    ensure_with(|| check_all(&all).map(drop))
 }
 
 /// Checks that libclang and clang's resource headers are installed (for bindgen in `wdk-check`); installs

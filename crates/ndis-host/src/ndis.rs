@@ -1081,6 +1081,23 @@ pub(crate) fn pump(inner: &Inner) -> usize {
     n
 }
 
+/// The receive pump's wait when nothing arrived: with one backend, that backend's own wait, which ends as soon
+/// as a frame is there (a wire's condition variable, a TAP's `poll(2)`); with several, a plain sleep.
+fn idle_wait(inner: &Inner, timeout: std::time::Duration) {
+    let only = {
+        let st = inner.state();
+        let mut all = st.ndis.backends.values();
+        match (all.next(), all.next()) {
+            (Some(b), None) => Some(std::sync::Arc::clone(b)),
+            _ => None,
+        }
+    };
+    match only {
+        Some(b) => b.wait(timeout),
+        None => std::thread::sleep(timeout),
+    }
+}
+
 /// Verifier checks of NDIS data-path state for a driver that is no longer loaded.
 pub(crate) fn check_released(inner: &Inner, when: &str) {
     let st = inner.state();
@@ -1180,7 +1197,7 @@ impl Host {
                 return;
             }
             if pump(inner) == 0 {
-                std::thread::sleep(std::time::Duration::from_millis(1));
+                idle_wait(inner, std::time::Duration::from_millis(1));
             }
         })
         .map_err(|e| HostError::State(format!("starting the receive pump: {e}")))

@@ -15,6 +15,7 @@ use ndis_host::backend::Wire;
 use ndis_host::host::{Host, HostConfig};
 use ndis_host::io::{Access, Handle, IoResult, OpenError, ProcessId, UserMemory};
 use ndis_host::ndis::AdapterConfig;
+pub use ndis_host::security::Token;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -49,11 +50,23 @@ pub struct HostedOptions {
     /// Call DriverEntry. Without it the image is loaded but the driver never started: opening
     /// `\\.\RawLink` then fails as it does on Windows with the service stopped.
     pub start: bool,
+    /// Who opens the handles: `None` is the initial process (an elevated administrator); a token such as
+    /// [`Token::standard_user`] gives the handles a process of their own running with it, so the driver's
+    /// device DACL is checked against that caller by ndis-host's access check, as Windows' I/O manager does.
+    pub user: Option<Token>,
 }
 
 impl HostedOptions {
     pub fn new(driver: impl Into<PathBuf>, cable: Cable) -> Self {
-        Self { driver: driver.into(), cable, adapters: 1, trace: false, access: Access::READ_WRITE, start: true }
+        Self {
+            driver: driver.into(),
+            cable,
+            adapters: 1,
+            trace: false,
+            access: Access::READ_WRITE,
+            start: true,
+            user: None,
+        }
     }
 }
 
@@ -95,6 +108,10 @@ impl Report {
 pub struct Hosted {
     host: RwLock<Option<Host>>,
     access: Access,
+    /// The emulated process the handles belong to.
+    pid: ProcessId,
+    /// Who that process runs as (for messages).
+    user: Option<String>,
     wire: Option<Wire>,
     tap: Option<Arc<TapBackend>>,
     adapter: AdapterConfig,
@@ -113,6 +130,9 @@ impl ndis_host::backend::Backend for SharedTap {
     }
     fn poll(&self) -> Vec<Vec<u8>> {
         self.0.poll()
+    }
+    fn wait(&self, timeout: Duration) {
+        self.0.wait(timeout);
     }
 }
 
@@ -167,9 +187,16 @@ impl Hosted {
             }
             host.start_receive_pump().map_err(backend_error)?;
         }
+        let user = options.user.as_ref().map(|t| t.name.clone());
+        let pid = match options.user {
+            Some(token) => host.new_process_as(token),
+            None => ProcessId::INITIAL,
+        };
         Ok(Self {
             host: RwLock::new(Some(host)),
             access: options.access,
+            pid,
+            user,
             wire,
             tap,
             adapter,
@@ -243,8 +270,8 @@ impl Hosted {
         Ok(report)
     }
 
-    fn handle(h: RawHandle) -> Handle {
-        Handle { pid: ProcessId::INITIAL, value: h.0 }
+    fn handle(&self, h: RawHandle) -> Handle {
+        Handle { pid: self.pid, value: h.0 }
     }
 
     /// Waits for a submitted request: up to `timeout` (`None`: for ever), then cancels it and waits for the
@@ -296,20 +323,25 @@ impl Backend for Hosted {
     fn open(&self) -> Result<RawHandle, Error> {
         let g = self.read_host();
         let host = g.as_ref().ok_or_else(|| backend_error("the driver was unloaded"))?;
-        match host.open_in(ProcessId::INITIAL, DEVICE_PATH, self.access) {
+        match host.open_in(self.pid, DEVICE_PATH, self.access) {
             Ok(h) => Ok(RawHandle(h.value)),
             Err(OpenError::Status(s)) => {
                 let status = Status::Nt(s);
                 Err(match status.kind() {
                     crate::StatusKind::NotFound => Error::DriverNotStarted {
                         hint: format!(
-                            "{DEVICE_PATH} does not exist ({status}): {} was loaded but DriverEntry never ran",
+                            "{DEVICE_PATH} does not exist ({status}): {} was loaded but DriverEntry never ran, \
+                             as with a stopped RAWLINK service; start it as Administrator with \
+                             `sc.exe start RAWLINK` (the hosted backend starts it unless told not to)",
                             self.driver.display()
                         ),
                     },
                     crate::StatusKind::AccessDenied => Error::AccessDenied {
-                        what: format!("opening {DEVICE_PATH}"),
-                        hint: "run as Administrator".into(),
+                        what: format!("opening {DEVICE_PATH} ({status})"),
+                        hint: format!(
+                            "the device admits only Administrators and SYSTEM: run as Administrator{}",
+                            self.user.as_ref().map(|u| format!(" (this process runs as a {u})")).unwrap_or_default()
+                        ),
                     },
                     _ => Error::Driver { op: "open \\\\.\\RawLink", status, hint: None },
                 })
@@ -321,7 +353,7 @@ impl Backend for Hosted {
     fn close(&self, handle: RawHandle) {
         let g = self.read_host();
         if let Some(host) = g.as_ref() {
-            let _ = host.close(Self::handle(handle));
+            let _ = host.close(self.handle(handle));
         }
     }
 
@@ -329,7 +361,7 @@ impl Backend for Hosted {
         let g = self.read_host();
         let host = g.as_ref().ok_or_else(|| Failure::Backend("the driver was unloaded".into()))?;
         let mut p = host
-            .submit_ioctl(Self::handle(h), code, input, output.len())
+            .submit_ioctl(self.handle(h), code, input, output.len())
             .map_err(|e| Failure::Backend(e.to_string()))?;
         Self::complete(&mut p, timeout, output)
     }
@@ -337,14 +369,14 @@ impl Backend for Hosted {
     fn read(&self, h: RawHandle, output: &mut [u8], timeout: Option<Duration>) -> Completion {
         let g = self.read_host();
         let host = g.as_ref().ok_or_else(|| Failure::Backend("the driver was unloaded".into()))?;
-        let mut p = host.submit_read(Self::handle(h), output.len()).map_err(|e| Failure::Backend(e.to_string()))?;
+        let mut p = host.submit_read(self.handle(h), output.len()).map_err(|e| Failure::Backend(e.to_string()))?;
         Self::complete(&mut p, timeout, output)
     }
 
     fn write(&self, h: RawHandle, input: &[u8], timeout: Option<Duration>) -> Completion {
         let g = self.read_host();
         let host = g.as_ref().ok_or_else(|| Failure::Backend("the driver was unloaded".into()))?;
-        let mut p = host.submit_write(Self::handle(h), input).map_err(|e| Failure::Backend(e.to_string()))?;
+        let mut p = host.submit_write(self.handle(h), input).map_err(|e| Failure::Backend(e.to_string()))?;
         Self::complete(&mut p, timeout, &mut [])
     }
 
@@ -401,7 +433,8 @@ impl Backend for Hosted {
             }
             _ => "the in-process wire".into(),
         };
-        format!("hosted: {} in ndis-host, adapter 1 on {cable}", self.driver.display())
+        let user = self.user.as_ref().map(|u| format!(", opened by a {u}")).unwrap_or_default();
+        format!("hosted: {} in ndis-host, adapter 1 on {cable}{user}", self.driver.display())
     }
 }
 
@@ -424,7 +457,8 @@ impl Responder {
         while !stop.load(Ordering::SeqCst) {
             let frames = self.wire.poll();
             if frames.is_empty() {
-                std::thread::sleep(Duration::from_millis(1));
+                // Woken by the next frame (the wire's condition variable), so an answer goes out at once.
+                self.wire.wait(Duration::from_millis(10));
             }
             for f in frames {
                 if let Some(reply) = self.answer(&f) {

@@ -328,3 +328,32 @@ fn tshark_done(file: &PathBuf) -> bool {
             .output()
             .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).lines().count() >= 2)
 }
+
+#[test]
+fn a_stopped_driver_says_how_to_start_it() {
+    // The image is loaded but DriverEntry never runs: \\.\RawLink does not exist, as with a stopped service.
+    let out = rawlink(&["--driver-stopped", "adapters"]);
+    assert!(!out.status.success());
+    let t = text(&out);
+    assert!(t.contains("rawlink: error: the rawlink driver is installed but not running"), "{t}");
+    assert!(t.contains("DriverEntry never ran") && t.contains("`sc.exe start RAWLINK`"), "{t}");
+}
+
+#[test]
+fn a_standard_user_is_turned_away_by_the_devices_dacl_and_told_to_run_as_administrator() {
+    // The driver's own security descriptor (SYSTEM and Administrators only), checked by ndis-host's access
+    // check against a standard user's token: the open fails before the driver sees an IRP_MJ_CREATE.
+    let out = rawlink(&["--as-user", "standard", "adapters"]);
+    assert!(!out.status.success());
+    let t = text(&out);
+    assert!(t.contains("opened by a standard user"), "{t}");
+    assert!(
+        t.contains("rawlink: error: access denied opening \\\\.\\RawLink (STATUS_ACCESS_DENIED (0xc0000022))"),
+        "{t}"
+    );
+    assert!(t.contains("the device admits only Administrators and SYSTEM: run as Administrator"), "{t}");
+    // The same command as an administrator lists the adapter.
+    let out = rawlink(&["--as-user", "administrator", "adapters"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("Virtual Ethernet Adapter #1"), "{}", text(&out));
+}

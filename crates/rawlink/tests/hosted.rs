@@ -327,3 +327,14 @@ fn frames_come_through_the_mapped_ring_in_order_and_reads_take_over_after_a_deta
     }
     finish(&h);
 }
+
+#[test]
+fn a_standard_user_is_denied_by_the_drivers_device_dacl() {
+    let mut o = HostedOptions::new(driver(), Cable::Wire);
+    o.user = Some(rawlink::hosted::Token::standard_user());
+    let h = Arc::new(Hosted::start(o).expect("started"));
+    let e = Rawlink::new(h.clone()).expect_err("the DACL admits SYSTEM and Administrators only");
+    assert!(matches!(e, Error::AccessDenied { .. }), "{e:?}");
+    assert!(e.to_string().contains("run as Administrator (this process runs as a standard user)"), "{e}");
+    finish(&h);
+}

@@ -280,6 +280,12 @@ impl Backend for TapBackend {
         bump(&c.write_errors);
     }
 
+    fn wait(&self, timeout: std::time::Duration) {
+        // poll(2) counts in whole milliseconds: round up, so a short wait still waits.
+        let ms = i32::try_from(timeout.as_micros().div_ceil(1000)).unwrap_or(i32::MAX);
+        raw::wait_readable(&self.tap, ms);
+    }
+
     fn poll(&self) -> Vec<Vec<u8>> {
         let mut frames = Vec::new();
         let mut buf = self.buf.lock().unwrap_or_else(PoisonError::into_inner);

@@ -126,6 +126,15 @@ pub fn enter_network_namespace(ns: &File) -> io::Result<()> {
     Ok(())
 }
 
+/// `poll(2)` for `POLLIN` on `file`, at most `timeout_ms` milliseconds: whether it is readable (an error or
+/// an interrupted call count as not readable; the caller polls again).
+pub fn wait_readable(file: &File, timeout_ms: i32) -> bool {
+    let mut pfd = libc::pollfd { fd: file.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    // SAFETY: poll(2) reads and writes one `pollfd` that lives on this stack for the call; `file` stays open.
+    let r = unsafe { libc::poll(&raw mut pfd, 1, timeout_ms) };
+    r > 0 && pfd.revents & libc::POLLIN != 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -585,7 +585,9 @@ impl<'l> Exchange<'l> {
         };
         Ok(Self {
             link,
-            buf: RecvBuffer::new(256 * 1024),
+            // ARP and echo traffic: 64 KiB holds dozens of full-size frames per read. Every read hands the
+            // system a buffer this large (ndis-host allocates and fills it per request), so no larger.
+            buf: RecvBuffer::new(64 * 1024),
             clock: Clock::default(),
             record,
             source: None,
@@ -594,8 +596,11 @@ impl<'l> Exchange<'l> {
     }
 
     fn send(&mut self, frame: &[u8]) -> Res {
+        // Stamped when it is handed to the driver: after the send completed, an answer (stamped by the
+        // driver when it arrived) could come out earlier than its request in the capture.
+        let at = SystemTime::now();
         self.link.send_frames(&[frame])?;
-        self.note(SystemTime::now(), frame, OUTBOUND)
+        self.note(at, frame, OUTBOUND)
     }
 
     fn note(&mut self, at: SystemTime, frame: &[u8], dir: u32) -> Res {

@@ -47,7 +47,7 @@ fn options(argv: &[String]) -> crate::Options {
             .map(str::to_owned)
             .or_else(|| std::env::var("RAWLINK_TAP").ok().filter(|t| !t.is_empty())),
         driver: value(argv, "--driver").map(std::path::PathBuf::from),
-        trace: false,
+        ..crate::Options::default()
     }
 }
 

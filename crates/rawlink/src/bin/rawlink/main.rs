@@ -32,8 +32,27 @@ pub struct Cli {
     #[cfg(target_os = "linux")]
     #[arg(long, global = true)]
     trace: bool,
+    /// Linux: load the hosted driver but do not start it (no DriverEntry), as a stopped RAWLINK service is on
+    /// Windows: shows the "not running" error and how to start the driver.
+    #[cfg(target_os = "linux")]
+    #[arg(long, global = true)]
+    driver_stopped: bool,
+    /// Linux: who opens \\.\RawLink in the hosted machine: an elevated administrator (the default) or a
+    /// standard user, whom the driver's device DACL (SYSTEM and Administrators only) turns away.
+    #[cfg(target_os = "linux")]
+    #[arg(long, global = true, value_enum, value_name = "USER", default_value = "administrator")]
+    as_user: HostedUser,
     #[command(subcommand)]
     command: commands::Command,
+}
+
+/// Who opens the hosted driver's device (`--as-user`).
+#[cfg(target_os = "linux")]
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HostedUser {
+    #[default]
+    Administrator,
+    Standard,
 }
 
 /// The driver connection and, when hosted, the machine to unload at the end.
@@ -54,13 +73,23 @@ pub struct Options {
     pub driver: Option<std::path::PathBuf>,
     #[cfg(target_os = "linux")]
     pub trace: bool,
+    #[cfg(target_os = "linux")]
+    pub driver_stopped: bool,
+    #[cfg(target_os = "linux")]
+    pub as_user: HostedUser,
 }
 
 impl Cli {
     fn options(&self) -> Options {
         #[cfg(target_os = "linux")]
         {
-            Options { tap: self.tap.clone(), driver: self.driver.clone(), trace: self.trace }
+            Options {
+                tap: self.tap.clone(),
+                driver: self.driver.clone(),
+                trace: self.trace,
+                driver_stopped: self.driver_stopped,
+                as_user: self.as_user,
+            }
         }
         #[cfg(not(target_os = "linux"))]
         {
@@ -78,8 +107,12 @@ fn connect(o: &Options, quiet: bool) -> Result<Session, Error> {
     };
     let mut ho = HostedOptions::new(o.driver.clone().unwrap_or_else(default_driver_path), cable.clone());
     ho.trace = o.trace;
+    ho.start = !o.driver_stopped;
+    if o.as_user == HostedUser::Standard {
+        ho.user = Some(rawlink::hosted::Token::standard_user());
+    }
     let mut hosted = Hosted::start(ho)?;
-    if cable == Cable::Wire {
+    if cable == Cable::Wire && !o.driver_stopped {
         hosted.start_responder(std::net::Ipv4Addr::new(192, 0, 2, 1))?;
     }
     let hosted = Arc::new(hosted);
