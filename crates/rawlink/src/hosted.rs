@@ -385,7 +385,7 @@ impl Backend for Hosted {
         let host = g.as_ref().ok_or_else(|| Failure::Backend("the driver was unloaded".into()))?;
         let mem = Arc::new(UserMemory::new(len).map_err(|e| Failure::Backend(format!("ring memory: {e}")))?);
         let mut p = host
-            .submit_ioctl_shared(Self::handle(h), rawlink_abi::ring::IOCTL_RAWLINK_RING_ATTACH, setup, &mem)
+            .submit_ioctl_shared(self.handle(h), rawlink_abi::ring::IOCTL_RAWLINK_RING_ATTACH, setup, &mem)
             .map_err(|e| Failure::Backend(e.to_string()))?;
         if p.is_completed() {
             // Refused (the request does not stay pending when the ring attaches).
