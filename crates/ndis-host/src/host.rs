@@ -12,12 +12,12 @@ use crate::faults::{FaultPlan, FaultRule};
 use crate::loader::{self, LoadError, LoadedImage};
 use crate::native::cpu;
 use crate::native::memory::HostBlock;
-use crate::trace::{Direction, TraceEvent};
+use crate::trace::{Arg, Direction, TraceEvent};
 use crate::verifier::{Rule, Violation};
 use crate::wdk::FunctionTable;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -202,7 +202,6 @@ pub(crate) struct Inner {
     image_slot: Option<usize>,
     pub state: Mutex<State>,
     pub trace: Mutex<crate::trace::TraceRing>,
-    seq: AtomicU64,
     pub violations: Mutex<Vec<Violation>>,
     pub faults: Mutex<FaultPlan>,
     pub bugcheck: Mutex<Option<Bugcheck>>,
@@ -279,34 +278,36 @@ impl Inner {
         lock(&self.violations).push(v);
     }
 
-    /// Starts a trace event; returns its index for [`Inner::trace_result`].
-    pub fn trace_call(&self, direction: Direction, name: &str, args: Vec<(&'static str, String)>) -> usize {
+    /// Starts a trace event; returns its seq for [`Inner::trace_result`]. The arguments are kept raw (see
+    /// [`crate::trace::TraceRing`]) and formatted only when the trace is read, echoed or written to its file.
+    pub fn trace_call(&self, direction: Direction, name: &'static str, args: &[(&'static str, Arg<'_>)]) -> u64 {
+        self.trace_named(direction, Arg::Word(name), args)
+    }
+
+    /// [`Inner::trace_call`] for a callee whose name is not a constant.
+    pub fn trace_named(&self, direction: Direction, name: Arg<'_>, args: &[(&'static str, Arg<'_>)]) -> u64 {
         if direction == Direction::DriverToHost {
             self.user_flip.on_driver_call();
         }
-        let ev = TraceEvent {
-            seq: self.seq.fetch_add(1, Ordering::Relaxed),
-            direction,
-            name: name.to_owned(),
-            args,
-            result: None,
-            irql: cpu::irql(),
-        };
+        let mut t = lock(&self.trace);
+        let seq = t.push(direction, name, cpu::irql(), args);
         if self.config.echo_trace {
-            eprintln!("{ev}");
+            if let Some(ev) = t.event(seq) {
+                eprintln!("{ev}");
+            }
         }
-        // CAST: the seq is the handle trace_result gets back (a u64 on a 64-bit host).
-        let seq = ev.seq as usize;
-        lock(&self.trace).push(ev);
         seq
     }
 
     /// Completes a trace event with its result.
-    pub fn trace_result(&self, index: usize, result: String) {
+    pub fn trace_result(&self, seq: u64, result: Arg<'_>) {
+        let mut t = lock(&self.trace);
+        t.complete(seq, result);
         if self.config.echo_trace {
-            eprintln!("        -> {result}");
+            if let Some(r) = t.result(seq) {
+                eprintln!("        -> {r}");
+            }
         }
-        lock(&self.trace).complete(index as u64, result);
     }
 
     /// Counts an injectable call and says whether the fault plan fails it.
@@ -504,7 +505,6 @@ impl Host {
             image_slot,
             state: Mutex::new(State::default()),
             trace: Mutex::new(trace),
-            seq: AtomicU64::new(0),
             violations: Mutex::new(Vec::new()),
             faults: Mutex::new(faults),
             bugcheck: Mutex::new(None),
@@ -832,7 +832,4 @@ impl Drop for Host {
     }
 }
 
-/// A pool tag as WinDbg prints it (`'RwLk'`).
-pub fn tag_text(tag: u32) -> String {
-    tag.to_le_bytes().iter().map(|&b| if b.is_ascii_graphic() { b as char } else { '.' }).collect()
-}
+pub use crate::trace::tag_text;

@@ -17,7 +17,7 @@ use crate::native::irp::{
     device_facts, major_function, Buffer, FileObjectBlock, IosbBlock, IrpBlock, IrpSpec, MdlBlock,
     SecurityContextBlock, StackParameters, FO_CLEANUP_COMPLETE, FO_HANDLE_CREATED,
 };
-use crate::trace::status;
+use crate::trace::{status, Arg};
 use crate::verifier::Rule;
 use ndis_sys::{
     KernelMode, UserMode, DO_BUFFERED_IO, DO_DIRECT_IO, DO_EXCLUSIVE, IRP_MJ_CLEANUP, IRP_MJ_CLOSE, IRP_MJ_CREATE,
@@ -390,6 +390,9 @@ impl OpenError {
 
 // ---------------------------------------------------------------- completion (processor threads)
 
+/// How many completed IRPs the I/O manager remembers past their end (to report a second completion).
+pub const COMPLETED_IRPS_KEPT: usize = 4096;
+
 /// IofCompleteRequest's I/O-manager half: records the completion of an IRP the host issued and checks it;
 /// returns the IoStatus it completed with.
 pub(crate) fn complete_request(inner: &Inner, irp: usize) -> Option<(i32, usize)> {
@@ -399,6 +402,11 @@ pub(crate) fn complete_request(inner: &Inner, irp: usize) -> Option<(i32, usize)
         *n += 1;
         *n
     };
+    // Completions of IRPs long finished are forgotten, so a run of days keeps a bounded record.
+    if st.completed_irps.len() > COMPLETED_IRPS_KEPT {
+        let crate::host::State { completed_irps, io, .. } = &mut *st;
+        completed_irps.retain(|a, _| *a == irp || io.irps.contains_key(a));
+    }
     let Some(rec) = st.io.irps.get_mut(&irp) else {
         drop(st);
         if count > 1 {
@@ -504,7 +512,10 @@ struct Request {
     security: Option<SecurityContextBlock>,
     output: Output,
     info_limit: usize,
-    details: Vec<(&'static str, String)>,
+    /// What the trace shows of the request besides DeviceObject and Irp (raw values, formatted when read).
+    details: Vec<(&'static str, Arg<'static>)>,
+    /// The FileName a create traces, first.
+    file_name: Option<String>,
 }
 
 impl Request {
@@ -523,6 +534,7 @@ impl Request {
             output: Output::None,
             info_limit: 0,
             details: Vec::new(),
+            file_name: None,
         }
     }
 }
@@ -546,7 +558,7 @@ fn read_write(major: u8, device_flags: u32, data: &[u8], len: usize) -> Result<R
     let mut r = Request::new(major, params);
     r.flags = if is_read { IRP_READ_OPERATION } else { IRP_WRITE_OPERATION };
     r.info_limit = len;
-    r.details.push(("Length", len.to_string()));
+    r.details.push(("Length", Arg::from(len)));
     // The caller's buffer: zero-filled for a read (a fresh user allocation), the data for a write.
     let user = alloc(len, data, 0)?;
     if device_flags & DO_BUFFERED_IO != 0 {
@@ -593,9 +605,9 @@ fn device_control(code: u32, input: &[u8], output_len: usize) -> Result<Request,
     );
     r.info_limit = output_len;
     r.details = vec![
-        ("IoControlCode", format!("{code:#x}")),
-        ("InputBufferLength", input.len().to_string()),
-        ("OutputBufferLength", output_len.to_string()),
+        ("IoControlCode", Arg::Hex(code.into())),
+        ("InputBufferLength", Arg::from(input.len())),
+        ("OutputBufferLength", Arg::from(output_len)),
     ];
     match ctl.transfer {
         TransferType::Buffered => {
@@ -798,7 +810,8 @@ impl Host {
         );
         req.flags = IRP_CREATE_OPERATION | IRP_SYNCHRONOUS_API;
         req.security = Some(security);
-        req.details = vec![("FileName", rest.clone()), ("DesiredAccess", format!("{desired:#x}"))];
+        req.file_name = Some(rest.clone());
+        req.details = vec![("DesiredAccess", Arg::Hex(desired.into()))];
         let result = self.submit(pid, file_id, req).and_then(|s| self.finish(s));
         let result = match result {
             Ok(r) => r,
@@ -1042,6 +1055,7 @@ impl Host {
             output,
             info_limit,
             details,
+            file_name,
         } = req;
         let user_in = user_in.map(Arc::new);
         if let Some(b) = &user_in {
@@ -1154,7 +1168,15 @@ impl Host {
         self.run_in_caller_thread(0, name, move |inner| {
             crate::security::as_caller(pid.0, || {
                 let watch = watched.and_then(|(start, len)| crate::native::watch::arm(start, len));
-                let status = crate::native::irp::call_dispatch(inner, &label, f, device, &irp, details);
+                let mut traced = [("", Arg::Hex(0)); 4];
+                let named = file_name.as_deref().map(|n| ("FileName", Arg::Text(n)));
+                let mut n = 0;
+                for (t, d) in traced.iter_mut().zip(named.iter().chain(&details)) {
+                    *t = *d;
+                    n += 1;
+                }
+                let traced = traced.get(..n).unwrap_or_default();
+                let status = crate::native::irp::call_dispatch(inner, &label, f, device, &irp, traced);
                 if let Some(found) = watch.and_then(crate::native::watch::Armed::finish) {
                     inner.violation(
                         Rule::DoubleFetch,

@@ -10,7 +10,7 @@ use super::cpu;
 use super::exports::{hex, DISPATCH, PASSIVE};
 use super::memory::{read_bytes, read_obj, write_obj, HostBlock};
 use crate::host::Inner;
-use crate::trace::{status, Direction};
+use crate::trace::{Arg, Direction};
 use crate::verifier::Rule;
 use ndis_sys::*;
 use std::mem::{offset_of, size_of};
@@ -516,13 +516,20 @@ pub(crate) fn call_dispatch(
     f: usize,
     device: usize,
     irp: &IrpBlock,
-    details: Vec<(&'static str, String)>,
+    details: &[(&'static str, Arg<'_>)],
 ) -> i32 {
     let prev = cpu::irql();
     cpu::set_irql(PASSIVE);
-    let mut args = vec![("DeviceObject", hex(device as u64)), ("Irp", hex(irp.addr() as u64))];
-    args.extend(details);
-    let idx = inner.trace_call(Direction::HostToDriver, name, args);
+    let mut args = [("", Arg::Hex(0)); crate::trace::MAX_ARGS];
+    let mut n = 0;
+    for (slot, a) in args
+        .iter_mut()
+        .zip([("DeviceObject", hex(device as u64)), ("Irp", hex(irp.addr() as u64))].iter().chain(details))
+    {
+        *slot = *a;
+        n += 1;
+    }
+    let idx = inner.trace_named(Direction::HostToDriver, Arg::Text(name), args.get(..n).unwrap_or(&args));
     let critical = super::exports::critical_depth();
     let probe = super::stack::Probe::begin();
     // SAFETY: `f` is the driver's MajorFunction entry, a DRIVER_DISPATCH taking (DEVICE_OBJECT*, IRP*);
@@ -539,7 +546,7 @@ pub(crate) fn call_dispatch(
     }
     // CAST: NTSTATUS is the low 32 bits of RAX.
     let st = r as u32 as i32;
-    inner.trace_result(idx, status(st));
+    inner.trace_result(idx, Arg::Status(st));
     cpu::set_irql(prev);
     st
 }
@@ -628,14 +635,14 @@ pub(crate) fn cancel_irp(inner: &Inner, irp: &IrpBlock, device: usize) -> bool {
     let idx = inner.trace_call(
         Direction::HostToDriver,
         "DriverCancel",
-        vec![("DeviceObject", hex(device as u64)), ("Irp", hex(irp.addr() as u64)), ("CancelIrql", old.to_string())],
+        &[("DeviceObject", hex(device as u64)), ("Irp", hex(irp.addr() as u64)), ("CancelIrql", old.into())],
     );
     let probe = super::stack::Probe::begin();
     // SAFETY: `routine` is the DRIVER_CANCEL the driver stored in this IRP with IoSetCancelRoutine; the IRP
     // and the device are alive, and the cancel spin lock is held at DISPATCH_LEVEL as the routine expects.
     unsafe { call::call(routine, &[device as u64, irp.addr() as u64]) };
     check_stack(inner, "DriverCancel", probe.end());
-    inner.trace_result(idx, "returned".into());
+    inner.trace_result(idx, Arg::Word("returned"));
     let after = cpu::irql();
     if cancel_lock_held(inner) {
         inner.violation(Rule::SpinLock, "the cancel routine returned holding the cancel spin lock; it must call IoReleaseCancelSpinLock(Irp->CancelIrql)");

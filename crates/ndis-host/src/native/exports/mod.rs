@@ -10,7 +10,7 @@ use super::cpu;
 use super::memory::{read_obj, read_utf16, write_obj, HostBlock};
 use crate::host::{current, Bugcheck, DeviceRec, Inner, PoolBlock, ProtocolCharacteristics, ProtocolRec};
 use crate::loader::{LoadedImage, Resolver};
-use crate::trace::{status, Direction};
+use crate::trace::{Arg, Direction};
 use crate::verifier::Rule;
 use ndis_sys::*;
 use std::ffi::c_void;
@@ -80,12 +80,15 @@ impl Resolver for Exports {
     }
 }
 
-pub(super) fn hex(v: impl Into<u64>) -> String {
-    format!("{:#x}", v.into())
+/// A traced value shown in hex (formatted when the trace is read).
+pub(super) fn hex(v: impl Into<u64>) -> Arg<'static> {
+    Arg::Hex(v.into())
 }
 
-pub(super) fn ptr(p: *const c_void) -> String {
-    format!("{:#x}", p as usize)
+/// A traced address.
+pub(super) fn ptr(p: *const c_void) -> Arg<'static> {
+    // CAST: addresses are 64 bits.
+    Arg::Hex(p as usize as u64)
 }
 
 /// Reads a UNICODE_STRING the driver passed; `None` for a null pointer.
@@ -123,7 +126,11 @@ pub(crate) fn call_into_driver(inner: &Inner, irql: u8, name: &str, f: usize, ar
     let prev = cpu::irql();
     cpu::set_irql(irql);
     let critical = rtl::critical_depth();
-    let idx = inner.trace_call(Direction::HostToDriver, name, args.iter().map(|(n, v)| (*n, hex(*v))).collect());
+    let mut traced = [("", Arg::Hex(0)); crate::trace::MAX_ARGS];
+    for (t, (n, v)) in traced.iter_mut().zip(args) {
+        *t = (n, Arg::Hex(*v));
+    }
+    let idx = inner.trace_named(Direction::HostToDriver, Arg::Text(name), traced.get(..args.len()).unwrap_or(&traced));
     let values: Vec<u64> = args.iter().map(|(_, v)| *v).collect();
     let probe = super::stack::Probe::begin();
     // SAFETY: `f` is a driver routine the driver registered for exactly this call, with these argument
@@ -148,7 +155,7 @@ pub(crate) fn call_into_driver(inner: &Inner, irql: u8, name: &str, f: usize, ar
     }
     rtl::check_critical_regions(inner, name, critical);
     // CAST: statuses are the low 32 bits of RAX.
-    inner.trace_result(idx, status(r as u32 as i32));
+    inner.trace_result(idx, Arg::Status(r as u32 as i32));
     cpu::set_irql(prev);
     r
 }
