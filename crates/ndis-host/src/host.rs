@@ -286,11 +286,21 @@ impl Inner {
 
     /// [`Inner::trace_call`] for a callee whose name is not a constant.
     pub fn trace_named(&self, direction: Direction, name: Arg<'_>, args: &[(&'static str, Arg<'_>)]) -> u64 {
+        self.trace_with(direction, name, args.iter().copied())
+    }
+
+    /// [`Inner::trace_named`] with the arguments from an iterator (no array of them on the stack).
+    pub fn trace_with<'a>(
+        &self,
+        direction: Direction,
+        name: Arg<'_>,
+        args: impl Iterator<Item = (&'static str, Arg<'a>)>,
+    ) -> u64 {
         if direction == Direction::DriverToHost {
             self.user_flip.on_driver_call();
         }
         let mut t = lock(&self.trace);
-        let seq = t.push(direction, name, cpu::irql(), args);
+        let seq = t.push_iter(direction, name, cpu::irql(), args);
         if self.config.echo_trace {
             if let Some(ev) = t.event(seq) {
                 eprintln!("{ev}");

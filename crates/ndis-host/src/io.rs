@@ -1168,14 +1168,8 @@ impl Host {
         self.run_in_caller_thread(0, name, move |inner| {
             crate::security::as_caller(pid.0, || {
                 let watch = watched.and_then(|(start, len)| crate::native::watch::arm(start, len));
-                let mut traced = [("", Arg::Hex(0)); 4];
                 let named = file_name.as_deref().map(|n| ("FileName", Arg::Text(n)));
-                let mut n = 0;
-                for (t, d) in traced.iter_mut().zip(named.iter().chain(&details)) {
-                    *t = *d;
-                    n += 1;
-                }
-                let traced = traced.get(..n).unwrap_or_default();
+                let traced = named.iter().chain(&details).copied();
                 let status = crate::native::irp::call_dispatch(inner, &label, f, device, &irp, traced);
                 if let Some(found) = watch.and_then(crate::native::watch::Armed::finish) {
                     inner.violation(

@@ -384,46 +384,80 @@ impl TraceRing {
     /// Records a call and returns its seq (for [`TraceRing::complete`]). Arguments past [`MAX_ARGS`] are
     /// not kept (the event says so); text past [`PAYLOAD`] bytes in all is cut.
     pub fn push(&mut self, direction: Direction, name: Arg<'_>, irql: u8, args: &[(&'static str, Arg<'_>)]) -> u64 {
+        self.push_iter(direction, name, irql, args.iter().copied())
+    }
+
+    /// [`TraceRing::push`] with the arguments from an iterator (a caller with raw values builds no array).
+    ///
+    /// The event is written in place into its slot: this runs under driver code on the driver's stack
+    /// budget (see `native::stack`), so it keeps no event-sized value in its frame.
+    pub fn push_iter<'a>(
+        &mut self,
+        direction: Direction,
+        name: Arg<'_>,
+        irql: u8,
+        args: impl Iterator<Item = (&'static str, Arg<'a>)>,
+    ) -> u64 {
         let seq = self.next;
         self.next += 1;
-        let mut raw = Raw { seq, direction, irql, more: args.len() > MAX_ARGS, ..EMPTY };
+        let at = self.index(seq);
+        while self.slots.len() <= at {
+            self.grow();
+        }
+        let Some(raw) = self.slots.get_mut(at) else { return seq };
+        raw.seq = seq;
+        raw.direction = direction;
+        raw.irql = irql;
+        raw.used = 0;
+        raw.nargs = 0;
+        raw.more = false;
+        raw.result = None;
         raw.name = raw.value(name);
-        for (i, (n, a)) in args.iter().take(MAX_ARGS).enumerate() {
-            let v = raw.value(*a);
+        for (n, a) in args {
+            let i = usize::from(raw.nargs);
+            if i == MAX_ARGS {
+                raw.more = true;
+                break;
+            }
+            let v = raw.value(a);
             if let Some(slot) = raw.args.get_mut(i) {
                 *slot = (n, v);
             }
+            raw.nargs += 1;
         }
-        raw.nargs = u8::try_from(args.len().min(MAX_ARGS)).unwrap_or(u8::MAX);
         if let Some(f) = &mut self.file {
             // A trace file that cannot be written does not stop the machine; the ring still has the events.
             let _ = std::io::Write::write_fmt(f, format_args!("{}\n", raw.event()));
         }
-        if self.slots.len() < self.capacity {
-            self.slots.push(raw);
-        } else {
-            // The oldest event's slot is reused.
-            let at = self.index(seq);
-            if let Some(s) = self.slots.get_mut(at) {
-                *s = raw;
-            }
-        }
         seq
+    }
+
+    /// Adds empty slots (up to the capacity) by copying them from a static block, so no event-sized
+    /// temporary lands on the stack.
+    #[inline(never)]
+    fn grow(&mut self) {
+        static BLANK: [Raw; 16] = [EMPTY; 16];
+        let n = BLANK.len().min(self.capacity - self.slots.len());
+        self.slots.extend_from_slice(BLANK.get(..n).unwrap_or_default());
     }
 
     /// Records the result of event `seq` (if it is still kept) and writes it to the file.
     pub fn complete(&mut self, seq: u64, result: Arg<'_>) {
         let at = self.index(seq);
-        let mut scratch = EMPTY;
-        let raw = match self.slots.get_mut(at) {
-            Some(r) if r.seq == seq => r,
+        match self.slots.get_mut(at) {
+            Some(raw) if raw.seq == seq => {
+                let v = raw.value(result);
+                raw.result = Some(v);
+                if let Some(f) = &mut self.file {
+                    let _ = std::io::Write::write_fmt(f, format_args!("#{seq:<5} -> {}\n", raw.text(&v)));
+                }
+            }
             // Dropped already: the file still gets the result.
-            _ => &mut scratch,
-        };
-        let v = raw.value(result);
-        raw.result = Some(v);
-        if let Some(f) = &mut self.file {
-            let _ = std::io::Write::write_fmt(f, format_args!("#{seq:<5} -> {}\n", raw.text(&v)));
+            _ => {
+                if let Some(f) = &mut self.file {
+                    let _ = std::io::Write::write_fmt(f, format_args!("#{seq:<5} -> {result}\n"));
+                }
+            }
         }
     }
 
@@ -445,17 +479,17 @@ impl TraceRing {
 
     /// How many events are kept.
     pub fn len(&self) -> usize {
-        self.slots.len()
+        usize::try_from(self.next).unwrap_or(usize::MAX).min(self.capacity)
     }
 
     /// Whether no event is kept.
     pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
+        self.next == 0
     }
 
     /// How many events were dropped to keep the ring's capacity.
     pub fn dropped(&self) -> u64 {
-        self.next - self.slots.len() as u64
+        self.next - self.len() as u64
     }
 
     /// Writes what is buffered to the trace file.

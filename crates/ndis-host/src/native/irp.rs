@@ -510,26 +510,18 @@ pub fn major_function(driver_object: &HostBlock, major: u8) -> usize {
 
 /// Calls a dispatch routine `f(DeviceObject, Irp)` at PASSIVE_LEVEL on this processor, traced under the
 /// major function's name with the request's details; returns the NTSTATUS it returned.
-pub(crate) fn call_dispatch(
+pub(crate) fn call_dispatch<'a>(
     inner: &Inner,
     name: &str,
     f: usize,
     device: usize,
     irp: &IrpBlock,
-    details: &[(&'static str, Arg<'_>)],
+    details: impl Iterator<Item = (&'static str, Arg<'a>)>,
 ) -> i32 {
     let prev = cpu::irql();
     cpu::set_irql(PASSIVE);
-    let mut args = [("", Arg::Hex(0)); crate::trace::MAX_ARGS];
-    let mut n = 0;
-    for (slot, a) in args
-        .iter_mut()
-        .zip([("DeviceObject", hex(device as u64)), ("Irp", hex(irp.addr() as u64))].iter().chain(details))
-    {
-        *slot = *a;
-        n += 1;
-    }
-    let idx = inner.trace_named(Direction::HostToDriver, Arg::Text(name), args.get(..n).unwrap_or(&args));
+    let first = [("DeviceObject", hex(device as u64)), ("Irp", hex(irp.addr() as u64))];
+    let idx = inner.trace_with(Direction::HostToDriver, Arg::Text(name), first.into_iter().chain(details));
     let critical = super::exports::critical_depth();
     let probe = super::stack::Probe::begin();
     // SAFETY: `f` is the driver's MajorFunction entry, a DRIVER_DISPATCH taking (DEVICE_OBJECT*, IRP*);

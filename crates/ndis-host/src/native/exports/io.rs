@@ -480,11 +480,7 @@ const CURRENT_STACK: usize = std::mem::offset_of!(IRP, Tail)
 /// Calls one of the driver's IO_CSQ callbacks (nested, on this processor). The lock callbacks change the
 /// IRQL on purpose, so only the trace is kept here; the spin lock routines they call check the IRQL.
 fn csq_call(inner: &Inner, name: &str, f: usize, args: &[u64]) -> u64 {
-    let mut traced = [("Arg", Arg::Hex(0)); 4];
-    for (t, a) in traced.iter_mut().zip(args) {
-        t.1 = hex(*a);
-    }
-    let idx = inner.trace_named(Direction::HostToDriver, Arg::Text(name), traced.get(..args.len()).unwrap_or(&traced));
+    let idx = inner.trace_with(Direction::HostToDriver, Arg::Text(name), args.iter().map(|a| ("Arg", hex(*a))));
     // SAFETY: `f` is a callback the driver registered with IoCsqInitialize for exactly this call; every
     // argument is the driver's IO_CSQ, one of its IRPs, its peek context or a KIRQL (pointer).
     let r = unsafe { call::call(f, args) };

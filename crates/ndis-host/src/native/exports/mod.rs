@@ -126,11 +126,7 @@ pub(crate) fn call_into_driver(inner: &Inner, irql: u8, name: &str, f: usize, ar
     let prev = cpu::irql();
     cpu::set_irql(irql);
     let critical = rtl::critical_depth();
-    let mut traced = [("", Arg::Hex(0)); crate::trace::MAX_ARGS];
-    for (t, (n, v)) in traced.iter_mut().zip(args) {
-        *t = (n, Arg::Hex(*v));
-    }
-    let idx = inner.trace_named(Direction::HostToDriver, Arg::Text(name), traced.get(..args.len()).unwrap_or(&traced));
+    let idx = inner.trace_with(Direction::HostToDriver, Arg::Text(name), args.iter().map(|(n, v)| (*n, Arg::Hex(*v))));
     let values: Vec<u64> = args.iter().map(|(_, v)| *v).collect();
     let probe = super::stack::Probe::begin();
     // SAFETY: `f` is a driver routine the driver registered for exactly this call, with these argument
