@@ -7,8 +7,11 @@
 
 pub mod backend;
 pub mod faults;
-pub mod host;
+pub mod machine;
+/// The machine and the public Host API (split from `machine` in the next commit).
+pub use machine as host;
 pub mod image;
+#[path = "host/io.rs"]
 pub mod io;
 pub mod ke;
 pub mod loader;
