@@ -1,7 +1,8 @@
 //! I/O manager exports: device objects, symbolic links, IRP completion and cancellation, MDLs; and the
 //! native half of the emulated I/O manager's calls into the driver (dispatch and cancel routines).
 
-use super::super::irp::{acquire_cancel_lock, release_cancel_lock, MdlBlock};
+use super::super::dispatch::{acquire_cancel_lock, release_cancel_lock};
+use super::super::irp::MdlBlock;
 use super::*;
 use std::mem::offset_of;
 

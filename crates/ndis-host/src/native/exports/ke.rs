@@ -53,8 +53,8 @@ pub(super) fn pool_free(inner: &Inner, api: &str, p: *mut c_void, tag: Option<u3
         let removed = st.pool.remove(&(p as usize));
         if let Some(b) = &removed {
             // SAFETY: the block was the driver's and is being freed: nobody may use it any more.
-            unsafe { super::super::memory::fill(b.block.addr(), b.size, crate::host::FREED_POOL_POISON) };
-            if st.freed_pool.len() == crate::host::FREED_POOL_KEPT {
+            unsafe { super::super::memory::fill(b.block.addr(), b.size, crate::machine::FREED_POOL_POISON) };
+            if st.freed_pool.len() == crate::machine::FREED_POOL_KEPT {
                 st.freed_pool.pop_front();
                 st.quarantine.pop_front();
             }
@@ -83,8 +83,8 @@ pub(super) fn pool_free(inner: &Inner, api: &str, p: *mut c_void, tag: Option<u3
                     format!(
                         "{api}({}) with tag '{}' frees a block allocated with tag '{}'",
                         ptr(p),
-                        crate::host::tag_text(t),
-                        crate::host::tag_text(block_tag)
+                        crate::machine::tag_text(t),
+                        crate::machine::tag_text(block_tag)
                     ),
                 );
             }
@@ -281,7 +281,7 @@ extern "win64" fn KeInitializeSpinLock(lock: *mut usize) {
 }
 
 fn acquire(inner: &Inner, api: &str, lock: *mut usize) {
-    if crate::host::State::freed_object(inner, api, "spin lock", lock as usize) {
+    if crate::machine::State::freed_object(inner, api, "spin lock", lock as usize) {
         return;
     }
     let me = std::thread::current().id();
@@ -314,7 +314,7 @@ fn acquire(inner: &Inner, api: &str, lock: *mut usize) {
 }
 
 fn release(inner: &Inner, api: &str, lock: *mut usize) {
-    if crate::host::State::freed_object(inner, api, "spin lock", lock as usize) {
+    if crate::machine::State::freed_object(inner, api, "spin lock", lock as usize) {
         return;
     }
     let me = std::thread::current().id();

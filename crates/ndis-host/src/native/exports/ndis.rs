@@ -1,6 +1,7 @@
 //! NDIS exports: version, protocol registration.
 
 use super::*;
+use crate::native::ndis_objects::write_query_answer;
 
 export_table! {
     "ndis.sys": NdisGetVersion,
@@ -485,7 +486,7 @@ extern "win64" fn NdisFreeNetBufferListPool(pool: *mut c_void) {
             format!(
                 "NdisFreeNetBufferListPool({}) (tag '{}') with {alive} NBL(s) of the pool not freed",
                 ptr(pool),
-                crate::host::tag_text(tag)
+                crate::machine::tag_text(tag)
             ),
         );
     }
@@ -566,7 +567,7 @@ extern "win64" fn NdisReturnNetBufferLists(handle: *mut c_void, nbls: *mut c_voi
     let mut s = inner.state();
     let mut unknown = 0;
     for n in &chain {
-        super::ndis_extra::forget_contexts(&mut s, *n);
+        forget_contexts(&mut s, *n);
         if s.ndis.outstanding.remove(n).is_none() {
             unknown += 1;
         }
@@ -585,12 +586,17 @@ extern "win64" fn NdisReturnNetBufferLists(handle: *mut c_void, nbls: *mut c_voi
 
 // ---------------------------------------------------------------- NBLs, MDLs
 
+/// Drops the context blocks (see `ndis_extra`) NdisAllocateNetBufferListContext added to `nbl` (the NBL is freed or returned).
+pub(crate) fn forget_contexts(st: &mut crate::machine::State, nbl: usize) {
+    st.ndis.nbl_contexts.retain(|_, (_, n)| *n != nbl);
+}
+
 #[cfg(test)]
 #[path = "ndis_tests.rs"]
 pub(super) mod tests;
 
 use super::super::ndis_objects as objects;
-use crate::host::State;
+use crate::machine::State;
 
 /// Whether `m` is an MDL the driver may chain into a NET_BUFFER it sends: NdisAllocateMdl, IoAllocateMdl,
 /// data NDIS allocated with an NBL, an MDL the driver built in its own pool, or the MdlAddress of a request
@@ -751,7 +757,7 @@ extern "win64" fn NdisFreeNetBufferList(nbl: *mut NET_BUFFER_LIST) {
         );
         return;
     }
-    super::ndis_extra::forget_contexts(&mut s, n);
+    forget_contexts(&mut s, n);
     if s.ndis.driver_nbls.remove(&n).is_none() {
         let received = s.ndis.outstanding.contains_key(&n);
         drop(s);
@@ -1346,27 +1352,6 @@ fn oid_request(inner: &std::sync::Arc<Inner>, handle: usize, request: usize) -> 
         return NDIS_STATUS_PENDING;
     }
     status_out
-}
-
-/// Copies a query's answer into the driver's InformationBuffer (the model checked it is long enough).
-fn write_query_answer(buffer: usize, bytes: &[u8]) {
-    for (i, b) in bytes.iter().enumerate() {
-        // SAFETY: the driver's buffer of InformationBufferLength bytes, at least `bytes.len()` long.
-        unsafe { write_obj(buffer + i, *b) };
-    }
-}
-
-/// Completes a pended query's data as the adapter does when it completes the request successfully: the answer
-/// into InformationBuffer and its length into BytesWritten.
-pub(crate) fn finish_query(request: usize, buffer: usize, bytes: &[u8]) {
-    write_query_answer(buffer, bytes);
-    let at = request
-        + std::mem::offset_of!(NDIS_OID_REQUEST, DATA)
-        + std::mem::offset_of!(NDIS_OID_REQUEST_DATA_QUERY_INFORMATION, BytesWritten);
-    // Bounded by InformationBufferLength, a ULONG.
-    let written = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
-    // SAFETY: the driver's pended request, which it may not free or reuse before it completes.
-    unsafe { write_obj(at, written) };
 }
 
 extern "win64" fn NdisCancelOidRequest(handle: *mut c_void, request_id: *mut c_void) {

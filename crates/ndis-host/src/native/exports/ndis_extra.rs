@@ -208,7 +208,7 @@ extern "win64" fn NdisCopyFromNetBufferToNetBuffer(
 // ---------------------------------------------------------------- NBL contexts
 
 /// Whether `nbl` is an NBL the driver may change: one of its own, or a received one it holds.
-fn nbl_held(st: &crate::host::State, nbl: usize) -> bool {
+fn nbl_held(st: &crate::machine::State, nbl: usize) -> bool {
     st.ndis.driver_nbls.contains_key(&nbl) || st.ndis.outstanding.contains_key(&nbl)
 }
 
@@ -354,11 +354,6 @@ extern "win64" fn NdisGetPoolFromNetBufferList(nbl: *mut NET_BUFFER_LIST) -> *mu
     })();
     inner.trace_result(idx, hex(r as u64));
     r as *mut c_void
-}
-
-/// Drops the context blocks NdisAllocateNetBufferListContext added to `nbl` (the NBL is freed or returned).
-pub(crate) fn forget_contexts(st: &mut crate::host::State, nbl: usize) {
-    st.ndis.nbl_contexts.retain(|_, (_, n)| *n != nbl);
 }
 
 /// NdisAllocateMemoryWithTag for the unit tests of the pool rules.

@@ -10,9 +10,9 @@
 //! The memory routines are not traced: compilers call them for every structure copy, and a trace of them
 //! would say nothing about the driver's use of the kernel.
 
+use super::super::dispatch::{set_critical_depth, CRITICAL};
 use super::sync::APC;
 use super::*;
-use std::cell::Cell;
 use std::sync::Mutex;
 
 export_table! {
@@ -271,39 +271,6 @@ extern "win64" fn RtlCompareUnicodeString(a: *const UNICODE_STRING, b: *const UN
 
 // ---------------------------------------------------------------- critical regions
 
-thread_local! {
-    /// This thread's KernelApcDisable count: how many KeEnterCriticalRegion calls are not yet left.
-    static CRITICAL: Cell<u32> = const { Cell::new(0) };
-}
-
-/// How deep the calling thread is in critical regions.
-pub(crate) fn critical_depth() -> u32 {
-    CRITICAL.with(Cell::get)
-}
-
-/// Sets the calling thread's critical-region depth (after a finding, so one bug is reported once).
-pub(crate) fn set_critical_depth(depth: u32) {
-    CRITICAL.with(|c| c.set(depth));
-}
-
-/// After a call into the driver that began at critical-region depth `before`: a region entered and not left
-/// is APC_INDEX_MISMATCH on Windows (checked when the thread leaves the kernel); reported, then the depth is
-/// put back so one bug is reported once.
-pub(crate) fn check_critical_regions(inner: &Inner, name: &str, before: u32) {
-    let after = critical_depth();
-    if after != before {
-        inner.violation(
-            Rule::Apc,
-            format!(
-                "{name} returned with {} critical region(s) entered and not left (KeEnterCriticalRegion without \
-                 KeLeaveCriticalRegion: bug check 0x1 APC_INDEX_MISMATCH)",
-                i64::from(after) - i64::from(before)
-            ),
-        );
-        set_critical_depth(before);
-    }
-}
-
 extern "win64" fn KeEnterCriticalRegion() {
     let inner = current();
     inner.trace_call(Direction::DriverToHost, "KeEnterCriticalRegion", &[]);
@@ -489,7 +456,9 @@ extern "win64" fn ExInterlockedPopEntryList(head: *mut c_void, lock: *mut usize)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::host::{Host, HostConfig};
+    use crate::host::Host;
+    use crate::machine::HostConfig;
+    use crate::native::dispatch::check_critical_regions;
 
     fn host() -> Host {
         Host::load(&super::super::ndis::tests::tiny_image(), HostConfig::default()).expect("loads")

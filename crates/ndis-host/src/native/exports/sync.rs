@@ -145,7 +145,7 @@ fn check_waitable(inner: &Inner, api: &str, object: usize) -> bool {
         inner.violation(Rule::BadParameter, format!("{api} on a null object"));
         return false;
     }
-    if crate::host::State::freed_object(inner, api, "dispatcher object", object) {
+    if crate::machine::State::freed_object(inner, api, "dispatcher object", object) {
         return false;
     }
     let t = object_type(object);

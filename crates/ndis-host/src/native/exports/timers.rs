@@ -8,8 +8,8 @@
 
 use super::sync::{init_header, DriverObjects, TIMER_NOTIFICATION, TIMER_SYNCHRONIZATION};
 use super::*;
-use crate::host::spawn_system_thread;
 use crate::ke::{relative_timeout, Armed, NdisTimer, SignalStates, TimerKind, WorkItem, WorkItemKind, WorkRequest};
+use crate::machine::spawn_system_thread;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -658,7 +658,7 @@ extern "win64" fn NdisFreeTimerObject(timer: *mut c_void) {
             format!(
                 "NdisFreeTimerObject({}) frees a timer (tag '{}') that is still armed; cancel it first",
                 ptr(timer),
-                crate::host::tag_text(t.tag)
+                crate::machine::tag_text(t.tag)
             ),
         ),
         Some(_) => {}
