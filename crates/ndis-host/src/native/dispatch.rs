@@ -68,11 +68,16 @@ pub(crate) fn call_into_driver(inner: &Inner, irql: u8, name: &str, f: usize, ar
     cpu::set_irql(irql);
     let critical = critical_depth();
     let idx = inner.trace_with(Direction::HostToDriver, Arg::Text(name), args.iter().map(|(n, v)| (*n, Arg::Hex(*v))));
-    let values: Vec<u64> = args.iter().map(|(_, v)| *v).collect();
+    // No allocation per call: call::call passes at most eight arguments.
+    let mut values = [0u64; 8];
+    for (slot, (_, v)) in values.iter_mut().zip(args) {
+        *slot = *v;
+    }
+    let values = values.get(..args.len()).unwrap_or(&values);
     let probe = super::stack::Probe::begin();
     // SAFETY: `f` is a driver routine the driver registered for exactly this call, with these argument
     // values, all integers or pointers to memory the host lent it.
-    let r = unsafe { call::call(f, &values) };
+    let r = unsafe { call::call(f, values) };
     let depth = probe.end();
     inner.ke.record_stack(name, depth);
     if depth > crate::ke::STACK_BUDGET {
