@@ -336,6 +336,18 @@ fn write_reg(gregs: &mut [i64], reg: Register, value: u64) -> Option<()> {
 static PREVIOUS_SEGV: AtomicUsize = AtomicUsize::new(0);
 static INSTALL: Once = Once::new();
 
+/// A SIGSEGV check of a module above this one (the double-fetch watch): given the fault address, RIP and the
+/// registers, it says whether it handled the fault. Installed once, before the watch arms its first page;
+/// `native::watch` uses this module, so this module only knows the hook.
+pub type SegvHook = fn(usize, usize, &mut [i64]) -> bool;
+
+static SEGV_HOOK: std::sync::OnceLock<SegvHook> = std::sync::OnceLock::new();
+
+/// Installs the SIGSEGV hook (the first one installed stays).
+pub fn set_segv_hook(hook: SegvHook) {
+    let _ = SEGV_HOOK.set(hook);
+}
+
 /// Installs the fault handler once per process, keeping the previous one for faults that are not ours.
 pub fn install_handler() {
     INSTALL.call_once(|| {
@@ -367,8 +379,8 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut l
     let info_ref = unsafe { &*info };
     // SAFETY: si_addr is defined for SIGSEGV.
     let addr = unsafe { info_ref.si_addr() } as usize;
-    // A watched page of a request's caller buffer (the double-fetch detector).
-    if super::watch::on_segv(addr, rip, gregs) {
+    // A watched page of a request's caller buffer (the double-fetch detector, `native::watch`).
+    if SEGV_HOOK.get().is_some_and(|hook| hook(addr, rip, gregs)) {
         return;
     }
     let guard_hit = super::stack::in_guard_page(addr);

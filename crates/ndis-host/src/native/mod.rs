@@ -5,7 +5,9 @@
 
 pub mod call;
 pub mod cpu;
+pub mod dispatch;
 pub mod exports;
+pub mod fake_driver;
 pub mod irp;
 pub mod mapping;
 pub mod memory;

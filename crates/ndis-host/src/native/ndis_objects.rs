@@ -3,6 +3,7 @@
 
 use super::memory::{read_obj, write_obj, HostBlock};
 use ndis_sys::*;
+use std::collections::BTreeMap;
 use std::mem::size_of;
 
 /// Host memory NDIS lends the driver for the duration of one call or one indication.
@@ -750,9 +751,9 @@ pub fn status_indication(lent: &mut Lent, source: usize, code: NDIS_STATUS, payl
 
 /// Links the sends `batch` (all in flight) into one chain with their completion statuses; returns its head,
 /// or `None` (nothing linked) if one of them is not in flight.
-pub fn link_completed(ndis: &crate::ndis::NdisState, batch: &[usize]) -> Option<usize> {
+pub fn link_completed(in_flight: &BTreeMap<usize, (usize, i32)>, batch: &[usize]) -> Option<usize> {
     let with_status: Option<Vec<(usize, i32)>> =
-        batch.iter().map(|n| ndis.in_flight.get(n).map(|&(_, st)| (*n, st))).collect();
+        batch.iter().map(|n| in_flight.get(n).map(|&(_, st)| (*n, st))).collect();
     let with_status = with_status?;
     // SAFETY: NBLs in flight are NBLs the host allocated for the driver (`driver_nbls`), held until freed,
     // and the driver may not touch them until they complete.
@@ -787,4 +788,25 @@ pub unsafe fn nbl_has_nb(nbl: usize, nb: usize, limit: usize) -> bool {
         b = unsafe { nb_view(b) }.next;
     }
     false
+}
+
+/// Copies a query's answer into the driver's InformationBuffer (the model checked it is long enough).
+pub(crate) fn write_query_answer(buffer: usize, bytes: &[u8]) {
+    for (i, b) in bytes.iter().enumerate() {
+        // SAFETY: the driver's buffer of InformationBufferLength bytes, at least `bytes.len()` long.
+        unsafe { write_obj(buffer + i, *b) };
+    }
+}
+
+/// Completes a pended query's data as the adapter does when it completes the request successfully: the answer
+/// into InformationBuffer and its length into BytesWritten.
+pub(crate) fn finish_query(request: usize, buffer: usize, bytes: &[u8]) {
+    write_query_answer(buffer, bytes);
+    let at = request
+        + std::mem::offset_of!(NDIS_OID_REQUEST, DATA)
+        + std::mem::offset_of!(NDIS_OID_REQUEST_DATA_QUERY_INFORMATION, BytesWritten);
+    // Bounded by InformationBufferLength, a ULONG.
+    let written = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+    // SAFETY: the driver's pended request, which it may not free or reuse before it completes.
+    unsafe { write_obj(at, written) };
 }

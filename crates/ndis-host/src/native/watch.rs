@@ -76,6 +76,7 @@ pub fn arm(start: usize, len: usize) -> Option<Armed> {
         return None;
     }
     install_trap_handler();
+    cpu::set_segv_hook(on_segv);
     cpu::install_handler();
     let serial = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     drop(RETIRED.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take());

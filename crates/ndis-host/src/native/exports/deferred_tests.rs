@@ -3,7 +3,8 @@
 //! exports through the export table, as the driver's import table does.
 
 use super::*;
-use crate::host::{Host, HostConfig, HostError};
+use crate::host::Host;
+use crate::machine::{HostConfig, HostError};
 use crate::verifier::Violation;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -946,7 +947,7 @@ fn a_spin_lock_or_event_in_freed_pool_is_a_finding_and_the_memory_stays_quaranti
     assert!(h.inner().state().quarantine.iter().any(|b| b.addr() == freed));
     // SAFETY: the quarantined block is alive (checked above) and 512 bytes long.
     let poison = unsafe { super::super::memory::read_bytes(freed + 128, 16) };
-    assert!(poison.iter().all(|&b| b == crate::host::FREED_POOL_POISON));
+    assert!(poison.iter().all(|&b| b == crate::machine::FREED_POOL_POISON));
 }
 
 #[test]

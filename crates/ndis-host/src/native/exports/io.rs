@@ -1,7 +1,8 @@
 //! I/O manager exports: device objects, symbolic links, IRP completion and cancellation, MDLs; and the
 //! native half of the emulated I/O manager's calls into the driver (dispatch and cancel routines).
 
-use super::super::irp::{acquire_cancel_lock, release_cancel_lock, MdlBlock};
+use super::super::dispatch::{acquire_cancel_lock, release_cancel_lock};
+use super::super::irp::MdlBlock;
 use super::*;
 use std::mem::offset_of;
 
@@ -41,12 +42,12 @@ extern "win64" fn IoCreateDevice(
     let idx = inner.trace_call(
         Direction::DriverToHost,
         "IoCreateDevice",
-        vec![
-            ("DeviceExtensionSize", extension_size.to_string()),
-            ("DeviceName", n.clone().unwrap_or_else(|| "NULL".into())),
+        &[
+            ("DeviceExtensionSize", extension_size.into()),
+            ("DeviceName", n.as_deref().map_or(Arg::Word("NULL"), Arg::Text)),
             ("DeviceType", hex(device_type)),
             ("DeviceCharacteristics", hex(characteristics)),
-            ("Exclusive", exclusive.to_string()),
+            ("Exclusive", exclusive.into()),
         ],
     );
     let result = (|| {
@@ -96,13 +97,13 @@ extern "win64" fn IoCreateDevice(
         st.devices.push(DeviceRec { block, name: n.clone() });
         ST_SUCCESS
     })();
-    inner.trace_result(idx, status(result));
+    inner.trace_result(idx, Arg::Status(result));
     result
 }
 
 extern "win64" fn IoDeleteDevice(device: *mut DEVICE_OBJECT) {
     let inner = current();
-    inner.trace_call(Direction::DriverToHost, "IoDeleteDevice", vec![("DeviceObject", ptr(device.cast()))]);
+    inner.trace_call(Direction::DriverToHost, "IoDeleteDevice", &[("DeviceObject", ptr(device.cast()))]);
     inner.require_irql("IoDeleteDevice", PASSIVE);
     let mut st = inner.state();
     let Some(pos) = st.devices.iter().position(|d| d.block.addr() == device as usize) else {
@@ -149,7 +150,7 @@ extern "win64" fn IoCreateSymbolicLink(link: *mut UNICODE_STRING, target: *mut U
     let idx = inner.trace_call(
         Direction::DriverToHost,
         "IoCreateSymbolicLink",
-        vec![("SymbolicLinkName", l.clone()), ("DeviceName", t.clone())],
+        &[("SymbolicLinkName", l.as_str().into()), ("DeviceName", t.as_str().into())],
     );
     let r = (|| {
         if !inner.require_irql("IoCreateSymbolicLink", PASSIVE) {
@@ -168,7 +169,7 @@ extern "win64" fn IoCreateSymbolicLink(link: *mut UNICODE_STRING, target: *mut U
         st.links.insert(l.clone(), t.clone());
         ST_SUCCESS
     })();
-    inner.trace_result(idx, status(r));
+    inner.trace_result(idx, Arg::Status(r));
     r
 }
 
@@ -176,7 +177,8 @@ extern "win64" fn IoDeleteSymbolicLink(link: *mut UNICODE_STRING) -> i32 {
     let inner = current();
     // SAFETY: a driver-owned UNICODE_STRING per the routine's contract.
     let l = unsafe { unicode(link) }.unwrap_or_default();
-    let idx = inner.trace_call(Direction::DriverToHost, "IoDeleteSymbolicLink", vec![("SymbolicLinkName", l.clone())]);
+    let idx =
+        inner.trace_call(Direction::DriverToHost, "IoDeleteSymbolicLink", &[("SymbolicLinkName", l.as_str().into())]);
     inner.require_irql("IoDeleteSymbolicLink", PASSIVE);
     let mut st = inner.state();
     let key = st.links.keys().find(|k| k.eq_ignore_ascii_case(&l)).cloned();
@@ -188,7 +190,7 @@ extern "win64" fn IoDeleteSymbolicLink(link: *mut UNICODE_STRING) -> i32 {
         None => ST_OBJECT_NAME_NOT_FOUND,
     };
     drop(st);
-    inner.trace_result(idx, status(r));
+    inner.trace_result(idx, Arg::Status(r));
     r
 }
 
@@ -197,13 +199,13 @@ extern "win64" fn IofCompleteRequest(irp: *mut IRP, boost: i8) {
     let idx = inner.trace_call(
         Direction::DriverToHost,
         "IofCompleteRequest",
-        vec![("Irp", ptr(irp.cast())), ("PriorityBoost", boost.to_string())],
+        &[("Irp", ptr(irp.cast())), ("PriorityBoost", boost.into())],
     );
     inner.require_irql_at_most("IofCompleteRequest", DISPATCH);
     super::ndis::check_irp_mdl_not_in_flight(&inner, irp as usize);
     // The I/O manager's side: checks, PendingReturned, and the signal to whoever waits for the request.
     if let Some((s, info)) = crate::io::complete_request(&inner, irp as usize) {
-        inner.trace_result(idx, format!("IoStatus {} / {info}", status(s)));
+        inner.trace_result(idx, Arg::IoStatus(s, info as u64));
     }
 }
 
@@ -211,7 +213,7 @@ extern "win64" fn IofCompleteRequest(irp: *mut IRP, boost: i8) {
 
 extern "win64" fn IoAcquireCancelSpinLock(irql: *mut u8) {
     let inner = current();
-    inner.trace_call(Direction::DriverToHost, "IoAcquireCancelSpinLock", vec![("Irql", ptr(irql.cast()))]);
+    inner.trace_call(Direction::DriverToHost, "IoAcquireCancelSpinLock", &[("Irql", ptr(irql.cast()))]);
     inner.require_irql_at_most("IoAcquireCancelSpinLock", DISPATCH);
     let old = cpu::irql();
     cpu::set_irql(DISPATCH);
@@ -226,7 +228,7 @@ extern "win64" fn IoAcquireCancelSpinLock(irql: *mut u8) {
 
 extern "win64" fn IoReleaseCancelSpinLock(irql: u8) {
     let inner = current();
-    inner.trace_call(Direction::DriverToHost, "IoReleaseCancelSpinLock", vec![("Irql", irql.to_string())]);
+    inner.trace_call(Direction::DriverToHost, "IoReleaseCancelSpinLock", &[("Irql", irql.into())]);
     inner.require_irql("IoReleaseCancelSpinLock", DISPATCH);
     release_cancel_lock(&inner, "IoReleaseCancelSpinLock");
     if irql > DISPATCH {
@@ -248,11 +250,11 @@ extern "win64" fn IoAllocateMdl(
     let idx = inner.trace_call(
         Direction::DriverToHost,
         "IoAllocateMdl",
-        vec![
+        &[
             ("VirtualAddress", ptr(va)),
-            ("Length", length.to_string()),
-            ("SecondaryBuffer", secondary.to_string()),
-            ("ChargeQuota", charge_quota.to_string()),
+            ("Length", length.into()),
+            ("SecondaryBuffer", secondary.into()),
+            ("ChargeQuota", charge_quota.into()),
             ("Irp", ptr(irp.cast())),
         ],
     );
@@ -304,7 +306,7 @@ extern "win64" fn IoAllocateMdl(
 
 extern "win64" fn IoFreeMdl(mdl: *mut MDL) {
     let inner = current();
-    inner.trace_call(Direction::DriverToHost, "IoFreeMdl", vec![("Mdl", ptr(mdl.cast()))]);
+    inner.trace_call(Direction::DriverToHost, "IoFreeMdl", &[("Mdl", ptr(mdl.cast()))]);
     inner.require_irql_at_most("IoFreeMdl", DISPATCH);
     let removed = inner.state().io.driver_mdls.remove(&(mdl as usize));
     match removed {
@@ -339,7 +341,7 @@ extern "win64" fn MmBuildMdlForNonPagedPool(mdl: *mut MDL) {
     inner.trace_call(
         Direction::DriverToHost,
         "MmBuildMdlForNonPagedPool",
-        vec![("MemoryDescriptorList", ptr(mdl.cast()))],
+        &[("MemoryDescriptorList", ptr(mdl.cast()))],
     );
     inner.require_irql_at_most("MmBuildMdlForNonPagedPool", DISPATCH);
     let st = inner.state();
@@ -385,12 +387,12 @@ extern "win64" fn MmMapLockedPagesSpecifyCache(
     let idx = inner.trace_call(
         Direction::DriverToHost,
         "MmMapLockedPagesSpecifyCache",
-        vec![
+        &[
             ("MemoryDescriptorList", ptr(mdl.cast())),
-            ("AccessMode", access_mode.to_string()),
-            ("CacheType", cache_type.to_string()),
+            ("AccessMode", access_mode.into()),
+            ("CacheType", cache_type.into()),
             ("RequestedAddress", ptr(requested)),
-            ("BugCheckOnFailure", bugcheck_on_failure.to_string()),
+            ("BugCheckOnFailure", bugcheck_on_failure.into()),
             ("Priority", hex(priority)),
         ],
     );
@@ -443,7 +445,7 @@ extern "win64" fn MmUnmapLockedPages(base: *mut c_void, mdl: *mut MDL) {
     inner.trace_call(
         Direction::DriverToHost,
         "MmUnmapLockedPages",
-        vec![("BaseAddress", ptr(base)), ("MemoryDescriptorList", ptr(mdl.cast()))],
+        &[("BaseAddress", ptr(base)), ("MemoryDescriptorList", ptr(mdl.cast()))],
     );
     inner.require_irql_at_most("MmUnmapLockedPages", DISPATCH);
     if mdl.is_null() {
@@ -479,7 +481,7 @@ const CURRENT_STACK: usize = std::mem::offset_of!(IRP, Tail)
 /// Calls one of the driver's IO_CSQ callbacks (nested, on this processor). The lock callbacks change the
 /// IRQL on purpose, so only the trace is kept here; the spin lock routines they call check the IRQL.
 fn csq_call(inner: &Inner, name: &str, f: usize, args: &[u64]) -> u64 {
-    let idx = inner.trace_call(Direction::HostToDriver, name, args.iter().map(|a| ("Arg", hex(*a))).collect());
+    let idx = inner.trace_with(Direction::HostToDriver, Arg::Text(name), args.iter().map(|a| ("Arg", hex(*a))));
     // SAFETY: `f` is a callback the driver registered with IoCsqInitialize for exactly this call; every
     // argument is the driver's IO_CSQ, one of its IRPs, its peek context or a KIRQL (pointer).
     let r = unsafe { call::call(f, args) };
@@ -548,7 +550,7 @@ extern "win64" fn IoCsqInitialize(
     complete_canceled: PIO_CSQ_COMPLETE_CANCELED_IRP,
 ) -> i32 {
     let inner = current();
-    let idx = inner.trace_call(Direction::DriverToHost, "IoCsqInitialize", vec![("Csq", ptr(csq.cast()))]);
+    let idx = inner.trace_call(Direction::DriverToHost, "IoCsqInitialize", &[("Csq", ptr(csq.cast()))]);
     let r = if csq.is_null() {
         inner.violation(Rule::BadParameter, "IoCsqInitialize with a null IO_CSQ");
         ST_INVALID_PARAMETER
@@ -567,7 +569,7 @@ extern "win64" fn IoCsqInitialize(
         unsafe { write_obj(csq as usize, q) };
         ST_SUCCESS
     };
-    inner.trace_result(idx, status(r));
+    inner.trace_result(idx, Arg::Status(r));
     r
 }
 
@@ -611,7 +613,7 @@ extern "win64" fn IoCsqInsertIrp(csq: *mut IO_CSQ, irp: *mut IRP, context: *mut 
     inner.trace_call(
         Direction::DriverToHost,
         "IoCsqInsertIrp",
-        vec![("Csq", ptr(csq.cast())), ("Irp", ptr(irp.cast())), ("Context", ptr(context.cast()))],
+        &[("Csq", ptr(csq.cast())), ("Irp", ptr(irp.cast())), ("Context", ptr(context.cast()))],
     );
     inner.require_irql_at_most("IoCsqInsertIrp", DISPATCH);
     let Some(q) = csq_of(&inner, "IoCsqInsertIrp", csq) else { return };
@@ -686,7 +688,7 @@ extern "win64" fn IoCsqRemoveIrp(csq: *mut IO_CSQ, context: *mut IO_CSQ_IRP_CONT
     let idx = inner.trace_call(
         Direction::DriverToHost,
         "IoCsqRemoveIrp",
-        vec![("Csq", ptr(csq.cast())), ("Context", ptr(context.cast()))],
+        &[("Csq", ptr(csq.cast())), ("Context", ptr(context.cast()))],
     );
     inner.require_irql_at_most("IoCsqRemoveIrp", DISPATCH);
     let Some(q) = csq_of(&inner, "IoCsqRemoveIrp", csq) else { return std::ptr::null_mut() };
@@ -711,7 +713,7 @@ extern "win64" fn IoCsqRemoveNextIrp(csq: *mut IO_CSQ, peek_context: *mut c_void
     let idx = inner.trace_call(
         Direction::DriverToHost,
         "IoCsqRemoveNextIrp",
-        vec![("Csq", ptr(csq.cast())), ("PeekContext", ptr(peek_context))],
+        &[("Csq", ptr(csq.cast())), ("PeekContext", ptr(peek_context))],
     );
     inner.require_irql_at_most("IoCsqRemoveNextIrp", DISPATCH);
     let Some(q) = csq_of(&inner, "IoCsqRemoveNextIrp", csq) else { return std::ptr::null_mut() };

@@ -53,8 +53,8 @@ pub(super) fn pool_free(inner: &Inner, api: &str, p: *mut c_void, tag: Option<u3
         let removed = st.pool.remove(&(p as usize));
         if let Some(b) = &removed {
             // SAFETY: the block was the driver's and is being freed: nobody may use it any more.
-            unsafe { super::super::memory::fill(b.block.addr(), b.size, crate::host::FREED_POOL_POISON) };
-            if st.freed_pool.len() == crate::host::FREED_POOL_KEPT {
+            unsafe { super::super::memory::fill(b.block.addr(), b.size, crate::machine::FREED_POOL_POISON) };
+            if st.freed_pool.len() == crate::machine::FREED_POOL_KEPT {
                 st.freed_pool.pop_front();
                 st.quarantine.pop_front();
             }
@@ -83,8 +83,8 @@ pub(super) fn pool_free(inner: &Inner, api: &str, p: *mut c_void, tag: Option<u3
                     format!(
                         "{api}({}) with tag '{}' frees a block allocated with tag '{}'",
                         ptr(p),
-                        crate::host::tag_text(t),
-                        crate::host::tag_text(block_tag)
+                        crate::machine::tag_text(t),
+                        crate::machine::tag_text(block_tag)
                     ),
                 );
             }
@@ -97,11 +97,7 @@ extern "win64" fn ExAllocatePoolWithTag(pool_type: i32, size: usize, tag: u32) -
     let idx = inner.trace_call(
         Direction::DriverToHost,
         "ExAllocatePoolWithTag",
-        vec![
-            ("PoolType", pool_type.to_string()),
-            ("NumberOfBytes", size.to_string()),
-            ("Tag", crate::host::tag_text(tag)),
-        ],
+        &[("PoolType", pool_type.into()), ("NumberOfBytes", size.into()), ("Tag", Arg::Tag(tag))],
     );
     // NonPagedPool (0), NonPagedPoolNx (512), NonPagedPoolNxCacheAligned (516) are resident; paged pool (1)
     // may not be touched at DISPATCH_LEVEL, which the driver does.
@@ -122,7 +118,7 @@ extern "win64" fn ExAllocatePool2(flags: u64, size: usize, tag: u32) -> *mut c_v
     let idx = inner.trace_call(
         Direction::DriverToHost,
         "ExAllocatePool2",
-        vec![("Flags", hex(flags)), ("NumberOfBytes", size.to_string()), ("Tag", crate::host::tag_text(tag))],
+        &[("Flags", hex(flags)), ("NumberOfBytes", size.into()), ("Tag", Arg::Tag(tag))],
     );
     const POOL_FLAG_NON_PAGED: u64 = 0x40;
     if flags & POOL_FLAG_NON_PAGED == 0 {
@@ -135,17 +131,13 @@ extern "win64" fn ExAllocatePool2(flags: u64, size: usize, tag: u32) -> *mut c_v
 
 extern "win64" fn ExFreePoolWithTag(p: *mut c_void, tag: u32) {
     let inner = current();
-    inner.trace_call(
-        Direction::DriverToHost,
-        "ExFreePoolWithTag",
-        vec![("P", ptr(p)), ("Tag", crate::host::tag_text(tag))],
-    );
+    inner.trace_call(Direction::DriverToHost, "ExFreePoolWithTag", &[("P", ptr(p)), ("Tag", Arg::Tag(tag))]);
     pool_free(&inner, "ExFreePoolWithTag", p, Some(tag));
 }
 
 extern "win64" fn ExFreePool(p: *mut c_void) {
     let inner = current();
-    inner.trace_call(Direction::DriverToHost, "ExFreePool", vec![("P", ptr(p))]);
+    inner.trace_call(Direction::DriverToHost, "ExFreePool", &[("P", ptr(p))]);
     pool_free(&inner, "ExFreePool", p, None);
 }
 
@@ -153,8 +145,11 @@ extern "win64" fn MmGetSystemRoutineAddress(name: *mut UNICODE_STRING) -> *mut c
     let inner = current();
     // SAFETY: the driver passes a UNICODE_STRING it owns (the routine's contract).
     let n = unsafe { unicode(name) }.unwrap_or_default();
-    let idx =
-        inner.trace_call(Direction::DriverToHost, "MmGetSystemRoutineAddress", vec![("SystemRoutineName", n.clone())]);
+    let idx = inner.trace_call(
+        Direction::DriverToHost,
+        "MmGetSystemRoutineAddress",
+        &[("SystemRoutineName", n.as_str().into())],
+    );
     inner.require_irql("MmGetSystemRoutineAddress", PASSIVE);
     // An injected fault: the routine is not found, as on a Windows that lacks it.
     let addr = match n.as_str() {
@@ -173,7 +168,7 @@ extern "win64" fn KeBugCheckEx(code: u32, p1: u64, p2: u64, p3: u64, p4: u64) ->
     inner.trace_call(
         Direction::DriverToHost,
         "KeBugCheckEx",
-        vec![("BugCheckCode", hex(code)), ("P1", hex(p1)), ("P2", hex(p2)), ("P3", hex(p3)), ("P4", hex(p4))],
+        &[("BugCheckCode", hex(code)), ("P1", hex(p1)), ("P2", hex(p2)), ("P3", hex(p3)), ("P4", hex(p4))],
     );
     inner.bugcheck(Bugcheck { code, params: [p1, p2, p3, p4] })
 }
@@ -264,7 +259,7 @@ extern "win64" fn DbgPrintEx(
     inner.trace_call(
         Direction::DriverToHost,
         "DbgPrintEx",
-        vec![("ComponentId", hex(component)), ("Level", level.to_string()), ("Text", text.trim_end().to_owned())],
+        &[("ComponentId", hex(component)), ("Level", level.into()), ("Text", text.trim_end().into())],
     );
     0
 }
@@ -274,7 +269,7 @@ extern "win64" fn DbgPrint(format: *const u8, a0: u64, a1: u64, a2: u64, a3: u64
     // SAFETY: DbgPrint's format is a NUL-terminated string from the driver.
     let f = unsafe { read_cstr(format as usize, 4096) };
     let text = kprintf(&f, &[a0, a1, a2, a3, a4, a5]);
-    inner.trace_call(Direction::DriverToHost, "DbgPrint", vec![("Text", text.trim_end().to_owned())]);
+    inner.trace_call(Direction::DriverToHost, "DbgPrint", &[("Text", text.trim_end().into())]);
     0
 }
 
@@ -286,7 +281,7 @@ extern "win64" fn KeInitializeSpinLock(lock: *mut usize) {
 }
 
 fn acquire(inner: &Inner, api: &str, lock: *mut usize) {
-    if crate::host::State::freed_object(inner, api, "spin lock", lock as usize) {
+    if crate::machine::State::freed_object(inner, api, "spin lock", lock as usize) {
         return;
     }
     let me = std::thread::current().id();
@@ -319,7 +314,7 @@ fn acquire(inner: &Inner, api: &str, lock: *mut usize) {
 }
 
 fn release(inner: &Inner, api: &str, lock: *mut usize) {
-    if crate::host::State::freed_object(inner, api, "spin lock", lock as usize) {
+    if crate::machine::State::freed_object(inner, api, "spin lock", lock as usize) {
         return;
     }
     let me = std::thread::current().id();
@@ -343,7 +338,7 @@ fn release(inner: &Inner, api: &str, lock: *mut usize) {
 extern "win64" fn KeAcquireSpinLockRaiseToDpc(lock: *mut usize) -> u8 {
     let inner = current();
     let old = cpu::irql();
-    inner.trace_call(Direction::DriverToHost, "KeAcquireSpinLockRaiseToDpc", vec![("SpinLock", ptr(lock.cast()))]);
+    inner.trace_call(Direction::DriverToHost, "KeAcquireSpinLockRaiseToDpc", &[("SpinLock", ptr(lock.cast()))]);
     inner.require_irql_at_most("KeAcquireSpinLockRaiseToDpc", DISPATCH);
     cpu::set_irql(DISPATCH);
     acquire(&inner, "KeAcquireSpinLockRaiseToDpc", lock);
@@ -355,7 +350,7 @@ extern "win64" fn KeReleaseSpinLock(lock: *mut usize, new_irql: u8) {
     inner.trace_call(
         Direction::DriverToHost,
         "KeReleaseSpinLock",
-        vec![("SpinLock", ptr(lock.cast())), ("NewIrql", new_irql.to_string())],
+        &[("SpinLock", ptr(lock.cast())), ("NewIrql", new_irql.into())],
     );
     inner.require_irql("KeReleaseSpinLock", DISPATCH);
     release(&inner, "KeReleaseSpinLock", lock);
@@ -367,14 +362,14 @@ extern "win64" fn KeReleaseSpinLock(lock: *mut usize, new_irql: u8) {
 
 extern "win64" fn KeAcquireSpinLockAtDpcLevel(lock: *mut usize) {
     let inner = current();
-    inner.trace_call(Direction::DriverToHost, "KeAcquireSpinLockAtDpcLevel", vec![("SpinLock", ptr(lock.cast()))]);
+    inner.trace_call(Direction::DriverToHost, "KeAcquireSpinLockAtDpcLevel", &[("SpinLock", ptr(lock.cast()))]);
     inner.require_irql("KeAcquireSpinLockAtDpcLevel", DISPATCH);
     acquire(&inner, "KeAcquireSpinLockAtDpcLevel", lock);
 }
 
 extern "win64" fn KeReleaseSpinLockFromDpcLevel(lock: *mut usize) {
     let inner = current();
-    inner.trace_call(Direction::DriverToHost, "KeReleaseSpinLockFromDpcLevel", vec![("SpinLock", ptr(lock.cast()))]);
+    inner.trace_call(Direction::DriverToHost, "KeReleaseSpinLockFromDpcLevel", &[("SpinLock", ptr(lock.cast()))]);
     inner.require_irql("KeReleaseSpinLockFromDpcLevel", DISPATCH);
     release(&inner, "KeReleaseSpinLockFromDpcLevel", lock);
 }

@@ -8,9 +8,9 @@
 use super::call;
 use super::cpu;
 use super::memory::{read_obj, read_utf16, write_obj, HostBlock};
-use crate::host::{current, Bugcheck, DeviceRec, Inner, PoolBlock, ProtocolCharacteristics, ProtocolRec};
 use crate::loader::{LoadedImage, Resolver};
-use crate::trace::{status, Direction};
+use crate::machine::{current, Bugcheck, DeviceRec, Inner, PoolBlock, ProtocolCharacteristics, ProtocolRec};
+use crate::trace::{Arg, Direction};
 use crate::verifier::Rule;
 use ndis_sys::*;
 use std::ffi::c_void;
@@ -54,8 +54,7 @@ mod security;
 mod sync;
 mod timers;
 
-pub(crate) use ndis::finish_query;
-pub(crate) use rtl::{check_critical_regions, critical_depth};
+pub(crate) use super::dispatch::{call_into_driver, critical_depth};
 pub(crate) use security::open_handles;
 pub(crate) use timers::{check_deferred_released, start_system_threads};
 
@@ -80,12 +79,15 @@ impl Resolver for Exports {
     }
 }
 
-pub(super) fn hex(v: impl Into<u64>) -> String {
-    format!("{:#x}", v.into())
+/// A traced value shown in hex (formatted when the trace is read).
+pub(super) fn hex(v: impl Into<u64>) -> Arg<'static> {
+    Arg::Hex(v.into())
 }
 
-pub(super) fn ptr(p: *const c_void) -> String {
-    format!("{:#x}", p as usize)
+/// A traced address.
+pub(super) fn ptr(p: *const c_void) -> Arg<'static> {
+    // CAST: addresses are 64 bits.
+    Arg::Hex(p as usize as u64)
 }
 
 /// Reads a UNICODE_STRING the driver passed; `None` for a null pointer.
@@ -107,61 +109,6 @@ pub(super) unsafe fn unicode(p: *const UNICODE_STRING) -> Option<String> {
 }
 
 // ---------------------------------------------------------------- calls into the driver
-
-/// Runs driver function `f` on this processor at `irql`, traced, checking the IRQL it returns at.
-pub(crate) fn call_into_driver(inner: &Inner, irql: u8, name: &str, f: usize, args: &[(&'static str, u64)]) -> u64 {
-    // The driver's own contexts must still be alive when the host calls back with them.
-    for (arg, v) in args.iter().filter(|(n, _)| DRIVER_CONTEXTS.contains(n)) {
-        // CAST: addresses.
-        if *v != 0 && inner.state().in_freed_pool(*v as usize) {
-            inner.violation(
-                Rule::UseAfterFree,
-                format!("{name} called with {arg} {v:#x}, in pool the driver already freed"),
-            );
-        }
-    }
-    let prev = cpu::irql();
-    cpu::set_irql(irql);
-    let critical = rtl::critical_depth();
-    let idx = inner.trace_call(Direction::HostToDriver, name, args.iter().map(|(n, v)| (*n, hex(*v))).collect());
-    let values: Vec<u64> = args.iter().map(|(_, v)| *v).collect();
-    let probe = super::stack::Probe::begin();
-    // SAFETY: `f` is a driver routine the driver registered for exactly this call, with these argument
-    // values, all integers or pointers to memory the host lent it.
-    let r = unsafe { call::call(f, &values) };
-    let depth = probe.end();
-    inner.ke.record_stack(name, depth);
-    if depth > crate::ke::STACK_BUDGET {
-        inner.violation(
-            Rule::Stack,
-            format!(
-                "{name} used {depth} bytes of stack; the budget is {} (24 KiB kernel stack minus {} for host frames)",
-                crate::ke::STACK_BUDGET,
-                crate::ke::HOST_FRAME_ALLOWANCE
-            ),
-        );
-    }
-    let after = cpu::irql();
-    if after != irql {
-        inner
-            .violation(Rule::IrqlNotRestored, format!("{name} returned at IRQL {after}; it was called at IRQL {irql}"));
-    }
-    rtl::check_critical_regions(inner, name, critical);
-    // CAST: statuses are the low 32 bits of RAX.
-    inner.trace_result(idx, status(r as u32 as i32));
-    cpu::set_irql(prev);
-    r
-}
-
-/// Argument names of driver-owned contexts the host hands back in callbacks.
-const DRIVER_CONTEXTS: &[&str] = &[
-    "ProtocolBindingContext",
-    "ProtocolDriverContext",
-    "DriverContext",
-    "DeferredContext",
-    "Context",
-    "FunctionContext",
-];
 
 /// Calls a driver routine from inside an export (same processor, nested), at the current IRQL.
 pub(super) fn call_back(inner: &Inner, name: &str, f: usize, args: &[(&'static str, u64)]) -> u64 {

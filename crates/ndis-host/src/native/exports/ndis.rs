@@ -1,6 +1,7 @@
 //! NDIS exports: version, protocol registration.
 
 use super::*;
+use crate::native::ndis_objects::write_query_answer;
 
 export_table! {
     "ndis.sys": NdisGetVersion,
@@ -39,9 +40,9 @@ export_table! {
 
 extern "win64" fn NdisGetVersion() -> u32 {
     let inner = current();
-    let idx = inner.trace_call(Direction::DriverToHost, "NdisGetVersion", vec![]);
+    let idx = inner.trace_call(Direction::DriverToHost, "NdisGetVersion", &[]);
     let v = inner.config.ndis_version;
-    inner.trace_result(idx, format!("{}.{}", v >> 16, v & 0xFF));
+    inner.trace_result(idx, Arg::Version(v));
     v
 }
 
@@ -114,10 +115,10 @@ extern "win64" fn NdisRegisterProtocolDriver(
     let idx = inner.trace_call(
         Direction::DriverToHost,
         "NdisRegisterProtocolDriver",
-        vec![("ProtocolDriverContext", ptr(context)), ("ProtocolCharacteristics", ptr(chars.cast()))],
+        &[("ProtocolDriverContext", ptr(context)), ("ProtocolCharacteristics", ptr(chars.cast()))],
     );
     let result = register(&inner, context, chars, handle_out);
-    inner.trace_result(idx, status(result));
+    inner.trace_result(idx, Arg::Status(result));
     result
 }
 
@@ -215,11 +216,7 @@ fn register(
 
 extern "win64" fn NdisDeregisterProtocolDriver(handle: *mut c_void) {
     let inner = current();
-    inner.trace_call(
-        Direction::DriverToHost,
-        "NdisDeregisterProtocolDriver",
-        vec![("NdisProtocolHandle", ptr(handle))],
-    );
+    inner.trace_call(Direction::DriverToHost, "NdisDeregisterProtocolDriver", &[("NdisProtocolHandle", ptr(handle))]);
     inner.require_irql("NdisDeregisterProtocolDriver", PASSIVE);
     // NDIS unbinds every binding of the protocol before deregistration returns.
     inner.unbind_all();
@@ -246,7 +243,7 @@ extern "win64" fn NdisDeregisterProtocolDriver(handle: *mut c_void) {
 /// NDIS calls that need no registration (memory the driver owns, pool teardown during unload).
 const WITHOUT_REGISTRATION: &[&str] = &["NdisFreeMemory", "NdisFreeNetBufferListPool", "NdisFreeNetBufferPool"];
 
-fn ndis_call(name: &str, args: Vec<(&'static str, String)>) -> (std::sync::Arc<Inner>, usize) {
+fn ndis_call(name: &'static str, args: &[(&'static str, Arg<'_>)]) -> (std::sync::Arc<Inner>, u64) {
     let inner = current();
     let idx = inner.trace_call(Direction::DriverToHost, name, args);
     // Binding-level NDIS calls after the protocol deregistered address bindings that no longer exist.
@@ -272,14 +269,14 @@ extern "win64" fn NdisOpenAdapterEx(
 ) -> i32 {
     let (inner, idx) = ndis_call(
         "NdisOpenAdapterEx",
-        vec![
+        &[
             ("NdisProtocolHandle", ptr(protocol)),
             ("ProtocolBindingContext", ptr(context)),
             ("BindContext", ptr(bind_context)),
         ],
     );
     let r = open_adapter(&inner, protocol, context, params, bind_context, handle_out);
-    inner.trace_result(idx, status(r));
+    inner.trace_result(idx, Arg::Status(r));
     r
 }
 
@@ -354,8 +351,10 @@ fn open_adapter(
 }
 
 extern "win64" fn NdisCompleteBindAdapterEx(bind_context: *mut c_void, st: i32) {
-    let (inner, _) =
-        ndis_call("NdisCompleteBindAdapterEx", vec![("BindAdapterContext", ptr(bind_context)), ("Status", status(st))]);
+    let (inner, _) = ndis_call(
+        "NdisCompleteBindAdapterEx",
+        &[("BindAdapterContext", ptr(bind_context)), ("Status", Arg::Status(st))],
+    );
     let mut s = inner.state();
     match s.ndis.binds.get_mut(&(bind_context as usize)) {
         Some(p) if p.completed.is_none() => p.completed = Some(st),
@@ -371,7 +370,7 @@ extern "win64" fn NdisCompleteBindAdapterEx(bind_context: *mut c_void, st: i32) 
 }
 
 extern "win64" fn NdisCloseAdapterEx(handle: *mut c_void) -> i32 {
-    let (inner, idx) = ndis_call("NdisCloseAdapterEx", vec![("NdisBindingHandle", ptr(handle))]);
+    let (inner, idx) = ndis_call("NdisCloseAdapterEx", &[("NdisBindingHandle", ptr(handle))]);
     inner.require_irql("NdisCloseAdapterEx", PASSIVE);
     let mut s = inner.state();
     let adapter = s
@@ -416,12 +415,12 @@ extern "win64" fn NdisCloseAdapterEx(handle: *mut c_void) -> i32 {
             }
         }
     };
-    inner.trace_result(idx, status(r));
+    inner.trace_result(idx, Arg::Status(r));
     r
 }
 
 extern "win64" fn NdisCompleteUnbindAdapterEx(unbind_context: *mut c_void) {
-    let (inner, _) = ndis_call("NdisCompleteUnbindAdapterEx", vec![("UnbindContext", ptr(unbind_context))]);
+    let (inner, _) = ndis_call("NdisCompleteUnbindAdapterEx", &[("UnbindContext", ptr(unbind_context))]);
     let mut s = inner.state();
     match s.ndis.unbinds.get_mut(&(unbind_context as usize)) {
         Some(p) if p.completed.is_none() => p.completed = Some(0),
@@ -436,7 +435,7 @@ extern "win64" fn NdisAllocateNetBufferListPool(
     handle: *mut c_void,
     params: *mut NET_BUFFER_LIST_POOL_PARAMETERS,
 ) -> *mut c_void {
-    let (inner, idx) = ndis_call("NdisAllocateNetBufferListPool", vec![("NdisHandle", ptr(handle))]);
+    let (inner, idx) = ndis_call("NdisAllocateNetBufferListPool", &[("NdisHandle", ptr(handle))]);
     let r = (|| {
         if !inner.require_irql_at_most("NdisAllocateNetBufferListPool", DISPATCH) || params.is_null() {
             return std::ptr::null_mut();
@@ -471,7 +470,7 @@ extern "win64" fn NdisAllocateNetBufferListPool(
 }
 
 extern "win64" fn NdisFreeNetBufferListPool(pool: *mut c_void) {
-    let (inner, _) = ndis_call("NdisFreeNetBufferListPool", vec![("PoolHandle", ptr(pool))]);
+    let (inner, _) = ndis_call("NdisFreeNetBufferListPool", &[("PoolHandle", ptr(pool))]);
     inner.require_irql_at_most("NdisFreeNetBufferListPool", DISPATCH);
     let mut s = inner.state();
     let Some(tag) = s.ndis.nbl_pools.remove(&(pool as usize)).map(|p| p.tag) else {
@@ -487,14 +486,14 @@ extern "win64" fn NdisFreeNetBufferListPool(pool: *mut c_void) {
             format!(
                 "NdisFreeNetBufferListPool({}) (tag '{}') with {alive} NBL(s) of the pool not freed",
                 ptr(pool),
-                crate::host::tag_text(tag)
+                crate::machine::tag_text(tag)
             ),
         );
     }
 }
 
 extern "win64" fn NdisQueryAdapterInstanceName(out: *mut NDIS_STRING, handle: *mut c_void) -> i32 {
-    let (inner, idx) = ndis_call("NdisQueryAdapterInstanceName", vec![("NdisBindingHandle", ptr(handle))]);
+    let (inner, idx) = ndis_call("NdisQueryAdapterInstanceName", &[("NdisBindingHandle", ptr(handle))]);
     inner.require_irql("NdisQueryAdapterInstanceName", PASSIVE);
     let r = (|| {
         let name = {
@@ -528,14 +527,14 @@ extern "win64" fn NdisQueryAdapterInstanceName(out: *mut NDIS_STRING, handle: *m
         inner.state().ndis.ndis_memory.insert(block.addr(), block);
         ST_SUCCESS
     })();
-    inner.trace_result(idx, status(r));
+    inner.trace_result(idx, Arg::Status(r));
     r
 }
 
 extern "win64" fn NdisFreeMemory(p: *mut c_void, length: u32, flags: u32) {
     let (inner, _) = ndis_call(
         "NdisFreeMemory",
-        vec![("VirtualAddress", ptr(p)), ("Length", length.to_string()), ("MemoryFlags", hex(flags))],
+        &[("VirtualAddress", ptr(p)), ("Length", length.into()), ("MemoryFlags", hex(flags))],
     );
     inner.require_irql_at_most("NdisFreeMemory", DISPATCH);
     let (ndis, pool) = {
@@ -554,7 +553,7 @@ extern "win64" fn NdisFreeMemory(p: *mut c_void, length: u32, flags: u32) {
 extern "win64" fn NdisReturnNetBufferLists(handle: *mut c_void, nbls: *mut c_void, flags: u32) {
     let (inner, _) = ndis_call(
         "NdisReturnNetBufferLists",
-        vec![("NdisBindingHandle", ptr(handle)), ("NetBufferLists", ptr(nbls)), ("ReturnFlags", hex(flags))],
+        &[("NdisBindingHandle", ptr(handle)), ("NetBufferLists", ptr(nbls)), ("ReturnFlags", hex(flags))],
     );
     inner.require_irql_at_most("NdisReturnNetBufferLists", DISPATCH);
     if flags & 1 != 0 && super::super::cpu::irql() != DISPATCH {
@@ -568,7 +567,7 @@ extern "win64" fn NdisReturnNetBufferLists(handle: *mut c_void, nbls: *mut c_voi
     let mut s = inner.state();
     let mut unknown = 0;
     for n in &chain {
-        super::ndis_extra::forget_contexts(&mut s, *n);
+        forget_contexts(&mut s, *n);
         if s.ndis.outstanding.remove(n).is_none() {
             unknown += 1;
         }
@@ -587,12 +586,17 @@ extern "win64" fn NdisReturnNetBufferLists(handle: *mut c_void, nbls: *mut c_voi
 
 // ---------------------------------------------------------------- NBLs, MDLs
 
+/// Drops the context blocks (see `ndis_extra`) NdisAllocateNetBufferListContext added to `nbl` (the NBL is freed or returned).
+pub(crate) fn forget_contexts(st: &mut crate::machine::State, nbl: usize) {
+    st.ndis.nbl_contexts.retain(|_, (_, n)| *n != nbl);
+}
+
 #[cfg(test)]
 #[path = "ndis_tests.rs"]
 pub(super) mod tests;
 
 use super::super::ndis_objects as objects;
-use crate::host::State;
+use crate::machine::State;
 
 /// Whether `m` is an MDL the driver may chain into a NET_BUFFER it sends: NdisAllocateMdl, IoAllocateMdl,
 /// data NDIS allocated with an NBL, an MDL the driver built in its own pool, or the MdlAddress of a request
@@ -701,7 +705,7 @@ extern "win64" fn NdisAllocateNetBufferList(
 ) -> *mut NET_BUFFER_LIST {
     let (inner, idx) = ndis_call(
         "NdisAllocateNetBufferList",
-        vec![("PoolHandle", ptr(pool)), ("ContextSize", hex(context_size)), ("ContextBackFill", hex(backfill))],
+        &[("PoolHandle", ptr(pool)), ("ContextSize", hex(context_size)), ("ContextBackFill", hex(backfill))],
     );
     let r = allocate_nbl(&inner, "NdisAllocateNetBufferList", pool as usize, context_size, backfill, None);
     inner.trace_result(idx, hex(r as u64));
@@ -718,7 +722,7 @@ extern "win64" fn NdisAllocateNetBufferAndNetBufferList(
 ) -> *mut NET_BUFFER_LIST {
     let (inner, idx) = ndis_call(
         "NdisAllocateNetBufferAndNetBufferList",
-        vec![
+        &[
             ("PoolHandle", ptr(pool)),
             ("ContextSize", hex(context_size)),
             ("ContextBackFill", hex(backfill)),
@@ -741,7 +745,7 @@ extern "win64" fn NdisAllocateNetBufferAndNetBufferList(
 }
 
 extern "win64" fn NdisFreeNetBufferList(nbl: *mut NET_BUFFER_LIST) {
-    let (inner, _) = ndis_call("NdisFreeNetBufferList", vec![("NetBufferList", ptr(nbl.cast()))]);
+    let (inner, _) = ndis_call("NdisFreeNetBufferList", &[("NetBufferList", ptr(nbl.cast()))]);
     inner.require_irql_at_most("NdisFreeNetBufferList", DISPATCH);
     let n = nbl as usize;
     let mut s = inner.state();
@@ -753,7 +757,7 @@ extern "win64" fn NdisFreeNetBufferList(nbl: *mut NET_BUFFER_LIST) {
         );
         return;
     }
-    super::ndis_extra::forget_contexts(&mut s, n);
+    forget_contexts(&mut s, n);
     if s.ndis.driver_nbls.remove(&n).is_none() {
         let received = s.ndis.outstanding.contains_key(&n);
         drop(s);
@@ -769,7 +773,7 @@ extern "win64" fn NdisFreeNetBufferList(nbl: *mut NET_BUFFER_LIST) {
 extern "win64" fn NdisAllocateMdl(handle: *mut c_void, va: *mut c_void, length: u32) -> *mut MDL {
     let (inner, idx) = ndis_call(
         "NdisAllocateMdl",
-        vec![("NdisHandle", ptr(handle)), ("VirtualAddress", ptr(va)), ("Length", length.to_string())],
+        &[("NdisHandle", ptr(handle)), ("VirtualAddress", ptr(va)), ("Length", length.into())],
     );
     let r = (|| {
         if !inner.require_irql_at_most("NdisAllocateMdl", DISPATCH) {
@@ -803,7 +807,7 @@ extern "win64" fn NdisAllocateMdl(handle: *mut c_void, va: *mut c_void, length: 
 }
 
 extern "win64" fn NdisFreeMdl(mdl: *mut MDL) {
-    let (inner, _) = ndis_call("NdisFreeMdl", vec![("Mdl", ptr(mdl.cast()))]);
+    let (inner, _) = ndis_call("NdisFreeMdl", &[("Mdl", ptr(mdl.cast()))]);
     inner.require_irql_at_most("NdisFreeMdl", DISPATCH);
     let m = mdl as usize;
     let mut s = inner.state();
@@ -855,12 +859,12 @@ extern "win64" fn NdisGetDataBuffer(
 ) -> *mut c_void {
     let (inner, idx) = ndis_call(
         "NdisGetDataBuffer",
-        vec![
+        &[
             ("NetBuffer", ptr(nb.cast())),
-            ("BytesNeeded", bytes.to_string()),
+            ("BytesNeeded", bytes.into()),
             ("Storage", ptr(storage)),
-            ("AlignMultiple", align_multiple.to_string()),
-            ("AlignOffset", align_offset.to_string()),
+            ("AlignMultiple", align_multiple.into()),
+            ("AlignOffset", align_offset.into()),
         ],
     );
     let r = (|| {
@@ -982,10 +986,10 @@ pub(crate) fn check_irp_mdl_not_in_flight(inner: &Inner, irp: usize) {
 extern "win64" fn NdisSendNetBufferLists(handle: *mut c_void, nbls: *mut NET_BUFFER_LIST, port: u32, flags: u32) {
     let (inner, _) = ndis_call(
         "NdisSendNetBufferLists",
-        vec![
+        &[
             ("NdisBindingHandle", ptr(handle)),
             ("NetBufferLists", ptr(nbls.cast())),
-            ("PortNumber", port.to_string()),
+            ("PortNumber", port.into()),
             ("SendFlags", hex(flags)),
         ],
     );
@@ -1161,9 +1165,9 @@ const NDIS_650: u32 = 0x0006_0032;
 
 extern "win64" fn NdisOidRequest(handle: *mut c_void, request: *mut NDIS_OID_REQUEST) -> i32 {
     let (inner, idx) =
-        ndis_call("NdisOidRequest", vec![("NdisBindingHandle", ptr(handle)), ("OidRequest", ptr(request.cast()))]);
+        ndis_call("NdisOidRequest", &[("NdisBindingHandle", ptr(handle)), ("OidRequest", ptr(request.cast()))]);
     let r = oid_request(&inner, handle as usize, request as usize);
-    inner.trace_result(idx, status(r));
+    inner.trace_result(idx, Arg::Status(r));
     r
 }
 
@@ -1350,30 +1354,9 @@ fn oid_request(inner: &std::sync::Arc<Inner>, handle: usize, request: usize) -> 
     status_out
 }
 
-/// Copies a query's answer into the driver's InformationBuffer (the model checked it is long enough).
-fn write_query_answer(buffer: usize, bytes: &[u8]) {
-    for (i, b) in bytes.iter().enumerate() {
-        // SAFETY: the driver's buffer of InformationBufferLength bytes, at least `bytes.len()` long.
-        unsafe { write_obj(buffer + i, *b) };
-    }
-}
-
-/// Completes a pended query's data as the adapter does when it completes the request successfully: the answer
-/// into InformationBuffer and its length into BytesWritten.
-pub(crate) fn finish_query(request: usize, buffer: usize, bytes: &[u8]) {
-    write_query_answer(buffer, bytes);
-    let at = request
-        + std::mem::offset_of!(NDIS_OID_REQUEST, DATA)
-        + std::mem::offset_of!(NDIS_OID_REQUEST_DATA_QUERY_INFORMATION, BytesWritten);
-    // Bounded by InformationBufferLength, a ULONG.
-    let written = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
-    // SAFETY: the driver's pended request, which it may not free or reuse before it completes.
-    unsafe { write_obj(at, written) };
-}
-
 extern "win64" fn NdisCancelOidRequest(handle: *mut c_void, request_id: *mut c_void) {
     let (inner, _) =
-        ndis_call("NdisCancelOidRequest", vec![("NdisBindingHandle", ptr(handle)), ("RequestId", ptr(request_id))]);
+        ndis_call("NdisCancelOidRequest", &[("NdisBindingHandle", ptr(handle)), ("RequestId", ptr(request_id))]);
     inner.require_irql_at_most("NdisCancelOidRequest", DISPATCH);
     let found = {
         let s = inner.state();
@@ -1393,10 +1376,10 @@ extern "win64" fn NdisCancelOidRequest(handle: *mut c_void, request_id: *mut c_v
 extern "win64" fn NdisCompleteNetPnPEvent(handle: *mut c_void, notification: *mut NET_PNP_EVENT_NOTIFICATION, st: i32) {
     let (inner, _) = ndis_call(
         "NdisCompleteNetPnPEvent",
-        vec![
+        &[
             ("NdisBindingHandle", ptr(handle)),
             ("NetPnPEventNotification", ptr(notification.cast())),
-            ("Status", status(st)),
+            ("Status", Arg::Status(st)),
         ],
     );
     inner.require_irql_at_most("NdisCompleteNetPnPEvent", DISPATCH);
@@ -1431,7 +1414,7 @@ extern "win64" fn NdisAllocateNetBufferPool(
     handle: *mut c_void,
     params: *mut NET_BUFFER_POOL_PARAMETERS,
 ) -> *mut c_void {
-    let (inner, idx) = ndis_call("NdisAllocateNetBufferPool", vec![("NdisHandle", ptr(handle))]);
+    let (inner, idx) = ndis_call("NdisAllocateNetBufferPool", &[("NdisHandle", ptr(handle))]);
     let r = (|| {
         if !inner.require_irql_at_most("NdisAllocateNetBufferPool", DISPATCH) || params.is_null() {
             return 0;
@@ -1460,7 +1443,7 @@ extern "win64" fn NdisAllocateNetBufferPool(
 }
 
 extern "win64" fn NdisFreeNetBufferPool(pool: *mut c_void) {
-    let (inner, _) = ndis_call("NdisFreeNetBufferPool", vec![("PoolHandle", ptr(pool))]);
+    let (inner, _) = ndis_call("NdisFreeNetBufferPool", &[("PoolHandle", ptr(pool))]);
     inner.require_irql_at_most("NdisFreeNetBufferPool", DISPATCH);
     let mut s = inner.state();
     if s.ndis.nb_pools.remove(&(pool as usize)).is_none() {
@@ -1486,7 +1469,7 @@ extern "win64" fn NdisAllocateNetBuffer(
 ) -> *mut NET_BUFFER {
     let (inner, idx) = ndis_call(
         "NdisAllocateNetBuffer",
-        vec![
+        &[
             ("PoolHandle", ptr(pool)),
             ("MdlChain", ptr(mdl_chain.cast())),
             ("DataOffset", hex(data_offset)),
@@ -1530,7 +1513,7 @@ extern "win64" fn NdisAllocateNetBuffer(
 }
 
 extern "win64" fn NdisFreeNetBuffer(nb: *mut NET_BUFFER) {
-    let (inner, _) = ndis_call("NdisFreeNetBuffer", vec![("NetBuffer", ptr(nb.cast()))]);
+    let (inner, _) = ndis_call("NdisFreeNetBuffer", &[("NetBuffer", ptr(nb.cast()))]);
     inner.require_irql_at_most("NdisFreeNetBuffer", DISPATCH);
     let n = nb as usize;
     let mut s = inner.state();
@@ -1600,7 +1583,7 @@ extern "win64" fn NdisAdvanceNetBufferDataStart(
 ) {
     let (inner, _) = ndis_call(
         "NdisAdvanceNetBufferDataStart",
-        vec![("NetBuffer", ptr(nb.cast())), ("DataOffsetDelta", delta.to_string()), ("FreeMdl", free_mdl.to_string())],
+        &[("NetBuffer", ptr(nb.cast())), ("DataOffsetDelta", delta.into()), ("FreeMdl", free_mdl.into())],
     );
     move_data_start(&inner, "NdisAdvanceNetBufferDataStart", nb as usize, true, delta);
 }
@@ -1613,23 +1596,19 @@ extern "win64" fn NdisRetreatNetBufferDataStart(
 ) -> i32 {
     let (inner, idx) = ndis_call(
         "NdisRetreatNetBufferDataStart",
-        vec![
-            ("NetBuffer", ptr(nb.cast())),
-            ("DataOffsetDelta", delta.to_string()),
-            ("DataBackFill", backfill.to_string()),
-        ],
+        &[("NetBuffer", ptr(nb.cast())), ("DataOffsetDelta", delta.into()), ("DataBackFill", backfill.into())],
     );
     let r = if move_data_start(&inner, "NdisRetreatNetBufferDataStart", nb as usize, false, delta) {
         NDIS_STATUS_SUCCESS
     } else {
         NDIS_STATUS_RESOURCES
     };
-    inner.trace_result(idx, status(r));
+    inner.trace_result(idx, Arg::Status(r));
     r
 }
 
 extern "win64" fn NdisGeneratePartialCancelId() -> u8 {
-    let (inner, idx) = ndis_call("NdisGeneratePartialCancelId", vec![]);
+    let (inner, idx) = ndis_call("NdisGeneratePartialCancelId", &[]);
     let id = {
         let mut s = inner.state();
         s.ndis.cancel_ids = s.ndis.cancel_ids.wrapping_add(1);
@@ -1640,10 +1619,8 @@ extern "win64" fn NdisGeneratePartialCancelId() -> u8 {
 }
 
 extern "win64" fn NdisCancelSendNetBufferLists(handle: *mut c_void, cancel_id: *mut c_void) {
-    let (inner, _) = ndis_call(
-        "NdisCancelSendNetBufferLists",
-        vec![("NdisBindingHandle", ptr(handle)), ("CancelId", ptr(cancel_id))],
-    );
+    let (inner, _) =
+        ndis_call("NdisCancelSendNetBufferLists", &[("NdisBindingHandle", ptr(handle)), ("CancelId", ptr(cancel_id))]);
     inner.require_irql_at_most("NdisCancelSendNetBufferLists", DISPATCH);
     let (adapter, cancelled) = {
         let mut s = inner.state();

@@ -25,7 +25,7 @@ const NDIS_ST_SUCCESS: i32 = 0;
 const NDIS_ST_FAILURE: i32 = 0xC000_0001u32 as i32;
 const NDIS_ST_RESOURCES: i32 = 0xC000_009Au32 as i32;
 
-fn call(name: &str, args: Vec<(&'static str, String)>) -> (std::sync::Arc<Inner>, usize) {
+fn call(name: &'static str, args: &[(&'static str, Arg<'_>)]) -> (std::sync::Arc<Inner>, u64) {
     let inner = current();
     let idx = inner.trace_call(Direction::DriverToHost, name, args);
     (inner, idx)
@@ -50,11 +50,11 @@ extern "win64" fn NdisAllocateMemoryWithTagPriority(
     let api = "NdisAllocateMemoryWithTagPriority";
     let (inner, idx) = call(
         api,
-        vec![
+        &[
             ("NdisHandle", ptr(handle)),
-            ("Length", length.to_string()),
-            ("Tag", crate::host::tag_text(tag)),
-            ("Priority", priority.to_string()),
+            ("Length", length.into()),
+            ("Tag", Arg::Tag(tag)),
+            ("Priority", priority.into()),
         ],
     );
     let r = if ndis_handle(&inner, handle as usize) {
@@ -73,10 +73,8 @@ extern "win64" fn NdisAllocateMemoryWithTagPriority(
 /// The NDIS 5 form, still exported: the address comes back through `out`.
 extern "win64" fn NdisAllocateMemoryWithTag(out: *mut *mut c_void, length: u32, tag: u32) -> i32 {
     let api = "NdisAllocateMemoryWithTag";
-    let (inner, idx) = call(
-        api,
-        vec![("VirtualAddress", ptr(out.cast())), ("Length", length.to_string()), ("Tag", crate::host::tag_text(tag))],
-    );
+    let (inner, idx) =
+        call(api, &[("VirtualAddress", ptr(out.cast())), ("Length", length.into()), ("Tag", Arg::Tag(tag))]);
     let r = if out.is_null() {
         inner.violation(Rule::BadParameter, format!("{api} with a null VirtualAddress"));
         NDIS_ST_FAILURE
@@ -90,19 +88,18 @@ extern "win64" fn NdisAllocateMemoryWithTag(out: *mut *mut c_void, length: u32, 
             NDIS_ST_SUCCESS
         }
     };
-    inner.trace_result(idx, status(r));
+    inner.trace_result(idx, Arg::Status(r));
     r
 }
 
 extern "win64" fn NdisFreeMemoryWithTagPriority(handle: *mut c_void, p: *mut c_void, tag: u32) {
     let api = "NdisFreeMemoryWithTagPriority";
-    let (inner, _) =
-        call(api, vec![("NdisHandle", ptr(handle)), ("VirtualAddress", ptr(p)), ("Tag", crate::host::tag_text(tag))]);
+    let (inner, _) = call(api, &[("NdisHandle", ptr(handle)), ("VirtualAddress", ptr(p)), ("Tag", Arg::Tag(tag))]);
     super::ke::pool_free(&inner, api, p, Some(tag));
 }
 
 extern "win64" fn NdisMSleep(microseconds: u32) {
-    let (inner, _) = call("NdisMSleep", vec![("MicrosecondsToSleep", microseconds.to_string())]);
+    let (inner, _) = call("NdisMSleep", &[("MicrosecondsToSleep", microseconds.into())]);
     if inner.require_irql("NdisMSleep", PASSIVE) {
         std::thread::sleep(std::time::Duration::from_micros(u64::from(microseconds)));
     }
@@ -121,12 +118,12 @@ extern "win64" fn NdisCopyFromNetBufferToNetBuffer(
     let api = "NdisCopyFromNetBufferToNetBuffer";
     let (inner, idx) = call(
         api,
-        vec![
+        &[
             ("Destination", ptr(dst.cast())),
-            ("DestinationOffset", dst_offset.to_string()),
-            ("BytesToCopy", bytes.to_string()),
+            ("DestinationOffset", dst_offset.into()),
+            ("BytesToCopy", bytes.into()),
             ("Source", ptr(src.cast())),
-            ("SourceOffset", src_offset.to_string()),
+            ("SourceOffset", src_offset.into()),
         ],
     );
     let r = (|| {
@@ -204,14 +201,14 @@ extern "win64" fn NdisCopyFromNetBufferToNetBuffer(
             }
         }
     })();
-    inner.trace_result(idx, status(r));
+    inner.trace_result(idx, Arg::Status(r));
     r
 }
 
 // ---------------------------------------------------------------- NBL contexts
 
 /// Whether `nbl` is an NBL the driver may change: one of its own, or a received one it holds.
-fn nbl_held(st: &crate::host::State, nbl: usize) -> bool {
+fn nbl_held(st: &crate::machine::State, nbl: usize) -> bool {
     st.ndis.driver_nbls.contains_key(&nbl) || st.ndis.outstanding.contains_key(&nbl)
 }
 
@@ -238,11 +235,11 @@ extern "win64" fn NdisAllocateNetBufferListContext(
     let api = "NdisAllocateNetBufferListContext";
     let (inner, idx) = call(
         api,
-        vec![
+        &[
             ("NetBufferList", ptr(nbl.cast())),
-            ("ContextSize", size.to_string()),
-            ("ContextBackFill", backfill.to_string()),
-            ("PoolTag", crate::host::tag_text(tag)),
+            ("ContextSize", size.into()),
+            ("ContextBackFill", backfill.into()),
+            ("PoolTag", Arg::Tag(tag)),
         ],
     );
     let r = (|| {
@@ -293,13 +290,13 @@ extern "win64" fn NdisAllocateNetBufferListContext(
         inner.state().ndis.nbl_contexts.insert(block.addr(), (block, l));
         NDIS_ST_SUCCESS
     })();
-    inner.trace_result(idx, status(r));
+    inner.trace_result(idx, Arg::Status(r));
     r
 }
 
 extern "win64" fn NdisFreeNetBufferListContext(nbl: *mut NET_BUFFER_LIST, size: u16) {
     let api = "NdisFreeNetBufferListContext";
-    let (inner, _) = call(api, vec![("NetBufferList", ptr(nbl.cast())), ("ContextSize", size.to_string())]);
+    let (inner, _) = call(api, &[("NetBufferList", ptr(nbl.cast())), ("ContextSize", size.into())]);
     if !inner.require_irql_at_most(api, DISPATCH) {
         return;
     }
@@ -339,7 +336,7 @@ extern "win64" fn NdisFreeNetBufferListContext(nbl: *mut NET_BUFFER_LIST, size: 
 
 extern "win64" fn NdisGetPoolFromNetBufferList(nbl: *mut NET_BUFFER_LIST) -> *mut c_void {
     let api = "NdisGetPoolFromNetBufferList";
-    let (inner, idx) = call(api, vec![("NetBufferList", ptr(nbl.cast()))]);
+    let (inner, idx) = call(api, &[("NetBufferList", ptr(nbl.cast()))]);
     let r = (|| {
         if !inner.require_irql_at_most(api, DISPATCH) {
             return 0;
@@ -357,11 +354,6 @@ extern "win64" fn NdisGetPoolFromNetBufferList(nbl: *mut NET_BUFFER_LIST) -> *mu
     })();
     inner.trace_result(idx, hex(r as u64));
     r as *mut c_void
-}
-
-/// Drops the context blocks NdisAllocateNetBufferListContext added to `nbl` (the NBL is freed or returned).
-pub(crate) fn forget_contexts(st: &mut crate::host::State, nbl: usize) {
-    st.ndis.nbl_contexts.retain(|_, (_, n)| *n != nbl);
 }
 
 /// NdisAllocateMemoryWithTag for the unit tests of the pool rules.

@@ -5,8 +5,9 @@
 
 use super::*;
 use crate::faults::FaultRule;
-use crate::host::HostError;
-use crate::host::{Host, HostConfig};
+use crate::host::Host;
+use crate::machine::HostConfig;
+use crate::machine::HostError;
 use crate::ndis::{AdapterConfig, NdisBindingState, ReceiveMeta, SendCompletion};
 use objects::{first_nb, nb_view};
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering::SeqCst};
@@ -804,7 +805,7 @@ fn shaped_and_concurrent_receives_reach_the_driver_byte_for_byte() {
 
 #[test]
 fn pnp_notifications_carry_the_emulated_versions_revision_and_power_states() {
-    for (version, revision, size) in [(crate::host::NDIS_689, 2u8, 172u16), (0x0006_001E, 1, 164)] {
+    for (version, revision, size) in [(crate::machine::NDIS_689, 2u8, 172u16), (0x0006_001E, 1, 164)] {
         let mut r = Rig::with(HostConfig { ndis_version: version, ..HostConfig::default() }, 128, vec![stand_in(0)]);
         let b = r.binding();
         assert_eq!(r.h.set_power(0, 4).expect("power"), 0);

@@ -10,9 +10,9 @@
 //! The memory routines are not traced: compilers call them for every structure copy, and a trace of them
 //! would say nothing about the driver's use of the kernel.
 
+use super::super::dispatch::{set_critical_depth, CRITICAL};
 use super::sync::APC;
 use super::*;
-use std::cell::Cell;
 use std::sync::Mutex;
 
 export_table! {
@@ -137,14 +137,14 @@ extern "win64" fn RtlCompareMemory(a: *const c_void, b: *const c_void, len: usiz
     let idx = inner.trace_call(
         Direction::DriverToHost,
         "RtlCompareMemory",
-        vec![("Source1", ptr(a)), ("Source2", ptr(b)), ("Length", len.to_string())],
+        &[("Source1", ptr(a)), ("Source2", ptr(b)), ("Length", len.into())],
     );
     let r = if null_range("RtlCompareMemory", &[("Source1", a as usize), ("Source2", b as usize)], len) {
         0
     } else {
         (0..len).take_while(|&i| byte(a as usize + i) == byte(b as usize + i)).count()
     };
-    inner.trace_result(idx, r.to_string());
+    inner.trace_result(idx, r.into());
     r
 }
 
@@ -184,7 +184,7 @@ extern "win64" fn RtlCopyUnicodeString(dest: *mut UNICODE_STRING, src: *const UN
     inner.trace_call(
         Direction::DriverToHost,
         "RtlCopyUnicodeString",
-        vec![("DestinationString", ptr(dest.cast())), ("SourceString", ptr(src.cast()))],
+        &[("DestinationString", ptr(dest.cast())), ("SourceString", ptr(src.cast()))],
     );
     if !inner.require_irql_at_most("RtlCopyUnicodeString", DISPATCH) {
         return;
@@ -250,10 +250,10 @@ extern "win64" fn RtlEqualUnicodeString(a: *const UNICODE_STRING, b: *const UNIC
     let idx = inner.trace_call(
         Direction::DriverToHost,
         "RtlEqualUnicodeString",
-        vec![("String1", ptr(a.cast())), ("String2", ptr(b.cast())), ("CaseInSensitive", fold.to_string())],
+        &[("String1", ptr(a.cast())), ("String2", ptr(b.cast())), ("CaseInSensitive", fold.into())],
     );
     let r = compare_strings("RtlEqualUnicodeString", a, b, fold != 0) == Some(0);
-    inner.trace_result(idx, if r { "TRUE".into() } else { "FALSE".into() });
+    inner.trace_result(idx, if r { Arg::Word("TRUE") } else { Arg::Word("FALSE") });
     u8::from(r)
 }
 
@@ -262,58 +262,25 @@ extern "win64" fn RtlCompareUnicodeString(a: *const UNICODE_STRING, b: *const UN
     let idx = inner.trace_call(
         Direction::DriverToHost,
         "RtlCompareUnicodeString",
-        vec![("String1", ptr(a.cast())), ("String2", ptr(b.cast())), ("CaseInSensitive", fold.to_string())],
+        &[("String1", ptr(a.cast())), ("String2", ptr(b.cast())), ("CaseInSensitive", fold.into())],
     );
     let r = compare_strings("RtlCompareUnicodeString", a, b, fold != 0).unwrap_or(0);
-    inner.trace_result(idx, r.to_string());
+    inner.trace_result(idx, r.into());
     r
 }
 
 // ---------------------------------------------------------------- critical regions
 
-thread_local! {
-    /// This thread's KernelApcDisable count: how many KeEnterCriticalRegion calls are not yet left.
-    static CRITICAL: Cell<u32> = const { Cell::new(0) };
-}
-
-/// How deep the calling thread is in critical regions.
-pub(crate) fn critical_depth() -> u32 {
-    CRITICAL.with(Cell::get)
-}
-
-/// Sets the calling thread's critical-region depth (after a finding, so one bug is reported once).
-pub(crate) fn set_critical_depth(depth: u32) {
-    CRITICAL.with(|c| c.set(depth));
-}
-
-/// After a call into the driver that began at critical-region depth `before`: a region entered and not left
-/// is APC_INDEX_MISMATCH on Windows (checked when the thread leaves the kernel); reported, then the depth is
-/// put back so one bug is reported once.
-pub(crate) fn check_critical_regions(inner: &Inner, name: &str, before: u32) {
-    let after = critical_depth();
-    if after != before {
-        inner.violation(
-            Rule::Apc,
-            format!(
-                "{name} returned with {} critical region(s) entered and not left (KeEnterCriticalRegion without \
-                 KeLeaveCriticalRegion: bug check 0x1 APC_INDEX_MISMATCH)",
-                i64::from(after) - i64::from(before)
-            ),
-        );
-        set_critical_depth(before);
-    }
-}
-
 extern "win64" fn KeEnterCriticalRegion() {
     let inner = current();
-    inner.trace_call(Direction::DriverToHost, "KeEnterCriticalRegion", vec![]);
+    inner.trace_call(Direction::DriverToHost, "KeEnterCriticalRegion", &[]);
     inner.require_irql_at_most("KeEnterCriticalRegion", APC);
     CRITICAL.with(|c| c.set(c.get().saturating_add(1)));
 }
 
 extern "win64" fn KeLeaveCriticalRegion() {
     let inner = current();
-    inner.trace_call(Direction::DriverToHost, "KeLeaveCriticalRegion", vec![]);
+    inner.trace_call(Direction::DriverToHost, "KeLeaveCriticalRegion", &[]);
     inner.require_irql_at_most("KeLeaveCriticalRegion", APC);
     let depth = critical_depth();
     if depth == 0 {
@@ -328,9 +295,9 @@ extern "win64" fn KeLeaveCriticalRegion() {
 
 extern "win64" fn KeAreApcsDisabled() -> u8 {
     let inner = current();
-    let idx = inner.trace_call(Direction::DriverToHost, "KeAreApcsDisabled", vec![]);
+    let idx = inner.trace_call(Direction::DriverToHost, "KeAreApcsDisabled", &[]);
     let r = critical_depth() > 0 || cpu::irql() >= APC;
-    inner.trace_result(idx, if r { "TRUE".into() } else { "FALSE".into() });
+    inner.trace_result(idx, if r { Arg::Word("TRUE") } else { Arg::Word("FALSE") });
     u8::from(r)
 }
 
@@ -371,7 +338,7 @@ fn put(addr: usize, value: usize) {
     unsafe { write_obj(addr, value) }
 }
 
-fn list_call(api: &'static str, args: Vec<(&'static str, String)>) -> (Arc<Inner>, usize) {
+fn list_call(api: &'static str, args: &[(&'static str, Arg<'_>)]) -> (Arc<Inner>, u64) {
     let inner = current();
     let idx = inner.trace_call(Direction::DriverToHost, api, args);
     (inner, idx)
@@ -382,10 +349,8 @@ use std::sync::Arc;
 /// Inserts `entry` after `head` (at the front) or before it (at the back); returns the old first entry, or
 /// null when the list was empty.
 fn insert(api: &'static str, head: usize, entry: usize, lock: usize, front: bool) -> usize {
-    let (inner, idx) = list_call(
-        api,
-        vec![("ListHead", hex(head as u64)), ("ListEntry", hex(entry as u64)), ("Lock", hex(lock as u64))],
-    );
+    let (inner, idx) =
+        list_call(api, &[("ListHead", hex(head as u64)), ("ListEntry", hex(entry as u64)), ("Lock", hex(lock as u64))]);
     if !check_list_lock(&inner, api, lock) || head == 0 || entry == 0 {
         if head == 0 || entry == 0 {
             inner.violation(Rule::BadParameter, format!("{api} with a null ListHead or ListEntry"));
@@ -424,7 +389,7 @@ extern "win64" fn ExInterlockedInsertTailList(head: *mut c_void, entry: *mut c_v
 
 extern "win64" fn ExInterlockedRemoveHeadList(head: *mut c_void, lock: *mut usize) -> *mut c_void {
     let api = "ExInterlockedRemoveHeadList";
-    let (inner, idx) = list_call(api, vec![("ListHead", ptr(head)), ("Lock", ptr(lock.cast()))]);
+    let (inner, idx) = list_call(api, &[("ListHead", ptr(head)), ("Lock", ptr(lock.cast()))]);
     let (h, l) = (head as usize, lock as usize);
     if !check_list_lock(&inner, api, l) || h == 0 {
         if h == 0 {
@@ -450,7 +415,7 @@ extern "win64" fn ExInterlockedRemoveHeadList(head: *mut c_void, lock: *mut usiz
 extern "win64" fn ExInterlockedPushEntryList(head: *mut c_void, entry: *mut c_void, lock: *mut usize) -> *mut c_void {
     let api = "ExInterlockedPushEntryList";
     let (inner, idx) =
-        list_call(api, vec![("ListHead", ptr(head)), ("ListEntry", ptr(entry)), ("Lock", ptr(lock.cast()))]);
+        list_call(api, &[("ListHead", ptr(head)), ("ListEntry", ptr(entry)), ("Lock", ptr(lock.cast()))]);
     let (h, e) = (head as usize, entry as usize);
     if !check_list_lock(&inner, api, lock as usize) || h == 0 || e == 0 {
         if h == 0 || e == 0 {
@@ -470,7 +435,7 @@ extern "win64" fn ExInterlockedPushEntryList(head: *mut c_void, entry: *mut c_vo
 
 extern "win64" fn ExInterlockedPopEntryList(head: *mut c_void, lock: *mut usize) -> *mut c_void {
     let api = "ExInterlockedPopEntryList";
-    let (inner, idx) = list_call(api, vec![("ListHead", ptr(head)), ("Lock", ptr(lock.cast()))]);
+    let (inner, idx) = list_call(api, &[("ListHead", ptr(head)), ("Lock", ptr(lock.cast()))]);
     let h = head as usize;
     if !check_list_lock(&inner, api, lock as usize) || h == 0 {
         if h == 0 {
@@ -491,7 +456,9 @@ extern "win64" fn ExInterlockedPopEntryList(head: *mut c_void, lock: *mut usize)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::host::{Host, HostConfig};
+    use crate::host::Host;
+    use crate::machine::HostConfig;
+    use crate::native::dispatch::check_critical_regions;
 
     fn host() -> Host {
         Host::load(&super::super::ndis::tests::tiny_image(), HostConfig::default()).expect("loads")

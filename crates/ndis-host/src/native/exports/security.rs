@@ -55,12 +55,12 @@ extern "win64" fn ObOpenObjectByPointer(
     let idx = inner.trace_call(
         Direction::DriverToHost,
         "ObOpenObjectByPointer",
-        vec![
+        &[
             ("Object", ptr(object)),
             ("HandleAttributes", hex(attributes)),
             ("DesiredAccess", hex(desired)),
             ("ObjectType", ptr(object_type)),
-            ("AccessMode", mode.to_string()),
+            ("AccessMode", mode.into()),
         ],
     );
     let r = (|| {
@@ -93,7 +93,7 @@ extern "win64" fn ObOpenObjectByPointer(
         unsafe { write_obj(out as usize, h) };
         ST_SUCCESS
     })();
-    inner.trace_result(idx, status(r));
+    inner.trace_result(idx, Arg::Status(r));
     r
 }
 
@@ -135,7 +135,7 @@ extern "win64" fn ZwSetSecurityObject(handle: HANDLE, info: u32, sd: *mut c_void
     let idx = inner.trace_call(
         Direction::DriverToHost,
         "ZwSetSecurityObject",
-        vec![("Handle", ptr(handle)), ("SecurityInformation", hex(info)), ("SecurityDescriptor", ptr(sd))],
+        &[("Handle", ptr(handle)), ("SecurityInformation", hex(info)), ("SecurityDescriptor", ptr(sd))],
     );
     let r = (|| {
         if !inner.require_irql("ZwSetSecurityObject", PASSIVE) {
@@ -174,13 +174,13 @@ extern "win64" fn ZwSetSecurityObject(handle: HANDLE, info: u32, sd: *mut c_void
             }
         }
     })();
-    inner.trace_result(idx, status(r));
+    inner.trace_result(idx, Arg::Status(r));
     r
 }
 
 extern "win64" fn ZwClose(handle: HANDLE) -> i32 {
     let inner = current();
-    let idx = inner.trace_call(Direction::DriverToHost, "ZwClose", vec![("Handle", ptr(handle))]);
+    let idx = inner.trace_call(Direction::DriverToHost, "ZwClose", &[("Handle", ptr(handle))]);
     let r = if !inner.require_irql("ZwClose", PASSIVE) {
         ST_INVALID_PARAMETER
     } else if inner.state().security.handles.remove(&(handle as usize)).is_some() {
@@ -192,7 +192,7 @@ extern "win64" fn ZwClose(handle: HANDLE) -> i32 {
         );
         ST_INVALID_HANDLE
     };
-    inner.trace_result(idx, status(r));
+    inner.trace_result(idx, Arg::Status(r));
     r
 }
 
@@ -209,9 +209,9 @@ extern "win64" fn ZwOpenKey(out: *mut HANDLE, desired: u32, attributes: *mut OBJ
     let idx = inner.trace_call(
         Direction::DriverToHost,
         "ZwOpenKey",
-        vec![
+        &[
             ("DesiredAccess", hex(desired)),
-            ("ObjectName", name.as_ref().map_or_else(|| "NULL".to_owned(), |(n, _)| n.clone())),
+            ("ObjectName", name.as_ref().map_or(Arg::Word("NULL"), |(n, _)| Arg::Text(n))),
         ],
     );
     let r = (|| {
@@ -241,7 +241,7 @@ extern "win64" fn ZwOpenKey(out: *mut HANDLE, desired: u32, attributes: *mut OBJ
         unsafe { write_obj(out as usize, h) };
         ST_SUCCESS
     })();
-    inner.trace_result(idx, status(r));
+    inner.trace_result(idx, Arg::Status(r));
     r
 }
 
@@ -259,11 +259,11 @@ extern "win64" fn ZwQueryValueKey(
     let idx = inner.trace_call(
         Direction::DriverToHost,
         "ZwQueryValueKey",
-        vec![
+        &[
             ("KeyHandle", ptr(handle)),
-            ("ValueName", value.clone()),
-            ("Class", class.to_string()),
-            ("Length", length.to_string()),
+            ("ValueName", value.as_str().into()),
+            ("Class", class.into()),
+            ("Length", length.into()),
         ],
     );
     let r = (|| {
@@ -320,7 +320,7 @@ extern "win64" fn ZwQueryValueKey(
             ST_SUCCESS
         }
     })();
-    inner.trace_result(idx, status(r));
+    inner.trace_result(idx, Arg::Status(r));
     r
 }
 
@@ -329,9 +329,9 @@ extern "win64" fn RtlValidRelativeSecurityDescriptor(sd: *mut c_void, length: u3
     let idx = inner.trace_call(
         Direction::DriverToHost,
         "RtlValidRelativeSecurityDescriptor",
-        vec![
+        &[
             ("SecurityDescriptorInput", ptr(sd)),
-            ("SecurityDescriptorLength", length.to_string()),
+            ("SecurityDescriptorLength", length.into()),
             ("RequiredInformation", hex(required)),
         ],
     );
@@ -342,7 +342,7 @@ extern "win64" fn RtlValidRelativeSecurityDescriptor(sd: *mut c_void, length: u3
         let dacl_needed = required & DACL_INFO != 0;
         Descriptor::parse_relative(&bytes).is_ok_and(|d| !dacl_needed || (control & 0x4 != 0 && d.dacl.is_some()))
     };
-    inner.trace_result(idx, ok.to_string());
+    inner.trace_result(idx, ok.into());
     u8::from(ok)
 }
 
@@ -365,7 +365,7 @@ extern "win64" fn SeCaptureSubjectContext(ctx: *mut SECURITY_SUBJECT_CONTEXT) {
     inner.trace_call(
         Direction::DriverToHost,
         "SeCaptureSubjectContext",
-        vec![("SubjectContext", ptr(ctx.cast())), ("Process", pid.to_string())],
+        &[("SubjectContext", ptr(ctx.cast())), ("Process", pid.into())],
     );
     if !inner.require_irql("SeCaptureSubjectContext", PASSIVE) || ctx.is_null() {
         return;
@@ -383,13 +383,13 @@ extern "win64" fn SeCaptureSubjectContext(ctx: *mut SECURITY_SUBJECT_CONTEXT) {
 
 extern "win64" fn SeReleaseSubjectContext(ctx: *mut SECURITY_SUBJECT_CONTEXT) {
     let inner = current();
-    inner.trace_call(Direction::DriverToHost, "SeReleaseSubjectContext", vec![("SubjectContext", ptr(ctx.cast()))]);
+    inner.trace_call(Direction::DriverToHost, "SeReleaseSubjectContext", &[("SubjectContext", ptr(ctx.cast()))]);
     inner.require_irql("SeReleaseSubjectContext", PASSIVE);
 }
 
 extern "win64" fn SeTokenIsAdmin(token: *mut c_void) -> u8 {
     let inner = current();
-    let idx = inner.trace_call(Direction::DriverToHost, "SeTokenIsAdmin", vec![("Token", ptr(token))]);
+    let idx = inner.trace_call(Direction::DriverToHost, "SeTokenIsAdmin", &[("Token", ptr(token))]);
     inner.require_irql("SeTokenIsAdmin", PASSIVE);
     let pid = inner.state().security.token_objects.get(&(token as usize)).copied();
     let admin = match pid {
@@ -402,7 +402,7 @@ extern "win64" fn SeTokenIsAdmin(token: *mut c_void) -> u8 {
             false
         }
     };
-    inner.trace_result(idx, admin.to_string());
+    inner.trace_result(idx, admin.into());
     u8::from(admin)
 }
 
@@ -412,12 +412,12 @@ extern "win64" fn SeSinglePrivilegeCheck(luid: LUID, mode: i8) -> u8 {
     let idx = inner.trace_call(
         Direction::DriverToHost,
         "SeSinglePrivilegeCheck",
-        vec![("PrivilegeValue", format!("{}:{}", luid.HighPart, luid.LowPart)), ("PreviousMode", mode.to_string())],
+        &[("PrivilegeValue", Arg::Luid(luid.HighPart, luid.LowPart)), ("PreviousMode", mode.into())],
     );
     inner.require_irql("SeSinglePrivilegeCheck", PASSIVE);
     // From kernel mode every privilege check passes; from user mode the caller's token decides.
     let held = mode == 0 || (luid.HighPart == 0 && inner.state().security.token(pid).has_privilege(luid.LowPart));
-    inner.trace_result(idx, held.to_string());
+    inner.trace_result(idx, held.into());
     u8::from(held)
 }
 

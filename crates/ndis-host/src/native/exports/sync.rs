@@ -130,13 +130,13 @@ pub(super) fn wait(inner: &Inner, objects: &[usize], all: bool, timeout: Option<
 }
 
 /// Reads a kernel timeout pointer: `None` = wait forever, else the relative time in 100 ns units.
-fn timeout_arg(p: *mut LARGE_INTEGER) -> (String, Option<u64>) {
+fn timeout_arg(p: *mut LARGE_INTEGER) -> (Arg<'static>, Option<u64>) {
     if p.is_null() {
-        return ("NULL (infinite)".into(), None);
+        return (Arg::Word("NULL (infinite)"), None);
     }
     // SAFETY: a non-null timeout points to the caller's LARGE_INTEGER (the routine's contract).
     let v: i64 = unsafe { read_obj(p as usize) };
-    (v.to_string(), Some(relative_timeout(v, cpu::system_time())))
+    (Arg::Int(v), Some(relative_timeout(v, cpu::system_time())))
 }
 
 /// Checks a dispatcher object's type for a wait.
@@ -145,7 +145,7 @@ fn check_waitable(inner: &Inner, api: &str, object: usize) -> bool {
         inner.violation(Rule::BadParameter, format!("{api} on a null object"));
         return false;
     }
-    if crate::host::State::freed_object(inner, api, "dispatcher object", object) {
+    if crate::machine::State::freed_object(inner, api, "dispatcher object", object) {
         return false;
     }
     let t = object_type(object);
@@ -185,7 +185,7 @@ extern "win64" fn KeInitializeEvent(event: *mut KEVENT, ty: i32, state: u8) {
     inner.trace_call(
         Direction::DriverToHost,
         "KeInitializeEvent",
-        vec![("Event", ptr(event.cast())), ("Type", ty.to_string()), ("State", state.to_string())],
+        &[("Event", ptr(event.cast())), ("Type", ty.into()), ("State", state.into())],
     );
     inner.require_irql_at_most("KeInitializeEvent", DISPATCH);
     let t = if ty == NotificationEvent {
@@ -215,7 +215,7 @@ extern "win64" fn KeSetEvent(event: *mut KEVENT, increment: i32, wait: u8) -> i3
     let idx = inner.trace_call(
         Direction::DriverToHost,
         "KeSetEvent",
-        vec![("Event", ptr(event.cast())), ("Increment", increment.to_string()), ("Wait", wait.to_string())],
+        &[("Event", ptr(event.cast())), ("Increment", increment.into()), ("Wait", wait.into())],
     );
     // With Wait = TRUE the caller promises to wait next, so it must be able to wait.
     inner.require_irql_at_most(
@@ -226,25 +226,25 @@ extern "win64" fn KeSetEvent(event: *mut KEVENT, increment: i32, wait: u8) -> i3
         return 0;
     }
     let prev = signal(&inner, event as usize);
-    inner.trace_result(idx, prev.to_string());
+    inner.trace_result(idx, prev.into());
     prev
 }
 
 extern "win64" fn KeResetEvent(event: *mut KEVENT) -> i32 {
     let inner = current();
-    let idx = inner.trace_call(Direction::DriverToHost, "KeResetEvent", vec![("Event", ptr(event.cast()))]);
+    let idx = inner.trace_call(Direction::DriverToHost, "KeResetEvent", &[("Event", ptr(event.cast()))]);
     inner.require_irql_at_most("KeResetEvent", DISPATCH);
     if !check_event(&inner, "KeResetEvent", event as usize) {
         return 0;
     }
     let prev = reset(&inner, event as usize);
-    inner.trace_result(idx, prev.to_string());
+    inner.trace_result(idx, prev.into());
     prev
 }
 
 extern "win64" fn KeClearEvent(event: *mut KEVENT) {
     let inner = current();
-    inner.trace_call(Direction::DriverToHost, "KeClearEvent", vec![("Event", ptr(event.cast()))]);
+    inner.trace_call(Direction::DriverToHost, "KeClearEvent", &[("Event", ptr(event.cast()))]);
     inner.require_irql_at_most("KeClearEvent", DISPATCH);
     if check_event(&inner, "KeClearEvent", event as usize) {
         reset(&inner, event as usize);
@@ -253,7 +253,7 @@ extern "win64" fn KeClearEvent(event: *mut KEVENT) {
 
 extern "win64" fn KeReadStateEvent(event: *mut KEVENT) -> i32 {
     let inner = current();
-    let idx = inner.trace_call(Direction::DriverToHost, "KeReadStateEvent", vec![("Event", ptr(event.cast()))]);
+    let idx = inner.trace_call(Direction::DriverToHost, "KeReadStateEvent", &[("Event", ptr(event.cast()))]);
     inner.require_irql_at_most("KeReadStateEvent", DISPATCH);
     if !check_event(&inner, "KeReadStateEvent", event as usize) {
         return 0;
@@ -262,7 +262,7 @@ extern "win64" fn KeReadStateEvent(event: *mut KEVENT) -> i32 {
         let _d = inner.ke.dispatcher();
         DriverObjects.state(event as usize)
     };
-    inner.trace_result(idx, s.to_string());
+    inner.trace_result(idx, s.into());
     s
 }
 
@@ -280,11 +280,11 @@ extern "win64" fn KeWaitForSingleObject(
     let idx = inner.trace_call(
         Direction::DriverToHost,
         "KeWaitForSingleObject",
-        vec![
+        &[
             ("Object", ptr(object)),
-            ("WaitReason", reason.to_string()),
-            ("WaitMode", mode.to_string()),
-            ("Alertable", alertable.to_string()),
+            ("WaitReason", reason.into()),
+            ("WaitMode", mode.into()),
+            ("Alertable", alertable.into()),
             ("Timeout", shown),
         ],
     );
@@ -299,7 +299,7 @@ extern "win64" fn KeWaitForSingleObject(
             None => ST_TIMEOUT,
         }
     };
-    inner.trace_result(idx, status(r));
+    inner.trace_result(idx, Arg::Status(r));
     r
 }
 
@@ -326,25 +326,29 @@ extern "win64" fn KeWaitForMultipleObjects(
             })
             .collect()
     };
+    let mut shown_list = crate::trace::TextBuf::default();
+    for (i, o) in list.iter().enumerate() {
+        let _ = std::fmt::Write::write_fmt(&mut shown_list, format_args!("{}{o:#x}", if i > 0 { " " } else { "" }));
+    }
     let idx = inner.trace_call(
         Direction::DriverToHost,
         "KeWaitForMultipleObjects",
-        vec![
-            ("Count", count.to_string()),
-            ("Object", list.iter().map(|o| format!("{o:#x}")).collect::<Vec<_>>().join(" ")),
+        &[
+            ("Count", count.into()),
+            ("Object", Arg::Text(shown_list.as_str())),
             (
                 "WaitType",
                 if wait_type == WaitAll {
-                    "WaitAll".into()
+                    Arg::Word("WaitAll")
                 } else if wait_type == WaitAny {
-                    "WaitAny".into()
+                    Arg::Word("WaitAny")
                 } else {
-                    wait_type.to_string()
+                    wait_type.into()
                 },
             ),
-            ("WaitReason", reason.to_string()),
-            ("WaitMode", mode.to_string()),
-            ("Alertable", alertable.to_string()),
+            ("WaitReason", reason.into()),
+            ("WaitMode", mode.into()),
+            ("Alertable", alertable.into()),
             ("Timeout", shown),
             ("WaitBlockArray", ptr(wait_blocks)),
         ],
@@ -375,7 +379,7 @@ extern "win64" fn KeWaitForMultipleObjects(
             None => ST_TIMEOUT,
         }
     };
-    inner.trace_result(idx, status(r));
+    inner.trace_result(idx, Arg::Status(r));
     r
 }
 
@@ -385,7 +389,7 @@ extern "win64" fn KeDelayExecutionThread(mode: i8, alertable: u8, interval: *mut
     inner.trace_call(
         Direction::DriverToHost,
         "KeDelayExecutionThread",
-        vec![("WaitMode", mode.to_string()), ("Alertable", alertable.to_string()), ("Interval", shown)],
+        &[("WaitMode", mode.into()), ("Alertable", alertable.into()), ("Interval", shown)],
     );
     inner.require_irql_at_most("KeDelayExecutionThread", APC);
     match t {
@@ -402,14 +406,14 @@ extern "win64" fn KeDelayExecutionThread(mode: i8, alertable: u8, interval: *mut
 
 extern "win64" fn NdisInitializeEvent(event: *mut NDIS_EVENT) {
     let inner = current();
-    inner.trace_call(Direction::DriverToHost, "NdisInitializeEvent", vec![("Event", ptr(event.cast()))]);
+    inner.trace_call(Direction::DriverToHost, "NdisInitializeEvent", &[("Event", ptr(event.cast()))]);
     inner.require_irql("NdisInitializeEvent", PASSIVE);
     init_event(&inner, "NdisInitializeEvent", event as usize, EVENT_NOTIFICATION, false);
 }
 
 extern "win64" fn NdisSetEvent(event: *mut NDIS_EVENT) {
     let inner = current();
-    inner.trace_call(Direction::DriverToHost, "NdisSetEvent", vec![("Event", ptr(event.cast()))]);
+    inner.trace_call(Direction::DriverToHost, "NdisSetEvent", &[("Event", ptr(event.cast()))]);
     inner.require_irql_at_most("NdisSetEvent", DISPATCH);
     if check_event(&inner, "NdisSetEvent", event as usize) {
         signal(&inner, event as usize);
@@ -418,7 +422,7 @@ extern "win64" fn NdisSetEvent(event: *mut NDIS_EVENT) {
 
 extern "win64" fn NdisResetEvent(event: *mut NDIS_EVENT) {
     let inner = current();
-    inner.trace_call(Direction::DriverToHost, "NdisResetEvent", vec![("Event", ptr(event.cast()))]);
+    inner.trace_call(Direction::DriverToHost, "NdisResetEvent", &[("Event", ptr(event.cast()))]);
     inner.require_irql_at_most("NdisResetEvent", DISPATCH);
     if check_event(&inner, "NdisResetEvent", event as usize) {
         reset(&inner, event as usize);
@@ -430,12 +434,12 @@ extern "win64" fn NdisWaitEvent(event: *mut NDIS_EVENT, ms: u32) -> u8 {
     let idx = inner.trace_call(
         Direction::DriverToHost,
         "NdisWaitEvent",
-        vec![("Event", ptr(event.cast())), ("MsToWait", if ms == 0 { "0 (infinite)".into() } else { ms.to_string() })],
+        &[("Event", ptr(event.cast())), ("MsToWait", if ms == 0 { "0 (infinite)".into() } else { ms.into() })],
     );
     inner.require_irql("NdisWaitEvent", PASSIVE);
     let r = check_event(&inner, "NdisWaitEvent", event as usize)
         && wait(&inner, &[event as usize], false, (ms != 0).then(|| u64::from(ms) * 10_000)).is_some();
-    inner.trace_result(idx, if r { "TRUE".into() } else { "FALSE".into() });
+    inner.trace_result(idx, if r { Arg::Word("TRUE") } else { Arg::Word("FALSE") });
     u8::from(r)
 }
 
@@ -445,7 +449,7 @@ extern "win64" fn KeQuerySystemTimePrecise(out: *mut LARGE_INTEGER) {
     let inner = current();
     cpu::refresh_shared_clock();
     let t = cpu::system_time();
-    inner.trace_call(Direction::DriverToHost, "KeQuerySystemTimePrecise", vec![("CurrentTime", ptr(out.cast()))]);
+    inner.trace_call(Direction::DriverToHost, "KeQuerySystemTimePrecise", &[("CurrentTime", ptr(out.cast()))]);
     if out.is_null() {
         inner.violation(Rule::BadParameter, "KeQuerySystemTimePrecise with a null pointer");
         return;
@@ -460,23 +464,20 @@ extern "win64" fn KeQueryInterruptTimePrecise(qpc: *mut u64) -> u64 {
     let inner = current();
     cpu::refresh_shared_clock();
     let t = cpu::interrupt_time();
-    let idx = inner.trace_call(
-        Direction::DriverToHost,
-        "KeQueryInterruptTimePrecise",
-        vec![("QpcTimeStamp", ptr(qpc.cast()))],
-    );
+    let idx =
+        inner.trace_call(Direction::DriverToHost, "KeQueryInterruptTimePrecise", &[("QpcTimeStamp", ptr(qpc.cast()))]);
     if !qpc.is_null() {
         // SAFETY: the caller's ULONG64.
         unsafe { write_obj(qpc as usize, t) };
     }
-    inner.trace_result(idx, t.to_string());
+    inner.trace_result(idx, t.into());
     t
 }
 
 extern "win64" fn KeQueryTimeIncrement() -> u32 {
     let inner = current();
-    let idx = inner.trace_call(Direction::DriverToHost, "KeQueryTimeIncrement", vec![]);
-    inner.trace_result(idx, cpu::TIME_INCREMENT.to_string());
+    let idx = inner.trace_call(Direction::DriverToHost, "KeQueryTimeIncrement", &[]);
+    inner.trace_result(idx, cpu::TIME_INCREMENT.into());
     // CAST: 156 250.
     cpu::TIME_INCREMENT as u32
 }
@@ -484,27 +485,24 @@ extern "win64" fn KeQueryTimeIncrement() -> u32 {
 extern "win64" fn KeGetCurrentProcessorNumberEx(out: *mut PROCESSOR_NUMBER) -> u32 {
     let inner = current();
     let n = cpu::processor();
-    let idx = inner.trace_call(
-        Direction::DriverToHost,
-        "KeGetCurrentProcessorNumberEx",
-        vec![("ProcNumber", ptr(out.cast()))],
-    );
+    let idx =
+        inner.trace_call(Direction::DriverToHost, "KeGetCurrentProcessorNumberEx", &[("ProcNumber", ptr(out.cast()))]);
     if !out.is_null() {
         // CAST: two processors.
         let v = PROCESSOR_NUMBER { Group: 0, Number: n as u8, Reserved: 0 };
         // SAFETY: the caller's PROCESSOR_NUMBER.
         unsafe { write_obj(out as usize, v) };
     }
-    inner.trace_result(idx, n.to_string());
+    inner.trace_result(idx, n.into());
     n
 }
 
 extern "win64" fn KeQueryActiveProcessorCountEx(group: u16) -> u32 {
     let inner = current();
     let idx =
-        inner.trace_call(Direction::DriverToHost, "KeQueryActiveProcessorCountEx", vec![("GroupNumber", hex(group))]);
+        inner.trace_call(Direction::DriverToHost, "KeQueryActiveProcessorCountEx", &[("GroupNumber", hex(group))]);
     // Group 0, or ALL_PROCESSOR_GROUPS.
     let n = if group == 0 || group == 0xFFFF { PROCESSORS } else { 0 };
-    inner.trace_result(idx, n.to_string());
+    inner.trace_result(idx, n.into());
     n
 }

@@ -8,8 +8,8 @@
 
 use super::sync::{init_header, DriverObjects, TIMER_NOTIFICATION, TIMER_SYNCHRONIZATION};
 use super::*;
-use crate::host::spawn_system_thread;
 use crate::ke::{relative_timeout, Armed, NdisTimer, SignalStates, TimerKind, WorkItem, WorkItemKind, WorkRequest};
+use crate::machine::spawn_system_thread;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -210,7 +210,7 @@ extern "win64" fn KeInitializeDpc(dpc: *mut KDPC, routine: usize, context: *mut 
     inner.trace_call(
         Direction::DriverToHost,
         "KeInitializeDpc",
-        vec![("Dpc", ptr(dpc.cast())), ("DeferredRoutine", hex(routine as u64)), ("DeferredContext", ptr(context))],
+        &[("Dpc", ptr(dpc.cast())), ("DeferredRoutine", hex(routine as u64)), ("DeferredContext", ptr(context))],
     );
     if dpc.is_null() || routine == 0 {
         inner.violation(Rule::BadParameter, "KeInitializeDpc with a null DPC or routine");
@@ -267,7 +267,7 @@ fn init_timer(inner: &Inner, api: &str, timer: *mut KTIMER, ty: i32) {
 
 extern "win64" fn KeInitializeTimer(timer: *mut KTIMER) {
     let inner = current();
-    inner.trace_call(Direction::DriverToHost, "KeInitializeTimer", vec![("Timer", ptr(timer.cast()))]);
+    inner.trace_call(Direction::DriverToHost, "KeInitializeTimer", &[("Timer", ptr(timer.cast()))]);
     init_timer(&inner, "KeInitializeTimer", timer, NotificationTimer);
 }
 
@@ -276,7 +276,7 @@ extern "win64" fn KeInitializeTimerEx(timer: *mut KTIMER, ty: i32) {
     inner.trace_call(
         Direction::DriverToHost,
         "KeInitializeTimerEx",
-        vec![("Timer", ptr(timer.cast())), ("Type", ty.to_string())],
+        &[("Timer", ptr(timer.cast())), ("Type", ty.into())],
     );
     init_timer(&inner, "KeInitializeTimerEx", timer, ty);
 }
@@ -319,10 +319,10 @@ extern "win64" fn KeSetTimer(timer: *mut KTIMER, due: i64, dpc: *mut KDPC) -> u8
     let idx = inner.trace_call(
         Direction::DriverToHost,
         "KeSetTimer",
-        vec![("Timer", ptr(timer.cast())), ("DueTime", due.to_string()), ("Dpc", ptr(dpc.cast()))],
+        &[("Timer", ptr(timer.cast())), ("DueTime", due.into()), ("Dpc", ptr(dpc.cast()))],
     );
     let r = set_timer(&inner, "KeSetTimer", timer, due, 0, dpc);
-    inner.trace_result(idx, if r != 0 { "TRUE".into() } else { "FALSE".into() });
+    inner.trace_result(idx, if r != 0 { Arg::Word("TRUE") } else { Arg::Word("FALSE") });
     r
 }
 
@@ -331,28 +331,23 @@ extern "win64" fn KeSetTimerEx(timer: *mut KTIMER, due: i64, period: i32, dpc: *
     let idx = inner.trace_call(
         Direction::DriverToHost,
         "KeSetTimerEx",
-        vec![
-            ("Timer", ptr(timer.cast())),
-            ("DueTime", due.to_string()),
-            ("Period", period.to_string()),
-            ("Dpc", ptr(dpc.cast())),
-        ],
+        &[("Timer", ptr(timer.cast())), ("DueTime", due.into()), ("Period", period.into()), ("Dpc", ptr(dpc.cast()))],
     );
     let r = set_timer(&inner, "KeSetTimerEx", timer, due, period, dpc);
-    inner.trace_result(idx, if r != 0 { "TRUE".into() } else { "FALSE".into() });
+    inner.trace_result(idx, if r != 0 { Arg::Word("TRUE") } else { Arg::Word("FALSE") });
     r
 }
 
 extern "win64" fn KeCancelTimer(timer: *mut KTIMER) -> u8 {
     let inner = current();
-    let idx = inner.trace_call(Direction::DriverToHost, "KeCancelTimer", vec![("Timer", ptr(timer.cast()))]);
+    let idx = inner.trace_call(Direction::DriverToHost, "KeCancelTimer", &[("Timer", ptr(timer.cast()))]);
     inner.require_irql_at_most("KeCancelTimer", DISPATCH);
     let was = inner.ke.deferred().timers.cancel(timer as usize);
     if was {
         let _d = inner.ke.dispatcher();
         set_inserted(timer as usize, false);
     }
-    inner.trace_result(idx, if was { "TRUE".into() } else { "FALSE".into() });
+    inner.trace_result(idx, if was { Arg::Word("TRUE") } else { Arg::Word("FALSE") });
     u8::from(was)
 }
 
@@ -360,7 +355,7 @@ extern "win64" fn KeCancelTimer(timer: *mut KTIMER) -> u8 {
 /// timer thread (timer expirations), so this waits until that thread is not inside one. PASSIVE_LEVEL only.
 extern "win64" fn KeFlushQueuedDpcs() {
     let inner = current();
-    inner.trace_call(Direction::DriverToHost, "KeFlushQueuedDpcs", vec![]);
+    inner.trace_call(Direction::DriverToHost, "KeFlushQueuedDpcs", &[]);
     if !inner.require_irql_at_most("KeFlushQueuedDpcs", PASSIVE) {
         return;
     }
@@ -376,7 +371,7 @@ extern "win64" fn KeFlushQueuedDpcs() {
 extern "win64" fn KeLowerIrql(new: u8) {
     let inner = current();
     let old = cpu::irql();
-    inner.trace_call(Direction::DriverToHost, "KeLowerIrql", vec![("NewIrql", new.to_string())]);
+    inner.trace_call(Direction::DriverToHost, "KeLowerIrql", &[("NewIrql", new.into())]);
     if new > old {
         inner.violation(Rule::Irql, format!("KeLowerIrql to {new} from the lower IRQL {old} (bugcheck 0x9)"));
         return;
@@ -387,13 +382,13 @@ extern "win64" fn KeLowerIrql(new: u8) {
 extern "win64" fn KfRaiseIrql(new: u8) -> u8 {
     let inner = current();
     let old = cpu::irql();
-    let idx = inner.trace_call(Direction::DriverToHost, "KfRaiseIrql", vec![("NewIrql", new.to_string())]);
+    let idx = inner.trace_call(Direction::DriverToHost, "KfRaiseIrql", &[("NewIrql", new.into())]);
     if new < old || new > HIGH_LEVEL {
         inner.violation(Rule::Irql, format!("KfRaiseIrql to {new} from the higher IRQL {old} (bugcheck 0x9)"));
     } else {
         cpu::set_irql(new);
     }
-    inner.trace_result(idx, old.to_string());
+    inner.trace_result(idx, old.into());
     old
 }
 
@@ -459,8 +454,7 @@ fn free_work_item(inner: &Inner, api: &str, item: usize) {
 
 extern "win64" fn IoAllocateWorkItem(device: *mut DEVICE_OBJECT) -> *mut c_void {
     let inner = current();
-    let idx =
-        inner.trace_call(Direction::DriverToHost, "IoAllocateWorkItem", vec![("DeviceObject", ptr(device.cast()))]);
+    let idx = inner.trace_call(Direction::DriverToHost, "IoAllocateWorkItem", &[("DeviceObject", ptr(device.cast()))]);
     let known = inner.state().devices.iter().any(|d| d.block.addr() == device as usize);
     let a = if known {
         allocate_work_item(&inner, "IoAllocateWorkItem", WorkItemKind::Io { device: device as usize })
@@ -480,10 +474,10 @@ extern "win64" fn IoQueueWorkItem(item: *mut c_void, routine: usize, queue: i32,
     inner.trace_call(
         Direction::DriverToHost,
         "IoQueueWorkItem",
-        vec![
+        &[
             ("IoWorkItem", ptr(item)),
             ("WorkerRoutine", hex(routine as u64)),
-            ("QueueType", queue.to_string()),
+            ("QueueType", queue.into()),
             ("Context", ptr(context)),
         ],
     );
@@ -492,14 +486,13 @@ extern "win64" fn IoQueueWorkItem(item: *mut c_void, routine: usize, queue: i32,
 
 extern "win64" fn IoFreeWorkItem(item: *mut c_void) {
     let inner = current();
-    inner.trace_call(Direction::DriverToHost, "IoFreeWorkItem", vec![("IoWorkItem", ptr(item))]);
+    inner.trace_call(Direction::DriverToHost, "IoFreeWorkItem", &[("IoWorkItem", ptr(item))]);
     free_work_item(&inner, "IoFreeWorkItem", item as usize);
 }
 
 extern "win64" fn NdisAllocateIoWorkItem(handle: *mut c_void) -> *mut c_void {
     let inner = current();
-    let idx =
-        inner.trace_call(Direction::DriverToHost, "NdisAllocateIoWorkItem", vec![("NdisObjectHandle", ptr(handle))]);
+    let idx = inner.trace_call(Direction::DriverToHost, "NdisAllocateIoWorkItem", &[("NdisObjectHandle", ptr(handle))]);
     let a = if handle.is_null() {
         inner.violation(Rule::BadParameter, "NdisAllocateIoWorkItem with a null NdisObjectHandle");
         0
@@ -515,14 +508,14 @@ extern "win64" fn NdisQueueIoWorkItem(item: *mut c_void, routine: usize, context
     inner.trace_call(
         Direction::DriverToHost,
         "NdisQueueIoWorkItem",
-        vec![("NdisIoWorkItemHandle", ptr(item)), ("Routine", hex(routine as u64)), ("WorkItemContext", ptr(context))],
+        &[("NdisIoWorkItemHandle", ptr(item)), ("Routine", hex(routine as u64)), ("WorkItemContext", ptr(context))],
     );
     queue_work_item(&inner, "NdisQueueIoWorkItem", item as usize, routine, context as usize);
 }
 
 extern "win64" fn NdisFreeIoWorkItem(item: *mut c_void) {
     let inner = current();
-    inner.trace_call(Direction::DriverToHost, "NdisFreeIoWorkItem", vec![("NdisIoWorkItemHandle", ptr(item))]);
+    inner.trace_call(Direction::DriverToHost, "NdisFreeIoWorkItem", &[("NdisIoWorkItemHandle", ptr(item))]);
     free_work_item(&inner, "NdisFreeIoWorkItem", item as usize);
 }
 
@@ -537,7 +530,7 @@ extern "win64" fn NdisAllocateTimerObject(
     let idx = inner.trace_call(
         Direction::DriverToHost,
         "NdisAllocateTimerObject",
-        vec![("NdisHandle", ptr(handle)), ("TimerCharacteristics", ptr(chars.cast()))],
+        &[("NdisHandle", ptr(handle)), ("TimerCharacteristics", ptr(chars.cast()))],
     );
     let r = (|| {
         if !inner.require_irql_at_most("NdisAllocateTimerObject", DISPATCH) {
@@ -581,7 +574,7 @@ extern "win64" fn NdisAllocateTimerObject(
         unsafe { write_obj(out as usize, a as *mut c_void) };
         ST_SUCCESS
     })();
-    inner.trace_result(idx, status(r));
+    inner.trace_result(idx, Arg::Status(r));
     r
 }
 
@@ -590,10 +583,10 @@ extern "win64" fn NdisSetTimerObject(timer: *mut c_void, due: i64, period_ms: i3
     let idx = inner.trace_call(
         Direction::DriverToHost,
         "NdisSetTimerObject",
-        vec![
+        &[
             ("TimerObject", ptr(timer)),
-            ("DueTime", due.to_string()),
-            ("MillisecondsPeriod", period_ms.to_string()),
+            ("DueTime", due.into()),
+            ("MillisecondsPeriod", period_ms.into()),
             ("FunctionContext", ptr(context)),
         ],
     );
@@ -625,13 +618,13 @@ extern "win64" fn NdisSetTimerObject(timer: *mut c_void, due: i64, period_ms: i3
             was
         }
     };
-    inner.trace_result(idx, if r { "TRUE".into() } else { "FALSE".into() });
+    inner.trace_result(idx, if r { Arg::Word("TRUE") } else { Arg::Word("FALSE") });
     u8::from(r)
 }
 
 extern "win64" fn NdisCancelTimerObject(timer: *mut c_void) -> u8 {
     let inner = current();
-    let idx = inner.trace_call(Direction::DriverToHost, "NdisCancelTimerObject", vec![("TimerObject", ptr(timer))]);
+    let idx = inner.trace_call(Direction::DriverToHost, "NdisCancelTimerObject", &[("TimerObject", ptr(timer))]);
     inner.require_irql_at_most("NdisCancelTimerObject", DISPATCH);
     let mut d = inner.ke.deferred();
     let known = d.ndis_timers.contains_key(&(timer as usize));
@@ -643,13 +636,13 @@ extern "win64" fn NdisCancelTimerObject(timer: *mut c_void) -> u8 {
             format!("NdisCancelTimerObject({}) on something that is not a timer object", ptr(timer)),
         );
     }
-    inner.trace_result(idx, if was { "TRUE".into() } else { "FALSE".into() });
+    inner.trace_result(idx, if was { Arg::Word("TRUE") } else { Arg::Word("FALSE") });
     u8::from(was)
 }
 
 extern "win64" fn NdisFreeTimerObject(timer: *mut c_void) {
     let inner = current();
-    inner.trace_call(Direction::DriverToHost, "NdisFreeTimerObject", vec![("TimerObject", ptr(timer))]);
+    inner.trace_call(Direction::DriverToHost, "NdisFreeTimerObject", &[("TimerObject", ptr(timer))]);
     inner.require_irql_at_most("NdisFreeTimerObject", DISPATCH);
     let mut d = inner.ke.deferred();
     let rec = d.ndis_timers.remove(&(timer as usize));
@@ -665,7 +658,7 @@ extern "win64" fn NdisFreeTimerObject(timer: *mut c_void) {
             format!(
                 "NdisFreeTimerObject({}) frees a timer (tag '{}') that is still armed; cancel it first",
                 ptr(timer),
-                crate::host::tag_text(t.tag)
+                crate::machine::tag_text(t.tag)
             ),
         ),
         Some(_) => {}

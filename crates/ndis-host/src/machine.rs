@@ -1,0 +1,475 @@
+//! The emulated machine: one loaded driver, its processors, the kernel and NDIS state it sees, the verifier's
+//! findings, the fault plan and the trace.
+//!
+//! Driver code runs on host "processor" threads ([`Cpu`]); the thread that drives a test hands a call to a
+//! processor and waits for it, so a driver that bug-checks or faults kills only its processor and the waiter
+//! gets an error instead of the test process dying. I/O requests run the same way on caller threads of their
+//! own (`Threads`), as a dispatch routine runs in the calling application's thread on Windows. No host lock is
+//! held while driver code runs: every export takes the state lock for its own bookkeeping only, and calls back
+//! into the driver after releasing it.
+
+use crate::faults::{FaultPlan, FaultRule};
+use crate::loader::{LoadError, LoadedImage};
+use crate::native::cpu;
+use crate::native::memory::HostBlock;
+use crate::trace::{Arg, Direction};
+use crate::verifier::{Rule, Violation};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// `NDIS_RUNTIME_VERSION_689`.
+pub const NDIS_689: u32 = 0x0006_0059;
+
+/// How the emulated Windows behaves.
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    /// What NdisGetVersion reports (`(major << 16) | minor`), 6.30 … 6.89.
+    pub ndis_version: u32,
+    /// Whether MmGetSystemRoutineAddress finds `ExAllocatePool2` (Windows 10 2004 and later).
+    pub ex_allocate_pool2: bool,
+    /// Fault-injection rules for this run.
+    pub faults: Vec<FaultRule>,
+    /// Print every trace event to stderr as it happens.
+    pub echo_trace: bool,
+    /// How long the host waits for one driver call before reporting a hang.
+    pub call_timeout: Duration,
+    /// The driver's service name: `\Driver\<name>`, the service key `...\Services\<name>` DriverEntry
+    /// gets as its RegistryPath, and `<name>.sys` (lower case) in reported addresses.
+    pub service_name: String,
+    /// The machine's non-paged pool, in bytes (`None`: as much as the host process can have). An
+    /// allocation that would pass it fails (returns NULL), as when Windows runs out of pool.
+    pub pool_limit: Option<usize>,
+    /// How many trace events the machine keeps (the newest; see [`crate::trace::TraceRing`]).
+    pub trace_capacity: usize,
+    /// A file that gets every trace event as it happens, besides the ring.
+    pub trace_file: Option<std::path::PathBuf>,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        Self {
+            ndis_version: NDIS_689,
+            ex_allocate_pool2: true,
+            faults: Vec::new(),
+            echo_trace: false,
+            call_timeout: Duration::from_secs(30),
+            service_name: "RAWLINK".to_owned(),
+            pool_limit: None,
+            trace_capacity: crate::trace::TRACE_KEPT,
+            trace_file: None,
+        }
+    }
+}
+
+/// Why a host operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error("{0}")]
+    Load(#[from] LoadError),
+    #[error("reading {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("the driver bug-checked: {0}")]
+    Bugcheck(Bugcheck),
+    #[error("the driver faulted at {rip:#x} (signal {signal}, address {address:#x}){}", .symbol.as_deref().map(|s| format!(" in {s}")).unwrap_or_default())]
+    Fault { rip: usize, address: usize, signal: i32, symbol: Option<String> },
+    #[error("the driver did not return from {call} within {timeout:?}")]
+    Hang { call: String, timeout: Duration },
+    #[error("the machine is down after an earlier bug check or fault")]
+    Down,
+    #[error("{0}")]
+    State(String),
+}
+
+/// A KeBugCheckEx call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bugcheck {
+    pub code: u32,
+    pub params: [u64; 4],
+}
+
+impl std::fmt::Display for Bugcheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let [a, b, c, d] = self.params;
+        write!(f, "BugCheck {:#010x} ({a:#x}, {b:#x}, {c:#x}, {d:#x})", self.code)
+    }
+}
+
+/// A pool block the driver owns.
+#[derive(Debug)]
+pub(crate) struct PoolBlock {
+    pub block: HostBlock,
+    pub tag: u32,
+    pub size: usize,
+    pub api: &'static str,
+}
+
+/// A device object the driver created.
+#[derive(Debug)]
+pub(crate) struct DeviceRec {
+    pub block: HostBlock,
+    pub name: Option<String>,
+}
+
+/// What a protocol registered, copied out of its NDIS_PROTOCOL_DRIVER_CHARACTERISTICS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtocolCharacteristics {
+    pub header_type: u8,
+    pub header_revision: u8,
+    pub header_size: u16,
+    pub major_ndis_version: u8,
+    pub minor_ndis_version: u8,
+    pub major_driver_version: u8,
+    pub minor_driver_version: u8,
+    pub flags: u32,
+    pub name: String,
+    pub set_options: Option<usize>,
+    pub bind_adapter_ex: Option<usize>,
+    pub unbind_adapter_ex: Option<usize>,
+    pub open_adapter_complete_ex: Option<usize>,
+    pub close_adapter_complete_ex: Option<usize>,
+    pub net_pnp_event: Option<usize>,
+    pub uninstall: Option<usize>,
+    pub oid_request_complete: Option<usize>,
+    pub status_ex: Option<usize>,
+    pub receive_net_buffer_lists: Option<usize>,
+    pub send_net_buffer_lists_complete: Option<usize>,
+    pub direct_oid_request_complete: Option<usize>,
+}
+
+impl ProtocolCharacteristics {
+    /// Every handler with its ProtocolXxx name.
+    pub fn handlers(&self) -> [(&'static str, Option<usize>); 12] {
+        [
+            ("ProtocolSetOptions", self.set_options),
+            ("ProtocolBindAdapterEx", self.bind_adapter_ex),
+            ("ProtocolUnbindAdapterEx", self.unbind_adapter_ex),
+            ("ProtocolOpenAdapterCompleteEx", self.open_adapter_complete_ex),
+            ("ProtocolCloseAdapterCompleteEx", self.close_adapter_complete_ex),
+            ("ProtocolNetPnPEvent", self.net_pnp_event),
+            ("ProtocolUninstall", self.uninstall),
+            ("ProtocolOidRequestComplete", self.oid_request_complete),
+            ("ProtocolStatusEx", self.status_ex),
+            ("ProtocolReceiveNetBufferLists", self.receive_net_buffer_lists),
+            ("ProtocolSendNetBufferListsComplete", self.send_net_buffer_lists_complete),
+            ("ProtocolDirectOidRequestComplete", self.direct_oid_request_complete),
+        ]
+    }
+}
+
+/// A registered protocol.
+#[derive(Debug)]
+pub(crate) struct ProtocolRec {
+    /// The opaque NdisProtocolHandle (a host block, so its address is unique and stable).
+    pub handle: HostBlock,
+    pub chars: ProtocolCharacteristics,
+    pub context: usize,
+    pub deregistered: bool,
+}
+
+/// Kernel and NDIS objects, guarded by one lock that is never held across driver code.
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    pub pool: BTreeMap<usize, PoolBlock>,
+    /// The most recently freed pool blocks (start, size), poisoned, to recognise use after free.
+    pub freed_pool: std::collections::VecDeque<(usize, usize)>,
+    /// Their memory, kept (in quarantine) until they leave `freed_pool`: a driver that touches freed pool
+    /// reads poison and writes into memory nobody else uses, instead of corrupting the host's heap.
+    pub quarantine: std::collections::VecDeque<crate::native::memory::HostBlock>,
+    pub devices: Vec<DeviceRec>,
+    pub links: BTreeMap<String, String>,
+    pub protocols: Vec<ProtocolRec>,
+    pub completed_irps: HashMap<usize, u32>,
+    /// Held spin locks: lock address → holder's thread id.
+    pub spin_locks: HashMap<usize, std::thread::ThreadId>,
+    /// NDIS: adapters, opens, pools, indications.
+    pub ndis: crate::ndis::state::NdisState,
+    /// The I/O manager's files, handles, IRPs and MDLs.
+    pub io: crate::io::state::IoState,
+    /// Tokens, device descriptors, kernel handles and the registry.
+    pub security: crate::security::SecurityState,
+}
+
+/// Everything the exports reach through the current processor.
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub config: HostConfig,
+    pub image: LoadedImage,
+    pub(crate) image_slot: Option<usize>,
+    pub state: Mutex<State>,
+    pub trace: Mutex<crate::trace::TraceRing>,
+    pub violations: Mutex<Vec<Violation>>,
+    pub faults: Mutex<FaultPlan>,
+    pub bugcheck: Mutex<Option<Bugcheck>>,
+    pub down: AtomicBool,
+    /// DRIVER_OBJECT + DRIVER_EXTENSION + name strings, lent to the driver for its lifetime.
+    pub driver_object: HostBlock,
+    pub registry_path: HostBlock,
+    /// Dispatcher, timers, work items and stack measurements (crate::ke).
+    pub ke: crate::ke::Kernel,
+    /// A hostile caller's write into a request's buffer, armed by a test (crate::io::UserFlip).
+    pub user_flip: crate::io::state::FlipState,
+    /// Watch each request's caller input buffer for double fetches (crate::native::watch).
+    pub double_fetch_watch: AtomicBool,
+}
+
+thread_local! {
+    pub(crate) static CURRENT: RefCell<Option<Arc<Inner>>> = const { RefCell::new(None) };
+}
+
+/// The machine the calling processor belongs to. Exports run only on processor threads.
+pub(crate) fn current() -> Arc<Inner> {
+    match CURRENT.with(|c| c.borrow().clone()) {
+        Some(i) => i,
+        None => {
+            eprintln!("ndis-host: a kernel export was called outside a host processor thread");
+            std::process::abort();
+        }
+    }
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// How many freed pool blocks the host remembers.
+pub(crate) const FREED_POOL_KEPT: usize = 4096;
+
+/// The byte freed pool is filled with, as Driver Verifier's special pool does, so a driver reading freed
+/// memory sees garbage at once.
+pub(crate) const FREED_POOL_POISON: u8 = 0xDF;
+
+impl State {
+    /// Reports `api` acting on `object` (a spin lock, an event) inside freed pool: a verifier finding
+    /// (Rule::UseAfterFree); returns whether it was freed pool, so the caller leaves it alone.
+    pub fn freed_object(inner: &Inner, api: &str, what: &str, object: usize) -> bool {
+        if !inner.state().in_freed_pool(object) {
+            return false;
+        }
+        inner.violation(
+            Rule::UseAfterFree,
+            format!("{api}({object:#x}): the {what} lies in a pool block the driver already freed"),
+        );
+        true
+    }
+
+    /// Whether `addr` lies in a pool block freed recently and not handed out again.
+    pub fn in_freed_pool(&self, addr: usize) -> bool {
+        let live = self.pool.range(..=addr).next_back().is_some_and(|(&start, b)| addr < start + b.size.max(1));
+        !live && self.freed_pool.iter().any(|&(start, size)| addr >= start && addr < start + size.max(1))
+    }
+}
+
+impl Inner {
+    pub fn state(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+
+    /// Records a verifier finding.
+    pub fn violation(&self, rule: Rule, message: impl Into<String>) {
+        let v = Violation { rule, message: message.into() };
+        if self.config.echo_trace {
+            eprintln!("ndis-host: VERIFIER {v}");
+        }
+        lock(&self.violations).push(v);
+    }
+
+    /// Starts a trace event; returns its seq for [`Inner::trace_result`]. The arguments are kept raw (see
+    /// [`crate::trace::TraceRing`]) and formatted only when the trace is read, echoed or written to its file.
+    pub fn trace_call(&self, direction: Direction, name: &'static str, args: &[(&'static str, Arg<'_>)]) -> u64 {
+        self.trace_named(direction, Arg::Word(name), args)
+    }
+
+    /// [`Inner::trace_call`] for a callee whose name is not a constant.
+    pub fn trace_named(&self, direction: Direction, name: Arg<'_>, args: &[(&'static str, Arg<'_>)]) -> u64 {
+        self.trace_with(direction, name, args.iter().copied())
+    }
+
+    /// [`Inner::trace_named`] with the arguments from an iterator (no array of them on the stack).
+    pub fn trace_with<'a>(
+        &self,
+        direction: Direction,
+        name: Arg<'_>,
+        args: impl Iterator<Item = (&'static str, Arg<'a>)>,
+    ) -> u64 {
+        if direction == Direction::DriverToHost {
+            self.user_flip.on_driver_call();
+        }
+        let mut t = lock(&self.trace);
+        let seq = t.push_iter(direction, name, cpu::irql(), args);
+        if self.config.echo_trace {
+            if let Some(ev) = t.event(seq) {
+                eprintln!("{ev}");
+            }
+        }
+        seq
+    }
+
+    /// Completes a trace event with its result.
+    pub fn trace_result(&self, seq: u64, result: Arg<'_>) {
+        let mut t = lock(&self.trace);
+        t.complete(seq, result);
+        if self.config.echo_trace {
+            if let Some(r) = t.result(seq) {
+                eprintln!("        -> {r}");
+            }
+        }
+    }
+
+    /// Counts an injectable call and says whether the fault plan fails it.
+    pub fn inject(&self, api: &str) -> bool {
+        lock(&self.faults).should_fail(api)
+    }
+
+    /// Checks that the caller runs at or below `max` IRQL.
+    pub fn require_irql_at_most(&self, api: &str, max: u8) -> bool {
+        let irql = cpu::irql();
+        if irql > max {
+            self.violation(Rule::Irql, format!("{api} called at IRQL {irql}; it requires IRQL <= {max}"));
+            return false;
+        }
+        true
+    }
+
+    /// Checks that the caller runs at exactly `level`.
+    pub fn require_irql(&self, api: &str, level: u8) -> bool {
+        let irql = cpu::irql();
+        if irql != level {
+            self.violation(Rule::Irql, format!("{api} called at IRQL {irql}; it requires IRQL {level}"));
+            return false;
+        }
+        true
+    }
+
+    /// Records a bug check; the calling processor never returns.
+    pub fn bugcheck(&self, b: Bugcheck) -> ! {
+        *lock(&self.bugcheck) = Some(b);
+        self.down.store(true, Ordering::Release);
+        if self.config.echo_trace {
+            eprintln!("ndis-host: *** {b}");
+        }
+        loop {
+            std::thread::park();
+        }
+    }
+
+    /// The image-relative name of a driver address, for messages.
+    pub fn symbolize(&self, addr: usize) -> Option<String> {
+        self.image
+            .contains(addr)
+            .then(|| format!("{}.sys+{:#x}", self.config.service_name.to_ascii_lowercase(), addr - self.image.base()))
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(slot) = self.image_slot {
+            cpu::unregister_image(slot);
+        }
+    }
+}
+
+pub(crate) type Job = Box<dyn FnOnce() + Send>;
+
+/// A host thread that runs driver code, as one processor.
+#[derive(Debug)]
+pub(crate) struct Cpu {
+    pub(crate) jobs: mpsc::Sender<Job>,
+}
+
+/// Stack for processor threads. The driver's own budget is the kernel's 24 KiB; host exports run on the
+/// same stack, so the thread gets more and the driver's depth is measured separately.
+pub(crate) const CPU_STACK: usize = 1024 * 1024;
+
+impl Cpu {
+    pub(crate) fn start(inner: &Arc<Inner>, index: usize) -> std::io::Result<Self> {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let ctx = Arc::clone(inner);
+        std::thread::Builder::new().name(format!("cpu{index}")).stack_size(CPU_STACK).spawn(move || {
+            cpu::set_machine(Arc::as_ptr(&ctx) as usize);
+            CURRENT.with(|c| *c.borrow_mut() = Some(ctx));
+            cpu::set_irql(0);
+            // CAST: two processors.
+            cpu::set_processor(index as u32);
+            while let Ok(job) = rx.recv() {
+                job();
+            }
+            CURRENT.with(|c| c.borrow_mut().take());
+        })?;
+        Ok(Self { jobs: tx })
+    }
+}
+
+/// A job for a [`Threads`] worker, with the worker's own sender (returned to the idle list afterwards) and
+/// the processor number it runs as.
+pub(crate) struct ThreadJob(Job, mpsc::Sender<ThreadJob>, u32);
+
+/// Host threads that stand for the threads of callers entering the kernel (an application's thread in
+/// ReadFile, DeviceIoControl or CloseHandle): each I/O request runs its dispatch routine on a thread of its
+/// own, as on Windows, so a dispatch routine that blocks (waits on a KEVENT at PASSIVE_LEVEL) does not keep
+/// another caller's request — a CloseHandle's IRP_MJ_CLEANUP — from reaching the driver. Idle threads are
+/// reused; a thread whose job never returns (a driver that blocks for ever, faults or bug-checks) is simply
+/// not reused.
+#[derive(Debug, Default)]
+pub(crate) struct Threads {
+    /// Senders of idle workers; a worker holds only a weak reference, so dropping the list ends them.
+    pub(crate) idle: Arc<Mutex<Vec<mpsc::Sender<ThreadJob>>>>,
+}
+
+impl Threads {
+    /// Hands `job` to an idle worker, or to a new one, to run as processor `processor`.
+    pub(crate) fn send(&self, inner: &Arc<Inner>, processor: u32, job: Job) -> Result<(), HostError> {
+        let idle = lock(&self.idle).pop();
+        let tx = match idle {
+            Some(tx) => tx,
+            None => self.spawn(inner).map_err(|e| HostError::State(format!("starting a caller thread: {e}")))?,
+        };
+        tx.send(ThreadJob(job, tx.clone(), processor)).map_err(|_| HostError::Down)
+    }
+
+    fn spawn(&self, inner: &Arc<Inner>) -> std::io::Result<mpsc::Sender<ThreadJob>> {
+        let (tx, rx) = mpsc::channel::<ThreadJob>();
+        let ctx = Arc::clone(inner);
+        let idle = Arc::downgrade(&self.idle);
+        std::thread::Builder::new().name("caller".into()).stack_size(CPU_STACK).spawn(move || {
+            cpu::set_machine(Arc::as_ptr(&ctx) as usize);
+            CURRENT.with(|c| *c.borrow_mut() = Some(ctx));
+            while let Ok(ThreadJob(job, me, processor)) = rx.recv() {
+                cpu::set_irql(0);
+                cpu::set_processor(processor);
+                job();
+                match idle.upgrade() {
+                    Some(list) => lock(&list).push(me),
+                    None => break,
+                }
+            }
+            CURRENT.with(|c| c.borrow_mut().take());
+        })?;
+        Ok(tx)
+    }
+}
+
+/// Starts a system thread of the machine (the work-item worker, the timer/DPC thread): a host thread that
+/// runs driver code as processor `number`, like a [`Cpu`], and leaves when `body` returns.
+pub(crate) fn spawn_system_thread(
+    inner: &Arc<Inner>,
+    name: &str,
+    number: u32,
+    body: impl FnOnce(&Inner) + Send + 'static,
+) -> std::io::Result<()> {
+    let ctx = Arc::clone(inner);
+    std::thread::Builder::new().name(name.to_owned()).stack_size(CPU_STACK).spawn(move || {
+        cpu::set_machine(Arc::as_ptr(&ctx) as usize);
+        CURRENT.with(|c| *c.borrow_mut() = Some(Arc::clone(&ctx)));
+        cpu::set_irql(0);
+        cpu::set_processor(number);
+        body(&ctx);
+        CURRENT.with(|c| c.borrow_mut().take());
+    })?;
+    Ok(())
+}
+
+pub use crate::trace::tag_text;
