@@ -13,10 +13,10 @@
 //! routine left in a completed IRP, no Information beyond the caller's buffer.
 
 pub mod state;
+pub use crate::native::user_memory::UserMemory;
 use state::irp_flags::*;
 pub use state::Behaviour as FakeDispatch;
 pub use state::*;
-pub use crate::native::user_memory::UserMemory;
 
 use crate::machine::{HostError, Inner};
 use crate::native::irp::{Buffer, SecurityContextBlock, StackParameters};
