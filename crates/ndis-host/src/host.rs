@@ -48,6 +48,9 @@ pub struct HostConfig {
     pub trace_capacity: usize,
     /// A file that gets every trace event as it happens, besides the ring.
     pub trace_file: Option<std::path::PathBuf>,
+    /// Patch the driver's CR8 accesses into trap-free detours at load time (the default); `false` leaves
+    /// every one to the fault handler's emulation (the same IRQL, one SIGSEGV per access).
+    pub patch_cr8: bool,
 }
 
 impl Default for HostConfig {
@@ -62,6 +65,7 @@ impl Default for HostConfig {
             pool_limit: None,
             trace_capacity: crate::trace::TRACE_KEPT,
             trace_file: None,
+            patch_cr8: true,
         }
     }
 }
@@ -348,6 +352,7 @@ impl Inner {
 
     /// The image-relative name of a driver address, for messages.
     pub fn symbolize(&self, addr: usize) -> Option<String> {
+        let addr = self.image.original_address(addr);
         self.image
             .contains(addr)
             .then(|| format!("{}.sys+{:#x}", self.config.service_name.to_ascii_lowercase(), addr - self.image.base()))
@@ -360,6 +365,12 @@ impl Drop for Inner {
             cpu::unregister_image(slot);
         }
     }
+}
+
+/// How many CR8 accesses of driver code trapped into the fault handler in this process so far (patched
+/// sites never do; see [`HostConfig::patch_cr8`]).
+pub fn cr8_traps() -> u64 {
+    cpu::cr8_traps()
 }
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -485,7 +496,8 @@ impl Host {
     /// Loads a driver image into a new machine (nothing of the driver runs yet).
     pub fn load(bytes: &[u8], config: HostConfig) -> Result<Self, HostError> {
         let functions = FunctionTable::wdk_16299();
-        let image = loader::load(bytes, &crate::exports::Exports, &functions)?;
+        let options = loader::LoadOptions { patch_cr8: config.patch_cr8 };
+        let image = loader::load_with(bytes, &crate::exports::Exports, &functions, options)?;
         let image_slot = cpu::register_image(image.base(), image.size());
         let driver_object = HostBlock::new(DRIVER_BLOCK, 16).ok_or(HostError::State("out of memory".into()))?;
         let registry_path = HostBlock::new(512, 16).ok_or(HostError::State("out of memory".into()))?;

@@ -6,6 +6,7 @@
 #![deny(unsafe_code)]
 
 pub mod backend;
+pub mod cr8patch;
 pub mod faults;
 pub mod host;
 pub mod image;

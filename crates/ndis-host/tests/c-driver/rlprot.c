@@ -11,6 +11,10 @@
 #define IOCTL_GET_COOKIE 0x00122008
 /* A deliberate bug for the verifier's test: complete each write as soon as it is handed to NDIS. */
 #define IOCTL_SET_EARLY_COMPLETE 0x0012200C
+/* Reads the IRQL (mov reg, cr8), raises it to DISPATCH_LEVEL by writing CR8 (KeRaiseIrql's inline), reads it
+ * again, calls NdisMSleep (PASSIVE_LEVEL only: an IRQL finding), lowers it by writing CR8 back and reads it a
+ * last time; returns the three readings. ndis-host's CR8 patches must behave as the fault handler does. */
+#define IOCTL_CR8_PROBE 0x00122010
 #define RX_QUEUE 16
 #define PENDING_READS 16
 
@@ -367,6 +371,22 @@ static NTSTATUS DispatchControl(DEVICE_OBJECT *dev, IRP *irp) {
     case IOCTL_SET_EARLY_COMPLETE:
         if (s->Parameters.DeviceIoControl.InputBufferLength < sizeof(ULONG)) status = STATUS_INVALID_PARAMETER;
         else g_early_complete = *(ULONG *)irp->SystemBuffer;
+        break;
+    case IOCTL_CR8_PROBE:
+        if (s->Parameters.DeviceIoControl.OutputBufferLength < 3 * sizeof(unsigned long long)) status = STATUS_INVALID_PARAMETER;
+        else {
+            unsigned long long before, raised, after, dispatch = 2;
+            __asm__ volatile("mov %%cr8, %0" : "=r"(before));
+            __asm__ volatile("mov %0, %%cr8" : : "r"(dispatch) : "memory");
+            __asm__ volatile("mov %%cr8, %0" : "=r"(raised));
+            NdisMSleep(1);
+            __asm__ volatile("mov %0, %%cr8" : : "r"(before) : "memory");
+            __asm__ volatile("mov %%cr8, %0" : "=r"(after));
+            ((unsigned long long *)irp->SystemBuffer)[0] = before;
+            ((unsigned long long *)irp->SystemBuffer)[1] = raised;
+            ((unsigned long long *)irp->SystemBuffer)[2] = after;
+            info = 3 * sizeof(unsigned long long);
+        }
         break;
     case IOCTL_GET_COOKIE:
         if (s->Parameters.DeviceIoControl.OutputBufferLength < sizeof(ULONG_PTR)) status = STATUS_INVALID_PARAMETER;
