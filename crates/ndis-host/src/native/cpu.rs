@@ -399,7 +399,12 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut l
     if super::watch::on_segv(addr, rip, gregs) {
         return;
     }
-    let guard_hit = super::stack::in_guard_page(addr);
+    let guard_hit = match super::stack::guard_fault(addr) {
+        // Host code of this thread reached the (disarmed now) guard page between driver calls: retry.
+        Some(false) => return,
+        Some(true) => true,
+        None => false,
+    };
     if in_driver_image(rip) && !guard_hit {
         if (SHARED_DATA_BASE..SHARED_DATA_BASE + SHARED_DATA_SIZE).contains(&(addr as u64)) {
             refresh_shared_clock();

@@ -391,11 +391,11 @@ impl Buffer {
         // Whole pages of its own, as a caller's buffer of its own pages would be: the double-fetch watch
         // protects them without touching anything else.
         let block = HostBlock::new(len.max(1).next_multiple_of(4096), 4096)?;
-        for i in 0..len {
-            let b = init.get(i).copied().unwrap_or(fill);
-            // SAFETY: i < len <= the block's size.
-            unsafe { write_obj(block.addr() + i, b) };
-        }
+        let head = init.get(..len.min(init.len())).unwrap_or_default();
+        // SAFETY: head.len() <= len <= the block's size; a fresh block nobody else uses yet.
+        unsafe { super::memory::write_bytes(block.addr(), head) };
+        // SAFETY: head.len()..len lies inside the block, as above.
+        unsafe { super::memory::fill(block.addr() + head.len(), len - head.len(), fill) };
         // INVARIANT: allocated with at least `len` bytes.
         Some(Self { block, len })
     }

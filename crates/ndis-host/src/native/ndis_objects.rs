@@ -343,10 +343,8 @@ fn receive_nb(lent: &mut Lent, frame: &[u8], shape: ReceiveShape) -> Option<usiz
     {
         let head = if i == 0 { shape.data_offset } else { 0 };
         let data = HostBlock::new(head + part.len(), 16)?;
-        for (j, b) in part.iter().enumerate() {
-            // SAFETY: inside the data block.
-            unsafe { write_obj(data.addr() + head + j, *b) };
-        }
+        // SAFETY: head + part.len() bytes: inside the fresh data block.
+        unsafe { super::memory::write_bytes(data.addr() + head, part) };
         let mdl = HostBlock::new(size_of::<MDL>() + 8, 16)?;
         // SAFETY: a fresh zeroed MDL-sized block.
         unsafe { fill_mdl(mdl.as_ptr::<MDL>(), data.addr(), head + part.len()) };
@@ -692,10 +690,9 @@ pub fn scatter(
         let start = skip.min(count as u64) as usize;
         skip -= start as u64;
         let take = (count - start).min(bytes.len() - done);
-        for (i, b) in bytes.iter().skip(done).take(take).enumerate() {
-            // SAFETY: `writable` vouches for va..va+count; start + take <= count.
-            unsafe { write_obj(va + start + i, *b) };
-        }
+        let part = bytes.get(done..done + take).unwrap_or_default();
+        // SAFETY: `writable` vouches for va..va+count; start + take <= count.
+        unsafe { super::memory::write_bytes(va + start, part) };
         done += take;
         m = mdl.Next as usize;
     }
@@ -726,10 +723,8 @@ pub fn status_indication(lent: &mut Lent, source: usize, code: NDIS_STATUS, payl
     else {
         return 0;
     };
-    for (i, b) in payload.iter().enumerate() {
-        // SAFETY: inside the fresh buffer block.
-        unsafe { write_obj(buf.addr() + i, *b) };
-    }
+    // SAFETY: inside the fresh buffer block of payload.len() bytes.
+    unsafe { super::memory::write_bytes(buf.addr(), payload) };
     let set = |s: &mut NDIS_STATUS_INDICATION| {
         s.Header = NDIS_OBJECT_HEADER {
             Type: NDIS_OBJECT_TYPE_STATUS_INDICATION,

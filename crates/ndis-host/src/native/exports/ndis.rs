@@ -1352,10 +1352,8 @@ fn oid_request(inner: &std::sync::Arc<Inner>, handle: usize, request: usize) -> 
 
 /// Copies a query's answer into the driver's InformationBuffer (the model checked it is long enough).
 fn write_query_answer(buffer: usize, bytes: &[u8]) {
-    for (i, b) in bytes.iter().enumerate() {
-        // SAFETY: the driver's buffer of InformationBufferLength bytes, at least `bytes.len()` long.
-        unsafe { write_obj(buffer + i, *b) };
-    }
+    // SAFETY: the driver's buffer of InformationBufferLength bytes, at least `bytes.len()` long.
+    unsafe { super::super::memory::write_bytes(buffer, bytes) };
 }
 
 /// Completes a pended query's data as the adapter does when it completes the request successfully: the answer
