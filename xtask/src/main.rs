@@ -27,7 +27,8 @@ commands:
   test [ARGS...]   build, then run every test of the workspace (ARGS go to `cargo test`)
   demo [--trace]   build, audit, load/unload in ndis-host, then through the rawlink CLI and the driver ARP and
                    ping a Linux peer on a TAP in a namespace of its own (root; else the in-process wire)
-  bench [ARGS...]  build, then run the throughput benchmarks in ndis-host (release; ARGS: --seconds S, --frames N, --json PATH)
+  bench [ARGS...]  build, then run the throughput benchmarks in ndis-host (release; valgrind for instruction
+                   counts; ARGS: --seconds S, --frames N, --json PATH, --svg PATH, --no-valgrind)
   wine             cross-build rawlink.exe (the CLI) into the package and run it under wine64
   fuzz [--ops N] [--seed S]
                    build, then N (default 1000000) random operations on the device from seed S (decimal or 0x…)
@@ -69,6 +70,7 @@ fn run() -> Result<()> {
         }
         "bench" => {
             let pkg = driver::build_and_package(&root)?;
+            toolchain::ensure_bench_tools()?;
             bench(&root, &pkg.sys, &rest)
         }
         "wdk-check" => wdk_check::run(&root, &rest),
