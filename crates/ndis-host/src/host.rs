@@ -220,6 +220,9 @@ pub(crate) struct Inner {
     pub user_flip: crate::io::FlipState,
     /// Watch each request's caller input buffer for double fetches (crate::native::watch).
     pub double_fetch_watch: AtomicBool,
+    /// Signalled (with the state lock) whenever an outstanding IRP is completed, its dispatch routine
+    /// returns, its cancel ends, or the machine bug-checks: what a waiting caller waits on.
+    pub(crate) irp_changed: std::sync::Condvar,
 }
 
 thread_local! {
@@ -342,6 +345,7 @@ impl Inner {
     pub fn bugcheck(&self, b: Bugcheck) -> ! {
         *lock(&self.bugcheck) = Some(b);
         self.down.store(true, Ordering::Release);
+        self.irp_changed.notify_all();
         if self.config.echo_trace {
             eprintln!("ndis-host: *** {b}");
         }
@@ -526,6 +530,7 @@ impl Host {
             ke: crate::ke::Kernel::default(),
             user_flip: crate::io::FlipState::default(),
             double_fetch_watch: AtomicBool::new(false),
+            irp_changed: std::sync::Condvar::new(),
         });
         cpu::refresh_shared_clock();
         crate::exports::start_system_threads(&inner)

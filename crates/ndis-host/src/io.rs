@@ -421,6 +421,7 @@ pub(crate) fn complete_request(inner: &Inner, irp: usize) -> Option<(i32, usize)
     let routine = rec.irp.cancel_routine();
     rec.completion = Some((s, info));
     drop(st);
+    inner.irp_changed.notify_all();
     if routine != 0 {
         inner.violation(
             Rule::Irp,
@@ -441,6 +442,7 @@ fn after_dispatch(inner: &Inner, irp: usize, name: &str, returned: i32) {
     let marked = rec.irp.stack_control() & SL_PENDING_RETURNED != 0;
     let completion = rec.completion;
     drop(st);
+    inner.irp_changed.notify_all();
     if returned == STATUS_PENDING {
         if !marked {
             inner.violation(
@@ -1190,6 +1192,13 @@ impl Host {
                 if r.completion.is_some() && r.returned.is_some() && !r.cancelling {
                     break;
                 }
+                // Woken by a completion, a dispatch return, a cancel's end or a bug check (`irp_changed`,
+                // notified under this lock, so nothing is missed); every 5 ms at the latest, to look at the
+                // clock and the bug check anyway.
+                let left = timeout.saturating_sub(start.elapsed()).min(Duration::from_millis(5));
+                if !left.is_zero() {
+                    drop(self.inner.irp_changed.wait_timeout(st, left));
+                }
             }
             if let Some(b) = self.bugcheck() {
                 return Err(HostError::Bugcheck(b));
@@ -1197,7 +1206,6 @@ impl Host {
             if start.elapsed() >= timeout {
                 return Ok(None);
             }
-            std::thread::sleep(Duration::from_micros(200));
         }
         let (rec, file) = {
             let mut st = self.inner.state();
@@ -1261,6 +1269,7 @@ impl Host {
         if let Some(r) = self.inner.state().io.irps.get_mut(&irp) {
             r.cancelling = false;
         }
+        self.inner.irp_changed.notify_all();
         ran
     }
 

@@ -394,8 +394,11 @@ impl Buffer {
         let head = init.get(..len.min(init.len())).unwrap_or_default();
         // SAFETY: head.len() <= len <= the block's size; a fresh block nobody else uses yet.
         unsafe { super::memory::write_bytes(block.addr(), head) };
-        // SAFETY: head.len()..len lies inside the block, as above.
-        unsafe { super::memory::fill(block.addr() + head.len(), len - head.len(), fill) };
+        if fill != 0 {
+            // SAFETY: head.len()..len lies inside the block, as above. (A zero fill is there already: the
+            // block comes zeroed.)
+            unsafe { super::memory::fill(block.addr() + head.len(), len - head.len(), fill) };
+        }
         // INVARIANT: allocated with at least `len` bytes.
         Some(Self { block, len })
     }
