@@ -562,7 +562,7 @@ mod linux {
             s += &format!("<line x1=\"{left}\" x2=\"{}\" y1=\"{yy:.1}\" y2=\"{yy:.1}\" stroke=\"#ddd\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">1e{e}</text>\n", w - 10.0, left - 6.0, yy + 4.0);
         }
         let line = y(LINE_RATE_64);
-        s += &format!("<line x1=\"{left}\" x2=\"{}\" y1=\"{line:.1}\" y2=\"{line:.1}\" stroke=\"#c00\" stroke-dasharray=\"4 3\"/><text x=\"{}\" y=\"{:.1}\" fill=\"#c00\" text-anchor=\"end\">14.88 Mpps</text>\n", w - 10.0, w - 12.0, line - 4.0);
+        s += &format!("<line x1=\"{left}\" x2=\"{}\" y1=\"{line:.1}\" y2=\"{line:.1}\" stroke=\"#c00\" stroke-dasharray=\"4 3\"/><text x=\"{}\" y=\"{:.1}\" fill=\"#c00\">14.88 Mpps (10 GbE, 64 B)</text>\n", w - 10.0, left + 4.0, line - 4.0);
         let gw = (w - left - 10.0) / groups.len() as f64;
         for (g, (name, bars)) in groups.iter().enumerate() {
             let x0 = left + gw * g as f64;
@@ -759,6 +759,9 @@ mod linux {
                 cases.join(",\n"),
                 floor_json.join(",")
             );
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            }
             std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?;
             println!("(cases written to {})", path.display());
         }
