@@ -390,7 +390,7 @@ fn cr8_patches_behave_as_the_trap_handler() {
                 )
             })
             .count();
-        assert_eq!(sites, 5, "three reads and two writes: {:?}", h.image().privileged);
+        assert_eq!(sites, 6, "the probe's three reads and two writes, the write's read: {:?}", h.image().privileged);
         if patch_cr8 {
             assert_eq!(h.image().cr8_patched.len(), sites, "refused: {:?}", h.image().cr8_refused);
         } else {
@@ -418,4 +418,47 @@ fn cr8_patches_behave_as_the_trap_handler() {
     // Other tests of this binary may trap concurrently (none patch-disabled but this one), so only the
     // patched run's own accesses are bounded: none of its five trapped.
     assert_eq!(patched.2, 0, "patched: no CR8 trap");
+}
+
+/// The double-fetch watch through a CR8 trampoline: the C driver reads its caller's first frame byte right
+/// behind a CR8 read (an instruction the patch moves into the trampoline), then again in place. Patched and
+/// trapped, the watch reports the same double fetch, the first read at its own address in the image.
+#[test]
+fn the_double_fetch_watch_sees_reads_moved_into_a_cr8_trampoline() {
+    const IOCTL_SET_CR8_DOUBLE_READ: u32 = 0x0012_2014;
+    let mut findings = Vec::new();
+    for patch_cr8 in [true, false] {
+        let a = AdapterConfig::ethernet(1);
+        let mac = a.mac;
+        let mut h = Host::load_file(driver(), HostConfig { patch_cr8, ..HostConfig::default() }).expect("loads");
+        h.add_adapter(a).expect("adapter");
+        assert_eq!(h.driver_entry().expect("DriverEntry runs"), 0);
+        let handle = h.open("\\\\.\\RlProt").expect("opens");
+        let r = h.device_io_control(handle, IOCTL_SET_CR8_DOUBLE_READ, &1u32.to_le_bytes(), 0).expect("ioctl");
+        assert_eq!(r.status, STATUS_SUCCESS);
+        h.set_double_fetch_watch(true);
+        let traps = ndis_host::host::cr8_traps();
+        assert_eq!(h.write(handle, &frame([0xFF; 6], mac)).expect("write").status, STATUS_SUCCESS);
+        let traps = ndis_host::host::cr8_traps() - traps;
+        h.set_double_fetch_watch(false);
+        let v: Vec<String> = h
+            .violations()
+            .iter()
+            .filter(|v| v.rule == ndis_host::verifier::Rule::DoubleFetch)
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(v.len(), 1, "{:#?}", h.violations());
+        if patch_cr8 {
+            assert_eq!(traps, 0, "the CR8 read before the first fetch is patched");
+            // The first read sits 4 bytes behind a patched CR8 read, and is reported there.
+            let moved = h.image().cr8_patched.iter().any(|&rva| v[0].contains(&format!(".sys+{:#x},", rva + 4)));
+            assert!(moved, "{} (patched sites {:x?})", v[0], h.image().cr8_patched);
+        } else {
+            assert!(traps >= 1);
+        }
+        h.close(handle).expect("closes");
+        h.unload().expect("unloads");
+        findings.push(v);
+    }
+    assert_eq!(findings[0], findings[1], "the same finding patched and trapped");
 }
