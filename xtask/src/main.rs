@@ -29,7 +29,8 @@ commands:
                    `cargo test`), rawlink.exe's under wine64 among them
   demo [--trace]   build, audit, load/unload in ndis-host, then through the rawlink CLI and the driver ARP and
                    ping a Linux peer on a TAP in a namespace of its own (root; else the in-process wire)
-  bench [ARGS...]  build, then run the throughput benchmarks in ndis-host (release; ARGS: --seconds S, --frames N, --json PATH)
+  bench [ARGS...]  build, then run the throughput benchmarks in ndis-host (release; valgrind for instruction
+                   counts; ARGS: --seconds S, --frames N, --json PATH, --svg PATH, --no-valgrind)
   wine             cross-build rawlink.exe (the CLI) into the package and run its wine64 test alone
   fuzz [--ops N] [--seed S]
                    build, then N (default 1000000) random operations on the device from seed S (decimal or 0x…)
@@ -72,6 +73,7 @@ fn run() -> Result<()> {
         }
         "bench" => {
             let pkg = driver::build_and_package(&root)?;
+            toolchain::ensure_bench_tools()?;
             bench(&root, &pkg.sys, &rest)
         }
         "wdk-check" => wdk_check::run(&root, &rest),

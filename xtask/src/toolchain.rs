@@ -96,6 +96,19 @@ pub const WINE_TOOLS: &[Tool<'static>] = &[
     Tool { program: WINE64, probe: &["--version"], package: "wine64", purpose: "runs rawlink.exe in the tests" },
 ];
 
+/// What `cargo xtask bench` runs besides the benchmark itself: callgrind counts the driver's instructions.
+pub const BENCH_TOOLS: &[Tool<'static>] = &[Tool {
+    program: "valgrind",
+    probe: &["--version"],
+    package: "valgrind",
+    purpose: "counts the driver's own instructions per frame (callgrind) in `cargo xtask bench`",
+}];
+
+/// Checks (and as root installs) the bench's tools.
+pub fn ensure_bench_tools() -> Result<()> {
+    ensure_with(|| check_all(BENCH_TOOLS).map(drop))
+}
+
 /// The Debian package of libclang for `cargo xtask wdk-check` (bindgen loads it at run time), with clang's own
 /// headers (stddef.h, ...) that the WDK headers include. Only that subcommand checks it; `test` does not need it.
 pub const LIBCLANG_PACKAGE: &str = "libclang-dev";

@@ -50,10 +50,17 @@ impl FaultPlan {
 
     /// Counts a call of `api` and says whether it must fail.
     pub fn should_fail(&mut self, api: &str) -> bool {
-        let n = {
-            let c = self.calls.entry(api.to_owned()).or_insert(0);
-            *c += 1;
-            *c
+        // No allocation per call in steady state: the counter exists after the first call, and a full
+        // history hands its oldest name's buffer to the newest entry.
+        let n = match self.calls.get_mut(api) {
+            Some(c) => {
+                *c += 1;
+                *c
+            }
+            None => {
+                self.calls.insert(api.to_owned(), 1);
+                1
+            }
         };
         let alloc_n = if ALLOCATING_APIS.contains(&api) {
             self.allocations += 1;
@@ -61,10 +68,11 @@ impl FaultPlan {
         } else {
             None
         };
-        if self.history.len() == HISTORY_KEPT {
-            self.history.pop_front();
-        }
-        self.history.push_back((api.to_owned(), n));
+        let mut name = if self.history.len() == HISTORY_KEPT { self.history.pop_front().map(|(s, _)| s) } else { None }
+            .unwrap_or_default();
+        name.clear();
+        name.push_str(api);
+        self.history.push_back((name, n));
         let fail = self.rules.iter().any(|r| match r {
             FaultRule::FailNth { api: a, n: k } => a == api && *k == n,
             FaultRule::FailAllocationsFrom { n: k } => alloc_n.is_some_and(|m| m >= *k),

@@ -20,6 +20,12 @@ use std::time::{Duration, Instant};
 use crate::machine::*;
 pub use crate::machine::{tag_text, Bugcheck, HostConfig, HostError, ProtocolCharacteristics, NDIS_689};
 
+/// How many CR8 accesses of driver code trapped into the fault handler in this process so far (patched
+/// sites never do; see [`HostConfig::patch_cr8`]).
+pub fn cr8_traps() -> u64 {
+    crate::native::cpu::cr8_traps()
+}
+
 /// A loaded driver in its emulated machine.
 #[derive(Debug)]
 pub struct Host {
@@ -43,7 +49,8 @@ impl Host {
     /// Loads a driver image into a new machine (nothing of the driver runs yet).
     pub fn load(bytes: &[u8], config: HostConfig) -> Result<Self, HostError> {
         let functions = FunctionTable::wdk_16299();
-        let image = loader::load(bytes, &crate::exports::Exports, &functions)?;
+        let options = loader::LoadOptions { patch_cr8: config.patch_cr8 };
+        let image = loader::load_with(bytes, &crate::exports::Exports, &functions, options)?;
         let image_slot = cpu::register_image(image.base(), image.size());
         let driver_object = HostBlock::new(DRIVER_BLOCK, 16).ok_or(HostError::State("out of memory".into()))?;
         let registry_path = HostBlock::new(512, 16).ok_or(HostError::State("out of memory".into()))?;
@@ -71,6 +78,7 @@ impl Host {
             ke: crate::ke::Kernel::default(),
             user_flip: crate::io::FlipState::default(),
             double_fetch_watch: AtomicBool::new(false),
+            irp_changed: std::sync::Condvar::new(),
         });
         cpu::refresh_shared_clock();
         crate::exports::start_system_threads(&inner)

@@ -13,18 +13,7 @@ use crate::native::memory::HostBlock;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
-/// The x64 kernel stack (`KERNEL_STACK_SIZE`).
-pub const KERNEL_STACK_SIZE: usize = 0x6000;
-/// Stack the host's own export code may use below a driver frame. Measured with `Host::stack_report` in
-/// the exports' unit test `stack_depth_is_measured_per_call_and_host_export_frames_are_small` (debug build,
-/// a stand-in routine of a few hundred bytes included): KeWaitForSingleObject with a timeout, through its
-/// trace and condition variable, 5040 bytes; the time and processor queries 2312 bytes. Windows' own
-/// export frames share the 24 KiB too, and the frames Windows runs above a driver routine (thread start,
-/// I/O manager or NDIS dispatch) are not counted by the measurement at all, so a driver call, measured
-/// with the host frames under it, must stay within `KERNEL_STACK_SIZE - HOST_FRAME_ALLOWANCE`.
-pub const HOST_FRAME_ALLOWANCE: usize = 8 * 1024;
-/// The deepest a measured driver call may go before the verifier reports it.
-pub const STACK_BUDGET: usize = KERNEL_STACK_SIZE - HOST_FRAME_ALLOWANCE;
+pub use crate::native::stack::{HOST_FRAME_ALLOWANCE, KERNEL_STACK_SIZE, STACK_BUDGET};
 
 /// Access to the signal state of dispatcher objects (the `DISPATCHER_HEADER` in driver memory).
 pub trait SignalStates {

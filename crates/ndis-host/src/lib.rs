@@ -9,6 +9,7 @@
 //!
 //! 0. **Foundations**, which know nothing of a machine: [`image`] (reading and auditing the PE image as the
 //!    Windows loader, ApiValidator and link.exe's driver conventions expect it), [`loader`] (mapping it),
+//!    [`privileged`] (its ring-0-only instructions), [`cr8patch`] (trap-free detours for its CR8 accesses),
 //!    [`wdk`] (the WDK's tables), [`oid`], [`trace`], [`verifier`], [`faults`], [`backend`] (an adapter's far
 //!    side), and the native primitives `native::{call, cpu, mapping, memory, user_memory, stack, watch, tap}` (raw
 //!    memory, the processors' IRQL and fault handling, calls through foreign function pointers).
@@ -33,6 +34,7 @@
 #![deny(unsafe_code)]
 
 pub mod backend;
+pub mod cr8patch;
 pub mod faults;
 pub mod host;
 pub mod image;
@@ -43,6 +45,7 @@ pub mod machine;
 mod native;
 pub mod ndis;
 pub mod oid;
+pub mod privileged;
 pub mod security;
 pub mod trace;
 pub mod verifier;

@@ -5,9 +5,9 @@
 //! 10.0.16299's function list), fails the load; the error names every such import, not just the first.
 
 use crate::image::{ImageError, ImageInfo, Import, KERNEL_MODULES};
-use crate::native::mapping::{Mapping, Protection};
+use crate::native::mapping::{Mapping, Protection, PAGE_SIZE};
 use crate::wdk::{FunctionTable, Linkage};
-use iced_x86::{Decoder, DecoderOptions, Formatter, IntelFormatter, Mnemonic, OpKind, Register};
+use iced_x86::{Decoder, DecoderOptions, Formatter, IntelFormatter};
 use object::pe;
 use object::read::pe::{ImageNtHeaders, ImageOptionalHeader, PeFile64};
 use object::LittleEndian as LE;
@@ -47,22 +47,7 @@ pub struct PrivilegedInstruction {
     pub kind: PrivilegedKind,
 }
 
-/// What the host does about a privileged instruction when it executes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PrivilegedKind {
-    /// `mov reg, cr8`: KeGetCurrentIrql.
-    ReadCr8,
-    /// `mov cr8, reg`: KeRaiseIrql / KeLowerIrql inlines.
-    WriteCr8,
-    /// A read of KUSER_SHARED_DATA (0xFFFFF78000000000): tick count / interrupt time inlines.
-    SharedUserData,
-    /// Anything else ring-0 only (cli, sti, hlt, rdmsr, other control registers, port I/O, ...):
-    /// not emulated; executing it is reported as a fault.
-    Other,
-}
-
-/// KUSER_SHARED_DATA's kernel-mode address on x64.
-pub const KUSER_SHARED_DATA: u64 = 0xFFFF_F780_0000_0000;
+pub use crate::privileged::{classify, PrivilegedKind, KUSER_SHARED_DATA};
 
 /// A mapped, relocated, bound image.
 #[derive(Debug)]
@@ -76,6 +61,27 @@ pub struct LoadedImage {
     pub bindings: Vec<(Import, usize)>,
     /// The /GS security cookie of the load configuration, as the loader left it: (its address, its value).
     pub security_cookie: Option<(usize, u64)>,
+    /// CR8 sites patched into trap-free detours ([`crate::cr8patch`]): their RVAs.
+    pub cr8_patched: Vec<u32>,
+    /// CR8 sites left to the fault handler: (RVA, why).
+    pub cr8_refused: Vec<(u32, String)>,
+    /// Where the trampolines lie (absolute start, length; 0 length when none).
+    pub trampolines: (usize, usize),
+    /// Per instruction moved into a trampoline: (its trampoline address, its original address).
+    moved: Vec<(usize, usize)>,
+}
+
+/// How [`load_with`] loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Patch CR8 accesses into trap-free detours (else every one traps into the fault handler).
+    pub patch_cr8: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self { patch_cr8: true }
+    }
 }
 
 /// The value link.exe and the compilers' run-time libraries give `__security_cookie` on x64; the loader
@@ -140,9 +146,19 @@ impl LoadedImage {
         self.mapping.len()
     }
 
-    /// Whether `addr` lies inside the image.
+    /// Whether `addr` lies inside the image (its trampolines included).
     pub fn contains(&self, addr: usize) -> bool {
         addr >= self.base() && addr - self.base() < self.size()
+    }
+
+    /// The image address a driver address stands for: an instruction moved into a CR8 trampoline maps back
+    /// to where it was loaded (any other trampoline byte to its site); everything else is itself.
+    pub fn original_address(&self, addr: usize) -> usize {
+        let (t, len) = self.trampolines;
+        if addr < t || addr >= t + len {
+            return addr;
+        }
+        self.moved.iter().filter(|&&(at, _)| at <= addr).max_by_key(|&&(at, _)| at).map_or(addr, |&(_, orig)| orig)
     }
 
     /// The absolute address of an export.
@@ -151,8 +167,18 @@ impl LoadedImage {
     }
 }
 
-/// Loads `bytes` as a kernel driver, binding imports through `resolver`.
+/// Loads `bytes` as a kernel driver, binding imports through `resolver`, with CR8 accesses patched.
 pub fn load(bytes: &[u8], resolver: &dyn Resolver, functions: &FunctionTable) -> Result<LoadedImage, LoadError> {
+    load_with(bytes, resolver, functions, LoadOptions::default())
+}
+
+/// Loads `bytes` as a kernel driver, binding imports through `resolver`, as `options` say.
+pub fn load_with(
+    bytes: &[u8],
+    resolver: &dyn Resolver,
+    functions: &FunctionTable,
+    options: LoadOptions,
+) -> Result<LoadedImage, LoadError> {
     let info = ImageInfo::parse(bytes)?;
     let file = PeFile64::parse(bytes).map_err(|e| LoadError::Malformed(e.to_string()))?;
     let nt = file.nt_headers();
@@ -180,7 +206,13 @@ pub fn load(bytes: &[u8], resolver: &dyn Resolver, functions: &FunctionTable) ->
     }
 
     let size = usize::try_from(oh.size_of_image()).map_err(|e| LoadError::Malformed(e.to_string()))?;
-    let mut mapping = Mapping::new(size)?;
+    // Room for the CR8 trampolines right behind the image (one mapping: within jmp rel32 reach, and the
+    // fault handler and the double-fetch watch see them as driver code).
+    let image_len = size.checked_next_multiple_of(PAGE_SIZE).ok_or_else(|| LoadError::Malformed("size".into()))?;
+    let irql_offset = crate::native::cpu::irql_fs_offset();
+    let cr8_sites = if options.patch_cr8 && irql_offset.is_some() { count_cr8_sites(bytes, &info) } else { 0 };
+    let trampoline_len = (cr8_sites * crate::cr8patch::TRAMPOLINE_BYTES_PER_SITE).next_multiple_of(PAGE_SIZE);
+    let mut mapping = Mapping::new(image_len + trampoline_len)?;
     let headers = usize::try_from(oh.size_of_headers()).unwrap_or(usize::MAX).min(bytes.len()).min(size);
     mapping.write(0, bytes.get(..headers).unwrap_or_default())?;
     let sections = file.section_table();
@@ -257,6 +289,67 @@ pub fn load(bytes: &[u8], resolver: &dyn Resolver, functions: &FunctionTable) ->
 
     let security_cookie = init_security_cookie(&file, &mut mapping)?;
 
+    // CR8 detours, planned on the relocated, bound image. The privileged-instruction list below still comes
+    // from the file's bytes, so it names every site as the image has it.
+    let (mut cr8_patched, mut cr8_refused, mut moved) = (Vec::new(), Vec::new(), Vec::new());
+    let trampolines = (mapping.base() + image_len, trampoline_len);
+    if let (true, Some(offset)) = (trampoline_len > 0, irql_offset) {
+        let mut code = Vec::new();
+        let mut data = Vec::new();
+        for sec in &info.sections {
+            let len =
+                (sec.virtual_size.max(sec.raw_size) as usize).min(size.saturating_sub(sec.virtual_address as usize));
+            let bytes = mapping.read_vec(sec.virtual_address as usize, len)?;
+            let ip = (mapping.base() + sec.virtual_address as usize) as u64;
+            if sec.is_executable() {
+                code.push((ip, bytes));
+            } else {
+                data.push((ip, bytes));
+            }
+        }
+        fn regions(v: &[(u64, Vec<u8>)]) -> Vec<crate::cr8patch::Region<'_>> {
+            v.iter().map(|(ip, b)| crate::cr8patch::Region { ip: *ip, bytes: b }).collect()
+        }
+        let base = mapping.base() as u64;
+        // .pdata: (BeginAddress, EndAddress, UnwindInfo) RVAs per function.
+        let mut functions = Vec::new();
+        if let Some(dir) = file.data_directories().get(pe::IMAGE_DIRECTORY_ENTRY_EXCEPTION) {
+            let (rva, len) = (dir.virtual_address.get(LE) as usize, dir.size.get(LE) as usize);
+            if rva != 0 && rva.saturating_add(len) <= size {
+                for e in mapping.read_vec(rva, len)?.chunks_exact(12) {
+                    if let Some((begin, rest)) = e.split_first_chunk::<4>() {
+                        if let Some(end) = rest.first_chunk::<4>() {
+                            let (begin, end) = (u32::from_le_bytes(*begin), u32::from_le_bytes(*end));
+                            functions.push((base + u64::from(begin), base + u64::from(end)));
+                        }
+                    }
+                }
+            }
+        }
+        let plan = crate::cr8patch::plan(
+            &regions(&code),
+            &regions(&data),
+            &functions,
+            base,
+            offset,
+            trampolines.0 as u64,
+            trampoline_len,
+        );
+        // Sites and trampolines lie inside the mapping (the planner only places them there); an offset that
+        // does not convert makes the write fail as leaving the image.
+        let offset_of = |a: u64| usize::try_from(a - base).unwrap_or(usize::MAX);
+        let rva_of = |a: u64| u32::try_from(a - base).unwrap_or(u32::MAX);
+        let addr = |a: u64| usize::try_from(a).unwrap_or(usize::MAX);
+        for p in &plan.patches {
+            mapping.write(offset_of(p.site), &p.jump)?;
+            mapping.write(offset_of(p.trampoline_ip), &p.trampoline)?;
+            cr8_patched.extend(p.sites.iter().map(|&s| rva_of(s)));
+            moved.push((addr(p.trampoline_ip), addr(p.site)));
+            moved.extend(p.moved.iter().map(|&(new, old)| (addr(new), addr(old))));
+        }
+        cr8_refused = plan.refused.iter().map(|(a, why)| (rva_of(*a), why.clone())).collect();
+    }
+
     // Protections: headers read-only, then each section as its characteristics say.
     mapping.protect(0, headers.max(1), Protection::ReadOnly)?;
     let mut privileged = Vec::new();
@@ -287,9 +380,42 @@ pub fn load(bytes: &[u8], resolver: &dyn Resolver, functions: &FunctionTable) ->
         }
         mapping.protect(va, len, prot)?;
     }
+    if trampoline_len > 0 {
+        mapping.protect(image_len, trampoline_len, Protection::ReadExecute)?;
+    }
 
     let entry = mapping.base() + info.entry_point as usize;
-    Ok(LoadedImage { mapping, info, entry, privileged, bindings, security_cookie })
+    Ok(LoadedImage {
+        mapping,
+        info,
+        entry,
+        privileged,
+        bindings,
+        security_cookie,
+        cr8_patched,
+        cr8_refused,
+        trampolines,
+        moved,
+    })
+}
+
+/// How many CR8 accesses the file's executable sections hold (trampoline space is reserved for each).
+fn count_cr8_sites(bytes: &[u8], info: &ImageInfo) -> usize {
+    let Ok(file) = PeFile64::parse(bytes) else { return 0 };
+    file.section_table()
+        .iter()
+        .zip(&info.sections)
+        .filter(|(_, sec)| sec.is_executable())
+        .map(|(s, sec)| {
+            let raw = s.pointer_to_raw_data.get(LE) as usize;
+            let code =
+                bytes.get(raw..raw.saturating_add(sec.raw_size.min(sec.virtual_size) as usize)).unwrap_or_default();
+            scan_privileged(code, sec.virtual_address)
+                .iter()
+                .filter(|p| matches!(p.kind, PrivilegedKind::ReadCr8 | PrivilegedKind::WriteCr8))
+                .count()
+        })
+        .sum()
 }
 
 fn name(raw: &[u8]) -> String {
@@ -314,51 +440,6 @@ pub fn scan_privileged(code: &[u8], rva: u32) -> Vec<PrivilegedInstruction> {
         }
     }
     out
-}
-
-/// Classifies an instruction that would fault in user mode; `None` for ordinary instructions.
-pub fn classify(instr: &iced_x86::Instruction) -> Option<PrivilegedKind> {
-    let cr = |r: Register| (Register::CR0 as u32..=Register::CR15 as u32).contains(&(r as u32));
-    if instr.mnemonic() == Mnemonic::Mov && instr.op_count() == 2 {
-        let (a, b) = (instr.op0_register(), instr.op1_register());
-        if instr.op0_kind() == OpKind::Register && instr.op1_kind() == OpKind::Register {
-            if b == Register::CR8 {
-                return Some(PrivilegedKind::ReadCr8);
-            }
-            if a == Register::CR8 {
-                return Some(PrivilegedKind::WriteCr8);
-            }
-            if cr(a) || cr(b) {
-                return Some(PrivilegedKind::Other);
-            }
-        }
-    }
-    for i in 0..instr.op_count() {
-        if instr.op_kind(i) == OpKind::Memory
-            && instr.memory_base() == Register::None
-            && instr.memory_index() == Register::None
-            && (instr.memory_displacement64() & !0xFFF) == KUSER_SHARED_DATA
-        {
-            return Some(PrivilegedKind::SharedUserData);
-        }
-    }
-    match instr.mnemonic() {
-        Mnemonic::Cli
-        | Mnemonic::Sti
-        | Mnemonic::Hlt
-        | Mnemonic::Rdmsr
-        | Mnemonic::Wrmsr
-        | Mnemonic::In
-        | Mnemonic::Out
-        | Mnemonic::Insb
-        | Mnemonic::Outsb
-        | Mnemonic::Invlpg
-        | Mnemonic::Swapgs
-        | Mnemonic::Lgdt
-        | Mnemonic::Lidt
-        | Mnemonic::Wbinvd => Some(PrivilegedKind::Other),
-        _ => None,
-    }
 }
 
 impl fmt::Display for PrivilegedInstruction {

@@ -47,6 +47,9 @@ pub struct HostConfig {
     pub trace_capacity: usize,
     /// A file that gets every trace event as it happens, besides the ring.
     pub trace_file: Option<std::path::PathBuf>,
+    /// Patch the driver's CR8 accesses into trap-free detours at load time (the default); `false` leaves
+    /// every one to the fault handler's emulation (the same IRQL, one SIGSEGV per access).
+    pub patch_cr8: bool,
 }
 
 impl Default for HostConfig {
@@ -61,6 +64,7 @@ impl Default for HostConfig {
             pool_limit: None,
             trace_capacity: crate::trace::TRACE_KEPT,
             trace_file: None,
+            patch_cr8: true,
         }
     }
 }
@@ -214,6 +218,9 @@ pub(crate) struct Inner {
     pub user_flip: crate::io::state::FlipState,
     /// Watch each request's caller input buffer for double fetches (crate::native::watch).
     pub double_fetch_watch: AtomicBool,
+    /// Signalled (with the state lock) whenever an outstanding IRP is completed, its dispatch routine
+    /// returns, its cancel ends, or the machine bug-checks: what a waiting caller waits on.
+    pub(crate) irp_changed: std::sync::Condvar,
 }
 
 thread_local! {
@@ -348,6 +355,7 @@ impl Inner {
     pub fn bugcheck(&self, b: Bugcheck) -> ! {
         *lock(&self.bugcheck) = Some(b);
         self.down.store(true, Ordering::Release);
+        self.irp_changed.notify_all();
         if self.config.echo_trace {
             eprintln!("ndis-host: *** {b}");
         }
@@ -358,6 +366,7 @@ impl Inner {
 
     /// The image-relative name of a driver address, for messages.
     pub fn symbolize(&self, addr: usize) -> Option<String> {
+        let addr = self.image.original_address(addr);
         self.image
             .contains(addr)
             .then(|| format!("{}.sys+{:#x}", self.config.service_name.to_ascii_lowercase(), addr - self.image.base()))

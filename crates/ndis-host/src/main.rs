@@ -206,7 +206,8 @@ fn run(
         }
     }
     for p in &host.image().privileged {
-        println!("  privileged instruction, emulated: {p}");
+        let how = if host.image().cr8_patched.contains(&p.rva) { "patched (trap-free detour)" } else { "emulated" };
+        println!("  privileged instruction, {how}: {p}");
     }
     let status = match host.driver_entry() {
         Ok(s) => s,

@@ -497,11 +497,15 @@ pub(crate) fn indicate_frames(
         if returned > 0 {
             inner.violation(Rule::Ndis, format!("{returned} NBL(s) indicated with NDIS_RECEIVE_FLAGS_RESOURCES were returned with NdisReturnNetBufferLists"));
         }
+        lent.recycle();
         return 0;
     }
     let held = nbls.iter().filter(|n| st.ndis.outstanding.contains_key(n)).count();
     if held > 0 {
         st.ndis.indications.push((nbls, lent));
+    } else {
+        drop(st);
+        lent.recycle();
     }
     held
 }

@@ -16,6 +16,7 @@ const IOCTL_SET_LOOPBACK: u32 = 0x0012_2000;
 const IOCTL_GET_STATS: u32 = 0x0012_2004;
 const IOCTL_GET_COOKIE: u32 = 0x0012_2008;
 const IOCTL_SET_EARLY_COMPLETE: u32 = 0x0012_200C;
+const IOCTL_CR8_PROBE: u32 = 0x0012_2010;
 
 /// What the driver imports, by module (the .def files of its import libraries).
 const NTOSKRNL: &[&str] = &[
@@ -262,7 +263,7 @@ fn one_net_buffer_per_nbl_lays_every_indication_out_as_one_nbl_per_frame() {
     // Four frames in one NBL of four NET_BUFFERs, or four NBLs of one.
     for (one, want) in [(false, "0x1"), (true, "0x4")] {
         let a = AdapterConfig { one_net_buffer_per_nbl: one, ..AdapterConfig::ethernet(1) };
-        let mut h = loaded(a);
+        let h = loaded(a);
         let frames = vec![frame([0xFF; 6], [0x02, 0, 0, 0, 0, 7]); 4];
         assert_eq!(h.indicate_receive_shaped(0, 1, frames, false, shape).expect("indicated"), 0);
         assert_eq!(indications(&h), [want], "one_net_buffer_per_nbl {one}");
@@ -367,4 +368,97 @@ fn completing_a_write_while_its_nbl_is_still_being_sent_is_a_finding() {
     h.close(handle).expect("closes");
     h.unload().expect("unloads");
     assert_eq!(h.violations().len(), 1, "{:#?}", h.violations());
+}
+
+/// The C driver's CR8 probe (raise by CR8 write, NdisMSleep at DISPATCH_LEVEL, lower), run patched and
+/// trapped: the same readings and the same verifier finding, and the patched image never traps on CR8.
+#[test]
+fn cr8_patches_behave_as_the_trap_handler() {
+    let mut outcomes = Vec::new();
+    for patch_cr8 in [true, false] {
+        let mut h = Host::load_file(driver(), HostConfig { patch_cr8, ..HostConfig::default() }).expect("loads");
+        h.add_adapter(AdapterConfig::ethernet(1)).expect("adapter");
+        assert_eq!(h.driver_entry().expect("DriverEntry runs"), 0);
+        let sites = h
+            .image()
+            .privileged
+            .iter()
+            .filter(|p| {
+                matches!(
+                    p.kind,
+                    ndis_host::loader::PrivilegedKind::ReadCr8 | ndis_host::loader::PrivilegedKind::WriteCr8
+                )
+            })
+            .count();
+        assert_eq!(sites, 6, "the probe's three reads and two writes, the write's read: {:?}", h.image().privileged);
+        if patch_cr8 {
+            assert_eq!(h.image().cr8_patched.len(), sites, "refused: {:?}", h.image().cr8_refused);
+        } else {
+            assert!(h.image().cr8_patched.is_empty());
+        }
+        let handle = h.open("\\\\.\\RlProt").expect("opens");
+        let traps = ndis_host::host::cr8_traps();
+        let r = h.device_io_control(handle, IOCTL_CR8_PROBE, &[], 24).expect("CR8_PROBE");
+        let traps = ndis_host::host::cr8_traps() - traps;
+        assert_eq!(r.status, STATUS_SUCCESS);
+        let readings: Vec<u64> =
+            r.output.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect();
+        h.close(handle).expect("closes");
+        h.unload().expect("unloads");
+        let findings: Vec<String> = h.violations().iter().map(ToString::to_string).collect();
+        outcomes.push((readings, findings, traps));
+    }
+    let (patched, trapped) = (&outcomes[0], &outcomes[1]);
+    assert_eq!(patched.0, [0, 2, 0], "IRQL before, raised, after");
+    assert_eq!(patched.0, trapped.0);
+    assert_eq!(patched.1.len(), 1, "{:?}", patched.1);
+    assert!(patched.1[0].contains("NdisMSleep") && patched.1[0].contains("IRQL 2"), "{:?}", patched.1);
+    assert_eq!(patched.1, trapped.1, "the same verifier findings");
+    assert_eq!(trapped.2, 5, "trapped: every CR8 access of the probe is one SIGSEGV");
+    // Other tests of this binary may trap concurrently (none patch-disabled but this one), so only the
+    // patched run's own accesses are bounded: none of its five trapped.
+    assert_eq!(patched.2, 0, "patched: no CR8 trap");
+}
+
+/// The double-fetch watch through a CR8 trampoline: the C driver reads its caller's first frame byte right
+/// behind a CR8 read (an instruction the patch moves into the trampoline), then again in place. Patched and
+/// trapped, the watch reports the same double fetch, the first read at its own address in the image.
+#[test]
+fn the_double_fetch_watch_sees_reads_moved_into_a_cr8_trampoline() {
+    const IOCTL_SET_CR8_DOUBLE_READ: u32 = 0x0012_2014;
+    let mut findings = Vec::new();
+    for patch_cr8 in [true, false] {
+        let a = AdapterConfig::ethernet(1);
+        let mac = a.mac;
+        let mut h = Host::load_file(driver(), HostConfig { patch_cr8, ..HostConfig::default() }).expect("loads");
+        h.add_adapter(a).expect("adapter");
+        assert_eq!(h.driver_entry().expect("DriverEntry runs"), 0);
+        let handle = h.open("\\\\.\\RlProt").expect("opens");
+        let r = h.device_io_control(handle, IOCTL_SET_CR8_DOUBLE_READ, &1u32.to_le_bytes(), 0).expect("ioctl");
+        assert_eq!(r.status, STATUS_SUCCESS);
+        h.set_double_fetch_watch(true);
+        let traps = ndis_host::host::cr8_traps();
+        assert_eq!(h.write(handle, &frame([0xFF; 6], mac)).expect("write").status, STATUS_SUCCESS);
+        let traps = ndis_host::host::cr8_traps() - traps;
+        h.set_double_fetch_watch(false);
+        let v: Vec<String> = h
+            .violations()
+            .iter()
+            .filter(|v| v.rule == ndis_host::verifier::Rule::DoubleFetch)
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(v.len(), 1, "{:#?}", h.violations());
+        if patch_cr8 {
+            assert_eq!(traps, 0, "the CR8 read before the first fetch is patched");
+            // The first read sits 4 bytes behind a patched CR8 read, and is reported there.
+            let moved = h.image().cr8_patched.iter().any(|&rva| v[0].contains(&format!(".sys+{:#x},", rva + 4)));
+            assert!(moved, "{} (patched sites {:x?})", v[0], h.image().cr8_patched);
+        } else {
+            assert!(traps >= 1);
+        }
+        h.close(handle).expect("closes");
+        h.unload().expect("unloads");
+        findings.push(v);
+    }
+    assert_eq!(findings[0], findings[1], "the same finding patched and trapped");
 }

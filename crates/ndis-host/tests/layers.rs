@@ -13,6 +13,8 @@ const LAYERS: &[(&str, u8)] = &[
     ("wdk", 0),
     ("image", 0),
     ("loader", 0),
+    ("cr8patch", 0),
+    ("privileged", 0),
     ("oid", 0),
     ("trace", 0),
     ("verifier", 0),

@@ -615,6 +615,13 @@ impl Host {
                 if r.completion.is_some() && r.returned.is_some() && !r.cancelling {
                     break;
                 }
+                // Woken by a completion, a dispatch return, a cancel's end or a bug check (`irp_changed`,
+                // notified under this lock, so nothing is missed); every 5 ms at the latest, to look at the
+                // clock and the bug check anyway.
+                let left = timeout.saturating_sub(start.elapsed()).min(Duration::from_millis(5));
+                if !left.is_zero() {
+                    drop(self.inner.irp_changed.wait_timeout(st, left));
+                }
             }
             if let Some(b) = self.bugcheck() {
                 return Err(HostError::Bugcheck(b));
@@ -622,7 +629,6 @@ impl Host {
             if start.elapsed() >= timeout {
                 return Ok(None);
             }
-            std::thread::sleep(Duration::from_micros(200));
         }
         let (rec, file) = {
             let mut st = self.inner.state();
@@ -687,6 +693,7 @@ impl Host {
         if let Some(r) = self.inner.state().io.irps.get_mut(&irp) {
             r.cancelling = false;
         }
+        self.inner.irp_changed.notify_all();
         ran
     }
 

@@ -196,7 +196,7 @@ impl Host {
     /// Indicates received frames on adapter `index` from processor `processor`, laid out as `shape` says
     /// (several NET_BUFFERs per NBL, several MDLs per NET_BUFFER, headroom); returns the NBLs the driver kept.
     pub fn indicate_receive_shaped(
-        &mut self,
+        &self,
         index: usize,
         processor: usize,
         frames: Vec<Vec<u8>>,

@@ -34,6 +34,34 @@ pub fn set_irql(level: u8) {
     IRQL.with(|c| c.set(level));
 }
 
+/// The thread pointer (FS base): the x86-64 psABI keeps the TCB's address in its own first word, `fs:[0]`.
+fn thread_pointer() -> usize {
+    let tp: usize;
+    // SAFETY: reads one word at fs:0, which glibc (and every x86-64 ELF TLS implementation) keeps mapped and
+    // pointing at itself for every thread.
+    unsafe { std::arch::asm!("mov {}, qword ptr fs:[0]", out(reg) tp, options(nostack, readonly, preserves_flags)) };
+    tp
+}
+
+/// The offset of this thread's IRQL byte from the thread pointer, for the load-time CR8 patches
+/// ([`crate::cr8patch`]) that read and write it as `fs:[offset]`. The IRQL is a const-initialised
+/// thread-local of the executable's static TLS block, so the offset is one for every thread; `None` if it
+/// does not fit a sign-extended 32-bit displacement (then nothing is patched and CR8 accesses trap).
+pub fn irql_fs_offset() -> Option<i32> {
+    let at = IRQL.with(|c| std::ptr::from_ref(c) as usize);
+    // CAST: a two's-complement difference of two addresses of this thread.
+    i32::try_from(at.wrapping_sub(thread_pointer()) as isize).ok()
+}
+
+/// CR8 accesses the fault handler emulated (reads and writes), over the whole process: the patched sites
+/// never get here.
+static CR8_TRAPS: AtomicU64 = AtomicU64::new(0);
+
+/// How many CR8 accesses trapped into the fault handler so far in this process.
+pub fn cr8_traps() -> u64 {
+    CR8_TRAPS.load(Ordering::Relaxed)
+}
+
 thread_local! {
     /// The processor number this host thread reports (KeGetCurrentProcessorNumberEx).
     static PROCESSOR: Cell<u32> = const { Cell::new(0) };
@@ -383,7 +411,12 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut l
     if SEGV_HOOK.get().is_some_and(|hook| hook(addr, rip, gregs)) {
         return;
     }
-    let guard_hit = super::stack::in_guard_page(addr);
+    let guard_hit = match super::stack::guard_fault(addr) {
+        // Host code of this thread reached the (disarmed now) guard page between driver calls: retry.
+        Some(false) => return,
+        Some(true) => true,
+        None => false,
+    };
     if in_driver_image(rip) && !guard_hit {
         if (SHARED_DATA_BASE..SHARED_DATA_BASE + SHARED_DATA_SIZE).contains(&(addr as u64)) {
             refresh_shared_clock();
@@ -395,6 +428,9 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut l
         let instr = decoder.decode();
         if !instr.is_invalid() {
             if let Some(e) = plan(&instr, addr as u64, irql()) {
+                if instr.op0_register() == Register::CR8 || instr.op1_register() == Register::CR8 {
+                    CR8_TRAPS.fetch_add(1, Ordering::Relaxed);
+                }
                 let ok = match e {
                     Emulation::SetRegister { reg, value } => write_reg(gregs, reg, value),
                     Emulation::SetIrql { reg } => greg(reg).and_then(|i| gregs.get(i).copied()).map(|v| {
@@ -524,6 +560,30 @@ mod tests {
         refresh_shared_clock();
         assert!(read(0x8) >= it + 150_000, "interrupt time advanced by 20 ms");
         assert!(read(0x320) > tc, "at least one 15.625 ms tick");
+    }
+
+    #[test]
+    fn the_irql_byte_sits_at_one_fs_offset_in_every_thread() {
+        let off = irql_fs_offset().expect("static TLS");
+        let read_via_fs = move || {
+            let v: u64;
+            // SAFETY: reads the IRQL byte of this thread at the offset just computed.
+            unsafe {
+                std::arch::asm!("movzx {v:e}, byte ptr fs:[{o}]", v = out(reg) v, o = in(reg) i64::from(off),
+                    options(nostack, readonly))
+            };
+            v
+        };
+        set_irql(9);
+        assert_eq!(read_via_fs(), 9);
+        set_irql(0);
+        std::thread::spawn(move || {
+            assert_eq!(irql_fs_offset(), Some(off));
+            set_irql(2);
+            assert_eq!(read_via_fs(), 2);
+        })
+        .join()
+        .expect("joined");
     }
 
     #[test]

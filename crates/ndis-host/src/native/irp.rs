@@ -385,12 +385,14 @@ impl Buffer {
         // Whole pages of its own, as a caller's buffer of its own pages would be: the double-fetch watch
         // protects them without touching anything else.
         let block = HostBlock::new(len.max(1).next_multiple_of(4096), 4096)?;
-        // Two bulk copies, not a store per byte: a caller's 256 KiB read buffer is filled on every ReadFile.
-        let head = init.get(..len).unwrap_or(init);
-        // SAFETY: head.len() <= len <= the block's size; the block is new and nobody else uses it.
+        let head = init.get(..len.min(init.len())).unwrap_or_default();
+        // SAFETY: head.len() <= len <= the block's size; a fresh block nobody else uses yet.
         unsafe { super::memory::write_bytes(block.addr(), head) };
-        // SAFETY: head.len()..len lies inside the block (as above).
-        unsafe { super::memory::fill(block.addr() + head.len(), len - head.len(), fill) };
+        if fill != 0 {
+            // SAFETY: head.len()..len lies inside the block, as above. (A zero fill is there already: the
+            // block comes zeroed.)
+            unsafe { super::memory::fill(block.addr() + head.len(), len - head.len(), fill) };
+        }
         // INVARIANT: allocated with at least `len` bytes.
         Some(Self { block, len })
     }

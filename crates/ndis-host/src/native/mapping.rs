@@ -89,6 +89,18 @@ impl Mapping {
         Ok(out)
     }
 
+    /// Copies `len` bytes at `offset` out (the loader reads code it patches this way).
+    pub fn read_vec(&self, offset: usize, len: usize) -> io::Result<Vec<u8>> {
+        if offset.checked_add(len).is_none_or(|e| e > self.len) {
+            return Err(io::Error::other(format!("read of {len} bytes at {offset:#x} leaves the image")));
+        }
+        let mut out = vec![0u8; len];
+        // SAFETY: inside the mapping (checked) and readable: only called while loading, before any section
+        // protection is applied.
+        unsafe { std::ptr::copy_nonoverlapping(self.base.wrapping_add(offset), out.as_mut_ptr(), len) };
+        Ok(out)
+    }
+
     /// Sets the protection of `offset..offset + len` (page-rounded).
     pub fn protect(&self, offset: usize, len: usize, prot: Protection) -> io::Result<()> {
         let start = offset - offset % PAGE_SIZE;

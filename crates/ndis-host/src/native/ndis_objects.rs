@@ -18,6 +18,52 @@ impl Lent {
         self.blocks.push(b);
         a
     }
+
+    /// Gives the blocks of a finished receive indication (every NBL of it returned, or a
+    /// NDIS_RECEIVE_FLAGS_RESOURCES call over) back for the next indication's chain, as a miniport reuses
+    /// its receive NBLs, instead of freeing them.
+    pub fn recycle(self) {
+        let mut pool = RECYCLED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for b in self.blocks {
+            let size = b.size();
+            match pool.iter().position(|(s, _)| *s == size) {
+                Some(i) => {
+                    if let Some((_, v)) = pool.get_mut(i).filter(|(_, v)| v.len() < RECYCLE_KEPT) {
+                        v.push(b);
+                    }
+                }
+                None if pool.len() < RECYCLE_SIZES => pool.push((size, vec![b])),
+                None => {}
+            }
+        }
+    }
+}
+
+/// Receive blocks of finished indications, by size, for the next ones ([`Lent::recycle`], [`receive_block`]).
+static RECYCLED: std::sync::Mutex<Vec<(usize, Vec<HostBlock>)>> = std::sync::Mutex::new(Vec::new());
+/// At most this many blocks are kept per size, of at most this many sizes (the rest are freed).
+const RECYCLE_KEPT: usize = 4096;
+const RECYCLE_SIZES: usize = 64;
+
+/// A zeroed block of at least `size` bytes for a receive chain: a recycled one when there is one (data
+/// blocks come in 64-byte classes so frames of nearby lengths share them), else a fresh allocation.
+fn receive_block(size: usize) -> Option<HostBlock> {
+    let size = size.max(1).next_multiple_of(64);
+    let reused = RECYCLED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .iter_mut()
+        .find(|(s, _)| *s == size)
+        .and_then(|(_, v)| v.pop());
+    match reused {
+        Some(b) => {
+            // SAFETY: a block of `size` bytes nobody uses any more (its indication is over); zeroed as a
+            // fresh one would be.
+            unsafe { super::memory::fill(b.addr(), b.size(), 0) };
+            Some(b)
+        }
+        None => HostBlock::new(size, 16),
+    }
 }
 
 /// Reads a `T` the host allocated, lets `f` change the copy, and writes it back.
@@ -212,7 +258,7 @@ pub fn receive_chain_shaped<F: AsRef<[u8]>>(lent: &mut Lent, frames: &[F], shape
     let mut nbls = Vec::new();
     let per_nbl = shape.nbs_per_nbl.max(1);
     for group in frames.chunks(per_nbl) {
-        let Some(nbl) = HostBlock::new(NBL_ALLOCATION, 16) else { break };
+        let Some(nbl) = receive_block(NBL_ALLOCATION) else { break };
         let mut nbs = Vec::new();
         for frame in group {
             let Some(nb) = receive_nb(lent, frame.as_ref(), shape) else { break };
@@ -343,12 +389,10 @@ fn receive_nb(lent: &mut Lent, frame: &[u8], shape: ReceiveShape) -> Option<usiz
         .enumerate()
     {
         let head = if i == 0 { shape.data_offset } else { 0 };
-        let data = HostBlock::new(head + part.len(), 16)?;
-        for (j, b) in part.iter().enumerate() {
-            // SAFETY: inside the data block.
-            unsafe { write_obj(data.addr() + head + j, *b) };
-        }
-        let mdl = HostBlock::new(size_of::<MDL>() + 8, 16)?;
+        let data = receive_block(head + part.len())?;
+        // SAFETY: head + part.len() bytes: inside the fresh data block.
+        unsafe { super::memory::write_bytes(data.addr() + head, part) };
+        let mdl = receive_block(size_of::<MDL>() + 8)?;
         // SAFETY: a fresh zeroed MDL-sized block.
         unsafe { fill_mdl(mdl.as_ptr::<MDL>(), data.addr(), head + part.len()) };
         lent.keep(data);
@@ -360,7 +404,7 @@ fn receive_nb(lent: &mut Lent, frame: &[u8], shape: ReceiveShape) -> Option<usiz
             unsafe { update::<MDL>(a, |m| m.Next = b as *mut MDL) };
         }
     }
-    let nb = HostBlock::new(size_of::<NET_BUFFER>(), 16)?;
+    let nb = receive_block(size_of::<NET_BUFFER>())?;
     let first = *mdls.first()?;
     let set = |b: &mut NET_BUFFER| {
         b.u1.s.CurrentMdl = first as PMDL;
@@ -693,10 +737,9 @@ pub fn scatter(
         let start = skip.min(count as u64) as usize;
         skip -= start as u64;
         let take = (count - start).min(bytes.len() - done);
-        for (i, b) in bytes.iter().skip(done).take(take).enumerate() {
-            // SAFETY: `writable` vouches for va..va+count; start + take <= count.
-            unsafe { write_obj(va + start + i, *b) };
-        }
+        let part = bytes.get(done..done + take).unwrap_or_default();
+        // SAFETY: `writable` vouches for va..va+count; start + take <= count.
+        unsafe { super::memory::write_bytes(va + start, part) };
         done += take;
         m = mdl.Next as usize;
     }
@@ -727,10 +770,8 @@ pub fn status_indication(lent: &mut Lent, source: usize, code: NDIS_STATUS, payl
     else {
         return 0;
     };
-    for (i, b) in payload.iter().enumerate() {
-        // SAFETY: inside the fresh buffer block.
-        unsafe { write_obj(buf.addr() + i, *b) };
-    }
+    // SAFETY: inside the fresh buffer block of payload.len() bytes.
+    unsafe { super::memory::write_bytes(buf.addr(), payload) };
     let set = |s: &mut NDIS_STATUS_INDICATION| {
         s.Header = NDIS_OBJECT_HEADER {
             Type: NDIS_OBJECT_TYPE_STATUS_INDICATION,
@@ -792,10 +833,8 @@ pub unsafe fn nbl_has_nb(nbl: usize, nb: usize, limit: usize) -> bool {
 
 /// Copies a query's answer into the driver's InformationBuffer (the model checked it is long enough).
 pub(crate) fn write_query_answer(buffer: usize, bytes: &[u8]) {
-    for (i, b) in bytes.iter().enumerate() {
-        // SAFETY: the driver's buffer of InformationBufferLength bytes, at least `bytes.len()` long.
-        unsafe { write_obj(buffer + i, *b) };
-    }
+    // SAFETY: the driver's buffer of InformationBufferLength bytes, at least `bytes.len()` long.
+    unsafe { super::memory::write_bytes(buffer, bytes) };
 }
 
 /// Completes a pended query's data as the adapter does when it completes the request successfully: the answer

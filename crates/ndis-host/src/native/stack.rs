@@ -16,10 +16,35 @@
 //! call returns, so the thread's own stack is never left damaged.) The measurement has a granularity of
 //! [`MARGIN`]: the bytes just below the painter's own frame are left alone.
 
+//!
+//! Cost: painting and scanning are bounded by what this thread has needed so far. The painted depth is
+//! twice the deepest use seen on the thread (at least [`MIN_PAINT`], twice the driver's budget, so an
+//! overrun of the budget is always seen; at most [`PAINT_BYTES`]); a call that uses all of the painted area
+//! is reported as at least that deep and doubles the depth for the next one. The scan compares 64 bytes
+//! at a time. The guard page is armed once per thread at a fixed distance ([`PAINT_BYTES`] below the
+//! outermost call's stack pointer) and left armed between calls (re-armed only when that page moves): host
+//! code of the thread that reaches it outside a driver call just disarms it ([`guard_fault`]), and the
+//! thread disarms it when it ends, so no stack is ever left with a protected page.
+
 use std::cell::{Cell, RefCell};
 
-/// Bytes painted below the stack pointer before each call.
+/// The x64 kernel stack (`KERNEL_STACK_SIZE`).
+pub const KERNEL_STACK_SIZE: usize = 0x6000;
+/// Stack the host's own export code may use below a driver frame. Measured with `Host::stack_report` in
+/// the exports' unit test `stack_depth_is_measured_per_call_and_host_export_frames_are_small` (debug build,
+/// a stand-in routine of a few hundred bytes included): KeWaitForSingleObject with a timeout, through its
+/// trace and condition variable, 5040 bytes; the time and processor queries 2312 bytes. Windows' own
+/// export frames share the 24 KiB too, and the frames Windows runs above a driver routine (thread start,
+/// I/O manager or NDIS dispatch) are not counted by the measurement at all, so a driver call, measured
+/// with the host frames under it, must stay within `KERNEL_STACK_SIZE - HOST_FRAME_ALLOWANCE`.
+pub const HOST_FRAME_ALLOWANCE: usize = 8 * 1024;
+/// The deepest a measured driver call may go before the verifier reports it.
+pub const STACK_BUDGET: usize = KERNEL_STACK_SIZE - HOST_FRAME_ALLOWANCE;
+
+/// The most bytes painted below the stack pointer before a call, and the guard page's distance.
 pub const PAINT_BYTES: usize = 64 * 1024;
+/// The fewest bytes painted: twice the driver's stack budget.
+pub const MIN_PAINT: usize = 2 * STACK_BUDGET;
 /// Bytes left unpainted just below the painter's frame (its own callees' frames live there).
 pub const MARGIN: usize = 512;
 const PATTERN: u8 = 0xC5;
@@ -33,13 +58,43 @@ thread_local! {
     static FLOOR: Cell<usize> = const { Cell::new(0) };
     /// This thread's armed guard page (0 when none). Const-initialised: the fault handler reads it.
     static GUARD_PAGE: Cell<usize> = const { Cell::new(0) };
+    /// How deep the next call paints (0: not set yet, [`MIN_PAINT`]).
+    static PAINT: Cell<usize> = const { Cell::new(0) };
+    /// Disarms the guard page when the thread ends.
+    static DISARM: Disarm = const { Disarm };
 }
 
-/// Whether `addr` lies in the current thread's armed guard page (called by the fault handler, so a host
-/// export that overflows under the driver's frames is reported as well, not only driver code).
-pub fn in_guard_page(addr: usize) -> bool {
+/// Removes the thread's guard page in its TLS destructor (the thread's stack mapping may be reused).
+struct Disarm;
+
+impl Drop for Disarm {
+    fn drop(&mut self) {
+        disarm();
+    }
+}
+
+fn disarm() {
+    let g = GUARD_PAGE.with(|g| g.replace(0));
+    if g != 0 {
+        // SAFETY: the page this thread protected inside its own stack mapping.
+        unsafe { libc::mprotect(g as *mut libc::c_void, PAGE, libc::PROT_READ | libc::PROT_WRITE) };
+    }
+}
+
+/// Called by the fault handler for a fault at `addr`: `Some(true)` when it hit the current thread's guard
+/// page inside a driver call (a stack overflow: fatal); `Some(false)` when it hit it between calls, in host
+/// code (the page is disarmed and the access can simply be retried); `None` when it is not the guard page.
+/// Async-signal-safe (thread-locals with const initialisers and one mprotect).
+pub fn guard_fault(addr: usize) -> Option<bool> {
     let g = GUARD_PAGE.with(Cell::get);
-    g != 0 && addr >= g && addr < g + PAGE
+    if g == 0 || addr < g || addr >= g + PAGE {
+        return None;
+    }
+    if FLOOR.with(Cell::get) != 0 {
+        return Some(true);
+    }
+    disarm();
+    Some(false)
 }
 
 /// The current stack pointer.
@@ -58,36 +113,37 @@ pub struct Probe {
     top: usize,
     /// Lowest painted address.
     bottom: usize,
-    /// The guard page this probe set, to remove at the end.
-    guard: usize,
     /// Whether this is the outermost call of its thread.
     outermost: bool,
 }
 
-/// The lowest address in `bottom..top` that no longer holds the pattern (`top` if none). Scans 8 bytes at
-/// a time from the bottom, then the byte within the first changed word.
+/// The lowest address in `bottom..top` that no longer holds the pattern (`top` if none). Compares 64 bytes
+/// at a time from the bottom, then finds the byte within the first changed block.
 #[inline(never)]
 fn lowest_used(bottom: usize, top: usize) -> usize {
     let byte = |a: usize| {
         // SAFETY: `bottom..top` is part of this thread's stack below its painter's frame, mapped read-write
-        // (the guard page lies below `bottom`); a volatile read of one byte.
+        // (the guard page lies below `bottom`); a read of one byte of dead stack nobody else touches.
         unsafe { std::ptr::read_volatile(a as *const u8) }
     };
     let word = u64::from_ne_bytes([PATTERN; 8]);
     let mut a = bottom;
-    while a < top && a % 8 != 0 {
+    while a < top && a % 64 != 0 {
         if byte(a) != PATTERN {
             return a;
         }
         a += 1;
     }
-    while a + 8 <= top {
-        // SAFETY: as above, an aligned 8-byte read inside the range.
-        let w = unsafe { std::ptr::read_volatile(a as *const u64) };
-        if w != word {
+    while a + 64 <= top {
+        let mut diff = 0;
+        for k in 0..8 {
+            // SAFETY: as above, an aligned 8-byte read inside the range.
+            diff |= word ^ unsafe { std::ptr::read((a + 8 * k) as *const u64) };
+        }
+        if diff != 0 {
             break;
         }
-        a += 8;
+        a += 64;
     }
     while a < top {
         if byte(a) != PATTERN {
@@ -100,14 +156,15 @@ fn lowest_used(bottom: usize, top: usize) -> usize {
 
 impl Probe {
     /// Folds the enclosing call's use so far into its record, paints below the stack pointer, and (for the
-    /// outermost call) arms the guard page.
+    /// outermost call) arms the guard page if it is not armed there yet.
     #[inline(never)]
     pub fn begin() -> Self {
         let sp = stack_pointer();
         let top = sp - MARGIN;
         let floor = FLOOR.with(Cell::get);
         let outermost = floor == 0;
-        let bottom = (top - PAINT_BYTES).max(floor);
+        let depth = PAINT.with(Cell::get).clamp(MIN_PAINT, PAINT_BYTES);
+        let bottom = (top - depth).max(floor);
         LEVELS.with(|l| {
             let mut l = l.borrow_mut();
             if let Some(outer) = l.last_mut() {
@@ -118,22 +175,26 @@ impl Probe {
         // SAFETY: `bottom..top` lies below this frame's stack pointer (minus a margin for the callees of this
         // function), inside this thread's 1 MiB stack: dead memory no frame uses, above any guard page.
         unsafe { std::ptr::write_bytes(bottom as *mut u8, PATTERN, top - bottom) };
-        let mut guard = 0;
         if outermost {
             FLOOR.with(|f| f.set(bottom));
-            let page = (bottom - PAGE) & !(PAGE - 1);
-            // SAFETY: the page lies below the painted area inside this thread's stack mapping; nothing lives
-            // there, and `end` restores read-write access before any frame can grow into it legitimately.
-            let r = unsafe { libc::mprotect(page as *mut libc::c_void, PAGE, libc::PROT_NONE) };
-            if r == 0 {
-                guard = page;
-                GUARD_PAGE.with(|g| g.set(page));
+            let page = (top - PAINT_BYTES - PAGE) & !(PAGE - 1);
+            if GUARD_PAGE.with(Cell::get) != page {
+                disarm();
+                // SAFETY: the page lies below the largest painted area inside this thread's stack mapping;
+                // nothing lives there; host code reaching it between calls disarms it (`guard_fault`), and
+                // the thread's end does too (`Disarm`).
+                let r = unsafe { libc::mprotect(page as *mut libc::c_void, PAGE, libc::PROT_NONE) };
+                if r == 0 {
+                    GUARD_PAGE.with(|g| g.set(page));
+                    DISARM.with(|_| ());
+                }
             }
         }
-        Self { top, bottom, guard, outermost }
+        Self { top, bottom, outermost }
     }
 
-    /// The deepest stack use of the call, in bytes below the caller's stack pointer.
+    /// The deepest stack use of the call, in bytes below the caller's stack pointer (at least the painted
+    /// depth when the call used all of it; the next call then paints twice as deep).
     #[inline(never)]
     pub fn end(self) -> usize {
         let mine = LEVELS.with(|l| {
@@ -147,12 +208,11 @@ impl Probe {
         if self.outermost {
             FLOOR.with(|f| f.set(0));
         }
-        if self.guard != 0 {
-            GUARD_PAGE.with(|g| g.set(0));
-            // SAFETY: the page this probe protected, part of this thread's stack mapping.
-            unsafe { libc::mprotect(self.guard as *mut libc::c_void, PAGE, libc::PROT_READ | libc::PROT_WRITE) };
-        }
-        (self.top + MARGIN).saturating_sub(mine.min(self.top))
+        let used = (self.top + MARGIN).saturating_sub(mine.min(self.top));
+        let painted = self.top - self.bottom;
+        let want = if mine <= self.bottom { 2 * painted } else { 2 * used };
+        PAINT.with(|p| p.set(p.get().max(want).clamp(MIN_PAINT, PAINT_BYTES)));
+        used
     }
 }
 

@@ -11,6 +11,14 @@
 #define IOCTL_GET_COOKIE 0x00122008
 /* A deliberate bug for the verifier's test: complete each write as soon as it is handed to NDIS. */
 #define IOCTL_SET_EARLY_COMPLETE 0x0012200C
+/* Reads the IRQL (mov reg, cr8), raises it to DISPATCH_LEVEL by writing CR8 (KeRaiseIrql's inline), reads it
+ * again, calls NdisMSleep (PASSIVE_LEVEL only: an IRQL finding), lowers it by writing CR8 back and reads it a
+ * last time; returns the three readings. ndis-host's CR8 patches must behave as the fault handler does. */
+#define IOCTL_CR8_PROBE 0x00122010
+/* Makes each write read the first byte of the caller's frame twice, the first time right behind a CR8 read (so
+ * that ndis-host's CR8 patch moves that read into its trampoline): a double fetch the watch must still report,
+ * at the instruction's own address in the image. */
+#define IOCTL_SET_CR8_DOUBLE_READ 0x00122014
 #define RX_QUEUE 16
 #define PENDING_READS 16
 
@@ -39,6 +47,7 @@ static IRP *g_reads[PENDING_READS];
 static ULONG g_read_count;
 static ULONG g_loopback;
 static ULONG g_early_complete;
+static ULONG g_cr8_double_read;
 static STATS g_stats;
 static const WCHAR g_device_name[] = L"\\Device\\RlProt";
 static const WCHAR g_link_name[] = L"\\DosDevices\\RlProt";
@@ -304,13 +313,21 @@ static NTSTATUS DispatchWrite(DEVICE_OBJECT *dev, IRP *irp) {
     ULONG len = IoGetCurrentIrpStackLocation(irp)->Parameters.Write.Length;
     NET_BUFFER_LIST *nbl;
     NET_BUFFER_LIST_CONTEXT *c;
+    void *frame;
     (void)dev;
     if (!b || !b->running) { complete(irp, STATUS_DEVICE_NOT_READY, 0); return STATUS_DEVICE_NOT_READY; }
     if (len < 14 || len > 1514 || !irp->MdlAddress) { complete(irp, STATUS_INVALID_PARAMETER, 0); return STATUS_INVALID_PARAMETER; }
     /* The MDL the I/O manager built for the caller's buffer must be mapped before NDIS reads it. */
-    if (!MmGetSystemAddressForMdlSafe(irp->MdlAddress, NormalPagePriority | MdlMappingNoExecute)) {
+    frame = MmGetSystemAddressForMdlSafe(irp->MdlAddress, NormalPagePriority | MdlMappingNoExecute);
+    if (!frame) {
         complete(irp, STATUS_INSUFFICIENT_RESOURCES, 0);
         return STATUS_INSUFFICIENT_RESOURCES;
+    }
+    if (g_cr8_double_read) {
+        unsigned long long irql;
+        unsigned int first;
+        __asm__ volatile("mov %%cr8, %0\n\tmovzbl (%2), %1" : "=&r"(irql), "=&r"(first) : "r"(frame) : "memory");
+        g_stats.sent += (first != ((volatile unsigned char *)frame)[0]) + (irql != 0);
     }
     nbl = NdisAllocateNetBufferAndNetBufferList(b->tx_pool, 0, 0, irp->MdlAddress, 0, len);
     if (!nbl) { complete(irp, STATUS_INSUFFICIENT_RESOURCES, 0); return STATUS_INSUFFICIENT_RESOURCES; }
@@ -364,9 +381,29 @@ static NTSTATUS DispatchControl(DEVICE_OBJECT *dev, IRP *irp) {
         if (s->Parameters.DeviceIoControl.OutputBufferLength < sizeof(STATS)) status = STATUS_INVALID_PARAMETER;
         else { *(STATS *)irp->SystemBuffer = g_stats; info = sizeof(STATS); }
         break;
+    case IOCTL_SET_CR8_DOUBLE_READ:
+        if (s->Parameters.DeviceIoControl.InputBufferLength < sizeof(ULONG)) status = STATUS_INVALID_PARAMETER;
+        else g_cr8_double_read = *(ULONG *)irp->SystemBuffer;
+        break;
     case IOCTL_SET_EARLY_COMPLETE:
         if (s->Parameters.DeviceIoControl.InputBufferLength < sizeof(ULONG)) status = STATUS_INVALID_PARAMETER;
         else g_early_complete = *(ULONG *)irp->SystemBuffer;
+        break;
+    case IOCTL_CR8_PROBE:
+        if (s->Parameters.DeviceIoControl.OutputBufferLength < 3 * sizeof(unsigned long long)) status = STATUS_INVALID_PARAMETER;
+        else {
+            unsigned long long before, raised, after, dispatch = 2;
+            __asm__ volatile("mov %%cr8, %0" : "=r"(before));
+            __asm__ volatile("mov %0, %%cr8" : : "r"(dispatch) : "memory");
+            __asm__ volatile("mov %%cr8, %0" : "=r"(raised));
+            NdisMSleep(1);
+            __asm__ volatile("mov %0, %%cr8" : : "r"(before) : "memory");
+            __asm__ volatile("mov %%cr8, %0" : "=r"(after));
+            ((unsigned long long *)irp->SystemBuffer)[0] = before;
+            ((unsigned long long *)irp->SystemBuffer)[1] = raised;
+            ((unsigned long long *)irp->SystemBuffer)[2] = after;
+            info = 3 * sizeof(unsigned long long);
+        }
         break;
     case IOCTL_GET_COOKIE:
         if (s->Parameters.DeviceIoControl.OutputBufferLength < sizeof(ULONG_PTR)) status = STATUS_INVALID_PARAMETER;

@@ -280,21 +280,38 @@ extern "win64" fn KeInitializeSpinLock(lock: *mut usize) {
     unsafe { write_obj(lock as usize, 0usize) };
 }
 
+thread_local! {
+    /// This thread's id, the holder recorded for a spin lock (std::thread::current() clones an Arc per call).
+    static ME: std::thread::ThreadId = std::thread::current().id();
+}
+
+/// A spin lock inside freed pool: the finding `State::freed_object` reports, from a state lock already held.
+fn freed_lock(inner: &Inner, st: std::sync::MutexGuard<'_, crate::machine::State>, api: &str, lock: *mut usize) {
+    drop(st);
+    inner.violation(
+        Rule::UseAfterFree,
+        format!("{api}({:#x}): the spin lock lies in a pool block the driver already freed", lock as usize),
+    );
+}
+
+/// Takes `lock` for this processor: one state lock on the fast path (the freed-pool check, the held-lock
+/// table and the lock word together).
 fn acquire(inner: &Inner, api: &str, lock: *mut usize) {
-    if crate::machine::State::freed_object(inner, api, "spin lock", lock as usize) {
-        return;
-    }
-    let me = std::thread::current().id();
+    let me = ME.with(|m| *m);
+    let key = lock as usize;
     loop {
         let mut st = inner.state();
-        match st.spin_locks.get(&(lock as usize)) {
-            None => {
-                st.spin_locks.insert(lock as usize, me);
+        if st.in_freed_pool(key) {
+            return freed_lock(inner, st, api, lock);
+        }
+        match st.spin_locks.entry(key) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(me);
                 // SAFETY: the driver's KSPIN_LOCK; a held lock is non-zero as on Windows.
-                unsafe { write_obj(lock as usize, 1usize) };
+                unsafe { write_obj(key, 1usize) };
                 return;
             }
-            Some(&holder) if holder == me => {
+            std::collections::hash_map::Entry::Occupied(o) if *o.get() == me => {
                 drop(st);
                 inner.violation(
                     Rule::SpinLock,
@@ -305,7 +322,7 @@ fn acquire(inner: &Inner, api: &str, lock: *mut usize) {
                 );
                 return;
             }
-            Some(_) => {
+            std::collections::hash_map::Entry::Occupied(_) => {
                 drop(st);
                 std::thread::yield_now();
             }
@@ -313,26 +330,25 @@ fn acquire(inner: &Inner, api: &str, lock: *mut usize) {
     }
 }
 
+/// Releases `lock`: one state lock, as [`acquire`].
 fn release(inner: &Inner, api: &str, lock: *mut usize) {
-    if crate::machine::State::freed_object(inner, api, "spin lock", lock as usize) {
+    let me = ME.with(|m| *m);
+    let key = lock as usize;
+    let mut st = inner.state();
+    if st.in_freed_pool(key) {
+        return freed_lock(inner, st, api, lock);
+    }
+    if st.spin_locks.get(&key) == Some(&me) {
+        st.spin_locks.remove(&key);
+        // SAFETY: the driver's KSPIN_LOCK.
+        unsafe { write_obj(key, 0usize) };
         return;
     }
-    let me = std::thread::current().id();
-    let mut st = inner.state();
-    match st.spin_locks.get(&(lock as usize)) {
-        Some(&holder) if holder == me => {
-            st.spin_locks.remove(&(lock as usize));
-            // SAFETY: the driver's KSPIN_LOCK.
-            unsafe { write_obj(lock as usize, 0usize) };
-        }
-        _ => {
-            drop(st);
-            inner.violation(
-                Rule::SpinLock,
-                format!("{api}({}) releases a spin lock this processor does not hold", ptr(lock.cast())),
-            );
-        }
-    }
+    drop(st);
+    inner.violation(
+        Rule::SpinLock,
+        format!("{api}({}) releases a spin lock this processor does not hold", ptr(lock.cast())),
+    );
 }
 
 extern "win64" fn KeAcquireSpinLockRaiseToDpc(lock: *mut usize) -> u8 {

@@ -572,10 +572,16 @@ extern "win64" fn NdisReturnNetBufferLists(handle: *mut c_void, nbls: *mut c_voi
             unknown += 1;
         }
     }
-    // Free the memory of indications that are entirely back.
-    let out = s.ndis.outstanding.clone();
-    s.ndis.indications.retain(|(nbls, _)| nbls.iter().any(|n| out.contains_key(n)));
+    // Recycle the memory of indications that are entirely back (for the next indications' chains).
+    let st = &mut *s;
+    let (out, indications) = (&st.ndis.outstanding, &mut st.ndis.indications);
+    let (keep, back): (Vec<_>, Vec<_>) =
+        std::mem::take(indications).into_iter().partition(|(nbls, _)| nbls.iter().any(|n| out.contains_key(n)));
+    *indications = keep;
     drop(s);
+    for (_, lent) in back {
+        lent.recycle();
+    }
     if unknown > 0 {
         inner.violation(
             Rule::DoubleCompletion,
