@@ -69,7 +69,7 @@ impl Host {
             image_slot,
             state: Mutex::new(State::default()),
             trace: Mutex::new(trace),
-            violations: Mutex::new(Vec::new()),
+            violations: Mutex::new(crate::verifier::Findings::default()),
             faults: Mutex::new(faults),
             bugcheck: Mutex::new(None),
             down: AtomicBool::new(false),
@@ -326,9 +326,15 @@ impl Host {
         lock(&self.inner.ke.stack).clone()
     }
 
-    /// Every verifier finding so far.
+    /// The verifier's findings so far: the first [`crate::verifier::FINDINGS_KEPT`], then (if there were more)
+    /// one that says how many more were counted and not kept.
     pub fn violations(&self) -> Vec<Violation> {
-        lock(&self.inner.violations).clone()
+        lock(&self.inner.violations).list()
+    }
+
+    /// How many verifier findings were counted but not kept (beyond [`crate::verifier::FINDINGS_KEPT`]).
+    pub fn violations_dropped(&self) -> u64 {
+        lock(&self.inner.violations).dropped()
     }
 
     /// The trace events kept (the newest [`HostConfig::trace_capacity`]), oldest first.

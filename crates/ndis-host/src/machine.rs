@@ -205,7 +205,7 @@ pub(crate) struct Inner {
     pub(crate) image_slot: Option<usize>,
     pub state: Mutex<State>,
     pub trace: Mutex<crate::trace::TraceRing>,
-    pub violations: Mutex<Vec<Violation>>,
+    pub violations: Mutex<crate::verifier::Findings>,
     pub faults: Mutex<FaultPlan>,
     pub bugcheck: Mutex<Option<Bugcheck>>,
     pub down: AtomicBool,

@@ -61,3 +61,67 @@ impl fmt::Display for Violation {
         write!(f, "{:?}: {}", self.rule, self.message)
     }
 }
+
+/// How many findings the host keeps: a driver with a bug on every frame must not grow the host's memory
+/// without bound in a long `ndis-host run --tap`. The first ones are kept (the first finding is the one to
+/// debug); later ones are only counted.
+pub const FINDINGS_KEPT: usize = 1024;
+
+/// The verifier's findings: the first [`FINDINGS_KEPT`], and a count of the rest.
+#[derive(Debug, Default)]
+pub struct Findings {
+    kept: Vec<Violation>,
+    dropped: u64,
+}
+
+impl Findings {
+    /// Records a finding (keeps it while fewer than [`FINDINGS_KEPT`] are kept, else counts it).
+    pub fn push(&mut self, v: Violation) {
+        if self.kept.len() < FINDINGS_KEPT {
+            self.kept.push(v);
+        } else {
+            self.dropped = self.dropped.saturating_add(1);
+        }
+    }
+
+    /// The findings kept, oldest first, and when some were not kept a last one that says how many, under the
+    /// rule of the last kept finding (so a caller that only checks for emptiness or rules still sees them).
+    pub fn list(&self) -> Vec<Violation> {
+        let mut all = self.kept.clone();
+        if self.dropped > 0 {
+            let rule = self.kept.last().map_or(Rule::Ndis, |v| v.rule);
+            all.push(Violation {
+                rule,
+                message: format!("... and {} more finding(s), not kept (at most {FINDINGS_KEPT} are)", self.dropped),
+            });
+        }
+        all
+    }
+
+    /// How many findings were counted but not kept.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+}
+
+#[cfg(test)]
+mod findings_tests {
+    use super::*;
+
+    #[test]
+    fn findings_are_bounded_and_the_rest_counted() {
+        let mut f = Findings::default();
+        for i in 0..FINDINGS_KEPT + 3000 {
+            f.push(Violation { rule: Rule::Irql, message: format!("finding {i}") });
+        }
+        let all = f.list();
+        assert_eq!(all.len(), FINDINGS_KEPT + 1);
+        assert_eq!(all[0].message, "finding 0");
+        assert_eq!(all[FINDINGS_KEPT - 1].message, format!("finding {}", FINDINGS_KEPT - 1));
+        assert!(all[FINDINGS_KEPT].message.contains("3000 more finding(s)"), "{}", all[FINDINGS_KEPT]);
+        assert_eq!(f.dropped(), 3000);
+        let mut few = Findings::default();
+        few.push(Violation { rule: Rule::Stack, message: "one".into() });
+        assert_eq!(few.list(), vec![Violation { rule: Rule::Stack, message: "one".into() }]);
+    }
+}
