@@ -238,3 +238,41 @@ fn an_indication_longer_than_one_run_reaches_every_handle_whole_and_in_order() {
     assert_eq!((s.received, s.delivered, s.filtered), (600, 600, 0));
     common::finish(h, &[a, b]);
 }
+
+/// NDIS calls ProtocolReceiveNetBufferLists at IRQL <= DISPATCH_LEVEL and sets NDIS_RECEIVE_FLAGS_DISPATCH_LEVEL
+/// only at DISPATCH_LEVEL. An adapter that indicates at PASSIVE_LEVEL without the flag takes the driver's other
+/// branch (the raising lock instead of the DISPATCH_LEVEL-only one): frames arrive the same, for batched reads
+/// and for a waiting read the indication completes, and the verifier (which reports a DISPATCH_LEVEL-only lock
+/// taken at PASSIVE_LEVEL) stays clean.
+#[test]
+fn indications_at_passive_level_without_the_dispatch_flag_are_received_the_same() {
+    let adapter =
+        ndis_host::ndis::AdapterConfig { receive_at_passive: true, ..ndis_host::ndis::AdapterConfig::ethernet(1) };
+    let h = common::running(vec![adapter]);
+    let f = common::attach(&h, 0);
+    let sent: Vec<Vec<u8>> = (0..12u8).map(|i| frame(i, 60 + usize::from(i) * 101)).collect();
+    assert_eq!(h.indicate_receive(0, sent.clone(), false).expect("indicated"), 0, "NBLs returned at once");
+    let r = h.read(f, 64 * 1024).expect("read");
+    assert_eq!(r.status, STATUS_SUCCESS);
+    let got: Vec<Vec<u8>> = Frames::new(&r.output).map(|(_, d)| d.to_vec()).collect();
+    assert_eq!(got, sent);
+    // A read that waits (blocking mode) is completed from inside the PASSIVE_LEVEL indication.
+    let mode = rawlink_abi::ReadMode { blocking: true, min_bytes: 1, timeout_ms: 0 }.to_bytes();
+    assert_eq!(h.device_io_control(f, rawlink::IOCTL_RAWLINK_SET_READ_MODE, &mode, 0).expect("ioctl").status, 0);
+    let irp = h.submit_read(f, 4096).expect("submitted").irp();
+    assert!(h.wait_request(irp, std::time::Duration::from_millis(20)).expect("wait").is_none(), "nothing yet");
+    assert_eq!(h.indicate_receive(0, vec![frame(99, 200)], true).expect("indicated"), 0);
+    let r = h.wait_request(irp, std::time::Duration::from_secs(5)).expect("wait").expect("completed");
+    assert_eq!(r.status, STATUS_SUCCESS);
+    assert_eq!(Frames::new(&r.output).map(|(_, d)| d.to_vec()).collect::<Vec<_>>(), vec![frame(99, 200)]);
+    // The host really indicated at PASSIVE_LEVEL without the flag.
+    let indications: Vec<_> = h.trace().into_iter().filter(|e| e.name == "ProtocolReceiveNetBufferLists").collect();
+    assert_eq!(indications.len(), 2);
+    for e in &indications {
+        assert_eq!(e.irql, 0, "{e}");
+        let flags = e.arg("ReceiveFlags").expect("flags");
+        let flags = u64::from_str_radix(flags.trim_start_matches("0x"), 16).expect("hex flags");
+        assert_eq!(flags & 1, 0, "no NDIS_RECEIVE_FLAGS_DISPATCH_LEVEL: {e}");
+    }
+    common::finish(h, &[f]);
+}

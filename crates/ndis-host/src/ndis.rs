@@ -459,9 +459,17 @@ pub(crate) fn indicate_frames(
     }
     let Some((_, handler)) = inner.protocol_handler(|c| c.receive_net_buffer_lists) else { return 0 };
     let mut shape = shape;
-    if inner.state().ndis.adapters.get(adapter).is_some_and(|a| a.one_net_buffer_per_nbl) {
+    let (one_nb, passive) = inner
+        .state()
+        .ndis
+        .adapters
+        .get(adapter)
+        .map_or((false, false), |a| (a.one_net_buffer_per_nbl, a.receive_at_passive));
+    if one_nb {
         shape.nbs_per_nbl = 1;
     }
+    // NDIS sets NDIS_RECEIVE_FLAGS_DISPATCH_LEVEL exactly when the indication runs at DISPATCH_LEVEL.
+    let (irql, at_dispatch) = if passive { (0, 0) } else { (2, NDIS_RECEIVE_FLAGS_DISPATCH_LEVEL) };
     let frames = packet_filter(inner, adapter, frames);
     let mut lent = Lent::default();
     let nbls = objects::receive_chain_with_meta(&mut lent, &frames, shape);
@@ -472,10 +480,10 @@ pub(crate) fn indicate_frames(
             st.ndis.outstanding.insert(n, adapter);
         }
     }
-    let flags = NDIS_RECEIVE_FLAGS_DISPATCH_LEVEL | if resources { NDIS_RECEIVE_FLAGS_RESOURCES } else { 0 };
+    let flags = at_dispatch | if resources { NDIS_RECEIVE_FLAGS_RESOURCES } else { 0 };
     crate::native::dispatch::call_into_driver(
         inner,
-        2,
+        irql,
         "ProtocolReceiveNetBufferLists",
         handler,
         &[

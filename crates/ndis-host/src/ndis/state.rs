@@ -48,6 +48,12 @@ pub struct AdapterConfig {
     /// [`AdapterConfig::receive_shape`] asks for (the common miniport shape, which some protocol drivers
     /// assume); off, NBLs may carry several NET_BUFFERs as NDIS allows.
     pub one_net_buffer_per_nbl: bool,
+    /// Receive indications on this adapter come at PASSIVE_LEVEL without NDIS_RECEIVE_FLAGS_DISPATCH_LEVEL, as
+    /// from a miniport that indicates from a thread (NDIS calls ProtocolReceiveNetBufferLists at IRQL <=
+    /// DISPATCH_LEVEL and sets that flag only when the IRQL is DISPATCH_LEVEL). Off (the default): every
+    /// indication at DISPATCH_LEVEL with the flag. A driver that assumes DISPATCH_LEVEL without the flag
+    /// (e.g. KeAcquireSpinLockAtDpcLevel) gets an IRQL finding.
+    pub receive_at_passive: bool,
     /// The miniport sets NDIS_MINIPORT_ATTRIBUTES_NO_PAUSE_ON_SUSPEND: with protocols of NDIS 6.30 or later,
     /// NDIS does not pause the binding around power transitions ([`Host::set_power`](crate::host::Host::set_power)).
     pub no_pause_on_suspend: bool,
@@ -88,6 +94,7 @@ impl AdapterConfig {
             receive_resources: false,
             enforce_packet_filter: true,
             one_net_buffer_per_nbl: false,
+            receive_at_passive: false,
             no_pause_on_suspend: false,
         }
     }
