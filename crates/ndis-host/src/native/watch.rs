@@ -281,11 +281,10 @@ extern "C" fn on_trap(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
             unsafe { std::mem::transmute(prev) };
         f(sig, info, ctx);
     } else {
-        // SAFETY: restoring the default action and re-raising terminates with the real signal.
-        unsafe {
-            libc::signal(sig, libc::SIG_DFL);
-            libc::raise(sig);
-        }
+        // SAFETY: restoring the default action for the signal being handled (async-signal-safe).
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+        // SAFETY: re-raising it now terminates the process with the real signal.
+        unsafe { libc::raise(sig) };
     }
 }
 

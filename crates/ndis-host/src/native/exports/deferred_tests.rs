@@ -915,17 +915,18 @@ fn a_spin_lock_or_event_in_freed_pool_is_a_finding_and_the_memory_stays_quaranti
     type Unlock = extern "win64" fn(*mut usize, u8);
     type InitEvent = extern "win64" fn(*mut KEVENT, i32, u8);
     type SetEvent = extern "win64" fn(*mut KEVENT, i32, u8) -> i32;
-    // SAFETY: the exports' real signatures.
-    let (alloc, free, lock, unlock, init, set) = unsafe {
-        (
-            std::mem::transmute::<usize, Alloc>(export("ExAllocatePoolWithTag")),
-            std::mem::transmute::<usize, Free>(export("ExFreePoolWithTag")),
-            std::mem::transmute::<usize, Lock>(export("KeAcquireSpinLockRaiseToDpc")),
-            std::mem::transmute::<usize, Unlock>(export("KeReleaseSpinLock")),
-            std::mem::transmute::<usize, InitEvent>(export("KeInitializeEvent")),
-            std::mem::transmute::<usize, SetEvent>(export("KeSetEvent")),
-        )
-    };
+    // SAFETY: the export's real signature (so for the five below).
+    let alloc = unsafe { std::mem::transmute::<usize, Alloc>(export("ExAllocatePoolWithTag")) };
+    // SAFETY: as above.
+    let free = unsafe { std::mem::transmute::<usize, Free>(export("ExFreePoolWithTag")) };
+    // SAFETY: as above.
+    let lock = unsafe { std::mem::transmute::<usize, Lock>(export("KeAcquireSpinLockRaiseToDpc")) };
+    // SAFETY: as above.
+    let unlock = unsafe { std::mem::transmute::<usize, Unlock>(export("KeReleaseSpinLock")) };
+    // SAFETY: as above.
+    let init = unsafe { std::mem::transmute::<usize, InitEvent>(export("KeInitializeEvent")) };
+    // SAFETY: as above.
+    let set = unsafe { std::mem::transmute::<usize, SetEvent>(export("KeSetEvent")) };
     let h = machine();
     let tag = u32::from_le_bytes(*b"Test");
     let freed = h
