@@ -707,25 +707,15 @@ impl Open {
         let deadline =
             if timeout_ms == 0 { 0 } else { time::now_100ns().saturating_add(u64::from(timeout_ms) * 10_000) };
         {
-            let mut w = self.waiting.lock();
+            let w = self.waiting.lock();
             if w.cleaned_up {
                 drop(w);
                 return irp.complete(Error::DELETE_PENDING.to_status(), 0);
             }
-            if w.reads.len() + w.event_waits.len() + w.ring_waits.len() >= budget::MAX_PENDED {
-                drop(w);
-                return irp.complete(Error::QUOTA_EXCEEDED.to_status(), 0);
-            }
-            if w.reads.try_reserve(1).is_err() {
-                drop(w);
-                return irp.complete(Error::INSUFFICIENT_RESOURCES.to_status(), 0);
-            }
-            let p = irp.mark_pending();
-            if !arm(&p) {
-                drop(w);
-                p.complete(STATUS_CANCELLED, 0);
-                return ndis_sys::STATUS_PENDING;
-            }
+            let (mut w, p) = match pend(w, |w| &mut w.reads, irp) {
+                Ok(queued) => queued,
+                Err(status) => return status,
+            };
             w.reads.push((p, deadline));
             if deadline != 0 && (w.timer_due == 0 || deadline < w.timer_due) && !w.closing {
                 w.timer_due = deadline;
@@ -844,20 +834,10 @@ impl Open {
             drop(w);
             return irp.complete(Error::INVALID_DEVICE_STATE.to_status(), 0);
         }
-        if w.reads.len() + w.event_waits.len() + w.ring_waits.len() >= budget::MAX_PENDED {
-            drop(w);
-            return irp.complete(Error::QUOTA_EXCEEDED.to_status(), 0);
-        }
-        if w.event_waits.try_reserve(1).is_err() {
-            drop(w);
-            return irp.complete(Error::INSUFFICIENT_RESOURCES.to_status(), 0);
-        }
-        let p = irp.mark_pending();
-        if !arm(&p) {
-            drop(w);
-            p.complete(STATUS_CANCELLED, 0);
-            return ndis_sys::STATUS_PENDING;
-        }
+        let (mut w, p) = match pend(w, |w| &mut w.event_waits, irp) {
+            Ok(queued) => queued,
+            Err(status) => return status,
+        };
         w.event_waits.push(p);
         ndis_sys::STATUS_PENDING
     }
@@ -935,7 +915,7 @@ impl Open {
 
     /// IOCTL_RAWLINK_RING_WAIT: completes at once when the ring holds frames, pends until it does otherwise.
     pub fn ring_wait(&self, irp: Irp) -> ndis_sys::NTSTATUS {
-        let mut w = self.waiting.lock();
+        let w = self.waiting.lock();
         if w.cleaned_up {
             drop(w);
             return irp.complete(Error::DELETE_PENDING.to_status(), 0);
@@ -964,20 +944,10 @@ impl Open {
             }
             return irp.complete(st, 0);
         }
-        if w.reads.len() + w.event_waits.len() + w.ring_waits.len() >= budget::MAX_PENDED {
-            drop(w);
-            return irp.complete(Error::QUOTA_EXCEEDED.to_status(), 0);
-        }
-        if w.ring_waits.try_reserve(1).is_err() {
-            drop(w);
-            return irp.complete(Error::INSUFFICIENT_RESOURCES.to_status(), 0);
-        }
-        let p = irp.mark_pending();
-        if !arm(&p) {
-            drop(w);
-            p.complete(STATUS_CANCELLED, 0);
-            return ndis_sys::STATUS_PENDING;
-        }
+        let (mut w, p) = match pend(w, |w| &mut w.ring_waits, irp) {
+            Ok(queued) => queued,
+            Err(status) => return status,
+        };
         w.ring_waits.push(p);
         ndis_sys::STATUS_PENDING
     }
@@ -1059,6 +1029,33 @@ impl Open {
 fn take_owned<T>(list: &mut Vec<T>, irp: impl Fn(&T) -> &PendingIrp) -> Option<T> {
     let i = list.iter().position(|x| irp(x).set_cancel_routine(None).is_some())?;
     Some(list.remove(i))
+}
+
+/// Marks `irp` pending for the waiting list `list` of `w` picks, which the caller then pushes it onto while it
+/// still holds `w`. At most `budget::MAX_PENDED` requests wait per handle (STATUS_QUOTA_EXCEEDED), the list
+/// must have room for one more (STATUS_INSUFFICIENT_RESOURCES), and a request cancelled before its cancel
+/// routine is armed completes with STATUS_CANCELLED; in those cases the request is completed outside the lock
+/// and `Err` holds the status for the dispatch routine.
+fn pend<'a, T>(
+    mut w: SpinLockGuard<'a, Waiting>,
+    list: fn(&mut Waiting) -> &mut Vec<T>,
+    irp: Irp,
+) -> core::result::Result<(SpinLockGuard<'a, Waiting>, PendingIrp), ndis_sys::NTSTATUS> {
+    if w.reads.len() + w.event_waits.len() + w.ring_waits.len() >= budget::MAX_PENDED {
+        drop(w);
+        return Err(irp.complete(Error::QUOTA_EXCEEDED.to_status(), 0));
+    }
+    if list(&mut *w).try_reserve(1).is_err() {
+        drop(w);
+        return Err(irp.complete(Error::INSUFFICIENT_RESOURCES.to_status(), 0));
+    }
+    let p = irp.mark_pending();
+    if !arm(&p) {
+        drop(w);
+        p.complete(STATUS_CANCELLED, 0);
+        return Err(ndis_sys::STATUS_PENDING);
+    }
+    Ok((w, p))
 }
 
 /// Puts `cancel_waiting` on a request about to wait; false if it was cancelled before that and the routine
