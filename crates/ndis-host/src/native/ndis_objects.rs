@@ -678,19 +678,7 @@ pub fn gather(
                 len as usize - out.len()
             ));
         }
-        if n > 4096 || !known(m) {
-            return Err(format!("MDL {m:#x} is not an MDL of the driver (NdisAllocateMdl, IoAllocateMdl or its pool)"));
-        }
-        // SAFETY: `known` vouches for the MDL structure.
-        let mdl: MDL = unsafe { read_obj(m) };
-        if mdl.MdlFlags & (MDL_MAPPED_TO_SYSTEM_VA | MDL_SOURCE_IS_NONPAGED_POOL) == 0 || mdl.MappedSystemVa.is_null() {
-            return Err(format!("MDL {m:#x} is not mapped to system space (flags {:#x})", mdl.MdlFlags));
-        }
-        let va = mdl.MappedSystemVa as usize;
-        let count = mdl.ByteCount as usize;
-        if count > 0 && !readable(va, count) {
-            return Err(format!("MDL {m:#x} describes {va:#x}+{count}, which is not memory the driver owns"));
-        }
+        let (mdl, va, count) = checked_mdl(m, n, known, readable)?;
         // CAST: `skip` is below 2^32.
         let start = (skip as usize).min(count);
         skip -= start as u64;
@@ -702,6 +690,31 @@ pub fn gather(
         m = mdl.Next as usize;
     }
     Ok(out)
+}
+
+/// The `n`th MDL `m` of a driver's chain, checked before its memory is touched: the chain is at most 4096 long,
+/// `known` vouches for the MDL, it is mapped to system space, and `accessible` (start, length) vouches for
+/// the memory it describes. Returns the MDL, its system address and its byte count.
+fn checked_mdl(
+    m: usize,
+    n: usize,
+    known: &dyn Fn(usize) -> bool,
+    accessible: &dyn Fn(usize, usize) -> bool,
+) -> Result<(MDL, usize, usize), String> {
+    if n > 4096 || !known(m) {
+        return Err(format!("MDL {m:#x} is not an MDL of the driver (NdisAllocateMdl, IoAllocateMdl or its pool)"));
+    }
+    // SAFETY: `known` vouches for the MDL structure.
+    let mdl: MDL = unsafe { read_obj(m) };
+    if mdl.MdlFlags & (MDL_MAPPED_TO_SYSTEM_VA | MDL_SOURCE_IS_NONPAGED_POOL) == 0 || mdl.MappedSystemVa.is_null() {
+        return Err(format!("MDL {m:#x} is not mapped to system space (flags {:#x})", mdl.MdlFlags));
+    }
+    let va = mdl.MappedSystemVa as usize;
+    let count = mdl.ByteCount as usize;
+    if count > 0 && !accessible(va, count) {
+        return Err(format!("MDL {m:#x} describes {va:#x}+{count}, which is not memory the driver owns"));
+    }
+    Ok((mdl, va, count))
 }
 
 /// Writes `bytes` starting `offset` bytes into the MDL chain at `chain`, as far as the chain reaches; returns
@@ -720,19 +733,7 @@ pub fn scatter(
     let mut n = 0;
     while done < bytes.len() && m != 0 {
         n += 1;
-        if n > 4096 || !known(m) {
-            return Err(format!("MDL {m:#x} is not an MDL of the driver (NdisAllocateMdl, IoAllocateMdl or its pool)"));
-        }
-        // SAFETY: `known` vouches for the MDL structure.
-        let mdl: MDL = unsafe { read_obj(m) };
-        if mdl.MdlFlags & (MDL_MAPPED_TO_SYSTEM_VA | MDL_SOURCE_IS_NONPAGED_POOL) == 0 || mdl.MappedSystemVa.is_null() {
-            return Err(format!("MDL {m:#x} is not mapped to system space (flags {:#x})", mdl.MdlFlags));
-        }
-        let va = mdl.MappedSystemVa as usize;
-        let count = mdl.ByteCount as usize;
-        if count > 0 && !writable(va, count) {
-            return Err(format!("MDL {m:#x} describes {va:#x}+{count}, which is not memory the driver owns"));
-        }
+        let (mdl, va, count) = checked_mdl(m, n, known, writable)?;
         // CAST: min with a usize.
         let start = skip.min(count as u64) as usize;
         skip -= start as u64;
