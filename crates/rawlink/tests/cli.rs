@@ -98,6 +98,23 @@ fn the_linux_kernel_answers_the_drivers_arp_and_ping_and_tshark_reads_the_exchan
     assert_eq!((requests.len(), replies.len(), arp.len()), (2, 2, 1), "{requests:?} {replies:?} {arp:?}");
 }
 
+/// Makes the Linux side of `ns`'s TAP send ARP requests for the driver's side (192.0.2.2): a UDP datagram
+/// every 300 ms from 192.0.2.1, from a thread inside the namespace, until `done` says so or 30 s passed.
+fn provoke_arp(ns: &Netns, done: impl Fn() -> bool + Sync) {
+    let path = PathBuf::from("/var/run/netns").join(&ns.0);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            ndis_host::backend::tap::enter_network_namespace(&path).expect("entered the namespace");
+            let sock = std::net::UdpSocket::bind("192.0.2.1:0").expect("bound");
+            while Instant::now() < deadline && !done() {
+                let _ = sock.send_to(b"rawlink", "192.0.2.2:9");
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        });
+    });
+}
+
 #[test]
 fn capture_writes_what_linux_sends_and_tshark_finds_it() {
     let ns = Netns::new("cap");
@@ -109,21 +126,7 @@ fn capture_writes_what_linux_sends_and_tshark_finds_it() {
         .spawn()
         .expect("capture started");
     // Linux resolves 192.0.2.2 (the driver's side) when something is sent there: broadcast ARP requests.
-    let path = PathBuf::from("/var/run/netns").join(&ns.0);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            ndis_host::backend::tap::enter_network_namespace(&path).expect("entered the namespace");
-            let sock = std::net::UdpSocket::bind("192.0.2.1:0").expect("bound");
-            while Instant::now() < deadline {
-                if std::fs::metadata(&file).is_ok_and(|m| m.len() > 200) {
-                    break;
-                }
-                let _ = sock.send_to(b"rawlink", "192.0.2.2:9");
-                std::thread::sleep(Duration::from_millis(300));
-            }
-        });
-    });
+    provoke_arp(&ns, || std::fs::metadata(&file).is_ok_and(|m| m.len() > 200));
     let out = child.wait_with_output().expect("capture ended");
     let t = text(&out);
     assert!(out.status.success(), "{t}");
@@ -295,21 +298,7 @@ fn tshark_lists_and_captures_through_the_extcap_interface() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("tshark started");
-    let path = PathBuf::from("/var/run/netns").join(&ns.0);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            ndis_host::backend::tap::enter_network_namespace(&path).expect("entered the namespace");
-            let sock = std::net::UdpSocket::bind("192.0.2.1:0").expect("bound");
-            while Instant::now() < deadline {
-                if tshark_done(&file) {
-                    break;
-                }
-                let _ = sock.send_to(b"rawlink", "192.0.2.2:9");
-                std::thread::sleep(Duration::from_millis(300));
-            }
-        });
-    });
+    provoke_arp(&ns, || tshark_done(&file));
     let out = child.wait_with_output().expect("tshark ended");
     assert!(out.status.success(), "{}", text(&out));
     let frames = tshark(&file, "frame");
