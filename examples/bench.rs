@@ -124,8 +124,8 @@ mod linux {
     /// What a burst sends or indicates, built once per case.
     struct Burst {
         size: usize,
-        /// Frames to indicate (receive cases).
-        received: Vec<Vec<u8>>,
+        /// Frames to indicate (receive cases), shared with every indication instead of copied.
+        received: std::sync::Arc<[Vec<u8>]>,
         /// Write buffers (send cases): one per WriteFile.
         writes: Vec<Vec<u8>>,
     }
@@ -305,7 +305,7 @@ mod linux {
     }
 
     fn receive(h: &Host, f: Handle, b: &Burst, read_len: usize, one_frame: bool) -> Result<u64> {
-        h.indicate_receive_shaped(0, 1, b.received.clone(), false, shape()).map_err(|e| format!("indicating: {e}"))?;
+        h.indicate_receive_shaped(0, 1, std::sync::Arc::clone(&b.received), false, shape()).map_err(|e| format!("indicating: {e}"))?;
         let (got, reads) = drain(h, f, read_len, one_frame)?;
         if got != b.received.len() {
             return Err(format!("indicated {} frames of {} bytes, read {got}", b.received.len(), b.size));
@@ -327,7 +327,7 @@ mod linux {
     fn receive_ring(h: &Host, a: &Attached, b: &Burst) -> Result<u64> {
         use rawlink_abi::ring;
         let r = a.ring.as_ref().ok_or("the ring case without a ring")?;
-        h.indicate_receive_shaped(0, 1, b.received.clone(), false, shape()).map_err(|e| format!("indicating: {e}"))?;
+        h.indicate_receive_shaped(0, 1, std::sync::Arc::clone(&b.received), false, shape()).map_err(|e| format!("indicating: {e}"))?;
         let producer = r.mem.load_u32(ring::PRODUCER_OFFSET);
         let mut consumer = r.consumer.get();
         let mut scratch = r.scratch.borrow_mut();
@@ -375,7 +375,7 @@ mod linux {
         let received = if case.direction == "receive" {
             (0..BURST).map(|i| frame([2, 0, 0, 0, 0, 9], i, size)).collect()
         } else {
-            Vec::new()
+            std::sync::Arc::from([])
         };
         let writes = if case.direction == "send" {
             let frames: Vec<Vec<u8>> = (0..BURST).map(|i| frame(adapter.mac, i, size)).collect();
@@ -487,7 +487,7 @@ mod linux {
         let adapter = AdapterConfig::ethernet(1);
         let h = loaded(bytes, &adapter)?;
         let f = attach_rawlink(&h, &adapter, size)?;
-        let chunk: Vec<Vec<u8>> = (0..OPEN_LOOP_CHUNK).map(|i| frame([2, 0, 0, 0, 0, 9], i, size)).collect();
+        let chunk: std::sync::Arc<[Vec<u8>]> = (0..OPEN_LOOP_CHUNK).map(|i| frame([2, 0, 0, 0, 0, 9], i, size)).collect();
         let budget = Duration::from_secs_f64(seconds);
         let done = std::sync::atomic::AtomicBool::new(false);
         let start = Instant::now();
@@ -502,7 +502,7 @@ mod linux {
                         std::hint::spin_loop();
                         continue;
                     }
-                    h.indicate_receive_shaped(0, 1, chunk.clone(), false, shape())
+                    h.indicate_receive_shaped(0, 1, std::sync::Arc::clone(&chunk), false, shape())
                         .map_err(|e| format!("indicating: {e}"))?;
                     offered += OPEN_LOOP_CHUNK as u64;
                 }

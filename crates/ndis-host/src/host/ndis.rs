@@ -195,15 +195,17 @@ impl Host {
 
     /// Indicates received frames on adapter `index` from processor `processor`, laid out as `shape` says
     /// (several NET_BUFFERs per NBL, several MDLs per NET_BUFFER, headroom); returns the NBLs the driver kept.
+    /// `frames` is anything that lends the frames (a `Vec<Vec<u8>>`, or an `Arc<[Vec<u8>]>` indicated again
+    /// and again without copying them).
     pub fn indicate_receive_shaped(
         &self,
         index: usize,
         processor: usize,
-        frames: Vec<Vec<u8>>,
+        frames: impl AsRef<[Vec<u8>]> + Send + 'static,
         resources: bool,
         shape: ReceiveShape,
     ) -> Result<usize, HostError> {
-        self.run(processor, "receive", move |inner| indicate_shaped(inner, index, &frames, resources, shape))
+        self.run(processor, "receive", move |inner| indicate_shaped(inner, index, frames.as_ref(), resources, shape))
     }
 
     /// Indicates received frames carrying NBL metadata on adapter `index` (one NBL per frame, so each carries

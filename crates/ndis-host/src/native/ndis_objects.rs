@@ -39,30 +39,36 @@ impl Lent {
     }
 }
 
-/// Receive blocks of finished indications, by size, for the next ones ([`Lent::recycle`], [`receive_block`]).
+/// Receive blocks of finished indications, by size, for the next ones ([`Lent::recycle`], `Recycler::block`).
 static RECYCLED: std::sync::Mutex<Vec<(usize, Vec<HostBlock>)>> = std::sync::Mutex::new(Vec::new());
 /// At most this many blocks are kept per size, of at most this many sizes (the rest are freed).
 const RECYCLE_KEPT: usize = 4096;
 const RECYCLE_SIZES: usize = 64;
 
-/// A zeroed block of at least `size` bytes for a receive chain: a recycled one when there is one (data
-/// blocks come in 64-byte classes so frames of nearby lengths share them), else a fresh allocation.
-fn receive_block(size: usize) -> Option<HostBlock> {
-    let size = size.max(1).next_multiple_of(64);
-    let reused = RECYCLED
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .iter_mut()
-        .find(|(s, _)| *s == size)
-        .and_then(|(_, v)| v.pop());
-    match reused {
-        Some(b) => {
-            // SAFETY: a block of `size` bytes nobody uses any more (its indication is over); zeroed as a
-            // fresh one would be.
-            unsafe { super::memory::fill(b.addr(), b.size(), 0) };
-            Some(b)
+/// The recycled receive blocks, locked once for a whole chain ([`Lent::recycle`] fills it).
+struct Recycler<'a>(std::sync::MutexGuard<'a, Vec<(usize, Vec<HostBlock>)>>);
+
+impl Recycler<'_> {
+    fn lock() -> Self {
+        Self(RECYCLED.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    /// A block of at least `size` bytes for a receive chain: a recycled one when there is one (data blocks
+    /// come in 64-byte classes so frames of nearby lengths share them), else a fresh allocation. With
+    /// `zeroed` it is all zero, as a fresh one; without, a recycled block keeps what its last indication
+    /// left in it (a data buffer the caller overwrites, as a NIC's receive buffer keeps old frames' bytes).
+    fn block(&mut self, size: usize, zeroed: bool) -> Option<HostBlock> {
+        let size = size.max(1).next_multiple_of(64);
+        match self.0.iter_mut().find(|(s, _)| *s == size).and_then(|(_, v)| v.pop()) {
+            Some(b) => {
+                if zeroed {
+                    // SAFETY: a block of `size` bytes nobody uses any more (its indication is over).
+                    unsafe { super::memory::fill(b.addr(), b.size(), 0) };
+                }
+                Some(b)
+            }
+            None => HostBlock::new(size, 16),
         }
-        None => HostBlock::new(size, 16),
     }
 }
 
@@ -255,35 +261,30 @@ impl Default for ReceiveShape {
 
 /// A received chain laid out as `shape` says; returns the NBLs in chain order.
 pub fn receive_chain_shaped<F: AsRef<[u8]>>(lent: &mut Lent, frames: &[F], shape: ReceiveShape) -> Vec<usize> {
-    let mut nbls = Vec::new();
     let per_nbl = shape.nbs_per_nbl.max(1);
+    let mut nbls = Vec::with_capacity(frames.len().div_ceil(per_nbl));
+    let mut pool = Recycler::lock();
     for group in frames.chunks(per_nbl) {
-        let Some(nbl) = receive_block(NBL_ALLOCATION) else { break };
-        let mut nbs = Vec::new();
+        let Some(nbl) = pool.block(NBL_ALLOCATION, true) else { break };
+        let mut last: Option<usize> = None;
         for frame in group {
-            let Some(nb) = receive_nb(lent, frame.as_ref(), shape) else { break };
-            nbs.push(nb);
-        }
-        for pair in nbs.windows(2) {
-            if let [a, b] = *pair {
-                let set = |n: &mut NET_BUFFER| n.u1.s.Next = b as PNET_BUFFER;
-                // SAFETY: NET_BUFFERs just built.
-                unsafe { update::<NET_BUFFER>(a, set) };
+            let Some(nb) = receive_nb(&mut pool, lent, frame.as_ref(), shape) else { break };
+            match last {
+                // SAFETY: a NET_BUFFER built just before this one.
+                Some(a) => unsafe { update::<NET_BUFFER>(a, |n| n.u1.s.Next = nb as PNET_BUFFER) },
+                // SAFETY: the fresh NBL block.
+                None => unsafe {
+                    update::<NET_BUFFER_LIST>(nbl.addr(), |l| l.u1.s.FirstNetBuffer = nb as PNET_BUFFER);
+                },
             }
+            last = Some(nb);
         }
-        if let Some(&first) = nbs.first() {
-            let set = |l: &mut NET_BUFFER_LIST| l.u1.s.FirstNetBuffer = first as PNET_BUFFER;
-            // SAFETY: the fresh NBL block.
-            unsafe { update::<NET_BUFFER_LIST>(nbl.addr(), set) };
-        }
-        nbls.push(lent.keep(nbl));
-    }
-    for pair in nbls.windows(2) {
-        if let [a, b] = *pair {
-            let set = |l: &mut NET_BUFFER_LIST| l.u1.s.Next = b as PNET_BUFFER_LIST;
+        let nbl = lent.keep(nbl);
+        if let Some(&a) = nbls.last() {
             // SAFETY: both are NBLs built above.
-            unsafe { update::<NET_BUFFER_LIST>(a, set) };
+            unsafe { update::<NET_BUFFER_LIST>(a, |l| l.u1.s.Next = nbl as PNET_BUFFER_LIST) };
         }
+        nbls.push(nbl);
     }
     nbls
 }
@@ -379,33 +380,37 @@ pub fn receive_chain_with_meta(lent: &mut Lent, frames: &[Arrival<'_>], shape: R
 
 /// One received NET_BUFFER: `frame` split across `shape.mdls_per_nb` MDLs (each its own buffer), the first
 /// preceded by `shape.data_offset` bytes of headroom.
-fn receive_nb(lent: &mut Lent, frame: &[u8], shape: ReceiveShape) -> Option<usize> {
+fn receive_nb(pool: &mut Recycler<'_>, lent: &mut Lent, frame: &[u8], shape: ReceiveShape) -> Option<usize> {
     let pieces = shape.mdls_per_nb.max(1);
     let chunk = frame.len().div_ceil(pieces).max(1);
-    let mut mdls = Vec::new();
+    let (mut first, mut last) = (None, None);
     for (i, part) in frame
         .chunks(chunk)
         .chain(std::iter::repeat_n(&[][..], pieces.saturating_sub(frame.len().div_ceil(chunk))))
         .enumerate()
     {
         let head = if i == 0 { shape.data_offset } else { 0 };
-        let data = receive_block(head + part.len())?;
-        // SAFETY: head + part.len() bytes: inside the fresh data block.
+        // Not zeroed: the headroom is zeroed and the frame written below; the bytes after it are outside
+        // the MDL's ByteCount.
+        let data = pool.block(head + part.len(), false)?;
+        // SAFETY: head + part.len() bytes: inside the data block, which nobody else uses.
+        unsafe { super::memory::fill(data.addr(), head, 0) };
+        // SAFETY: as above.
         unsafe { super::memory::write_bytes(data.addr() + head, part) };
-        let mdl = receive_block(size_of::<MDL>() + 8)?;
-        // SAFETY: a fresh zeroed MDL-sized block.
+        let mdl = pool.block(size_of::<MDL>() + 8, true)?;
+        // SAFETY: a zeroed MDL-sized block nobody else uses.
         unsafe { fill_mdl(mdl.as_ptr::<MDL>(), data.addr(), head + part.len()) };
         lent.keep(data);
-        mdls.push(lent.keep(mdl));
-    }
-    for pair in mdls.windows(2) {
-        if let [a, b] = *pair {
-            // SAFETY: MDLs just built.
-            unsafe { update::<MDL>(a, |m| m.Next = b as *mut MDL) };
+        let mdl = lent.keep(mdl);
+        if let Some(a) = last {
+            // SAFETY: the MDL built just before this one.
+            unsafe { update::<MDL>(a, |m| m.Next = mdl as *mut MDL) };
         }
+        first.get_or_insert(mdl);
+        last = Some(mdl);
     }
-    let nb = receive_block(size_of::<NET_BUFFER>())?;
-    let first = *mdls.first()?;
+    let nb = pool.block(size_of::<NET_BUFFER>(), true)?;
+    let first = first?;
     let set = |b: &mut NET_BUFFER| {
         b.u1.s.CurrentMdl = first as PMDL;
         b.u1.s.MdlChain = first as PMDL;
