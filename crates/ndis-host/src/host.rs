@@ -143,6 +143,12 @@ impl Host {
         });
         send(job)?;
         let start = Instant::now();
+        // Most calls return within microseconds: poll before sleeping (see `HANDOFF_SPIN`).
+        match crate::machine::poll_handoff(&rx, crate::machine::HANDOFF_SPIN) {
+            Ok(r) => return Ok(r),
+            Err(mpsc::TryRecvError::Disconnected) => return Err(HostError::Down),
+            Err(mpsc::TryRecvError::Empty) => {}
+        }
         loop {
             match rx.recv_timeout(Duration::from_millis(5)) {
                 Ok(r) => return Ok(r),
