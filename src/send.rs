@@ -238,6 +238,8 @@ pub unsafe fn complete(b: &Binding, nbls: PNET_BUFFER_LIST, at: Option<AtDispatc
     let (mut sent, mut failed) = (0u64, 0u64);
     // Slots to give back, linked through Slot::next.
     let mut back: *mut TxSlot = ptr::null_mut();
+    // First slots of the writes whose last NBL came back, linked through Slot::next.
+    let mut finished: *mut TxSlot = ptr::null_mut();
     while !n.is_null() {
         // SAFETY: NBLs of send slots this driver sent, back from NDIS.
         let (next, slot, first, index, status) = unsafe {
@@ -271,19 +273,33 @@ pub unsafe fn complete(b: &Binding, nbls: PNET_BUFFER_LIST, at: Option<AtDispatc
         }
         if last {
             // SAFETY: the last NBL of the batch: nothing else refers to its first slot.
-            unsafe { finish(&mut (*first).ctx) };
-            // SAFETY: as above.
-            unsafe { (*first).set_next(back) };
-            back = first;
+            unsafe { (*first).set_next(finished) };
+            finished = first;
         }
         n = next;
     }
     let c = &b.counters;
     crate::binding::Counters::add(&c.sent, sent);
     crate::binding::Counters::add(&c.send_failed, failed);
-    // Back in the pool before the pause this may complete (sends_end) can let the binding go.
+    let pool = b.send_slots();
+    // The slots go back before the writes complete, so a caller that sees its write done and writes again
+    // finds them free (only each finished write's first slot, which holds its state, is still out).
     // SAFETY: slots of the binding's pool, no longer with NDIS, owned here.
-    unsafe { b.send_slots().put_list(back, at) };
+    unsafe { pool.put_list(back, at) };
+    let mut firsts: *mut TxSlot = ptr::null_mut();
+    while !finished.is_null() {
+        // SAFETY: the first slot of a write whose every NBL is back: only this call refers to it.
+        let next = unsafe { (*finished).next() };
+        // SAFETY: as above.
+        unsafe { finish(&mut (*finished).ctx) };
+        // SAFETY: as above; the write is complete, so its state is no longer needed.
+        unsafe { (*finished).set_next(firsts) };
+        firsts = finished;
+        finished = next;
+    }
+    // Back in the pool before the pause this may complete (sends_end) can let the binding go.
+    // SAFETY: as above.
+    unsafe { pool.put_list(firsts, at) };
     b.sends_end(done, at);
 }
 
