@@ -49,6 +49,9 @@ mod linux {
     /// Frames per burst: one indication (NBLs of `NBS_PER_NBL` NET_BUFFERs), or the frames written in a row.
     const BURST: usize = 512;
     const NBS_PER_NBL: usize = 8;
+    /// One outermost driver call in this many has its stack painted and scanned (`HostConfig::stack_sample`):
+    /// the check stays on, at a sixteenth of its cost; the guard page is armed for every call.
+    const STACK_SAMPLE: u32 = 16;
     const READ_BATCH: usize = 256 * 1024;
     const WRITE_BATCH: usize = 64;
     const SIZES: [usize; 3] = [64, 512, 1514];
@@ -200,7 +203,8 @@ mod linux {
     }
 
     fn loaded(bytes: &[u8], adapter: &AdapterConfig) -> Result<Host> {
-        let mut h = Host::load(bytes, HostConfig::default()).map_err(|e| format!("loading the driver: {e}"))?;
+        let config = HostConfig { stack_sample: STACK_SAMPLE, ..HostConfig::default() };
+        let mut h = Host::load(bytes, config).map_err(|e| format!("loading the driver: {e}"))?;
         h.add_adapter(adapter.clone()).map_err(|e| format!("adding the adapter: {e}"))?;
         match h.driver_entry().map_err(|e| format!("DriverEntry: {e}"))? {
             0 => Ok(h),

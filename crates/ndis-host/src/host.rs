@@ -139,7 +139,9 @@ impl Host {
         let faults_before = cpu::fatal_count();
         let job: Job = Box::new(move || {
             let r = f(&inner);
-            let _ = tx.send(r);
+            Box::new(move || {
+                let _ = tx.send(r);
+            })
         });
         send(job)?;
         let start = Instant::now();

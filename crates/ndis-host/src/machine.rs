@@ -50,6 +50,11 @@ pub struct HostConfig {
     /// Patch the driver's CR8 accesses into trap-free detours at load time (the default); `false` leaves
     /// every one to the fault handler's emulation (the same IRQL, one SIGSEGV per access).
     pub patch_cr8: bool,
+    /// Measure the stack of one outermost driver call in this many on each thread, after the thread's first
+    /// [`crate::native::stack::SAMPLE_WARMUP`] calls, which are all measured (1, the default: every call).
+    /// The guard page below the stack stays armed for every call either way; a benchmark sets 16 so that
+    /// painting and scanning the stack stay on at a sixteenth of their cost.
+    pub stack_sample: u32,
 }
 
 impl Default for HostConfig {
@@ -65,6 +70,7 @@ impl Default for HostConfig {
             trace_capacity: crate::trace::TRACE_KEPT,
             trace_file: None,
             patch_cr8: true,
+            stack_sample: 1,
         }
     }
 }
@@ -381,7 +387,12 @@ impl Drop for Inner {
     }
 }
 
-pub(crate) type Job = Box<dyn FnOnce() + Send>;
+/// Work for a host thread: it runs the driver code and returns how to hand the result over, which the
+/// thread calls once it is ready for its next job (so a caller that gets its result at once finds the
+/// thread idle again, instead of starting another).
+pub(crate) type Job = Box<dyn FnOnce() -> Deliver + Send>;
+/// Hands a finished job's result to whoever waits for it.
+pub(crate) type Deliver = Box<dyn FnOnce() + Send>;
 
 /// A host thread that runs driver code, as one processor.
 #[derive(Debug)]
@@ -441,7 +452,7 @@ impl Cpu {
             // CAST: two processors.
             cpu::set_processor(index as u32);
             while let Ok(job) = recv_handoff(&rx) {
-                job();
+                job()();
             }
             CURRENT.with(|c| c.borrow_mut().take());
         })?;
@@ -486,11 +497,15 @@ impl Threads {
             while let Ok(ThreadJob(job, me, processor)) = recv_handoff(&rx) {
                 cpu::set_irql(0);
                 cpu::set_processor(processor);
-                job();
+                let deliver = job();
                 match idle.upgrade() {
                     Some(list) => lock(&list).push(me),
-                    None => break,
+                    None => {
+                        deliver();
+                        break;
+                    }
                 }
+                deliver();
             }
             CURRENT.with(|c| c.borrow_mut().take());
         })?;

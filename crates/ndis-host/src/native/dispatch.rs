@@ -74,21 +74,12 @@ pub(crate) fn call_into_driver(inner: &Inner, irql: u8, name: &str, f: usize, ar
         *slot = *v;
     }
     let values = values.get(..args.len()).unwrap_or(&values);
-    let probe = super::stack::Probe::begin();
+    let probe = super::stack::Probe::begin_sampled(inner.config.stack_sample);
     // SAFETY: `f` is a driver routine the driver registered for exactly this call, with these argument
     // values, all integers or pointers to memory the host lent it.
     let r = unsafe { call::call(f, values) };
-    let depth = probe.end();
-    inner.ke.record_stack(name, depth);
-    if depth > crate::ke::STACK_BUDGET {
-        inner.violation(
-            Rule::Stack,
-            format!(
-                "{name} used {depth} bytes of stack; the budget is {} (24 KiB kernel stack minus {} for host frames)",
-                crate::ke::STACK_BUDGET,
-                crate::ke::HOST_FRAME_ALLOWANCE
-            ),
-        );
+    if let Some(depth) = probe.end_sampled() {
+        check_stack(inner, name, depth);
     }
     let after = cpu::irql();
     if after != irql {
@@ -129,11 +120,13 @@ pub(crate) fn call_dispatch<'a>(
     let first = [("DeviceObject", hex(device as u64)), ("Irp", hex(irp.addr() as u64))];
     let idx = inner.trace_with(Direction::HostToDriver, Arg::Text(name), first.into_iter().chain(details));
     let critical = critical_depth();
-    let probe = super::stack::Probe::begin();
+    let probe = super::stack::Probe::begin_sampled(inner.config.stack_sample);
     // SAFETY: `f` is the driver's MajorFunction entry, a DRIVER_DISPATCH taking (DEVICE_OBJECT*, IRP*);
     // `device` is its live device object and `irp` a complete IRP the host keeps alive until it is finished.
     let r = unsafe { call::call(f, &[device as u64, irp.addr() as u64]) };
-    check_stack(inner, name, probe.end());
+    if let Some(depth) = probe.end_sampled() {
+        check_stack(inner, name, depth);
+    }
     check_critical_regions(inner, name, critical);
     let after = cpu::irql();
     if after != PASSIVE {

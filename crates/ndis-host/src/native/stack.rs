@@ -25,6 +25,10 @@
 //! outermost call's stack pointer) and left armed between calls (re-armed only when that page moves): host
 //! code of the thread that reaches it outside a driver call just disarms it ([`guard_fault`]), and the
 //! thread disarms it when it ends, so no stack is ever left with a protected page.
+//!
+//! Sampling ([`Probe::begin_sampled`], `HostConfig::stack_sample`): after a thread's first [`SAMPLE_WARMUP`]
+//! outermost calls, only one in N is painted and scanned (with the calls nested in it); the others, and
+//! what they nest, are not measured, while the guard page stays armed below them all.
 
 use std::cell::{Cell, RefCell};
 
@@ -48,6 +52,8 @@ pub const MIN_PAINT: usize = 2 * STACK_BUDGET;
 /// Bytes left unpainted just below the painter's frame (its own callees' frames live there).
 pub const MARGIN: usize = 512;
 const PATTERN: u8 = 0xC5;
+/// Outermost calls of a thread that are always measured before sampling starts.
+pub const SAMPLE_WARMUP: u64 = 256;
 const PAGE: usize = 4096;
 
 thread_local! {
@@ -58,6 +64,10 @@ thread_local! {
     static FLOOR: Cell<usize> = const { Cell::new(0) };
     /// This thread's armed guard page (0 when none). Const-initialised: the fault handler reads it.
     static GUARD_PAGE: Cell<usize> = const { Cell::new(0) };
+    /// Outermost calls this thread has begun (for sampling).
+    static OUTER_CALLS: Cell<u64> = const { Cell::new(0) };
+    /// Unmeasured calls active on this thread (an unmeasured outermost call and those nested in it).
+    static SKIPPING: Cell<u32> = const { Cell::new(0) };
     /// How deep the next call paints (0: not set yet, [`MIN_PAINT`]).
     static PAINT: Cell<usize> = const { Cell::new(0) };
     /// Disarms the guard page when the thread ends.
@@ -115,6 +125,8 @@ pub struct Probe {
     bottom: usize,
     /// Whether this is the outermost call of its thread.
     outermost: bool,
+    /// Whether the call is measured (painted and scanned); see [`Probe::begin_sampled`].
+    measured: bool,
 }
 
 /// The lowest address in `bottom..top` that no longer holds the pattern (`top` if none). Compares 64 bytes
@@ -159,6 +171,28 @@ impl Probe {
     /// outermost call) arms the guard page if it is not armed there yet.
     #[inline(never)]
     pub fn begin() -> Self {
+        Self::begin_sampled(1)
+    }
+
+    /// As [`Probe::begin`], but after this thread's first [`SAMPLE_WARMUP`] outermost calls only one
+    /// outermost call in `every` is measured, with what it nests; the others cost two thread-local updates.
+    #[inline(never)]
+    pub fn begin_sampled(every: u32) -> Self {
+        let unmeasured = Self { top: 0, bottom: 0, outermost: false, measured: false };
+        if SKIPPING.with(Cell::get) > 0 {
+            SKIPPING.with(|c| c.set(c.get() + 1));
+            return unmeasured;
+        }
+        if FLOOR.with(Cell::get) == 0 && every > 1 {
+            let n = OUTER_CALLS.with(|c| {
+                c.set(c.get().wrapping_add(1));
+                c.get()
+            });
+            if n > SAMPLE_WARMUP && n % u64::from(every) != 0 {
+                SKIPPING.with(|c| c.set(1));
+                return unmeasured;
+            }
+        }
         let sp = stack_pointer();
         let top = sp - MARGIN;
         let floor = FLOOR.with(Cell::get);
@@ -190,13 +224,18 @@ impl Probe {
                 }
             }
         }
-        Self { top, bottom, outermost }
+        Self { top, bottom, outermost, measured: true }
     }
 
     /// The deepest stack use of the call, in bytes below the caller's stack pointer (at least the painted
-    /// depth when the call used all of it; the next call then paints twice as deep).
+    /// depth when the call used all of it; the next call then paints twice as deep); `None` when the call
+    /// was not measured.
     #[inline(never)]
-    pub fn end(self) -> usize {
+    pub fn end_sampled(self) -> Option<usize> {
+        if !self.measured {
+            SKIPPING.with(|c| c.set(c.get().saturating_sub(1)));
+            return None;
+        }
         let mine = LEVELS.with(|l| {
             let mut l = l.borrow_mut();
             let mine = l.pop().unwrap_or(usize::MAX).min(lowest_used(self.bottom, self.top));
@@ -212,7 +251,12 @@ impl Probe {
         let painted = self.top - self.bottom;
         let want = if mine <= self.bottom { 2 * painted } else { 2 * used };
         PAINT.with(|p| p.set(p.get().max(want).clamp(MIN_PAINT, PAINT_BYTES)));
-        used
+        Some(used)
+    }
+
+    /// [`Probe::end_sampled`] of a call begun with [`Probe::begin`] (always measured).
+    pub fn end(self) -> usize {
+        self.end_sampled().unwrap_or(0)
     }
 }
 
@@ -241,6 +285,45 @@ pub fn touch_stack(bytes: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sampling_measures_every_call_at_first_then_one_in_n_with_what_it_nests() {
+        std::thread::Builder::new()
+            .stack_size(1024 * 1024)
+            .spawn(|| {
+                let call = |nested: bool| {
+                    let outer = Probe::begin_sampled(16);
+                    let inner = nested.then(|| Probe::begin_sampled(16));
+                    use_stack(10_000);
+                    let inner = inner.map(Probe::end_sampled);
+                    (outer.end_sampled(), inner)
+                };
+                for _ in 0..SAMPLE_WARMUP {
+                    let (d, _) = call(false);
+                    assert!(d.is_some_and(|d| d >= 10_000 - MARGIN), "{d:?}");
+                }
+                let (mut measured, mut skipped) = (0, 0);
+                for _ in 0..64 {
+                    match call(true) {
+                        (Some(d), Some(Some(i))) => {
+                            assert!(d >= i && i >= 10_000 - MARGIN, "{d} {i}");
+                            measured += 1;
+                        }
+                        (None, Some(None)) => skipped += 1,
+                        other => panic!("an outer call and the call nested in it disagree: {other:?}"),
+                    }
+                }
+                assert_eq!((measured, skipped), (4, 60));
+                assert_eq!(SKIPPING.with(Cell::get), 0, "every unmeasured call ended");
+                // An unsampled probe is always measured.
+                let p = Probe::begin();
+                use_stack(5_000);
+                assert!(p.end() >= 5_000 - MARGIN);
+            })
+            .expect("thread")
+            .join()
+            .expect("the sampling checks passed");
+    }
 
     #[test]
     fn the_probe_sees_the_depth_a_call_used() {

@@ -1076,9 +1076,11 @@ fn send(inner: &std::sync::Arc<Inner>, handle: usize, head: usize, port: u32, fl
             let mut count = 0;
             while b != 0 && status == NDIS_STATUS_SUCCESS {
                 count += 1;
-                if count > 4096
-                    || !(s.ndis.driver_nbls.values().any(|d| d.nb == b) || s.ndis.driver_nbs.contains_key(&b))
-                {
+                // The NBL's own NET_BUFFER (the usual case) is found without walking every driver NBL.
+                let known = s.ndis.driver_nbls.get(&l).is_some_and(|d| d.nb == b)
+                    || s.ndis.driver_nbs.contains_key(&b)
+                    || s.ndis.driver_nbls.values().any(|d| d.nb == b);
+                if count > 4096 || !known {
                     problems.push(format!(
                         "NBL {l:#x} chains NET_BUFFER {b:#x}, which is not one NDIS allocated for the driver"
                     ));
