@@ -272,8 +272,13 @@ pub(crate) fn read_write(major: u8, device_flags: u32, data: &[u8], len: usize) 
     r.flags = if is_read { IRP_READ_OPERATION } else { IRP_WRITE_OPERATION };
     r.info_limit = len;
     r.details.push(("Length", Arg::from(len)));
-    // The caller's buffer: zero-filled for a read (a fresh user allocation), the data for a write.
-    let user = alloc(len, data, 0)?;
+    // The caller's buffer: for a read, the one a finished read of this size used (a process reads into the
+    // same buffer again; zero-filled the first time), for a write the data.
+    let user = if is_read && len > 0 {
+        Some(Buffer::output(len).ok_or(STATUS_INSUFFICIENT_RESOURCES)?)
+    } else {
+        alloc(len, data, 0)?
+    };
     if device_flags & DO_BUFFERED_IO != 0 {
         r.system = alloc(len, data, UNINITIALIZED_FILL)?;
         if r.system.is_some() {

@@ -375,11 +375,50 @@ impl MdlBlock {
 /// `block` holds at least `len` bytes.
 #[derive(Debug)]
 pub struct Buffer {
-    block: HostBlock,
+    block: std::mem::ManuallyDrop<HostBlock>,
     len: usize,
+    /// Whether the block goes back to [`SPARE_OUTPUT`] when the buffer is dropped.
+    spare: bool,
+}
+
+/// Output buffers of finished requests, for the next caller that reads into one of the same size: a process
+/// reads into the buffer it read into before, so a fresh zeroed allocation (and its zeroing, a 256 KiB
+/// memset per batched read) for every request is not what the driver sees on Windows either.
+static SPARE_OUTPUT: std::sync::Mutex<Vec<HostBlock>> = std::sync::Mutex::new(Vec::new());
+/// At most this many are kept.
+const SPARE_KEPT: usize = 8;
+
+impl Drop for Buffer {
+    fn drop(&mut self) {
+        // SAFETY: `block` is taken exactly once, here, and never used afterwards.
+        let block = unsafe { std::mem::ManuallyDrop::take(&mut self.block) };
+        if self.spare {
+            let mut spare = SPARE_OUTPUT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if spare.len() < SPARE_KEPT {
+                spare.push(block);
+            }
+        }
+    }
 }
 
 impl Buffer {
+    /// A caller's output buffer of `len` bytes (a read's, a device control's): one a finished request of
+    /// the same size used, holding what that request left in it, else a fresh zeroed one. Every request
+    /// that gets one hands it back when it is dropped.
+    pub fn output(len: usize) -> Option<Self> {
+        let size = len.max(1).next_multiple_of(4096);
+        let reused = {
+            let mut spare = SPARE_OUTPUT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            spare.iter().position(|b| b.size() == size).map(|i| spare.swap_remove(i))
+        };
+        let block = match reused {
+            Some(b) => b,
+            None => HostBlock::new(size, 4096)?,
+        };
+        // INVARIANT: `size` >= `len` bytes.
+        Some(Self { block: std::mem::ManuallyDrop::new(block), len, spare: true })
+    }
+
     /// A buffer of `len` bytes holding `init` at its start and `fill` after it.
     pub fn new(len: usize, init: &[u8], fill: u8) -> Option<Self> {
         // Whole pages of its own, as a caller's buffer of its own pages would be: the double-fetch watch
@@ -394,7 +433,7 @@ impl Buffer {
             unsafe { super::memory::fill(block.addr() + head.len(), len - head.len(), fill) };
         }
         // INVARIANT: allocated with at least `len` bytes.
-        Some(Self { block, len })
+        Some(Self { block: std::mem::ManuallyDrop::new(block), len, spare: false })
     }
 
     pub fn addr(&self) -> usize {
