@@ -99,7 +99,7 @@ pub fn send(
     let mut at = 0;
     loop {
         let refuse = |error| Some(tx::Refusal { frame: count, error });
-        let (start, len, next) = if one_frame {
+        let (src, next) = if one_frame {
             if count == 1 {
                 break;
             }
@@ -107,7 +107,7 @@ pub fn send(
                 refusal = refuse(e);
                 break;
             }
-            (0, buf.len(), buf.len())
+            (buf, buf.len())
         } else {
             match tx::next_record(buf, at, count, max_frame) {
                 tx::Record::End => break,
@@ -115,9 +115,10 @@ pub fn send(
                     refusal = refuse(e);
                     break;
                 }
-                tx::Record::Frame { start, len, next } => (start, len, next),
+                tx::Record::Frame { frame, next } => (frame, next),
             }
         };
+        let len = src.len();
         // Frames still to come if the rest of the batch is like this one: how many slots to take at once.
         let hint = buf.len().saturating_sub(at) / FrameHeader::record_len(len).max(1);
         let slot = match taker.take(hint) {
@@ -130,15 +131,15 @@ pub fn send(
         // SAFETY: the taker handed the slot to this write, which owns it until it is sent or given back.
         let s = unsafe { &mut *slot };
         s.set_next(ptr::null_mut());
-        let checked = match (s.buffer().get_mut(..len), buf.get(start..start.saturating_add(len))) {
-            (Some(dst), Some(src)) => {
+        let checked = match s.buffer().get_mut(..len) {
+            Some(dst) => {
                 // The one read of the frame's bytes; from here on only the copy is used.
                 copy_once(dst, src);
                 tx::check_frame(dst, limits)
             }
             // A slot shorter than the largest frame the limits allow (cannot be: the taker sizes the pool
-            // for it), or a frame past the buffer (next_record refused those).
-            _ => Err(Error::INVALID_BUFFER_SIZE),
+            // for it).
+            None => Err(Error::INVALID_BUFFER_SIZE),
         };
         if let Err(e) = checked {
             // SAFETY: a slot of the binding's pool, owned by this write and never sent.
