@@ -58,22 +58,17 @@ pub fn copy_once(dst: &mut [u8], src: &[u8]) {
     let mut d = dst.chunks_exact_mut(128);
     let mut s = src.chunks_exact(128);
     for (d, s) in (&mut d).zip(&mut s) {
-        for at in (0..128).step_by(16) {
-            copy16(d, s, at);
-        }
+        copy_block::<128>(d, s, 0);
     }
     let (d, s) = (d.into_remainder(), s.remainder());
     let mut at = 0;
     let left = d.len();
     if left & 64 != 0 {
-        for piece in (0..64).step_by(16) {
-            copy16(d, s, piece);
-        }
+        copy_block::<64>(d, s, 0);
         at += 64;
     }
     if left & 32 != 0 {
-        copy16(d, s, at);
-        copy16(d, s, at + 16);
+        copy_block::<32>(d, s, at);
         at += 32;
     }
     if left & 16 != 0 {
@@ -94,6 +89,19 @@ pub fn copy_once(dst: &mut [u8], src: &[u8]) {
     }
     if left & 1 != 0 {
         copy1(d, s, at);
+    }
+}
+
+/// Copies the `N` bytes at `at` (a multiple of 16) as 16-byte pieces: one length check for the block, none per
+/// piece.
+#[inline(always)]
+fn copy_block<const N: usize>(dst: &mut [u8], src: &[u8], at: usize) {
+    let d = dst.get_mut(at..).and_then(|d| d.first_chunk_mut::<N>());
+    let s = src.get(at..).and_then(|s| s.first_chunk::<N>());
+    if let (Some(d), Some(s)) = (d, s) {
+        for (d, s) in d.chunks_exact_mut(16).zip(s.chunks_exact(16)) {
+            copy16(d, s, 0);
+        }
     }
 }
 
