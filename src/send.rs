@@ -236,7 +236,8 @@ pub fn send(
 pub unsafe fn complete(b: &Binding, nbls: PNET_BUFFER_LIST, at: Option<AtDispatch<'_>>) {
     let mut n = nbls;
     let mut done = 0u32;
-    let (mut sent, mut failed) = (0u64, 0u64);
+    // NBLs NDIS failed (the others were sent: `done - failed`).
+    let mut failed = 0u32;
     // Slots to give back, linked through Slot::next.
     let mut back: *mut TxSlot = ptr::null_mut();
     while !n.is_null() {
@@ -251,14 +252,10 @@ pub unsafe fn complete(b: &Binding, nbls: PNET_BUFFER_LIST, at: Option<AtDispatc
             )
         };
         done += 1;
-        if status == NDIS_STATUS_SUCCESS {
-            sent += 1;
-        } else {
-            failed += 1;
-        }
         // SAFETY: the batch's first slot outlives its NBLs: it goes back only when the last one is done.
         let batch = unsafe { &(*first).ctx };
         if status != NDIS_STATUS_SUCCESS {
+            failed += 1;
             batch.failed.fetch_add(1, Ordering::AcqRel);
             // CAST: a frame index below MAX_BATCH; the status's bits.
             batch.first_failed.fetch_min(((index as u64) << 32) | u64::from(status as u32), Ordering::AcqRel);
@@ -280,8 +277,8 @@ pub unsafe fn complete(b: &Binding, nbls: PNET_BUFFER_LIST, at: Option<AtDispatc
         n = next;
     }
     let c = &b.counters;
-    crate::binding::Counters::add(&c.sent, sent);
-    crate::binding::Counters::add(&c.send_failed, failed);
+    crate::binding::Counters::add(&c.sent, u64::from(done.saturating_sub(failed)));
+    crate::binding::Counters::add(&c.send_failed, u64::from(failed));
     // Back in the pool before the pause this may complete (sends_end) can let the binding go.
     // SAFETY: slots of the binding's pool, no longer with NDIS, owned here.
     unsafe { b.send_slots().put_list(back, at) };
