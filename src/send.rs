@@ -99,7 +99,7 @@ pub fn send(
     let mut at = 0;
     loop {
         let refuse = |error| Some(tx::Refusal { frame: count, error });
-        let (start, len, next) = if one_frame {
+        let (src, next) = if one_frame {
             if count == 1 {
                 break;
             }
@@ -107,7 +107,7 @@ pub fn send(
                 refusal = refuse(e);
                 break;
             }
-            (0, buf.len(), buf.len())
+            (buf, buf.len())
         } else {
             match tx::next_record(buf, at, count, max_frame) {
                 tx::Record::End => break,
@@ -115,9 +115,10 @@ pub fn send(
                     refusal = refuse(e);
                     break;
                 }
-                tx::Record::Frame { start, len, next } => (start, len, next),
+                tx::Record::Frame { frame, next } => (frame, next),
             }
         };
+        let len = src.len();
         // Frames still to come if the rest of the batch is like this one: how many slots to take at once.
         let hint = buf.len().saturating_sub(at) / FrameHeader::record_len(len).max(1);
         let slot = match taker.take(hint) {
@@ -130,15 +131,15 @@ pub fn send(
         // SAFETY: the taker handed the slot to this write, which owns it until it is sent or given back.
         let s = unsafe { &mut *slot };
         s.set_next(ptr::null_mut());
-        let checked = match (s.buffer().get_mut(..len), buf.get(start..start.saturating_add(len))) {
-            (Some(dst), Some(src)) => {
+        let checked = match s.buffer().get_mut(..len) {
+            Some(dst) => {
                 // The one read of the frame's bytes; from here on only the copy is used.
                 copy_once(dst, src);
                 tx::check_frame(dst, limits)
             }
             // A slot shorter than the largest frame the limits allow (cannot be: the taker sizes the pool
-            // for it), or a frame past the buffer (next_record refused those).
-            _ => Err(Error::INVALID_BUFFER_SIZE),
+            // for it).
+            None => Err(Error::INVALID_BUFFER_SIZE),
         };
         if let Err(e) = checked {
             // SAFETY: a slot of the binding's pool, owned by this write and never sent.
@@ -235,7 +236,8 @@ pub fn send(
 pub unsafe fn complete(b: &Binding, nbls: PNET_BUFFER_LIST, at: Option<AtDispatch<'_>>) {
     let mut n = nbls;
     let mut done = 0u32;
-    let (mut sent, mut failed) = (0u64, 0u64);
+    // NBLs NDIS failed (the others were sent: `done - failed`).
+    let mut failed = 0u32;
     // Slots to give back, linked through Slot::next.
     let mut back: *mut TxSlot = ptr::null_mut();
     // First slots of the writes whose last NBL came back, linked through Slot::next.
@@ -252,14 +254,10 @@ pub unsafe fn complete(b: &Binding, nbls: PNET_BUFFER_LIST, at: Option<AtDispatc
             )
         };
         done += 1;
-        if status == NDIS_STATUS_SUCCESS {
-            sent += 1;
-        } else {
-            failed += 1;
-        }
         // SAFETY: the batch's first slot outlives its NBLs: it goes back only when the last one is done.
         let batch = unsafe { &(*first).ctx };
         if status != NDIS_STATUS_SUCCESS {
+            failed += 1;
             batch.failed.fetch_add(1, Ordering::AcqRel);
             // CAST: a frame index below MAX_BATCH; the status's bits.
             batch.first_failed.fetch_min(((index as u64) << 32) | u64::from(status as u32), Ordering::AcqRel);
@@ -279,8 +277,8 @@ pub unsafe fn complete(b: &Binding, nbls: PNET_BUFFER_LIST, at: Option<AtDispatc
         n = next;
     }
     let c = &b.counters;
-    crate::binding::Counters::add(&c.sent, sent);
-    crate::binding::Counters::add(&c.send_failed, failed);
+    crate::binding::Counters::add(&c.sent, u64::from(done.saturating_sub(failed)));
+    crate::binding::Counters::add(&c.send_failed, u64::from(failed));
     let pool = b.send_slots();
     // The slots go back before the writes complete, so a caller that sees its write done and writes again
     // finds them free (only each finished write's first slot, which holds its state, is still out).

@@ -67,8 +67,8 @@ pub fn validate_prefix(buf: &[u8], limits: &Limits) -> Prefix {
                 p.refusal = refuse(e);
                 break;
             }
-            Record::Frame { start, len, next } => {
-                let frame = buf.get(start..start + len).unwrap_or_default();
+            Record::Frame { frame, next } => {
+                let len = frame.len();
                 if let Err(e) = check_frame(frame, limits) {
                     p.refusal = refuse(e);
                     break;
@@ -89,11 +89,11 @@ pub fn max_frame(mtu: u32) -> usize {
 
 /// The record of a batch at a given offset, as [`next_record`] finds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Record {
+pub enum Record<'a> {
     /// No bytes left: the batch ends here.
     End,
-    /// A frame of `len` bytes at `start`; the next record begins at `next`.
-    Frame { start: usize, len: usize, next: usize },
+    /// A frame (the caller's bytes, not read yet); the next record begins at `next`.
+    Frame { frame: &'a [u8], next: usize },
     /// The record is refused: a header or frame past the end of the buffer, or the batch already holds
     /// [`MAX_BATCH`] frames → STATUS_INVALID_PARAMETER; a length below 14 or above `max_frame` →
     /// STATUS_INVALID_BUFFER_SIZE.
@@ -103,7 +103,7 @@ pub enum Record {
 /// Finds the record at `at`, after `count` frames. Of the caller's bytes it reads only the header's captured
 /// length, once (the send path copies the frame itself into driver memory and checks the copy with
 /// [`check_frame`]; padding and the rest of the header are never read).
-pub fn next_record(buf: &[u8], at: usize, count: usize, max_frame: usize) -> Record {
+pub fn next_record(buf: &[u8], at: usize, count: usize, max_frame: usize) -> Record<'_> {
     let Some(rest) = buf.get(at..).filter(|r| !r.is_empty()) else { return Record::End };
     if count >= MAX_BATCH || rest.len() < FrameHeader::LEN {
         return Record::Refused(Error::INVALID_PARAMETER);
@@ -111,14 +111,14 @@ pub fn next_record(buf: &[u8], at: usize, count: usize, max_frame: usize) -> Rec
     // The one read of the length (FrameHeader::captured_length, little-endian at offset 0).
     let Some(&raw) = rest.first_chunk::<4>() else { return Record::Refused(Error::INVALID_PARAMETER) };
     let len = u32::from_le_bytes(raw) as usize;
-    if len > rest.len() - FrameHeader::LEN {
+    let Some(frame) = rest.get(FrameHeader::LEN..).and_then(|f| f.get(..len)) else {
         return Record::Refused(Error::INVALID_PARAMETER);
-    }
+    };
     if !(MIN_FRAME..=max_frame).contains(&len) {
         return Record::Refused(Error::INVALID_BUFFER_SIZE);
     }
     // The last record may omit its padding.
-    Record::Frame { start: at + FrameHeader::LEN, len, next: at + FrameHeader::record_len(len).min(rest.len()) }
+    Record::Frame { frame, next: at + FrameHeader::record_len(len).min(rest.len()) }
 }
 
 /// The longest buffer a batch can need: [`MAX_BATCH`] records of the largest frame the MTU allows.

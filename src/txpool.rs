@@ -218,25 +218,30 @@ impl Accounting {
     pub fn put_all(&mut self, ids: impl IntoIterator<Item = SlotId>) -> Chunks {
         let want = self.bytes;
         let (mut n, mut len, mut dead) = (0usize, self.free.len, Chunks::default());
+        // The chunk of the previous slot, if its slots are of the pool's size (slots come back in runs from
+        // the same chunk; such a chunk's state does not change in this loop).
+        let mut current = None;
         for id in ids {
             n += 1;
-            match self.chunks.get_mut(usize::from(id.chunk)) {
-                // Room was reserved for every slot there is.
-                Some(ChunkState::Ready { bytes, .. }) if *bytes >= want => {
-                    if let Some(e) = self.free.ids.get_mut(len) {
-                        *e = id;
-                        len += 1;
+            if current != Some(id.chunk) {
+                match self.chunks.get_mut(usize::from(id.chunk)) {
+                    Some(ChunkState::Ready { bytes, .. }) if *bytes >= want => current = Some(id.chunk),
+                    // A slot of an older, smaller size: retired; its chunk goes with its last live slot.
+                    Some(ChunkState::Ready { live, .. }) => {
+                        *live = live.saturating_sub(1);
+                        if *live == 0 {
+                            dead.0 |= 1u64 << id.chunk;
+                        }
+                        continue;
                     }
+                    // Not a slot of this pool: nothing to account.
+                    _ => continue,
                 }
-                // A slot of an older, smaller size: retired; its chunk goes with its last live slot.
-                Some(ChunkState::Ready { live, .. }) => {
-                    *live = live.saturating_sub(1);
-                    if *live == 0 {
-                        dead.0 |= 1u64 << id.chunk;
-                    }
-                }
-                // Not a slot of this pool: nothing to account.
-                _ => {}
+            }
+            // Room was reserved for every slot there is.
+            if let Some(e) = self.free.ids.get_mut(len) {
+                *e = id;
+                len += 1;
             }
         }
         self.free.len = len;

@@ -58,26 +58,31 @@ impl<T> Slot<T> {
     }
 
     /// Makes the NBL describe the first `len` bytes of the buffer (`len` ≤ its size), as one frame to send:
-    /// the MDL's ByteCount (NdisAdjustMdlLength), the NET_BUFFER's DataLength, DataOffset and current MDL, the
-    /// NBL's link and status, and its NDIS 6.30 info slots zeroed as a fresh NBL has them (a driver below may
-    /// have left per-packet information — a cancel ID, a VLAN tag, an offload's completion — in them).
+    /// the MDL's ByteCount (NdisAdjustMdlLength), the NET_BUFFER's DataLength, the NBL's link and status, and
+    /// its NDIS 6.30 info slots zeroed as a fresh NBL has them (a driver below may have left per-packet
+    /// information — a cancel ID, a VLAN tag, an offload's completion — in them). The NET_BUFFER's DataOffset
+    /// (0), current MDL (the slot's, at offset 0) and link (none) are written once, when the slot is built
+    /// ([`NdisAllocateNetBufferAndNetBufferList`] with the MDL and offset 0): NDIS requires every driver below
+    /// that moves a NET_BUFFER's data start to move it back before completing, so they are as built whenever
+    /// the slot is back.
+    ///
+    /// [`NdisAllocateNetBufferAndNetBufferList`]: https://learn.microsoft.com/windows-hardware/drivers/ddi/ndis/nf-ndis-ndisallocatenetbufferandnetbufferlist
     pub fn set_frame(&mut self, len: usize) {
         let len = len.min(self.bytes);
         // CAST: at most the slot's size, far below 4 GiB.
         let len32 = len as u32;
+        // Read once: the stores below go through raw pointers, which the compiler cannot tell apart from the
+        // slot's own fields.
+        let (nbl, mdl) = (self.nbl, self.mdl);
         // SAFETY: type invariant: the slot's own NBL, NET_BUFFER and MDL, not with NDIS while the slot is
         // owned.
         unsafe {
-            (*self.mdl).ByteCount = len32;
-            let nb = (*self.nbl).u1.s.FirstNetBuffer;
+            (*mdl).ByteCount = len32;
+            let nb = (*nbl).u1.s.FirstNetBuffer;
             (*nb).u1.s.u.DataLength = len32;
-            (*nb).u1.s.DataOffset = 0;
-            (*nb).u1.s.CurrentMdl = self.mdl;
-            (*nb).u1.s.CurrentMdlOffset = 0;
-            (*nb).u1.s.Next = ptr::null_mut();
-            (*self.nbl).u1.s.Next = ptr::null_mut();
-            (*self.nbl).u2.Status = NDIS_STATUS_SUCCESS;
-            (*self.nbl).NetBufferListInfo = [ptr::null_mut(); MaxNetBufferListInfo as usize];
+            (*nbl).u1.s.Next = ptr::null_mut();
+            (*nbl).u2.Status = NDIS_STATUS_SUCCESS;
+            (*nbl).NetBufferListInfo = [ptr::null_mut(); MaxNetBufferListInfo as usize];
         }
     }
 
