@@ -269,20 +269,21 @@ pub fn receive_chain_shaped<F: AsRef<[u8]>>(lent: &mut Lent, frames: &[F], shape
         let mut last: Option<usize> = None;
         for frame in group {
             let Some(nb) = receive_nb(&mut pool, lent, frame.as_ref(), shape) else { break };
+            let link = |n: &mut NET_BUFFER| n.u1.s.Next = nb as PNET_BUFFER;
+            let first = |l: &mut NET_BUFFER_LIST| l.u1.s.FirstNetBuffer = nb as PNET_BUFFER;
             match last {
                 // SAFETY: a NET_BUFFER built just before this one.
-                Some(a) => unsafe { update::<NET_BUFFER>(a, |n| n.u1.s.Next = nb as PNET_BUFFER) },
+                Some(a) => unsafe { update::<NET_BUFFER>(a, link) },
                 // SAFETY: the fresh NBL block.
-                None => unsafe {
-                    update::<NET_BUFFER_LIST>(nbl.addr(), |l| l.u1.s.FirstNetBuffer = nb as PNET_BUFFER);
-                },
+                None => unsafe { update::<NET_BUFFER_LIST>(nbl.addr(), first) },
             }
             last = Some(nb);
         }
         let nbl = lent.keep(nbl);
         if let Some(&a) = nbls.last() {
+            let link = |l: &mut NET_BUFFER_LIST| l.u1.s.Next = nbl as PNET_BUFFER_LIST;
             // SAFETY: both are NBLs built above.
-            unsafe { update::<NET_BUFFER_LIST>(a, |l| l.u1.s.Next = nbl as PNET_BUFFER_LIST) };
+            unsafe { update::<NET_BUFFER_LIST>(a, link) };
         }
         nbls.push(nbl);
     }
