@@ -927,7 +927,7 @@ impl Run<'_> {
                 continue;
             }
             let Some(rx) = rx.as_deref_mut() else { continue };
-            let m = crate::meta::decode(&frame.meta);
+            let m = frame.meta;
             let vlan = if crate::filter::vlan_tagged(head) { rawlink_abi::frame_flags::VLAN_TAGGED } else { 0 };
             // CAST: NET_BUFFER.DataLength is a ULONG.
             let header = FrameHeader {
