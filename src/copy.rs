@@ -7,7 +7,7 @@
 //! piece, and there is no branch per byte.
 
 /// Copies longer than this go to `memcpy`.
-const LONG: usize = 256;
+pub const LONG: usize = 256;
 
 /// Copies `src` into the start of `dst`, `min(dst.len(), src.len())` bytes.
 #[inline]
