@@ -164,21 +164,17 @@ impl RxQueue {
                 *tail = [0; FrameHeader::ALIGN];
             }
             *h = header.to_bytes();
-            let mut at = 0;
+            let mut left = data.get_mut(..captured).unwrap_or_default();
             for p in parts {
-                let Some(d) = data.get_mut(at..captured) else { break };
-                if d.is_empty() {
+                if left.is_empty() {
                     break;
                 }
-                let n = d.len().min(p.len());
-                copy(d, p);
-                at += n;
+                copy(left, p);
+                left = left.get_mut(p.len()..).unwrap_or_default();
             }
             // A short gather (fewer bytes than the header promised) leaves zeros, never stale data.
-            if at < captured {
-                if let Some(rest) = data.get_mut(at..captured) {
-                    rest.fill(0);
-                }
+            if !left.is_empty() {
+                left.fill(0);
             }
         } else {
             self.push_wrapping(record, &header, parts);
