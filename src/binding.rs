@@ -880,6 +880,23 @@ const QUEUED: u8 = 1;
 const WANTED: u8 = 2;
 const LOST: u8 = 4;
 
+/// A frame's bytes for the queue: its one fragment, or its MDL chain walked again.
+enum Parts<'a> {
+    One(Option<&'a [u8]>),
+    Chain(nbl::Fragments<'a>),
+}
+
+impl<'a> Iterator for Parts<'a> {
+    type Item = &'a [u8];
+    #[inline]
+    fn next(&mut self) -> Option<&'a [u8]> {
+        match self {
+            Parts::One(p) => p.take(),
+            Parts::Chain(f) => f.next(),
+        }
+    }
+}
+
 /// What the frames of one indication share.
 struct Run<'g> {
     now: u64,
@@ -905,15 +922,27 @@ impl Run<'_> {
             // The first bytes (addresses, EtherType, a VLAN tag) decide; every fragment is mapped here, so
             // a frame whose data cannot be reached is known before anything is queued.
             let mut head = [0u8; crate::filter::HEAD];
-            let (mut got, mut avail) = (0, 0);
-            for part in frame.fragments() {
-                let k = part.len().min(head.len() - got);
-                if let Some(d) = head.get_mut(got..got + k) {
-                    crate::copy::copy(d, part);
+            let mut fragments = frame.fragments();
+            let first = fragments.next().unwrap_or_default();
+            let (got, avail, parts) = match first.first_chunk::<{ crate::filter::HEAD }>() {
+                // The usual frame: one fragment holds all of it.
+                Some(h) if first.len() == frame.len => {
+                    head = *h;
+                    (head.len(), first.len(), Parts::One(Some(first)))
                 }
-                got += k;
-                avail += part.len();
-            }
+                _ => {
+                    let (mut got, mut avail) = (0, 0);
+                    for part in core::iter::once(first).chain(fragments) {
+                        let k = part.len().min(head.len() - got);
+                        if let Some(d) = head.get_mut(got..got + k) {
+                            crate::copy::copy(d, part);
+                        }
+                        got += k;
+                        avail += part.len();
+                    }
+                    (got, avail, Parts::Chain(frame.fragments()))
+                }
+            };
             let head = head.get(..got).unwrap_or_default();
             let dst = match head.first_chunk::<6>() {
                 Some(d) => crate::filter::destination(d, self.mac, self.groups),
@@ -927,7 +956,7 @@ impl Run<'_> {
                 continue;
             }
             let Some(rx) = rx.as_deref_mut() else { continue };
-            let m = crate::meta::decode(&frame.meta);
+            let m = frame.meta;
             let vlan = if crate::filter::vlan_tagged(head) { rawlink_abi::frame_flags::VLAN_TAGGED } else { 0 };
             // CAST: NET_BUFFER.DataLength is a ULONG.
             let header = FrameHeader {
@@ -938,7 +967,7 @@ impl Run<'_> {
                 segment_count: m.segment_count,
                 segment_size: m.segment_size,
             };
-            match rx.offer(dst, head, header, frame.fragments()) {
+            match rx.offer(dst, head, header, parts) {
                 crate::open::Offer::Filtered => {}
                 crate::open::Offer::Queued => *out |= QUEUED | WANTED,
                 crate::open::Offer::Full => (*full, *out) = (*full + 1, *out | WANTED),

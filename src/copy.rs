@@ -6,12 +6,19 @@
 //! pieces, which the compiler turns into plain loads and stores, no call), the tail is one overlapping
 //! piece, and there is no branch per byte.
 
+/// Copies longer than this go to `memcpy`.
+pub const LONG: usize = 256;
+
 /// Copies `src` into the start of `dst`, `min(dst.len(), src.len())` bytes.
 #[inline]
 pub fn copy(dst: &mut [u8], src: &[u8]) {
     let n = dst.len().min(src.len());
     let (Some(dst), Some(src)) = (dst.get_mut(..n), src.get(..n)) else { return };
-    if n >= 16 {
+    if n > LONG {
+        // Long copies (a large frame, a read's batch of records): memcpy's string instructions move 8 bytes
+        // each and their start-up cost is small next to the length.
+        dst.copy_from_slice(src);
+    } else if n >= 16 {
         let mut d = dst.chunks_exact_mut(32);
         let mut s = src.chunks_exact(32);
         for (d, s) in (&mut d).zip(&mut s) {

@@ -78,7 +78,7 @@ impl RxQueue {
     /// Copies `src` into the ring at logical position `at` (relative to head), wrapping.
     fn put(&mut self, at: usize, src: &[u8]) {
         let cap = self.buf.len();
-        let start = (self.head + at) % cap;
+        let start = self.wrap(self.head + at);
         let first = src.len().min(cap - start);
         let (a, b) = src.split_at(first);
         if let Some(d) = self.buf.get_mut(start..start + first) {
@@ -91,7 +91,7 @@ impl RxQueue {
 
     fn get(&self, at: usize, dst: &mut [u8]) {
         let cap = self.buf.len();
-        let start = (self.head + at) % cap;
+        let start = self.wrap(self.head + at);
         let first = dst.len().min(cap - start);
         let (a, b) = dst.split_at_mut(first);
         if let Some(s) = self.buf.get(start..start + first) {
@@ -103,28 +103,23 @@ impl RxQueue {
         }
     }
 
-    /// Queues one frame given as pieces (its MDL fragments), or counts a drop when there is no room.
-    pub fn push<'a>(&mut self, header: FrameHeader, parts: impl IntoIterator<Item = &'a [u8]>) -> Push {
-        let captured = header.captured_length as usize;
-        let record = FrameHeader::record_len(captured);
-        if record > self.buf.len() {
-            self.stats.dropped_too_large += 1;
-            return Push::TooLarge;
+    /// `pos` (below twice the capacity) as an offset into the ring.
+    #[inline]
+    fn wrap(&self, pos: usize) -> usize {
+        if pos >= self.buf.len() {
+            pos - self.buf.len()
+        } else {
+            pos
         }
-        if record > self.buf.len() - self.len {
-            self.stats.dropped_full += 1;
-            return Push::Full;
-        }
+    }
+
+    /// [`RxQueue::push`]'s copy of a record that wraps around the end of the ring, piece by piece.
+    #[cold]
+    fn push_wrapping<'a>(&mut self, record: usize, header: &FrameHeader, parts: impl IntoIterator<Item = &'a [u8]>) {
         let mut at = self.len;
-        // The header goes straight into the ring when it does not wrap (records are 8-aligned, so it
-        // wraps only when fewer than 24 bytes are left before the end).
-        let start = (self.head + at) % self.buf.len();
-        match self.buf.get_mut(start..).and_then(|d| d.first_chunk_mut::<{ FrameHeader::LEN }>()) {
-            Some(d) => *d = header.to_bytes(),
-            None => self.put(at, &header.to_bytes()),
-        }
+        self.put(at, &header.to_bytes());
         at += FrameHeader::LEN;
-        let mut left = captured;
+        let mut left = header.captured_length as usize;
         for p in parts {
             if left == 0 {
                 break;
@@ -143,6 +138,46 @@ impl RxQueue {
             self.put(at, zeros.get(..n).unwrap_or_default());
             at += n;
             p -= n;
+        }
+    }
+
+    /// Queues one frame given as pieces (its MDL fragments), or counts a drop when there is no room.
+    pub fn push<'a>(&mut self, header: FrameHeader, parts: impl IntoIterator<Item = &'a [u8]>) -> Push {
+        let captured = header.captured_length as usize;
+        let record = FrameHeader::record_len(captured);
+        if record > self.buf.len() {
+            self.stats.dropped_too_large += 1;
+            return Push::TooLarge;
+        }
+        if record > self.buf.len() - self.len {
+            self.stats.dropped_full += 1;
+            return Push::Full;
+        }
+        let start = self.wrap(self.head + self.len);
+        if let Some((h, data)) =
+            self.buf.get_mut(start..start + record).and_then(|d| d.split_first_chunk_mut::<{ FrameHeader::LEN }>())
+        {
+            // The whole record is contiguous (the usual case): header, data and padding are written in place.
+            // The data's last 8 bytes are zeroed first: the padding (under 8 bytes) lies in them, and the
+            // data copied over them next leaves only the padding zero.
+            if let Some(tail) = data.last_chunk_mut::<{ FrameHeader::ALIGN }>() {
+                *tail = [0; FrameHeader::ALIGN];
+            }
+            *h = header.to_bytes();
+            let mut left = data.get_mut(..captured).unwrap_or_default();
+            for p in parts {
+                if left.is_empty() {
+                    break;
+                }
+                copy(left, p);
+                left = left.get_mut(p.len()..).unwrap_or_default();
+            }
+            // A short gather (fewer bytes than the header promised) leaves zeros, never stale data.
+            if !left.is_empty() {
+                left.fill(0);
+            }
+        } else {
+            self.push_wrapping(record, &header, parts);
         }
         self.len += record;
         self.records += 1;
@@ -176,21 +211,34 @@ impl RxQueue {
 
     /// Moves as many whole records as fit into `out`; returns the bytes written.
     pub fn pop_into(&mut self, out: &mut [u8]) -> usize {
-        let mut written = 0;
-        while self.records > 0 {
-            let mut h = [0u8; FrameHeader::LEN];
-            self.get(0, &mut h);
-            let Ok(header) = FrameHeader::parse(&h) else { break };
-            let record = FrameHeader::record_len(header.captured_length as usize);
-            let Some(dst) = out.get_mut(written..written + record) else { break };
-            self.get(0, dst);
-            self.head = (self.head + record) % self.buf.len();
-            self.len -= record;
-            self.records -= 1;
-            self.stats.delivered += 1;
-            written += record;
+        // Only the records' lengths are read here; their bytes then go out in one copy (two when they wrap).
+        let (mut total, mut records) = (0, 0);
+        while records < self.records {
+            let Some(record) = self.record_len_at(total) else { break };
+            if record > out.len() - total {
+                break;
+            }
+            total += record;
+            records += 1;
         }
-        written
+        if let Some(dst) = out.get_mut(..total) {
+            self.get(0, dst);
+        }
+        self.head = self.wrap(self.head + total);
+        self.len -= total;
+        self.records -= records;
+        self.stats.delivered += records as u64;
+        total
+    }
+
+    /// The length of the record starting `at` bytes past the head (`at` is a record boundary).
+    #[inline]
+    fn record_len_at(&self, at: usize) -> Option<usize> {
+        // Records start 8-aligned and the capacity is a multiple of 8, so the header's first 4 bytes (the
+        // captured length) never wrap.
+        let start = self.wrap(self.head + at);
+        let b = self.buf.get(start..).and_then(|b| b.first_chunk::<4>())?;
+        Some(FrameHeader::record_len(u32::from_le_bytes(*b) as usize))
     }
 
     /// Moves the oldest frame's bytes alone (no header) into `out` — the one-frame-per-read form of
@@ -337,5 +385,25 @@ mod tests {
         let n = q.pop_into(&mut out);
         let (_, d) = Frames::new(&out[..n]).next().unwrap();
         assert_eq!(d, &[1, 2, 0, 0, 0, 0, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn padding_and_short_gathers_are_zero_over_stale_bytes_contiguous_or_wrapping() {
+        let mut q = RxQueue::new(256).unwrap();
+        let mut out = vec![0u8; 256];
+        // Walk the record start round the ring so records land both in one piece and across its end.
+        for round in 0..40u8 {
+            assert_eq!(q.push(hdr(100, 0), [&[0xAB; 100][..]]), Push::Queued);
+            assert_eq!(q.pop_into(&mut out), 128);
+            // 13 bytes promised, 5 given: 8 zero bytes of data, then 4 of padding.
+            let len = 13 + usize::from(round % 3);
+            assert_eq!(q.push(hdr(len, 1), [&[1u8, 2][..], &[3, 4, 5][..]]), Push::Queued);
+            let n = q.pop_into(&mut out);
+            assert_eq!(n, FrameHeader::record_len(len));
+            let (_, d) = Frames::new(&out[..n]).next().unwrap();
+            assert_eq!(&d[..5], &[1, 2, 3, 4, 5]);
+            assert!(d[5..].iter().all(|&b| b == 0), "round {round}");
+            assert!(out[FrameHeader::LEN + len..n].iter().all(|&b| b == 0), "padding, round {round}");
+        }
     }
 }

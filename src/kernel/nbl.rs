@@ -11,8 +11,8 @@ pub struct Frame<'a> {
     nb: PNET_BUFFER,
     /// Bytes of packet data (`NET_BUFFER.DataLength`).
     pub len: usize,
-    /// What the frame's NBL says about it.
-    pub meta: crate::meta::NblMeta,
+    /// What the frame's NBL says about it, decoded (once per NBL).
+    pub meta: crate::meta::HeaderMeta,
     _nbl: PhantomData<&'a NET_BUFFER_LIST>,
 }
 
@@ -103,7 +103,7 @@ pub struct Frames<'a> {
     nbl: PNET_BUFFER_LIST,
     /// The next NET_BUFFER of `nbl` (null: move on to the next NBL).
     nb: PNET_BUFFER,
-    meta: crate::meta::NblMeta,
+    meta: crate::meta::HeaderMeta,
     uro: bool,
     _nbl: PhantomData<&'a NET_BUFFER_LIST>,
 }
@@ -134,12 +134,12 @@ impl Frames<'_> {
             let info = &(*nbl).NetBufferListInfo;
             let slot = |i: NDIS_NET_BUFFER_LIST_INFO| info.get(i as usize).map_or(0, |p| *p as usize);
             self.nb = (*nbl).u1.s.FirstNetBuffer;
-            self.meta = crate::meta::NblMeta {
+            self.meta = crate::meta::decode(&crate::meta::NblMeta {
                 nbl_flags: (*nbl).NblFlags,
                 checksum: slot(TcpIpChecksumNetBufferListInfo),
                 rsc: slot(TcpRecvSegCoalesceInfo),
                 uro: if self.uro { slot(UdpRecvSegCoalesceOffloadInfo) } else { 0 },
-            };
+            });
         }
     }
 }

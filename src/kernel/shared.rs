@@ -63,8 +63,20 @@ impl SharedRegion {
     }
 }
 
+/// Stores 16 bytes at `dst + at`, unaligned.
+///
+/// # Safety
+///
+/// `dst + at .. dst + at + 16` is writable memory.
+#[inline(always)]
+unsafe fn put(dst: *mut u8, at: usize, piece: &[u8; 16]) {
+    // SAFETY: guaranteed by the caller; unaligned stores are allowed.
+    unsafe { dst.add(at).cast::<[u8; 16]>().write_unaligned(*piece) };
+}
+
 /// Copies `src` to `dst` in 16-byte pieces of compile-time size (plain loads and stores, as
-/// [`crate::copy::copy`] does for driver memory, without forming a slice over `dst`).
+/// [`crate::copy::copy`] does for driver memory, without forming a slice over `dst`); long copies go to
+/// memcpy, as there.
 ///
 /// # Safety
 ///
@@ -72,21 +84,36 @@ impl SharedRegion {
 #[inline]
 unsafe fn copy_to(dst: *mut u8, src: &[u8]) {
     let n = src.len();
+    if n > crate::copy::LONG {
+        // SAFETY: `dst..dst + n` is writable (caller's guarantee) and cannot overlap `src`, a driver borrow.
+        unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), dst, n) };
+        return;
+    }
     let mut at = 0;
-    while let Some(piece) = src.get(at..at + 16).and_then(|s| s.first_chunk::<16>()) {
-        // SAFETY: at + 16 <= n, inside the destination (caller's guarantee); unaligned stores are allowed.
-        unsafe { dst.add(at).cast::<[u8; 16]>().write_unaligned(*piece) };
-        at += 16;
+    let mut chunks = src.chunks_exact(32);
+    for c in &mut chunks {
+        if let Some((p0, rest)) = c.split_first_chunk::<16>() {
+            // SAFETY: at + 16 <= at + 32 <= n, inside the destination.
+            unsafe { put(dst, at, p0) };
+            if let Some(p1) = rest.first_chunk::<16>() {
+                // SAFETY: as above, at + 32 <= n.
+                unsafe { put(dst, at + 16, p1) };
+            }
+        }
+        at += 32;
     }
     if at == n {
         return;
     }
-    if n >= 16 {
-        // The last 1..15 bytes: one 16-byte piece ending at the end (overlapping what is copied).
-        if let Some(piece) = src.get(n - 16..).and_then(|s| s.first_chunk::<16>()) {
-            // SAFETY: n - 16 + 16 = n, inside the destination.
-            unsafe { dst.add(n - 16).cast::<[u8; 16]>().write_unaligned(*piece) };
+    if let Some(last) = src.last_chunk::<16>() {
+        // The last 1..31 bytes: one or two 16-byte pieces, the last ending at the end (overlapping what is
+        // copied).
+        if let Some(p) = chunks.remainder().first_chunk::<16>() {
+            // SAFETY: the remainder holds these 16 bytes: at + 16 <= n.
+            unsafe { put(dst, at, p) };
         }
+        // SAFETY: n - 16 + 16 = n, inside the destination.
+        unsafe { put(dst, n - 16, last) };
         return;
     }
     for (i, b) in src.iter().enumerate().skip(at) {
