@@ -409,8 +409,12 @@ pub(crate) const CPU_STACK: usize = 1024 * 1024;
 /// that runs the driver); parking and waking each side cost a futex round trip that a virtual machine's
 /// scheduler makes 5–20 µs long, most of the time of a batched read. Polling this long first turns most
 /// hand-overs into a cache-line transfer, and it yields the processor while it polls, so a thread with real
-/// work on a busy machine still runs.
-pub(crate) const HANDOFF_SPIN: Duration = Duration::from_micros(60);
+/// work on a busy machine still runs. The poll must outlast the gap between two jobs of one thread (a
+/// processor thread waits while the caller thread serves the read that follows its indication): with 60 µs,
+/// a 512-frame burst of 512 or 1514 B frames outlasted it and both threads slept and woke every burst; at
+/// 200 µs `cargo xtask bench` receives those sizes twice as fast (batched 512 B 1.5 → 3.1 Mpps, ring 1514 B
+/// 1.3 → 2.8 Mpps on the 2-core build machine; 20 µs was 2–4× slower than 60, 500 µs the same as 200).
+pub(crate) const HANDOFF_SPIN: Duration = Duration::from_micros(200);
 
 /// Receives from `rx`, polling for up to [`HANDOFF_SPIN`] before blocking; `Err` when every sender is gone.
 pub(crate) fn recv_handoff<T>(rx: &mpsc::Receiver<T>) -> Result<T, mpsc::RecvError> {
