@@ -555,7 +555,9 @@ pub(crate) fn complete_sends_at(inner: &Inner, adapter: usize, batch: &[usize], 
     let head = {
         let mut st = inner.state();
         // Another thread may have completed some of them meanwhile (a pause and an adapter thread).
-        let batch: Vec<usize> = batch.iter().copied().filter(|n| st.ndis.in_flight.contains_key(n)).collect();
+        let mut done = Vec::with_capacity(batch.len());
+        done.extend(batch.iter().copied().filter(|n| st.ndis.in_flight.contains_key(n)));
+        let batch = done;
         let Some(head) = objects::link_completed(&st.ndis.in_flight, &batch) else { return };
         // The NBLs are the driver's again once the completion is called.
         for n in &batch {

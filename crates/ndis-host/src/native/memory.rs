@@ -38,6 +38,16 @@ pub unsafe fn read_bytes(addr: usize, len: usize) -> Vec<u8> {
     v
 }
 
+/// Appends `len` bytes of driver-visible memory at `addr` to `out`.
+///
+/// # Safety
+///
+/// `addr..addr + len` is readable.
+pub unsafe fn append_bytes(addr: usize, len: usize, out: &mut Vec<u8>) {
+    // SAFETY: guaranteed by the caller.
+    out.extend_from_slice(unsafe { std::slice::from_raw_parts(addr as *const u8, len) });
+}
+
 /// Copies `bytes` into driver-visible memory at `addr`.
 ///
 /// # Safety

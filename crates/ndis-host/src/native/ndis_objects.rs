@@ -672,7 +672,20 @@ pub fn gather(
     known: &dyn Fn(usize) -> bool,
     readable: &dyn Fn(usize, usize) -> bool,
 ) -> Result<Vec<u8>, String> {
-    let mut out = Vec::with_capacity(len as usize);
+    gather_into(chain, offset, len, known, readable, Vec::new())
+}
+
+/// [`gather`] into `out` (emptied first; its capacity is reused).
+pub fn gather_into(
+    chain: usize,
+    offset: u32,
+    len: u32,
+    known: &dyn Fn(usize) -> bool,
+    readable: &dyn Fn(usize, usize) -> bool,
+    mut out: Vec<u8>,
+) -> Result<Vec<u8>, String> {
+    out.clear();
+    out.reserve(len as usize);
     let mut skip = u64::from(offset);
     let mut m = chain;
     let mut n = 0;
@@ -691,7 +704,7 @@ pub fn gather(
         let take = (count - start).min(len as usize - out.len());
         if take > 0 {
             // SAFETY: `readable` vouches for va..va+count; start + take <= count.
-            out.extend_from_slice(&unsafe { super::memory::read_bytes(va + start, take) });
+            unsafe { super::memory::append_bytes(va + start, take, &mut out) };
         }
         m = mdl.Next as usize;
     }

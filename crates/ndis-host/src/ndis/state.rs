@@ -173,6 +173,9 @@ pub(crate) struct NdisState {
     pub held_sends: Vec<(usize, usize)>,
     /// Frames the driver sent, per adapter.
     pub sent: BTreeMap<usize, std::collections::VecDeque<Vec<u8>>>,
+    /// Buffers of frames that left `sent`, for the next sends to copy their frames into (at most
+    /// [`SPARE_KEPT`]): in steady state a send allocates no frame buffer.
+    pub spare_frames: Vec<Vec<u8>>,
     /// Frames the driver sent, per adapter, since the start (the record above keeps the last [`SENT_KEPT`]).
     pub sent_count: BTreeMap<usize, u64>,
     /// The far side of each adapter (none: frames are counted and dropped).
@@ -241,14 +244,28 @@ pub(crate) fn log_oid(ndis: &mut NdisState, entry: OidLogEntry) {
 /// How many of the frames the driver sent the host keeps per adapter (a long `run` would grow without end).
 pub const SENT_KEPT: usize = 4096;
 
-/// Records frames the driver sent on `adapter`.
-pub(crate) fn record_sent(ndis: &mut NdisState, adapter: usize, frames: &[Vec<u8>]) {
-    let q = ndis.sent.entry(adapter).or_default();
-    q.extend(frames.iter().cloned());
-    while q.len() > SENT_KEPT {
-        q.pop_front();
-    }
+/// How many buffers of frames that left the send record [`NdisState::spare_frames`] keeps.
+pub const SPARE_KEPT: usize = 1024;
+
+/// Records frames the driver sent on `adapter` (taking them); the buffers of the frames that leave the record
+/// become spares.
+pub(crate) fn record_sent(ndis: &mut NdisState, adapter: usize, frames: Vec<Vec<u8>>) {
     *ndis.sent_count.entry(adapter).or_default() += frames.len() as u64;
+    let q = ndis.sent.entry(adapter).or_default();
+    q.extend(frames);
+    while q.len() > SENT_KEPT {
+        match q.pop_front() {
+            Some(old) if ndis.spare_frames.len() < SPARE_KEPT => ndis.spare_frames.push(old),
+            _ => {}
+        }
+    }
+}
+
+/// An empty buffer for a frame being sent: a spare one (see [`record_sent`]) or a new one.
+pub(crate) fn frame_buffer(ndis: &mut NdisState) -> Vec<u8> {
+    let mut b = ndis.spare_frames.pop().unwrap_or_default();
+    b.clear();
+    b
 }
 
 /// An NBL pool: its handle block and what NET_BUFFER_LIST_POOL_PARAMETERS asked for.
@@ -279,4 +296,31 @@ pub(crate) struct DriverNbl {
 pub struct BindingInfo {
     pub adapter: usize,
     pub state: NdisBindingState,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_send_record_keeps_the_newest_frames_and_hands_the_buffers_of_older_ones_to_later_sends() {
+        let mut ndis = NdisState::default();
+        let frames = |from: usize, n: usize| (from..from + n).map(|i| i.to_le_bytes().to_vec()).collect::<Vec<_>>();
+        record_sent(&mut ndis, 1, frames(0, SENT_KEPT));
+        assert!(ndis.spare_frames.is_empty());
+        record_sent(&mut ndis, 1, frames(SENT_KEPT, 3));
+        let q = &ndis.sent[&1];
+        assert_eq!(q.len(), SENT_KEPT);
+        assert_eq!(q.front(), Some(&3usize.to_le_bytes().to_vec()), "the 3 oldest left the record");
+        assert_eq!(q.back(), Some(&(SENT_KEPT + 2).to_le_bytes().to_vec()));
+        assert_eq!(ndis.sent_count[&1], SENT_KEPT as u64 + 3);
+        assert_eq!(ndis.spare_frames.len(), 3);
+        let b = frame_buffer(&mut ndis);
+        assert!(b.is_empty() && b.capacity() >= 8, "a spare comes back empty, its capacity kept");
+        assert_eq!(ndis.spare_frames.len(), 2);
+        // The spares are bounded: a record that drops many frames at once keeps SPARE_KEPT of their buffers.
+        record_sent(&mut ndis, 1, frames(0, SENT_KEPT));
+        assert_eq!(ndis.spare_frames.len(), SPARE_KEPT);
+        assert_eq!(ndis.sent[&1].len(), SENT_KEPT);
+    }
 }

@@ -1027,8 +1027,8 @@ fn send(inner: &std::sync::Arc<Inner>, handle: usize, head: usize, port: u32, fl
         inner.violation(Rule::Ndis, format!("NdisSendNetBufferLists on {handle:#x}, which is not an open binding"));
         return;
     };
-    // Walk the chain through NBLs the host allocated for the driver only.
-    let mut chain = Vec::new();
+    // Walk the chain through NBLs the host allocated for the driver only (room for a typical batch at once).
+    let mut chain = Vec::with_capacity(64);
     let mut n = head;
     while n != 0 {
         if !s.ndis.driver_nbls.contains_key(&n) {
@@ -1059,7 +1059,7 @@ fn send(inner: &std::sync::Arc<Inner>, handle: usize, head: usize, port: u32, fl
     // A miniport whose link is down fails sends with NDIS_STATUS_MEDIA_DISCONNECTED and transmits nothing.
     let connected = s.ndis.oids.get(&adapter).is_none_or(|m| m.connected);
     let mut problems = Vec::new();
-    let mut frames = Vec::new();
+    let mut frames = Vec::with_capacity(chain.len());
     for &l in &chain {
         let mut status = NDIS_STATUS_SUCCESS;
         if !running {
@@ -1089,11 +1089,12 @@ fn send(inner: &std::sync::Arc<Inner>, handle: usize, head: usize, port: u32, fl
                 }
                 // SAFETY: a NET_BUFFER the host allocated for the driver.
                 let v = unsafe { objects::nb_view(b) };
+                let buffer = crate::ndis::frame_buffer(&mut s.ndis);
                 let st = &s;
                 let r = objects::locate(v.mdl_chain, u64::from(v.data_offset), &|m| mdl_known(st, m))
                     .filter(|&(m, o)| m == v.current_mdl && o == v.current_offset)
                     .ok_or_else(|| format!("NET_BUFFER {b:#x}: CurrentMdl/CurrentMdlOffset do not match DataOffset {} in its MDL chain", v.data_offset))
-                    .and_then(|_| objects::gather(v.mdl_chain, v.data_offset, v.data_length, &|m| mdl_known(st, m), &|a, len| readable(inner, st, a, len)));
+                    .and_then(|_| objects::gather_into(v.mdl_chain, v.data_offset, v.data_length, &|m| mdl_known(st, m), &|a, len| readable(inner, st, a, len), buffer));
                 match r {
                     Ok(f) if f.is_empty() => {
                         problems.push(format!("NET_BUFFER {b:#x} has DataLength 0"));
@@ -1120,7 +1121,10 @@ fn send(inner: &std::sync::Arc<Inner>, handle: usize, head: usize, port: u32, fl
     }
     // The backend transmits outside the state lock (a TAP write is a system call).
     let backend = s.ndis.backends.get(&adapter).cloned();
-    crate::ndis::record_sent(&mut s.ndis, adapter, &frames);
+    let loop_back_wanted = flags & NDIS_SEND_FLAGS_CHECK_FOR_LOOPBACK != 0 && running && connected;
+    // The record takes the frames unless the backend or the loopback still needs them.
+    let kept = if backend.is_some() || loop_back_wanted { frames.clone() } else { std::mem::take(&mut frames) };
+    crate::ndis::record_sent(&mut s.ndis, adapter, kept);
     if deferred && running {
         s.ndis.held_sends.extend(chain.iter().map(|&l| (adapter, l)));
     }
@@ -1143,7 +1147,7 @@ fn send(inner: &std::sync::Arc<Inner>, handle: usize, head: usize, port: u32, fl
             crate::ndis::flush_sends(i, adapter, per_call, reverse);
         });
     }
-    if flags & NDIS_SEND_FLAGS_CHECK_FOR_LOOPBACK != 0 && running && connected {
+    if loop_back_wanted {
         loop_back(inner, adapter, frames);
     }
 }
