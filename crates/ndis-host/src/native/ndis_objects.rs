@@ -3,7 +3,6 @@
 
 use super::memory::{read_obj, write_obj, HostBlock};
 use ndis_sys::*;
-use std::collections::BTreeMap;
 use std::mem::size_of;
 
 /// Host memory NDIS lends the driver for the duration of one call or one indication.
@@ -812,7 +811,10 @@ pub fn status_indication(lent: &mut Lent, source: usize, code: NDIS_STATUS, payl
 
 /// Links the sends `batch` (all in flight) into one chain with their completion statuses; returns its head,
 /// or `None` (nothing linked) if one of them is not in flight.
-pub fn link_completed(in_flight: &BTreeMap<usize, (usize, i32)>, batch: &[usize]) -> Option<usize> {
+pub fn link_completed<S: std::hash::BuildHasher>(
+    in_flight: &std::collections::HashMap<usize, (usize, i32), S>,
+    batch: &[usize],
+) -> Option<usize> {
     let with_status: Option<Vec<(usize, i32)>> =
         batch.iter().map(|n| in_flight.get(n).map(|&(_, st)| (*n, st))).collect();
     let with_status = with_status?;

@@ -147,6 +147,10 @@ pub(crate) struct Pending {
     pub completed: Option<i32>,
 }
 
+/// A map keyed by a host address that a sent or received frame looks up (a hash map: no lookup walks a tree,
+/// and nothing depends on the order).
+pub type AddrMap<V> = rustc_hash::FxHashMap<usize, V>;
+
 /// NDIS's books.
 #[derive(Debug, Default)]
 pub(crate) struct NdisState {
@@ -157,7 +161,7 @@ pub(crate) struct NdisState {
     /// NBL pools the driver allocated, by handle.
     pub nbl_pools: BTreeMap<usize, NblPool>,
     /// NBLs the driver allocated from its pools, by address.
-    pub driver_nbls: BTreeMap<usize, DriverNbl>,
+    pub driver_nbls: AddrMap<DriverNbl>,
     /// NET_BUFFER pools the driver allocated, by handle: (handle block, tag, DataSize).
     pub nb_pools: BTreeMap<usize, (HostBlock, u32, u32)>,
     /// NET_BUFFERs the driver allocated from its NET_BUFFER pools: address → (pool, blocks, the data NDIS
@@ -166,9 +170,9 @@ pub(crate) struct NdisState {
     /// NdisGeneratePartialCancelId's last value.
     pub cancel_ids: u8,
     /// MDLs NdisAllocateMdl gave the driver, by address.
-    pub ndis_mdls: BTreeMap<usize, HostBlock>,
+    pub ndis_mdls: AddrMap<HostBlock>,
     /// The driver's NBLs the adapter holds (sent, not yet completed): NBL → (adapter, completion status).
-    pub in_flight: BTreeMap<usize, (usize, i32)>,
+    pub in_flight: AddrMap<(usize, i32)>,
     /// Sends held for deferred completion, in send order: (adapter, NBL).
     pub held_sends: Vec<(usize, usize)>,
     /// Frames the driver sent, per adapter.
