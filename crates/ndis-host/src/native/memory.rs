@@ -32,9 +32,9 @@ pub unsafe fn write_obj<T: Copy>(addr: usize, value: T) {
 ///
 /// `addr..addr + len` is readable.
 pub unsafe fn read_bytes(addr: usize, len: usize) -> Vec<u8> {
-    let mut v = vec![0u8; len];
-    // SAFETY: guaranteed by the caller; `v` has room for `len` bytes.
-    unsafe { std::ptr::copy_nonoverlapping(addr as *const u8, v.as_mut_ptr(), len) };
+    let mut v = Vec::with_capacity(len);
+    // SAFETY: guaranteed by the caller (no zero fill first: a read's 256 KiB result would be written twice).
+    unsafe { append_bytes(addr, len, &mut v) };
     v
 }
 

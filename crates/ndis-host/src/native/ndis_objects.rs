@@ -12,6 +12,11 @@ pub struct Lent {
 }
 
 impl Lent {
+    /// Room for `n` more blocks (an indication's chain reserves them at once instead of growing by doubling).
+    fn reserve(&mut self, n: usize) {
+        self.blocks.reserve(n);
+    }
+
     fn keep(&mut self, b: HostBlock) -> usize {
         let a = b.addr();
         self.blocks.push(b);
@@ -262,6 +267,8 @@ impl Default for ReceiveShape {
 pub fn receive_chain_shaped<F: AsRef<[u8]>>(lent: &mut Lent, frames: &[F], shape: ReceiveShape) -> Vec<usize> {
     let per_nbl = shape.nbs_per_nbl.max(1);
     let mut nbls = Vec::with_capacity(frames.len().div_ceil(per_nbl));
+    // Each frame takes a data block, an MDL and a NET_BUFFER; each NBL one block more.
+    lent.reserve(frames.len() * 3 + nbls.capacity());
     let mut pool = Recycler::lock();
     for group in frames.chunks(per_nbl) {
         let Some(nbl) = pool.block(NBL_ALLOCATION, true) else { break };

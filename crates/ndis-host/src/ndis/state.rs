@@ -208,7 +208,7 @@ pub(crate) struct NdisState {
     /// Memory NDIS allocated for the driver (NdisQueryAdapterInstanceName), freed with NdisFreeMemory.
     pub ndis_memory: BTreeMap<usize, HostBlock>,
     /// Indicated NBLs the driver still owns: NBL address → adapter.
-    pub outstanding: BTreeMap<usize, usize>,
+    pub outstanding: AddrMap<usize>,
     /// Memory of indications, kept until every NBL of it is back.
     pub indications: Vec<(Vec<usize>, Lent)>,
     /// Received frames the packet filter kept from the binding, per adapter.
