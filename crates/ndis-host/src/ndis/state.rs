@@ -248,8 +248,10 @@ pub(crate) fn log_oid(ndis: &mut NdisState, entry: OidLogEntry) {
 /// How many of the frames the driver sent the host keeps per adapter (a long `run` would grow without end).
 pub const SENT_KEPT: usize = 4096;
 
-/// How many buffers of frames that left the send record [`NdisState::spare_frames`] keeps.
+/// How many buffers of frames that left the send record [`NdisState::spare_frames`] keeps, and the largest
+/// it keeps (a large send's buffer is freed, so the spares hold at most 16 MiB).
 pub const SPARE_KEPT: usize = 1024;
+pub const SPARE_MAX_BYTES: usize = 16 * 1024;
 
 /// Records frames the driver sent on `adapter` (taking them); the buffers of the frames that leave the record
 /// become spares.
@@ -259,7 +261,9 @@ pub(crate) fn record_sent(ndis: &mut NdisState, adapter: usize, frames: Vec<Vec<
     q.extend(frames);
     while q.len() > SENT_KEPT {
         match q.pop_front() {
-            Some(old) if ndis.spare_frames.len() < SPARE_KEPT => ndis.spare_frames.push(old),
+            Some(old) if ndis.spare_frames.len() < SPARE_KEPT && old.capacity() <= SPARE_MAX_BYTES => {
+                ndis.spare_frames.push(old)
+            }
             _ => {}
         }
     }
@@ -326,5 +330,10 @@ mod tests {
         record_sent(&mut ndis, 1, frames(0, SENT_KEPT));
         assert_eq!(ndis.spare_frames.len(), SPARE_KEPT);
         assert_eq!(ndis.sent[&1].len(), SENT_KEPT);
+        // A buffer larger than SPARE_MAX_BYTES is freed, not kept.
+        let mut ndis = NdisState::default();
+        record_sent(&mut ndis, 1, vec![vec![0; SPARE_MAX_BYTES + 1]]);
+        record_sent(&mut ndis, 1, frames(0, SENT_KEPT));
+        assert!(ndis.spare_frames.is_empty());
     }
 }
