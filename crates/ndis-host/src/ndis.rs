@@ -555,15 +555,11 @@ pub(crate) fn complete_sends_at(inner: &Inner, adapter: usize, batch: &[usize], 
     let head = {
         let mut st = inner.state();
         // Another thread may have completed some of them meanwhile (a pause and an adapter thread).
-        let mut done = Vec::with_capacity(batch.len());
-        done.extend(batch.iter().copied().filter(|n| st.ndis.in_flight.contains_key(n)));
-        let batch = done;
-        let Some(head) = objects::link_completed(&st.ndis.in_flight, &batch) else { return };
-        // The NBLs are the driver's again once the completion is called.
-        for n in &batch {
-            st.ndis.in_flight.remove(n);
+        let batch = objects::take_completed(&mut st.ndis.in_flight, batch);
+        let Some(&head) = batch.first() else { return };
+        if !st.ndis.held_sends.is_empty() {
+            st.ndis.held_sends.retain(|(_, n)| !batch.contains(n));
         }
-        st.ndis.held_sends.retain(|(_, n)| !batch.contains(n));
         head
     };
     let flags = if irql >= 2 { ndis_sys::NDIS_SEND_COMPLETE_FLAGS_DISPATCH_LEVEL } else { 0 };

@@ -657,6 +657,18 @@ pub unsafe fn nb_view(nb: usize) -> NbView {
     }
 }
 
+/// The NBL after `nbl` in its chain (0 at the end).
+///
+/// # Safety
+///
+/// `nbl` is an NBL the host allocated and still holds.
+pub unsafe fn next_nbl(nbl: usize) -> usize {
+    // SAFETY: guaranteed by the caller.
+    let l: NET_BUFFER_LIST = unsafe { read_obj(nbl) };
+    // SAFETY: the data member is the active one for NBLs in use.
+    unsafe { l.u1.s.Next as usize }
+}
+
 /// The first NET_BUFFER of an NBL.
 ///
 /// # Safety
@@ -816,19 +828,19 @@ pub fn status_indication(lent: &mut Lent, source: usize, code: NDIS_STATUS, payl
     lent.keep(block)
 }
 
-/// Links the sends `batch` (all in flight) into one chain with their completion statuses; returns its head,
-/// or `None` (nothing linked) if one of them is not in flight.
-pub fn link_completed<S: std::hash::BuildHasher>(
-    in_flight: &std::collections::HashMap<usize, (usize, i32), S>,
+/// Takes the sends of `batch` that are still in flight out of `in_flight` (they are the driver's again) and
+/// links them, in `batch` order, into one chain with their completion statuses; returns them, head first
+/// (empty: none was in flight, nothing linked).
+pub fn take_completed<S: std::hash::BuildHasher>(
+    in_flight: &mut std::collections::HashMap<usize, (usize, i32), S>,
     batch: &[usize],
-) -> Option<usize> {
-    let with_status: Option<Vec<(usize, i32)>> =
-        batch.iter().map(|n| in_flight.get(n).map(|&(_, st)| (*n, st))).collect();
-    let with_status = with_status?;
+) -> Vec<usize> {
+    let mut done = Vec::with_capacity(batch.len());
+    done.extend(batch.iter().filter_map(|n| in_flight.remove(n).map(|(_, status)| (*n, status))));
     // SAFETY: NBLs in flight are NBLs the host allocated for the driver (`driver_nbls`), held until freed,
     // and the driver may not touch them until they complete.
-    unsafe { link_with_status(&with_status) };
-    batch.first().copied()
+    unsafe { link_with_status(&done) };
+    done.into_iter().map(|(n, _)| n).collect()
 }
 
 /// A 4-byte buffer holding `value` (a NET_DEVICE_POWER_STATE for NetEventSetPower).

@@ -1028,22 +1028,23 @@ fn send(inner: &std::sync::Arc<Inner>, handle: usize, head: usize, port: u32, fl
         return;
     };
     // Walk the chain through NBLs the host allocated for the driver only (room for a typical batch at once).
-    let mut chain = Vec::with_capacity(64);
+    // Each with the NET_BUFFER NDIS allocated along with it (0 if none).
+    let mut chain: Vec<(usize, usize)> = Vec::with_capacity(64);
     let mut n = head;
     while n != 0 {
-        if !s.ndis.driver_nbls.contains_key(&n) {
+        let Some(own_nb) = s.ndis.driver_nbls.get(&n).map(|d| d.nb) else {
             drop(s);
             inner.violation(Rule::Ndis, format!("NdisSendNetBufferLists: NBL {n:#x} was not allocated from a pool of this driver; the send is dropped"));
             return;
-        }
-        if s.ndis.in_flight.contains_key(&n) || chain.contains(&n) {
+        };
+        if s.ndis.in_flight.contains_key(&n) || chain.iter().any(|&(c, _)| c == n) {
             drop(s);
             inner.violation(Rule::Ndis, format!("NdisSendNetBufferLists: NBL {n:#x} is sent again while its earlier send is still in flight (or the chain loops)"));
             return;
         }
-        chain.push(n);
+        chain.push((n, own_nb));
         // SAFETY: a driver NBL the host allocated (checked above).
-        n = unsafe { objects::chain(n, 2) }.get(1).copied().unwrap_or(0);
+        n = unsafe { objects::next_nbl(n) };
     }
     if chain.is_empty() {
         drop(s);
@@ -1060,7 +1061,7 @@ fn send(inner: &std::sync::Arc<Inner>, handle: usize, head: usize, port: u32, fl
     let connected = s.ndis.oids.get(&adapter).is_none_or(|m| m.connected);
     let mut problems = Vec::new();
     let mut frames = Vec::with_capacity(chain.len());
-    for &l in &chain {
+    for &(l, own_nb) in &chain {
         let mut status = NDIS_STATUS_SUCCESS;
         if !running {
             status = NDIS_STATUS_PAUSED;
@@ -1077,7 +1078,7 @@ fn send(inner: &std::sync::Arc<Inner>, handle: usize, head: usize, port: u32, fl
             while b != 0 && status == NDIS_STATUS_SUCCESS {
                 count += 1;
                 // The NBL's own NET_BUFFER (the usual case) is found without walking every driver NBL.
-                let known = s.ndis.driver_nbls.get(&l).is_some_and(|d| d.nb == b)
+                let known = own_nb == b
                     || s.ndis.driver_nbs.contains_key(&b)
                     || s.ndis.driver_nbls.values().any(|d| d.nb == b);
                 if count > 4096 || !known {
@@ -1091,10 +1092,19 @@ fn send(inner: &std::sync::Arc<Inner>, handle: usize, head: usize, port: u32, fl
                 let v = unsafe { objects::nb_view(b) };
                 let buffer = crate::ndis::frame_buffer(&mut s.ndis);
                 let st = &s;
-                let r = objects::locate(v.mdl_chain, u64::from(v.data_offset), &|m| mdl_known(st, m))
+                // locate and gather check the same MDLs: the last one found known is not looked up again.
+                let last_known = std::cell::Cell::new(0);
+                let known = |m: usize| {
+                    let k = (m != 0 && m == last_known.get()) || mdl_known(st, m);
+                    if k {
+                        last_known.set(m);
+                    }
+                    k
+                };
+                let r = objects::locate(v.mdl_chain, u64::from(v.data_offset), &known)
                     .filter(|&(m, o)| m == v.current_mdl && o == v.current_offset)
                     .ok_or_else(|| format!("NET_BUFFER {b:#x}: CurrentMdl/CurrentMdlOffset do not match DataOffset {} in its MDL chain", v.data_offset))
-                    .and_then(|_| objects::gather_into(v.mdl_chain, v.data_offset, v.data_length, &|m| mdl_known(st, m), &|a, len| readable(inner, st, a, len), buffer));
+                    .and_then(|_| objects::gather_into(v.mdl_chain, v.data_offset, v.data_length, &known, &|a, len| readable(inner, st, a, len), buffer));
                 match r {
                     Ok(f) if f.is_empty() => {
                         problems.push(format!("NET_BUFFER {b:#x} has DataLength 0"));
@@ -1111,6 +1121,7 @@ fn send(inner: &std::sync::Arc<Inner>, handle: usize, head: usize, port: u32, fl
         }
         s.ndis.in_flight.insert(l, (adapter, status));
     }
+    let chain: Vec<usize> = chain.into_iter().map(|(l, _)| l).collect();
     let mode = s.ndis.adapters.get(adapter).map_or(crate::ndis::SendCompletion::Synchronous, |a| a.send_completion);
     let deferred = mode != crate::ndis::SendCompletion::Synchronous;
     for f in &frames {
