@@ -617,10 +617,14 @@ pub(super) fn mdl_known(st: &State, m: usize) -> bool {
 }
 
 fn in_pool(st: &State, addr: usize, len: usize) -> bool {
-    st.pool
-        .range(..=addr)
-        .next_back()
-        .is_some_and(|(&base, b)| addr.checked_add(len).is_some_and(|end| end <= base + b.size))
+    pool_block(st, addr, len).is_some()
+}
+
+/// The pool block (start, end) that holds `addr..addr+len`, if one does.
+fn pool_block(st: &State, addr: usize, len: usize) -> Option<(usize, usize)> {
+    let (&base, b) = st.pool.range(..=addr).next_back()?;
+    let end = addr.checked_add(len)?;
+    (end <= base + b.size).then_some((base, base + b.size))
 }
 
 /// Whether `addr..addr+len` is memory the driver owns (pool, data NDIS allocated for its NBLs, its image, a
@@ -1061,6 +1065,8 @@ fn send(inner: &std::sync::Arc<Inner>, handle: usize, head: usize, port: u32, fl
     let connected = s.ndis.oids.get(&adapter).is_none_or(|m| m.connected);
     let mut problems = Vec::new();
     let mut frames = Vec::with_capacity(chain.len());
+    // The pool block the last frame's data was found in (send buffers are often carved from one block).
+    let last_block = std::cell::Cell::new((0usize, 0usize));
     for &(l, own_nb) in &chain {
         let mut status = NDIS_STATUS_SUCCESS;
         if !running {
@@ -1101,10 +1107,21 @@ fn send(inner: &std::sync::Arc<Inner>, handle: usize, head: usize, port: u32, fl
                     }
                     k
                 };
+                let readable_memo = |a: usize, len: usize| {
+                    let (start, end) = last_block.get();
+                    if a >= start && a.checked_add(len).is_some_and(|e| e <= end) && start < end {
+                        return true;
+                    }
+                    if let Some(block) = pool_block(st, a, len) {
+                        last_block.set(block);
+                        return true;
+                    }
+                    readable(inner, st, a, len)
+                };
                 let r = objects::locate(v.mdl_chain, u64::from(v.data_offset), &known)
                     .filter(|&(m, o)| m == v.current_mdl && o == v.current_offset)
                     .ok_or_else(|| format!("NET_BUFFER {b:#x}: CurrentMdl/CurrentMdlOffset do not match DataOffset {} in its MDL chain", v.data_offset))
-                    .and_then(|_| objects::gather_into(v.mdl_chain, v.data_offset, v.data_length, &known, &|a, len| readable(inner, st, a, len), buffer));
+                    .and_then(|_| objects::gather_into(v.mdl_chain, v.data_offset, v.data_length, &known, &readable_memo, buffer));
                 match r {
                     Ok(f) if f.is_empty() => {
                         problems.push(format!("NET_BUFFER {b:#x} has DataLength 0"));
