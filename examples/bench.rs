@@ -309,7 +309,8 @@ mod linux {
     }
 
     fn receive(h: &Host, f: Handle, b: &Burst, read_len: usize, one_frame: bool) -> Result<u64> {
-        h.indicate_receive_shaped(0, 1, std::sync::Arc::clone(&b.received), false, shape()).map_err(|e| format!("indicating: {e}"))?;
+        h.indicate_receive_shaped(0, 1, std::sync::Arc::clone(&b.received), false, shape())
+            .map_err(|e| format!("indicating: {e}"))?;
         let (got, reads) = drain(h, f, read_len, one_frame)?;
         if got != b.received.len() {
             return Err(format!("indicated {} frames of {} bytes, read {got}", b.received.len(), b.size));
@@ -331,7 +332,8 @@ mod linux {
     fn receive_ring(h: &Host, a: &Attached, b: &Burst) -> Result<u64> {
         use rawlink_abi::ring;
         let r = a.ring.as_ref().ok_or("the ring case without a ring")?;
-        h.indicate_receive_shaped(0, 1, std::sync::Arc::clone(&b.received), false, shape()).map_err(|e| format!("indicating: {e}"))?;
+        h.indicate_receive_shaped(0, 1, std::sync::Arc::clone(&b.received), false, shape())
+            .map_err(|e| format!("indicating: {e}"))?;
         let producer = r.mem.load_u32(ring::PRODUCER_OFFSET);
         let mut consumer = r.consumer.get();
         let mut scratch = r.scratch.borrow_mut();
@@ -491,7 +493,8 @@ mod linux {
         let adapter = AdapterConfig::ethernet(1);
         let h = loaded(bytes, &adapter)?;
         let f = attach_rawlink(&h, &adapter, size)?;
-        let chunk: std::sync::Arc<[Vec<u8>]> = (0..OPEN_LOOP_CHUNK).map(|i| frame([2, 0, 0, 0, 0, 9], i, size)).collect();
+        let chunk: std::sync::Arc<[Vec<u8>]> =
+            (0..OPEN_LOOP_CHUNK).map(|i| frame([2, 0, 0, 0, 0, 9], i, size)).collect();
         let budget = Duration::from_secs_f64(seconds);
         let done = std::sync::atomic::AtomicBool::new(false);
         let start = Instant::now();

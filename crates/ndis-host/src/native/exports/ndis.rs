@@ -1084,9 +1084,8 @@ fn send(inner: &std::sync::Arc<Inner>, handle: usize, head: usize, port: u32, fl
             while b != 0 && status == NDIS_STATUS_SUCCESS {
                 count += 1;
                 // The NBL's own NET_BUFFER (the usual case) is found without walking every driver NBL.
-                let known = own_nb == b
-                    || s.ndis.driver_nbs.contains_key(&b)
-                    || s.ndis.driver_nbls.values().any(|d| d.nb == b);
+                let known =
+                    own_nb == b || s.ndis.driver_nbs.contains_key(&b) || s.ndis.driver_nbls.values().any(|d| d.nb == b);
                 if count > 4096 || !known {
                     problems.push(format!(
                         "NBL {l:#x} chains NET_BUFFER {b:#x}, which is not one NDIS allocated for the driver"
