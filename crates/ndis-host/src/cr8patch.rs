@@ -23,7 +23,8 @@
 //! conservatively: every direct branch and call target; every RIP-relative address that points into code
 //! (a function pointer taken); every 8-byte word of the data sections that holds an address in code (base-
 //! relocated pointers: tables of callbacks); every 4-byte word of the data sections that is an RVA in code
-//! (.pdata, the export table, unwind data); and for every RIP-relative address into data, the 32-bit
+//! (.pdata, the export table, unwind data) unless the loader wrote it; and for every RIP-relative address
+//! into data, the 32-bit
 //! entries there read as offsets from that address (LLVM's relative jump tables) while they land in the
 //! function of the referencing instruction (.pdata), up to the next referenced address.
 //! Over-collecting only leaves more sites to the trap.
@@ -85,14 +86,34 @@ pub struct Plan {
     pub refused: Vec<(u64, String)>,
 }
 
+/// What the loader knows of the mapped image beyond its bytes.
+#[derive(Debug, Default)]
+pub struct Layout {
+    /// The image's function ranges (start, end), from .pdata; may be empty.
+    pub functions: Vec<(u64, u64)>,
+    /// Addresses of the 8-byte words of data the loader wrote: base-relocated pointers, import addresses, the
+    /// security cookie. Their values depend on where the image and the host were mapped, so neither of their
+    /// 4-byte halves is read as an RVA: the high half of a pointer into an image at `0x7f28_xxxx_xxxx` is
+    /// `0x7f28`, an address in code of most drivers, and the plan would change with the load address. Their
+    /// full 8-byte values are still read as pointers.
+    pub loader_words: BTreeSet<u64>,
+}
+
+impl Layout {
+    /// Whether the 4-byte word at `a` overlaps a word the loader wrote.
+    fn written_by_loader(&self, a: u64) -> bool {
+        self.loader_words.range(a.saturating_sub(7)..a.saturating_add(4)).next().is_some()
+    }
+}
+
 /// Plans detours for every CR8 access in `code` (the executable sections), with `data` (the others) read for
-/// possible branch targets, and `functions` the image's function ranges (start, end; from .pdata, may be
-/// empty). `irql_fs_offset` is the IRQL byte's offset from the thread pointer (FS base); trampolines go to
-/// `trampoline_ip..trampoline_ip + trampoline_len`; `image_base` turns RVAs into addresses.
+/// possible branch targets, and `layout` what the loader knows besides. `irql_fs_offset` is the IRQL byte's
+/// offset from the thread pointer (FS base); trampolines go to `trampoline_ip..trampoline_ip +
+/// trampoline_len`; `image_base` turns RVAs into addresses.
 pub fn plan(
     code: &[Region<'_>],
     data: &[Region<'_>],
-    functions: &[(u64, u64)],
+    layout: &Layout,
     image_base: u64,
     irql_fs_offset: i32,
     trampoline_ip: u64,
@@ -100,7 +121,7 @@ pub fn plan(
 ) -> Plan {
     let in_code = |a: u64| code.iter().any(|r| r.contains(a));
     // The function (from .pdata) an address lies in, if known.
-    let function_of = |a: u64| functions.iter().find(|&&(s, e)| a >= s && a < e).copied();
+    let function_of = |a: u64| layout.functions.iter().find(|&&(s, e)| a >= s && a < e).copied();
     let mut targets = BTreeSet::new();
     let mut decoded: Vec<Vec<Instruction>> = Vec::new();
     // RIP-relative references into data, with the function of the instruction: possible jump tables.
@@ -159,9 +180,9 @@ pub fn plan(
                 targets.insert(v);
             }
         }
-        for w in d.bytes.chunks_exact(4).filter_map(<[u8]>::first_chunk::<4>) {
+        for (at, w) in (d.ip..).step_by(4).zip(d.bytes.chunks_exact(4).filter_map(<[u8]>::first_chunk::<4>)) {
             let v = image_base.wrapping_add(u64::from(u32::from_le_bytes(*w)));
-            if in_code(v) {
+            if in_code(v) && !layout.written_by_loader(at) {
                 targets.insert(v);
             }
         }
@@ -376,7 +397,7 @@ mod tests {
     fn a_read_becomes_an_fs_load_and_the_displaced_test_moves() {
         // mov rax, cr8 ; test al, 0xf ; jne +6 ; ret
         let code = [0x44, 0x0F, 0x20, 0xC0, 0xA8, 0x0F, 0x75, 0x06, 0xC3];
-        let p = plan(&[Region { ip: BASE, bytes: &code }], &[], &[], BASE, -0x40, TRAMP, 4096);
+        let p = plan(&[Region { ip: BASE, bytes: &code }], &[], &Layout::default(), BASE, -0x40, TRAMP, 4096);
         assert!(p.refused.is_empty(), "{:?}", p.refused);
         let patch = &p.patches[0];
         assert_eq!(patch.site, BASE);
@@ -395,7 +416,7 @@ mod tests {
     fn a_write_masks_into_the_irql_byte_keeping_flags_and_register() {
         // mov cr8, r9 ; mov eax, 1 ; ret
         let code = [0x45, 0x0F, 0x22, 0xC1, 0xB8, 0x01, 0x00, 0x00, 0x00, 0xC3];
-        let p = plan(&[Region { ip: BASE, bytes: &code }], &[], &[], BASE, -0x40, TRAMP, 4096);
+        let p = plan(&[Region { ip: BASE, bytes: &code }], &[], &Layout::default(), BASE, -0x40, TRAMP, 4096);
         let text = decode_all(&p.patches[0].trampoline, TRAMP);
         assert_eq!(
             &text[..7],
@@ -408,7 +429,7 @@ mod tests {
     fn rip_relative_and_branches_in_the_displaced_bytes_are_relocated() {
         // mov rax, cr8 ; call [rip+0x100] ; ret
         let code = [0x44, 0x0F, 0x20, 0xC0, 0xFF, 0x15, 0x00, 0x01, 0x00, 0x00, 0xC3];
-        let p = plan(&[Region { ip: BASE, bytes: &code }], &[], &[], BASE, -8, TRAMP, 4096);
+        let p = plan(&[Region { ip: BASE, bytes: &code }], &[], &Layout::default(), BASE, -8, TRAMP, 4096);
         let t = &p.patches[0];
         let mut d = Decoder::with_ip(64, &t.trampoline, t.trampoline_ip, DecoderOptions::NONE);
         let _ = d.decode();
@@ -420,13 +441,13 @@ mod tests {
     fn a_branch_into_the_displaced_bytes_leaves_the_site_to_the_trap() {
         // mov rax, cr8 ; test al, 0xf ; ret ; jmp back to the test (BASE + 4)
         let code = [0x44, 0x0F, 0x20, 0xC0, 0xA8, 0x0F, 0xC3, 0xEB, 0xFB];
-        let p = plan(&[Region { ip: BASE, bytes: &code }], &[], &[], BASE, -8, TRAMP, 4096);
+        let p = plan(&[Region { ip: BASE, bytes: &code }], &[], &Layout::default(), BASE, -8, TRAMP, 4096);
         assert!(p.patches.is_empty());
         assert_eq!(p.refused.len(), 1);
         assert!(p.refused[0].1.contains("branch target"), "{:?}", p.refused);
         // A branch to the site itself is fine (the jmp is there).
         let code = [0x44, 0x0F, 0x20, 0xC0, 0xA8, 0x0F, 0xC3, 0xEB, 0xF7];
-        let p = plan(&[Region { ip: BASE, bytes: &code }], &[], &[], BASE, -8, TRAMP, 4096);
+        let p = plan(&[Region { ip: BASE, bytes: &code }], &[], &Layout::default(), BASE, -8, TRAMP, 4096);
         assert_eq!(p.patches.len(), 1, "{:?}", p.refused);
     }
 
@@ -436,10 +457,10 @@ mod tests {
         let code = [0x44, 0x0F, 0x20, 0xC0, 0xA8, 0x0F, 0xC3];
         let c = [Region { ip: BASE, bytes: &code }];
         let absolute = (BASE + 4).to_le_bytes();
-        let p = plan(&c, &[Region { ip: BASE + 0x2000, bytes: &absolute }], &[], BASE, -8, TRAMP, 4096);
+        let p = plan(&c, &[Region { ip: BASE + 0x2000, bytes: &absolute }], &Layout::default(), BASE, -8, TRAMP, 4096);
         assert!(p.patches.is_empty(), "a pointer to BASE+4");
         let rva = 4u32.to_le_bytes();
-        let p = plan(&c, &[Region { ip: BASE + 0x2000, bytes: &rva }], &[], BASE, -8, TRAMP, 4096);
+        let p = plan(&c, &[Region { ip: BASE + 0x2000, bytes: &rva }], &Layout::default(), BASE, -8, TRAMP, 4096);
         assert!(p.patches.is_empty(), "an RVA of BASE+4");
         // lea rcx, [rip + table] ; the table at BASE + 0x2000 holds BASE + 5 - table
         let mut code2 = vec![0x48, 0x8D, 0x0D];
@@ -448,20 +469,47 @@ mod tests {
         code2.extend_from_slice(&[0x44, 0x0F, 0x20, 0xC0, 0xA8, 0x0F, 0xC3]);
         let entry = ((BASE + 9) as i64 - table as i64) as i32;
         let t = entry.to_le_bytes();
-        let p =
-            plan(&[Region { ip: BASE, bytes: &code2 }], &[Region { ip: table, bytes: &t }], &[], 0, -8, TRAMP, 4096);
+        let p = plan(
+            &[Region { ip: BASE, bytes: &code2 }],
+            &[Region { ip: table, bytes: &t }],
+            &Layout::default(),
+            0,
+            -8,
+            TRAMP,
+            4096,
+        );
         assert!(p.patches.is_empty(), "a jump-table entry at BASE+9: {:?}", p.patches);
         // With .pdata saying the function ends before BASE+9, the entry is not one of its blocks.
-        let f = [(BASE, BASE + 9)];
+        let f = Layout { functions: vec![(BASE, BASE + 9)], ..Layout::default() };
         let p = plan(&[Region { ip: BASE, bytes: &code2 }], &[Region { ip: table, bytes: &t }], &f, 0, -8, TRAMP, 4096);
         assert_eq!(p.patches.len(), 1, "{:?}", p.refused);
+    }
+
+    #[test]
+    fn the_halves_of_a_word_the_loader_wrote_are_not_rvas() {
+        // mov rax, cr8 ; test al, 0xf ; ret
+        let code = [0x44, 0x0F, 0x20, 0xC0, 0xA8, 0x0F, 0xC3];
+        let c = [Region { ip: BASE, bytes: &code }];
+        // A relocated pointer (or an import address) whose high half, 4, would be the RVA of the `test`:
+        // the CI failure of stop 21, an image mapped at 0x7f28_8314_b000 with a CR8 read at RVA 0x7f24.
+        let word = ((4u64 << 32) | 0x8314_b000).to_le_bytes();
+        let d = [Region { ip: BASE + 0x2000, bytes: &word }];
+        let p = plan(&c, &d, &Layout::default(), BASE, -8, TRAMP, 4096);
+        assert!(p.patches.is_empty(), "read as an RVA when the loader did not write it");
+        let layout = Layout { loader_words: [BASE + 0x2000].into(), ..Layout::default() };
+        let p = plan(&c, &d, &layout, BASE, -8, TRAMP, 4096);
+        assert_eq!(p.patches.len(), 1, "{:?}", p.refused);
+        // The loader's word is still read whole: a pointer to BASE + 4 there is a target.
+        let word = (BASE + 4).to_le_bytes();
+        let p = plan(&c, &[Region { ip: BASE + 0x2000, bytes: &word }], &layout, BASE, -8, TRAMP, 4096);
+        assert!(p.patches.is_empty(), "a relocated pointer to BASE+4");
     }
 
     #[test]
     fn back_to_back_cr8_accesses_share_one_detour() {
         // mov rax, cr8 ; mov cr8, rcx ; ret
         let code = [0x44, 0x0F, 0x20, 0xC0, 0x44, 0x0F, 0x22, 0xC1, 0xC3];
-        let p = plan(&[Region { ip: BASE, bytes: &code }], &[], &[], BASE, -8, TRAMP, 4096);
+        let p = plan(&[Region { ip: BASE, bytes: &code }], &[], &Layout::default(), BASE, -8, TRAMP, 4096);
         assert!(p.refused.is_empty(), "{:?}", p.refused);
         assert_eq!(p.patches.len(), 1);
         assert_eq!(p.patches[0].sites, [BASE, BASE + 4]);
@@ -474,10 +522,10 @@ mod tests {
     fn a_privileged_neighbour_or_no_space_refuses() {
         // mov rax, cr8 ; cli
         let code = [0x44, 0x0F, 0x20, 0xC0, 0xFA, 0xC3];
-        let p = plan(&[Region { ip: BASE, bytes: &code }], &[], &[], BASE, -8, TRAMP, 4096);
+        let p = plan(&[Region { ip: BASE, bytes: &code }], &[], &Layout::default(), BASE, -8, TRAMP, 4096);
         assert!(p.patches.is_empty() && p.refused[0].1.contains("privileged"), "{:?}", p.refused);
         let code = [0x44, 0x0F, 0x20, 0xC0, 0xA8, 0x0F, 0xC3];
-        let p = plan(&[Region { ip: BASE, bytes: &code }], &[], &[], BASE, -8, TRAMP, 4);
+        let p = plan(&[Region { ip: BASE, bytes: &code }], &[], &Layout::default(), BASE, -8, TRAMP, 4);
         assert!(p.patches.is_empty() && p.refused[0].1.contains("space"), "{:?}", p.refused);
     }
 }

@@ -49,7 +49,7 @@ impl Host {
     /// Loads a driver image into a new machine (nothing of the driver runs yet).
     pub fn load(bytes: &[u8], config: HostConfig) -> Result<Self, HostError> {
         let functions = FunctionTable::wdk_16299();
-        let options = loader::LoadOptions { patch_cr8: config.patch_cr8 };
+        let options = loader::LoadOptions { patch_cr8: config.patch_cr8, address: config.image_address };
         let image = loader::load_with(bytes, &crate::exports::Exports, &functions, options)?;
         let image_slot = cpu::register_image(image.base(), image.size());
         let driver_object = HostBlock::new(DRIVER_BLOCK, 16).ok_or(HostError::State("out of memory".into()))?;

@@ -76,11 +76,13 @@ pub struct LoadedImage {
 pub struct LoadOptions {
     /// Patch CR8 accesses into trap-free detours (else every one traps into the fault handler).
     pub patch_cr8: bool,
+    /// Map the image at this address (else where the kernel chooses).
+    pub address: Option<usize>,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        Self { patch_cr8: true }
+        Self { patch_cr8: true, address: None }
     }
 }
 
@@ -212,7 +214,10 @@ pub fn load_with(
     let irql_offset = crate::native::cpu::irql_fs_offset();
     let cr8_sites = if options.patch_cr8 && irql_offset.is_some() { count_cr8_sites(bytes, &info) } else { 0 };
     let trampoline_len = (cr8_sites * crate::cr8patch::TRAMPOLINE_BYTES_PER_SITE).next_multiple_of(PAGE_SIZE);
-    let mut mapping = Mapping::new(image_len + trampoline_len)?;
+    let mut mapping = match options.address {
+        Some(at) => Mapping::new_at(image_len + trampoline_len, at)?,
+        None => Mapping::new(image_len + trampoline_len)?,
+    };
     let headers = usize::try_from(oh.size_of_headers()).unwrap_or(usize::MAX).min(bytes.len()).min(size);
     mapping.write(0, bytes.get(..headers).unwrap_or_default())?;
     let sections = file.section_table();
@@ -230,7 +235,9 @@ pub fn load_with(
         mapping.write(va, data)?;
     }
 
-    // Base relocations.
+    // Base relocations. Every 8-byte word the loader writes is remembered for the CR8 planner (see
+    // `cr8patch::Layout::loader_words`).
+    let mut loader_words = std::collections::BTreeSet::new();
     let delta = (mapping.base() as u64).wrapping_sub(oh.image_base());
     if let Some(mut blocks) =
         file.data_directories().relocation_blocks(bytes, &sections).map_err(|e| LoadError::Malformed(e.to_string()))?
@@ -243,6 +250,7 @@ pub fn load_with(
                         let off = r.virtual_address as usize;
                         let v = u64::from_le_bytes(mapping.read::<8>(off)?);
                         mapping.write(off, &v.wrapping_add(delta).to_le_bytes())?;
+                        loader_words.insert((mapping.base() + off) as u64);
                     }
                     other => {
                         return Err(LoadError::Malformed(format!(
@@ -281,6 +289,7 @@ pub fn load_with(
                 let addr =
                     resolver.resolve(&imp.module, &imp.name).ok_or_else(|| LoadError::Unresolved(vec![imp.clone()]))?;
                 mapping.write(iat, &(addr as u64).to_le_bytes())?;
+                loader_words.insert((mapping.base() + iat) as u64);
                 bindings.push((imp, addr));
                 iat += 8;
             }
@@ -288,6 +297,7 @@ pub fn load_with(
     }
 
     let security_cookie = init_security_cookie(&file, &mut mapping)?;
+    loader_words.extend(security_cookie.map(|(at, _)| at as u64));
 
     // CR8 detours, planned on the relocated, bound image. The privileged-instruction list below still comes
     // from the file's bytes, so it names every site as the image has it.
@@ -312,7 +322,7 @@ pub fn load_with(
         }
         let base = mapping.base() as u64;
         // .pdata: (BeginAddress, EndAddress, UnwindInfo) RVAs per function.
-        let mut functions = Vec::new();
+        let mut layout = crate::cr8patch::Layout { loader_words, ..Default::default() };
         if let Some(dir) = file.data_directories().get(pe::IMAGE_DIRECTORY_ENTRY_EXCEPTION) {
             let (rva, len) = (dir.virtual_address.get(LE) as usize, dir.size.get(LE) as usize);
             if rva != 0 && rva.saturating_add(len) <= size {
@@ -320,7 +330,7 @@ pub fn load_with(
                     if let Some((begin, rest)) = e.split_first_chunk::<4>() {
                         if let Some(end) = rest.first_chunk::<4>() {
                             let (begin, end) = (u32::from_le_bytes(*begin), u32::from_le_bytes(*end));
-                            functions.push((base + u64::from(begin), base + u64::from(end)));
+                            layout.functions.push((base + u64::from(begin), base + u64::from(end)));
                         }
                     }
                 }
@@ -329,7 +339,7 @@ pub fn load_with(
         let plan = crate::cr8patch::plan(
             &regions(&code),
             &regions(&data),
-            &functions,
+            &layout,
             base,
             offset,
             trampolines.0 as u64,

@@ -50,6 +50,9 @@ pub struct HostConfig {
     /// Patch the driver's CR8 accesses into trap-free detours at load time (the default); `false` leaves
     /// every one to the fault handler's emulation (the same IRQL, one SIGSEGV per access).
     pub patch_cr8: bool,
+    /// Map the image at this address (page-aligned, not yet mapped) instead of where the kernel puts it;
+    /// loading fails if it cannot be had. Reproduces a run whose outcome depended on the load address.
+    pub image_address: Option<usize>,
     /// Measure the stack of one outermost driver call in this many on each thread, after the thread's first
     /// [`crate::native::stack::SAMPLE_WARMUP`] calls, which are all measured (1, the default: every call).
     /// The guard page below the stack stays armed for every call either way; a benchmark sets 16 so that
@@ -70,6 +73,7 @@ impl Default for HostConfig {
             trace_capacity: crate::trace::TRACE_KEPT,
             trace_file: None,
             patch_cr8: true,
+            image_address: None,
             stack_sample: 1,
         }
     }

@@ -35,23 +35,46 @@ pub const PAGE_SIZE: usize = 4096;
 impl Mapping {
     /// Maps `len` bytes (rounded up to pages), zeroed and read-write.
     pub fn new(len: usize) -> io::Result<Self> {
+        Self::map(len, None)
+    }
+
+    /// Maps `len` bytes at `at` (page-aligned), zeroed and read-write; fails if any of it is mapped already.
+    pub fn new_at(len: usize, at: usize) -> io::Result<Self> {
+        if at == 0 || at % PAGE_SIZE != 0 {
+            return Err(io::Error::other(format!("{at:#x} is not a page address")));
+        }
+        Self::map(len, Some(at))
+    }
+
+    fn map(len: usize, at: Option<usize>) -> io::Result<Self> {
         let len = len.checked_next_multiple_of(PAGE_SIZE).ok_or_else(|| io::Error::other("image too large"))?;
         if len == 0 {
             return Err(io::Error::other("empty image"));
         }
-        // SAFETY: an anonymous private mapping at a kernel-chosen address has no preconditions.
+        let (hint, fixed) = match at {
+            Some(a) => (a as *mut libc::c_void, libc::MAP_FIXED_NOREPLACE),
+            None => (std::ptr::null_mut(), 0),
+        };
+        // SAFETY: an anonymous private mapping has no preconditions; MAP_FIXED_NOREPLACE never replaces an
+        // existing mapping (the call fails with EEXIST instead).
         let p = unsafe {
             libc::mmap(
-                std::ptr::null_mut(),
+                hint,
                 len,
                 libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | fixed,
                 -1,
                 0,
             )
         };
         if p == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
+        }
+        // Kernels before 4.17 take MAP_FIXED_NOREPLACE as a hint and may map elsewhere.
+        if at.is_some_and(|a| p as usize != a) {
+            // SAFETY: `p` is the fresh mapping of `len` bytes just created, used by nothing else.
+            unsafe { libc::munmap(p, len) };
+            return Err(io::Error::other(format!("{:#x} is not free for {len} bytes", at.unwrap_or_default())));
         }
         // INVARIANT: `p` is a fresh mapping of `len` bytes.
         Ok(Self { base: p.cast(), len })
