@@ -880,23 +880,6 @@ const QUEUED: u8 = 1;
 const WANTED: u8 = 2;
 const LOST: u8 = 4;
 
-/// A frame's bytes for the queue: its one fragment, or its MDL chain walked again.
-enum Parts<'a> {
-    One(Option<&'a [u8]>),
-    Chain(nbl::Fragments<'a>),
-}
-
-impl<'a> Iterator for Parts<'a> {
-    type Item = &'a [u8];
-    #[inline]
-    fn next(&mut self) -> Option<&'a [u8]> {
-        match self {
-            Parts::One(p) => p.take(),
-            Parts::Chain(f) => f.next(),
-        }
-    }
-}
-
 /// What the frames of one indication share.
 struct Run<'g> {
     now: u64,
@@ -921,29 +904,25 @@ impl Run<'_> {
             n += 1;
             // The first bytes (addresses, EtherType, a VLAN tag) decide; every fragment is mapped here, so
             // a frame whose data cannot be reached is known before anything is queued.
-            let mut head = [0u8; crate::filter::HEAD];
-            let mut fragments = frame.fragments();
-            let first = fragments.next().unwrap_or_default();
-            let (got, avail, parts) = match first.first_chunk::<{ crate::filter::HEAD }>() {
+            let mut gathered = [0u8; crate::filter::HEAD];
+            let (head, avail, parts) = match frame.contiguous() {
                 // The usual frame: one fragment holds all of it.
-                Some(h) if first.len() == frame.len => {
-                    head = *h;
-                    (head.len(), first.len(), Parts::One(Some(first)))
+                Some(bytes) => {
+                    (bytes.get(..crate::filter::HEAD).unwrap_or(bytes), frame.len, nbl::Parts::One(Some(bytes)))
                 }
-                _ => {
+                None => {
                     let (mut got, mut avail) = (0, 0);
-                    for part in core::iter::once(first).chain(fragments) {
-                        let k = part.len().min(head.len() - got);
-                        if let Some(d) = head.get_mut(got..got + k) {
+                    for part in frame.fragments() {
+                        let k = part.len().min(gathered.len() - got);
+                        if let Some(d) = gathered.get_mut(got..got + k) {
                             crate::copy::copy(d, part);
                         }
                         got += k;
                         avail += part.len();
                     }
-                    (got, avail, Parts::Chain(frame.fragments()))
+                    (gathered.get(..got).unwrap_or_default(), avail, nbl::Parts::Chain(frame.fragments()))
                 }
             };
-            let head = head.get(..got).unwrap_or_default();
             let dst = match head.first_chunk::<6>() {
                 Some(d) => crate::filter::destination(d, self.mac, self.groups),
                 None => crate::filter::Destination::Other,

@@ -27,6 +27,13 @@ pub enum Destination {
     Other,
 }
 
+impl Destination {
+    pub const COUNT: usize = 5;
+    /// Every destination, in discriminant order (`d as usize` indexes this).
+    pub const ALL: [Destination; Self::COUNT] =
+        [Self::Directed, Self::Broadcast, Self::ListedMulticast, Self::OtherMulticast, Self::Other];
+}
+
 /// Classifies a destination MAC.
 pub fn destination(dst: &[u8; 6], mac: &[u8; 6], multicast: &[[u8; 6]]) -> Destination {
     if dst == &[0xFF; 6] {
@@ -100,9 +107,16 @@ impl Filter {
 
     /// Whether the handle takes a frame for destination `d` whose first bytes are `head`.
     pub fn accepts(&self, d: Destination, head: &[u8]) -> bool {
-        if !class_accepts(self.0.classes, d) {
-            return false;
-        }
+        class_accepts(self.0.classes, d) && self.types_accept(head)
+    }
+
+    /// Whether the filter lists EtherTypes (else every EtherType passes).
+    pub fn typed(&self) -> bool {
+        !self.0.types().is_empty()
+    }
+
+    /// Whether the EtherType part of the filter takes a frame whose first bytes are `head`.
+    pub fn types_accept(&self, head: &[u8]) -> bool {
         let types = self.0.types();
         types.is_empty() || ethertype(head).is_some_and(|t| types.contains(&t))
     }
@@ -210,6 +224,13 @@ mod tests {
 
     const MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
     const GROUP: [u8; 6] = [0x01, 0x00, 0x5E, 0, 0, 1];
+
+    #[test]
+    fn every_destination_is_listed_at_its_discriminant() {
+        for (i, d) in Destination::ALL.iter().enumerate() {
+            assert_eq!(*d as usize, i, "{d:?}");
+        }
+    }
 
     fn frame(dst: [u8; 6], ethertype: u16, inner: Option<u16>) -> Vec<u8> {
         let mut f = dst.to_vec();

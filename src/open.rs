@@ -139,6 +139,12 @@ pub struct RxLocked<'a> {
     rx: SpinLockGuard<'a, Rx>,
     /// Set when the ring needs the handle's attention after the run (a waiter to wake, or it broke).
     attention: &'a AtomicBool,
+    /// Decided once per run from the handle's filter (which cannot change while the lock is held): whether
+    /// its classes take each [`Destination`] (indexed by it), whether it lists EtherTypes, and its capture
+    /// length (`u32::MAX`: all of each frame).
+    takes: [bool; Destination::COUNT],
+    typed: bool,
+    capture: u32,
 }
 
 impl Drop for RxLocked<'_> {
@@ -170,23 +176,31 @@ impl RxLocked<'_> {
         dst: Destination,
         head: &[u8],
         mut header: FrameHeader,
-        parts: impl IntoIterator<Item = &'a [u8]>,
+        parts: crate::kernel::nbl::Parts<'a>,
     ) -> Offer {
         let rx = &mut *self.rx;
         rx.offered += 1;
-        let dst = crate::filter::destination_for(dst, head.first_chunk::<6>(), &rx.groups);
-        if !rx.filter.accepts(dst, head) {
+        let dst = match dst {
+            Destination::ListedMulticast => crate::filter::destination_for(dst, head.first_chunk::<6>(), &rx.groups),
+            d => d,
+        };
+        let takes = self.takes.get(dst as usize).copied().unwrap_or(false);
+        if !takes || (self.typed && !rx.filter.types_accept(head)) {
             rx.filtered += 1;
             return Offer::Filtered;
         }
-        if rx.capture_length != 0 && header.captured_length > rx.capture_length {
-            header.captured_length = rx.capture_length;
+        if header.captured_length > self.capture {
+            header.captured_length = self.capture;
             header.flags |= rawlink_abi::frame_flags::TRUNCATED;
         }
         if let Some(ring) = rx.ring.as_mut() {
             return ring_offer(ring, header, parts);
         }
-        match rx.queue.as_mut().map(|q| q.push(header, parts)) {
+        let pushed = rx.queue.as_mut().map(|q| match parts.single() {
+            Some(bytes) => q.push_slice(header, bytes),
+            None => q.push(header, parts),
+        });
+        match pushed {
             Some(Push::Queued) => Offer::Queued,
             Some(Push::Full) | None => Offer::Full,
             Some(Push::TooLarge) => Offer::TooLarge,
@@ -210,7 +224,7 @@ impl RxLocked<'_> {
 
 /// Writes one frame into the ring's next slot (the first frame of a run opens the batch: the consumer
 /// index is read, once, and validated). Full and broken rings drop it.
-fn ring_offer<'a>(ring: &mut Ring, mut header: FrameHeader, parts: impl IntoIterator<Item = &'a [u8]>) -> Offer {
+fn ring_offer(ring: &mut Ring, mut header: FrameHeader, parts: crate::kernel::nbl::Parts<'_>) -> Offer {
     if !ring.producer.in_batch() {
         // The process's word: read once for the whole batch; only a value the producer accepts is used.
         let consumer = ring.mem.load_u32(abi_ring::CONSUMER_OFFSET).unwrap_or(u32::MAX);
@@ -229,6 +243,10 @@ fn ring_offer<'a>(ring: &mut Ring, mut header: FrameHeader, parts: impl IntoIter
     ring.mem.write(at, &header.to_bytes());
     let mut left = header.captured_length as usize;
     let mut to = at + FrameHeader::LEN;
+    if let Some(bytes) = parts.single() {
+        ring.mem.write(to, bytes.get(..left).unwrap_or(bytes));
+        return Offer::Queued;
+    }
     for part in parts {
         if left == 0 {
             break;
@@ -594,7 +612,11 @@ impl Open {
     /// Locks the handle's receive side for a run of frames (the binding's receive path, under its open-list
     /// lock, so at DISPATCH_LEVEL): one lock per handle per run, not per frame.
     pub fn rx_at_dispatch<'a>(&'a self, at: AtDispatch<'_>) -> RxLocked<'a> {
-        RxLocked { rx: self.rx.lock_dpc(at), attention: &self.ring_attention }
+        let rx = self.rx.lock_dpc(at);
+        let takes = Destination::ALL.map(|d| crate::filter::class_accepts(rx.filter.classes(), d));
+        let typed = rx.filter.typed();
+        let capture = if rx.capture_length == 0 { u32::MAX } else { rx.capture_length };
+        RxLocked { rx, attention: &self.ring_attention, takes, typed, capture }
     }
 
     /// WriteFile: validates and sends the batch on the attached binding (the IRP pends until NDIS completes

@@ -141,18 +141,37 @@ impl RxQueue {
         }
     }
 
-    /// Queues one frame given as pieces (its MDL fragments), or counts a drop when there is no room.
-    pub fn push<'a>(&mut self, header: FrameHeader, parts: impl IntoIterator<Item = &'a [u8]>) -> Push {
-        let captured = header.captured_length as usize;
+    /// The record length for `captured` bytes if it fits now; else the drop, counted.
+    #[inline]
+    fn room(&mut self, captured: usize) -> core::result::Result<usize, Push> {
         let record = FrameHeader::record_len(captured);
         if record > self.buf.len() {
             self.stats.dropped_too_large += 1;
-            return Push::TooLarge;
+            return Err(Push::TooLarge);
         }
         if record > self.buf.len() - self.len {
             self.stats.dropped_full += 1;
-            return Push::Full;
+            return Err(Push::Full);
         }
+        Ok(record)
+    }
+
+    /// Counts a record just written behind the others.
+    #[inline]
+    fn queued(&mut self, record: usize) -> Push {
+        self.len += record;
+        self.records += 1;
+        self.stats.queued += 1;
+        Push::Queued
+    }
+
+    /// Queues one frame given as pieces (its MDL fragments), or counts a drop when there is no room.
+    pub fn push<'a>(&mut self, header: FrameHeader, parts: impl IntoIterator<Item = &'a [u8]>) -> Push {
+        let captured = header.captured_length as usize;
+        let record = match self.room(captured) {
+            Ok(r) => r,
+            Err(drop) => return drop,
+        };
         let start = self.wrap(self.head + self.len);
         if let Some((h, data)) =
             self.buf.get_mut(start..start + record).and_then(|d| d.split_first_chunk_mut::<{ FrameHeader::LEN }>())
@@ -179,10 +198,41 @@ impl RxQueue {
         } else {
             self.push_wrapping(record, &header, parts);
         }
-        self.len += record;
-        self.records += 1;
-        self.stats.queued += 1;
-        Push::Queued
+        self.queued(record)
+    }
+
+    /// [`RxQueue::push`] of a frame whose bytes are one slice (the usual frame): the same record, with no
+    /// walk over pieces.
+    pub fn push_slice(&mut self, header: FrameHeader, bytes: &[u8]) -> Push {
+        let captured = header.captured_length as usize;
+        let record = match self.room(captured) {
+            Ok(r) => r,
+            Err(drop) => return drop,
+        };
+        let start = self.wrap(self.head + self.len);
+        match self.buf.get_mut(start..start + record) {
+            Some(r) => {
+                // As in `push`: the last 8 bytes zeroed first (the padding lies in them), then the header,
+                // then the data over the rest.
+                if let Some(tail) = r.last_chunk_mut::<{ FrameHeader::ALIGN }>() {
+                    *tail = [0; FrameHeader::ALIGN];
+                }
+                let (h, data) = r.split_at_mut(FrameHeader::LEN.min(r.len()));
+                if let Some(h) = h.first_chunk_mut::<{ FrameHeader::LEN }>() {
+                    *h = header.to_bytes();
+                }
+                let data = data.get_mut(..captured).unwrap_or_default();
+                copy(data, bytes);
+                // A slice shorter than the header says leaves zeros, never stale data.
+                if bytes.len() < data.len() {
+                    if let Some(rest) = data.get_mut(bytes.len()..) {
+                        rest.fill(0);
+                    }
+                }
+            }
+            None => self.push_wrapping(record, &header, [bytes]),
+        }
+        self.queued(record)
     }
 
     /// Takes over `old`'s records (oldest first) and counters, when they all fit; `old` is left empty.
@@ -302,6 +352,36 @@ mod tests {
         assert_eq!(got, [(1, a), (2, b)]);
         assert!(q.is_empty());
         assert_eq!(q.stats, RxStats { queued: 2, dropped_full: 0, dropped_too_large: 0, delivered: 2 });
+    }
+
+    #[test]
+    fn push_slice_writes_the_records_push_writes() {
+        // Two queues fed the same frames, one through each method: truncated, short and wrapping records
+        // among them, over stale bytes of earlier records.
+        let (mut a, mut b) = (RxQueue::new(1000).unwrap(), RxQueue::new(1000).unwrap());
+        let frame: Vec<u8> = (0..=255).collect();
+        let (mut out_a, mut out_b) = (vec![0u8; 300], vec![0u8; 300]);
+        for i in 0..300usize {
+            let len = (i * 37) % 220;
+            let captured = if i % 3 == 0 { len / 2 } else { len };
+            let bytes = &frame[..if i % 5 == 0 { captured.saturating_sub(3) } else { len }];
+            let h = FrameHeader {
+                captured_length: captured as u32,
+                original_length: len as u32,
+                timestamp: i as u64,
+                flags: 1,
+                segment_count: 2,
+                segment_size: 3,
+            };
+            assert_eq!(a.push(h, [bytes]), b.push_slice(h, bytes), "frame {i}");
+            if i % 4 == 0 {
+                let n = a.pop_into(&mut out_a);
+                assert_eq!(b.pop_into(&mut out_b), n);
+                assert_eq!(out_a[..n], out_b[..n], "after frame {i}");
+            }
+        }
+        assert_eq!(a.stats, b.stats);
+        assert!(a.stats.dropped_full > 0 && a.stats.dropped_too_large == 0, "{:?}", a.stats);
     }
 
     #[test]

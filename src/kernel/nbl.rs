@@ -27,6 +27,33 @@ impl<'a> Frame<'a> {
     }
 }
 
+impl<'a> Frame<'a> {
+    /// All of the frame's bytes when its current MDL holds them from the current offset on (the usual
+    /// frame); `None` when they span MDLs, or the MDL cannot be mapped ([`Frame::fragments`] then walks
+    /// them, and reports what it could not reach).
+    #[inline]
+    pub fn contiguous(&self) -> Option<&'a [u8]> {
+        // SAFETY: as in `fragments`.
+        let (mdl, offset) = unsafe { ((*self.nb).u1.s.CurrentMdl, (*self.nb).u1.s.CurrentMdlOffset as usize) };
+        if mdl.is_null() {
+            return None;
+        }
+        // SAFETY: an MDL of a chain NDIS lent for this callback.
+        let byte_count = unsafe { (*mdl).ByteCount as usize };
+        if offset > byte_count || byte_count - offset < self.len {
+            return None;
+        }
+        // SAFETY: as above.
+        let base = unsafe { system_address(mdl) };
+        if base.is_null() {
+            return None;
+        }
+        // SAFETY: the MDL describes `byte_count` mapped bytes at `base` and `offset + len <= byte_count`; the
+        // NBL (and so the MDL) stays with this driver for `'a`, the callback's duration.
+        Some(unsafe { core::slice::from_raw_parts(base.add(offset), self.len) })
+    }
+}
+
 /// The fragments of one frame.
 #[derive(Debug, Clone)]
 pub struct Fragments<'a> {
@@ -160,5 +187,34 @@ impl<'a> Iterator for Frames<'a> {
             self.enter_nbl();
         }
         None
+    }
+}
+
+/// A frame's bytes for a queue or a ring: its one fragment (the usual frame), or its MDL chain walked again.
+#[derive(Debug)]
+pub enum Parts<'a> {
+    One(Option<&'a [u8]>),
+    Chain(Fragments<'a>),
+}
+
+impl<'a> Parts<'a> {
+    /// The bytes, when they are one slice.
+    #[inline]
+    pub fn single(&self) -> Option<&'a [u8]> {
+        match self {
+            Parts::One(p) => *p,
+            Parts::Chain(_) => None,
+        }
+    }
+}
+
+impl<'a> Iterator for Parts<'a> {
+    type Item = &'a [u8];
+    #[inline]
+    fn next(&mut self) -> Option<&'a [u8]> {
+        match self {
+            Parts::One(p) => p.take(),
+            Parts::Chain(f) => f.next(),
+        }
     }
 }
