@@ -18,6 +18,7 @@ use crate::kernel::sendpool::SendPool;
 use crate::kernel::sync::{AtDispatch, Event, Gate, SpinLock};
 use crate::kernel::{nbl, time};
 use crate::open::OpenPtr;
+use crate::outcome::{tally, LOST, QUEUED, RUN, WANTED};
 use crate::request::{self, OidOp, Owner};
 use crate::state::{self, BindingEvent, BindingState};
 use alloc::boxed::Box;
@@ -831,16 +832,9 @@ pub unsafe fn receive(raw: *mut Binding, nbls: PNET_BUFFER_LIST, flags: ULONG) {
                 Some(e) => e,
                 None => run.offer(None, cursor.clone(), &mut outcome, &mut full, &mut large),
             };
-            for &out in outcome.get(..n).unwrap_or_default() {
-                received += 1;
-                if out & LOST != 0 {
-                    resources += 1;
-                } else if out & QUEUED != 0 {
-                    delivered += 1;
-                } else if out & WANTED == 0 {
-                    filtered += 1;
-                }
-            }
+            let t = tally(outcome.get(..n).unwrap_or_default());
+            received += n as u64;
+            (resources, delivered, filtered) = (resources + t.lost, delivered + t.queued, filtered + t.filtered);
             if n < RUN {
                 break;
             }
@@ -872,13 +866,6 @@ pub unsafe fn receive(raw: *mut Binding, nbls: PNET_BUFFER_LIST, flags: ULONG) {
     // SAFETY: the NBLs were indicated on this binding and are returned exactly once.
     unsafe { NdisReturnNetBufferLists(handle, nbls, return_flags) };
 }
-
-/// Frames offered to the handles per lock of each (the per-frame outcomes live on the stack).
-const RUN: usize = 256;
-/// Outcome bits of a frame within a run: some handle queued it, some handle wanted it, its data was lost.
-const QUEUED: u8 = 1;
-const WANTED: u8 = 2;
-const LOST: u8 = 4;
 
 /// What the frames of one indication share.
 struct Run<'g> {

@@ -28,6 +28,7 @@ pub mod error;
 pub mod events;
 pub mod filter;
 pub mod meta;
+pub mod outcome;
 pub mod ring;
 pub mod rxqueue;
 pub mod security;

@@ -262,7 +262,8 @@ impl RxQueue {
     /// Moves as many whole records as fit into `out`; returns the bytes written.
     pub fn pop_into(&mut self, out: &mut [u8]) -> usize {
         // Only the records' lengths are read here; their bytes then go out in one copy (two when they wrap).
-        let (mut total, mut records) = (0, 0);
+        // When everything queued fits, no length needs reading.
+        let (mut total, mut records) = if self.len <= out.len() { (self.len, self.records) } else { (0, 0) };
         while records < self.records {
             let Some(record) = self.record_len_at(total) else { break };
             if record > out.len() - total {

@@ -101,7 +101,7 @@ fn ndisprot_handle(faults: Vec<ndis_host::faults::FaultRule>) -> (Host, ndis_hos
 /// its length claimed.
 #[test]
 fn an_oversized_one_frame_write_is_refused_before_any_allocation() {
-    let (mut h, f, a) = ndisprot_handle(Vec::new());
+    let (h, f, a) = ndisprot_handle(Vec::new());
     let mut frame = vec![0xFF; 6];
     frame.extend_from_slice(&a.mac);
     frame.extend_from_slice(&[0x88, 0x8E]);
@@ -129,7 +129,7 @@ fn an_oversized_one_frame_write_is_refused_before_any_allocation() {
 #[test]
 fn an_unmappable_write_buffer_is_insufficient_resources() {
     let rule = ndis_host::faults::FaultRule::FailNth { api: "MmMapLockedPagesSpecifyCache".into(), n: 1 };
-    let (mut h, f, a) = ndisprot_handle(vec![rule]);
+    let (h, f, a) = ndisprot_handle(vec![rule]);
     let mut frame = vec![0xFF; 6];
     frame.extend_from_slice(&a.mac);
     frame.extend_from_slice(&[0x88, 0x8E]);
