@@ -18,30 +18,33 @@ pub struct Tally {
 
 /// Counts a run's outcome bytes eight at a time: each bit of interest is moved to bit 0 of its byte, and
 /// the sum of such a word's bytes is the top byte of the word times 0x0101..01 (a sum of at most 8 cannot
-/// carry).
+/// carry). The last 1..7 bytes are one zero-padded word whose padding lanes are masked off.
 /// A frame counts once: lost before queued, queued before filtered (wanted by no handle).
 pub fn tally(outcome: &[u8]) -> Tally {
     const ONES: u64 = 0x0101_0101_0101_0101;
     let sum = |w: u64| w.wrapping_mul(ONES) >> 56;
     let mut t = Tally::default();
-    let mut words = outcome.chunks_exact(8);
-    for w in &mut words {
-        let w = w.first_chunk::<8>().map_or(0, |b| u64::from_le_bytes(*b));
-        let lost = (w >> LOST.trailing_zeros()) & ONES;
-        let queued = (w >> QUEUED.trailing_zeros()) & ONES & !lost;
-        let wanted = (w >> WANTED.trailing_zeros()) & ONES;
+    // `lanes`: bit 0 of each byte of `w` that holds a frame's outcome.
+    let mut count = |w: u64, lanes: u64| {
+        let lost = (w >> LOST.trailing_zeros()) & lanes;
+        let queued = (w >> QUEUED.trailing_zeros()) & lanes & !lost;
+        let wanted = (w >> WANTED.trailing_zeros()) & lanes;
         t.lost += sum(lost);
         t.queued += sum(queued);
-        t.filtered += sum(!(lost | queued | wanted) & ONES);
+        t.filtered += sum(!(lost | queued | wanted) & lanes);
+    };
+    let mut words = outcome.chunks_exact(8);
+    for w in &mut words {
+        count(w.first_chunk::<8>().map_or(0, |b| u64::from_le_bytes(*b)), ONES);
     }
-    for &o in words.remainder() {
-        if o & LOST != 0 {
-            t.lost += 1;
-        } else if o & QUEUED != 0 {
-            t.queued += 1;
-        } else if o & WANTED == 0 {
-            t.filtered += 1;
+    let rest = words.remainder();
+    if !rest.is_empty() {
+        let mut b = [0u8; 8];
+        for (d, s) in b.iter_mut().zip(rest) {
+            *d = *s;
         }
+        // 1..7 bytes: the low 8 * len bits.
+        count(u64::from_le_bytes(b), ONES & ((1u64 << (8 * rest.len())) - 1));
     }
     t
 }
