@@ -29,41 +29,45 @@ impl Lent {
     pub fn recycle(self) {
         let mut pool = RECYCLED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         for b in self.blocks {
-            let size = b.size();
-            match pool.iter().position(|(s, _)| *s == size) {
-                Some(i) => {
-                    if let Some((_, v)) = pool.get_mut(i).filter(|(_, v)| v.len() < RECYCLE_KEPT) {
-                        v.push(b);
-                    }
-                }
-                None if pool.len() < RECYCLE_SIZES => pool.push((size, vec![b])),
-                None => {}
+            // Blocks of a size that is not a class (bind parameters, strings) or past the largest are freed.
+            if let Some(v) = class_of(b.size()).and_then(|c| pool.get_mut(c)).filter(|v| v.len() < RECYCLE_KEPT) {
+                v.push(b);
             }
         }
     }
 }
 
-/// Receive blocks of finished indications, by size, for the next ones ([`Lent::recycle`], `Recycler::block`).
-static RECYCLED: std::sync::Mutex<Vec<(usize, Vec<HostBlock>)>> = std::sync::Mutex::new(Vec::new());
-/// At most this many blocks are kept per size, of at most this many sizes (the rest are freed).
+/// Receive blocks of finished indications, by size class, for the next ones ([`Lent::recycle`],
+/// `Recycler::block`): class `c` holds blocks of `(c + 1) * 64` bytes.
+static RECYCLED: std::sync::Mutex<[Vec<HostBlock>; RECYCLE_CLASSES]> =
+    std::sync::Mutex::new([const { Vec::new() }; RECYCLE_CLASSES]);
+/// At most this many blocks are kept per class; blocks up to this many classes (16 KiB: a jumbo frame and
+/// its headroom) are recycled, larger ones freed.
 const RECYCLE_KEPT: usize = 4096;
-const RECYCLE_SIZES: usize = 64;
+const RECYCLE_CLASSES: usize = 256;
+/// The size classes' step: data blocks of frames of nearby lengths share a class.
+const CLASS_BYTES: usize = 64;
+
+/// The class of a block of exactly `size` bytes (a multiple of [`CLASS_BYTES`], at most the largest class).
+fn class_of(size: usize) -> Option<usize> {
+    (size % CLASS_BYTES == 0).then(|| (size / CLASS_BYTES).checked_sub(1)).flatten().filter(|&c| c < RECYCLE_CLASSES)
+}
 
 /// The recycled receive blocks, locked once for a whole chain ([`Lent::recycle`] fills it).
-struct Recycler<'a>(std::sync::MutexGuard<'a, Vec<(usize, Vec<HostBlock>)>>);
+struct Recycler<'a>(std::sync::MutexGuard<'a, [Vec<HostBlock>; RECYCLE_CLASSES]>);
 
 impl Recycler<'_> {
     fn lock() -> Self {
         Self(RECYCLED.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 
-    /// A block of at least `size` bytes for a receive chain: a recycled one when there is one (data blocks
-    /// come in 64-byte classes so frames of nearby lengths share them), else a fresh allocation. With
-    /// `zeroed` it is all zero, as a fresh one; without, a recycled block keeps what its last indication
-    /// left in it (a data buffer the caller overwrites, as a NIC's receive buffer keeps old frames' bytes).
+    /// A block of at least `size` bytes for a receive chain: a recycled one when there is one (blocks come in
+    /// 64-byte classes so frames of nearby lengths share them), else a fresh allocation. With `zeroed` it is
+    /// all zero, as a fresh one; without, a recycled block keeps what its last indication left in it (a data
+    /// buffer the caller overwrites, as a NIC's receive buffer keeps old frames' bytes).
     fn block(&mut self, size: usize, zeroed: bool) -> Option<HostBlock> {
-        let size = size.max(1).next_multiple_of(64);
-        match self.0.iter_mut().find(|(s, _)| *s == size).and_then(|(_, v)| v.pop()) {
+        let size = size.max(1).next_multiple_of(CLASS_BYTES);
+        match class_of(size).and_then(|c| self.0.get_mut(c)).and_then(Vec::pop) {
             Some(b) => {
                 if zeroed {
                     // SAFETY: a block of `size` bytes nobody uses any more (its indication is over).
@@ -267,31 +271,34 @@ impl Default for ReceiveShape {
 pub fn receive_chain_shaped<F: AsRef<[u8]>>(lent: &mut Lent, frames: &[F], shape: ReceiveShape) -> Vec<usize> {
     let per_nbl = shape.nbs_per_nbl.max(1);
     let mut nbls = Vec::with_capacity(frames.len().div_ceil(per_nbl));
-    // Each frame takes a data block, an MDL and a NET_BUFFER; each NBL one block more.
-    lent.reserve(frames.len() * 3 + nbls.capacity());
+    // Each frame takes a data block, an MDL and a NET_BUFFER per MDL; each NBL one block more.
+    lent.reserve(frames.len() * (1 + 2 * shape.mdls_per_nb.max(1)) + nbls.capacity());
     let mut pool = Recycler::lock();
+    let mut prev: *mut NET_BUFFER_LIST = std::ptr::null_mut();
     for group in frames.chunks(per_nbl) {
         let Some(nbl) = pool.block(NBL_ALLOCATION, true) else { break };
-        let mut last: Option<usize> = None;
+        let nbl_ptr = nbl.as_ptr::<NET_BUFFER_LIST>();
+        let mut last: *mut NET_BUFFER = std::ptr::null_mut();
         for frame in group {
             let Some(nb) = receive_nb(&mut pool, lent, frame.as_ref(), shape) else { break };
-            let link = |n: &mut NET_BUFFER| n.u1.s.Next = nb as PNET_BUFFER;
-            let first = |l: &mut NET_BUFFER_LIST| l.u1.s.FirstNetBuffer = nb as PNET_BUFFER;
-            match last {
-                // SAFETY: a NET_BUFFER built just before this one.
-                Some(a) => unsafe { update::<NET_BUFFER>(a, link) },
-                // SAFETY: the fresh NBL block.
-                None => unsafe { update::<NET_BUFFER_LIST>(nbl.addr(), first) },
+            // SAFETY: `last` is the NET_BUFFER built just before this one, `nbl_ptr` the fresh NBL block;
+            // nobody else uses either yet. Plain field stores: no copy of the structure in and out.
+            unsafe {
+                if last.is_null() {
+                    (*nbl_ptr).u1.s.FirstNetBuffer = nb;
+                } else {
+                    (*last).u1.s.Next = nb;
+                }
             }
-            last = Some(nb);
+            last = nb;
         }
-        let nbl = lent.keep(nbl);
-        if let Some(&a) = nbls.last() {
-            let link = |l: &mut NET_BUFFER_LIST| l.u1.s.Next = nbl as PNET_BUFFER_LIST;
+        lent.keep(nbl);
+        if !prev.is_null() {
             // SAFETY: both are NBLs built above.
-            unsafe { update::<NET_BUFFER_LIST>(a, link) };
+            unsafe { (*prev).u1.s.Next = nbl_ptr };
         }
-        nbls.push(nbl);
+        prev = nbl_ptr;
+        nbls.push(nbl_ptr as usize);
     }
     nbls
 }
@@ -387,48 +394,66 @@ pub fn receive_chain_with_meta(lent: &mut Lent, frames: &[Arrival<'_>], shape: R
 
 /// One received NET_BUFFER: `frame` split across `shape.mdls_per_nb` MDLs (each its own buffer), the first
 /// preceded by `shape.data_offset` bytes of headroom.
-fn receive_nb(pool: &mut Recycler<'_>, lent: &mut Lent, frame: &[u8], shape: ReceiveShape) -> Option<usize> {
+fn receive_nb(
+    pool: &mut Recycler<'_>,
+    lent: &mut Lent,
+    frame: &[u8],
+    shape: ReceiveShape,
+) -> Option<*mut NET_BUFFER> {
     let pieces = shape.mdls_per_nb.max(1);
-    let chunk = frame.len().div_ceil(pieces).max(1);
-    let (mut first, mut last) = (None, None);
-    for (i, part) in frame
-        .chunks(chunk)
-        .chain(std::iter::repeat_n(&[][..], pieces.saturating_sub(frame.len().div_ceil(chunk))))
-        .enumerate()
-    {
-        let head = if i == 0 { shape.data_offset } else { 0 };
-        // Not zeroed: the headroom is zeroed and the frame written below; the bytes after it are outside
-        // the MDL's ByteCount.
-        let data = pool.block(head + part.len(), false)?;
-        // SAFETY: head + part.len() bytes: inside the data block, which nobody else uses.
-        unsafe { super::memory::fill(data.addr(), head, 0) };
-        // SAFETY: as above.
-        unsafe { super::memory::write_bytes(data.addr() + head, part) };
-        let mdl = pool.block(size_of::<MDL>() + 8, true)?;
-        // SAFETY: a zeroed MDL-sized block nobody else uses.
-        unsafe { fill_mdl(mdl.as_ptr::<MDL>(), data.addr(), head + part.len()) };
-        lent.keep(data);
-        let mdl = lent.keep(mdl);
-        if let Some(a) = last {
-            // SAFETY: the MDL built just before this one.
-            unsafe { update::<MDL>(a, |m| m.Next = mdl as *mut MDL) };
+    let first = if pieces == 1 {
+        // The usual layout, one MDL: no division to split the frame.
+        receive_mdl(pool, lent, shape.data_offset, frame)?
+    } else {
+        let chunk = frame.len().div_ceil(pieces).max(1);
+        let (mut first, mut last): (Option<*mut MDL>, *mut MDL) = (None, std::ptr::null_mut());
+        for (i, part) in frame
+            .chunks(chunk)
+            .chain(std::iter::repeat_n(&[][..], pieces.saturating_sub(frame.len().div_ceil(chunk))))
+            .enumerate()
+        {
+            let head = if i == 0 { shape.data_offset } else { 0 };
+            let mdl = receive_mdl(pool, lent, head, part)?;
+            if !last.is_null() {
+                // SAFETY: the MDL built just before this one, not seen by the driver yet.
+                unsafe { (*last).Next = mdl };
+            }
+            first.get_or_insert(mdl);
+            last = mdl;
         }
-        first.get_or_insert(mdl);
-        last = Some(mdl);
-    }
-    let nb = pool.block(size_of::<NET_BUFFER>(), true)?;
-    let first = first?;
-    let set = |b: &mut NET_BUFFER| {
-        b.u1.s.CurrentMdl = first as PMDL;
-        b.u1.s.MdlChain = first as PMDL;
-        // CAST: headroom and frame sizes are far below 4 GiB.
-        b.u1.s.CurrentMdlOffset = shape.data_offset as u32;
-        b.u1.s.DataOffset = shape.data_offset as u32;
-        b.u1.s.u.DataLength = frame.len() as u32;
+        first?
     };
-    // SAFETY: the fresh NET_BUFFER block.
-    unsafe { update::<NET_BUFFER>(nb.addr(), set) };
-    Some(lent.keep(nb))
+    let nb = pool.block(size_of::<NET_BUFFER>(), true)?;
+    let p = nb.as_ptr::<NET_BUFFER>();
+    // SAFETY: the fresh, zeroed NET_BUFFER block, which nobody else uses; plain field stores.
+    unsafe {
+        (*p).u1.s.CurrentMdl = first;
+        (*p).u1.s.MdlChain = first;
+        // CAST: headroom and frame sizes are far below 4 GiB.
+        (*p).u1.s.CurrentMdlOffset = shape.data_offset as u32;
+        (*p).u1.s.DataOffset = shape.data_offset as u32;
+        (*p).u1.s.u.DataLength = frame.len() as u32;
+    }
+    lent.keep(nb);
+    Some(p)
+}
+
+/// One MDL of a received frame: its own data block holding `head` zero bytes of headroom, then `part`.
+fn receive_mdl(pool: &mut Recycler<'_>, lent: &mut Lent, head: usize, part: &[u8]) -> Option<*mut MDL> {
+    // Not zeroed: the headroom is zeroed and the frame written below; the bytes after it are outside the
+    // MDL's ByteCount.
+    let data = pool.block(head + part.len(), false)?;
+    // SAFETY: head + part.len() bytes: inside the data block, which nobody else uses.
+    unsafe { super::memory::fill(data.addr(), head, 0) };
+    // SAFETY: as above.
+    unsafe { super::memory::write_bytes(data.addr() + head, part) };
+    let mdl = pool.block(size_of::<MDL>() + 8, true)?;
+    // SAFETY: a zeroed MDL-sized block nobody else uses.
+    unsafe { fill_mdl(mdl.as_ptr::<MDL>(), data.addr(), head + part.len()) };
+    lent.keep(data);
+    let p = mdl.as_ptr::<MDL>();
+    lent.keep(mdl);
+    Some(p)
 }
 
 /// The NBLs of a chain the driver handed back, following `Next` (at most `limit`, against loops).
@@ -460,17 +485,16 @@ pub const NBL_SIZE: usize = NBL_ALLOCATION;
 ///
 /// `m` points to a zeroed MDL-sized block nobody else uses yet.
 unsafe fn fill_mdl(m: *mut MDL, va: usize, len: usize) {
-    let set = |m: &mut MDL| {
+    // SAFETY: guaranteed by the caller; plain field stores (no copy of the MDL in and out).
+    unsafe {
         // CAST: MDL header sizes and byte counts of frames (well below 4 GiB).
-        m.Size = (size_of::<MDL>() + 8) as i16;
-        m.MdlFlags = MDL_MAPPED_TO_SYSTEM_VA | MDL_SOURCE_IS_NONPAGED_POOL;
-        m.MappedSystemVa = va as PVOID;
-        m.StartVa = (va & !0xFFF) as PVOID;
-        m.ByteOffset = (va & 0xFFF) as u32;
-        m.ByteCount = len as u32;
-    };
-    // SAFETY: guaranteed by the caller.
-    unsafe { update::<MDL>(m as usize, set) };
+        (*m).Size = (size_of::<MDL>() + 8) as i16;
+        (*m).MdlFlags = MDL_MAPPED_TO_SYSTEM_VA | MDL_SOURCE_IS_NONPAGED_POOL;
+        (*m).MappedSystemVa = va as PVOID;
+        (*m).StartVa = (va & !0xFFF) as PVOID;
+        (*m).ByteOffset = (va & 0xFFF) as u32;
+        (*m).ByteCount = len as u32;
+    }
 }
 
 /// An MDL for `len` bytes at `va` (NdisAllocateMdl).
