@@ -26,21 +26,53 @@ impl Lent {
     /// Gives the blocks of a finished receive indication (every NBL of it returned, or a
     /// NDIS_RECEIVE_FLAGS_RESOURCES call over) back for the next indication's chain, as a miniport reuses
     /// its receive NBLs, instead of freeing them.
-    pub fn recycle(self) {
+    pub fn recycle(mut self) {
         let mut pool = RECYCLED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        for b in self.blocks {
-            // Blocks of a size that is not a class (bind parameters, strings) or past the largest are freed.
-            if let Some(v) = class_of(b.size()).and_then(|c| pool.get_mut(c)).filter(|v| v.len() < RECYCLE_KEPT) {
-                v.push(b);
-            }
+        // The chain before this one that no chain took back (two indications were outstanding at once).
+        let older = std::mem::take(&mut pool.last);
+        pool.sort(older);
+        // Kept whole, in reverse, so the next chain of the same layout pops each block in the order it asks.
+        self.blocks.reverse();
+        pool.last = self.blocks;
+    }
+}
+
+/// Receive blocks of finished indications, for the next ones ([`Lent::recycle`], `Recycler::block`).
+struct Recycled {
+    /// The last finished indication's blocks, in reverse order of allocation: a chain of the same layout
+    /// (the usual case: the same frame sizes and shape) takes them back one by one from the end, no sorting.
+    last: Vec<HostBlock>,
+    /// The rest by size class: class `c` holds blocks of `(c + 1) * 64` bytes.
+    classes: [Vec<HostBlock>; RECYCLE_CLASSES],
+}
+
+impl Recycled {
+    /// Puts `blocks` into their classes; blocks of a size that is not a class (bind parameters, strings),
+    /// past the largest, or of a full class are freed.
+    fn sort(&mut self, blocks: Vec<HostBlock>) {
+        for b in blocks {
+            self.file(b);
+        }
+    }
+
+    /// `b`, the last chain's next block, is not what this chain asks for: it and the rest go to their classes.
+    #[cold]
+    #[inline(never)]
+    fn give_up_last(&mut self, b: HostBlock) {
+        let rest = std::mem::take(&mut self.last);
+        self.file(b);
+        self.sort(rest);
+    }
+
+    fn file(&mut self, b: HostBlock) {
+        if let Some(v) = class_of(b.size()).and_then(|c| self.classes.get_mut(c)).filter(|v| v.len() < RECYCLE_KEPT) {
+            v.push(b);
         }
     }
 }
 
-/// Receive blocks of finished indications, by size class, for the next ones ([`Lent::recycle`],
-/// `Recycler::block`): class `c` holds blocks of `(c + 1) * 64` bytes.
-static RECYCLED: std::sync::Mutex<[Vec<HostBlock>; RECYCLE_CLASSES]> =
-    std::sync::Mutex::new([const { Vec::new() }; RECYCLE_CLASSES]);
+static RECYCLED: std::sync::Mutex<Recycled> =
+    std::sync::Mutex::new(Recycled { last: Vec::new(), classes: [const { Vec::new() }; RECYCLE_CLASSES] });
 /// At most this many blocks are kept per class; blocks up to this many classes (16 KiB: a jumbo frame and
 /// its headroom) are recycled, larger ones freed.
 const RECYCLE_KEPT: usize = 4096;
@@ -53,8 +85,8 @@ fn class_of(size: usize) -> Option<usize> {
     (size % CLASS_BYTES == 0).then(|| (size / CLASS_BYTES).checked_sub(1)).flatten().filter(|&c| c < RECYCLE_CLASSES)
 }
 
-/// The recycled receive blocks, locked once for a whole chain ([`Lent::recycle`] fills it).
-struct Recycler<'a>(std::sync::MutexGuard<'a, [Vec<HostBlock>; RECYCLE_CLASSES]>);
+/// The recycled receive blocks, locked once for a whole chain ([`Lent::recycle`] fills them).
+struct Recycler<'a>(std::sync::MutexGuard<'a, Recycled>);
 
 impl Recycler<'_> {
     fn lock() -> Self {
@@ -65,9 +97,21 @@ impl Recycler<'_> {
     /// 64-byte classes so frames of nearby lengths share them), else a fresh allocation. With `zeroed` it is
     /// all zero, as a fresh one; without, a recycled block keeps what its last indication left in it (a data
     /// buffer the caller overwrites, as a NIC's receive buffer keeps old frames' bytes).
+    #[inline]
     fn block(&mut self, size: usize, zeroed: bool) -> Option<HostBlock> {
         let size = size.max(1).next_multiple_of(CLASS_BYTES);
-        match class_of(size).and_then(|c| self.0.get_mut(c)).and_then(Vec::pop) {
+        let pool = &mut *self.0;
+        // The last chain's next block, when it is of this size (the same layout again); one of another size
+        // goes to its class, and the last chain is sorted no further for this chain.
+        let reused = match pool.last.pop() {
+            Some(b) if b.size() == size => Some(b),
+            Some(b) => {
+                pool.give_up_last(b);
+                None
+            }
+            None => None,
+        };
+        match reused.or_else(|| class_of(size).and_then(|c| pool.classes.get_mut(c)).and_then(Vec::pop)) {
             Some(b) => {
                 if zeroed {
                     // SAFETY: a block of `size` bytes nobody uses any more (its indication is over).
@@ -278,6 +322,8 @@ pub fn receive_chain_shaped<F: AsRef<[u8]>>(lent: &mut Lent, frames: &[F], shape
     for group in frames.chunks(per_nbl) {
         let Some(nbl) = pool.block(NBL_ALLOCATION, true) else { break };
         let nbl_ptr = nbl.as_ptr::<NET_BUFFER_LIST>();
+        // Kept in the order taken, so that the next chain of this layout takes the blocks back in order.
+        lent.keep(nbl);
         let mut last: *mut NET_BUFFER = std::ptr::null_mut();
         for frame in group {
             let Some(nb) = receive_nb(&mut pool, lent, frame.as_ref(), shape) else { break };
@@ -292,7 +338,6 @@ pub fn receive_chain_shaped<F: AsRef<[u8]>>(lent: &mut Lent, frames: &[F], shape
             }
             last = nb;
         }
-        lent.keep(nbl);
         if !prev.is_null() {
             // SAFETY: both are NBLs built above.
             unsafe { (*prev).u1.s.Next = nbl_ptr };
@@ -394,12 +439,7 @@ pub fn receive_chain_with_meta(lent: &mut Lent, frames: &[Arrival<'_>], shape: R
 
 /// One received NET_BUFFER: `frame` split across `shape.mdls_per_nb` MDLs (each its own buffer), the first
 /// preceded by `shape.data_offset` bytes of headroom.
-fn receive_nb(
-    pool: &mut Recycler<'_>,
-    lent: &mut Lent,
-    frame: &[u8],
-    shape: ReceiveShape,
-) -> Option<*mut NET_BUFFER> {
+fn receive_nb(pool: &mut Recycler<'_>, lent: &mut Lent, frame: &[u8], shape: ReceiveShape) -> Option<*mut NET_BUFFER> {
     let pieces = shape.mdls_per_nb.max(1);
     let first = if pieces == 1 {
         // The usual layout, one MDL: no division to split the frame.
