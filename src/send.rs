@@ -119,8 +119,9 @@ pub fn send(
             }
         };
         let len = src.len();
-        // Frames still to come if the rest of the batch is like this one: how many slots to take at once.
-        let hint = buf.len().saturating_sub(at) / FrameHeader::record_len(len).max(1);
+        // Frames still to come if the rest of the batch is like this one: how many slots to take at once
+        // (worked out only when the taker needs more: a division).
+        let hint = || buf.len().saturating_sub(at) / FrameHeader::record_len(len).max(1);
         let slot = match taker.take(hint) {
             Ok(s) => s,
             Err(e) => {
@@ -242,6 +243,9 @@ pub unsafe fn complete(b: &Binding, nbls: PNET_BUFFER_LIST, at: Option<AtDispatc
     let mut back: *mut TxSlot = ptr::null_mut();
     // First slots of the writes whose last NBL came back, linked through Slot::next.
     let mut finished: *mut TxSlot = ptr::null_mut();
+    // The write of the NBLs since the last change of write, and how many: NDIS usually gives a write's NBLs
+    // back together, so its count of NBLs out is decremented once per run, not once per NBL.
+    let (mut run_first, mut run): (*mut TxSlot, u32) = (ptr::null_mut(), 0);
     while !n.is_null() {
         // SAFETY: NBLs of send slots this driver sent, back from NDIS.
         let (next, slot, first, index, status) = unsafe {
@@ -254,28 +258,30 @@ pub unsafe fn complete(b: &Binding, nbls: PNET_BUFFER_LIST, at: Option<AtDispatc
             )
         };
         done += 1;
-        // SAFETY: the batch's first slot outlives its NBLs: it goes back only when the last one is done.
-        let batch = unsafe { &(*first).ctx };
+        if first != run_first {
+            // SAFETY: the NBLs of the run were sent for `run_first`'s write and are back.
+            unsafe { end_run(run_first, run, &mut finished) };
+            (run_first, run) = (first, 0);
+        }
+        run += 1;
         if status != NDIS_STATUS_SUCCESS {
+            // SAFETY: the batch's first slot outlives its NBLs: it goes back only when the last one is
+            // counted, and this one is not yet.
+            let batch = unsafe { &(*first).ctx };
             failed += 1;
             batch.failed.fetch_add(1, Ordering::AcqRel);
             // CAST: a frame index below MAX_BATCH; the status's bits.
             batch.first_failed.fetch_min(((index as u64) << 32) | u64::from(status as u32), Ordering::AcqRel);
         }
-        // The batch is not touched after this decrement unless it was the last.
-        let last = batch.remaining.fetch_sub(1, Ordering::AcqRel) == 1;
         if slot != first {
             // SAFETY: this NBL's slot, back from NDIS; nothing else refers to it.
             unsafe { (*slot).set_next(back) };
             back = slot;
         }
-        if last {
-            // SAFETY: the last NBL of the batch: nothing else refers to its first slot.
-            unsafe { (*first).set_next(finished) };
-            finished = first;
-        }
         n = next;
     }
+    // SAFETY: as above, for the last run.
+    unsafe { end_run(run_first, run, &mut finished) };
     let c = &b.counters;
     crate::binding::Counters::add(&c.sent, u64::from(done.saturating_sub(failed)));
     crate::binding::Counters::add(&c.send_failed, u64::from(failed));
@@ -299,6 +305,27 @@ pub unsafe fn complete(b: &Binding, nbls: PNET_BUFFER_LIST, at: Option<AtDispatc
     // SAFETY: as above.
     unsafe { pool.put_list(firsts, at) };
     b.sends_end(done, at);
+}
+
+/// Counts `run` NBLs of the write whose first slot is `first` as back from NDIS; when they were its last, links
+/// `first` into `finished` (the writes to finish). The write is not touched after the decrement unless it was
+/// the last.
+///
+/// # Safety
+///
+/// With `run` > 0, `first` is the first slot of a write with at least `run` NBLs not yet counted, and those
+/// `run` are back from NDIS.
+unsafe fn end_run(first: *mut TxSlot, run: u32, finished: &mut *mut TxSlot) {
+    if run == 0 {
+        return;
+    }
+    // SAFETY: the caller's contract: the write's first slot is still out (its last NBLs are not counted).
+    let batch = unsafe { &(*first).ctx };
+    if batch.remaining.fetch_sub(run, Ordering::AcqRel) == run {
+        // SAFETY: every NBL of the write is back: nothing else refers to its first slot.
+        unsafe { (*first).set_next(*finished) };
+        *finished = first;
+    }
 }
 
 /// Completes a write whose every NBL came back.

@@ -104,16 +104,20 @@ pub enum Record<'a> {
 /// length, once (the send path copies the frame itself into driver memory and checks the copy with
 /// [`check_frame`]; padding and the rest of the header are never read).
 pub fn next_record(buf: &[u8], at: usize, count: usize, max_frame: usize) -> Record<'_> {
-    let Some(rest) = buf.get(at..).filter(|r| !r.is_empty()) else { return Record::End };
-    if count >= MAX_BATCH || rest.len() < FrameHeader::LEN {
+    let rest = match buf.get(at..) {
+        Some(r) if !r.is_empty() => r,
+        _ => return Record::End,
+    };
+    let Some((header, body)) = rest.split_first_chunk::<{ FrameHeader::LEN }>() else {
+        return Record::Refused(Error::INVALID_PARAMETER);
+    };
+    if count >= MAX_BATCH {
         return Record::Refused(Error::INVALID_PARAMETER);
     }
     // The one read of the length (FrameHeader::captured_length, little-endian at offset 0).
-    let Some(&raw) = rest.first_chunk::<4>() else { return Record::Refused(Error::INVALID_PARAMETER) };
-    let len = u32::from_le_bytes(raw) as usize;
-    let Some(frame) = rest.get(FrameHeader::LEN..).and_then(|f| f.get(..len)) else {
-        return Record::Refused(Error::INVALID_PARAMETER);
-    };
+    let [l0, l1, l2, l3, ..] = *header;
+    let len = u32::from_le_bytes([l0, l1, l2, l3]) as usize;
+    let Some(frame) = body.get(..len) else { return Record::Refused(Error::INVALID_PARAMETER) };
     if !(MIN_FRAME..=max_frame).contains(&len) {
         return Record::Refused(Error::INVALID_BUFFER_SIZE);
     }
@@ -139,27 +143,49 @@ pub fn check_frame_length(len: usize, mtu: u32) -> Result {
 /// The checks of one frame in driver memory: its length (MTU + 14, + 4 when VLAN-tagged), its source MAC
 /// and MAC control (see [`validate`] for the statuses).
 pub fn check_frame(frame: &[u8], limits: &Limits) -> Result {
-    let tagged = frame.get(12..14) == Some(&[0x81, 0x00]);
-    let max = limits.mtu as usize + MIN_FRAME + if tagged { VLAN_TAG } else { 0 };
-    if frame.len() < MIN_FRAME || frame.len() > max {
+    // The 14-byte header as words: each check is one or two word compares, not a byte or slice loop.
+    let Some(header) = frame.first_chunk::<MIN_FRAME>() else { return Err(Error::INVALID_BUFFER_SIZE) };
+    let [d0, d1, d2, d3, d4, d5, s0, s1, s2, s3, s4, s5, t0, t1] = *header;
+    let ethertype = u16::from_be_bytes([t0, t1]);
+    let max = limits.mtu as usize + MIN_FRAME + if ethertype == ETHERTYPE_8021Q { VLAN_TAG } else { 0 };
+    if frame.len() > max {
         return Err(Error::INVALID_BUFFER_SIZE);
     }
-    if !limits.any_source && frame.get(6..12) != Some(&limits.mac[..]) {
+    let [m0, m1, m2, m3, m4, m5] = limits.mac;
+    let source_is_mac = u32::from_le_bytes([s0, s1, s2, s3]) == u32::from_le_bytes([m0, m1, m2, m3])
+        && u16::from_le_bytes([s4, s5]) == u16::from_le_bytes([m4, m5]);
+    if !limits.any_source && !source_is_mac {
         return Err(Error::INVALID_PARAMETER);
     }
-    if is_mac_control(frame) {
+    let [p0, p1, p2, p3, p4, p5] = PAUSE_DESTINATION;
+    let to_pause = u32::from_le_bytes([d0, d1, d2, d3]) == u32::from_le_bytes([p0, p1, p2, p3])
+        && u16::from_le_bytes([d4, d5]) == u16::from_le_bytes([p4, p5]);
+    let mac_control = to_pause
+        || match ethertype {
+            // Tagged: the EtherType is further in (the walk over the tags).
+            ETHERTYPE_8021Q | ETHERTYPE_8021AD => is_mac_control(frame),
+            t => t == ETHERTYPE_MAC_CONTROL,
+        };
+    if mac_control {
         return Err(Error::ACCESS_DENIED);
     }
     Ok(())
 }
+
+/// EtherType of an 802.1Q (VLAN) tag.
+const ETHERTYPE_8021Q: u16 = 0x8100;
+/// EtherType of an 802.1ad (QinQ service) tag.
+const ETHERTYPE_8021AD: u16 = 0x88A8;
+/// EtherType of IEEE 802.3 MAC Control.
+const ETHERTYPE_MAC_CONTROL: u16 = 0x8808;
+/// The MAC-control / slow-protocols address PAUSE frames go to.
+const PAUSE_DESTINATION: [u8; 6] = [0x01, 0x80, 0xC2, 0x00, 0x00, 0x01];
 
 /// IEEE 802.3 MAC Control (EtherType 0x8808: PAUSE, priority flow control) and frames to the MAC-control /
 /// slow-protocols address 01:80:C2:00:00:01: a NIC acts on them instead of forwarding them, so one from user
 /// mode could stop a link or a switch port. Refused on every handle, whatever it is allowed otherwise; the
 /// EtherType is looked for behind 802.1Q/802.1ad tags too.
 pub fn is_mac_control(frame: &[u8]) -> bool {
-    const MAC_CONTROL: [u8; 2] = [0x88, 0x08];
-    const PAUSE_DESTINATION: [u8; 6] = [0x01, 0x80, 0xC2, 0x00, 0x00, 0x01];
     if frame.get(..6) == Some(&PAUSE_DESTINATION[..]) {
         return true;
     }
@@ -167,7 +193,7 @@ pub fn is_mac_control(frame: &[u8]) -> bool {
     while let Some(t) = frame.get(at..at + 2) {
         match t {
             [0x81, 0x00] | [0x88, 0xA8] => at += 4,
-            _ => return t == MAC_CONTROL,
+            _ => return t == ETHERTYPE_MAC_CONTROL.to_be_bytes(),
         }
     }
     false
@@ -217,6 +243,52 @@ mod tests {
         assert_eq!(check_frame(&frame(60, MAC), &L), Ok(()));
         assert!(!is_mac_control(&[0u8; 13]));
         assert!(!is_mac_control(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x81, 0x00, 0, 5]));
+    }
+
+    /// `check_frame` as first written (slices, the tag walk for every frame): the reference the word-compare
+    /// version must agree with.
+    fn check_frame_reference(frame: &[u8], limits: &Limits) -> Result {
+        let tagged = frame.get(12..14) == Some(&[0x81, 0x00]);
+        let max = limits.mtu as usize + MIN_FRAME + if tagged { VLAN_TAG } else { 0 };
+        if frame.len() < MIN_FRAME || frame.len() > max {
+            return Err(Error::INVALID_BUFFER_SIZE);
+        }
+        if !limits.any_source && frame.get(6..12) != Some(&limits.mac[..]) {
+            return Err(Error::INVALID_PARAMETER);
+        }
+        if is_mac_control(frame) {
+            return Err(Error::ACCESS_DENIED);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn check_frame_agrees_with_the_reference_on_every_kind_of_header() {
+        let dests = [[0xFF; 6], PAUSE_DESTINATION, [0x01, 0x80, 0xC2, 0, 0, 2]];
+        let sources = [MAC, [2, 0x52, 0x4C, 0, 0, 2]];
+        let types =
+            [0x0800, ETHERTYPE_8021Q, ETHERTYPE_8021AD, ETHERTYPE_MAC_CONTROL, 0x8809, 0x8101].map(u16::to_be_bytes);
+        let mut checked = 0;
+        for len in [0, 5, 12, 13, 14, 15, 17, 18, 22, 60, 1514, 1515, 1518, 1519] {
+            for dest in dests {
+                for src in sources {
+                    for outer in types {
+                        for inner in types {
+                            for any_source in [false, true] {
+                                let mut f =
+                                    [dest.as_slice(), &src, &outer, &[0, 7], &inner, &[0, 9], &[0x88, 0x08]].concat();
+                                f.resize(len.max(f.len()), 0x5A);
+                                f.truncate(len);
+                                let limits = Limits { any_source, ..L };
+                                assert_eq!(check_frame(&f, &limits), check_frame_reference(&f, &limits), "{f:02x?}");
+                                checked += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(checked, 14 * 3 * 2 * 6 * 6 * 2);
     }
 
     #[test]

@@ -355,11 +355,12 @@ impl<'p, T: Default> Taker<'p, T> {
         Self { pool, binding, nbl_pool, max_frame, ids: [SlotId { chunk: 0, index: 0 }; TAKE_AT_ONCE], next: 0, got: 0 }
     }
 
-    /// The next slot, owned by the caller until it is given back; `hint` is how many more the write will
-    /// likely want (it takes that many at once, up to [`TAKE_AT_ONCE`]). Errors: [`SendPool::grow`]'s.
-    pub fn take(&mut self, hint: usize) -> Result<*mut Slot<T>> {
+    /// The next slot, owned by the caller until it is given back; `hint` says how many more the write will
+    /// likely want (it takes that many at once, up to [`TAKE_AT_ONCE`]), asked only when the taker has none
+    /// left. Errors: [`SendPool::grow`]'s.
+    pub fn take(&mut self, hint: impl FnOnce() -> usize) -> Result<*mut Slot<T>> {
         if self.next == self.got {
-            self.refill(hint.clamp(1, TAKE_AT_ONCE))?;
+            self.refill(hint().clamp(1, TAKE_AT_ONCE))?;
         }
         let id = self.ids.get(self.next).copied().ok_or(Error::INSUFFICIENT_RESOURCES)?;
         self.next += 1;
