@@ -18,6 +18,14 @@ pub fn copy(dst: &mut [u8], src: &[u8]) {
         // Long copies (a large frame, a read's batch of records): memcpy's string instructions move 8 bytes
         // each and their start-up cost is small next to the length.
         dst.copy_from_slice(src);
+    } else if n >= 16 && n <= 64 {
+        // Short frames: two or four 16-byte pieces, the last ones ending at the end (overlapping), no loop.
+        copy16(dst, src, 0);
+        if n > 32 {
+            copy16(dst, src, 16);
+            copy16(dst, src, n - 32);
+        }
+        copy16(dst, src, n - 16);
     } else if n >= 16 {
         let mut d = dst.chunks_exact_mut(32);
         let mut s = src.chunks_exact(32);

@@ -89,6 +89,25 @@ unsafe fn copy_to(dst: *mut u8, src: &[u8]) {
         unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), dst, n) };
         return;
     }
+    // 16..=64 bytes (short frames): two or four 16-byte pieces, the last ones ending at the end (overlapping
+    // what the first ones wrote), no loop.
+    if let (Some(first), Some(last), true) = (src.first_chunk::<16>(), src.last_chunk::<16>(), n <= 64) {
+        // SAFETY: 16 <= n: both pieces lie inside the destination.
+        unsafe {
+            put(dst, 0, first);
+            put(dst, n - 16, last);
+        }
+        let second = src.get(16..).and_then(<[u8]>::first_chunk::<16>);
+        let third = n.checked_sub(32).and_then(|at| src.get(at..)).and_then(<[u8]>::first_chunk::<16>);
+        if let (Some(second), Some(third), true) = (second, third, n > 32) {
+            // SAFETY: 32 < n: 16 + 16 and n - 32 + 16 lie inside the destination.
+            unsafe {
+                put(dst, 16, second);
+                put(dst, n - 32, third);
+            }
+        }
+        return;
+    }
     let mut at = 0;
     let mut chunks = src.chunks_exact(32);
     for c in &mut chunks {
