@@ -377,27 +377,27 @@ impl MdlBlock {
 pub struct Buffer {
     block: std::mem::ManuallyDrop<HostBlock>,
     len: usize,
-    /// Whether the block goes back to [`SPARE_OUTPUT`] when the buffer is dropped.
-    spare: bool,
 }
 
-/// Output buffers of finished requests, for the next caller that reads into one of the same size: a process
-/// reads into the buffer it read into before, so a fresh zeroed allocation (and its zeroing, a 256 KiB
-/// memset per batched read) for every request is not what the driver sees on Windows either.
-static SPARE_OUTPUT: std::sync::Mutex<Vec<HostBlock>> = std::sync::Mutex::new(Vec::new());
-/// At most this many are kept.
+/// Buffers of finished requests, for the next caller that reads into or writes from one of the same size: a
+/// process reads into (and writes from) the buffer it used before, so a fresh zeroed allocation (and its
+/// zeroing, a 256 KiB memset per batched read) for every request is not what the driver sees on Windows
+/// either.
+static SPARE_BUFFERS: std::sync::Mutex<Vec<HostBlock>> = std::sync::Mutex::new(Vec::new());
+/// At most this many are kept (the newest).
 const SPARE_KEPT: usize = 8;
 
 impl Drop for Buffer {
     fn drop(&mut self) {
         // SAFETY: `block` is taken exactly once, here, and never used afterwards.
         let block = unsafe { std::mem::ManuallyDrop::take(&mut self.block) };
-        if self.spare {
-            let mut spare = SPARE_OUTPUT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if spare.len() < SPARE_KEPT {
-                spare.push(block);
-            }
+        // Back to the spares for the next request's buffer of this size; with the list full, the oldest
+        // goes (the caller's sizes of late are the ones to keep).
+        let mut spare = SPARE_BUFFERS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if spare.len() >= SPARE_KEPT {
+            spare.remove(0);
         }
+        spare.push(block);
     }
 }
 
@@ -406,34 +406,43 @@ impl Buffer {
     /// the same size used, holding what that request left in it, else a fresh zeroed one. Every request
     /// that gets one hands it back when it is dropped.
     pub fn output(len: usize) -> Option<Self> {
-        let size = len.max(1).next_multiple_of(4096);
-        let reused = {
-            let mut spare = SPARE_OUTPUT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            spare.iter().position(|b| b.size() == size).map(|i| spare.swap_remove(i))
-        };
-        let block = match reused {
-            Some(b) => b,
-            None => HostBlock::new(size, 4096)?,
-        };
-        // INVARIANT: `size` >= `len` bytes.
-        Some(Self { block: std::mem::ManuallyDrop::new(block), len, spare: true })
+        let (block, _) = Self::spare_or_fresh(len)?;
+        // INVARIANT: the block has at least `len` bytes.
+        Some(Self { block: std::mem::ManuallyDrop::new(block), len })
     }
 
-    /// A buffer of `len` bytes holding `init` at its start and `fill` after it.
+    /// A buffer of `len` bytes holding `init` at its start and `fill` after it: a caller's input buffer (a
+    /// write's, a device control's). Like [`Buffer::output`] it is one a finished request of the same size
+    /// used, else a fresh one (a process writes from the buffer it wrote from before; a fresh page-aligned
+    /// allocation, its zeroing and its free for every write cost more than the write's own work); either way
+    /// its first `len` bytes are exactly `init` and `fill`.
     pub fn new(len: usize, init: &[u8], fill: u8) -> Option<Self> {
         // Whole pages of its own, as a caller's buffer of its own pages would be: the double-fetch watch
         // protects them without touching anything else.
-        let block = HostBlock::new(len.max(1).next_multiple_of(4096), 4096)?;
+        let (block, fresh) = Self::spare_or_fresh(len)?;
         let head = init.get(..len.min(init.len())).unwrap_or_default();
-        // SAFETY: head.len() <= len <= the block's size; a fresh block nobody else uses yet.
+        // SAFETY: head.len() <= len <= the block's size; a block nobody else uses now.
         unsafe { super::memory::write_bytes(block.addr(), head) };
-        if fill != 0 {
-            // SAFETY: head.len()..len lies inside the block, as above. (A zero fill is there already: the
-            // block comes zeroed.)
+        if fill != 0 || !fresh {
+            // SAFETY: head.len()..len lies inside the block, as above. (A fresh block is zero already.)
             unsafe { super::memory::fill(block.addr() + head.len(), len - head.len(), fill) };
         }
-        // INVARIANT: allocated with at least `len` bytes.
-        Some(Self { block: std::mem::ManuallyDrop::new(block), len, spare: false })
+        // INVARIANT: the block has at least `len` bytes.
+        Some(Self { block: std::mem::ManuallyDrop::new(block), len })
+    }
+
+    /// A block of whole pages for `len` bytes: a spare one of that size (`false`), else a fresh zeroed one
+    /// (`true`).
+    fn spare_or_fresh(len: usize) -> Option<(HostBlock, bool)> {
+        let size = len.max(1).next_multiple_of(4096);
+        let reused = {
+            let mut spare = SPARE_BUFFERS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            spare.iter().position(|b| b.size() == size).map(|i| spare.swap_remove(i))
+        };
+        match reused {
+            Some(b) => Some((b, false)),
+            None => HostBlock::new(size, 4096).map(|b| (b, true)),
+        }
     }
 
     pub fn addr(&self) -> usize {
@@ -560,6 +569,26 @@ pub fn set_major_function(driver_object: &HostBlock, major: u8, f: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reused_input_buffer_holds_exactly_its_own_bytes() {
+        // A size no other test uses, so the spare this test leaves is the one it takes back.
+        let len = 3 * 4096 + 123;
+        let old = Buffer::new(len, &[0xEE; 3 * 4096 + 123], 0).expect("buffer");
+        let old_addr = old.addr();
+        drop(old);
+        // Shorter contents than the buffer: the rest is the fill (zero or not), never the old bytes.
+        for fill in [0u8, 0x5A] {
+            let b = Buffer::new(len, &[1, 2, 3], fill).expect("buffer");
+            let mut want = vec![fill; len];
+            want[..3].copy_from_slice(&[1, 2, 3]);
+            assert_eq!(b.bytes(len), want, "fill {fill:#x}");
+            drop(b);
+        }
+        let again = Buffer::new(len, &[7; 10], 0).expect("buffer");
+        assert_eq!(again.addr(), old_addr, "the spare block was reused");
+        assert_eq!(again.bytes(len)[10..], vec![0; len - 10][..]);
+    }
 
     fn spec(stack_size: u8, params: StackParameters) -> IrpSpec {
         IrpSpec {
