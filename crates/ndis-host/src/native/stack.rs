@@ -260,11 +260,13 @@ impl Probe {
     }
 }
 
-/// Touches the byte `bytes` below the stack pointer, as a callee that deep would (for tests).
+/// Touches the byte `bytes + 1` below the stack pointer, as a callee that deep would (for tests). Strictly
+/// below: in an optimised build this function has no frame, and the word at the stack pointer is its return
+/// address.
 #[cfg(test)]
 #[inline(never)]
 pub fn use_stack(bytes: usize) {
-    let off = -(bytes as isize);
+    let off = -(bytes as isize) - 1;
     // SAFETY: writes one byte below the stack pointer, inside this thread's stack (the tests use at most
     // 32 KiB of a 1 MiB stack); nothing lives below the stack pointer.
     unsafe { std::arch::asm!("mov byte ptr [rsp + {off}], 1", off = in(reg) off, options(nostack)) };
