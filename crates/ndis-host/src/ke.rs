@@ -10,7 +10,7 @@
 //! per-call stack measurements.
 
 use crate::native::memory::HostBlock;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 pub use crate::native::stack::{HOST_FRAME_ALLOWANCE, KERNEL_STACK_SIZE, STACK_BUDGET};
@@ -137,7 +137,7 @@ pub struct Armed {
 /// Armed timers keyed by the timer's address.
 #[derive(Debug, Default)]
 pub struct TimerQueue {
-    armed: HashMap<usize, Armed>,
+    armed: crate::ndis::state::AddrMap<Armed>,
 }
 
 impl TimerQueue {
@@ -298,6 +298,7 @@ pub fn relative_timeout(timeout: i64, system_now: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
     #[derive(Default)]
     struct Map {

@@ -15,7 +15,7 @@ use crate::native::memory::HostBlock;
 use crate::trace::{Arg, Direction};
 use crate::verifier::{Rule, Violation};
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -196,9 +196,9 @@ pub(crate) struct State {
     pub devices: Vec<DeviceRec>,
     pub links: BTreeMap<String, String>,
     pub protocols: Vec<ProtocolRec>,
-    pub completed_irps: HashMap<usize, u32>,
+    pub completed_irps: crate::ndis::state::AddrMap<u32>,
     /// Held spin locks: lock address → holder's thread id.
-    pub spin_locks: HashMap<usize, std::thread::ThreadId>,
+    pub spin_locks: crate::ndis::state::AddrMap<std::thread::ThreadId>,
     /// NDIS: adapters, opens, pools, indications.
     pub ndis: crate::ndis::state::NdisState,
     /// The I/O manager's files, handles, IRPs and MDLs.

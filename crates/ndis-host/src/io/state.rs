@@ -2,7 +2,7 @@
 //! files and IRPs in flight, the hostile caller's armed write ([`UserFlip`]), request results.
 
 use crate::native::irp::{Buffer, FileObjectBlock, IosbBlock, IrpBlock, MdlBlock, SecurityContextBlock};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 // CAST: NTSTATUS values are written as the unsigned hex the docs use.
@@ -235,9 +235,9 @@ pub(crate) struct IrpRec {
 pub(crate) struct IoState {
     pub(crate) files: BTreeMap<u64, FileRec>,
     pub(crate) handles: BTreeMap<Handle, u64>,
-    pub(crate) irps: HashMap<usize, IrpRec>,
+    pub(crate) irps: crate::ndis::state::AddrMap<IrpRec>,
     /// MDLs the driver allocated with IoAllocateMdl.
-    pub driver_mdls: HashMap<usize, MdlBlock>,
+    pub driver_mdls: crate::ndis::state::AddrMap<MdlBlock>,
     /// Caller buffers the I/O manager probed and locked (MmProbeAndLockPages) for direct-I/O requests.
     pub pages_locked: u64,
     pub(crate) processes: BTreeSet<ProcessId>,

@@ -1041,7 +1041,9 @@ fn send(inner: &std::sync::Arc<Inner>, handle: usize, head: usize, port: u32, fl
             inner.violation(Rule::Ndis, format!("NdisSendNetBufferLists: NBL {n:#x} was not allocated from a pool of this driver; the send is dropped"));
             return;
         };
-        if s.ndis.in_flight.contains_key(&n) || chain.iter().any(|&(c, _)| c == n) {
+        // Every NBL on the chain is a distinct driver NBL unless the chain loops: one more than there are is a
+        // loop (no search of the chain for each NBL).
+        if s.ndis.in_flight.contains_key(&n) || chain.len() >= s.ndis.driver_nbls.len() {
             drop(s);
             inner.violation(Rule::Ndis, format!("NdisSendNetBufferLists: NBL {n:#x} is sent again while its earlier send is still in flight (or the chain loops)"));
             return;
@@ -1140,11 +1142,9 @@ fn send(inner: &std::sync::Arc<Inner>, handle: usize, head: usize, port: u32, fl
     let chain: Vec<usize> = chain.into_iter().map(|(l, _)| l).collect();
     let mode = s.ndis.adapters.get(adapter).map_or(crate::ndis::SendCompletion::Synchronous, |a| a.send_completion);
     let deferred = mode != crate::ndis::SendCompletion::Synchronous;
-    for f in &frames {
-        if let Some(m) = s.ndis.oids.get_mut(&adapter) {
-            m.xmit_ok += 1;
-            m.xmit_octets += f.len() as u64;
-        }
+    if let Some(m) = s.ndis.oids.get_mut(&adapter) {
+        m.xmit_ok += frames.len() as u64;
+        m.xmit_octets += frames.iter().map(|f| f.len() as u64).sum::<u64>();
     }
     // The backend transmits outside the state lock (a TAP write is a system call).
     let backend = s.ndis.backends.get(&adapter).cloned();

@@ -418,6 +418,35 @@ fn a_send_is_gathered_recorded_and_completed_synchronously() {
 }
 
 #[test]
+fn a_send_chain_that_loops_is_refused_whole() {
+    let r = Rig::new(256, vec![stand_in(0)]);
+    let b = r.binding();
+    let nbls = on(&r.h, 0, DISPATCH, move || {
+        // More driver NBLs than the loop holds: the walk goes round it until it is longer than there are NBLs.
+        let nbls: Vec<usize> = (0..5u8).map(|i| frame_nbl(b, vec![i; 60])).collect();
+        let head = link(&nbls[..3]);
+        // SAFETY: NET_BUFFER_LIST.Next is the NBL's first field; the third NBL now leads back to the first.
+        unsafe { write_obj(nbls[2], head) };
+        NdisSendNetBufferLists(
+            b.handle.load(SeqCst) as *mut c_void,
+            head as *mut NET_BUFFER_LIST,
+            0,
+            NDIS_SEND_FLAGS_DISPATCH_LEVEL,
+        );
+        // SAFETY: as above; the chain ends again before the NBLs are freed.
+        unsafe { write_obj(nbls[2], 0usize) };
+        nbls
+    });
+    assert!(r.h.sent_frames(0).is_empty());
+    assert!(completions(b).is_empty());
+    assert_eq!(r.h.sends_in_flight(), 0);
+    free(&r.h, nbls);
+    let v = r.finish();
+    assert!(has(&v, Rule::Ndis, "(or the chain loops)"), "{v:#?}");
+    assert_eq!(v.len(), 1, "{v:#?}");
+}
+
+#[test]
 fn a_send_gathers_a_driver_mdl_chain_from_data_offset() {
     let r = Rig::new(0, vec![stand_in(0)]);
     let b = r.binding();
