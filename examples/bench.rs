@@ -203,7 +203,9 @@ mod linux {
     }
 
     fn loaded(bytes: &[u8], adapter: &AdapterConfig) -> Result<Host> {
-        let config = HostConfig { stack_sample: STACK_SAMPLE, ..HostConfig::default() };
+        // Requests are served on the issuing thread (no hand-over to a caller thread), as on Windows; a fault
+        // is still reported, a hang would not be (nothing here blocks).
+        let config = HostConfig { stack_sample: STACK_SAMPLE, inline_requests: true, ..HostConfig::default() };
         let mut h = Host::load(bytes, config).map_err(|e| format!("loading the driver: {e}"))?;
         h.add_adapter(adapter.clone()).map_err(|e| format!("adding the adapter: {e}"))?;
         match h.driver_entry().map_err(|e| format!("DriverEntry: {e}"))? {
@@ -529,6 +531,11 @@ mod linux {
                 reads += n;
                 if finished {
                     break;
+                }
+                if got == 0 {
+                    // Nothing queued: a polling reader gives the core to the offering and processor
+                    // threads (reads are served on this thread, so it would otherwise never leave it).
+                    std::thread::yield_now();
                 }
             }
             let offered = offerer.join().map_err(|_| "the offering thread panicked".to_owned())??;

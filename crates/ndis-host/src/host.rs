@@ -102,13 +102,20 @@ impl Host {
     }
 
     /// Runs `f` on a caller thread of its own (see `Threads`) as processor `processor`, and waits for it:
-    /// how the I/O manager runs a request in the thread that issued it.
+    /// how the I/O manager runs a request in the thread that issued it. With
+    /// `HostConfig::inline_requests`, runs it on this thread, on a kernel stack of its own (`native::inline`).
     pub(crate) fn run_in_caller_thread<R: Send + 'static>(
         &self,
         processor: u32,
         what: &str,
         f: impl FnOnce(&Inner) -> R + Send + 'static,
     ) -> Result<R, HostError> {
+        if self.inner.config.inline_requests {
+            return self.run_job(what, f, |job| {
+                crate::native::inline::run(&self.inner, processor, job)
+                    .map_err(|e| HostError::State(format!("allocating a kernel stack for a request: {e}")))
+            });
+        }
         self.run_job(what, f, |job| self.threads.send(&self.inner, processor, job))
     }
 

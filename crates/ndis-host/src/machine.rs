@@ -58,6 +58,13 @@ pub struct HostConfig {
     /// The guard page below the stack stays armed for every call either way; a benchmark sets 16 so that
     /// painting and scanning the stack stay on at a sixteenth of their cost.
     pub stack_sample: u32,
+    /// Serve I/O requests (`Host::read`, `write`, `device_control`, `close`, cancellation) on the thread that
+    /// issues them, on a kernel stack of its own, with no hand-over to a caller thread (see
+    /// `native::inline`). A fatal fault is still reported as `HostError::Fault`; a dispatch routine that
+    /// blocks blocks the issuing thread, and one that never returns is not reported as a hang. Off by
+    /// default: the default runs each request on a thread of its own, so one test thread can have requests
+    /// wait on each other. A benchmark turns it on.
+    pub inline_requests: bool,
 }
 
 impl Default for HostConfig {
@@ -75,6 +82,7 @@ impl Default for HostConfig {
             patch_cr8: true,
             image_address: None,
             stack_sample: 1,
+            inline_requests: false,
         }
     }
 }

@@ -5,8 +5,9 @@
 //! KUSER_SHARED_DATA at 0xFFFFF78000000000. In user mode both fault. The SIGSEGV handler below decodes the
 //! faulting instruction (iced-x86), emulates it against this thread's IRQL or the host's shared-data page,
 //! and resumes after it — the approach Wine takes. A fault it cannot emulate inside a driver image is fatal
-//! for that "processor": the fault is recorded, and the thread parks for good, as a bugchecked CPU would;
-//! the host thread waiting for the call sees the record. Faults outside driver images go to the previous
+//! for that "processor": the fault is recorded, and the thread parks for good, as a bugchecked CPU would
+//! (a request served on its caller's thread returns to the caller instead, its stack abandoned:
+//! `native::inline`); the host thread waiting for the call sees the record. Faults outside driver images go to the previous
 //! handler (Rust's stack-overflow reporter, or the default action).
 
 use iced_x86::{Decoder, DecoderOptions, Instruction, OpKind, Register};
@@ -71,6 +72,11 @@ thread_local! {
     /// Which machine this processor thread belongs to (an address identifying it; 0 = none). Const: the
     /// fault handler reads it.
     static MACHINE: Cell<usize> = const { Cell::new(0) };
+}
+
+/// The machine this thread is a processor of (0 = none).
+pub fn machine() -> usize {
+    MACHINE.with(Cell::get)
 }
 
 /// Marks the current thread as a processor of machine `id`.
@@ -450,6 +456,10 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut l
     if in_driver_image(rip) || guard_hit {
         // Fatal: record and park this processor for good.
         record_fatal(sig, rip, addr, guard_hit);
+        // A request served on its caller's thread goes back to the caller, its stack abandoned.
+        if super::inline::trap(gregs) {
+            return;
+        }
         loop {
             // SAFETY: pause only waits for a signal.
             unsafe { libc::pause() };

@@ -8,6 +8,7 @@ pub mod cpu;
 pub mod dispatch;
 pub mod exports;
 pub mod fake_driver;
+pub mod inline;
 pub mod irp;
 pub mod mapping;
 pub mod memory;

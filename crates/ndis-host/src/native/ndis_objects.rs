@@ -327,20 +327,22 @@ pub fn receive_chain_shaped<F: AsRef<[u8]>>(lent: &mut Lent, frames: &[F], shape
         let mut last: *mut NET_BUFFER = std::ptr::null_mut();
         for frame in group {
             let Some(nb) = receive_nb(&mut pool, lent, frame.as_ref(), shape) else { break };
-            // SAFETY: `last` is the NET_BUFFER built just before this one, `nbl_ptr` the fresh NBL block;
-            // nobody else uses either yet. Plain field stores: no copy of the structure in and out.
-            unsafe {
-                if last.is_null() {
-                    (*nbl_ptr).u1.s.FirstNetBuffer = nb;
-                } else {
-                    (*last).u1.s.Next = nb;
-                }
+            // Plain field stores: no copy of the structure in and out.
+            if last.is_null() {
+                // SAFETY: `nbl_ptr` is the fresh NBL block, which nobody else uses yet.
+                let nbl = unsafe { &mut *nbl_ptr };
+                nbl.u1.s.FirstNetBuffer = nb;
+            } else {
+                // SAFETY: `last` is the NET_BUFFER built just before this one, which nobody else uses yet.
+                let before = unsafe { &mut *last };
+                before.u1.s.Next = nb;
             }
             last = nb;
         }
         if !prev.is_null() {
             // SAFETY: both are NBLs built above.
-            unsafe { (*prev).u1.s.Next = nbl_ptr };
+            let before = unsafe { &mut *prev };
+            before.u1.s.Next = nbl_ptr;
         }
         prev = nbl_ptr;
         nbls.push(nbl_ptr as usize);
@@ -466,14 +468,13 @@ fn receive_nb(pool: &mut Recycler<'_>, lent: &mut Lent, frame: &[u8], shape: Rec
     let nb = pool.block(size_of::<NET_BUFFER>(), true)?;
     let p = nb.as_ptr::<NET_BUFFER>();
     // SAFETY: the fresh, zeroed NET_BUFFER block, which nobody else uses; plain field stores.
-    unsafe {
-        (*p).u1.s.CurrentMdl = first;
-        (*p).u1.s.MdlChain = first;
-        // CAST: headroom and frame sizes are far below 4 GiB.
-        (*p).u1.s.CurrentMdlOffset = shape.data_offset as u32;
-        (*p).u1.s.DataOffset = shape.data_offset as u32;
-        (*p).u1.s.u.DataLength = frame.len() as u32;
-    }
+    let b = unsafe { &mut *p };
+    b.u1.s.CurrentMdl = first;
+    b.u1.s.MdlChain = first;
+    // CAST: headroom and frame sizes are far below 4 GiB.
+    b.u1.s.CurrentMdlOffset = shape.data_offset as u32;
+    b.u1.s.DataOffset = shape.data_offset as u32;
+    b.u1.s.u.DataLength = frame.len() as u32;
     lent.keep(nb);
     Some(p)
 }
@@ -526,15 +527,14 @@ pub const NBL_SIZE: usize = NBL_ALLOCATION;
 /// `m` points to a zeroed MDL-sized block nobody else uses yet.
 unsafe fn fill_mdl(m: *mut MDL, va: usize, len: usize) {
     // SAFETY: guaranteed by the caller; plain field stores (no copy of the MDL in and out).
-    unsafe {
-        // CAST: MDL header sizes and byte counts of frames (well below 4 GiB).
-        (*m).Size = (size_of::<MDL>() + 8) as i16;
-        (*m).MdlFlags = MDL_MAPPED_TO_SYSTEM_VA | MDL_SOURCE_IS_NONPAGED_POOL;
-        (*m).MappedSystemVa = va as PVOID;
-        (*m).StartVa = (va & !0xFFF) as PVOID;
-        (*m).ByteOffset = (va & 0xFFF) as u32;
-        (*m).ByteCount = len as u32;
-    }
+    let m = unsafe { &mut *m };
+    // CAST: MDL header sizes and byte counts of frames (well below 4 GiB).
+    m.Size = (size_of::<MDL>() + 8) as i16;
+    m.MdlFlags = MDL_MAPPED_TO_SYSTEM_VA | MDL_SOURCE_IS_NONPAGED_POOL;
+    m.MappedSystemVa = va as PVOID;
+    m.StartVa = (va & !0xFFF) as PVOID;
+    m.ByteOffset = (va & 0xFFF) as u32;
+    m.ByteCount = len as u32;
 }
 
 /// An MDL for `len` bytes at `va` (NdisAllocateMdl).

@@ -91,6 +91,16 @@ fn disarm() {
     }
 }
 
+/// Forgets the calls active on this thread after their stack was abandoned (a fatal fault in an inline
+/// request, `native::inline`): none of them ends, so the next call is this thread's outermost again. The
+/// guard page goes back to read-write on the abandoned stack, which stays mapped.
+pub fn abandon_calls() {
+    LEVELS.with(|l| l.borrow_mut().clear());
+    FLOOR.with(|f| f.set(0));
+    SKIPPING.with(|c| c.set(0));
+    disarm();
+}
+
 /// Called by the fault handler for a fault at `addr`: `Some(true)` when it hit the current thread's guard
 /// page inside a driver call (a stack overflow: fatal); `Some(false)` when it hit it between calls, in host
 /// code (the page is disarmed and the access can simply be retried); `None` when it is not the guard page.

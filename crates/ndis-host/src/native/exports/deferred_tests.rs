@@ -825,6 +825,85 @@ fn an_overflow_in_host_code_under_the_driver_is_reported_too() {
     }
 }
 
+// ---------------------------------------------------------------- requests on the issuing thread
+
+fn inline_machine() -> Host {
+    let config = HostConfig { inline_requests: true, ..HostConfig::default() };
+    let mut h = Host::load(&tiny_image(), config).expect("the tiny image loads");
+    assert_eq!(h.driver_entry().expect("entry"), 0);
+    h
+}
+
+/// Runs routine `f` as driver code in an inline request of `h` on processor `processor`.
+fn inline_call(
+    h: &Host,
+    processor: u32,
+    name: &'static str,
+    f: usize,
+    args: Vec<(&'static str, u64)>,
+) -> Result<u64, HostError> {
+    h.run_in_caller_thread(processor, name, move |inner| {
+        crate::exports::call_into_driver(inner, PASSIVE, name, f, &args)
+    })
+}
+
+fn local_address() -> usize {
+    let here = 0u8;
+    std::hint::black_box(&here) as *const u8 as usize
+}
+
+#[test]
+fn inline_requests_run_on_the_issuing_thread_on_a_stack_of_their_own() {
+    let h = inline_machine();
+    let (me, here) = (std::thread::current().id(), local_address());
+    let (thread, processor, irql, there) = h
+        .run_in_caller_thread(1, "Where", |_| {
+            (std::thread::current().id(), cpu::processor(), cpu::irql(), local_address())
+        })
+        .expect("ran");
+    assert_eq!((thread, processor, irql), (me, 1, PASSIVE));
+    assert!(here.abs_diff(there) > 512 * 1024, "the request's frames are on another stack: {here:#x} {there:#x}");
+    // The thread's own state is back, and driver code runs, waits and is measured there like anywhere.
+    assert_eq!((cpu::processor(), cpu::machine()), (0, 0));
+    let e = object();
+    inline_call(
+        &h,
+        0,
+        "Init",
+        init_event as *const () as usize,
+        vec![("e", e.addr() as u64), ("t", NotificationEvent as u64), ("s", 0)],
+    )
+    .expect("init");
+    assert_eq!(
+        inline_call(&h, 0, "Wait", wait_event as *const () as usize, vec![("e", e.addr() as u64), ("t", 10_000)])
+            .expect("wait"),
+        0x102
+    );
+    inline_call(&h, 1, "Deep", deep as *const () as usize, vec![("bytes", 30 * 1024)]).expect("deep");
+    assert!(has(&h, Rule::Stack, "Deep used"), "{:#?}", violations(&h));
+    assert!(h.stack_report()["Deep"].max_depth >= 30 * 1024 - crate::native::stack::MARGIN);
+}
+
+#[test]
+fn a_fault_in_an_inline_request_is_reported_and_the_issuing_thread_goes_on() {
+    let h = inline_machine();
+    let f = h.image().base() + 0x1000 + RUNAWAY;
+    match inline_call(&h, 0, "Runaway", f, vec![]) {
+        Err(HostError::Fault { rip, .. }) => assert_eq!(rip, f, "the push in the image faulted"),
+        other => panic!("expected a fault, got {other:?}"),
+    }
+    assert!(matches!(h.run_in_caller_thread(0, "Again", |_| 0), Err(HostError::Down)));
+    assert_eq!((cpu::processor(), cpu::machine(), cpu::irql()), (0, 0, PASSIVE));
+    // Another machine on the same thread serves requests on a new stack, its probe and guard page fresh.
+    let h2 = inline_machine();
+    assert_eq!(h2.run_in_caller_thread(0, "Fine", |_| 7).expect("ran"), 7);
+    inline_call(&h2, 0, "Shallow", deep as *const () as usize, vec![("bytes", 4096)]).expect("shallow");
+    match inline_call(&h2, 1, "Overflow", overflow_in_host as *const () as usize, vec![]) {
+        Err(HostError::Fault { symbol: Some(s), .. }) => assert!(s.contains("kernel stack overflow"), "{s}"),
+        other => panic!("expected a stack-overflow fault, got {other:?}"),
+    }
+}
+
 #[test]
 fn every_export_added_here_is_an_import_of_wdk_16299() {
     let functions = crate::wdk::FunctionTable::wdk_16299();

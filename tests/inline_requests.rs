@@ -1,0 +1,85 @@
+//! The real rawlink.sys with its requests served on the issuing thread (`HostConfig::inline_requests`, the
+//! mode the benchmark runs in): writes, reads that complete at once or pend until a receive on a processor
+//! thread completes them, the mapped ring, and close, with a clean verifier and no pool left at unload.
+#![cfg(target_os = "linux")]
+
+mod common;
+
+use common::status::*;
+
+use ndis_host::host::{Host, HostConfig};
+use ndis_host::io::UserMemory;
+use ndis_host::ndis::AdapterConfig;
+use rawlink_abi::ring::{self, RingLayout, RingSetup};
+use rawlink_abi::{rawlink, Frames, ReadMode};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn frame(src: [u8; 6], n: u8, len: usize) -> Vec<u8> {
+    let mut f = vec![0xFF; 6];
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&[0x88, 0xB5]);
+    f.extend((0..len.saturating_sub(14)).map(|i| (i as u8) ^ n));
+    f
+}
+
+fn inline_host(adapter: &AdapterConfig) -> Host {
+    let bytes = common::package_file("rawlink.sys");
+    let config = HostConfig { inline_requests: true, ..HostConfig::default() };
+    let mut h = Host::load(&bytes, config).expect("rawlink.sys loads");
+    h.add_adapter(adapter.clone()).expect("adapter");
+    assert_eq!(h.driver_entry().expect("DriverEntry ran"), 0);
+    h
+}
+
+#[test]
+fn writes_reads_the_ring_and_close_work_when_served_on_the_issuing_thread() {
+    let a = AdapterConfig::ethernet(1);
+    let h = inline_host(&a);
+    let f = common::attach(&h, 0);
+    // A batch written goes out whole, in order.
+    let sent: Vec<Vec<u8>> = (0..16u8).map(|i| frame(a.mac, i, 60 + usize::from(i) * 90)).collect();
+    let w = h.write(f, &common::batch(&sent)).expect("write");
+    assert_eq!((w.status, w.information), (STATUS_SUCCESS, sent.iter().map(Vec::len).sum::<usize>()));
+    assert_eq!(h.sent_frames(0), sent);
+    // Frames received are read in one batched read.
+    let received: Vec<Vec<u8>> = (0..8u8).map(|i| frame([2, 0, 0, 0, 0, 9], i, 100 + usize::from(i))).collect();
+    assert_eq!(h.indicate_receive(0, received.clone(), false).expect("indicated"), 0);
+    let r = h.read(f, 64 * 1024).expect("read");
+    assert_eq!(r.status, STATUS_SUCCESS);
+    let got: Vec<Vec<u8>> = Frames::new(&r.output).map(|(_, data)| data.to_vec()).collect();
+    assert_eq!(got, received);
+    // A blocking read pends in the dispatch routine's return and is completed by a receive on a processor
+    // thread while this thread waits for it.
+    let mode = ReadMode { blocking: true, min_bytes: 1, timeout_ms: 0 }.to_bytes();
+    assert_eq!(h.device_io_control(f, rawlink::IOCTL_RAWLINK_SET_READ_MODE, &mode, 0).expect("ioctl").status, 0);
+    let irp = h.submit_read(f, 64 * 1024).expect("submitted").irp();
+    assert!(h.wait_request(irp, Duration::from_millis(20)).expect("wait").is_none(), "nothing queued: it pends");
+    h.indicate_receive(0, vec![received[0].clone()], false).expect("indicated");
+    let r = h.wait_request(irp, Duration::from_secs(5)).expect("wait").expect("completed");
+    assert_eq!(Frames::new(&r.output).map(|(_, d)| d.to_vec()).collect::<Vec<_>>(), vec![received[0].clone()]);
+    // The mapped ring on a second handle: attached by a request that stays pended, filled by receives.
+    let g = common::attach(&h, 0);
+    let layout = RingLayout::with_slots(64, 2048).expect("layout");
+    let mem = Arc::new(UserMemory::new(layout.len()).expect("memory"));
+    let setup = RingSetup { slot_size: 2048, flags: 0 }.to_bytes();
+    let attach = h.submit_ioctl_shared(g, ring::IOCTL_RAWLINK_RING_ATTACH, &setup, &mem).expect("submitted");
+    assert!(!attach.is_completed(), "the attach request pends while the ring is attached");
+    let attach = attach.irp();
+    assert_eq!(h.indicate_receive(0, received.clone(), false).expect("indicated"), 0);
+    assert_eq!(mem.load_u32(ring::PRODUCER_OFFSET), 8);
+    // Closing the ring's handle completes its attach request (CLEANUP cancels it).
+    assert_eq!(h.close(g).expect("closed"), 0);
+    assert_eq!(
+        h.wait_request(attach, Duration::from_secs(5)).expect("wait").expect("completed").status,
+        STATUS_CANCELLED
+    );
+    // The first handle got the ring's frames too (both are attached to the binding).
+    let r = h.read(f, 64 * 1024).expect("read");
+    assert_eq!(Frames::new(&r.output).count(), received.len());
+    // CancelIoEx of a pended read runs the driver's cancel routine on this thread too.
+    let irp = h.submit_read(f, 4096).expect("submitted").irp();
+    assert!(h.cancel_request(irp).expect("cancel"), "the read's cancel routine ran");
+    assert_eq!(h.wait_request(irp, Duration::from_secs(5)).expect("wait").expect("completed").status, STATUS_CANCELLED);
+    common::finish(h, &[f]);
+}
