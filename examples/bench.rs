@@ -203,9 +203,15 @@ mod linux {
     }
 
     fn loaded(bytes: &[u8], adapter: &AdapterConfig) -> Result<Host> {
-        // Requests are served on the issuing thread (no hand-over to a caller thread), as on Windows; a fault
-        // is still reported, a hang would not be (nothing here blocks).
-        let config = HostConfig { stack_sample: STACK_SAMPLE, inline_requests: true, ..HostConfig::default() };
+        // Requests are served on the issuing thread (no hand-over to a caller thread), as on Windows, and the
+        // indications run on the thread that plays the NIC, as processor 1 (no hand-over to its thread); a
+        // fault is still reported, a hang would not be (nothing here blocks).
+        let config = HostConfig {
+            stack_sample: STACK_SAMPLE,
+            inline_requests: true,
+            inline_processors: true,
+            ..HostConfig::default()
+        };
         let mut h = Host::load(bytes, config).map_err(|e| format!("loading the driver: {e}"))?;
         h.add_adapter(adapter.clone()).map_err(|e| format!("adding the adapter: {e}"))?;
         match h.driver_entry().map_err(|e| format!("DriverEntry: {e}"))? {

@@ -1,6 +1,7 @@
-//! The real rawlink.sys with its requests served on the issuing thread (`HostConfig::inline_requests`, the
-//! mode the benchmark runs in): writes, reads that complete at once or pend until a receive on a processor
-//! thread completes them, the mapped ring, and close, with a clean verifier and no pool left at unload.
+//! The real rawlink.sys with its requests served on the issuing thread (`HostConfig::inline_requests`), and
+//! also its processor work (`inline_processors`: the benchmark's mode): writes, reads that complete at once
+//! or pend until a receive on another thread completes them, the mapped ring, cancel and close, with a clean
+//! verifier and no pool left at unload.
 #![cfg(target_os = "linux")]
 
 mod common;
@@ -23,9 +24,9 @@ fn frame(src: [u8; 6], n: u8, len: usize) -> Vec<u8> {
     f
 }
 
-fn inline_host(adapter: &AdapterConfig) -> Host {
+fn inline_host(adapter: &AdapterConfig, inline_processors: bool) -> Host {
     let bytes = common::package_file("rawlink.sys");
-    let config = HostConfig { inline_requests: true, ..HostConfig::default() };
+    let config = HostConfig { inline_requests: true, inline_processors, ..HostConfig::default() };
     let mut h = Host::load(&bytes, config).expect("rawlink.sys loads");
     h.add_adapter(adapter.clone()).expect("adapter");
     assert_eq!(h.driver_entry().expect("DriverEntry ran"), 0);
@@ -34,8 +35,19 @@ fn inline_host(adapter: &AdapterConfig) -> Host {
 
 #[test]
 fn writes_reads_the_ring_and_close_work_when_served_on_the_issuing_thread() {
+    requests_on_the_issuing_thread(false);
+}
+
+/// With the receive indications (and binding, pause, unload) run on the test's thread as processor 1 too:
+/// the bench's configuration. The pended read is then completed by an indication on another test thread.
+#[test]
+fn and_with_processor_work_on_the_asking_thread_too() {
+    requests_on_the_issuing_thread(true);
+}
+
+fn requests_on_the_issuing_thread(inline_processors: bool) {
     let a = AdapterConfig::ethernet(1);
-    let h = inline_host(&a);
+    let h = inline_host(&a, inline_processors);
     let f = common::attach(&h, 0);
     // A batch written goes out whole, in order.
     let sent: Vec<Vec<u8>> = (0..16u8).map(|i| frame(a.mac, i, 60 + usize::from(i) * 90)).collect();
@@ -55,8 +67,12 @@ fn writes_reads_the_ring_and_close_work_when_served_on_the_issuing_thread() {
     assert_eq!(h.device_io_control(f, rawlink::IOCTL_RAWLINK_SET_READ_MODE, &mode, 0).expect("ioctl").status, 0);
     let irp = h.submit_read(f, 64 * 1024).expect("submitted").irp();
     assert!(h.wait_request(irp, Duration::from_millis(20)).expect("wait").is_none(), "nothing queued: it pends");
-    h.indicate_receive(0, vec![received[0].clone()], false).expect("indicated");
-    let r = h.wait_request(irp, Duration::from_secs(5)).expect("wait").expect("completed");
+    let r = std::thread::scope(|s| {
+        let nic = s.spawn(|| h.indicate_receive(0, vec![received[0].clone()], false).expect("indicated"));
+        let r = h.wait_request(irp, Duration::from_secs(5)).expect("wait").expect("completed");
+        assert_eq!(nic.join().expect("the indicating thread"), 0);
+        r
+    });
     assert_eq!(Frames::new(&r.output).map(|(_, d)| d.to_vec()).collect::<Vec<_>>(), vec![received[0].clone()]);
     // The mapped ring on a second handle: attached by a request that stays pended, filled by receives.
     let g = common::attach(&h, 0);

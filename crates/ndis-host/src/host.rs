@@ -98,6 +98,14 @@ impl Host {
         f: impl FnOnce(&Inner) -> R + Send + 'static,
     ) -> Result<R, HostError> {
         let target = self.cpus.get(cpu).ok_or(HostError::State(format!("no processor {cpu}")))?;
+        if self.inner.config.inline_processors {
+            return self.run_job(what, f, |job| {
+                let _running = crate::machine::lock(&target.busy);
+                // CAST: two processors.
+                crate::native::inline::run(&self.inner, cpu as u32, job)
+                    .map_err(|e| HostError::State(format!("allocating a kernel stack for processor {cpu}: {e}")))
+            });
+        }
         self.run_job(what, f, |job| target.jobs.send(job).map_err(|_| HostError::Down))
     }
 

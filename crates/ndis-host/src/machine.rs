@@ -65,6 +65,11 @@ pub struct HostConfig {
     /// default: the default runs each request on a thread of its own, so one test thread can have requests
     /// wait on each other. A benchmark turns it on.
     pub inline_requests: bool,
+    /// Run what the host does on a processor (a receive indication, an OID request, a pause, a routine
+    /// given to `Host::call_driver`) on the thread that asks for it, as that processor, on that thread's
+    /// kernel stack (as `inline_requests`), instead of handing it to the processor's thread; one job per
+    /// processor at a time still. Off by default; a benchmark turns it on.
+    pub inline_processors: bool,
 }
 
 impl Default for HostConfig {
@@ -83,6 +88,7 @@ impl Default for HostConfig {
             image_address: None,
             stack_sample: 1,
             inline_requests: false,
+            inline_processors: false,
         }
     }
 }
@@ -410,6 +416,9 @@ pub(crate) type Deliver = Box<dyn FnOnce() + Send>;
 #[derive(Debug)]
 pub(crate) struct Cpu {
     pub(crate) jobs: mpsc::Sender<Job>,
+    /// Held while a job runs as this processor: by its thread, or by a thread that runs one itself
+    /// (`HostConfig::inline_processors`), so that one processor runs one job at a time either way.
+    pub(crate) busy: Arc<Mutex<()>>,
 }
 
 /// Stack for processor threads. The driver's own budget is the kernel's 24 KiB; host exports run on the
@@ -461,6 +470,8 @@ impl Cpu {
     pub(crate) fn start(inner: &Arc<Inner>, index: usize) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::channel::<Job>();
         let ctx = Arc::clone(inner);
+        let busy = Arc::new(Mutex::new(()));
+        let mine = Arc::clone(&busy);
         std::thread::Builder::new().name(format!("cpu{index}")).stack_size(CPU_STACK).spawn(move || {
             cpu::set_machine(Arc::as_ptr(&ctx) as usize);
             CURRENT.with(|c| *c.borrow_mut() = Some(ctx));
@@ -468,11 +479,15 @@ impl Cpu {
             // CAST: two processors.
             cpu::set_processor(index as u32);
             while let Ok(job) = recv_handoff(&rx) {
-                job()();
+                let deliver = {
+                    let _running = lock(&mine);
+                    job()
+                };
+                deliver();
             }
             CURRENT.with(|c| c.borrow_mut().take());
         })?;
-        Ok(Self { jobs: tx })
+        Ok(Self { jobs: tx, busy })
     }
 }
 

@@ -905,6 +905,26 @@ fn a_fault_in_an_inline_request_is_reported_and_the_issuing_thread_goes_on() {
 }
 
 #[test]
+fn processor_work_runs_on_the_asking_thread_as_that_processor_and_a_fault_there_is_reported() {
+    let config = HostConfig { inline_processors: true, ..HostConfig::default() };
+    let mut h = Host::load(&tiny_image(), config).expect("the tiny image loads");
+    assert_eq!(h.driver_entry().expect("entry"), 0);
+    let me = std::thread::current().id();
+    let (thread, processor) = h.run(1, "Where", |_| (std::thread::current().id(), cpu::processor())).expect("ran");
+    assert_eq!((thread, processor), (me, 1));
+    // Driver routines at DISPATCH_LEVEL and their stack measurement, as on the processor's own thread.
+    run(&h, 1, DISPATCH, "Shallow", deep as *const () as usize, &[4096]);
+    assert_clean(&h);
+    assert_eq!((cpu::processor(), cpu::irql()), (0, PASSIVE));
+    let f = h.image().base() + 0x1000 + RUNAWAY;
+    match h.call_driver(0, PASSIVE, "Runaway", f, vec![]) {
+        Err(HostError::Fault { rip, .. }) => assert_eq!(rip, f, "the push in the image faulted"),
+        other => panic!("expected a fault, got {other:?}"),
+    }
+    assert!(matches!(h.call_driver(1, PASSIVE, "After", deep as *const () as usize, vec![]), Err(HostError::Down)));
+}
+
+#[test]
 fn every_export_added_here_is_an_import_of_wdk_16299() {
     let functions = crate::wdk::FunctionTable::wdk_16299();
     let mine: Vec<&str> = super::sync::table().into_iter().chain(super::timers::table()).map(|(_, n, _)| n).collect();
