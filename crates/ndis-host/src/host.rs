@@ -102,7 +102,7 @@ impl Host {
             return self.run_job(what, f, |job| {
                 let _running = crate::machine::lock(&target.busy);
                 // CAST: two processors.
-                crate::native::inline::run(&self.inner, cpu as u32, job)
+                crate::machine::run_inline(&self.inner, cpu as u32, job)
                     .map_err(|e| HostError::State(format!("allocating a kernel stack for processor {cpu}: {e}")))
             });
         }
@@ -120,7 +120,7 @@ impl Host {
     ) -> Result<R, HostError> {
         if self.inner.config.inline_requests {
             return self.run_job(what, f, |job| {
-                crate::native::inline::run(&self.inner, processor, job)
+                crate::machine::run_inline(&self.inner, processor, job)
                     .map_err(|e| HostError::State(format!("allocating a kernel stack for a request: {e}")))
             });
         }

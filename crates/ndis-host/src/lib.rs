@@ -11,8 +11,9 @@
 //!    Windows loader, ApiValidator and link.exe's driver conventions expect it), [`loader`] (mapping it),
 //!    [`privileged`] (its ring-0-only instructions), [`cr8patch`] (trap-free detours for its CR8 accesses),
 //!    [`wdk`] (the WDK's tables), [`oid`], [`trace`], [`verifier`], [`faults`], [`backend`] (an adapter's far
-//!    side), and the native primitives `native::{call, cpu, mapping, memory, user_memory, stack, watch, tap}` (raw
-//!    memory, the processors' IRQL and fault handling, calls through foreign function pointers).
+//!    side), and the native primitives `native::{call, cpu, mapping, memory, user_memory, stack, inline, watch,
+//!    tap}` (raw memory, the processors' IRQL and fault handling, calls through foreign function pointers,
+//!    jobs on the asking thread's own kernel stack).
 //! 1. **State and object layouts** of each model: [`ke`] (dispatcher, timers, work items), [`security`]
 //!    (tokens, descriptors, the registry), [`io::state`] (files, handles, IRPs in flight), [`ndis::state`]
 //!    (adapters, opens, pools, NBLs in flight), and the kernel objects the driver sees in memory,

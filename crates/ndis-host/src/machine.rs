@@ -491,6 +491,26 @@ impl Cpu {
     }
 }
 
+/// Runs `job` now on this thread, as processor `processor` of `inner`, on this thread's kernel stack
+/// (`native::inline`), and hands its result over; after a fatal fault nothing is handed over and the fault
+/// record tells the waiting caller. The thread's own machine, IRQL and processor are put back afterwards.
+pub(crate) fn run_inline(inner: &Arc<Inner>, processor: u32, job: Job) -> std::io::Result<()> {
+    let saved = (cpu::machine(), cpu::irql(), cpu::processor(), CURRENT.with(|c| c.replace(Some(Arc::clone(inner)))));
+    cpu::set_machine(Arc::as_ptr(inner) as usize);
+    cpu::set_irql(0);
+    cpu::set_processor(processor);
+    let done = crate::native::inline::run(CPU_STACK, job);
+    let (machine, irql, number, current) = saved;
+    cpu::set_machine(machine);
+    cpu::set_irql(irql);
+    cpu::set_processor(number);
+    CURRENT.with(|c| *c.borrow_mut() = current);
+    if let Some(deliver) = done? {
+        deliver();
+    }
+    Ok(())
+}
+
 /// A job for a [`Threads`] worker, with the worker's own sender (returned to the idle list afterwards) and
 /// the processor number it runs as.
 pub(crate) struct ThreadJob(Job, mpsc::Sender<ThreadJob>, u32);

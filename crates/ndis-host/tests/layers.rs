@@ -28,6 +28,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("native::memory", 0),
     ("native::user_memory", 0),
     ("native::stack", 0),
+    ("native::inline", 0),
     ("native::watch", 0),
     ("native::tap", 0),
     // 1 — the state of each model and the kernel objects' memory layouts: dispatcher and timers, tokens and
