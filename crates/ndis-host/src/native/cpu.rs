@@ -6,9 +6,9 @@
 //! faulting instruction (iced-x86), emulates it against this thread's IRQL or the host's shared-data page,
 //! and resumes after it — the approach Wine takes. A fault it cannot emulate inside a driver image is fatal
 //! for that "processor": the fault is recorded, and the thread parks for good, as a bugchecked CPU would
-//! (a request served on its caller's thread returns to the caller instead, its stack abandoned:
-//! `native::inline`); the host thread waiting for the call sees the record. Faults outside driver images go to the previous
-//! handler (Rust's stack-overflow reporter, or the default action).
+//! (a job run on the asking thread returns to it instead, its stack abandoned: `native::inline`); the host
+//! thread waiting for the call sees the record. Faults outside driver images go to the previous handler
+//! (Rust's stack-overflow reporter, or the default action).
 
 use iced_x86::{Decoder, DecoderOptions, Instruction, OpKind, Register};
 use std::cell::Cell;
@@ -456,7 +456,7 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut l
     if in_driver_image(rip) || guard_hit {
         // Fatal: record and park this processor for good.
         record_fatal(sig, rip, addr, guard_hit);
-        // A request served on its caller's thread goes back to the caller, its stack abandoned.
+        // A job run on the asking thread goes back to it, its stack abandoned.
         if super::inline::trap(gregs) {
             return;
         }
