@@ -12,9 +12,10 @@
 //!
 //! Output: the table; `--json PATH` (the cases in issue 13's schema, plus `offered_frames_per_s` on the
 //! open-loop rows and the memcpy floor); `--svg PATH` (a bar chart, default `target/bench/bench.svg`); and
-//! the targets with how far each figure is from its target. The numbers include the emulator (thread
-//! hand-offs, IRQL bookkeeping, tracing): they compare code paths of the driver, they are not Windows
-//! numbers. Nothing here is a pass/fail test; the run fails only if the driver loses frames in a
+//! the targets with how far each figure is from its target. The numbers include the emulator (the
+//! verifier's checks, IRQL bookkeeping, tracing; requests and indications run on the asking thread,
+//! `HostConfig::inline_requests` and `inline_processors`, so no thread hand-off): they compare code paths
+//! of the driver, they are not Windows numbers. Nothing here is a pass/fail test; the run fails only if the driver loses frames in a
 //! closed-loop case or the verifier reports a finding.
 //!
 //! Options: `--seconds S` and `--frames N` per case (whichever runs out first), `--json PATH`, `--svg PATH`,
