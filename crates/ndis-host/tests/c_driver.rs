@@ -422,15 +422,19 @@ fn cr8_patches_behave_as_the_trap_handler() {
 
 /// The double-fetch watch through a CR8 trampoline: the C driver reads its caller's first frame byte right
 /// behind a CR8 read (an instruction the patch moves into the trampoline), then again in place. Patched and
-/// trapped, the watch reports the same double fetch, the first read at its own address in the image.
+/// trapped, the watch reports the same double fetch, the first read at its own address in the image; and
+/// the same again with the request served on the test's thread, on its own kernel stack
+/// (`HostConfig::inline_requests`), where the watch's page faults and single steps happen on that stack.
 #[test]
 fn the_double_fetch_watch_sees_reads_moved_into_a_cr8_trampoline() {
     const IOCTL_SET_CR8_DOUBLE_READ: u32 = 0x0012_2014;
     let mut findings = Vec::new();
-    for patch_cr8 in [true, false] {
+    for (patch_cr8, inline) in [(true, false), (false, false), (true, true), (false, true)] {
         let a = AdapterConfig::ethernet(1);
         let mac = a.mac;
-        let mut h = Host::load_file(driver(), HostConfig { patch_cr8, ..HostConfig::default() }).expect("loads");
+        let config =
+            HostConfig { patch_cr8, inline_requests: inline, inline_processors: inline, ..HostConfig::default() };
+        let mut h = Host::load_file(driver(), config).expect("loads");
         h.add_adapter(a).expect("adapter");
         assert_eq!(h.driver_entry().expect("DriverEntry runs"), 0);
         let handle = h.open("\\\\.\\RlProt").expect("opens");
@@ -460,5 +464,8 @@ fn the_double_fetch_watch_sees_reads_moved_into_a_cr8_trampoline() {
         h.unload().expect("unloads");
         findings.push(v);
     }
-    assert_eq!(findings[0], findings[1], "the same finding patched and trapped");
+    assert!(
+        findings.iter().all(|f| *f == findings[0]),
+        "the same finding patched and trapped, inline or not: {findings:#?}"
+    );
 }
