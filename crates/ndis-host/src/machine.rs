@@ -493,22 +493,47 @@ impl Cpu {
 
 /// Runs `job` now on this thread, as processor `processor` of `inner`, on this thread's kernel stack
 /// (`native::inline`), and hands its result over; after a fatal fault nothing is handed over and the fault
-/// record tells the waiting caller. The thread's own machine, IRQL and processor are put back afterwards.
+/// record tells the waiting caller. The thread's own machine, IRQL and processor are put back afterwards,
+/// also when the job panics (the panic goes on to the caller).
 pub(crate) fn run_inline(inner: &Arc<Inner>, processor: u32, job: Job) -> std::io::Result<()> {
-    let saved = (cpu::machine(), cpu::irql(), cpu::processor(), CURRENT.with(|c| c.replace(Some(Arc::clone(inner)))));
-    cpu::set_machine(Arc::as_ptr(inner) as usize);
-    cpu::set_irql(0);
-    cpu::set_processor(processor);
-    let done = crate::native::inline::run(CPU_STACK, job);
-    let (machine, irql, number, current) = saved;
-    cpu::set_machine(machine);
-    cpu::set_irql(irql);
-    cpu::set_processor(number);
-    CURRENT.with(|c| *c.borrow_mut() = current);
-    if let Some(deliver) = done? {
+    let _restore = ThreadState::enter(inner, processor);
+    if let Some(deliver) = crate::native::inline::run(CPU_STACK, job)? {
         deliver();
     }
     Ok(())
+}
+
+/// A thread's processor identity, replaced for an inline job and put back when dropped.
+struct ThreadState {
+    machine: usize,
+    irql: u8,
+    processor: u32,
+    current: Option<Arc<Inner>>,
+}
+
+impl ThreadState {
+    fn enter(inner: &Arc<Inner>, processor: u32) -> Self {
+        let saved = Self {
+            machine: cpu::machine(),
+            irql: cpu::irql(),
+            processor: cpu::processor(),
+            current: CURRENT.with(|c| c.replace(Some(Arc::clone(inner)))),
+        };
+        cpu::set_machine(Arc::as_ptr(inner) as usize);
+        cpu::set_irql(0);
+        cpu::set_processor(processor);
+        saved
+    }
+}
+
+impl Drop for ThreadState {
+    fn drop(&mut self) {
+        cpu::set_machine(self.machine);
+        cpu::set_irql(self.irql);
+        cpu::set_processor(self.processor);
+        let current = self.current.take();
+        CURRENT.with(|c| *c.borrow_mut() = current);
+    }
 }
 
 /// A job for a [`Threads`] worker, with the worker's own sender (returned to the idle list afterwards) and

@@ -49,8 +49,18 @@ pub fn run<R: 'static>(stack_size: usize, f: impl FnOnce() -> R + 'static) -> st
         true
     });
     TRAP.with(|t| t.set(Some(co.trap_handler())));
-    let result = co.resume(());
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| co.resume(())));
     TRAP.with(|t| t.set(None));
+    let result = match result {
+        Ok(r) => r,
+        Err(panic) => {
+            // A panic in the job's host code unwound its stack: its calls end as after a fault, the stack
+            // is not reused, and the caller gets the panic.
+            super::stack::abandon_calls();
+            std::mem::forget(co);
+            std::panic::resume_unwind(panic);
+        }
+    };
     match (result, slot.take()) {
         (CoroutineResult::Return(true), Some(r)) => {
             STACK.with(|s| *s.borrow_mut() = Some(co.into_stack()));

@@ -905,6 +905,19 @@ fn a_fault_in_an_inline_request_is_reported_and_the_issuing_thread_goes_on() {
 }
 
 #[test]
+fn a_panic_in_an_inline_request_reaches_the_caller_and_the_next_request_runs() {
+    let h = inline_machine();
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = h.run_in_caller_thread(0, "Panics", |_| -> u64 { panic!("a host bug in a request") });
+    }));
+    assert!(caught.is_err(), "the panic reached the caller");
+    assert_eq!((cpu::processor(), cpu::machine(), cpu::irql()), (0, 0, PASSIVE));
+    assert_eq!(h.run_in_caller_thread(1, "Next", |_| cpu::processor()).expect("ran"), 1);
+    inline_call(&h, 0, "Deep", deep as *const () as usize, vec![("bytes", 8192)]).expect("deep");
+    assert_clean(&h);
+}
+
+#[test]
 fn processor_work_runs_on_the_asking_thread_as_that_processor_and_a_fault_there_is_reported() {
     let config = HostConfig { inline_processors: true, ..HostConfig::default() };
     let mut h = Host::load(&tiny_image(), config).expect("the tiny image loads");
