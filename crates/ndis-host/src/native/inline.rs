@@ -16,7 +16,7 @@
 //! after `call_timeout`, and a routine that waits blocks it, as it would on Windows. Tests that run blocking
 //! routines from one thread keep the default (a thread per request, the processors' own threads).
 
-use corosensei::stack::DefaultStack;
+use corosensei::stack::{DefaultStack, Stack};
 use corosensei::trap::CoroutineTrapHandler;
 use corosensei::{Coroutine, CoroutineResult};
 use std::cell::{Cell, RefCell};
@@ -26,9 +26,22 @@ use std::rc::Rc;
 /// result comes back through a slot (a trap handler's return type must be `Copy`).
 type Outcome = bool;
 
+/// A thread's kernel stack for inline jobs. Unmapped when the thread ends, after the stack probe's guard page
+/// inside it is given back (whichever of the two thread-locals goes first), so no `mprotect` ever lands on a
+/// mapping that took its place.
+struct KernelStack(Option<DefaultStack>);
+
+impl Drop for KernelStack {
+    fn drop(&mut self) {
+        if let Some(stack) = &self.0 {
+            super::stack::disarm_within(stack.limit().get(), stack.base().get());
+        }
+    }
+}
+
 thread_local! {
     /// This thread's kernel stack for inline jobs, between jobs (taken while one runs).
-    static STACK: RefCell<Option<DefaultStack>> = const { RefCell::new(None) };
+    static STACK: RefCell<KernelStack> = const { RefCell::new(KernelStack(None)) };
     /// While an inline job runs on this thread: the way back from a fatal fault. Const-initialised and
     /// `Copy`: the fault handler reads it.
     static TRAP: Cell<Option<CoroutineTrapHandler<Outcome>>> = const { Cell::new(None) };
@@ -38,7 +51,7 @@ thread_local! {
 /// `None` when it faulted fatally: the fault is recorded (`cpu::fatal_count`) and its stack abandoned.
 /// The caller sets and restores the thread's machine, IRQL and processor around it.
 pub fn run<R: 'static>(stack_size: usize, f: impl FnOnce() -> R + 'static) -> std::io::Result<Option<R>> {
-    let stack = match STACK.with(|s| s.borrow_mut().take()) {
+    let stack = match STACK.with(|s| s.borrow_mut().0.take()) {
         Some(s) => s,
         None => DefaultStack::new(stack_size)?,
     };
@@ -63,7 +76,7 @@ pub fn run<R: 'static>(stack_size: usize, f: impl FnOnce() -> R + 'static) -> st
     };
     match (result, slot.take()) {
         (CoroutineResult::Return(true), Some(r)) => {
-            STACK.with(|s| *s.borrow_mut() = Some(co.into_stack()));
+            STACK.with(|s| s.borrow_mut().0 = Some(co.into_stack()));
             Ok(Some(r))
         }
         // Faulted (the coroutine never yields): the stack keeps the driver's frames for good.

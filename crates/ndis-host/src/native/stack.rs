@@ -91,6 +91,15 @@ fn disarm() {
     }
 }
 
+/// Gives the thread's guard page back if it lies in `lo..hi` (a stack about to be unmapped). Reads only
+/// const thread-locals: safe from another thread-local's destructor.
+pub fn disarm_within(lo: usize, hi: usize) {
+    let g = GUARD_PAGE.with(Cell::get);
+    if g >= lo && g < hi {
+        disarm();
+    }
+}
+
 /// Forgets the calls active on this thread after their stack was abandoned (a fatal fault in an inline
 /// request, `native::inline`): none of them ends, so the next call is this thread's outermost again. The
 /// guard page goes back to read-write on the abandoned stack, which stays mapped.
