@@ -61,8 +61,8 @@ fn requests_on_the_issuing_thread(inline_processors: bool) {
     assert_eq!(r.status, STATUS_SUCCESS);
     let got: Vec<Vec<u8>> = Frames::new(&r.output).map(|(_, data)| data.to_vec()).collect();
     assert_eq!(got, received);
-    // A blocking read pends in the dispatch routine's return and is completed by a receive on a processor
-    // thread while this thread waits for it.
+    // A blocking read pends (its dispatch routine returns STATUS_PENDING) and is completed by a receive that
+    // another thread indicates while this thread waits for it.
     let mode = ReadMode { blocking: true, min_bytes: 1, timeout_ms: 0 }.to_bytes();
     assert_eq!(h.device_io_control(f, rawlink::IOCTL_RAWLINK_SET_READ_MODE, &mode, 0).expect("ioctl").status, 0);
     let irp = h.submit_read(f, 64 * 1024).expect("submitted").irp();
