@@ -59,6 +59,16 @@ pub fn finish(mut h: ndis_host::host::Host, handles: &[ndis_host::io::Handle]) {
     assert!(h.pool().is_empty(), "pool left: {:?}", h.pool());
 }
 
+/// A broadcast frame from `src` of `len` bytes (EtherType 0x88B5, the local experimental one), its payload
+/// bytes numbered and mixed with `n`.
+pub fn frame_from(src: [u8; 6], n: u8, len: usize) -> Vec<u8> {
+    let mut f = vec![0xFF; 6];
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&[0x88, 0xB5]);
+    f.extend((0..len.saturating_sub(14)).map(|i| (i as u8) ^ n));
+    f
+}
+
 /// A write buffer carrying `frames`: one record each (see `rawlink_abi::write_record`).
 pub fn batch(frames: &[Vec<u8>]) -> Vec<u8> {
     let mut b = Vec::new();

@@ -16,13 +16,7 @@ use rawlink_abi::{rawlink, Frames, ReadMode};
 use std::sync::Arc;
 use std::time::Duration;
 
-fn frame(src: [u8; 6], n: u8, len: usize) -> Vec<u8> {
-    let mut f = vec![0xFF; 6];
-    f.extend_from_slice(&src);
-    f.extend_from_slice(&[0x88, 0xB5]);
-    f.extend((0..len.saturating_sub(14)).map(|i| (i as u8) ^ n));
-    f
-}
+use common::frame_from as frame;
 
 fn inline_host(adapter: &AdapterConfig, inline_processors: bool) -> Host {
     let bytes = common::package_file("rawlink.sys");

@@ -9,14 +9,7 @@ use ndis_host::host::{Host, HostConfig};
 use ndis_host::ndis::AdapterConfig;
 use rawlink_abi::rawlink;
 
-/// A frame from `src` of `len` bytes.
-fn frame(src: [u8; 6], n: u8, len: usize) -> Vec<u8> {
-    let mut f = vec![0xFF; 6];
-    f.extend_from_slice(&src);
-    f.extend_from_slice(&[0x88, 0xB5]);
-    f.extend((0..len.saturating_sub(14)).map(|i| (i as u8) ^ n));
-    f
-}
+use common::frame_from as frame;
 
 #[test]
 fn a_batch_is_sent_as_one_chain_in_order_byte_for_byte() {
