@@ -135,6 +135,59 @@ pub(crate) struct PoolBlock {
     pub api: &'static str,
 }
 
+/// The driver's live pool blocks by start address. Reads go through `Deref`; blocks come and go only
+/// through [`PoolMap::insert`] and [`PoolMap::remove`], so the blocks [`PoolMap::live`] found last can be
+/// remembered: the data path asks about the same few blocks (those of its spin locks and buffers) call after
+/// call, and a hit costs a few compares instead of a tree search.
+#[derive(Debug, Default)]
+pub(crate) struct PoolMap {
+    blocks: BTreeMap<usize, PoolBlock>,
+    /// (start, size) of the last blocks `live` found (size 0: an empty entry), and the entry the next miss
+    /// replaces. Cleared by every removal; an insertion cannot overlap them (a new allocation never
+    /// overlaps a live one).
+    hints: std::cell::Cell<([(usize, usize); POOL_HINTS], usize)>,
+}
+
+/// How many blocks [`PoolMap`] remembers.
+const POOL_HINTS: usize = 4;
+
+impl std::ops::Deref for PoolMap {
+    type Target = BTreeMap<usize, PoolBlock>;
+    fn deref(&self) -> &Self::Target {
+        &self.blocks
+    }
+}
+
+impl PoolMap {
+    pub fn insert(&mut self, addr: usize, block: PoolBlock) -> Option<PoolBlock> {
+        self.blocks.insert(addr, block)
+    }
+
+    pub fn remove(&mut self, addr: usize) -> Option<PoolBlock> {
+        self.hints.set(Default::default());
+        self.blocks.remove(&addr)
+    }
+
+    /// The live block holding `addr` as (start, size); a zero-sized block holds its start address.
+    pub fn live(&self, addr: usize) -> Option<(usize, usize)> {
+        let (mut hints, next) = self.hints.get();
+        if let Some(&hit) = hints.iter().find(|&&(start, size)| size != 0 && addr >= start && addr - start < size) {
+            return Some(hit);
+        }
+        let (&start, b) = self.blocks.range(..=addr).next_back()?;
+        if addr - start >= b.size.max(1) {
+            return None;
+        }
+        if b.size != 0 {
+            if let Some(h) = hints.get_mut(next) {
+                *h = (start, b.size);
+            }
+            self.hints.set((hints, (next + 1) % POOL_HINTS));
+        }
+        Some((start, b.size))
+    }
+}
+
 /// A device object the driver created.
 #[derive(Debug)]
 pub(crate) struct DeviceRec {
@@ -201,7 +254,7 @@ pub(crate) struct ProtocolRec {
 /// Kernel and NDIS objects, guarded by one lock that is never held across driver code.
 #[derive(Debug, Default)]
 pub(crate) struct State {
-    pub pool: BTreeMap<usize, PoolBlock>,
+    pub pool: PoolMap,
     /// The most recently freed pool blocks (start, size), poisoned, to recognise use after free.
     pub freed_pool: std::collections::VecDeque<(usize, usize)>,
     /// Their memory, kept (in quarantine) until they leave `freed_pool`: a driver that touches freed pool
@@ -289,8 +342,8 @@ impl State {
 
     /// Whether `addr` lies in a pool block freed recently and not handed out again.
     pub fn in_freed_pool(&self, addr: usize) -> bool {
-        let live = self.pool.range(..=addr).next_back().is_some_and(|(&start, b)| addr < start + b.size.max(1));
-        !live && self.freed_pool.iter().any(|&(start, size)| addr >= start && addr < start + size.max(1))
+        self.pool.live(addr).is_none()
+            && self.freed_pool.iter().any(|&(start, size)| addr >= start && addr < start + size.max(1))
     }
 }
 
@@ -610,3 +663,41 @@ pub(crate) fn spawn_system_thread(
 }
 
 pub use crate::trace::tag_text;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block(size: usize) -> PoolBlock {
+        PoolBlock { block: HostBlock::new(size.max(1), 16).expect("memory"), tag: 0x7473_6554, size, api: "test" }
+    }
+
+    #[test]
+    fn the_pool_map_finds_the_block_holding_an_address_and_forgets_it_when_it_is_freed() {
+        let mut st = State::default();
+        let a = block(64);
+        let (start, size) = (a.block.addr(), a.size);
+        st.pool.insert(start, a);
+        assert_eq!(st.pool.live(start + 10), Some((start, size)));
+        // The second lookup is answered by the remembered block, the same way.
+        assert_eq!(st.pool.live(start + 63), Some((start, size)));
+        assert_eq!(st.pool.live(start + 64), None);
+        assert!(!st.in_freed_pool(start + 8));
+        let b = st.pool.remove(start).expect("the block");
+        st.freed_pool.push_back((start, size));
+        assert_eq!(st.pool.live(start + 10), None);
+        assert!(st.in_freed_pool(start + 8), "a block freed after a lookup found it is freed pool");
+        st.quarantine.push_back(b.block);
+    }
+
+    #[test]
+    fn a_zero_sized_block_holds_only_its_start_and_is_not_remembered() {
+        let mut st = State::default();
+        let z = block(0);
+        let start = z.block.addr();
+        st.pool.insert(start, z);
+        assert_eq!(st.pool.live(start), Some((start, 0)));
+        assert_eq!(st.pool.live(start + 1), None);
+        assert_eq!(st.pool.hints.get(), Default::default());
+    }
+}

@@ -50,7 +50,7 @@ pub(super) fn pool_free(inner: &Inner, api: &str, p: *mut c_void, tag: Option<u3
     }
     let removed = {
         let mut st = inner.state();
-        let removed = st.pool.remove(&(p as usize));
+        let removed = st.pool.remove(p as usize);
         if let Some(b) = &removed {
             // SAFETY: the block was the driver's and is being freed: nobody may use it any more.
             unsafe { super::super::memory::fill(b.block.addr(), b.size, crate::machine::FREED_POOL_POISON) };

@@ -622,9 +622,9 @@ fn in_pool(st: &State, addr: usize, len: usize) -> bool {
 
 /// The pool block (start, end) that holds `addr..addr+len`, if one does.
 fn pool_block(st: &State, addr: usize, len: usize) -> Option<(usize, usize)> {
-    let (&base, b) = st.pool.range(..=addr).next_back()?;
+    let (base, size) = st.pool.live(addr)?;
     let end = addr.checked_add(len)?;
-    (end <= base + b.size).then_some((base, base + b.size))
+    (end <= base + size).then_some((base, base + size))
 }
 
 /// Whether `addr..addr+len` is memory the driver owns (pool, data NDIS allocated for its NBLs, its image, a
