@@ -9,6 +9,30 @@ use std::mem::size_of;
 #[derive(Debug, Default)]
 pub struct Lent {
     blocks: Vec<HostBlock>,
+    /// Set when the blocks are exactly one receive chain of one MDL per frame: where its pieces sit.
+    layout: Option<ChainLayout>,
+}
+
+/// Where the blocks of a received chain with one MDL per frame sit, kept with them (in [`Lent`], then in
+/// [`Recycled::prepared`]): the next chain of the same layout (the same shape, number of frames and data
+/// block sizes: the usual stream of indications) is written into the same blocks in place, with the same
+/// stores a chain built block by block gets, and no block is looked up, kept or sorted.
+#[derive(Debug)]
+struct ChainLayout {
+    shape: ReceiveShape,
+    /// The NBLs in chain order.
+    nbls: Vec<usize>,
+    /// Per frame, in order.
+    frames: Vec<FrameBlocks>,
+}
+
+/// The blocks of one received frame: its NET_BUFFER, its MDL, and its data block with that block's size.
+#[derive(Debug, Clone, Copy)]
+struct FrameBlocks {
+    nb: usize,
+    mdl: usize,
+    data: usize,
+    data_size: usize,
 }
 
 impl Lent {
@@ -26,8 +50,19 @@ impl Lent {
     /// Gives the blocks of a finished receive indication (every NBL of it returned, or a
     /// NDIS_RECEIVE_FLAGS_RESOURCES call over) back for the next indication's chain, as a miniport reuses
     /// its receive NBLs, instead of freeing them.
-    pub fn recycle(mut self) {
+    pub fn recycle(self) {
         let mut pool = RECYCLED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.recycle_into(&mut pool);
+    }
+
+    fn recycle_into(mut self, pool: &mut Recycled) {
+        if let Some(layout) = self.layout.take() {
+            // A chain written in place next time; one kept before that nobody took goes to the classes.
+            if let Some((older, _)) = pool.prepared.replace((self.blocks, layout)) {
+                pool.sort(older);
+            }
+            return;
+        }
         // The chain before this one that no chain took back (two indications were outstanding at once).
         let older = std::mem::take(&mut pool.last);
         pool.sort(older);
@@ -38,7 +73,11 @@ impl Lent {
 }
 
 /// Receive blocks of finished indications, for the next ones ([`Lent::recycle`], `Recycler::block`).
+#[derive(Debug)]
 struct Recycled {
+    /// The last finished indication with a [`ChainLayout`]: the next chain of that layout is written into its
+    /// blocks in place; a chain of another layout moves them to `last` first.
+    prepared: Option<(Vec<HostBlock>, ChainLayout)>,
     /// The last finished indication's blocks, in reverse order of allocation: a chain of the same layout
     /// (the usual case: the same frame sizes and shape) takes them back one by one from the end, no sorting.
     last: Vec<HostBlock>,
@@ -47,6 +86,37 @@ struct Recycled {
 }
 
 impl Recycled {
+    const fn new() -> Self {
+        Recycled { prepared: None, last: Vec::new(), classes: [const { Vec::new() }; RECYCLE_CLASSES] }
+    }
+
+    /// The prepared chain, when `frames` in `shape` have its layout; otherwise its blocks become `last`, for
+    /// the chain to take back block by block.
+    fn prepared_for<F: AsRef<[u8]>>(
+        &mut self,
+        shape: ReceiveShape,
+        frames: &[F],
+    ) -> Option<(Vec<HostBlock>, ChainLayout)> {
+        let fits = self.prepared.as_ref().is_some_and(|(_, l)| {
+            l.shape == shape
+                && l.frames.len() == frames.len()
+                && l.frames
+                    .iter()
+                    .zip(frames)
+                    .all(|(b, f)| block_size(shape.data_offset + f.as_ref().len()) == b.data_size)
+        });
+        if fits {
+            return self.prepared.take();
+        }
+        if let Some((mut blocks, _)) = self.prepared.take() {
+            let older = std::mem::take(&mut self.last);
+            self.sort(older);
+            blocks.reverse();
+            self.last = blocks;
+        }
+        None
+    }
+
     /// Puts `blocks` into their classes; blocks of a size that is not a class (bind parameters, strings),
     /// past the largest, or of a full class are freed.
     fn sort(&mut self, blocks: Vec<HostBlock>) {
@@ -71,8 +141,7 @@ impl Recycled {
     }
 }
 
-static RECYCLED: std::sync::Mutex<Recycled> =
-    std::sync::Mutex::new(Recycled { last: Vec::new(), classes: [const { Vec::new() }; RECYCLE_CLASSES] });
+static RECYCLED: std::sync::Mutex<Recycled> = std::sync::Mutex::new(Recycled::new());
 /// At most this many blocks are kept per class; blocks up to this many classes (16 KiB: a jumbo frame and
 /// its headroom) are recycled, larger ones freed.
 const RECYCLE_KEPT: usize = 4096;
@@ -80,26 +149,27 @@ const RECYCLE_CLASSES: usize = 256;
 /// The size classes' step: data blocks of frames of nearby lengths share a class.
 const CLASS_BYTES: usize = 64;
 
+/// The size of the block a receive chain takes for `size` bytes (see `Recycler::block`).
+fn block_size(size: usize) -> usize {
+    size.max(1).next_multiple_of(CLASS_BYTES)
+}
+
 /// The class of a block of exactly `size` bytes (a multiple of [`CLASS_BYTES`], at most the largest class).
 fn class_of(size: usize) -> Option<usize> {
     (size % CLASS_BYTES == 0).then(|| (size / CLASS_BYTES).checked_sub(1)).flatten().filter(|&c| c < RECYCLE_CLASSES)
 }
 
 /// The recycled receive blocks, locked once for a whole chain ([`Lent::recycle`] fills them).
-struct Recycler<'a>(std::sync::MutexGuard<'a, Recycled>);
+struct Recycler<'a>(&'a mut Recycled);
 
 impl Recycler<'_> {
-    fn lock() -> Self {
-        Self(RECYCLED.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
-    }
-
     /// A block of at least `size` bytes for a receive chain: a recycled one when there is one (blocks come in
     /// 64-byte classes so frames of nearby lengths share them), else a fresh allocation. With `zeroed` it is
     /// all zero, as a fresh one; without, a recycled block keeps what its last indication left in it (a data
     /// buffer the caller overwrites, as a NIC's receive buffer keeps old frames' bytes).
     #[inline]
     fn block(&mut self, size: usize, zeroed: bool) -> Option<HostBlock> {
-        let size = size.max(1).next_multiple_of(CLASS_BYTES);
+        let size = block_size(size);
         let pool = &mut *self.0;
         // The last chain's next block, when it is of this size (the same layout again); one of another size
         // goes to its class, and the last chain is sorted no further for this chain.
@@ -313,11 +383,35 @@ impl Default for ReceiveShape {
 
 /// A received chain laid out as `shape` says; returns the NBLs in chain order.
 pub fn receive_chain_shaped<F: AsRef<[u8]>>(lent: &mut Lent, frames: &[F], shape: ReceiveShape) -> Vec<usize> {
+    let mut recycled = RECYCLED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    build_chain(&mut recycled, lent, frames, shape)
+}
+
+/// [`receive_chain_shaped`] from the blocks in `recycled`.
+fn build_chain<F: AsRef<[u8]>>(
+    recycled: &mut Recycled,
+    lent: &mut Lent,
+    frames: &[F],
+    shape: ReceiveShape,
+) -> Vec<usize> {
+    // Only a chain that is all of `lent` has a layout to keep.
+    let one_mdl = shape.mdls_per_nb <= 1 && lent.blocks.is_empty() && lent.layout.is_none();
+    if one_mdl {
+        if let Some((blocks, layout)) = recycled.prepared_for(shape, frames) {
+            // SAFETY: the blocks of a finished indication of exactly this layout (`prepared_for`), which
+            // nobody uses any more.
+            unsafe { write_in_place(&layout, frames) };
+            let nbls = layout.nbls.clone();
+            (lent.blocks, lent.layout) = (blocks, Some(layout));
+            return nbls;
+        }
+    }
     let per_nbl = shape.nbs_per_nbl.max(1);
     let mut nbls = Vec::with_capacity(frames.len().div_ceil(per_nbl));
+    let mut placed = Vec::with_capacity(if one_mdl { frames.len() } else { 0 });
     // Each frame takes a data block, an MDL and a NET_BUFFER per MDL; each NBL one block more.
     lent.reserve(frames.len() * (1 + 2 * shape.mdls_per_nb.max(1)) + nbls.capacity());
-    let mut pool = Recycler::lock();
+    let mut pool = Recycler(recycled);
     let mut prev: *mut NET_BUFFER_LIST = std::ptr::null_mut();
     for group in frames.chunks(per_nbl) {
         let Some(nbl) = pool.block(NBL_ALLOCATION, true) else { break };
@@ -326,28 +420,86 @@ pub fn receive_chain_shaped<F: AsRef<[u8]>>(lent: &mut Lent, frames: &[F], shape
         lent.keep(nbl);
         let mut last: *mut NET_BUFFER = std::ptr::null_mut();
         for frame in group {
-            let Some(nb) = receive_nb(&mut pool, lent, frame.as_ref(), shape) else { break };
-            // Plain field stores: no copy of the structure in and out.
-            if last.is_null() {
-                // SAFETY: `nbl_ptr` is the fresh NBL block, which nobody else uses yet.
-                let nbl = unsafe { &mut *nbl_ptr };
-                nbl.u1.s.FirstNetBuffer = nb;
-            } else {
-                // SAFETY: `last` is the NET_BUFFER built just before this one, which nobody else uses yet.
-                let before = unsafe { &mut *last };
-                before.u1.s.Next = nb;
+            let Some((nb, blocks)) = receive_nb(&mut pool, lent, frame.as_ref(), shape) else { break };
+            if one_mdl {
+                placed.push(blocks);
             }
+            // SAFETY: the fresh NBL and NET_BUFFERs just built, which nobody else uses yet.
+            unsafe { link_nb(nbl_ptr, last, nb) };
             last = nb;
         }
         if !prev.is_null() {
             // SAFETY: both are NBLs built above.
-            let before = unsafe { &mut *prev };
-            before.u1.s.Next = nbl_ptr;
+            unsafe { (*prev).u1.s.Next = nbl_ptr };
         }
         prev = nbl_ptr;
         nbls.push(nbl_ptr as usize);
     }
+    if one_mdl && placed.len() == frames.len() {
+        lent.layout = Some(ChainLayout { shape, nbls: nbls.clone(), frames: placed });
+    }
     nbls
+}
+
+/// Links `nb` into the NBL `nbl` after `last` (null: as its first NET_BUFFER), with plain field stores.
+///
+/// # Safety
+///
+/// All three are blocks of a chain being built, which nobody else uses yet.
+unsafe fn link_nb(nbl: *mut NET_BUFFER_LIST, last: *mut NET_BUFFER, nb: *mut NET_BUFFER) {
+    if last.is_null() {
+        // SAFETY: guaranteed by the caller.
+        unsafe { (*nbl).u1.s.FirstNetBuffer = nb };
+    } else {
+        // SAFETY: guaranteed by the caller.
+        unsafe { (*last).u1.s.Next = nb };
+    }
+}
+
+/// The block size of an NBL, a NET_BUFFER and an MDL of a received chain (what `Recycler::block` hands out
+/// for them).
+const NBL_BLOCK: usize = NBL_ALLOCATION.next_multiple_of(CLASS_BYTES);
+const NB_BLOCK: usize = size_of::<NET_BUFFER>().next_multiple_of(CLASS_BYTES);
+const MDL_BLOCK: usize = (size_of::<MDL>() + 8).next_multiple_of(CLASS_BYTES);
+
+/// Writes `frames` into the blocks of a kept chain: each NBL, NET_BUFFER and MDL block zeroed whole and
+/// set, and each data block's headroom zeroed and the frame written after it, as [`build_chain`] does with
+/// the blocks it takes one by one.
+///
+/// # Safety
+///
+/// `layout` describes the blocks of a finished indication that nobody uses any more, and `frames` have
+/// its layout (see `Recycled::prepared_for`).
+unsafe fn write_in_place<F: AsRef<[u8]>>(layout: &ChainLayout, frames: &[F]) {
+    let head = layout.shape.data_offset;
+    let mut slots = layout.frames.iter();
+    let mut prev: *mut NET_BUFFER_LIST = std::ptr::null_mut();
+    for (&nbl, group) in layout.nbls.iter().zip(frames.chunks(layout.shape.nbs_per_nbl.max(1))) {
+        let nbl_ptr = nbl as *mut NET_BUFFER_LIST;
+        // SAFETY: an NBL block of the chain (NBL_BLOCK bytes), guaranteed by the caller.
+        unsafe { std::ptr::write_bytes(nbl_ptr.cast::<u8>(), 0, NBL_BLOCK) };
+        let mut last: *mut NET_BUFFER = std::ptr::null_mut();
+        for (frame, b) in group.iter().zip(&mut slots) {
+            let (nb, mdl) = (b.nb as *mut NET_BUFFER, b.mdl as *mut MDL);
+            let frame = frame.as_ref();
+            // SAFETY: the frame's blocks (guaranteed by the caller): its data block holds head + frame.len()
+            // bytes (its size is that length's class), the MDL and NET_BUFFER blocks their full sizes.
+            unsafe {
+                write_data(b.data, head, frame);
+                std::ptr::write_bytes(mdl.cast::<u8>(), 0, MDL_BLOCK);
+                fill_mdl(mdl, b.data, head + frame.len());
+                std::ptr::write_bytes(nb.cast::<u8>(), 0, NB_BLOCK);
+                set_nb(nb, mdl, head, frame.len());
+                link_nb(nbl_ptr, last, nb);
+            }
+            last = nb;
+        }
+        if !prev.is_null() {
+            // SAFETY: both are NBLs of the chain.
+            unsafe { (*prev).u1.s.Next = nbl_ptr };
+        }
+        prev = nbl_ptr;
+    }
 }
 
 /// Per-NBL metadata a miniport attaches to a received NET_BUFFER_LIST ([`crate::host::Host::indicate_receive_meta`]).
@@ -440,61 +592,90 @@ pub fn receive_chain_with_meta(lent: &mut Lent, frames: &[Arrival<'_>], shape: R
 }
 
 /// One received NET_BUFFER: `frame` split across `shape.mdls_per_nb` MDLs (each its own buffer), the first
-/// preceded by `shape.data_offset` bytes of headroom.
-fn receive_nb(pool: &mut Recycler<'_>, lent: &mut Lent, frame: &[u8], shape: ReceiveShape) -> Option<*mut NET_BUFFER> {
+/// preceded by `shape.data_offset` bytes of headroom. Returns it and the blocks of its first MDL.
+fn receive_nb(
+    pool: &mut Recycler<'_>,
+    lent: &mut Lent,
+    frame: &[u8],
+    shape: ReceiveShape,
+) -> Option<(*mut NET_BUFFER, FrameBlocks)> {
     let pieces = shape.mdls_per_nb.max(1);
-    let first = if pieces == 1 {
+    let (first, data, data_size) = if pieces == 1 {
         // The usual layout, one MDL: no division to split the frame.
         receive_mdl(pool, lent, shape.data_offset, frame)?
     } else {
         let chunk = frame.len().div_ceil(pieces).max(1);
-        let (mut first, mut last): (Option<*mut MDL>, *mut MDL) = (None, std::ptr::null_mut());
+        let (mut first, mut last): (Option<(*mut MDL, usize, usize)>, *mut MDL) = (None, std::ptr::null_mut());
         for (i, part) in frame
             .chunks(chunk)
             .chain(std::iter::repeat_n(&[][..], pieces.saturating_sub(frame.len().div_ceil(chunk))))
             .enumerate()
         {
             let head = if i == 0 { shape.data_offset } else { 0 };
-            let mdl = receive_mdl(pool, lent, head, part)?;
+            let piece = receive_mdl(pool, lent, head, part)?;
             if !last.is_null() {
                 // SAFETY: the MDL built just before this one, not seen by the driver yet.
-                unsafe { (*last).Next = mdl };
+                unsafe { (*last).Next = piece.0 };
             }
-            first.get_or_insert(mdl);
-            last = mdl;
+            first.get_or_insert(piece);
+            last = piece.0;
         }
         first?
     };
     let nb = pool.block(size_of::<NET_BUFFER>(), true)?;
     let p = nb.as_ptr::<NET_BUFFER>();
-    // SAFETY: the fresh, zeroed NET_BUFFER block, which nobody else uses; plain field stores.
-    let b = unsafe { &mut *p };
-    b.u1.s.CurrentMdl = first;
-    b.u1.s.MdlChain = first;
-    // CAST: headroom and frame sizes are far below 4 GiB.
-    b.u1.s.CurrentMdlOffset = shape.data_offset as u32;
-    b.u1.s.DataOffset = shape.data_offset as u32;
-    b.u1.s.u.DataLength = frame.len() as u32;
+    // SAFETY: the fresh, zeroed NET_BUFFER block, which nobody else uses.
+    unsafe { set_nb(p, first, shape.data_offset, frame.len()) };
     lent.keep(nb);
-    Some(p)
+    Some((p, FrameBlocks { nb: p as usize, mdl: first as usize, data, data_size }))
+}
+
+/// Sets a received NET_BUFFER's fields (its block is zeroed): `len` bytes after `head` bytes of headroom in
+/// the MDL chain at `mdl`. Plain field stores: no copy of the structure in and out.
+///
+/// # Safety
+///
+/// `p` is a NET_BUFFER block of a chain being built, which nobody else uses yet.
+unsafe fn set_nb(p: *mut NET_BUFFER, mdl: *mut MDL, head: usize, len: usize) {
+    // SAFETY: guaranteed by the caller.
+    let b = unsafe { &mut *p };
+    b.u1.s.CurrentMdl = mdl;
+    b.u1.s.MdlChain = mdl;
+    // CAST: headroom and frame sizes are far below 4 GiB.
+    b.u1.s.CurrentMdlOffset = head as u32;
+    b.u1.s.DataOffset = head as u32;
+    b.u1.s.u.DataLength = len as u32;
 }
 
 /// One MDL of a received frame: its own data block holding `head` zero bytes of headroom, then `part`.
-fn receive_mdl(pool: &mut Recycler<'_>, lent: &mut Lent, head: usize, part: &[u8]) -> Option<*mut MDL> {
+/// Returns the MDL, the data block's address and its size.
+fn receive_mdl(pool: &mut Recycler<'_>, lent: &mut Lent, head: usize, part: &[u8]) -> Option<(*mut MDL, usize, usize)> {
     // Not zeroed: the headroom is zeroed and the frame written below; the bytes after it are outside the
     // MDL's ByteCount.
     let data = pool.block(head + part.len(), false)?;
     // SAFETY: head + part.len() bytes: inside the data block, which nobody else uses.
-    unsafe { super::memory::fill(data.addr(), head, 0) };
-    // SAFETY: as above.
-    unsafe { super::memory::write_bytes(data.addr() + head, part) };
+    unsafe { write_data(data.addr(), head, part) };
     let mdl = pool.block(size_of::<MDL>() + 8, true)?;
     // SAFETY: a zeroed MDL-sized block nobody else uses.
     unsafe { fill_mdl(mdl.as_ptr::<MDL>(), data.addr(), head + part.len()) };
+    let (at, size) = (data.addr(), data.size());
     lent.keep(data);
     let p = mdl.as_ptr::<MDL>();
     lent.keep(mdl);
-    Some(p)
+    Some((p, at, size))
+}
+
+/// Writes `head` zero bytes of headroom at `data`, then `part`.
+///
+/// # Safety
+///
+/// `data..data + head + part.len()` is a data block of a chain being built, which nobody else uses yet.
+unsafe fn write_data(data: usize, head: usize, part: &[u8]) {
+    // SAFETY: guaranteed by the caller.
+    unsafe {
+        super::memory::fill(data, head, 0);
+        super::memory::write_bytes(data + head, part);
+    }
 }
 
 /// The NBLs of a chain the driver handed back, following `Next` (at most `limit`, against loops).
@@ -953,4 +1134,161 @@ pub(crate) fn finish_query(request: usize, buffer: usize, bytes: &[u8]) {
     let written = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
     // SAFETY: the driver's pended request, which it may not free or reuse before it completes.
     unsafe { write_obj(at, written) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::mem::offset_of;
+
+    /// The bytes of `len` at `addr` with the fields at `fields` (offset, size) zeroed: all zero when the block
+    /// holds nothing but those fields.
+    fn rest(addr: usize, len: usize, fields: &[(usize, usize)]) -> Vec<u8> {
+        // SAFETY: a block of the chain under test, `len` bytes long.
+        let mut b = unsafe { super::super::memory::read_bytes(addr, len) };
+        for &(at, n) in fields {
+            b[at..at + n].fill(0);
+        }
+        b
+    }
+
+    /// Checks that `nbls` is the chain a miniport indicates for `frames` in `shape`, every block as fresh:
+    /// nothing set but the fields NDIS sets, the headroom zero, the frame's bytes after it.
+    fn assert_fresh(nbls: &[usize], frames: &[Vec<u8>], shape: ReceiveShape) {
+        let per_nbl = shape.nbs_per_nbl.max(1);
+        assert_eq!(nbls.len(), frames.len().div_ceil(per_nbl));
+        let p = size_of::<usize>();
+        for (i, (&nbl, group)) in nbls.iter().zip(frames.chunks(per_nbl)).enumerate() {
+            // SAFETY: NBLs of the chain under test.
+            let (next, first) = unsafe { (next_nbl(nbl), first_nb(nbl)) };
+            assert_eq!(next, nbls.get(i + 1).copied().unwrap_or(0), "NBL {i}'s Next");
+            let fields =
+                [(offset_of!(NET_BUFFER_LIST, u1.s.Next), p), (offset_of!(NET_BUFFER_LIST, u1.s.FirstNetBuffer), p)];
+            assert!(rest(nbl, NBL_BLOCK, &fields).iter().all(|&b| b == 0), "NBL {i} holds something else");
+            let mut nb = first;
+            for (j, frame) in group.iter().enumerate() {
+                // SAFETY: a NET_BUFFER of the chain.
+                let v = unsafe { nb_view(nb) };
+                assert_eq!((v.mdl_chain, v.current_mdl), (v.mdl_chain, v.mdl_chain), "frame {i}.{j}");
+                assert_eq!((v.data_offset, v.current_offset), (shape.data_offset as u32, shape.data_offset as u32));
+                assert_eq!(v.data_length as usize, frame.len());
+                let fields = [
+                    (offset_of!(NET_BUFFER, u1.s.Next), p),
+                    (offset_of!(NET_BUFFER, u1.s.CurrentMdl), p),
+                    (offset_of!(NET_BUFFER, u1.s.CurrentMdlOffset), 4),
+                    (offset_of!(NET_BUFFER, u1.s.u), 4),
+                    (offset_of!(NET_BUFFER, u1.s.MdlChain), p),
+                    (offset_of!(NET_BUFFER, u1.s.DataOffset), 4),
+                ];
+                assert!(rest(nb, NB_BLOCK, &fields).iter().all(|&b| b == 0), "NET_BUFFER {i}.{j} holds something else");
+                // SAFETY: the NET_BUFFER's MDL.
+                let m: MDL = unsafe { read_obj(v.mdl_chain) };
+                assert!(m.Next.is_null());
+                assert_eq!(m.ByteCount as usize, shape.data_offset + frame.len());
+                let fields = [
+                    (offset_of!(MDL, Size), 2),
+                    (offset_of!(MDL, MdlFlags), 2),
+                    (offset_of!(MDL, MappedSystemVa), p),
+                    (offset_of!(MDL, StartVa), p),
+                    (offset_of!(MDL, ByteCount), 4),
+                    (offset_of!(MDL, ByteOffset), 4),
+                ];
+                assert!(
+                    rest(v.mdl_chain, MDL_BLOCK, &fields).iter().all(|&b| b == 0),
+                    "MDL {i}.{j} holds something else"
+                );
+                // SAFETY: the MDL's data, ByteCount bytes.
+                let data = unsafe { super::super::memory::read_bytes(m.MappedSystemVa as usize, m.ByteCount as usize) };
+                assert!(data[..shape.data_offset].iter().all(|&b| b == 0), "headroom {i}.{j}");
+                assert_eq!(&data[shape.data_offset..], &frame[..]);
+                nb = v.next;
+            }
+            assert_eq!(nb, 0, "NBL {i} has more NET_BUFFERs than frames");
+        }
+    }
+
+    /// Writes over every byte of the chain's NBL, NET_BUFFER and MDL blocks except its links, and over the
+    /// headroom, as a driver that scribbles on what it was lent.
+    fn scribble(nbls: &[usize]) {
+        for &nbl in nbls {
+            // SAFETY: blocks of the chain under test, of the sizes written.
+            unsafe {
+                let first = first_nb(nbl);
+                let next = next_nbl(nbl);
+                super::super::memory::fill(nbl, NBL_BLOCK, 0xA5);
+                write_obj(nbl + offset_of!(NET_BUFFER_LIST, u1.s.Next), next);
+                write_obj(nbl + offset_of!(NET_BUFFER_LIST, u1.s.FirstNetBuffer), first);
+                let mut nb = first;
+                while nb != 0 {
+                    let v = nb_view(nb);
+                    let m: MDL = read_obj(v.mdl_chain);
+                    super::super::memory::fill(m.MappedSystemVa as usize, v.data_offset as usize, 0x5A);
+                    super::super::memory::fill(v.mdl_chain, MDL_BLOCK, 0xA5);
+                    super::super::memory::fill(nb, NB_BLOCK, 0xA5);
+                    nb = v.next;
+                }
+            }
+        }
+    }
+
+    fn frames(n: usize, len: usize, seed: u8) -> Vec<Vec<u8>> {
+        (0..n).map(|i| (0..len).map(|k| seed.wrapping_add((i * 7 + k) as u8)).collect()).collect()
+    }
+
+    #[test]
+    fn the_next_chain_of_the_same_layout_is_written_into_the_same_blocks_as_fresh_ones() {
+        let mut r = Recycled::new();
+        let shape = ReceiveShape { nbs_per_nbl: 2, mdls_per_nb: 1, data_offset: 14 };
+        let a = frames(5, 60, 1);
+        let mut lent = Lent::default();
+        let first = build_chain(&mut r, &mut lent, &a, shape);
+        assert_fresh(&first, &a, shape);
+        assert!(lent.layout.is_some(), "a one-MDL chain keeps its layout");
+        scribble(&first);
+        lent.recycle_into(&mut r);
+        // Other bytes, a length of the same block size: written in place.
+        let b = frames(5, 61, 9);
+        let mut lent = Lent::default();
+        let again = build_chain(&mut r, &mut lent, &b, shape);
+        assert_eq!(again, first, "the same NBLs");
+        assert_fresh(&again, &b, shape);
+        lent.recycle_into(&mut r);
+    }
+
+    #[test]
+    fn a_chain_of_another_layout_takes_the_kept_blocks_one_by_one_and_is_as_fresh() {
+        let shape = ReceiveShape { nbs_per_nbl: 2, mdls_per_nb: 1, data_offset: 14 };
+        for (count, len, other) in [(3, 60, shape), (5, 300, shape), (5, 60, ReceiveShape { nbs_per_nbl: 1, ..shape })]
+        {
+            let mut r = Recycled::new();
+            let a = frames(5, 60, 3);
+            let mut lent = Lent::default();
+            let first = build_chain(&mut r, &mut lent, &a, shape);
+            scribble(&first);
+            lent.recycle_into(&mut r);
+            let b = frames(count, len, 4);
+            let mut lent = Lent::default();
+            let next = build_chain(&mut r, &mut lent, &b, other);
+            assert_fresh(&next, &b, other);
+            // The first NBL block is the kept chain's first, taken back in order.
+            assert_eq!(next.first(), first.first(), "{count} frames of {len} bytes");
+            assert!(r.prepared.is_none(), "the kept chain was given up");
+            lent.recycle_into(&mut r);
+        }
+    }
+
+    #[test]
+    fn a_chain_of_several_mdls_per_frame_keeps_no_layout_and_its_blocks_come_back_one_by_one() {
+        let mut r = Recycled::new();
+        let shape = ReceiveShape { nbs_per_nbl: 1, mdls_per_nb: 3, data_offset: 0 };
+        let a = frames(2, 90, 5);
+        let mut lent = Lent::default();
+        let first = build_chain(&mut r, &mut lent, &a, shape);
+        assert!(lent.layout.is_none());
+        lent.recycle_into(&mut r);
+        assert!(r.prepared.is_none() && !r.last.is_empty());
+        let mut lent = Lent::default();
+        let next = build_chain(&mut r, &mut lent, &a, shape);
+        assert_eq!(next.first(), first.first());
+    }
 }
