@@ -851,7 +851,7 @@ pub unsafe fn cancel_id(nbl: usize) -> usize {
 
 /// The MDL a NET_BUFFER's `DataOffset` falls in, and the offset in it, walking the chain from `chain`.
 /// Every MDL visited must satisfy `known`; `None` when one does not or the chain is too short.
-pub fn locate(chain: usize, mut offset: u64, known: &dyn Fn(usize) -> bool) -> Option<(usize, u32)> {
+pub fn locate(chain: usize, mut offset: u64, known: &impl Fn(usize) -> bool) -> Option<(usize, u32)> {
     let mut m = chain;
     for _ in 0..4096 {
         if m == 0 || !known(m) {
@@ -932,8 +932,8 @@ pub fn gather(
     chain: usize,
     offset: u32,
     len: u32,
-    known: &dyn Fn(usize) -> bool,
-    readable: &dyn Fn(usize, usize) -> bool,
+    known: &impl Fn(usize) -> bool,
+    readable: &impl Fn(usize, usize) -> bool,
 ) -> Result<Vec<u8>, String> {
     gather_into(chain, offset, len, known, readable, Vec::new())
 }
@@ -943,8 +943,8 @@ pub fn gather_into(
     chain: usize,
     offset: u32,
     len: u32,
-    known: &dyn Fn(usize) -> bool,
-    readable: &dyn Fn(usize, usize) -> bool,
+    known: &impl Fn(usize) -> bool,
+    readable: &impl Fn(usize, usize) -> bool,
     mut out: Vec<u8>,
 ) -> Result<Vec<u8>, String> {
     out.clear();
@@ -980,8 +980,8 @@ pub fn gather_into(
 fn checked_mdl(
     m: usize,
     n: usize,
-    known: &dyn Fn(usize) -> bool,
-    accessible: &dyn Fn(usize, usize) -> bool,
+    known: &impl Fn(usize) -> bool,
+    accessible: &impl Fn(usize, usize) -> bool,
 ) -> Result<(MDL, usize, usize), String> {
     if n > 4096 || !known(m) {
         return Err(format!("MDL {m:#x} is not an MDL of the driver (NdisAllocateMdl, IoAllocateMdl or its pool)"));
@@ -1006,8 +1006,8 @@ pub fn scatter(
     chain: usize,
     offset: u64,
     bytes: &[u8],
-    known: &dyn Fn(usize) -> bool,
-    writable: &dyn Fn(usize, usize) -> bool,
+    known: &impl Fn(usize) -> bool,
+    writable: &impl Fn(usize, usize) -> bool,
 ) -> Result<usize, String> {
     let mut done = 0;
     let mut skip = offset;
