@@ -79,6 +79,7 @@ impl Host {
             user_flip: crate::io::FlipState::default(),
             double_fetch_watch: AtomicBool::new(false),
             irp_changed: std::sync::Condvar::new(),
+            irp_waiters: std::sync::atomic::AtomicUsize::new(0),
         });
         cpu::refresh_shared_clock();
         crate::exports::start_system_threads(&inner)

@@ -137,7 +137,7 @@ pub(crate) fn complete_request(inner: &Inner, irp: usize) -> Option<(i32, usize)
     let routine = rec.irp.cancel_routine();
     rec.completion = Some((s, info));
     drop(st);
-    inner.irp_changed.notify_all();
+    inner.irp_changed();
     if routine != 0 {
         inner.violation(
             Rule::Irp,
@@ -158,7 +158,7 @@ pub(crate) fn after_dispatch(inner: &Inner, irp: usize, name: &str, returned: i3
     let marked = rec.irp.stack_control() & SL_PENDING_RETURNED != 0;
     let completion = rec.completion;
     drop(st);
-    inner.irp_changed.notify_all();
+    inner.irp_changed();
     if returned == STATUS_PENDING {
         if !marked {
             inner.violation(

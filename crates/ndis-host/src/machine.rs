@@ -295,9 +295,13 @@ pub(crate) struct Inner {
     pub user_flip: crate::io::state::FlipState,
     /// Watch each request's caller input buffer for double fetches (crate::native::watch).
     pub double_fetch_watch: AtomicBool,
-    /// Signalled (with the state lock) whenever an outstanding IRP is completed, its dispatch routine
-    /// returns, its cancel ends, or the machine bug-checks: what a waiting caller waits on.
+    /// Signalled (after a change made under the state lock) whenever an outstanding IRP is completed, its
+    /// dispatch routine returns, its cancel ends, or the machine bug-checks: what a waiting caller waits on.
+    /// Use [`Inner::irp_changed`] and [`Inner::wait_irp_change`].
     pub(crate) irp_changed: std::sync::Condvar,
+    /// Callers waiting on `irp_changed`, counted under the state lock: with none (requests served on the
+    /// asking thread) a change wakes nobody and makes no futex system call.
+    pub(crate) irp_waiters: std::sync::atomic::AtomicUsize,
 }
 
 thread_local! {
@@ -428,11 +432,28 @@ impl Inner {
         true
     }
 
+    /// Wakes the callers waiting for an IRP to change, if any. Call it after the change, made under the state
+    /// lock, is visible: a waiter counts itself under that lock before it sleeps, so it either saw the
+    /// change or is counted here.
+    pub(crate) fn irp_changed(&self) {
+        if self.irp_waiters.load(Ordering::SeqCst) != 0 {
+            self.irp_changed.notify_all();
+        }
+    }
+
+    /// Sleeps on `irp_changed` for at most `timeout`, releasing the state lock `st` (taken by the caller,
+    /// who looked at the IRP under it), counted as a waiter meanwhile.
+    pub(crate) fn wait_irp_change(&self, st: MutexGuard<'_, State>, timeout: Duration) {
+        self.irp_waiters.fetch_add(1, Ordering::SeqCst);
+        drop(self.irp_changed.wait_timeout(st, timeout));
+        self.irp_waiters.fetch_sub(1, Ordering::SeqCst);
+    }
+
     /// Records a bug check; the calling processor never returns.
     pub fn bugcheck(&self, b: Bugcheck) -> ! {
         *lock(&self.bugcheck) = Some(b);
         self.down.store(true, Ordering::Release);
-        self.irp_changed.notify_all();
+        self.irp_changed();
         if self.config.echo_trace {
             eprintln!("ndis-host: *** {b}");
         }

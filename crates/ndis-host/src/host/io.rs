@@ -620,7 +620,7 @@ impl Host {
                 // clock and the bug check anyway.
                 let left = timeout.saturating_sub(start.elapsed()).min(Duration::from_millis(5));
                 if !left.is_zero() {
-                    drop(self.inner.irp_changed.wait_timeout(st, left));
+                    self.inner.wait_irp_change(st, left);
                 }
             }
             if let Some(b) = self.bugcheck() {
@@ -693,7 +693,7 @@ impl Host {
         if let Some(r) = self.inner.state().io.irps.get_mut(&irp) {
             r.cancelling = false;
         }
-        self.inner.irp_changed.notify_all();
+        self.inner.irp_changed();
         ran
     }
 
