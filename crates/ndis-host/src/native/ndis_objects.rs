@@ -63,12 +63,7 @@ impl Lent {
             }
             return;
         }
-        // The chain before this one that no chain took back (two indications were outstanding at once).
-        let older = std::mem::take(&mut pool.last);
-        pool.sort(older);
-        // Kept whole, in reverse, so the next chain of the same layout pops each block in the order it asks.
-        self.blocks.reverse();
-        pool.last = self.blocks;
+        pool.keep_last(self.blocks);
     }
 }
 
@@ -108,13 +103,21 @@ impl Recycled {
         if fits {
             return self.prepared.take();
         }
-        if let Some((mut blocks, _)) = self.prepared.take() {
-            let older = std::mem::take(&mut self.last);
-            self.sort(older);
-            blocks.reverse();
-            self.last = blocks;
+        if let Some((blocks, _)) = self.prepared.take() {
+            self.keep_last(blocks);
         }
         None
+    }
+
+    /// Makes `blocks` (a finished chain's, in allocation order) the last chain, for the next chain to take back
+    /// block by block; the chain before it that no chain took back (two indications were outstanding at once)
+    /// goes to the classes.
+    fn keep_last(&mut self, mut blocks: Vec<HostBlock>) {
+        let older = std::mem::take(&mut self.last);
+        self.sort(older);
+        // Kept whole, in reverse, so the next chain of the same layout pops each block in the order it asks.
+        blocks.reverse();
+        self.last = blocks;
     }
 
     /// Puts `blocks` into their classes; blocks of a size that is not a class (bind parameters, strings),
