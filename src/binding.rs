@@ -817,7 +817,8 @@ pub unsafe fn receive(raw: *mut Binding, nbls: PNET_BUFFER_LIST, flags: ULONG) {
         let groups = *b.multicast.lock_dpc(at);
         let run = Run { now: time::now_100ns(), mac: &b.mac, groups: groups.as_slice() };
         let c = &b.counters;
-        let (mut received, mut delivered, mut filtered, mut full, mut large, mut resources) = (0, 0, 0, 0, 0, 0);
+        let (mut received, mut delivered, mut filtered, mut resources) = (0, 0, 0, 0);
+        let mut drops = Drops::default();
         // SAFETY: the chain NDIS indicated stays with the driver until returned below (or this returns).
         let mut cursor = unsafe { nbl::Frames::new(nbls, uro) };
         // Runs of up to RUN frames: each handle is locked once per run and offered the run's frames.
@@ -826,11 +827,11 @@ pub unsafe fn receive(raw: *mut Binding, nbls: PNET_BUFFER_LIST, flags: ULONG) {
             let mut end = None;
             for o in opens.iter().filter_map(|o| o.get()) {
                 let mut rx = o.rx_at_dispatch(at);
-                end = Some(run.offer(Some(&mut rx), cursor.clone(), &mut outcome, &mut full, &mut large));
+                end = Some(run.offer(Some(&mut rx), cursor.clone(), &mut outcome, &mut drops));
             }
             let (next, n) = match end {
                 Some(e) => e,
-                None => run.offer(None, cursor.clone(), &mut outcome, &mut full, &mut large),
+                None => run.offer(None, cursor.clone(), &mut outcome, &mut drops),
             };
             let t = tally(outcome.get(..n).unwrap_or_default());
             received += n as u64;
@@ -843,8 +844,8 @@ pub unsafe fn receive(raw: *mut Binding, nbls: PNET_BUFFER_LIST, flags: ULONG) {
         Counters::add(&c.received, received);
         Counters::add(&c.delivered, delivered);
         Counters::add(&c.filtered, filtered);
-        Counters::add(&c.dropped_queue_full, full);
-        Counters::add(&c.dropped_too_large, large);
+        Counters::add(&c.dropped_queue_full, drops.full);
+        Counters::add(&c.dropped_too_large, drops.large);
         Counters::add(&c.dropped_resources, resources);
         // Waiting reads take what arrived.
         if delivered != 0 {
@@ -882,65 +883,114 @@ impl Run<'_> {
         mut rx: Option<&mut crate::open::RxLocked<'_>>,
         mut frames: nbl::Frames<'f>,
         outcome: &mut [u8; RUN],
-        full: &mut u64,
-        large: &mut u64,
+        drops: &mut Drops,
     ) -> (nbl::Frames<'f>, usize) {
         let mut n = 0;
         for out in outcome.iter_mut() {
             let Some(frame) = frames.next() else { break };
             n += 1;
-            // The first bytes (addresses, EtherType, a VLAN tag) decide; every fragment is mapped here, so
-            // a frame whose data cannot be reached is known before anything is queued.
-            let mut gathered = [0u8; crate::filter::HEAD];
-            let (head, avail, parts) = match frame.contiguous() {
-                // The usual frame: one fragment holds all of it.
-                Some(bytes) => {
-                    (bytes.get(..crate::filter::HEAD).unwrap_or(bytes), frame.len, nbl::Parts::One(Some(bytes)))
-                }
-                None => {
-                    let (mut got, mut avail) = (0, 0);
-                    for part in frame.fragments() {
-                        let k = part.len().min(gathered.len() - got);
-                        if let Some(d) = gathered.get_mut(got..got + k) {
-                            crate::copy::copy(d, part);
-                        }
-                        got += k;
-                        avail += part.len();
-                    }
-                    (gathered.get(..got).unwrap_or_default(), avail, nbl::Parts::Chain(frame.fragments()))
-                }
+            // Every fragment is mapped here, so a frame whose data cannot be reached is known before
+            // anything is queued.
+            *out |= match frame.contiguous() {
+                // The usual frame: one fragment holds all of it; its first bytes (addresses, EtherType, a
+                // VLAN tag) decide.
+                Some(bytes) => self.offer_frame(
+                    rx.as_deref_mut(),
+                    &frame,
+                    bytes.get(..crate::filter::HEAD).unwrap_or(bytes),
+                    nbl::Parts::One(Some(bytes)),
+                    drops,
+                ),
+                None => self.offer_scattered(rx.as_deref_mut(), &frame, drops),
             };
-            let dst = match head.first_chunk::<6>() {
-                Some(d) => crate::filter::destination(d, self.mac, self.groups),
-                None => crate::filter::Destination::Other,
-            };
-            if avail < frame.len {
-                *out |= LOST;
-                if let Some(rx) = rx.as_deref_mut() {
-                    rx.lost_to_resources(dst, head);
-                }
-                continue;
-            }
-            let Some(rx) = rx.as_deref_mut() else { continue };
-            let m = frame.meta;
-            let vlan = if crate::filter::vlan_tagged(head) { rawlink_abi::frame_flags::VLAN_TAGGED } else { 0 };
-            // CAST: NET_BUFFER.DataLength is a ULONG.
-            let header = FrameHeader {
-                captured_length: frame.len as u32,
-                original_length: frame.len as u32,
-                timestamp: self.now,
-                flags: m.flags | vlan,
-                segment_count: m.segment_count,
-                segment_size: m.segment_size,
-            };
-            match rx.offer(dst, head, header, parts) {
-                crate::open::Offer::Filtered => {}
-                crate::open::Offer::Queued => *out |= QUEUED | WANTED,
-                crate::open::Offer::Full => (*full, *out) = (*full + 1, *out | WANTED),
-                crate::open::Offer::TooLarge => (*large, *out) = (*large + 1, *out | WANTED),
-            }
+        }
+        if let Some(rx) = rx {
+            rx.count_offered(n);
         }
         (frames, n)
+    }
+
+    /// [`Run::offer`] of a frame spread over MDLs (or one that cannot be mapped): its first bytes gathered
+    /// from the fragments; a frame whose data cannot all be reached is lost to resources.
+    #[cold]
+    #[inline(never)]
+    fn offer_scattered(
+        &self,
+        rx: Option<&mut crate::open::RxLocked<'_>>,
+        frame: &nbl::Frame<'_>,
+        drops: &mut Drops,
+    ) -> u8 {
+        let mut gathered = [0u8; crate::filter::HEAD];
+        let (mut got, mut avail) = (0, 0);
+        for part in frame.fragments() {
+            let k = part.len().min(gathered.len() - got);
+            if let Some(d) = gathered.get_mut(got..got + k) {
+                crate::copy::copy(d, part);
+            }
+            got += k;
+            avail += part.len();
+        }
+        let head = gathered.get(..got).unwrap_or_default();
+        if avail < frame.len {
+            if let Some(rx) = rx {
+                rx.lost_to_resources(destination(head, self), head);
+            }
+            return LOST;
+        }
+        self.offer_frame(rx, frame, head, nbl::Parts::Chain(frame.fragments()), drops)
+    }
+
+    /// Offers one frame whose bytes are all reachable (`head`: its first bytes) to the handle, if any;
+    /// returns its outcome bits.
+    #[inline(always)]
+    fn offer_frame(
+        &self,
+        rx: Option<&mut crate::open::RxLocked<'_>>,
+        frame: &nbl::Frame<'_>,
+        head: &[u8],
+        parts: nbl::Parts<'_>,
+        drops: &mut Drops,
+    ) -> u8 {
+        let Some(rx) = rx else { return 0 };
+        let m = frame.meta;
+        let vlan = if crate::filter::vlan_tagged(head) { rawlink_abi::frame_flags::VLAN_TAGGED } else { 0 };
+        // CAST: NET_BUFFER.DataLength is a ULONG.
+        let header = FrameHeader {
+            captured_length: frame.len as u32,
+            original_length: frame.len as u32,
+            timestamp: self.now,
+            flags: m.flags | vlan,
+            segment_count: m.segment_count,
+            segment_size: m.segment_size,
+        };
+        match rx.offer(destination(head, self), head, header, parts) {
+            crate::open::Offer::Filtered => 0,
+            crate::open::Offer::Queued => QUEUED | WANTED,
+            crate::open::Offer::Full => {
+                drops.full += 1;
+                WANTED
+            }
+            crate::open::Offer::TooLarge => {
+                drops.large += 1;
+                WANTED
+            }
+        }
+    }
+}
+
+/// Frames a run's handles wanted but could not queue, by reason.
+#[derive(Debug, Default)]
+struct Drops {
+    full: u64,
+    large: u64,
+}
+
+/// The destination class of a frame whose first bytes are `head`, for the binding's address and groups.
+#[inline(always)]
+fn destination(head: &[u8], run: &Run<'_>) -> crate::filter::Destination {
+    match head.first_chunk::<6>() {
+        Some(d) => crate::filter::destination(d, run.mac, run.groups),
+        None => crate::filter::Destination::Other,
     }
 }
 

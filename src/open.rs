@@ -170,7 +170,16 @@ impl Drop for RxLocked<'_> {
 }
 
 impl RxLocked<'_> {
-    /// Offers a received frame: queued if this handle's filter wants it and there is room.
+    /// Counts `n` frames offered to this handle (by [`RxLocked::offer`] or [`RxLocked::lost_to_resources`]),
+    /// once per run instead of once per frame.
+    pub fn count_offered(&mut self, n: usize) {
+        // CAST: a run is at most RUN frames.
+        self.rx.offered += n as u64;
+    }
+
+    /// Offers a received frame: queued if this handle's filter wants it and there is room (counted as
+    /// offered by the caller, [`RxLocked::count_offered`]).
+    #[inline(always)]
     pub fn offer<'a>(
         &mut self,
         dst: Destination,
@@ -179,7 +188,6 @@ impl RxLocked<'_> {
         parts: crate::kernel::nbl::Parts<'a>,
     ) -> Offer {
         let rx = &mut *self.rx;
-        rx.offered += 1;
         let dst = match dst {
             Destination::ListedMulticast => crate::filter::destination_for(dst, head.first_chunk::<6>(), &rx.groups),
             d => d,
@@ -196,21 +204,21 @@ impl RxLocked<'_> {
         if let Some(ring) = rx.ring.as_mut() {
             return ring_offer(ring, header, parts);
         }
-        let pushed = rx.queue.as_mut().map(|q| match parts.single() {
+        let Some(q) = rx.queue.as_mut() else { return Offer::Full };
+        let pushed = match parts.single() {
             Some(bytes) => q.push_slice(header, bytes),
             None => q.push(header, parts),
-        });
+        };
         match pushed {
-            Some(Push::Queued) => Offer::Queued,
-            Some(Push::Full) | None => Offer::Full,
-            Some(Push::TooLarge) => Offer::TooLarge,
+            Push::Queued => Offer::Queued,
+            Push::Full => Offer::Full,
+            Push::TooLarge => Offer::TooLarge,
         }
     }
 
     /// Counts a frame this handle wanted but whose data could not be reached; returns whether it wanted it.
     pub fn lost_to_resources(&mut self, dst: Destination, head: &[u8]) -> bool {
         let rx = &mut *self.rx;
-        rx.offered += 1;
         let dst = crate::filter::destination_for(dst, head.first_chunk::<6>(), &rx.groups);
         if rx.filter.accepts(dst, head) {
             rx.dropped_resources += 1;
@@ -224,6 +232,7 @@ impl RxLocked<'_> {
 
 /// Writes one frame into the ring's next slot (the first frame of a run opens the batch: the consumer
 /// index is read, once, and validated). Full and broken rings drop it.
+#[inline(always)]
 fn ring_offer(ring: &mut Ring, mut header: FrameHeader, parts: crate::kernel::nbl::Parts<'_>) -> Offer {
     if !ring.producer.in_batch() {
         // The process's word: read once for the whole batch; only a value the producer accepts is used.

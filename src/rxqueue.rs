@@ -166,6 +166,7 @@ impl RxQueue {
     }
 
     /// Queues one frame given as pieces (its MDL fragments), or counts a drop when there is no room.
+    #[inline(never)]
     pub fn push<'a>(&mut self, header: FrameHeader, parts: impl IntoIterator<Item = &'a [u8]>) -> Push {
         let captured = header.captured_length as usize;
         let record = match self.room(captured) {
