@@ -901,7 +901,7 @@ impl Run<'_> {
                     nbl::Parts::One(Some(bytes)),
                     drops,
                 ),
-                None => self.offer_scattered(rx.as_deref_mut(), &frame, drops),
+                None => self.offer_scattered(rx.as_deref_mut(), frame, drops),
             };
         }
         if let Some(rx) = rx {
@@ -917,7 +917,7 @@ impl Run<'_> {
     fn offer_scattered(
         &self,
         rx: Option<&mut crate::open::RxLocked<'_>>,
-        frame: &nbl::Frame<'_>,
+        frame: nbl::Frame<'_>,
         drops: &mut Drops,
     ) -> u8 {
         let mut gathered = [0u8; crate::filter::HEAD];
@@ -937,7 +937,7 @@ impl Run<'_> {
             }
             return LOST;
         }
-        self.offer_frame(rx, frame, head, nbl::Parts::Chain(frame.fragments()), drops)
+        self.offer_frame(rx, &frame, head, nbl::Parts::Chain(frame.fragments()), drops)
     }
 
     /// Offers one frame whose bytes are all reachable (`head`: its first bytes) to the handle, if any;

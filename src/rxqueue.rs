@@ -115,7 +115,7 @@ impl RxQueue {
 
     /// [`RxQueue::push`]'s copy of a record that wraps around the end of the ring, piece by piece.
     #[cold]
-    fn push_wrapping<'a>(&mut self, record: usize, header: &FrameHeader, parts: impl IntoIterator<Item = &'a [u8]>) {
+    fn push_wrapping<'a>(&mut self, record: usize, header: FrameHeader, parts: impl IntoIterator<Item = &'a [u8]>) {
         let mut at = self.len;
         self.put(at, &header.to_bytes());
         at += FrameHeader::LEN;
@@ -197,7 +197,7 @@ impl RxQueue {
                 left.fill(0);
             }
         } else {
-            self.push_wrapping(record, &header, parts);
+            self.push_wrapping(record, header, parts);
         }
         self.queued(record)
     }
@@ -231,7 +231,7 @@ impl RxQueue {
                     }
                 }
             }
-            None => self.push_wrapping(record, &header, [bytes]),
+            None => self.push_wrapping(record, header, [bytes]),
         }
         self.queued(record)
     }
