@@ -44,6 +44,12 @@ pub struct RxQueue {
     len: usize,
     /// Whole records queued.
     records: usize,
+    /// Where the next record goes (`head + len`, wrapped; may equal the capacity, read as 0 by the slow
+    /// path) and the end of the free bytes that follow it without wrapping: the capacity when the records
+    /// do not wrap, else the head. [`RxQueue::push_slice`]'s usual record lies in between and needs no
+    /// other check; every other change of `head` or `len` recomputes both ([`RxQueue::resync`]).
+    tail: usize,
+    limit: usize,
     pub stats: RxStats,
 }
 
@@ -54,7 +60,7 @@ impl RxQueue {
         let mut buf = Vec::new();
         buf.try_reserve_exact(capacity)?;
         buf.resize(capacity, 0);
-        Ok(Self { buf, head: 0, len: 0, records: 0, stats: RxStats::default() })
+        Ok(Self { buf, head: 0, len: 0, records: 0, tail: 0, limit: capacity, stats: RxStats::default() })
     }
 
     pub fn capacity(&self) -> usize {
@@ -73,6 +79,20 @@ impl RxQueue {
     /// Frames queued.
     pub fn records(&self) -> usize {
         self.records
+    }
+
+    /// Recomputes the write window (`tail`, `limit`) from `head` and `len`.
+    fn resync(&mut self) {
+        let cap = self.buf.len();
+        self.tail = self.wrap(self.head + self.len);
+        self.limit = if self.len == cap {
+            // Full: no free byte.
+            self.tail
+        } else if self.tail < self.head {
+            self.head
+        } else {
+            cap
+        };
     }
 
     /// Copies `src` into the ring at logical position `at` (relative to head), wrapping.
@@ -199,12 +219,34 @@ impl RxQueue {
         } else {
             self.push_wrapping(record, header, parts);
         }
-        self.queued(record)
+        let pushed = self.queued(record);
+        self.resync();
+        pushed
     }
 
     /// [`RxQueue::push`] of a frame whose bytes are one slice (the usual frame): the same record, with no
-    /// walk over pieces.
+    /// walk over pieces. A record that fits the write window is written there with one check; anything
+    /// else (a full queue, a record too large, one that wraps) takes [`RxQueue::push_slice_slow`].
+    #[inline]
     pub fn push_slice(&mut self, header: FrameHeader, bytes: &[u8]) -> Push {
+        let captured = header.captured_length as usize;
+        let record = FrameHeader::record_len(captured);
+        let start = self.tail;
+        // `limit >= tail` always (see the fields), so the difference does not wrap.
+        if record > self.limit.wrapping_sub(start) {
+            return self.push_slice_slow(header, bytes);
+        }
+        let Some(r) = self.buf.get_mut(start..start + record) else { return self.push_slice_slow(header, bytes) };
+        Self::write_record(r, header, bytes);
+        self.tail = start + record;
+        self.queued(record)
+    }
+
+    /// [`RxQueue::push_slice`] outside the write window: the drop, counted, or the record written where
+    /// `head + len` says, wrapping if it must; then the window is recomputed.
+    #[cold]
+    #[inline(never)]
+    fn push_slice_slow(&mut self, header: FrameHeader, bytes: &[u8]) -> Push {
         let captured = header.captured_length as usize;
         let record = match self.room(captured) {
             Ok(r) => r,
@@ -212,28 +254,36 @@ impl RxQueue {
         };
         let start = self.wrap(self.head + self.len);
         match self.buf.get_mut(start..start + record) {
-            Some(r) => {
-                // As in `push`: the last 8 bytes zeroed first (the padding lies in them), then the header,
-                // then the data over the rest.
-                if let Some(tail) = r.last_chunk_mut::<{ FrameHeader::ALIGN }>() {
-                    *tail = [0; FrameHeader::ALIGN];
-                }
-                let (h, data) = r.split_at_mut(FrameHeader::LEN.min(r.len()));
-                if let Some(h) = h.first_chunk_mut::<{ FrameHeader::LEN }>() {
-                    *h = header.to_bytes();
-                }
-                let data = data.get_mut(..captured).unwrap_or_default();
-                copy(data, bytes);
-                // A slice shorter than the header says leaves zeros, never stale data.
-                if bytes.len() < data.len() {
-                    if let Some(rest) = data.get_mut(bytes.len()..) {
-                        rest.fill(0);
-                    }
-                }
-            }
+            Some(r) => Self::write_record(r, header, bytes),
             None => self.push_wrapping(record, header, [bytes]),
         }
-        self.queued(record)
+        let pushed = self.queued(record);
+        self.resync();
+        pushed
+    }
+
+    /// Writes a whole record (`r`: exactly its bytes) of the frame `bytes`: the header, the data, and zeros
+    /// after the data up to the record's end.
+    #[inline(always)]
+    fn write_record(r: &mut [u8], header: FrameHeader, bytes: &[u8]) {
+        let captured = header.captured_length as usize;
+        // The last 8 bytes zeroed first (the padding, under 8 bytes, lies in them), then the header, then
+        // the data over the rest.
+        if let Some(tail) = r.last_chunk_mut::<{ FrameHeader::ALIGN }>() {
+            *tail = [0; FrameHeader::ALIGN];
+        }
+        let (h, data) = r.split_at_mut(FrameHeader::LEN.min(r.len()));
+        if let Some(h) = h.first_chunk_mut::<{ FrameHeader::LEN }>() {
+            *h = header.to_bytes();
+        }
+        let data = data.get_mut(..captured).unwrap_or_default();
+        copy(data, bytes);
+        // A slice shorter than the header says leaves zeros, never stale data.
+        if bytes.len() < data.len() {
+            if let Some(rest) = data.get_mut(bytes.len()..) {
+                rest.fill(0);
+            }
+        }
     }
 
     /// Takes over `old`'s records (oldest first) and counters, when they all fit; `old` is left empty.
@@ -257,6 +307,8 @@ impl RxQueue {
         self.records += old.records;
         self.stats = old.stats;
         (old.head, old.len, old.records) = (0, 0, 0);
+        self.resync();
+        old.resync();
         true
     }
 
@@ -280,6 +332,7 @@ impl RxQueue {
         self.len -= total;
         self.records -= records;
         self.stats.delivered += records as u64;
+        self.resync();
         total
     }
 
@@ -310,6 +363,7 @@ impl RxQueue {
         self.len -= record;
         self.records -= 1;
         self.stats.delivered += 1;
+        self.resync();
         Some(Ok(len))
     }
 
@@ -486,6 +540,86 @@ mod tests {
             assert_eq!(&d[..5], &[1, 2, 3, 4, 5]);
             assert!(d[5..].iter().all(|&b| b == 0), "round {round}");
             assert!(out[FrameHeader::LEN + len..n].iter().all(|&b| b == 0), "padding, round {round}");
+        }
+    }
+
+    #[test]
+    fn random_pushes_and_reads_match_a_model_queue_and_keep_the_write_window_exact() {
+        // A model (whole frames in a VecDeque, the same room rule) against the queue, over a long random
+        // mix of one-slice and piecewise pushes, batched and one-frame reads, on capacities that make
+        // records wrap, fill the ring to the byte and end exactly at its end.
+        use std::collections::VecDeque;
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut rnd = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let frame: Vec<u8> = (0..=255u8).cycle().take(600).collect();
+        for cap in [64, 200, 256, 1000, 4096] {
+            let mut q = RxQueue::new(cap).unwrap();
+            let mut model: VecDeque<(u64, Vec<u8>)> = VecDeque::new();
+            let (mut used, mut ts) = (0usize, 0u64);
+            for step in 0..20_000 {
+                let len = match rnd(10) {
+                    0 => 0,
+                    1 => cap.saturating_sub(FrameHeader::LEN + rnd(16)),
+                    _ => rnd(300),
+                };
+                let len = len.min(frame.len() - 8);
+                ts += 1;
+                let h = FrameHeader {
+                    captured_length: len as u32,
+                    original_length: len as u32,
+                    timestamp: ts,
+                    ..Default::default()
+                };
+                let bytes = &frame[step % 7..step % 7 + len];
+                let record = FrameHeader::record_len(len);
+                let expect = if record > cap {
+                    Push::TooLarge
+                } else if record > cap - used {
+                    Push::Full
+                } else {
+                    Push::Queued
+                };
+                let got = if rnd(4) == 0 {
+                    let cut = rnd(len + 1);
+                    q.push(h, [&bytes[..cut], &bytes[cut..]])
+                } else {
+                    q.push_slice(h, bytes)
+                };
+                assert_eq!(got, expect, "cap {cap} step {step} len {len}");
+                if got == Push::Queued {
+                    model.push_back((ts, bytes.to_vec()));
+                    used += record;
+                }
+                match rnd(5) {
+                    0 => {
+                        let mut out = vec![0u8; rnd(cap + 64)];
+                        let n = q.pop_into(&mut out);
+                        for (h, d) in Frames::new(&out[..n]) {
+                            let (t, m) = model.pop_front().unwrap();
+                            assert_eq!((h.timestamp, d), (t, &m[..]), "cap {cap} step {step}");
+                            used -= FrameHeader::record_len(m.len());
+                        }
+                    }
+                    1 => {
+                        let mut out = vec![0u8; 600];
+                        if let Some(Ok(n)) = q.pop_frame(&mut out) {
+                            let (_, m) = model.pop_front().unwrap();
+                            assert_eq!(&out[..n], &m[..], "cap {cap} step {step}");
+                            used -= FrameHeader::record_len(m.len());
+                        }
+                    }
+                    _ => {}
+                }
+                assert_eq!((q.len(), q.records()), (used, model.len()), "cap {cap} step {step}");
+                assert_eq!(q.tail % q.capacity(), (q.head + q.len) % q.capacity(), "cap {cap} step {step}");
+                assert!(q.tail <= q.limit && q.limit <= q.capacity(), "cap {cap} step {step}");
+            }
+            assert!(q.stats.queued > 100 && q.stats.dropped_full > 0, "cap {cap}: {:?}", q.stats);
         }
     }
 }
