@@ -6,8 +6,10 @@
 //! pieces, which the compiler turns into plain loads and stores, no call), the tail is one overlapping
 //! piece, and there is no branch per byte.
 
-/// Copies longer than this go to `memcpy`.
+/// Copies longer than this are copied in 64-byte blocks ([`copy_long`]).
 pub const LONG: usize = 256;
+/// Copies longer than this (longer than any frame) go to `memcpy`.
+pub const BULK: usize = 4096;
 
 /// Copies `src` into the start of `dst`, `min(dst.len(), src.len())` bytes.
 #[inline]
@@ -15,9 +17,7 @@ pub fn copy(dst: &mut [u8], src: &[u8]) {
     let n = dst.len().min(src.len());
     let (Some(dst), Some(src)) = (dst.get_mut(..n), src.get(..n)) else { return };
     if n > LONG {
-        // Long copies (a large frame, a read's batch of records): memcpy's string instructions move 8 bytes
-        // each and their start-up cost is small next to the length.
-        dst.copy_from_slice(src);
+        copy_long(dst, src);
     } else if n >= 16 && n <= 64 {
         // Short frames: two or four 16-byte pieces, the last ones ending at the end (overlapping), no loop.
         copy16(dst, src, 0);
@@ -55,6 +55,31 @@ pub fn copy(dst: &mut [u8], src: &[u8]) {
     } else {
         for (d, s) in dst.iter_mut().zip(src) {
             *d = *s;
+        }
+    }
+}
+
+/// [`copy`] of more than [`LONG`] bytes: a large frame in 64-byte blocks of 16-byte pieces, then the last
+/// 64 bytes (overlapping what the blocks copied) — memcpy's string instructions start too slowly for
+/// frame lengths; anything longer than a frame (a read's batch of records) with memcpy, whose start-up
+/// cost is nothing next to the length.
+#[inline(never)]
+fn copy_long(dst: &mut [u8], src: &[u8]) {
+    let n = dst.len().min(src.len());
+    if n > BULK {
+        if let (Some(d), Some(s)) = (dst.get_mut(..n), src.get(..n)) {
+            d.copy_from_slice(s);
+        }
+        return;
+    }
+    let mut d = dst.chunks_exact_mut(64);
+    let mut s = src.chunks_exact(64);
+    for (d, s) in (&mut d).zip(&mut s) {
+        copy_block::<64>(d, s, 0);
+    }
+    if n % 64 != 0 {
+        if let Some(at) = n.checked_sub(64) {
+            copy_block::<64>(dst, src, at);
         }
     }
 }
@@ -145,9 +170,9 @@ mod tests {
     use std::vec::Vec;
 
     #[test]
-    fn every_length_up_to_two_frames_is_copied_exactly_and_nothing_past_it() {
-        let src: Vec<u8> = (0..3100u32).map(|i| (i * 7 + 3) as u8).collect();
-        for n in 0..3100 {
+    fn every_length_up_to_two_frames_and_past_bulk_is_copied_exactly_and_nothing_past_it() {
+        let src: Vec<u8> = (0..4300u32).map(|i| (i * 7 + 3) as u8).collect();
+        for n in 0..4300 {
             let mut dst = vec![0xEEu8; n + 40];
             copy(&mut dst[..n], &src[..n]);
             assert_eq!(&dst[..n], &src[..n], "length {n}");

@@ -102,14 +102,15 @@ fn wait_done(h: &Host, irp: usize) -> i32 {
     h.wait_request(irp, Duration::from_secs(10)).expect("waited").expect("completed").status
 }
 
-/// Every length from the shortest frame past the short-copy and long-copy boundaries (64, 256 bytes): each
-/// frame is written into its slot whole, with no byte of it wrong.
+/// Every length from the shortest frame to the longest, past the short-copy and long-copy boundaries (64, 256
+/// bytes) and the 64-byte blocks of long frames: each frame is written into its slot whole, with no byte of
+/// it wrong.
 #[test]
-fn frames_of_every_length_from_14_to_300_bytes_arrive_intact() {
+fn frames_of_every_length_from_14_to_1514_bytes_arrive_intact() {
     let h = common::running(common::ethernet(1));
     let f = common::attach(&h, 0);
     let r = attach_ring(&h, f, 64, 2048);
-    let lengths: Vec<usize> = (14..=300).collect();
+    let lengths: Vec<usize> = (14..=1514).collect();
     for (burst, group) in lengths.chunks(32).enumerate() {
         let frames: Vec<Vec<u8>> = group.iter().map(|&len| frame(burst as u32 * 64 + len as u32, len)).collect();
         assert_eq!(h.indicate_receive(0, frames.clone(), false).expect("indicated"), 0);

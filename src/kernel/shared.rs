@@ -54,12 +54,49 @@ impl SharedRegion {
     }
 
     /// Writes `bytes` at `offset`, if they fit; never reads the region.
+    #[inline]
     pub fn write(&self, offset: usize, bytes: &[u8]) {
         if offset.checked_add(bytes.len()).is_none_or(|e| e > self.len) {
             return;
         }
         // SAFETY: the range lies inside the region (checked above, type invariant).
         unsafe { copy_to(self.base.add(offset), bytes) };
+    }
+}
+
+/// [`copy_to`] of more than [`crate::copy::LONG`] bytes: a frame in 64-byte blocks, then the last 64 bytes
+/// (overlapping what the blocks wrote); anything longer than a frame with memcpy.
+///
+/// # Safety
+///
+/// `dst..dst + src.len()` is writable memory.
+#[inline(never)]
+unsafe fn copy_long_to(dst: *mut u8, src: &[u8]) {
+    let n = src.len();
+    if n > crate::copy::BULK {
+        // SAFETY: `dst..dst + n` is writable (caller's guarantee) and cannot overlap `src`, a driver borrow.
+        unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), dst, n) };
+        return;
+    }
+    let block = |at: usize| {
+        if let Some(b) = src.get(at..).and_then(<[u8]>::first_chunk::<64>) {
+            for (i, piece) in b.chunks_exact(16).enumerate() {
+                if let Some(p) = piece.first_chunk::<16>() {
+                    // SAFETY: `at + 64 <= n`: the piece lies inside the destination (caller's guarantee).
+                    unsafe { put(dst, at + 16 * i, p) };
+                }
+            }
+        }
+    };
+    let mut at = 0;
+    while at + 64 <= n {
+        block(at);
+        at += 64;
+    }
+    if at < n {
+        if let Some(last) = n.checked_sub(64) {
+            block(last);
+        }
     }
 }
 
@@ -75,8 +112,8 @@ unsafe fn put(dst: *mut u8, at: usize, piece: &[u8; 16]) {
 }
 
 /// Copies `src` to `dst` in 16-byte pieces of compile-time size (plain loads and stores, as
-/// [`crate::copy::copy`] does for driver memory, without forming a slice over `dst`); long copies go to
-/// memcpy, as there.
+/// [`crate::copy::copy`] does for driver memory, without forming a slice over `dst`); long frames in 64-byte
+/// blocks and anything longer than a frame with memcpy, as there.
 ///
 /// # Safety
 ///
@@ -85,8 +122,8 @@ unsafe fn put(dst: *mut u8, at: usize, piece: &[u8; 16]) {
 unsafe fn copy_to(dst: *mut u8, src: &[u8]) {
     let n = src.len();
     if n > crate::copy::LONG {
-        // SAFETY: `dst..dst + n` is writable (caller's guarantee) and cannot overlap `src`, a driver borrow.
-        unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), dst, n) };
+        // SAFETY: `dst..dst + n` is writable (caller's guarantee).
+        unsafe { copy_long_to(dst, src) };
         return;
     }
     // 16..=64 bytes (short frames): two or four 16-byte pieces, the last ones ending at the end (overlapping
