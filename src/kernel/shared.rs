@@ -64,8 +64,9 @@ impl SharedRegion {
     }
 }
 
-/// [`copy_to`] of more than [`crate::copy::LONG`] bytes: a frame in 64-byte blocks, then the last 64 bytes
-/// (overlapping what the blocks wrote); anything longer than a frame with memcpy.
+/// [`copy_to`] of more than [`crate::copy::LONG`] bytes: a frame in 128-byte steps of two 64-byte blocks,
+/// then at most two blocks, the last ending at the end (overlapping what the others wrote); anything longer
+/// than a frame with memcpy.
 ///
 /// # Safety
 ///
@@ -89,11 +90,15 @@ unsafe fn copy_long_to(dst: *mut u8, src: &[u8]) {
         }
     };
     let mut at = 0;
-    while at + 64 <= n {
+    while at + 128 <= n {
         block(at);
-        at += 64;
+        block(at + 64);
+        at += 128;
     }
     if at < n {
+        if n - at > 64 {
+            block(at);
+        }
         if let Some(last) = n.checked_sub(64) {
             block(last);
         }
