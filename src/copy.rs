@@ -6,7 +6,7 @@
 //! pieces, which the compiler turns into plain loads and stores, no call), the tail is one overlapping
 //! piece, and there is no branch per byte.
 
-/// Copies longer than this are copied in 64-byte blocks ([`copy_long`]).
+/// Copies longer than this are copied in 128-byte steps ([`copy_long`]).
 pub const LONG: usize = 256;
 /// Copies longer than this (longer than any frame) go to `memcpy`.
 pub const BULK: usize = 4096;

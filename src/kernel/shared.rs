@@ -117,8 +117,8 @@ unsafe fn put(dst: *mut u8, at: usize, piece: &[u8; 16]) {
 }
 
 /// Copies `src` to `dst` in 16-byte pieces of compile-time size (plain loads and stores, as
-/// [`crate::copy::copy`] does for driver memory, without forming a slice over `dst`); long frames in 64-byte
-/// blocks and anything longer than a frame with memcpy, as there.
+/// [`crate::copy::copy`] does for driver memory, without forming a slice over `dst`); long frames in 128-byte
+/// steps and anything longer than a frame with memcpy, as there.
 ///
 /// # Safety
 ///
