@@ -5,11 +5,10 @@
 //! per read and with 256 KiB batched reads; write → send with one frame per write and 64 per write); two
 //! open-loop cases (one thread offers frames at 14.88 Mpps, or as close as the host gets, while another
 //! takes them, with 256 KiB reads or from the mapped ring; frames not taken are counted as drops); the
-//! memcpy floor (copying the same frames into a read
-//! buffer, on the same machine); and, under valgrind's callgrind, the instructions the driver executes per
-//! frame: only instructions inside the driver image's address range count (its CR8 trampolines included),
-//! never ndis-host's exports, measured as the difference of a 3-burst and a 1-burst run so loading,
-//! binding and unloading cancel out.
+//! memcpy floor (copying the same frames into a read buffer, on the same machine); and, under valgrind's
+//! callgrind, the instructions the driver executes per frame: only instructions inside the driver image's
+//! address range count (its CR8 trampolines included), never ndis-host's exports, measured as the
+//! difference of a 3-burst and a 1-burst run so loading, binding and unloading cancel out.
 //!
 //! Output: the table; `--json PATH` (the cases in issue 13's schema, plus `offered_frames_per_s` on the
 //! open-loop rows and the memcpy floor); `--svg PATH` (a bar chart, default `target/bench/bench.svg`); and
