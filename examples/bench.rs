@@ -741,11 +741,16 @@ mod linux {
                     colors[k % colors.len()]
                 );
             }
-            s += &format!(
-                "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{name}</text>\n",
-                x0 + gw / 2.0,
-                top + plot_h + 18.0
-            );
+            // A qualifier in parentheses ("(open loop)") goes on a second line, so neighbouring labels
+            // do not run into each other.
+            let (x, yy) = (x0 + gw / 2.0, top + plot_h + 18.0);
+            let label = match name.split_once(" (") {
+                Some((first, rest)) => {
+                    format!("<tspan x=\"{x:.1}\">{first}</tspan><tspan x=\"{x:.1}\" dy=\"15\">({rest}</tspan>")
+                }
+                None => name.clone(),
+            };
+            s += &format!("<text x=\"{x:.1}\" y=\"{yy:.1}\" text-anchor=\"middle\">{label}</text>\n");
         }
         for (k, size) in SIZES.iter().enumerate() {
             let x = left + 150.0 * k as f64;
