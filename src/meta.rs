@@ -34,12 +34,12 @@ pub fn decode(m: &NblMeta) -> HeaderMeta {
     if m.checksum == 0 && m.rsc == 0 && m.uro == 0 && m.nbl_flags & NDIS_NBL_FLAGS_IS_LOOPBACK_PACKET == 0 {
         return HeaderMeta::default();
     }
-    decode_set(m)
+    decode_set(*m)
 }
 
 /// [`decode`] of an NBL with something set.
 #[inline(never)]
-fn decode_set(m: &NblMeta) -> HeaderMeta {
+fn decode_set(m: NblMeta) -> HeaderMeta {
     // CAST: the receive checksum info is a ULONG of bit-fields in the low bits of its pointer-sized slot.
     let c = NDIS_TCP_IP_CHECKSUM_NET_BUFFER_LIST_INFO_Receive { Bits: m.checksum as u32 };
     let mut flags = 0;
@@ -97,7 +97,7 @@ mod tests {
                 for &uro in &values {
                     for nbl_flags in [0, NDIS_NBL_FLAGS_IS_LOOPBACK_PACKET, u32::MAX] {
                         let m = NblMeta { nbl_flags, checksum, rsc, uro };
-                        assert_eq!(decode(&m), decode_set(&m), "{m:?}");
+                        assert_eq!(decode(&m), decode_set(m), "{m:?}");
                     }
                 }
             }
